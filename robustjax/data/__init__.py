@@ -1,0 +1,26 @@
+"""Data loading, preprocessing and splitting: files -> dense-id tables -> train/valid/test."""
+
+from robustjax.data.config import DataConfig, prepare
+from robustjax.data.csr import padded_lists, user_item_csr
+from robustjax.data.download import KNOWN_SHA256, download_movielens
+from robustjax.data.folder import FORMATS, carve_valid, detect_format, load, load_split_folder
+from robustjax.data.loaders import (
+    load_atomic,
+    load_delimited,
+    load_movielens,
+    load_pairs_in_order,
+    load_user_lines,
+)
+from robustjax.data.preprocess import deduplicate, kcore, remap, to_implicit
+from robustjax.data.splits import check_cold, split_leave_one_out, split_random, split_temporal
+from robustjax.data.synthetic import synthetic
+from robustjax.data.table import InteractionTable, SplitData
+
+__all__ = [
+    "FORMATS", "KNOWN_SHA256", "DataConfig", "InteractionTable", "SplitData", "carve_valid",
+    "check_cold", "deduplicate", "detect_format", "download_movielens", "kcore", "load",
+    "load_atomic", "load_delimited", "load_movielens", "load_pairs_in_order",
+    "load_split_folder", "load_user_lines", "padded_lists", "prepare", "remap",
+    "split_leave_one_out", "split_random", "split_temporal", "synthetic", "to_implicit",
+    "user_item_csr",
+]

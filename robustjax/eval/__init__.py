@@ -1,0 +1,26 @@
+"""Evaluation: per-user ranking metrics, mergeable metric sums, full and sampled protocols."""
+
+from robustjax.eval.full import TopK, eval_full_step, evaluate_full
+from robustjax.eval.metrics import MetricSums, sum_metrics
+from robustjax.eval.ranking import METRIC_NAMES, metric_keys, rank_metrics
+from robustjax.eval.sampled import (
+    SampledCandidates,
+    eval_sampled_step,
+    evaluate_sampled,
+    make_sampled_candidates,
+)
+
+__all__ = [
+    "METRIC_NAMES",
+    "MetricSums",
+    "SampledCandidates",
+    "TopK",
+    "eval_full_step",
+    "eval_sampled_step",
+    "evaluate_full",
+    "evaluate_sampled",
+    "make_sampled_candidates",
+    "metric_keys",
+    "rank_metrics",
+    "sum_metrics",
+]

@@ -1,0 +1,178 @@
+"""Experiment configuration: frozen dataclasses and ``--set key=value`` overrides."""
+import dataclasses
+import json
+import types
+import typing
+from typing import Any
+
+from robustjax.data import DataConfig
+from robustjax.models.registry import ModelConfig
+from robustjax.train.state import OPTIMIZERS
+from robustjax.train.sampler import SAMPLERS
+
+LOSSES = ("bpr", "bce", "softmax")
+
+
+def _positive(cfg, *names):
+    for name in names:
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{type(cfg).__name__}.{name} must be an integer >= 1, "
+                             f"got {value!r}.")
+
+
+def _choice(cfg, name, choices):
+    value = getattr(cfg, name)
+    if value not in choices:
+        raise ValueError(f"{type(cfg).__name__}.{name}={value!r} is unknown; expected one of "
+                         f"{tuple(choices)}.")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 2048
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    loss: str = "bpr"
+    l2: float = 0.0              # weight of the batch-level embedding L2 term
+    weight_decay: float = 0.0    # dense L2 on all parameters, through the optimizer
+    num_negatives: int = 1
+    sampler: str = "uniform"
+    eval_every: int = 10         # validate every N epochs (and at the last epoch)
+    patience: int = 0            # stop after N validations without improvement; 0 = never
+    early_metric: str = "ndcg@20"
+    checkpoint_every: int = 10
+    seed: int = 2024
+
+    def __post_init__(self):
+        _positive(self, "epochs", "batch_size", "num_negatives", "eval_every",
+                  "checkpoint_every")
+        if self.learning_rate <= 0:
+            raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}.")
+        for name in ("l2", "weight_decay", "patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
+        _choice(self, "optimizer", OPTIMIZERS)
+        _choice(self, "loss", LOSSES)
+        _choice(self, "sampler", SAMPLERS)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    ks: tuple[int, ...] = (10, 20, 50)
+    batch_size: int = 1024        # users per full-ranking batch (bounds memory: B x I scores)
+    sampled_negatives: int = 0    # > 0 adds the sampled protocol with this many negatives
+    top_n: int = 50               # recommendations written per test user
+
+    def __post_init__(self):
+        if not self.ks or any(k < 1 for k in self.ks):
+            raise ValueError(f"EvalConfig.ks must be positive cutoffs, got {self.ks!r}.")
+        _positive(self, "batch_size", "top_n")
+        if self.sampled_negatives < 0:
+            raise ValueError("EvalConfig.sampled_negatives must be >= 0, got "
+                             f"{self.sampled_negatives!r}.")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExperimentConfig:
+    name: str = "custom"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+
+# ----------------------------------------------------------------------------- overrides
+
+def valid_keys(cfg: Any, prefix: str = "") -> list[str]:
+    """Every ``a.b`` key that ``--set`` accepts for this config."""
+    keys = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            keys += valid_keys(value, f"{prefix}{f.name}.")
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def apply_overrides(cfg: Any, overrides: list[str] | dict[str, Any]) -> Any:
+    """Applies ``key=value`` overrides (dotted keys into nested configs).
+
+    Values are parsed by the field's annotated type (``int``, ``float``, ``bool``, ``str``,
+    tuples as ``a,b,c``, ``None``). An unknown key is an error listing the valid ones.
+    """
+    items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
+    for key, raw in items:
+        cfg = _set(cfg, key.split("."), raw, key)
+    return cfg
+
+
+def _split(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise ValueError(f"--set expects key=value, got {item!r} (e.g. train.epochs=5).")
+    key, value = item.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _set(cfg, path, raw, full_key):
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    if path[0] not in fields:
+        raise ValueError(f"--set: unknown key {full_key!r}. Valid keys: "
+                         f"{', '.join(valid_keys(cfg))}.")
+    f = fields[path[0]]
+    current = getattr(cfg, f.name)
+    if len(path) > 1:
+        if not dataclasses.is_dataclass(current):
+            raise ValueError(f"--set: {full_key!r}: {path[0]!r} is not a config section.")
+        return dataclasses.replace(cfg, **{f.name: _set(current, path[1:], raw, full_key)})
+    if dataclasses.is_dataclass(current):
+        raise ValueError(f"--set: {full_key!r} is a section; set one of its fields: "
+                         f"{', '.join(valid_keys(current, full_key + '.'))}.")
+    hints = typing.get_type_hints(type(cfg))
+    value = raw if not isinstance(raw, str) else parse_value(raw, hints[f.name], full_key)
+    return dataclasses.replace(cfg, **{f.name: value})
+
+
+def parse_value(raw: str, annotation, key: str):
+    """Parses ``raw`` as the type ``annotation`` (used for ``--set``)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if raw.lower() in ("none", "null", ""):
+            if type(None) in args:
+                return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return parse_value(raw, a, key)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(f"--set {key}={raw!r}: cannot parse ({'; '.join(errors)}).")
+    if origin is tuple:
+        parts = [p for p in raw.strip("()[] ").split(",") if p.strip()]
+        elem = args[0] if args else str
+        return tuple(parse_value(p.strip(), elem, key) for p in parts)
+    if annotation is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"--set {key}={raw!r}: expected a boolean (true/false).")
+    if annotation in (int, float):
+        try:
+            return annotation(raw)
+        except ValueError:
+            raise ValueError(f"--set {key}={raw!r}: expected {annotation.__name__}.") from None
+    if annotation is str:
+        return raw
+    raise ValueError(f"--set {key}: unsupported field type {annotation!r}.")

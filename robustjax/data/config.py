@@ -1,0 +1,161 @@
+"""DataConfig and the single entry point ``prepare``."""
+
+import dataclasses
+import os
+
+from robustjax.data import folder, preprocess, splits
+from robustjax.data.synthetic import synthetic
+from robustjax.data.table import InteractionTable, SplitData
+
+_SPLITS = ("auto", "random", "loo", "temporal", "given")
+_LOO_ORDERS = ("timestamp", "file", "auto")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """How to load, preprocess and split a data set (see ``prepare``).
+
+    Attributes:
+        path: file or folder; None uses the synthetic generator.
+        format: one of ``folder.FORMATS``; None auto-detects.
+        sep, columns, header: passed to the loader when set (delimited/pairs formats).
+        rating_threshold: keep rows with rating >= this (explicit data only).
+        dedup: drop repeated (user, item) pairs, keeping the first.
+        kcore: k for an iterated k-core on users and items (0: off).
+        split: "auto" (given for split folders, random otherwise), "random", "loo",
+            "temporal" or "given".
+        ratios: (train, valid, test) fractions for random and temporal splits.
+        loo_order: "timestamp", "file" or "auto" (timestamp if present, else file order).
+        drop_cold: drop valid/test rows of users without training rows instead of raising.
+        seed: seed of the random split, of carving valid out of given train sets and of the
+            synthetic generator.
+        synthetic_users, synthetic_items, synthetic_per_user: synthetic generator sizes.
+    """
+
+    path: str | None = None
+    format: str | None = None
+    sep: str | None = None
+    columns: tuple[str, ...] | None = None
+    header: bool | None = None
+    rating_threshold: float | None = None
+    dedup: bool = True
+    kcore: int = 0
+    split: str = "auto"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    loo_order: str = "auto"
+    drop_cold: bool = False
+    seed: int = 2024
+    synthetic_users: int = 500
+    synthetic_items: int = 800
+    synthetic_per_user: int = 30
+
+    def __post_init__(self):
+        def bad(field, expected):
+            return ValueError(
+                f"DataConfig.{field} must be {expected}, got {field}={getattr(self, field)!r}.")
+
+        if self.format is not None and self.format not in folder.FORMATS:
+            raise bad("format", f"None or one of {list(folder.FORMATS)}")
+        if self.path is None and self.format not in (None, "synthetic"):
+            raise bad("format", "None or 'synthetic' when path=None")
+        if self.format == "synthetic" and self.path is not None:
+            raise bad("path", "None for format='synthetic'")
+        if self.split not in _SPLITS:
+            raise bad("split", f"one of {list(_SPLITS)}")
+        if self.loo_order not in _LOO_ORDERS:
+            raise bad("loo_order", f"one of {list(_LOO_ORDERS)}")
+        if not isinstance(self.kcore, int) or self.kcore < 0:
+            raise bad("kcore", "an int >= 0")
+        if not isinstance(self.seed, int):
+            raise bad("seed", "an int")
+        splits._check_ratios(self.ratios)
+        if len(tuple(self.ratios)) != 3:
+            raise bad("ratios", "three numbers")
+        for f in ("synthetic_users", "synthetic_items", "synthetic_per_user"):
+            if not isinstance(getattr(self, f), int) or getattr(self, f) < 1:
+                raise bad(f, "a positive int")
+        if self.synthetic_per_user > self.synthetic_items:
+            raise bad("synthetic_per_user", f"<= synthetic_items={self.synthetic_items}")
+        if self.columns is not None and not isinstance(self.columns, tuple):
+            raise bad("columns", "None or a tuple of column names")
+
+
+def _loader_options(cfg: DataConfig, fmt: str) -> dict:
+    opts = {}
+    if fmt in ("delimited", "pairs", "user-lines") and cfg.sep is not None:
+        opts["sep"] = cfg.sep
+    if fmt in ("delimited", "pairs") and cfg.header is not None:
+        opts["header"] = cfg.header
+    if fmt == "delimited" and cfg.columns is not None:
+        opts["columns"] = cfg.columns
+    given = {k for k in ("sep", "header", "columns") if getattr(cfg, k) is not None}
+    if given - set(opts):
+        raise ValueError(
+            f"DataConfig: {sorted(given - set(opts))} are not used by format {fmt!r}; "
+            f"set format='delimited' to use them, or leave them None.")
+    if fmt == "split-folder":
+        opts["seed"] = cfg.seed
+    return opts
+
+
+def _clean(cfg: DataConfig, t: InteractionTable) -> InteractionTable:
+    if cfg.rating_threshold is not None:
+        t = preprocess.to_implicit(t, cfg.rating_threshold)
+    if cfg.dedup:
+        t = preprocess.deduplicate(t)
+    return t
+
+
+def prepare(cfg: DataConfig) -> SplitData:
+    """Loads, cleans and splits data as ``cfg`` says.
+
+    Order: load -> rating threshold -> dedup -> k-core -> split. For given splits (split
+    folders) the threshold and dedup apply per part, k-core is not supported, and users
+    without training rows are kept unless ``drop_cold`` (the dataset's own protocol).
+
+    Returns:
+        SplitData whose name is the data file/folder name (or "synthetic").
+    """
+    if cfg.path is None or cfg.format == "synthetic":
+        table = synthetic(num_users=cfg.synthetic_users, num_items=cfg.synthetic_items,
+                          interactions_per_user=cfg.synthetic_per_user, seed=cfg.seed)
+        name = "synthetic"
+        fmt = "synthetic"
+    else:
+        fmt = cfg.format or folder.detect_format(cfg.path)
+        name = os.path.basename(os.path.normpath(cfg.path))
+        loaded = folder.load(cfg.path, format=fmt, **_loader_options(cfg, fmt))
+    if fmt == "split-folder":
+        if cfg.split not in ("auto", "given"):
+            raise ValueError(
+                f"DataConfig.split={cfg.split!r} but {cfg.path!r} is a split folder; use "
+                f"split='given' (or 'auto').")
+        if cfg.kcore:
+            raise ValueError(
+                f"DataConfig.kcore={cfg.kcore} is not supported for given splits "
+                f"({cfg.path!r}); set kcore=0.")
+        s = loaded
+        s = SplitData(_clean(cfg, s.train), _clean(cfg, s.valid), _clean(cfg, s.test),
+                      name=s.name)
+        return splits.check_cold(s, drop_cold=True) if cfg.drop_cold else s
+    if cfg.split == "given":
+        raise ValueError(
+            f"DataConfig.split='given' needs a split folder (train/valid/test files), got "
+            f"path={cfg.path!r}; use split='random', 'loo' or 'temporal'.")
+    if fmt != "synthetic":
+        table = loaded
+    table = _clean(cfg, table)
+    if cfg.kcore:
+        table = preprocess.kcore(table, cfg.kcore, cfg.kcore)
+    else:
+        table = preprocess.remap(table)
+    if len(table) == 0:
+        raise ValueError(
+            f"DataConfig: no interactions left in {name!r} after preprocessing "
+            f"(rating_threshold={cfg.rating_threshold}, kcore={cfg.kcore}).")
+    kw = {"drop_cold": cfg.drop_cold, "name": name}
+    if cfg.split in ("auto", "random"):
+        return splits.split_random(table, cfg.ratios, seed=cfg.seed, **kw)
+    if cfg.split == "loo":
+        return splits.split_leave_one_out(table, order=cfg.loo_order, **kw)
+    return splits.split_temporal(table, cfg.ratios, **kw)

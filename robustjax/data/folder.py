@@ -1,0 +1,178 @@
+"""Split folders and format auto-detection."""
+
+import inspect
+import os
+
+import numpy as np
+
+from robustjax.data import _parse, loaders
+from robustjax.data.table import InteractionTable, SplitData
+
+FORMATS = ("atomic", "movielens", "delimited", "user-lines", "pairs", "split-folder",
+           "synthetic")
+_EXTS = ("", ".tsv", ".txt", ".csv", ".inter", ".dat")
+_PARTS = {"train": ("train",), "valid": ("valid", "val", "validation", "dev"),
+          "test": ("test",)}
+_SNIFF_LINES = 200
+
+
+def _find_part(path: str, part: str) -> str | None:
+    for stem in _PARTS[part]:
+        for ext in _EXTS:
+            p = os.path.join(path, stem + ext)
+            if os.path.isfile(p):
+                return p
+    return None
+
+
+def _sniff_file(path: str, max_lines: int | None = _SNIFF_LINES) -> str:
+    """'atomic', 'movielens', 'user-lines' or 'pairs' for a single file, else ValueError."""
+    name = os.path.basename(path).lower()
+    if name.endswith(".inter"):
+        return "atomic"
+    if name in ("u.data", "ratings.dat", "ratings.csv"):
+        return "movielens"
+    lines = _parse.read_lines(path)
+    head = lines.lines if max_lines is None else lines.lines[:max_lines]
+    if "::" in head[0]:
+        return "movielens"
+    if ":token" in head[0] or ":float" in head[0]:
+        return "atomic"
+    sep = _parse.guess_sep(head[0])
+    rows = [ln.split(sep) if sep else ln.split() for ln in head]
+    lens = {len(r) for r in rows}
+    body = rows[1:] if not all(_parse.is_number(t) for t in rows[0]) else rows
+    numeric = all(_parse.is_number(t) for r in body for t in r)
+    if len(lens) > 1 and all(t.lstrip("-").isdigit() for r in rows for t in r):
+        return "user-lines"
+    if len(lens) == 1 and 2 <= lens.pop() <= 4 and numeric:
+        return "pairs"
+    raise ValueError(
+        f"Cannot detect the format of {path!r} from its name or first lines "
+        f"(first line: {head[0][:80]!r}). Pass format= one of {list(FORMATS)}.")
+
+
+def _read_part(path: str):
+    kind = _sniff_file(path, max_lines=None)
+    if kind == "user-lines":
+        return loaders.read_user_lines(path)
+    if kind == "pairs":
+        return loaders.read_pairs_in_order(path), None
+    if kind == "atomic":
+        return loaders.read_atomic(path), None
+    return loaders.read_movielens(path), None
+
+
+def carve_valid(table: InteractionTable, ratio: float, *, seed: int
+                ) -> tuple[InteractionTable, InteractionTable]:
+    """Moves a seeded random ``round(ratio * n_u)`` of each user's rows to a validation part.
+
+    Row order is kept in both parts. Since ``ratio < 0.5`` leaves at least one row in
+    train for every user, no user becomes cold.
+
+    Returns:
+        (train, valid) in the same id space.
+    """
+    if not 0.0 <= ratio < 0.5:
+        raise ValueError(f"valid_ratio must be in [0, 0.5), got valid_ratio={ratio!r}.")
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(table)), table.user))
+    counts = np.bincount(table.user, minlength=table.num_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(len(table), dtype=np.int64)
+    rank[order] = np.arange(len(table)) - starts[table.user[order]]
+    n_valid = np.rint(ratio * counts).astype(np.int64)
+    to_valid = rank < n_valid[table.user]
+    return table.subset(~to_valid), table.subset(to_valid)
+
+
+def load_split_folder(path: str, *, valid_ratio: float = 0.1, seed: int = 0) -> SplitData:
+    """Loads a folder with train/valid/test files into one id space.
+
+    Files are ``train``, ``valid`` (or ``val``/``validation``/``dev``) and ``test`` with an
+    extension among .tsv/.txt/.csv/.inter/.dat (or none). Each may be a pair file or a
+    user-lines file (detected from the whole file). If there is no validation file
+    (LightGCN folders), ``round(valid_ratio * n_u)`` random training rows of each user
+    (seeded) become the validation part. The given split is not checked for users
+    without training rows (lastfm-lightgcn has 2 such test users); see
+    ``splits.check_cold``.
+
+    Args:
+        path: the folder.
+        valid_ratio: fraction of each user's training rows carved out when there is no
+            validation file.
+        seed: seed of that carving.
+
+    Returns:
+        SplitData named after the folder.
+    """
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise ValueError(f"Split folder not found: {path!r}.")
+    files = {p: _find_part(path, p) for p in _PARTS}
+    for p in ("train", "test"):
+        if files[p] is None:
+            raise ValueError(
+                f"Split folder {path!r} has no {p} file (looked for {_PARTS[p][0]}"
+                f"{{{','.join(e or '<none>' for e in _EXTS)}}}); found {sorted(os.listdir(path))}.")
+    parts = {p: _read_part(f) for p, f in files.items() if f is not None}
+    names = list(parts)
+    extra = [u for _, u in parts.values() if u is not None]
+    extra_users = np.concatenate(extra) if extra else np.array([], dtype=str)
+    tables = dict(zip(names, loaders.build_with_users([parts[p][0] for p in names],
+                                                      extra_users)))
+    if "valid" not in tables:
+        tables["train"], tables["valid"] = carve_valid(tables["train"], valid_ratio, seed=seed)
+    name = os.path.basename(os.path.normpath(path))
+    return SplitData(tables["train"], tables["valid"], tables["test"], name=name)
+
+
+def detect_format(path: str) -> str:
+    """The format name of ``path`` when it is unambiguous, else ValueError listing FORMATS."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        if _find_part(path, "train") and _find_part(path, "test"):
+            return "split-folder"
+        raise ValueError(
+            f"Folder {path!r} has no train and test files, so it is not a split folder; "
+            f"pass the data file itself, or format= one of {list(FORMATS)}.")
+    if not os.path.exists(path):
+        raise ValueError(f"Data path not found: {path!r}.")
+    return _sniff_file(path)
+
+
+def load(path: str | None, *, format: str | None = None, **options
+         ) -> InteractionTable | SplitData:
+    """Loads any supported format, detecting it when ``format`` is None.
+
+    Args:
+        path: file or folder (ignored for "synthetic").
+        format: one of FORMATS, or None to detect from the name and first lines.
+        **options: keyword arguments of the matching loader (e.g. ``sep``, ``columns``).
+
+    Returns:
+        SplitData for "split-folder", otherwise an InteractionTable.
+    """
+    from robustjax.data.synthetic import synthetic
+
+    if format is None:
+        if path is None:
+            format = "synthetic"
+        else:
+            format = detect_format(path)
+    fns = {"atomic": loaders.load_atomic, "movielens": loaders.load_movielens,
+           "delimited": loaders.load_delimited, "user-lines": loaders.load_user_lines,
+           "pairs": loaders.load_pairs_in_order, "split-folder": load_split_folder}
+    if format == "synthetic":
+        return synthetic(**options)
+    if format not in fns:
+        raise ValueError(f"Unknown format={format!r}; valid formats are {list(FORMATS)}.")
+    if path is None:
+        raise ValueError(f"format={format!r} needs a path, got path=None.")
+    params = inspect.signature(fns[format]).parameters
+    unknown = sorted(set(options) - set(params) - {"path"})
+    if unknown:
+        raise TypeError(
+            f"load(format={format!r}): unknown options {unknown}; valid ones are "
+            f"{[p for p in params if p != 'path']}.")
+    return fns[format](path, **options)

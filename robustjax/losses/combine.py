@@ -1,0 +1,68 @@
+"""Objectives built from named, weighted terms (in the style of optax's ``chain``).
+
+A term is ``fn(params, batch, *, key) -> [B]`` per-example values (or a scalar). ``combine``
+returns an objective ``(params, batch, *, key) -> (total, parts)`` where ``parts`` maps each
+term name to its (masked) mean, so every piece is logged by name. A new loss is a new
+``fn``: no trainer subclass.
+
+Example::
+
+    objective = combine(bpr=Term(clean_bpr), l2=Term(l2_term, 1e-4))
+"""
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from robustjax.types import Array, Batch, Params
+
+TermFn = Callable[..., Array]
+
+
+class Term(NamedTuple):
+    """A named piece of an objective: ``fn(params, batch, *, key) -> [B] | scalar``."""
+
+    fn: TermFn
+    weight: float | Array = 1.0
+
+
+def masked_mean(values: Array, mask: Array | None) -> Array:
+    """Mean of ``values`` over examples where ``mask`` is set; 0 (not NaN) when none is."""
+    if values.ndim == 0:
+        return values
+    if mask is None:
+        return jnp.mean(values)
+    mask = mask.astype(values.dtype)
+    while mask.ndim < values.ndim:
+        mask = mask[..., None]
+    count = jnp.maximum(jnp.sum(jnp.broadcast_to(mask, values.shape)), 1.0)
+    return jnp.sum(values * mask) / count
+
+
+def combine(**terms: Term):
+    """Weighted sum of term means.
+
+    Args:
+      **terms: ``name=Term(fn, weight)``. Names become the keys of ``parts``.
+
+    Returns:
+      ``objective(params, batch, *, key) -> (total, parts)``. Each term receives its own
+      key (split from ``key`` in argument order). Per-example values are averaged over
+      ``batch["mask"]`` when present (padding rows of a partial last batch).
+    """
+    if not terms:
+        raise ValueError("combine: give at least one term, e.g. combine(bpr=Term(fn)).")
+    for name, term in terms.items():
+        if not isinstance(term, Term):
+            raise TypeError(f"combine: term {name!r} must be a Term(fn, weight), got "
+                            f"{type(term).__name__}.")
+
+    def objective(params: Params, batch: Batch, *, key: Array):
+        keys = dict(zip(terms, jax.random.split(key, len(terms))))
+        mask = batch.get("mask")
+        parts = {n: masked_mean(t.fn(params, batch, key=keys[n]), mask) for n, t in terms.items()}
+        total = sum(terms[n].weight * v for n, v in parts.items())
+        return total, parts
+
+    objective.terms = dict(terms)
+    return objective

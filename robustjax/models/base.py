@@ -1,0 +1,61 @@
+"""The functional boundary between Flax NNX models and the rest of the library.
+
+Code outside ``robustjax.models`` never touches modules: it sees a :class:`ModelFns`
+(pure functions of ``params``) and the ``params`` pytree, so ``jax.jit``, ``grad`` and
+``vmap`` apply directly (Flax's "functional training loop").
+"""
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from robustjax.types import Array, Batch, Emb, Params
+
+
+class ModelFns(NamedTuple):
+    """Pure functions of a model.
+
+    Attributes:
+      embed: ``embed(params, batch) -> {name: [B, D] or [B, N, D]}``; the perturbation point
+        for embedding attacks. Names are those in ``embedding_names``.
+      score: ``score(params, user [..., D], item [..., D], bias [...] | None) -> [...]``.
+      score_all: ``score_all(params, users int32 [B]) -> [B, I]`` for full ranking.
+      score_items: ``score_items(params, users [B], items [B, C]) -> [B, C]`` (sampled protocol).
+      embedding_names: names ``embed`` returns that attacks may perturb.
+      num_users, num_items: table sizes.
+    """
+
+    embed: Callable[[Params, Batch], Emb]
+    score: Callable[..., Array]
+    score_all: Callable[[Params, Array], Array]
+    score_items: Callable[[Params, Array, Array], Array]
+    embedding_names: tuple[str, ...]
+    num_users: int
+    num_items: int
+
+
+def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, Params]:
+    """Splits a module into its static graph and its trainable parameters."""
+    return nnx.split(model, nnx.Param)
+
+
+def slot_scores(fns: ModelFns, params: Params, emb: Emb) -> dict[str, Array]:
+    """Scores of every item slot in ``emb`` against ``emb["user"]``.
+
+    Returns ``{"pos": [B], "neg": [B] or [B, N]}`` (only the slots present). Negatives of
+    shape ``[B, N, D]`` are scored against the user broadcast over ``N``.
+    """
+    user = emb["user"]
+    out = {}
+    for slot in ("pos", "neg"):
+        if slot not in emb:
+            continue
+        item = emb[slot]
+        u = user if item.ndim == user.ndim else jnp.expand_dims(user, -2)
+        out[slot] = fns.score(params, u, item, emb.get(f"{slot}_bias"))
+    return out
+
+
+def count_params(params: Params) -> int:
+    return sum(int(x.size) for x in jax.tree.leaves(params))

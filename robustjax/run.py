@@ -1,0 +1,138 @@
+"""Runs a configured experiment end to end and writes its outputs.
+
+Outputs in ``out_dir``: ``config.json``, ``history.jsonl`` (one record per epoch),
+``metrics.json`` (flat ``<split>/<metric>@<k>`` keys), ``recommendations.tsv`` (top-N per
+test user, original id tokens), ``checkpoint/`` (``state.npz`` for resume, ``best.npz``,
+``params.npz`` of the selected model), and ``data.json`` (split summary).
+"""
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from robustjax.config import ExperimentConfig
+from robustjax.data import SplitData, prepare, user_item_csr
+from robustjax.eval import evaluate_full, evaluate_sampled, make_sampled_candidates
+from robustjax.losses import Term, clean_term, combine, l2_term
+from robustjax.models import ModelFns, build_model
+from robustjax.train import Phase, build_train_arrays, fit, make_optimizer, save_pytree
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluator:
+    """Full-ranking (and optional sampled) evaluation of one split, built once."""
+
+    fns: ModelFns
+    split: SplitData
+    ks: tuple[int, ...]
+    batch_size: int
+    sampled: Any = None  # {"valid": SampledCandidates, "test": ...}
+
+    def csr(self, part: str):
+        return user_item_csr(getattr(self.split, part), self.split.num_users)
+
+    def __call__(self, params, part: str, *, top_n: int = 0):
+        exclude = [self.csr("train")] + ([self.csr("valid")] if part == "test" else [])
+        out = evaluate_full(self.fns.score_all, params, target_csr=self.csr(part),
+                            exclude_csrs=exclude, num_items=self.split.num_items, ks=self.ks,
+                            batch_size=self.batch_size, return_topk=top_n or None)
+        metrics, top = out if top_n else (out, None)
+        metrics = dict(metrics)
+        if self.sampled is not None:
+            s = evaluate_sampled(self.fns.score_items, params, self.sampled[part],
+                                 ks=tuple(k for k in self.ks if k <= self.sampled[part].items.shape[1]))
+            metrics.update({f"sampled_{k}": v for k, v in s.items()})
+        return (metrics, top) if top_n else metrics
+
+
+def default_phases(cfg: ExperimentConfig, fns: ModelFns) -> list[Phase]:
+    """The clean objective: the configured score loss plus optional batch L2."""
+    terms = {cfg.train.loss: Term(clean_term(fns, cfg.train.loss))}
+    if cfg.train.l2:
+        terms["l2"] = Term(l2_term(fns), cfg.train.l2)
+    return [Phase(0, combine(**terms), "clean")]
+
+
+def run_experiment(cfg: ExperimentConfig, out_dir: str, *, resume: bool = False,
+                   progress: bool = True,
+                   make_phases: Callable[[ExperimentConfig, ModelFns], list[Phase]] | None = None
+                   ) -> dict[str, float]:
+    """Trains, selects on validation, evaluates on test, writes every output file."""
+    os.makedirs(out_dir, exist_ok=True)
+    t0 = time.perf_counter()
+    split = prepare(cfg.data)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        f.write(cfg.to_json())
+    with open(os.path.join(out_dir, "data.json"), "w") as f:
+        json.dump(split.summary(), f, indent=1, default=str)
+    fns, params = build_model(cfg.model, split.num_users, split.num_items, seed=cfg.train.seed)
+    data = build_train_arrays(split.train.user, split.train.item, split.num_users,
+                              split.num_items)
+    sampled = None
+    if cfg.eval.sampled_negatives:
+        known = [user_item_csr(getattr(split, p), split.num_users)
+                 for p in ("train", "valid", "test")]
+        sampled = {p: make_sampled_candidates(user_item_csr(getattr(split, p), split.num_users),
+                                              known, num_items=split.num_items,
+                                              num_negatives=cfg.eval.sampled_negatives,
+                                              seed=cfg.train.seed)
+                   for p in ("valid", "test")}
+    evaluator = Evaluator(fns, split, cfg.eval.ks, cfg.eval.batch_size, sampled)
+    phases = (make_phases or default_phases)(cfg, fns)
+    tx = make_optimizer(cfg.train.optimizer, cfg.train.learning_rate,
+                        weight_decay=cfg.train.weight_decay)
+    history_path = os.path.join(out_dir, "history.jsonl")
+    if not resume and os.path.exists(history_path):
+        os.remove(history_path)
+
+    def log(record):
+        with open(history_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    result = fit(params=params, tx=tx, phases=phases, data=data, epochs=cfg.train.epochs,
+                 batch_size=cfg.train.batch_size, seed=cfg.train.seed,
+                 validate=lambda p: evaluator(p, "valid"), early_metric=cfg.train.early_metric,
+                 eval_every=cfg.train.eval_every, patience=cfg.train.patience,
+                 num_negatives=cfg.train.num_negatives, sampler=cfg.train.sampler,
+                 checkpoint_dir=os.path.join(out_dir, "checkpoint"),
+                 checkpoint_every=cfg.train.checkpoint_every, resume=resume,
+                 progress=progress, on_epoch=log)
+    save_pytree(os.path.join(out_dir, "checkpoint", "params.npz"), result.params,
+                {"best_epoch": result.best_epoch, "num_users": split.num_users,
+                 "num_items": split.num_items, "model": dataclasses.asdict(cfg.model)})
+    valid = evaluator(result.params, "valid")
+    test, top = evaluator(result.params, "test", top_n=min(cfg.eval.top_n, split.num_items))
+    metrics = {**{f"valid/{k}": v for k, v in valid.items()},
+               **{f"test/{k}": v for k, v in test.items()},
+               "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+               "train_seconds": float(sum(r["seconds"] for r in result.history)),
+               "compile_seconds": result.compile_seconds,
+               "total_seconds": time.perf_counter() - t0}
+    epoch_s = [r["seconds"] for r in result.history if "valid/" + cfg.train.early_metric
+               not in r][1:]
+    if epoch_s:
+        metrics["epoch_seconds_median"] = float(np.median(epoch_s))
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1, sort_keys=True)
+    write_recommendations(os.path.join(out_dir, "recommendations.tsv"), split, top)
+    return metrics
+
+
+def write_recommendations(path: str, split: SplitData, top) -> None:
+    """``user item rank score`` rows (original id tokens), ``rank`` 1-based."""
+    users = np.asarray(top.users)
+    items = np.asarray(top.items)
+    scores = np.asarray(top.scores)
+    ut, it = split.train.user_tokens, split.train.item_tokens
+    with open(path, "w") as f:
+        f.write("user\titem\trank\tscore\n")
+        for r in range(users.shape[0]):
+            u = ut[users[r]]
+            for k in range(items.shape[1]):
+                if not np.isfinite(scores[r, k]):
+                    break
+                f.write(f"{u}\t{it[items[r, k]]}\t{k + 1}\t{scores[r, k]:.6g}\n")

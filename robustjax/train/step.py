@@ -1,0 +1,98 @@
+"""A whole training epoch as one compiled call.
+
+``lax.scan`` runs every step of the epoch on device: it slices the (host-shuffled) index
+block, gathers users and positives, samples negatives on device, differentiates the
+objective, and applies the optimizer. The host dispatches one call per epoch, and because
+dispatch is asynchronous it shuffles the next epoch while the device trains.
+"""
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from robustjax.train.sampler import TrainArrays, sample_negatives, sample_uniform
+from robustjax.train.state import TrainState
+
+Objective = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+
+
+def epoch_permutation(num_interactions: int, batch_size: int, *, seed: int, epoch: int
+                      ) -> np.ndarray:
+    """Host-side shuffle of the training rows for one epoch, padded to whole batches.
+
+    Returns int32 ``[S, B]``; entries ``>= num_interactions`` mark padding. Seeded by
+    ``(seed, epoch)`` so a resumed run replays the same order.
+    """
+    steps = -(-num_interactions // batch_size)
+    perm = np.random.default_rng((seed, epoch)).permutation(num_interactions)
+    out = np.full(steps * batch_size, num_interactions, np.int32)
+    out[:num_interactions] = perm
+    return out.reshape(steps, batch_size)
+
+
+def make_batch(data: TrainArrays, rows: jax.Array, u01: jax.Array, *, sampler: str,
+               key: jax.Array) -> dict[str, jax.Array]:
+    """Builds ``{"user", "pos", "neg", "mask"}`` for the training rows ``rows`` (padding
+    rows, ``>= n``, point at row 0 and get mask 0)."""
+    n = data.num_interactions
+    mask = (rows < n).astype(jnp.float32)
+    rows = jnp.where(rows < n, rows, 0)
+    user, pos = data.user[rows], data.item[rows]
+    if sampler == "uniform":
+        neg = sample_uniform(data, user, u01)
+    else:
+        neg = sample_negatives(data, user, key, num=1 if u01.ndim == 1 else u01.shape[-1],
+                               kind=sampler)
+    return {"user": user, "pos": pos, "neg": neg, "mask": mask}
+
+
+def make_train_epoch(objective: Objective, tx: optax.GradientTransformation, *,
+                     num_negatives: int = 1, sampler: str = "uniform"):
+    """Returns ``train_epoch(state, perm, data, key) -> (state, metrics)``, jitted.
+
+    Args:
+      objective: ``objective(params, batch, *, key) -> (total, parts)``.
+      tx: the optax optimizer.
+      num_negatives: negatives per positive (``neg`` is ``[B]`` for 1, else ``[B, N]``).
+      sampler: ``"uniform"`` or ``"popularity"``.
+
+    ``key`` is the epoch key (``fold_in(root_key, epoch)``); step keys are folded from it,
+    so a run resumed at an epoch boundary replays identical randomness. The state is
+    donated. ``metrics`` holds the epoch means of ``loss`` and every named part.
+    """
+    if num_negatives < 1:
+        raise ValueError(f"make_train_epoch: num_negatives must be >= 1, got {num_negatives}.")
+
+    def one_step(data, state: TrainState, rows, u01, key):
+        k_sample, k_obj = jax.random.split(key)
+        batch = make_batch(data, rows, u01, sampler=sampler, key=k_sample)
+        (loss, parts), grads = jax.value_and_grad(objective, has_aux=True)(
+            state.params, batch, key=k_obj)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new = dataclasses.replace(state, step=state.step + 1, params=params, opt_state=opt_state)
+        return new, {"loss": loss, **parts}
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def train_epoch(state: TrainState, perm: jax.Array, data: TrainArrays, key: jax.Array):
+        steps, batch_size = perm.shape
+        shape = (steps, batch_size) if num_negatives == 1 else (steps, batch_size, num_negatives)
+        k_uniform, k_steps = jax.random.split(key)
+        u01 = jax.random.uniform(k_uniform, shape)
+        step_keys = jax.random.split(k_steps, steps)
+
+        def body(state, xs):
+            rows, u, k = xs
+            return one_step(data, state, rows, u, k)
+
+        state, metrics = jax.lax.scan(body, state, (perm, u01, step_keys))
+        # weight each step by its valid rows (the last batch may be partial)
+        w = jnp.sum((perm < data.num_interactions).astype(jnp.float32), axis=1)
+        w = w / jnp.sum(w)
+        return state, jax.tree.map(lambda m: jnp.sum(m * w), metrics)
+
+    return train_epoch
