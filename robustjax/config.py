@@ -82,6 +82,17 @@ class ExperimentConfig:
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
 
+    def validate(self) -> "ExperimentConfig":
+        """Cross-section checks (run after all overrides, so their order does not matter)."""
+        metric = self.train.early_metric
+        name, _, k = metric.partition("@")
+        if name not in ("recall", "ndcg", "hr", "precision", "mrr", "auc") or (
+                k and (not k.isdigit() or int(k) not in self.eval.ks)):
+            raise ValueError(f"TrainConfig.early_metric={metric!r} is not computed: use "
+                             f"<recall|ndcg|hr|precision|mrr>@K with K in eval.ks={self.eval.ks}, "
+                             "or 'auc'.")
+        return self
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -111,8 +122,8 @@ def apply_overrides(cfg: Any, overrides: list[str] | dict[str, Any]) -> Any:
     """
     items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
     for key, raw in items:
-        cfg = _set(cfg, key.split("."), raw, key)
-    return cfg
+        cfg = _set(cfg, key.split("."), raw, key, "")
+    return cfg.validate() if hasattr(cfg, "validate") else cfg
 
 
 def _split(item: str) -> tuple[str, str]:
@@ -122,17 +133,18 @@ def _split(item: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _set(cfg, path, raw, full_key):
+def _set(cfg, path, raw, full_key, prefix):
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     if path[0] not in fields:
         raise ValueError(f"--set: unknown key {full_key!r}. Valid keys: "
-                         f"{', '.join(valid_keys(cfg))}.")
+                         f"{', '.join(valid_keys(cfg, prefix))}.")
     f = fields[path[0]]
     current = getattr(cfg, f.name)
     if len(path) > 1:
         if not dataclasses.is_dataclass(current):
             raise ValueError(f"--set: {full_key!r}: {path[0]!r} is not a config section.")
-        return dataclasses.replace(cfg, **{f.name: _set(current, path[1:], raw, full_key)})
+        return dataclasses.replace(cfg, **{f.name: _set(current, path[1:], raw, full_key,
+                                                        f"{prefix}{path[0]}.")})
     if dataclasses.is_dataclass(current):
         raise ValueError(f"--set: {full_key!r} is a section; set one of its fields: "
                          f"{', '.join(valid_keys(current, full_key + '.'))}.")

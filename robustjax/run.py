@@ -62,6 +62,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str, *, resume: bool = False,
                    make_phases: Callable[[ExperimentConfig, ModelFns], list[Phase]] | None = None
                    ) -> dict[str, float]:
     """Trains, selects on validation, evaluates on test, writes every output file."""
+    cfg.validate()
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.perf_counter()
     split = prepare(cfg.data)

@@ -31,7 +31,7 @@ def get_config(*, tiny: bool = False, **overrides) -> ExperimentConfig:
     if tiny:
         cfg = dataclasses.replace(
             cfg, data=DataConfig(synthetic_users=40, synthetic_items=60, synthetic_per_user=8),
-            model=ModelConfig(dim=8), train=dataclasses.replace(cfg.train, epochs=2,
-                                                                 batch_size=64, eval_every=1),
+            model=ModelConfig(dim=8), train=dataclasses.replace(cfg.train, epochs=2, batch_size=64,
+                                      eval_every=1, early_metric="ndcg@10"),
             eval=EvalConfig(ks=(5, 10), top_n=5))
     return dataclasses.replace(cfg, **overrides) if overrides else cfg

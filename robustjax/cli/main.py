@@ -92,8 +92,9 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, TypeError) as e:
         print(f"robustjax: error: {e}", file=sys.stderr)
         return 2
-    shown = {k: round(v, 4) for k, v in metrics.items()
-             if k.startswith("test/") and any(m in k for m in ("recall@20", "ndcg@20", "auc"))}
+    k = cfg.train.early_metric.partition("@")[2]
+    wanted = [f"test/recall@{k}", f"test/ndcg@{k}", "test/auc"] if k else ["test/auc"]
+    shown = {key: round(metrics[key], 4) for key in wanted if key in metrics}
     print(json.dumps(shown))
     print(f"wrote {args.out}/metrics.json")
     return 0

@@ -89,4 +89,4 @@ def finish(states: list[MetricSums], names: Sequence[str]) -> dict[str, float]:
     for name in names:
         total = sum(np.float64(s.totals[name]) for s in states)
         out[name] = float(total / max(count, 1.0))
-    return out | {"num_users": int(round(count))}
+    return out | {"num_users": round(count)}

@@ -8,8 +8,8 @@ capacity is the largest batch's), so the step compiles once per call signature. 
 is O(B * I): scores, two masks and one sorted copy for AUC (about 13 bytes per entry).
 """
 
-from collections.abc import Callable, Sequence
 import functools
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax

@@ -69,8 +69,8 @@ def rank_metrics(
     - ``mrr@K       = 1 / r_1`` if the first hit has rank ``r_1 <= K``, else 0
     - ``auc = 1/(n * |N|) * sum_{t in T} sum_{j in N} (1[s_t > s_j] + 1/2 * 1[s_t == s_j])``
       where ``N`` is the non-excluded non-target candidates; an excluded target loses all its
-      pairs; ``auc = 0`` when ``N`` is empty. Exact: the pairs won by every target
-      is counted from two sorts of its row, so memory is O(B * I), time O(B * I * log I).
+      pairs; ``auc = 0`` when ``N`` is empty. Exact: each row is sorted once and every
+      target located by binary search, so memory is O(B * I), time O(B * I * log I).
 
     Args:
       scores: Float[Array, "B I"] scores; higher is better.
@@ -130,36 +130,43 @@ def rank_metrics(
             jnp.float32(0.0),
         ),
     }
+    zero = jnp.float32(0.0)
+    stacked = {m: jnp.where(valid[:, None], v, zero) for m, v in stacked.items()}
     out = {f"{m}@{k}": stacked[m][:, j] for j, k in enumerate(ks) for m in METRIC_NAMES}
-    out["auc"] = _auc(scores, target, exclude, num_targets)
-    validf = valid.astype(jnp.float32)
-    out = {name: jnp.where(valid, v, jnp.float32(0.0)) for name, v in out.items()}
-    out["valid"] = validf
+    out["auc"] = jnp.where(valid, _auc(scores, target, exclude, num_targets), zero)
+    out["valid"] = valid.astype(jnp.float32)
     return out
 
 
 def _auc(scores, target, exclude, num_targets):
     """Exact per-user AUC with ties counted 1/2 (see ``rank_metrics``).
 
-    Two multi-key sorts per row, by (score, tie flag): with targets placed before tied
-    negatives, the negatives preceding a target are those strictly below it; with targets
-    after tied negatives, those at or below it. Summing running negative counts at target
-    positions needs no un-permuting, and memory stays O(B * I).
+    Each row's negative scores are sorted once and every item is located in them by binary
+    search (left side: negatives strictly below; right side: at or below). Scores are
+    sorted as order-preserving int32 keys: XLA:CPU sorts a single int32 operand several
+    times faster than floats or multi-operand sorts. Non-negatives get the key INT32_MAX,
+    above every real key (+inf included), and are cut off by clipping at the negative count.
     """
-    scores = jnp.where(jnp.isnan(scores), jnp.float32(-jnp.inf), scores)
-    pos = target & ~exclude
-    neg = ~(exclude | target)
-    num_neg = jnp.sum(neg, axis=1, dtype=jnp.int32)
-
-    def negatives_before(targets_first: bool):
-        flag = (neg if targets_first else pos).astype(jnp.int32)
-        _, _, pos_s, neg_s = jax.lax.sort(
-            (scores, flag, pos.astype(jnp.int32), neg.astype(jnp.int32)), dimension=1, num_keys=2
-        )
-        before = jnp.cumsum(neg_s, axis=1) - neg_s  # negatives strictly earlier in the order
-        return jnp.sum(before * pos_s, axis=1)
-
-    below, at_or_below = negatives_before(True), negatives_before(False)
-    won = 0.5 * (below + at_or_below).astype(jnp.float32)
+    negative = ~(exclude | target)
+    num_neg = jnp.sum(negative, axis=1, dtype=jnp.int32)  # [B]
+    keys = _order_keys(scores)
+    neg_sorted = jnp.sort(jnp.where(negative, keys, jnp.iinfo(jnp.int32).max), axis=1)
+    below = jnp.minimum(_search_left(neg_sorted, keys), num_neg[:, None])
+    at_or_below = jnp.minimum(_search_right(neg_sorted, keys), num_neg[:, None])
+    pairs = (below + at_or_below).astype(jnp.float32) * jnp.float32(0.5)
+    won = jnp.sum(jnp.where(target & ~exclude, pairs, jnp.float32(0.0)), axis=1)
     denom = num_targets.astype(jnp.float32) * num_neg.astype(jnp.float32)
     return jnp.where(denom > 0, won / jnp.maximum(denom, 1.0), jnp.float32(0.0))
+
+
+def _order_keys(scores: Float[Array, "B I"]) -> Array:
+    """int32 keys with ``key(a) < key(b)`` iff ``a < b`` (NaN as -inf, -0.0 as +0.0)."""
+    scores = jnp.where(jnp.isnan(scores), jnp.float32(-jnp.inf), scores)
+    scores = jnp.where(scores == 0, jnp.float32(0.0), scores)
+    bits = jax.lax.bitcast_convert_type(scores, jnp.int32)
+    # Negative floats order in reverse as sign-magnitude ints: flip their magnitude bits.
+    return jnp.where(bits < 0, bits ^ jnp.int32(0x7FFFFFFF), bits)
+
+
+_search_left = jax.vmap(functools.partial(jnp.searchsorted, side="left"))
+_search_right = jax.vmap(functools.partial(jnp.searchsorted, side="right"))

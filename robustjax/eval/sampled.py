@@ -11,8 +11,8 @@ them (optimistic). Some papers break ties pessimistically (positive after equal 
 a model that outputs constant scores gets HR@K = 1 here, so check for degenerate scores.
 """
 
-from collections.abc import Callable, Sequence
 import functools
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax

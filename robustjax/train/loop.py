@@ -5,6 +5,7 @@ import time
 from typing import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import optax
 from tqdm.auto import tqdm
 
@@ -61,7 +62,7 @@ def fit(*, params: Params, tx: optax.GradientTransformation, phases: Sequence[Ph
     epoch_fns = [make_train_epoch(p.objective, tx, num_negatives=num_negatives, sampler=sampler)
                  for p in phases]
     root_key = jax.random.key(seed)
-    state = init_state(params, tx)
+    state = init_state(jax.tree.map(jnp.copy, params), tx)  # epochs donate the state
     best_params, best_metric, best_epoch, bad_evals, history, start = state.params, None, 0, 0, [], 0
     ckpt = os.path.join(checkpoint_dir, "state.npz") if checkpoint_dir else None
     best_ckpt = os.path.join(checkpoint_dir, "best.npz") if checkpoint_dir else None

@@ -92,7 +92,7 @@ def make_train_epoch(objective: Objective, tx: optax.GradientTransformation, *,
         state, metrics = jax.lax.scan(body, state, (perm, u01, step_keys))
         # weight each step by its valid rows (the last batch may be partial)
         w = jnp.sum((perm < data.num_interactions).astype(jnp.float32), axis=1)
-        w = w / jnp.sum(w)
+        w = w / jnp.maximum(jnp.sum(w), 1.0)
         return state, jax.tree.map(lambda m: jnp.sum(m * w), metrics)
 
     return train_epoch

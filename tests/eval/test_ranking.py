@@ -60,23 +60,34 @@ def test_hand_computed_values(strict_promotion):
     out = rank_metrics_jit(scores, target, jnp.zeros((1, 5), bool), ks=(1, 3, 5))
     d = 1.0 / math.log2(3)
     expected = {
-        "recall@1": 0.0, "recall@3": 0.5, "recall@5": 1.0,
-        "ndcg@3": d / (1 + d), "ndcg@5": (d + 1 / math.log2(6)) / (1 + d),
-        "hr@1": 0.0, "hr@3": 1.0, "precision@3": 1 / 3, "precision@5": 0.4,
-        "mrr@1": 0.0, "mrr@3": 0.5, "mrr@5": 0.5,
+        "recall@1": 0.0,
+        "recall@3": 0.5,
+        "recall@5": 1.0,
+        "ndcg@3": d / (1 + d),
+        "ndcg@5": (d + 1 / math.log2(6)) / (1 + d),
+        "hr@1": 0.0,
+        "hr@3": 1.0,
+        "precision@3": 1 / 3,
+        "precision@5": 0.4,
+        "mrr@1": 0.0,
+        "mrr@3": 0.5,
+        "mrr@5": 0.5,
         # negatives .9 .5 .3: target .5 beats .3, ties .5 -> 1.5; target .1 -> 0. 1.5 / 6.
-        "auc": 0.25, "valid": 1.0,
-    }  # fmt: skip
+        "auc": 0.25,
+        "valid": 1.0,
+    }
     for name, v in expected.items():
         np.testing.assert_allclose(out[name], [v], rtol=1e-6, err_msg=name)
 
 
 def test_tie_rule_lower_id_first():
     scores = jnp.zeros((1, 4))
-    first = rank_metrics_jit(scores, jnp.array([[True, False, False, False]]),
-                         jnp.zeros((1, 4), bool), ks=(1,))  # fmt: skip
-    last = rank_metrics_jit(scores, jnp.array([[False, False, False, True]]),
-                        jnp.zeros((1, 4), bool), ks=(1,))  # fmt: skip
+    first = rank_metrics_jit(
+        scores, jnp.array([[True, False, False, False]]), jnp.zeros((1, 4), bool), ks=(1,)
+    )
+    last = rank_metrics_jit(
+        scores, jnp.array([[False, False, False, True]]), jnp.zeros((1, 4), bool), ks=(1,)
+    )
     assert float(first["hr@1"][0]) == 1.0 and float(last["hr@1"][0]) == 0.0
     assert float(first["auc"][0]) == 0.5 == float(last["auc"][0])  # all pairs tied
 
@@ -113,7 +124,9 @@ def test_metric_sums_merge_and_vmap(strict_promotion):
     scores, target, exclude = _random_case(4)
     s, t, x = jnp.asarray(scores), jnp.asarray(target), jnp.asarray(exclude)
     whole = sum_metrics(rank_metrics_jit(s, t, x, ks=KS))
-    parts = [sum_metrics(rank_metrics_jit(s[a:b], t[a:b], x[a:b], ks=KS)) for a, b in [(0, 8), (8, 24)]]
+    parts = [
+        sum_metrics(rank_metrics_jit(s[a:b], t[a:b], x[a:b], ks=KS)) for a, b in [(0, 8), (8, 24)]
+    ]
     merged = parts[0].merge(parts[1])
     for name, v in whole.compute().items():
         np.testing.assert_allclose(merged.compute()[name], v, rtol=1e-6)

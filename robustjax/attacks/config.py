@@ -1,0 +1,136 @@
+"""Attack configuration and the factory that turns it into an attack function."""
+import dataclasses
+import math
+from typing import Callable, Iterable
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import PRNGKeyArray, Scalar
+
+from robustjax.attacks import _tree
+from robustjax.attacks.fgsm import fgsm
+from robustjax.attacks.noise import gaussian_noise, uniform_noise
+from robustjax.attacks.pgd import pgd
+from robustjax.attacks.project import NORMS, SCOPES
+from robustjax.types import Array, Emb
+
+KINDS = ("pgd", "fgsm", "gaussian", "uniform", "none")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AttackConfig:
+    """Which attack, how strong, and on which embeddings.
+
+    Attributes:
+      kind: ``"pgd"``, ``"fgsm"``, ``"gaussian"``, ``"uniform"`` (noise) or ``"none"``.
+      eps: radius of the ball (per row, example or batch, see ``scope``); overridable
+        (and traceable) per call of the attack function.
+      step_size: PGD step length; None means ``2.5 * eps / num_steps`` with the eps in use.
+      num_steps: PGD steps; static (changes the compiled loop).
+      norm: ``"l2"`` or ``"linf"``.
+      scope: ``"row"``, ``"example"`` or ``"batch"`` (see ``robustjax.attacks.project``).
+      random_start: PGD starts uniformly inside the ball.
+      targets: embedding names to perturb; the others get zero delta.
+    """
+
+    kind: str = "pgd"
+    eps: float = 0.5
+    step_size: float | None = None
+    num_steps: int = 10
+    norm: str = "l2"
+    scope: str = "row"
+    random_start: bool = False
+    targets: tuple[str, ...] = ("user", "pos", "neg")
+
+    def __post_init__(self):
+        def bad(field, expected):
+            value = getattr(self, field)
+            raise ValueError(f"AttackConfig.{field} must be {expected}, got "
+                             f"{field}={value!r}.")
+
+        if self.kind not in KINDS:
+            bad("kind", f"one of {KINDS}")
+        if self.norm not in NORMS:
+            bad("norm", f"one of {NORMS}")
+        if self.scope not in SCOPES:
+            bad("scope", f"one of {SCOPES}")
+        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)):
+            raise TypeError(f"AttackConfig.eps must be a number, got eps={self.eps!r}.")
+        if not (math.isfinite(self.eps) and self.eps >= 0):
+            bad("eps", "a finite number >= 0")
+        if self.step_size is not None:
+            if isinstance(self.step_size, bool) or not isinstance(self.step_size, (int, float)):
+                raise TypeError(f"AttackConfig.step_size must be a number or None, got "
+                                f"step_size={self.step_size!r}.")
+            if not (math.isfinite(self.step_size) and self.step_size > 0):
+                bad("step_size", "a finite number > 0 (or None for 2.5 * eps / num_steps)")
+        if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int):
+            raise TypeError(f"AttackConfig.num_steps must be a Python int, got "
+                            f"num_steps={self.num_steps!r}.")
+        if self.num_steps < 1:
+            bad("num_steps", "an int >= 1")
+        if not isinstance(self.random_start, bool):
+            raise TypeError(f"AttackConfig.random_start must be a bool, got "
+                            f"random_start={self.random_start!r}.")
+        if isinstance(self.targets, str):
+            raise TypeError(f"AttackConfig.targets must be a tuple of names, got the string "
+                            f"targets={self.targets!r}; write targets=({self.targets!r},).")
+        object.__setattr__(self, "targets", tuple(self.targets))
+        if not self.targets or not all(isinstance(t, str) for t in self.targets):
+            bad("targets", "a non-empty tuple of embedding names")
+        if len(set(self.targets)) != len(self.targets):
+            bad("targets", "a tuple without repeated names")
+
+
+AttackFn = Callable[..., Emb]
+
+
+def make_attack(cfg: AttackConfig, embedding_names: Iterable[str]) -> AttackFn:
+    """Builds ``attack_fn(loss_fn, emb, *, key, eps=None) -> delta`` from a config.
+
+    ``eps`` (and ``step_size``) may be passed per call, traced: jit the caller with eps as
+    an argument, or vmap over an eps grid, without recompiling. ``eps=None`` uses
+    ``cfg.eps``. ``loss_fn(emb) -> [B]`` gives per-example losses; the attack maximises
+    their sum. Only ``cfg.targets`` are perturbed (and differentiated); the other names of
+    ``emb`` get zero delta. The returned ``delta`` is ``jax.lax.stop_gradient``-ed, so the
+    training objective treats it as a constant (Danskin / APR convention).
+
+    Args:
+      cfg: the attack configuration.
+      embedding_names: names the model's ``embed`` returns (``ModelFns.embedding_names``).
+
+    Raises:
+      ValueError: if ``cfg.targets`` names an embedding not in ``embedding_names``.
+    """
+    if not isinstance(cfg, AttackConfig):
+        raise TypeError(f"make_attack: cfg must be an AttackConfig, got {type(cfg).__name__}.")
+    if isinstance(embedding_names, str):
+        raise TypeError(f"make_attack: embedding_names must be a sequence of names, got the "
+                        f"string {embedding_names!r}.")
+    valid = tuple(embedding_names)
+    unknown = [t for t in cfg.targets if t not in valid]
+    if unknown:
+        raise ValueError(f"make_attack: AttackConfig.targets={cfg.targets!r} names "
+                         f"{unknown}, which the model does not expose; valid names are "
+                         f"{valid}.")
+    common = dict(norm=cfg.norm, scope=cfg.scope, targets=cfg.targets)
+
+    def attack_fn(loss_fn: Callable[[Emb], Array], emb: Emb, *, key: PRNGKeyArray,
+                  eps: float | Scalar | None = None,
+                  step_size: float | Scalar | None = None) -> Emb:
+        eps = cfg.eps if eps is None else eps
+        if cfg.kind == "none":
+            _tree.resolve_targets(emb, cfg.targets, where="attack(kind='none')")
+            return jax.tree.map(jnp.zeros_like, emb)
+        if cfg.kind == "fgsm":
+            return fgsm(loss_fn, emb, eps=eps, key=key, **common)
+        if cfg.kind == "gaussian":
+            return gaussian_noise(loss_fn, emb, eps=eps, key=key, **common)
+        if cfg.kind == "uniform":
+            return uniform_noise(loss_fn, emb, eps=eps, key=key, **common)
+        return pgd(loss_fn, emb, eps=eps, key=key, num_steps=cfg.num_steps,
+                   step_size=cfg.step_size if step_size is None else step_size,
+                   random_start=cfg.random_start, **common)
+
+    attack_fn.__name__ = f"{cfg.kind}_attack"
+    return attack_fn

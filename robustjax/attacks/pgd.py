@@ -1,0 +1,67 @@
+"""Projected gradient ascent on embeddings (Madry et al., 2018)."""
+from typing import Callable, Iterable
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import PRNGKeyArray, Scalar
+
+from robustjax.attacks import _tree
+from robustjax.attacks.project import check_norm_scope, normalize, project, random_ball
+from robustjax.types import Array, Emb
+
+
+def pgd(loss_fn: Callable[[Emb], Array], emb: Emb, *, eps: float | Scalar,
+        num_steps: int = 10, step_size: float | Scalar | None = None, norm: str = "l2",
+        scope: str = "row", random_start: bool = False,
+        targets: Iterable[str] | None = None, key: PRNGKeyArray | None = None) -> Emb:
+    """``num_steps`` steepest-ascent steps, each projected back onto the ``eps`` ball.
+
+    ``d_0 = 0`` (or uniform in the ball with ``random_start``), then
+    ``d_{k+1} = project(d_k + step_size * normalize(grad sum_b loss_fn(emb + d_k)_b))``.
+    Steps and projection use the same norm and scope (sign steps with a clip for Linf,
+    normalised-gradient steps with an L2 projection for L2), so every iterate is feasible.
+
+    Returns ``jax.lax.stop_gradient(delta)``: the training objective treats the perturbation
+    as a constant (Danskin's theorem; the APR convention), so no gradient flows through the
+    inner loop.
+
+    Args:
+      loss_fn: ``loss_fn(emb) -> [B]`` per-example losses; their sum is maximised.
+      emb: ``{name: [B, D] or [B, N, D]}`` clean embeddings.
+      eps: radius ``>= 0``, Python float or traced scalar.
+      num_steps: static Python int ``>= 1`` (changes the compiled loop).
+      step_size: step length (float or traced); None means ``2.5 * eps / num_steps``.
+      norm: ``"l2"`` or ``"linf"``; scope: ``"row"``, ``"example"`` or ``"batch"``.
+      random_start: start uniformly inside the ball (needs ``key``).
+      targets: names to perturb (all when None); the others are neither differentiated
+        nor perturbed and get zeros.
+      key: PRNG key, used only with ``random_start``.
+
+    Returns:
+      ``delta`` shaped like ``emb``.
+    """
+    check_norm_scope(norm, scope, where="pgd")
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"pgd: num_steps must be a Python int >= 1 (it is static), "
+                         f"got num_steps={num_steps!r}.")
+    if random_start and key is None:
+        raise ValueError("pgd: random_start=True needs a PRNG key; pass key=.")
+    names = _tree.resolve_targets(emb, targets, where="pgd")
+    sel = _tree.select(emb, names)
+    if step_size is None:
+        step_size = 2.5 * jnp.asarray(eps) / num_steps
+    grad_fn = _tree.sum_loss_grad(loss_fn, emb, names)
+
+    def step(_, d):
+        direction = normalize(grad_fn(d), norm=norm, scope=scope)
+        d = jax.tree.map(lambda x, v: x + jnp.asarray(step_size).astype(v.dtype) * v,
+                         d, direction)
+        return project(d, eps, norm=norm, scope=scope)
+
+    with jax.named_scope("pgd"):
+        if random_start:
+            d0 = random_ball(key, sel, eps, norm=norm, scope=scope, dist="uniform")
+        else:
+            d0 = jax.tree.map(jnp.zeros_like, sel)
+        delta = jax.lax.fori_loop(0, num_steps, step, d0)
+    return jax.lax.stop_gradient(_tree.full_delta(emb, delta))

@@ -1,0 +1,44 @@
+import pytest
+
+from experiments import get_config, names
+from robustjax.config import apply_overrides, valid_keys
+
+
+def test_overrides_parse_by_type():
+    cfg = get_config("bpr-mf")
+    cfg = apply_overrides(cfg, ["train.epochs=5", "model.dim=16", "train.learning_rate=0.01",
+                                "eval.ks=5,10", "train.early_metric=ndcg@10", "data.path=/tmp/x", "data.rating_threshold=4",
+                                "model.use_bias=true"])
+    assert cfg.train.epochs == 5 and cfg.model.dim == 16 and cfg.train.learning_rate == 0.01
+    assert cfg.eval.ks == (5, 10) and cfg.data.path == "/tmp/x"
+    assert cfg.data.rating_threshold == 4.0 and cfg.model.use_bias is True
+    assert apply_overrides(cfg, ["data.rating_threshold=none"]).data.rating_threshold is None
+
+
+def test_unknown_key_lists_valid_ones():
+    cfg = get_config("bpr-mf")
+    with pytest.raises(ValueError, match="unknown key 'train.epoch'.*train.epochs"):
+        apply_overrides(cfg, ["train.epoch=3"])
+    with pytest.raises(ValueError, match="key=value"):
+        apply_overrides(cfg, ["train.epochs"])
+    with pytest.raises(ValueError, match="expected int"):
+        apply_overrides(cfg, ["train.epochs=many"])
+    assert "train.epochs" in valid_keys(cfg)
+
+
+def test_config_validation_names_the_value():
+    cfg = get_config("bpr-mf")
+    with pytest.raises(ValueError, match="TrainConfig.epochs must be an integer >= 1, got 0"):
+        apply_overrides(cfg, ["train.epochs=0"])
+    with pytest.raises(ValueError, match="early_metric='ndcg@20' is not computed"):
+        apply_overrides(cfg, ["eval.ks=5,10"])
+    with pytest.raises(ValueError, match="optimizer='rmsprop' is unknown"):
+        apply_overrides(cfg, ["train.optimizer=rmsprop"])
+
+
+def test_every_experiment_has_a_tiny_config():
+    for name in names():
+        cfg = get_config(name, tiny=True)
+        assert cfg.train.epochs <= 5
+    with pytest.raises(ValueError, match="unknown experiment"):
+        get_config("no-such-experiment")
