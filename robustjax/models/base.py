@@ -24,6 +24,10 @@ class ModelFns(NamedTuple):
       score_items: ``score_items(params, users [B], items [B, C]) -> [B, C]`` (sampled protocol).
       embedding_names: names ``embed`` returns that attacks may perturb.
       num_users, num_items: table sizes.
+      lookups: for embeddings that are rows of a table, ``name -> (table, batch_key)``
+        (e.g. ``"neg" -> ("item", "neg")``); used by attacks that perturb table rows
+        (APR as published). Empty for models whose embeddings are not plain lookups.
+      table_sizes: ``table -> number of rows``.
     """
 
     embed: Callable[[Params, Batch], Emb]
@@ -33,6 +37,8 @@ class ModelFns(NamedTuple):
     embedding_names: tuple[str, ...]
     num_users: int
     num_items: int
+    lookups: dict = {}
+    table_sizes: dict = {}
 
 
 def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, Params]:

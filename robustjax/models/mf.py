@@ -63,5 +63,7 @@ def mf_fns(model: MatrixFactorization):
         embedding_names=("user", "pos", "neg"),
         num_users=model.num_users,
         num_items=model.num_items,
+        lookups={"user": ("user", "user"), "pos": ("item", "pos"), "neg": ("item", "neg")},
+        table_sizes={"user": model.num_users, "item": model.num_items},
     )
     return fns, params

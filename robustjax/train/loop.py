@@ -21,8 +21,9 @@ class Phase:
     """An objective used from ``start_epoch`` (0-based) until the next phase starts."""
 
     start_epoch: int
-    objective: Objective
+    objective: Objective | None
     name: str = "train"
+    make_epoch: Callable | None = None  # ``make_epoch(tx) -> train_epoch`` (e.g. free AT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,8 @@ def fit(*, params: Params, tx: optax.GradientTransformation, phases: Sequence[Ph
     if any(p.start_epoch >= epochs for p in phases[1:]):
         raise ValueError(f"fit: a phase starts at or after the last epoch ({epochs}): "
                          f"{[(p.name, p.start_epoch) for p in phases]}.")
-    epoch_fns = [make_train_epoch(p.objective, tx, num_negatives=num_negatives, sampler=sampler)
+    epoch_fns = [p.make_epoch(tx) if p.make_epoch is not None else
+                 make_train_epoch(p.objective, tx, num_negatives=num_negatives, sampler=sampler)
                  for p in phases]
     root_key = jax.random.key(seed)
     state = init_state(jax.tree.map(jnp.copy, params), tx)  # epochs donate the state

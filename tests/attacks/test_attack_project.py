@@ -108,7 +108,8 @@ def test_random_ball(out, norm, scope, dist):
 
 def test_uniform_l2_fills_the_ball():
     like = {"x": jnp.zeros((4000, 2), jnp.float32)}
-    d = random_ball(jax.random.key(1), like, 1.0, norm="l2", scope="row", dist="uniform")
+    d = jax.jit(lambda k: random_ball(k, like, 1.0, norm="l2", scope="row", dist="uniform"))(
+        jax.random.key(1))
     r = np.linalg.norm(np.asarray(d["x"]), axis=-1)
     assert abs(np.mean(r <= 0.5) - 0.25) < 0.03  # uniform in a disc: P(r <= 1/2) = 1/4
 

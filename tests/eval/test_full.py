@@ -42,7 +42,7 @@ def _reference(params, train, valid, test):
 
 
 @pytest.mark.parametrize("batch_size", [7, 50, 64])
-def test_batched_matches_reference(batch_size):
+def test_batched_matches_reference(batch_size, strict_promotion):
     params, train, valid, test = _case()
     calls = []
 

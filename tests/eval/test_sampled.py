@@ -53,7 +53,7 @@ def test_candidates_exclude_positives_and_are_reproducible():
     assert not np.array_equal(other.items, cands.items)
 
 
-def test_evaluate_sampled_matches_reference():
+def test_evaluate_sampled_matches_reference(strict_promotion):
     params, train, test = _case()
     cands = make_sampled_candidates(_csr(test), [_csr(train)], num_items=I, num_negatives=N, seed=0)
     out = evaluate_sampled(mf_item_scores, params, cands, ks=KS, batch_size=16)

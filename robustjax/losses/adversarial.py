@@ -1,0 +1,176 @@
+"""Adversarial objectives as terms for :func:`robustjax.losses.combine`.
+
+Every term is ``fn(params, batch, *, key) -> [B]`` and works for any model exposing
+``embed``/``score`` (:class:`robustjax.models.ModelFns`): the perturbation is added to the
+output of ``embed``, the loss is recomputed with ``score``, and the parameters receive the
+gradient through the (perturbed) embeddings. Attacks return ``stop_gradient(delta)``: the
+perturbation is a constant for the outer gradient (Danskin's theorem; the APR convention),
+so the inner loop never differentiates through itself and touches only the gathered batch
+embeddings and the score function, not the tables or the optimizer.
+"""
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from robustjax.attacks import normalize, project, random_ball
+from robustjax.models.base import ModelFns, slot_scores
+from robustjax.types import Array, Emb
+
+AttackFn = Callable[..., Emb]
+
+
+def add_delta(emb: Emb, delta: Emb) -> Emb:
+    """``emb + delta`` for the names in ``delta`` (others unchanged)."""
+    return {k: (v + delta[k] if k in delta else v) for k, v in emb.items()}
+
+
+def adversarial_term(fns: ModelFns, loss_on_emb, attack: AttackFn):
+    """Term: the loss at the adversarial point ``embed(params) + attack(...)``.
+
+    Args:
+      fns: model functions.
+      loss_on_emb: ``loss_on_emb(params, emb) -> [B]`` (e.g. :func:`emb_loss`).
+      attack: ``attack(loss_fn, emb, *, key) -> delta`` from :mod:`robustjax.attacks`; it
+        maximises ``sum(loss_fn(emb + delta))`` and returns ``stop_gradient(delta)``.
+    """
+    def fn(params, batch, *, key):
+        emb = fns.embed(params, batch)
+        delta = attack(lambda e: loss_on_emb(params, e), emb, key=key)
+        return loss_on_emb(params, add_delta(emb, delta))
+
+    return fn
+
+
+def apr_published_term(fns: ModelFns, loss_on_emb, *, eps: float | Array,
+                       names: tuple[str, ...] = ("user", "pos", "neg")):
+    """APR as published (He et al., SIGIR 2018): one perturbation per embedding-table row.
+
+    The gradient of the clean loss summed over the batch is accumulated per table row (a
+    row looked up several times in the batch sums its gradients), each row's perturbation is
+    ``eps * G_r / ||G_r||``, and every lookup of row ``r`` receives the same ``delta_r``.
+    In per-lookup mode (:func:`adversarial_term` with an L2/row FGSM) each gathered
+    embedding gets its own ``delta`` from its own gradient instead; the two coincide when no
+    row repeats in a batch. Pair with :func:`summed` to reproduce the sum-reduced loss of the
+    reference code.
+    """
+    missing = [n for n in names if n not in fns.lookups]
+    if missing:
+        raise ValueError(f"apr_published_term: embeddings {missing} are not table lookups of "
+                         f"this model (lookups: {sorted(fns.lookups)}); use the per-lookup "
+                         "mode (adversarial_term with an FGSM attack) instead.")
+
+    def fn(params, batch, *, key):
+        del key
+        emb = fns.embed(params, batch)
+        sub = {n: jax.lax.stop_gradient(emb[n]) for n in names}
+        grads = jax.grad(lambda d: jnp.sum(loss_on_emb(params, add_delta(emb, d))))(
+            jax.tree.map(jnp.zeros_like, sub))
+        del sub
+        delta = {}
+        for table in sorted({fns.lookups[n][0] for n in names}):
+            members = [n for n in names if fns.lookups[n][0] == table]
+            dim = grads[members[0]].shape[-1]
+            ids = jnp.concatenate([batch[fns.lookups[n][1]].reshape(-1) for n in members])
+            g = jnp.concatenate([grads[n].reshape(-1, dim) for n in members])
+            g_rows = jax.ops.segment_sum(g, ids, fns.table_sizes[table])
+            d_rows = eps * g_rows / jnp.maximum(
+                jnp.linalg.norm(g_rows, axis=-1, keepdims=True), 1e-12)
+            for n in members:
+                delta[n] = jax.lax.stop_gradient(d_rows[batch[fns.lookups[n][1]]])
+        return loss_on_emb(params, add_delta(emb, delta))
+
+    return fn
+
+
+def summed(term_fn):
+    """Wraps a term so the combinator's masked mean equals the batch *sum* (the
+    sum-reduced loss of the APR reference implementation)."""
+    def fn(params, batch, *, key):
+        values = term_fn(params, batch, key=key)
+        n = jnp.sum(batch["mask"]) if "mask" in batch else values.shape[0]
+        return values * n
+
+    return fn
+
+
+def inject(attack: AttackFn, fraction: float | Array) -> AttackFn:
+    """Adversarial sample injection: only ``round(fraction * B)`` randomly chosen examples of
+    each batch are perturbed (the others get ``delta = 0``)."""
+    if not isinstance(fraction, jax.Array) and not 0.0 <= float(fraction) <= 1.0:
+        raise ValueError(f"inject: fraction must lie in [0, 1], got {fraction!r}.")
+
+    def wrapped(loss_fn, emb, *, key, **kw):
+        k_attack, k_pick = jax.random.split(key)
+        delta = attack(loss_fn, emb, key=k_attack, **kw)
+        batch = next(iter(emb.values())).shape[0]
+        rank = jnp.argsort(jnp.argsort(jax.random.uniform(k_pick, (batch,))))
+        chosen = (rank < jnp.round(fraction * batch)).astype(jnp.float32)
+        return {k: v * chosen.reshape((-1,) + (1,) * (v.ndim - 1)) for k, v in delta.items()}
+
+    return wrapped
+
+
+# ------------------------------------------------------------------ distribution-matching terms
+
+def _log_probs(fns: ModelFns, params, emb: Emb) -> Array:
+    """Log-softmax over the sampled items of each example: ``[B, 1 + N]`` (positive first)."""
+    s = slot_scores(fns, params, emb)
+    neg = s["neg"] if s["neg"].ndim == 2 else s["neg"][:, None]
+    return jax.nn.log_softmax(jnp.concatenate([s["pos"][:, None], neg], axis=1), axis=-1)
+
+
+def _kl(log_p: Array, log_q: Array) -> Array:
+    """Per-example ``KL(p || q)`` from log-probabilities ``[B, C]``."""
+    return jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
+
+
+def trades_term(fns: ModelFns, attack: AttackFn):
+    """TRADES-style ranking regulariser (after Zhang et al., ICML 2019).
+
+    ``KL(p_clean || p_adv)`` between the softmax distributions of the scores over each
+    example's sampled items (positive and negatives), where the attack maximises that same
+    divergence. The gradient flows through both the clean and the perturbed distribution,
+    as in TRADES. Weight it with the combinator (TRADES' ``beta``).
+    """
+    def fn(params, batch, *, key):
+        emb = fns.embed(params, batch)
+        log_p = _log_probs(fns, params, emb)
+        fixed = jax.lax.stop_gradient(log_p)
+        delta = attack(lambda e: _kl(fixed, _log_probs(fns, params, e)), emb, key=key)
+        return _kl(log_p, _log_probs(fns, params, add_delta(emb, delta)))
+
+    return fn
+
+
+def vat_term(fns: ModelFns, *, eps: float | Array, names: tuple[str, ...] = ("user", "pos", "neg"),
+             xi: float = 1e-3, power_iterations: int = 1, norm: str = "l2", scope: str = "row"):
+    """Virtual adversarial training (Miyato et al., 2018): label-free smoothness.
+
+    The direction ``d`` of largest ``KL(p || p(emb + xi d))`` is found by power iteration
+    from a random direction; the term is ``KL(stop_grad(p) || p(emb + eps d))``. No labels
+    enter: the positive/negative roles only fix the candidate set.
+    """
+    if power_iterations < 1:
+        raise ValueError(f"vat_term: power_iterations must be >= 1, got {power_iterations}.")
+
+    def fn(params, batch, *, key):
+        emb = fns.embed(params, batch)
+        log_p = jax.lax.stop_gradient(_log_probs(fns, params, emb))
+        sub = {n: jax.lax.stop_gradient(emb[n]) for n in names}
+        d = random_ball(key, sub, 1.0, norm=norm, scope=scope, dist="sphere")
+
+        def kl_at(d):
+            return jnp.sum(_kl(log_p, _log_probs(fns, params, add_delta(emb, d))))
+
+        for _ in range(power_iterations):
+            g = jax.grad(kl_at)(jax.tree.map(lambda x: xi * x, d))
+            d = normalize(g, norm=norm, scope=scope)
+        r = jax.lax.stop_gradient(jax.tree.map(lambda x: eps * x, d))
+        return _kl(log_p, _log_probs(fns, params, add_delta(emb, r)))
+
+    return fn
+
+
+__all__ = ["add_delta", "adversarial_term", "apr_published_term", "summed", "inject",
+           "trades_term", "vat_term", "project"]
