@@ -7,6 +7,7 @@ from typing import Any
 
 from robustjax.data import DataConfig
 from robustjax.models.registry import ModelConfig
+from robustjax.objectives import AdvConfig
 from robustjax.train.state import OPTIMIZERS
 from robustjax.train.sampler import SAMPLERS
 
@@ -80,6 +81,7 @@ class ExperimentConfig:
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    adv: AdvConfig = AdvConfig()
     eval: EvalConfig = EvalConfig()
 
     def validate(self) -> "ExperimentConfig":
@@ -91,6 +93,9 @@ class ExperimentConfig:
             raise ValueError(f"TrainConfig.early_metric={metric!r} is not computed: use "
                              f"<recall|ndcg|hr|precision|mrr>@K with K in eval.ks={self.eval.ks}, "
                              "or 'auc'.")
+        if self.adv.method != "none" and self.adv.warm_epochs >= self.train.epochs:
+            raise ValueError(f"AdvConfig.warm_epochs={self.adv.warm_epochs} leaves no "
+                             f"adversarial epoch out of train.epochs={self.train.epochs}.")
         return self
 
     def to_dict(self) -> dict:

@@ -17,8 +17,8 @@ import numpy as np
 from robustjax.config import ExperimentConfig
 from robustjax.data import SplitData, prepare, user_item_csr
 from robustjax.eval import evaluate_full, evaluate_sampled, make_sampled_candidates
-from robustjax.losses import Term, clean_term, combine, l2_term
 from robustjax.models import ModelFns, build_model
+from robustjax.objectives import build_phases
 from robustjax.train import Phase, build_train_arrays, fit, make_optimizer, save_pytree
 
 
@@ -50,11 +50,9 @@ class Evaluator:
 
 
 def default_phases(cfg: ExperimentConfig, fns: ModelFns) -> list[Phase]:
-    """The clean objective: the configured score loss plus optional batch L2."""
-    terms = {cfg.train.loss: Term(clean_term(fns, cfg.train.loss))}
-    if cfg.train.l2:
-        terms["l2"] = Term(l2_term(fns), cfg.train.l2)
-    return [Phase(0, combine(**terms), "clean")]
+    """The configured objective: the clean loss (+ L2), then the adversarial phase."""
+    return build_phases(fns, loss=cfg.train.loss, l2=cfg.train.l2, adv=cfg.adv,
+                        epochs=cfg.train.epochs)
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str, *, resume: bool = False,

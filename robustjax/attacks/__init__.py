@@ -7,8 +7,7 @@ from robustjax.attacks.config import KINDS, AttackConfig, make_attack
 from robustjax.attacks.fgsm import fgsm
 from robustjax.attacks.noise import gaussian_noise, uniform_noise
 from robustjax.attacks.pgd import pgd
-from robustjax.attacks.project import DISTS, NORMS, SCOPES, norms, normalize, project, random_ball
+from robustjax.attacks.project import DISTS, NORMS, SCOPES, normalize, norms, project, random_ball
 
-__all__ = ["AttackConfig", "make_attack", "KINDS", "fgsm", "pgd", "gaussian_noise",
-           "uniform_noise", "project", "normalize", "random_ball", "norms", "NORMS", "SCOPES",
-           "DISTS"]
+__all__ = ["DISTS", "KINDS", "NORMS", "SCOPES", "AttackConfig", "fgsm", "gaussian_noise",
+           "make_attack", "normalize", "norms", "pgd", "project", "random_ball", "uniform_noise"]

@@ -1,5 +1,5 @@
 """Private helpers: selecting the perturbed names of an embedding dict."""
-from typing import Iterable
+from collections.abc import Iterable
 
 import jax
 import jax.numpy as jnp

@@ -1,7 +1,7 @@
 """Attack configuration and the factory that turns it into an attack function."""
 import dataclasses
 import math
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import jax
 import jax.numpy as jnp
@@ -113,7 +113,7 @@ def make_attack(cfg: AttackConfig, embedding_names: Iterable[str]) -> AttackFn:
         raise ValueError(f"make_attack: AttackConfig.targets={cfg.targets!r} names "
                          f"{unknown}, which the model does not expose; valid names are "
                          f"{valid}.")
-    common = dict(norm=cfg.norm, scope=cfg.scope, targets=cfg.targets)
+    common = {"norm": cfg.norm, "scope": cfg.scope, "targets": cfg.targets}
 
     def attack_fn(loss_fn: Callable[[Emb], Array], emb: Emb, *, key: PRNGKeyArray,
                   eps: float | Scalar | None = None,

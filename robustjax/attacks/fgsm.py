@@ -1,5 +1,5 @@
 """Fast gradient (sign) method on embeddings (Goodfellow et al., 2015; He et al., 2018 APR)."""
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import jax
 import jax.numpy as jnp

@@ -4,7 +4,7 @@ They ignore the loss, and are the baseline that gradient attacks are compared ag
 the same ``eps``. Like every attack they return ``stop_gradient(delta)``: the training
 objective treats the perturbation as a constant.
 """
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import jax
 from jaxtyping import PRNGKeyArray, Scalar

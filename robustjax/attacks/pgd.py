@@ -1,5 +1,5 @@
 """Projected gradient ascent on embeddings (Madry et al., 2018)."""
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import jax
 import jax.numpy as jnp

@@ -48,11 +48,25 @@ def _leaves(tree: Emb, where: str) -> tuple[list, object]:
         if jnp.ndim(x) < 1:
             raise ValueError(f"{where}: every leaf needs a leading batch axis; got a scalar "
                              f"in a tree of shapes {jax.tree.map(jnp.shape, tree)}.")
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(f"{where}: perturbations must be floating point; got dtype "
+                            f"{x.dtype} in a tree of dtypes {jax.tree.map(jnp.dtype, tree)}; "
+                            f"perturb embeddings, not ids.")
     return leaves, treedef
 
 
 def _acc_dtype(leaves):
-    return functools.reduce(jnp.promote_types, [x.dtype for x in leaves])
+    """Dtype for joint reductions: the widest leaf float (float32 on a 16-bit tie).
+
+    Chosen by hand rather than ``jnp.promote_types`` so that mixed precision trees work
+    under ``jax.numpy_dtype_promotion("strict")``; results are cast back per leaf.
+    """
+    dtypes = {jnp.dtype(x.dtype) for x in leaves}
+    if len(dtypes) == 1:
+        return dtypes.pop()
+    widest = max(d.itemsize for d in dtypes)
+    wide = [d for d in dtypes if d.itemsize == widest]
+    return wide[0] if len(wide) == 1 else jnp.dtype(jnp.float32)
 
 
 def _reduce(leaves, scope: str, leaf_fn, combine, where: str) -> list[Array]:
@@ -236,4 +250,4 @@ def random_ball(key: PRNGKeyArray, like: Emb, eps: float | Scalar, *, norm: str 
     return jax.tree.unflatten(treedef, out)
 
 
-__all__ = ["NORMS", "SCOPES", "DISTS", "project", "normalize", "random_ball", "norms"]
+__all__ = ["DISTS", "NORMS", "SCOPES", "normalize", "norms", "project", "random_ball"]

@@ -27,8 +27,8 @@ def np_unit_norms(delta, names, norm, scope):
     """Norms of every scope unit, computed independently with numpy (float64)."""
     xs = [np.asarray(delta[n], np.float64) for n in names]
     if norm == "l2":
-        f_row = lambda x: np.sqrt(np.sum(x**2, axis=-1)).ravel()  # noqa: E731
-        f_ex = lambda x: np.sum(x.reshape(x.shape[0], -1) ** 2, axis=1)  # noqa: E731
+        f_row = lambda x: np.sqrt(np.sum(x**2, axis=-1)).ravel()
+        f_ex = lambda x: np.sum(x.reshape(x.shape[0], -1) ** 2, axis=1)
         if scope == "row":
             return np.concatenate([f_row(x) for x in xs])
         if scope == "example":

@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from attack_helpers import D, assert_in_ball, bpr_loss, make_emb
 
-from attack_helpers import B, D, assert_in_ball, bpr_loss, make_emb
 from robustjax.attacks import AttackConfig, fgsm, make_attack, pgd
 
 NAMES = ("neg", "pos", "user")  # jax.tree.leaves order of a dict
@@ -36,7 +36,7 @@ def outputs():
 @pytest.mark.parametrize("norm,scope", CASES)
 def test_attack_stays_in_ball_and_eps0_is_clean(outputs, kind, norm, scope):
     for i, eps in enumerate(EPS):
-        delta = jax.tree.map(lambda x: x[i], outputs[kind, norm, scope])
+        delta = jax.tree.map(lambda x, i=i: x[i], outputs[kind, norm, scope])
         ns = assert_in_ball(delta, NAMES, eps, norm, scope)
         if eps == 0.0:
             assert all(np.all(x == 0) for x in jax.tree.leaves(delta))
@@ -79,7 +79,7 @@ def test_loss_does_not_decrease_and_pgd_beats_fgsm():
     def run(eps):
         out = {}
         for norm, scope in CASES:
-            kw = dict(eps=eps, norm=norm, scope=scope)
+            kw = {"eps": eps, "norm": norm, "scope": scope}
             for tag, loss_fn, e in (("mf", bpr_loss, emb), ("quad", _quad_loss, quad)):
                 out[tag, norm, scope] = (
                     loss_fn(e), _perturbed(loss_fn, e, fgsm(loss_fn, e, **kw)),

@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from attack_helpers import assert_in_ball, make_emb, np_unit_norms
+
 from robustjax.attacks import normalize, norms, project, random_ball
 
 NAMES = ("neg", "pos", "user")  # jax.tree.leaves order of a dict
@@ -28,7 +28,7 @@ def out():
     def at(eps):
         res = {}
         for norm, scope in CASES:
-            kw = dict(norm=norm, scope=scope)
+            kw = {"norm": norm, "scope": scope}
             p = project(big, eps, **kw)
             res[norm, scope] = dict(
                 proj=p, proj2=project(p, eps, **kw), interior=project(small, 1.0, **kw),
@@ -38,7 +38,7 @@ def out():
 
     with jax.numpy_dtype_promotion("strict"):
         res = jax.jit(jax.vmap(at))(jnp.asarray(EPS, jnp.float32))
-    return jax.device_get(res), dict(big=big, small=small, g=g)
+    return jax.device_get(res), {"big": big, "small": small, "g": g}
 
 
 def _at(tree, i):
@@ -116,7 +116,7 @@ def test_uniform_l2_fills_the_ball():
 
 def test_bad_arguments():
     emb = {"x": jnp.ones((2, 3))}
-    for fn, kw in ((project, dict(eps=1.0)), (normalize, {})):
+    for fn, kw in ((project, {"eps": 1.0}), (normalize, {})):
         with pytest.raises(ValueError, match="norm='l1'"):
             fn(emb, norm="l1", scope="row", **kw)
         with pytest.raises(ValueError, match="scope='rows'"):
@@ -126,3 +126,16 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="batch size"):
         project({"a": jnp.ones((3, 2)), "b": jnp.ones((4, 2))}, 1.0, norm="l2",
                 scope="example")
+
+
+def test_mixed_precision_under_strict_promotion(strict_promotion):
+    tree = {"a": jnp.full((2, 3), 4.0, jnp.bfloat16), "b": jnp.full((2, 3), 4.0, jnp.float32)}
+    out = jax.jit(lambda t, k: (project(t, 1.0, norm="l2", scope="example"),
+                                random_ball(k, t, 1.0, norm="l2", scope="batch")))(
+        tree, jax.random.key(0))
+    for d in out:
+        assert {k: v.dtype for k, v in d.items()} == {"a": jnp.bfloat16, "b": jnp.float32}
+    np.testing.assert_allclose(np_unit_norms(out[0], ("a", "b"), "l2", "example"), 1.0,
+                               rtol=1e-2)
+    with pytest.raises(TypeError, match="floating point"):
+        project({"ids": jnp.ones((2, 3), jnp.int32)}, 1.0)

@@ -1,0 +1,132 @@
+"""Training objectives from configuration: clean, APR, PGD-AT, fast, TRADES, VAT, free AT.
+
+This module only wires configs to the building blocks of :mod:`robustjax.losses` and
+:mod:`robustjax.attacks`; writing a new objective by hand is a ``combine(**terms)`` call
+(see the README).
+"""
+import dataclasses
+
+from robustjax.attacks import AttackConfig, make_attack
+from robustjax.losses import Term, clean_term, combine, emb_loss, l2_term
+from robustjax.losses.adversarial import (adversarial_term, apr_published_term, inject,
+                                          summed, trades_term, vat_term)
+from robustjax.models.base import ModelFns
+from robustjax.train.free import make_free_train_epoch
+from robustjax.train.loop import Phase
+
+METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free")
+APR_MODES = ("per-lookup", "published")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AdvConfig:
+    """Adversarial training. ``method="none"`` trains the clean objective only.
+
+    Attributes:
+      method: one of ``METHODS``.
+      eps: perturbation radius (norm/scope below).
+      weight: weight of the adversarial term (APR's lambda, TRADES' beta, VAT's alpha).
+      warm_epochs: clean epochs before the adversarial phase (APR needs a warm start: from
+        scratch, rows of norm ~0.3 are swamped by eps 0.5).
+      num_steps: PGD steps (``pgd``/``trades``); static.
+      step_size: PGD step; None = ``2.5 * eps / num_steps`` (``fast``: ``1.25 * eps``).
+      norm, scope: the ball, see :func:`robustjax.attacks.project`.
+      targets: embeddings to perturb.
+      apr_mode: ``"per-lookup"`` (each gathered embedding its own delta) or ``"published"``
+        (delta per table row from the batch-summed gradient, sum-reduced loss).
+      fraction: share of each batch that is perturbed (adversarial sample injection).
+      replays: ``free`` AT: times each batch is replayed.
+      power_iterations, xi: VAT's power iteration.
+    """
+
+    method: str = "none"
+    eps: float = 0.5
+    weight: float = 1.0
+    warm_epochs: int = 0
+    num_steps: int = 10
+    step_size: float | None = None
+    norm: str = "l2"
+    scope: str = "row"
+    targets: tuple[str, ...] = ("user", "pos", "neg")
+    apr_mode: str = "per-lookup"
+    fraction: float = 1.0
+    replays: int = 4
+    power_iterations: int = 1
+    xi: float = 1e-3
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"AdvConfig.method={self.method!r} is unknown; expected one of "
+                             f"{METHODS}.")
+        if self.apr_mode not in APR_MODES:
+            raise ValueError(f"AdvConfig.apr_mode={self.apr_mode!r} is unknown; expected one "
+                             f"of {APR_MODES}.")
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ValueError(f"AdvConfig.fraction must lie in [0, 1], got {self.fraction!r}.")
+        for name in ("warm_epochs", "weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"AdvConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
+        for name in ("replays", "power_iterations"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"AdvConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
+        self.attack_config()  # validates eps, num_steps, step_size, norm, scope, targets
+
+    def attack_config(self, kind: str = "pgd") -> AttackConfig:
+        num_steps, step_size, random_start = self.num_steps, self.step_size, False
+        if kind == "fgsm" or self.method == "apr":
+            kind = "fgsm"
+        if self.method == "fast":
+            num_steps, random_start = 1, True
+            step_size = 1.25 * self.eps if step_size is None else step_size
+        return AttackConfig(kind=kind, eps=self.eps, step_size=step_size, num_steps=num_steps,
+                            norm=self.norm, scope=self.scope, random_start=random_start,
+                            targets=self.targets)
+
+
+def build_phases(fns: ModelFns, *, loss: str, l2: float, adv: AdvConfig,
+                 epochs: int) -> list[Phase]:
+    """Phases of a run: a clean phase, then (from ``adv.warm_epochs``) the adversarial one."""
+    loss_on_emb = emb_loss(fns, loss)
+    clean = {loss: Term(clean_term(fns, loss))}
+    if l2:
+        clean["l2"] = Term(l2_term(fns), l2)
+    phases = [Phase(0, combine(**clean), "clean")]
+    if adv.method == "none":
+        return phases
+    if adv.warm_epochs >= epochs:
+        raise ValueError(f"AdvConfig.warm_epochs={adv.warm_epochs} leaves no adversarial "
+                         f"epoch out of train.epochs={epochs}.")
+    attack_cfg = adv.attack_config()
+    unknown = [t for t in adv.targets if t not in fns.embedding_names]
+    if unknown:
+        raise ValueError(f"AdvConfig.targets={adv.targets!r} names {unknown}, which the model "
+                         f"does not expose; valid names are {fns.embedding_names}.")
+    attack = make_attack(attack_cfg, fns.embedding_names)
+    if adv.fraction < 1.0:
+        attack = inject(attack, adv.fraction)
+    name = adv.method
+    if adv.method == "free":
+        phase = Phase(adv.warm_epochs, None, "free", make_epoch=lambda tx: make_free_train_epoch(
+            fns, loss_on_emb, tx, replays=adv.replays, eps=adv.eps, step_size=adv.step_size,
+            names=adv.targets, norm=adv.norm, scope=adv.scope))
+        return phases + [phase] if adv.warm_epochs else [dataclasses.replace(phase, start_epoch=0)]
+    if adv.method == "apr" and adv.apr_mode == "published":
+        if adv.fraction < 1.0:
+            raise ValueError("AdvConfig.fraction < 1 is not supported with apr_mode='published'.")
+        terms = {loss: Term(summed(clean_term(fns, loss))),
+                 "apr": Term(summed(apr_published_term(fns, loss_on_emb, eps=adv.eps,
+                                                       names=adv.targets)), adv.weight)}
+    elif adv.method in ("apr", "pgd", "fast"):
+        terms = {**clean, name: Term(adversarial_term(fns, loss_on_emb, attack), adv.weight)}
+    elif adv.method == "trades":
+        terms = {**clean, name: Term(trades_term(fns, attack), adv.weight)}
+    elif adv.method == "vat":
+        terms = {**clean, name: Term(vat_term(fns, eps=adv.eps, names=adv.targets, xi=adv.xi,
+                                              power_iterations=adv.power_iterations,
+                                              norm=adv.norm, scope=adv.scope), adv.weight)}
+    else:
+        raise AssertionError(adv.method)
+    if l2 and "l2" not in terms:
+        terms["l2"] = Term(l2_term(fns), l2)
+    phase = Phase(adv.warm_epochs, combine(**terms), name)
+    return phases + [phase] if adv.warm_epochs else [phase]
