@@ -1,0 +1,177 @@
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from robustjax.attacks import AttackConfig, make_attack
+from robustjax.data import synthetic
+from robustjax.losses import emb_loss
+from robustjax.losses.adversarial import (add_delta, adversarial_term, apr_published_term,
+                                          inject, trades_term, vat_term)
+from robustjax.models import ModelConfig, build_model
+from robustjax.objectives import METHODS, AdvConfig, build_phases
+from robustjax.train import build_train_arrays, fit, make_optimizer
+
+U, I, D = 12, 20, 6
+
+
+@pytest.fixture(scope="module")
+def model():
+    fns, params = build_model(ModelConfig(dim=D), U, I, seed=0)
+    params = jax.tree.map(lambda x: x * 5.0, params)  # away from the origin
+    return fns, params
+
+
+def _batch(unique=False):
+    users = jnp.arange(8) if unique else jnp.array([0, 1, 1, 2, 3, 3, 3, 4])
+    pos = jnp.arange(8) if unique else jnp.array([1, 2, 2, 5, 6, 7, 1, 9])
+    neg = jnp.arange(8, 16) if unique else jnp.array([10, 11, 12, 13, 2, 15, 16, 10])
+    return {"user": users, "pos": pos, "neg": neg, "mask": jnp.ones(8)}
+
+
+def test_adversarial_term_uses_the_perturbed_embeddings(model):
+    """Guards against swapping clean and perturbed embeddings: with a fixed, known delta the
+    adversarial term must equal the loss at emb + delta, and the clean term at emb."""
+    fns, params = model
+    loss = emb_loss(fns, "bpr")
+    batch = _batch()
+    shift = {"user": jnp.full((8, D), 0.3), "pos": jnp.full((8, D), -0.2),
+             "neg": jnp.full((8, D), 0.1)}
+    fixed = lambda loss_fn, emb, *, key: shift  # noqa: E731
+    adv = adversarial_term(fns, loss, fixed)(params, batch, key=jax.random.key(0))
+    emb = fns.embed(params, batch)
+    np.testing.assert_allclose(adv, loss(params, add_delta(emb, shift)), rtol=1e-6)
+    assert not np.allclose(adv, loss(params, emb))
+    # the gradient flows into the parameters through the embeddings, not through delta
+    g = jax.grad(lambda p: jnp.sum(adversarial_term(fns, loss, fixed)(p, batch,
+                                                                    key=jax.random.key(0))))(params)
+    assert any(float(jnp.abs(x).sum()) > 0 for x in jax.tree.leaves(g))
+
+
+@pytest.mark.parametrize("kind", ["fgsm", "pgd"])
+def test_adversarial_loss_is_not_below_clean_and_eps0_is_clean(model, kind):
+    fns, params = model
+    loss = emb_loss(fns, "bpr")
+    batch = _batch()
+    clean = loss(params, fns.embed(params, batch))
+    for eps, cmp in ((0.0, "eq"), (0.5, "ge")):
+        attack = make_attack(AttackConfig(kind=kind, eps=eps, num_steps=5), fns.embedding_names)
+        adv = adversarial_term(fns, loss, attack)(params, batch, key=jax.random.key(1))
+        if cmp == "eq":
+            np.testing.assert_array_equal(adv, clean)
+        else:
+            assert np.all(np.asarray(adv) >= np.asarray(clean) - 1e-6)
+            assert float(adv.mean()) > float(clean.mean())
+
+
+def test_apr_published_equals_per_lookup_without_repeated_rows(model):
+    fns, params = model
+    loss = emb_loss(fns, "bpr")
+    batch = _batch(unique=True)
+    fgsm = make_attack(AttackConfig(kind="fgsm", eps=0.5), fns.embedding_names)
+    a = adversarial_term(fns, loss, fgsm)(params, batch, key=jax.random.key(0))
+    b = apr_published_term(fns, loss, eps=0.5)(params, batch, key=jax.random.key(0))
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+    # with repeated rows they differ: one delta per table row from the summed gradient
+    c = adversarial_term(fns, loss, fgsm)(params, _batch(), key=jax.random.key(0))
+    d = apr_published_term(fns, loss, eps=0.5)(params, _batch(), key=jax.random.key(0))
+    assert not np.allclose(c, d)
+
+
+def test_apr_published_delta_is_per_row_and_in_the_ball(model):
+    """Rows looked up twice get the same delta of norm eps."""
+    fns, params = model
+    captured = {}
+
+    def spy(params, emb):
+        if not isinstance(emb["user"], jax.core.Tracer):  # the call outside the inner grad
+            captured["perturbed"] = emb
+        return emb_loss(fns, "bpr")(params, emb)
+
+    batch = _batch()
+    apr_published_term(fns, spy, eps=0.5)(params, batch, key=jax.random.key(0))
+    clean, perturbed = fns.embed(params, batch), captured["perturbed"]
+    du = perturbed["user"] - clean["user"]
+    np.testing.assert_allclose(du[1], du[2], atol=1e-6)  # user 1 twice
+    np.testing.assert_allclose(np.linalg.norm(du, axis=-1), 0.5, rtol=1e-4)
+
+
+def test_trades_and_vat_are_nonnegative_and_zero_at_eps0(model):
+    fns, params = model
+    batch = _batch()
+    for eps in (0.0, 0.5):
+        attack = make_attack(AttackConfig(kind="pgd", eps=eps, num_steps=3), fns.embedding_names)
+        t = trades_term(fns, attack)(params, batch, key=jax.random.key(0))
+        v = vat_term(fns, eps=eps)(params, batch, key=jax.random.key(0))
+        assert np.all(np.asarray(t) >= -1e-6) and np.all(np.asarray(v) >= -1e-6)
+        if eps == 0.0:
+            np.testing.assert_allclose(t, 0.0, atol=1e-6)
+            np.testing.assert_allclose(v, 0.0, atol=1e-6)
+        else:
+            assert float(t.mean()) > 0 and float(v.mean()) > 0
+
+
+def test_inject_perturbs_exactly_the_fraction(model):
+    fns, params = model
+    attack = inject(make_attack(AttackConfig(kind="fgsm", eps=0.5), fns.embedding_names), 0.25)
+    emb = fns.embed(params, _batch())
+    delta = attack(lambda e: emb_loss(fns)(params, e), emb, key=jax.random.key(3))
+    moved = np.asarray(jnp.linalg.norm(delta["user"], axis=-1) > 0)
+    assert moved.sum() == 2
+    for name in ("pos", "neg"):
+        np.testing.assert_array_equal(np.asarray(jnp.linalg.norm(delta[name], axis=-1) > 0), moved)
+    with pytest.raises(ValueError, match="fraction must lie in"):
+        inject(attack, 1.5)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    table = synthetic(num_users=40, num_items=60, interactions_per_user=8, seed=1)
+    return table, build_train_arrays(table.user, table.item, table.num_users, table.num_items)
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "none"])
+def test_every_method_trains_compiles_once_and_is_deterministic(method, tiny_data):
+    table, data = tiny_data
+    adv = AdvConfig(method=method, eps=0.3, warm_epochs=1, num_steps=2, replays=2)
+    results = []
+    for _ in range(2):
+        fns, params = build_model(ModelConfig(dim=8), table.num_users, table.num_items, seed=0)
+        phases = build_phases(fns, loss="bpr", l2=1e-4, adv=adv, epochs=4)
+        traces = []
+        if phases[-1].objective is not None:
+            obj = phases[-1].objective
+
+            def counted(p, b, *, key, obj=obj):
+                traces.append(1)
+                return obj(p, b, key=key)
+            phases[-1] = dataclasses.replace(phases[-1], objective=counted)
+        res = fit(params=params, tx=make_optimizer("adam", 1e-2), phases=phases, data=data,
+                  epochs=4, batch_size=64, seed=5, progress=False)
+        if phases[-1].objective is not None:
+            assert len(traces) == 1  # three adversarial epochs, one trace
+        results.append(res)
+    assert [r["phase"] for r in results[0].history] == ["clean"] + [phases[-1].name] * 3
+    chex.assert_trees_all_equal(results[0].final_params, results[1].final_params)
+    assert all(np.isfinite(r["loss"]) for r in results[0].history)
+
+
+def test_bad_configuration_fails_at_construction(model):
+    fns, _ = model
+    with pytest.raises(ValueError, match="eps"):
+        AdvConfig(method="pgd", eps=-0.1)
+    with pytest.raises(ValueError, match="num_steps"):
+        AdvConfig(method="pgd", num_steps=0)
+    with pytest.raises(ValueError, match="fraction must lie in \\[0, 1\\], got 1.5"):
+        AdvConfig(method="pgd", fraction=1.5)
+    with pytest.raises(ValueError, match="method='adversarial' is unknown"):
+        AdvConfig(method="adversarial")
+    with pytest.raises(ValueError, match="'item_bias'.*valid names"):
+        build_phases(fns, loss="bpr", l2=0.0, epochs=3,
+                     adv=AdvConfig(method="pgd", targets=("user", "item_bias")))
+    with pytest.raises(ValueError, match="warm_epochs=5 leaves no adversarial epoch"):
+        build_phases(fns, loss="bpr", l2=0.0, epochs=5, adv=AdvConfig(method="apr",
+                                                                       warm_epochs=5))
