@@ -3,6 +3,7 @@
 from robustjax.eval.full import TopK, eval_full_step, evaluate_full
 from robustjax.eval.metrics import MetricSums, sum_metrics
 from robustjax.eval.ranking import METRIC_NAMES, metric_keys, rank_metrics
+from robustjax.eval.attacked import make_table_attack, table_targets
 from robustjax.eval.sampled import (
     SampledCandidates,
     eval_sampled_step,
@@ -11,6 +12,8 @@ from robustjax.eval.sampled import (
 )
 
 __all__ = [
+    "make_table_attack",
+    "table_targets",
     "METRIC_NAMES",
     "MetricSums",
     "SampledCandidates",

@@ -28,6 +28,9 @@ class ModelFns(NamedTuple):
         (e.g. ``"neg" -> ("item", "neg")``); used by attacks that perturb table rows
         (APR as published). Empty for models whose embeddings are not plain lookups.
       table_sizes: ``table -> number of rows``.
+      get_tables: ``get_tables(params) -> {table: [rows, D]}`` (None if the model has no
+        embedding tables); the perturbation point of table-level (evaluation) attacks.
+      set_tables: ``set_tables(params, tables) -> params`` with those tables replaced.
     """
 
     embed: Callable[[Params, Batch], Emb]
@@ -39,6 +42,8 @@ class ModelFns(NamedTuple):
     num_items: int
     lookups: dict = {}
     table_sizes: dict = {}
+    get_tables: Callable | None = None
+    set_tables: Callable | None = None
 
 
 def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, Params]:

@@ -1,4 +1,5 @@
 """Matrix factorisation (MF) with optional user/item biases, as a Flax NNX module."""
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -65,5 +66,18 @@ def mf_fns(model: MatrixFactorization):
         num_items=model.num_items,
         lookups={"user": ("user", "user"), "pos": ("item", "pos"), "neg": ("item", "neg")},
         table_sizes={"user": model.num_users, "item": model.num_items},
+        get_tables=lambda p: {"user": p["users"]["embedding"][...],
+                              "item": p["items"]["embedding"][...]},
+        set_tables=lambda p, tables: _set_tables(graphdef, p, tables),
     )
     return fns, params
+
+
+def _set_tables(graphdef, params, tables):
+    # merge a copy: merged modules share Variables with the state they come from
+    model = nnx.merge(graphdef, jax.tree.map(lambda x: x, params))
+    if "user" in tables:
+        model.users.embedding[...] = tables["user"]
+    if "item" in tables:
+        model.items.embedding[...] = tables["item"]
+    return nnx.split(model, nnx.Param)[1]
