@@ -23,7 +23,7 @@ SAMPLERS = ("uniform", "popularity")
 
 
 @functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=("user", "item", "indptr", "shifted", "cdf"),
+                   data_fields=("user", "item", "indptr", "shifted", "keys", "cdf"),
                    meta_fields=("num_users", "num_items", "search_steps"))
 @dataclasses.dataclass(frozen=True)
 class TrainArrays:
@@ -33,6 +33,8 @@ class TrainArrays:
       user, item: int32 ``[n]`` training pairs (row order of the table).
       indptr: int32 ``[U + 1]`` CSR offsets of each user's positives.
       shifted: int32 ``[n]`` ``p_t - t`` within each user's sorted positives.
+      keys: int32 ``[n]`` ``user * I + shifted`` (globally sorted), so one
+        ``searchsorted`` replaces the per-segment search; empty when ``U * I >= 2**31``.
       cdf: float32 ``[I]`` popularity CDF (``pop**alpha``, normalised).
     """
 
@@ -40,6 +42,7 @@ class TrainArrays:
     item: Array
     indptr: Array
     shifted: Array
+    keys: Array
     cdf: Array
     num_users: int
     num_items: int
@@ -51,8 +54,13 @@ class TrainArrays:
 
 
 def build_train_arrays(user: np.ndarray, item: np.ndarray, num_users: int, num_items: int,
-                       *, popularity_alpha: float = 0.75) -> TrainArrays:
-    """Builds the sampler tables from training pairs (duplicates are ignored)."""
+                       *, popularity_alpha: float = 0.75,
+                       global_keys: bool | None = None) -> TrainArrays:
+    """Builds the sampler tables from training pairs (duplicates are ignored).
+
+    ``global_keys`` forces (True) or disables (False) the single-``searchsorted`` path;
+    by default it is used whenever ``num_users * num_items < 2**31``.
+    """
     user = np.asarray(user, np.int64)
     item = np.asarray(item, np.int64)
     if user.size == 0:
@@ -77,15 +85,24 @@ def build_train_arrays(user: np.ndarray, item: np.ndarray, num_users: int, num_i
     pop = np.bincount(item, minlength=num_items).astype(np.float64) ** popularity_alpha
     pop = pop + 1e-12
     cdf = np.cumsum(pop / pop.sum())
+    fits = num_users * num_items < 2**31 if global_keys is None else global_keys
+    if fits and num_users * num_items >= 2**31:
+        raise ValueError("build_train_arrays: global_keys=True needs num_users * num_items "
+                         f"< 2**31, got {num_users} * {num_items}.")
+    global_keys = (su * num_items + shifted) if fits else np.zeros(0, np.int64)
     return TrainArrays(
         user=jnp.asarray(user, jnp.int32), item=jnp.asarray(item, jnp.int32),
         indptr=jnp.asarray(indptr, jnp.int32), shifted=jnp.asarray(shifted, jnp.int32),
-        cdf=jnp.asarray(cdf, jnp.float32), num_users=num_users, num_items=num_items,
+        keys=jnp.asarray(global_keys, jnp.int32), cdf=jnp.asarray(cdf, jnp.float32), num_users=num_users, num_items=num_items,
         search_steps=int(np.ceil(np.log2(counts.max() + 1))) + 1)
 
 
 def _count_le(data: TrainArrays, user: Array, value: Array) -> Array:
-    """``#{t in segment(user) : shifted[t] <= value}`` by batched binary search."""
+    """``#{t in segment(user) : shifted[t] <= value}``: one ``searchsorted`` in the global
+    keys when they fit in int32, else a batched binary search inside each segment."""
+    if data.keys.shape[0]:
+        pos = jnp.searchsorted(data.keys, user * data.num_items + value, side="right")
+        return pos.astype(jnp.int32) - data.indptr[user]
     lo = data.indptr[user]
     hi = data.indptr[user + 1]
     start = lo

@@ -17,11 +17,12 @@ def _random_pairs(seed, num_users=30, num_items=50, density=0.3):
     return u, i, dense
 
 
+@pytest.mark.parametrize("global_keys", [True, False])
 @pytest.mark.parametrize("kind", ["uniform", "popularity"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_never_returns_a_training_positive(kind, seed):
+def test_never_returns_a_training_positive(kind, seed, global_keys):
     u, i, dense = _random_pairs(seed)
-    data = build_train_arrays(u, i, *dense.shape)
+    data = build_train_arrays(u, i, *dense.shape, global_keys=global_keys)
     users = jnp.asarray(np.random.default_rng(seed).integers(0, dense.shape[0], 20000), jnp.int32)
     neg = np.asarray(sample_negatives(data, users, jax.random.key(seed), kind=kind))
     assert neg.min() >= 0 and neg.max() < dense.shape[1]
@@ -29,9 +30,10 @@ def test_never_returns_a_training_positive(kind, seed):
     assert (neg[np.asarray(users) == 3] == dense.shape[1] - 1).all()
 
 
-def test_uniform_is_uniform_over_non_positives():
+@pytest.mark.parametrize("global_keys", [True, False])
+def test_uniform_is_uniform_over_non_positives(global_keys):
     u, i, dense = _random_pairs(0)
-    data = build_train_arrays(u, i, *dense.shape)
+    data = build_train_arrays(u, i, *dense.shape, global_keys=global_keys)
     users = jnp.full((60000,), 7, jnp.int32)
     neg = np.asarray(sample_negatives(data, users, jax.random.key(0)))
     counts = np.bincount(neg, minlength=dense.shape[1])

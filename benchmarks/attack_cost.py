@@ -1,0 +1,116 @@
+"""Cost of adversarial training on MF: time per training step relative to the clean step.
+
+Every variant trains BPR-MF (dim 64, batch 2048, Adam) on ml-100k-split with the fused
+epoch (one ``lax.scan`` per epoch); the step time is the median epoch time divided by the
+steps per epoch, measured side by side in one process, compile time apart. ``free`` counts
+one batch (its m replays, m optimizer updates) as a step.
+
+Usage: python benchmarks/attack_cost.py [--epochs 15] [--data PATH]
+"""
+import argparse
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import SHARED, environment, write_record  # noqa: E402
+
+from robustjax.data import DataConfig, prepare  # noqa: E402
+from robustjax.models import ModelConfig, build_model  # noqa: E402
+from robustjax.objectives import AdvConfig, build_phases  # noqa: E402
+from robustjax.train import (build_train_arrays, epoch_permutation, init_state,  # noqa: E402
+                             make_optimizer, make_train_epoch)
+
+# forward/backward passes of the score function per step, beyond the shared table gather,
+# scatter and optimizer update (which every variant pays once, free AT m times)
+COST_MODEL = {
+    "clean": "1 fwd + 1 bwd",
+    "apr": "2 fwd + 2 bwd (+1 bwd for the FGSM direction): ~3 passes on batch embeddings",
+    "pgd-K": "K+1 fwd + K+1 bwd on batch embeddings (K inner grads + the adversarial term)",
+    "free-4": "4 x (1 fwd + 1 bwd + optimizer update): 4 full steps",
+    "vat": "clean + 1 power iteration (fwd+bwd) + 1 fwd/bwd at the virtual adversarial point",
+}
+
+
+def variants():
+    out = {"clean": AdvConfig(method="none"), "apr": AdvConfig(method="apr", eps=0.5)}
+    for k in (1, 3, 5, 10, 20):
+        out[f"pgd-{k}"] = AdvConfig(method="pgd", eps=0.5, num_steps=k)
+    out["free-4"] = AdvConfig(method="free", eps=0.5, replays=4)
+    out["vat"] = AdvConfig(method="vat", eps=0.5)
+    return out
+
+
+def time_variant(fns, params, data, adv, *, epochs, batch_size, seed):
+    tx = make_optimizer("adam", 1e-3)
+    phase = build_phases(fns, loss="bpr", l2=0.0, adv=adv, epochs=epochs + 1)[-1]
+    epoch_fn = (phase.make_epoch(tx) if phase.make_epoch is not None
+                else make_train_epoch(phase.objective, tx))
+    state = init_state(jax.tree.map(jnp.copy, params), tx)
+    root = jax.random.key(seed)
+    perms = [epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=e)
+             for e in range(epochs + 1)]
+    t = time.perf_counter()
+    state, m = epoch_fn(state, perms[0], data, root)
+    jax.block_until_ready(m)
+    compile_s = time.perf_counter() - t
+    times = []
+    for e in range(1, epochs + 1):
+        t = time.perf_counter()
+        state, m = epoch_fn(state, perms[e], data, jax.random.fold_in(root, e))
+        jax.block_until_ready(m)
+        times.append(time.perf_counter() - t)
+    steps = perms[0].shape[0]
+    return {"compile_s": compile_s, "epoch_s_median": float(np.median(times)),
+            "step_ms": 1e3 * float(np.median(times)) / steps}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=os.path.join(SHARED, "ml-100k-split"))
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--rounds", type=int, default=2,
+                   help="interleaved rounds over all variants (the median is kept)")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    split = prepare(DataConfig(path=args.data))
+    fns, params = build_model(ModelConfig(dim=args.dim), split.num_users, split.num_items,
+                              seed=args.seed)
+    data = build_train_arrays(split.train.user, split.train.item, split.num_users,
+                              split.num_items)
+    runs = {name: [] for name in variants()}
+    for _ in range(args.rounds):  # interleave so machine noise hits every variant alike
+        for name, adv in variants().items():
+            runs[name].append(time_variant(fns, params, data, adv, epochs=args.epochs,
+                                           batch_size=args.batch_size, seed=args.seed))
+            print(f"{name}: {runs[name][-1]['step_ms']:.3f} ms/step", flush=True)
+    result = {}
+    for name, rs in runs.items():
+        result[name] = {"step_ms": float(np.median([r["step_ms"] for r in rs])),
+                        "compile_s": float(np.median([r["compile_s"] for r in rs]))}
+    clean = result["clean"]["step_ms"]
+    for name, r in result.items():
+        r["ratio_to_clean"] = r["step_ms"] / clean
+        key = "pgd-K" if name.startswith("pgd-") else name
+        r["cost_model"] = COST_MODEL[key]
+    record = {"benchmark": "attack_cost", **environment(),
+              "shapes": {"num_users": split.num_users, "num_items": split.num_items,
+                         "num_train": int(split.train.user.size), "dim": args.dim,
+                         "batch_size": args.batch_size,
+                         "steps_per_epoch": -(-int(split.train.user.size) // args.batch_size)},
+              "epochs_timed": args.epochs, "rounds": args.rounds, "variants": result}
+    write_record("attack_cost", record, args.out)
+    print("\n| variant | ms/step | x clean | cost model |\n|---|---|---|---|")
+    for name, r in result.items():
+        print(f"| {name} | {r['step_ms']:.3f} | {r['ratio_to_clean']:.2f} | {r['cost_model']} |")
+
+
+if __name__ == "__main__":
+    main()
