@@ -193,3 +193,23 @@ def parse_value(raw: str, annotation, key: str):
     if annotation is str:
         return raw
     raise ValueError(f"--set {key}: unsupported field type {annotation!r}.")
+
+
+def from_dict(cls, data: dict):
+    """Rebuilds a (nested) frozen config dataclass from ``dataclasses.asdict`` output
+    (e.g. a run's ``config.json``); lists become tuples, unknown keys are an error."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {unknown} in the saved config; "
+                         f"valid: {sorted(names)}.")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = from_dict(hint, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)

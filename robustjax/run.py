@@ -135,3 +135,42 @@ def write_recommendations(path: str, split: SplitData, top) -> None:
                 if not np.isfinite(scores[r, k]):
                     break
                 f.write(f"{u}\t{it[items[r, k]]}\t{k + 1}\t{scores[r, k]:.6g}\n")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedRun:
+    """A trained run read back from its output folder."""
+
+    path: str
+    config: ExperimentConfig
+    split: SplitData
+    fns: ModelFns
+    params: Any
+
+
+def load_run(run_dir: str, *, split: SplitData | None = None) -> LoadedRun:
+    """Reads ``run_dir/config.json`` and ``checkpoint/params.npz`` (the selected model).
+
+    ``split`` reuses already prepared data; it must have the run's user and item counts
+    (a checkpoint from another data set is reported with both shapes).
+    """
+    from robustjax.config import from_dict
+    from robustjax.train import load_meta, load_pytree
+
+    config_path = os.path.join(run_dir, "config.json")
+    params_path = os.path.join(run_dir, "checkpoint", "params.npz")
+    for path in (config_path, params_path):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"load_run: {path!r} does not exist; is {run_dir!r} the "
+                                    "--out folder of a finished `robustjax train` run?")
+    with open(config_path) as f:
+        cfg = from_dict(ExperimentConfig, json.load(f))
+    meta = load_meta(params_path)
+    if split is None:
+        split = prepare(cfg.data)
+    if (split.num_users, split.num_items) != (meta["num_users"], meta["num_items"]):
+        raise ValueError(f"load_run: {run_dir!r} was trained on {meta['num_users']} users x "
+                         f"{meta['num_items']} items, but the data has {split.num_users} x "
+                         f"{split.num_items}; compare checkpoints of the same data set.")
+    fns, template = build_model(cfg.model, split.num_users, split.num_items, seed=0)
+    return LoadedRun(run_dir, cfg, split, fns, load_pytree(params_path, template))

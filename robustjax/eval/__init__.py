@@ -10,6 +10,13 @@ from robustjax.eval.sampled import (
     evaluate_sampled,
     make_sampled_candidates,
 )
+from robustjax.eval.stability import (
+    jaccard_at_k,
+    mean_score_change,
+    prediction_shift,
+    rbo_at_k,
+    target_hit_ratio,
+)
 
 __all__ = [
     "make_table_attack",
@@ -26,4 +33,9 @@ __all__ = [
     "metric_keys",
     "rank_metrics",
     "sum_metrics",
+    "jaccard_at_k",
+    "mean_score_change",
+    "prediction_shift",
+    "rbo_at_k",
+    "target_hit_ratio",
 ]

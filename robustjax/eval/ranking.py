@@ -24,7 +24,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Bool, Float, Int
 
 METRIC_NAMES = ("recall", "ndcg", "hr", "precision", "mrr")
 
@@ -54,6 +54,7 @@ def rank_metrics(
     exclude: Bool[Array, "B I"],
     *,
     ks: tuple[int, ...],
+    auc: bool = True,
 ) -> dict[str, Float[Array, " B"]]:
     """Per-user Recall, NDCG, HR, Precision, MRR at each K, and AUC.
 
@@ -77,6 +78,8 @@ def rank_metrics(
       target: Bool[Array, "B I"] held-out positives.
       exclude: Bool[Array, "B I"] items removed from the candidate list.
       ks: static cutoffs, each ``1 <= K <= I``.
+      auc: static; False skips AUC (its per-row sort dominates the cost on CPU), for
+        sweeps over many perturbation levels.
 
     Returns:
       ``{"recall@K", "ndcg@K", "hr@K", "precision@K", "mrr@K" for K in ks, "auc",
@@ -93,19 +96,48 @@ def rank_metrics(
             f"exclude.dtype={exclude.dtype}; pass masks such as `x > 0`."
         )
     ks = _check_ks(ks, scores.shape[1])
-    kmax = max(ks)
     scores = scores.astype(jnp.float32)
-    neg_inf = jnp.float32(-jnp.inf)
-    masked = jnp.where(exclude | jnp.isnan(scores), neg_inf, scores)
+    top_scores, top_items = top_candidates(scores, exclude, max(ks))
+    out = metrics_from_top(top_items, top_scores, target, ks=ks)
+    valid = out["valid"] > 0
+    num_targets = jnp.sum(target, axis=1, dtype=jnp.int32)
+    zero = jnp.float32(0.0)
+    if auc:
+        out["auc"] = jnp.where(valid, _auc(scores, target, exclude, num_targets), zero)
+    return out
 
+
+def top_candidates(scores: Float[Array, "B I"], exclude: Bool[Array, "B I"], k: int
+                   ) -> tuple[Float[Array, "B K"], Int[Array, "B K"]]:
+    """Top-``k`` (scores, items) among the non-excluded candidates; ties by lower item id.
+
+    Excluded items (and NaN scores) are -inf and never count as hits.
+    """
+    masked = jnp.where(exclude | jnp.isnan(scores), jnp.float32(-jnp.inf),
+                       scores.astype(jnp.float32))
+    return jax.lax.top_k(masked, k)
+
+
+def metrics_from_top(top_items: Int[Array, "B K"], top_scores: Float[Array, "B K"],
+                     target: Bool[Array, "B I"], *, ks: tuple[int, ...]
+                     ) -> dict[str, Float[Array, " B"]]:
+    """Recall/NDCG/HR/Precision/MRR at each K (<= the list length) from a top list.
+
+    Lets one ``top_k`` serve several target sets (e.g. head and tail items) and the
+    stability metrics. Same definitions as :func:`rank_metrics`; no AUC.
+    """
+    kmax = max(ks)
+    if kmax > top_items.shape[1]:
+        raise ValueError(f"metrics_from_top: ks={ks} exceed the top-list length "
+                         f"{top_items.shape[1]}.")
+    top_items, top_scores = top_items[:, :kmax], top_scores[:, :kmax]
+    neg_inf = jnp.float32(-jnp.inf)
     num_targets = jnp.sum(target, axis=1, dtype=jnp.int32)  # [B]
     valid = num_targets > 0
     n = jnp.maximum(num_targets, 1).astype(jnp.float32)
-
-    # Top-Kmax once; hits and DCG at every K are one small matmul with a constant
+    # Hits and DCG at every K are one small matmul with a constant
     # [Kmax, len(ks)] "rank r <= K" table (cheaper to compile than cumsums). HIGHEST
     # precision keeps the f32 discounts exact on accelerators (no TF32/bf16 passes).
-    top_scores, top_items = jax.lax.top_k(masked, kmax)  # [B, Kmax]
     hit = jnp.take_along_axis(target, top_items, axis=1) & (top_scores > neg_inf)
     hitf = hit.astype(jnp.float32)
     discount = 1.0 / np.log2(np.arange(2, kmax + 2))  # [Kmax], gain at rank r is 1/log2(r+1)
@@ -133,7 +165,6 @@ def rank_metrics(
     zero = jnp.float32(0.0)
     stacked = {m: jnp.where(valid[:, None], v, zero) for m, v in stacked.items()}
     out = {f"{m}@{k}": stacked[m][:, j] for j, k in enumerate(ks) for m in METRIC_NAMES}
-    out["auc"] = jnp.where(valid, _auc(scores, target, exclude, num_targets), zero)
     out["valid"] = valid.astype(jnp.float32)
     return out
 

@@ -45,6 +45,13 @@ class ModelFns(NamedTuple):
     get_tables: Callable | None = None
     set_tables: Callable | None = None
 
+    # identity semantics, so a ModelFns can be a static argument of jax.jit
+    def __eq__(self, other):
+        return self is other
+
+    def __hash__(self):
+        return id(self)
+
 
 def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, Params]:
     """Splits a module into its static graph and its trainable parameters."""

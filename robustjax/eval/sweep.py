@@ -1,0 +1,301 @@
+"""Robustness sweeps: a whole grid of perturbation levels evaluated in one compiled call.
+
+A sweep evaluates a trained model under ``kind`` (Gaussian or uniform noise, FGSM, PGD-K)
+at every ``eps`` of a grid and for every seed. The levels (``seeds x eps``) are a vmapped
+axis everywhere: one compiled call crafts the perturbed embedding tables of all levels, and
+one compiled step per user batch scores, ranks and compares all levels at once, so the cost
+of a 32-level sweep is far below 32 single-level evaluations. Per user batch it computes,
+for every level:
+
+* every ranking metric (Recall/NDCG/HR/Precision/MRR at each K; AUC optional), for all
+  test users and broken down by user-activity quantile groups and by head/tail test items
+  (popularity-stratified targets: the shifted-data view);
+* top-K list stability against the clean list (Jaccard@K, finite-list RBO@K);
+* prediction shift (mean absolute and signed score change over the candidates);
+* in targeted mode, the hit ratio of the target items in the top-K.
+
+Threat models (``objective``): ``"train"`` maximises the BPR loss over one sampled epoch of
+training triples (the APR paper's study); ``"heldout"`` maximises the BPR loss of the
+held-out positives against sampled negatives (worst case for the reported metric);
+``"targeted"`` maximises the scores of ``target_items`` for every user against sampled
+items (promotion). Attacks perturb the embedding tables named in ``targets``.
+"""
+import dataclasses
+import functools
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from robustjax.attacks import AttackConfig, make_attack
+from robustjax.eval import _host
+from robustjax.eval.attacked import table_targets
+from robustjax.eval.ranking import metrics_from_top, rank_metrics, top_candidates
+from robustjax.eval.stability import jaccard_at_k, prediction_shift, rbo_at_k, target_hit_ratio
+from robustjax.losses.pairwise import bpr
+from robustjax.models.base import ModelFns
+from robustjax.train.sampler import TrainArrays, sample_uniform
+
+KINDS = ("gaussian", "uniform", "fgsm", "pgd")
+OBJECTIVES = ("train", "heldout", "targeted")
+_USER_LEVEL = ("jaccard", "rbo", "prediction_shift", "mean_score_change", "target_hr")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SweepConfig:
+    """What to sweep. ``eps`` and ``seeds`` form the (vmapped) level axis."""
+
+    kind: str = "pgd"
+    eps: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+    seeds: tuple[int, ...] = (0,)
+    num_steps: int = 10
+    step_size: float | None = None     # None: 2.5 * eps / num_steps
+    norm: str = "l2"
+    scope: str = "row"
+    targets: tuple[str, ...] = ("user", "item")
+    objective: str = "train"
+    target_items: tuple[int, ...] = ()
+    ks: tuple[int, ...] = (10, 20)
+    stability_k: int = 20
+    auc: bool = False
+    user_groups: int = 4               # activity quantile groups (0 disables)
+    head_share: float = 0.2            # most popular share of items counted as "head"
+    user_batch: int = 256
+    memory_mb: int = 1024              # bound on the per-batch score tensor [L, B, I]
+
+    def __post_init__(self):
+        def bad(field, expected):
+            raise ValueError(f"SweepConfig.{field} must be {expected}, got "
+                             f"{field}={getattr(self, field)!r}.")
+        if self.kind not in KINDS:
+            bad("kind", f"one of {KINDS}")
+        if self.objective not in OBJECTIVES:
+            bad("objective", f"one of {OBJECTIVES}")
+        if not self.eps:
+            bad("eps", "a non-empty grid")
+        negative = [e for e in self.eps if not (math.isfinite(e) and e >= 0)]
+        if negative:
+            raise ValueError(f"SweepConfig.eps must be finite and >= 0, got {negative} in the "
+                             f"grid {list(self.eps)}; use e.g. --eps 0:1:32.")
+        if not self.seeds:
+            bad("seeds", "a non-empty tuple of ints")
+        if not self.ks or min(self.ks) < 1 or self.stability_k < 1:
+            bad("ks", "positive cutoffs (and stability_k >= 1)")
+        if self.objective == "targeted" and not self.target_items:
+            bad("target_items", "non-empty with objective='targeted'")
+        if not 0.0 < self.head_share < 1.0:
+            bad("head_share", "in (0, 1)")
+        if self.user_batch < 1 or self.memory_mb < 1 or self.user_groups < 0:
+            bad("user_batch", "positive (and memory_mb >= 1, user_groups >= 0)")
+        AttackConfig(kind=self.kind, eps=max(self.eps), step_size=self.step_size,
+                     num_steps=self.num_steps, norm=self.norm, scope=self.scope)
+
+    @property
+    def levels(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(seed index [L], eps [L])`` of the flattened ``seeds x eps`` level axis."""
+        s, e = np.meshgrid(np.arange(len(self.seeds)), np.asarray(self.eps, np.float32),
+                           indexing="ij")
+        return s.ravel(), e.ravel()
+
+
+def parse_eps(text: str) -> tuple[float, ...]:
+    """``"0:1:32"`` (32 evenly spaced levels from 0 to 1) or ``"0,0.25,0.5"``."""
+    try:
+        if ":" in text:
+            lo, hi, n = text.split(":")
+            if int(n) < 1:
+                raise ValueError
+            return tuple(float(x) for x in np.linspace(float(lo), float(hi), int(n)))
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(f"--eps {text!r}: expected START:STOP:COUNT (e.g. 0:1:32) or a "
+                         "comma-separated list (e.g. 0,0.25,0.5).") from None
+
+
+# ------------------------------------------------------------------------ attacks per level
+
+def make_level_attack(fns: ModelFns, cfg: SweepConfig, data: TrainArrays,
+                      heldout: tuple[np.ndarray, np.ndarray] | None):
+    """``perturb(params, keys [L], eps [L]) -> tables with a leading [L] axis`` (one jit)."""
+    tables = table_targets(fns, cfg.targets)
+    attack = make_attack(AttackConfig(kind=cfg.kind, eps=1.0, step_size=cfg.step_size,
+                                      num_steps=cfg.num_steps, norm=cfg.norm, scope=cfg.scope,
+                                      targets=tables), tuple(fns.table_sizes))
+    if cfg.objective == "train":
+        users, pos = data.user, data.item
+    elif cfg.objective == "heldout":
+        users, pos = (jnp.asarray(heldout[0], jnp.int32), jnp.asarray(heldout[1], jnp.int32))
+    else:
+        targets = np.asarray(cfg.target_items, np.int32)
+        u = np.repeat(np.arange(data.num_users, dtype=np.int32), targets.size)
+        users, pos = jnp.asarray(u), jnp.asarray(np.tile(targets, data.num_users))
+
+    def one(params, key, eps):
+        k_neg, k_attack = jax.random.split(key)
+        neg = sample_uniform(data, users, jax.random.uniform(k_neg, users.shape))
+        batch = {"user": users, "pos": pos, "neg": neg}
+        clean = fns.get_tables(params)
+
+        def loss_fn(t):
+            p = fns.set_tables(params, t)
+            s = fns.embed(p, batch)
+            sp = fns.score(p, s["user"], s["pos"], s.get("pos_bias"))
+            sn = fns.score(p, s["user"], s["neg"], s.get("neg_bias"))
+            # untargeted: raise the ranking loss; targeted: raise the targets over the rest
+            return bpr(sp, sn) if cfg.objective != "targeted" else -bpr(sp, sn)
+
+        step = None if cfg.step_size is not None else 2.5 * eps / cfg.num_steps
+        delta = attack(loss_fn, clean, key=k_attack, eps=eps, step_size=step)
+        return jax.tree.map(jnp.add, clean, delta)
+
+    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
+
+
+# ------------------------------------------------------------------------ evaluation step
+
+def _dense(rows, cols, shape):
+    return jnp.zeros(shape, jnp.bool_).at[rows, cols].set(True, mode="drop")
+
+
+@functools.partial(jax.jit, static_argnames=("fns", "ks", "stab_k", "auc", "num_groups",
+                                             "num_items"))
+def sweep_step(params, tables, users, user_mask, group, tr, tc, xr, xc, head, target_items,
+               *, fns: ModelFns, ks, stab_k, auc, num_groups, num_items):
+    """All levels for one user batch. Returns per-level sums ``{name: [L, G+1]}`` (column
+    0: all users, 1..G: activity groups) and the user count per group."""
+    shape = (users.shape[0], num_items)
+    target = _dense(tr, tc, shape)
+    exclude = _dense(xr, xc, shape)
+    clean_scores = fns.score_all(params, users)
+    kmax = max(max(ks), stab_k)
+    clean_top = top_candidates(clean_scores, exclude, stab_k)[1]
+    strata = {"": target, "head/": target & head[None, :], "tail/": target & ~head[None, :]}
+    onehot = jnp.concatenate([user_mask[:, None].astype(jnp.float32),
+                              jax.nn.one_hot(group, num_groups) * user_mask[:, None]], axis=1)
+
+    def level(t):
+        scores = fns.score_all(fns.set_tables(params, t), users)
+        top_scores, top_items = top_candidates(scores, exclude, kmax)  # one top-k per level
+        out = {}
+        for prefix, tgt in strata.items():
+            m = metrics_from_top(top_items, top_scores, tgt, ks=ks)
+            if auc and not prefix:
+                m["auc"] = rank_metrics(scores, tgt, exclude, ks=ks[:1])["auc"]
+            valid = m.pop("valid")
+            for name, v in m.items():
+                out[prefix + name] = v * valid
+            out[prefix + "valid"] = valid
+        top = top_items[:, :stab_k]
+        out[f"jaccard@{stab_k}"] = jaccard_at_k(clean_top, top)
+        out[f"rbo@{stab_k}"] = rbo_at_k(clean_top, top)
+        out["prediction_shift"] = prediction_shift(clean_scores, scores, ~exclude)
+        if target_items.shape[0]:
+            out[f"target_hr@{stab_k}"] = target_hit_ratio(top, target_items)
+        return {k: v @ onehot for k, v in out.items()}  # [G+1] sums
+
+    return jax.vmap(level)(tables), jnp.sum(onehot, axis=0)
+
+
+def run_sweep(fns: ModelFns, params, *, data: TrainArrays, target_csr, exclude_csrs,
+              num_items: int, cfg: SweepConfig, progress: bool = True,
+              on_batch: Callable[[int], None] | None = None) -> dict:
+    """Evaluates ``params`` at every level of ``cfg``; returns a JSON-ready dict.
+
+    Args:
+      fns, params: the model (needs embedding tables: ``fns.get_tables``).
+      data: training arrays (the ``train`` attack objective and negative sampling).
+      target_csr: held-out items per user (test); exclude_csrs: train (and valid) items.
+      num_items: I.
+
+    Returns:
+      ``{"eps", "seeds", "metrics": {name: [[E] per seed]}, "groups": {label: {...}},
+      "clean": {name: value}, "num_users"}``. Stratified names are prefixed ``head/`` and
+      ``tail/``. Level ``eps = 0`` reproduces the clean metrics exactly.
+    """
+    if max(cfg.ks) > num_items or cfg.stability_k > num_items:
+        raise ValueError(f"SweepConfig.ks={cfg.ks} / stability_k={cfg.stability_k} exceed the "
+                         f"number of items ({num_items}); lower them.")
+    bad_targets = [t for t in cfg.target_items if not 0 <= t < num_items]
+    if bad_targets:
+        raise ValueError(f"SweepConfig.target_items {bad_targets} are not item ids in "
+                         f"[0, {num_items}).")
+    target = _host.check_csr("run_sweep: target_csr", target_csr, num_items)
+    excludes = [_host.check_csr(f"run_sweep: exclude_csrs[{i}]", c, num_items)
+                for i, c in enumerate(exclude_csrs)]
+    num_users = target[0].size - 1
+    users = np.nonzero(np.diff(target[0]) > 0)[0]
+    if users.size == 0:
+        raise ValueError("run_sweep: no user has a held-out item to evaluate.")
+    # activity groups: quantiles of the number of training interactions
+    activity = np.diff(excludes[0][0]) if excludes else np.zeros(num_users)
+    g = max(cfg.user_groups, 1)
+    edges = np.quantile(activity[users], np.linspace(0, 1, g + 1)[1:-1]) if g > 1 else []
+    group = np.searchsorted(edges, activity, side="right").astype(np.int32)
+    labels = [f"activity_q{i + 1}" for i in range(g)]
+    # head items: the most popular head_share of items by training interactions
+    pop = np.bincount(excludes[0][1], minlength=num_items) if excludes else np.zeros(num_items)
+    head = np.zeros(num_items, bool)
+    head[np.argsort(-pop, kind="stable")[: max(1, int(round(cfg.head_share * num_items)))]] = True
+
+    seed_idx, eps = cfg.levels
+    keys = jnp.stack([jax.random.key(s) for s in np.asarray(cfg.seeds)[seed_idx]])
+    heldout = (np.repeat(np.arange(num_users), np.diff(target[0])), target[1])
+    perturb = make_level_attack(fns, cfg, data, heldout)
+    tables = perturb(params, keys, jnp.asarray(eps))
+    num_levels = eps.size
+    bsz = int(max(1, min(cfg.user_batch, users.size,
+                         cfg.memory_mb * 2**20 // max(1, 4 * 4 * num_levels * num_items))))
+    t_cap = _host.batch_capacity([target], users, bsz)
+    x_cap = _host.batch_capacity(excludes, users, bsz)
+    totals, counts = None, None
+    targets_arr = jnp.asarray(np.asarray(cfg.target_items, np.int32))
+    starts = range(0, users.size, bsz)
+    for start in tqdm(starts, desc=f"sweep {num_levels} levels", unit="batch",
+                      disable=not progress or len(starts) < 2, dynamic_ncols=True):
+        chunk = users[start:start + bsz]
+        tr, tc = _host.coo_batch([target], chunk, t_cap, pad_row=bsz)
+        xr, xc = _host.coo_batch(excludes, chunk, x_cap, pad_row=bsz)
+        padded = _host.pad_rows(chunk.astype(np.int32), bsz)
+        sums, count = sweep_step(params, tables, padded, np.arange(bsz) < chunk.size,
+                                 group[padded], tr, tc, xr, xc, jnp.asarray(head), targets_arr,
+                                 fns=fns, ks=tuple(cfg.ks), stab_k=cfg.stability_k,
+                                 auc=cfg.auc, num_groups=g, num_items=num_items)
+        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+        counts = count if counts is None else counts + count
+        if on_batch is not None:
+            on_batch(start)
+    totals, counts = jax.device_get((totals, counts))
+    return _finish(totals, counts, cfg, labels, num_levels)
+
+
+def _finish(totals, counts, cfg: SweepConfig, labels, num_levels) -> dict:
+    def per_seed(values):  # [L] -> [[E] per seed]
+        return np.asarray(values).reshape(len(cfg.seeds), len(cfg.eps)).tolist()
+
+    def means(col):
+        out = {}
+        for name, v in totals.items():
+            if name.endswith("valid"):
+                continue
+            if name.startswith(_USER_LEVEL):  # defined for every evaluated user
+                denom = np.full(num_levels, counts[col])
+            else:  # ranking metrics: users with a target in the (stratified) test set
+                prefix = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+                denom = totals[prefix + "valid"][:, col]
+            out[name] = per_seed(v[:, col] / np.maximum(denom, 1))
+        return out
+
+    result = {"eps": list(map(float, cfg.eps)), "seeds": list(cfg.seeds),
+              "attack": {k: v for k, v in dataclasses.asdict(cfg).items()
+                         if k not in ("eps", "seeds", "user_batch", "memory_mb")},
+              "metrics": means(0), "num_users": int(counts[0]),
+              "groups": {label: {"num_users": int(counts[i + 1]), "metrics": means(i + 1)}
+                         for i, label in enumerate(labels)}}
+    return result
+
+
+__all__ = ["SweepConfig", "parse_eps", "run_sweep", "make_level_attack", "sweep_step", "KINDS",
+           "OBJECTIVES"]
