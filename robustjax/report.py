@@ -380,3 +380,27 @@ def write_report(
     keys = present + (["stability"] if len(pngs) > len(present) else [])
     paths.update(zip(keys, pngs))
     return paths
+
+
+def shift_table(sweep: dict, metric: str = "ndcg@20") -> str:
+    """Markdown: ``metric`` on shifted test sets (head/tail items, user-activity groups),
+    clean and at the largest eps, beside the noise curves (generalisation across data)."""
+    eps = sweep["eps"]
+    lines = [f"### {metric} on shifted test data (clean -> eps={eps[-1]:g})", "",
+             "| checkpoint | test set | users | clean | at max eps | drop |", "|---|---|---|---|---|---|"]
+
+    def row(path, name, users, curves):
+        mean = np.mean(np.asarray(curves, dtype=float), axis=0)
+        drop = (mean[-1] - mean[0]) / mean[0] if mean[0] > 0 else float("nan")
+        lines.append(f"| {path} | {name} | {users} | {mean[0]:.4f} | {mean[-1]:.4f} | "
+                     f"{drop:+.1%} |")
+
+    for path, ck in sweep["checkpoints"].items():
+        m = ck["metrics"]
+        row(path, "all test items", ck.get("num_users", ""), m[metric])
+        for prefix, label in (("head/", "head items (most popular)"), ("tail/", "tail items")):
+            if prefix + metric in m:
+                row(path, label, "", m[prefix + metric])
+        for label, g in ck.get("groups", {}).items():
+            row(path, f"users {label}", g["num_users"], g["metrics"][metric])
+    return "\n".join(lines) + "\n"

@@ -58,3 +58,33 @@ def test_bad_input_is_a_clean_error(tmp_path, capsys):
     assert "robustjax: error:" in err and "bad.tsv" in err
     assert main(["train", "--tiny", "--out", str(tmp_path / "o"), "--set", "nope=1"]) == 2
     assert "Valid keys" in capsys.readouterr().err
+
+
+def test_sweep_compares_checkpoints_in_one_report(tmp_path, capsys):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert main(["train", "--tiny", "--out", a, "--no-progress"]) == 0
+    assert main(["train", "--tiny", "--out", b, "--no-progress", "--set", "train.seed=3"]) == 0
+    out = str(tmp_path / "sweep")
+    assert main(["sweep", "--checkpoint", a, "--checkpoint", b, "--attack", "pgd",
+                 "--eps", "0:1:4", "--seeds", "0,1", "--ks", "5,10", "--stability-k", "5",
+                 "--steps", "3", "--out", out, "--no-progress"]) == 0
+    sweep = json.loads(_read(os.path.join(out, "sweep.json")))
+    assert set(sweep["checkpoints"]) == {a, b}
+    assert len(sweep["checkpoints"][a]["metrics"]["ndcg@10"]) == 2  # seeds
+    assert len(sweep["checkpoints"][a]["metrics"]["ndcg@10"][0]) == 4  # eps levels
+    with open(os.path.join(out, "ndcg_at_10.png"), "rb") as f:
+        assert f.read(4) == b"\x89PNG"
+    assert "shifted test data" in _read(os.path.join(out, "sweep.md"))
+
+
+def test_sweep_rejects_checkpoints_of_another_data_set(tmp_path, capsys):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    assert main(["train", "--tiny", "--out", a, "--no-progress"]) == 0
+    assert main(["train", "--tiny", "--out", b, "--no-progress",
+                 "--set", "data.synthetic_items=70"]) == 0
+    assert main(["sweep", "--checkpoint", a, "--checkpoint", b, "--eps", "0,0.5",
+                 "--ks", "5", "--stability-k", "5", "--out", str(tmp_path / "s")]) == 2
+    assert "was trained on 40 users x" in capsys.readouterr().err
+    assert main(["sweep", "--checkpoint", a, "--eps", "0,-1", "--out",
+                 str(tmp_path / "s")]) == 2
+    assert "eps must be finite and >= 0" in capsys.readouterr().err

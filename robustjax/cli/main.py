@@ -9,6 +9,8 @@ EPILOG = """examples:
   robustjax train --experiment bpr-mf --data ../shared/data/ml-100k-split --out runs/bpr
   robustjax train --experiment bpr-mf --data ratings.csv --set data.rating_threshold=4 \\
       --set train.epochs=20 --out runs/quick
+  robustjax sweep --checkpoint runs/bpr --checkpoint runs/apr --attack pgd --eps 0:1:32 \\
+      --out runs/sweep                                 (robustness curves, one report)
   robustjax experiments                                (list named experiments)
   robustjax config --experiment bpr-mf                 (print a config and every --set key)
 """
@@ -49,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
                         "uninterrupted run)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    from robustjax.cli import sweep as sweep_cli
+    sweep_cli.add_parser(sub)
+
     c = sub.add_parser("config", help="print the resolved config and the valid --set keys")
     common(c)
     sub.add_parser("experiments", help="list the named experiments")
@@ -76,6 +81,9 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.command == "sweep":
+            from robustjax.cli import sweep as sweep_cli
+            return sweep_cli.run(args)
         if args.command == "experiments":
             from experiments import names
             print("\n".join(names()))
