@@ -36,7 +36,7 @@ def _dense(rows, cols, shape) -> Bool[Array, "B I"]:
     return jnp.zeros(shape, jnp.bool_).at[rows, cols].set(True, mode="drop")
 
 
-@functools.partial(jax.jit, static_argnames=("score_users_fn", "num_items", "ks", "topn"))
+@functools.partial(jax.jit, static_argnames=("score_users_fn", "num_items", "ks", "topn", "auc"))
 def eval_full_step(
     params: Any,
     users: Int[Array, " B"],
@@ -50,6 +50,7 @@ def eval_full_step(
     num_items: int,
     ks: tuple[int, ...],
     topn: int = 0,
+    auc: bool = True,
 ) -> tuple[MetricSums, tuple[Int[Array, "B N"], Float[Array, "B N"]] | None]:
     """One batch of ``evaluate_full``: scores, masks from COO lists, metric sums, top-N.
 
@@ -65,7 +66,7 @@ def eval_full_step(
         )
     target = _dense(target_rows, target_cols, shape)
     exclude = _dense(exclude_rows, exclude_cols, shape)
-    sums = sum_metrics(rank_metrics(scores, target, exclude, ks=ks), where=user_mask)
+    sums = sum_metrics(rank_metrics(scores, target, exclude, ks=ks, auc=auc), where=user_mask)
     if not topn:
         return sums, None
     masked = jnp.where(exclude, jnp.float32(-jnp.inf), scores.astype(jnp.float32))
@@ -84,6 +85,7 @@ def evaluate_full(
     batch_size: int = 512,
     users: np.ndarray | None = None,
     return_topk: int | None = None,
+    auc: bool = True,
 ) -> dict[str, float] | tuple[dict[str, float], TopK]:
     """Means of ``rank_metrics`` over all users with at least one target item.
 
@@ -99,6 +101,7 @@ def evaluate_full(
       batch_size: users per step (memory is O(batch_size * num_items)).
       users: optional int array of user ids to restrict to (default: all users).
       return_topk: if N > 0, also return the top-N non-excluded items of each user.
+      auc: False skips AUC (its per-row sort dominates the CPU cost).
 
     Returns:
       ``{"recall@K", "ndcg@K", "hr@K", "precision@K", "mrr@K", "auc": float,
@@ -134,7 +137,7 @@ def evaluate_full(
     has_target = target[0][all_users + 1] > target[0][all_users]
     eval_users = all_users[has_target]
 
-    names = metric_keys(ks)
+    names = metric_keys(ks) if auc else metric_keys(ks)[:-1]
     n = eval_users.size
     bsz = max(min(batch_size, n), 1)
     t_cap = _host.batch_capacity([target], eval_users, bsz)
@@ -157,6 +160,7 @@ def evaluate_full(
             num_items=num_items,
             ks=ks,
             topn=topn,
+            auc=auc,
         )
         states.append(sums)
         tops.append(top)
