@@ -61,6 +61,39 @@ def bench_fused(fns, params, data, *, epochs, batch_size, seed):
             "final_loss": float(m["loss"])}
 
 
+def bench_ablation(fns, params, data, *, epochs, batch_size, seed):
+    """Where an epoch goes: the fused epoch with one piece replaced at a time."""
+    from robustjax.train import step as step_mod
+
+    def run(tx, sampler_off):
+        original = step_mod.sample_uniform
+        if sampler_off:  # plain uniform ids, positives not excluded
+            step_mod.sample_uniform = lambda d, u, r: jnp.floor(r * d.num_items).astype(jnp.int32)
+        try:
+            fn = make_train_epoch(combine(bpr=Term(clean_term(fns))), tx)
+            state = init_state(jax.tree.map(jnp.copy, params), tx)
+            perm = epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=0)
+            state, m = fn(state, perm, data, jax.random.key(seed))
+            jax.block_until_ready(m)
+            times = []
+            for e in range(1, epochs + 1):
+                t = time.perf_counter()
+                state, m = fn(state, perm, data, jax.random.key(e))
+                jax.block_until_ready(m)
+                times.append(time.perf_counter() - t)
+            return float(np.median(times))
+        finally:
+            step_mod.sample_uniform = original
+
+    adam, sgd = optax.adam(1e-3), optax.sgd(0.05)
+    out = {"full": run(adam, False), "without_sampler": run(adam, True),
+           "sgd_instead_of_adam": run(sgd, False), "sgd_without_sampler": run(sgd, True)}
+    out["sampler_share"] = 1 - out["without_sampler"] / out["full"]
+    out["adam_share"] = 1 - out["sgd_instead_of_adam"] / out["full"]
+    out["gather_grad_scatter_share"] = out["sgd_without_sampler"] / out["full"]
+    return out
+
+
 def bench_per_step(fns, params, user, item, num_items, *, epochs, batch_size, seed):
     """One jitted step per batch; shuffling and negative sampling on the host (NumPy)."""
     tx = optax.adam(1e-3)
@@ -133,6 +166,8 @@ def main(argv=None):
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--skip-per-step", action="store_true")
+    p.add_argument("--ablation", action="store_true",
+                   help="also time the epoch without the sampler / with SGD (cost breakdown)")
     p.add_argument("--out", default=None, help="JSON record path (default benchmarks/results/)")
     args = p.parse_args(argv)
     split = prepare(DataConfig(path=args.data))
@@ -155,6 +190,9 @@ def main(argv=None):
                                   batch_size=args.batch_size, seed=args.seed)
         record["per_step"] = per_step
         record["speedup_vs_per_step"] = per_step["epoch_s_median"] / fused["epoch_s_median"]
+    if args.ablation:
+        record["ablation"] = bench_ablation(fns, params, data, epochs=args.epochs,
+                                            batch_size=args.batch_size, seed=args.seed)
     cornac = bench_cornac(u, i, split.num_users, split.num_items, epochs=args.epochs,
                           seed=args.seed)
     if cornac is not None:

@@ -89,6 +89,10 @@ def main(argv=None):
         datasets = {"synthetic": (None, None, None)}
     chosen = list(datasets) if args.tiny else args.datasets.split(",")
     results = {}
+    previous = os.path.join(args.out, "results.json")
+    if os.path.exists(previous):  # keep data sets run earlier into the same folder
+        with open(previous) as f:
+            results = {k: v for k, v in json.load(f).items() if k not in chosen}
     for ds in chosen:
         if ds not in datasets:
             raise SystemExit(f"unknown data set {ds!r}; choose from {sorted(datasets)}")

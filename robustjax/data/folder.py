@@ -127,15 +127,35 @@ def load_split_folder(path: str, *, valid_ratio: float = 0.1, seed: int = 0) -> 
     return SplitData(tables["train"], tables["valid"], tables["test"], name=name)
 
 
+def resolve_data_file(path: str) -> str:
+    """The one interaction file of a folder that is not a split folder.
+
+    A folder such as ``ml-1m/`` (one data file plus a README) or a RecBole folder
+    (``x.inter`` beside ``x.item``/``x.user``) resolves to that file; anything else is
+    ambiguous and reported with the candidates.
+    """
+    names = sorted(n for n in os.listdir(path)
+                   if not n.startswith(".") and os.path.isfile(os.path.join(path, n))
+                   and not n.lower().endswith((".md", ".json", ".zip", ".sha256", ".item",
+                                               ".user")))
+    inter = [n for n in names if n.endswith(".inter")]
+    if len(inter) == 1:
+        return os.path.join(path, inter[0])
+    if len(names) == 1:
+        return os.path.join(path, names[0])
+    raise ValueError(
+        f"Folder {path!r} has no train and test files, so it is not a split folder, and it "
+        f"holds {len(names)} candidate data files {names[:8]}; pass the data file itself, or "
+        f"format= one of {list(FORMATS)}.")
+
+
 def detect_format(path: str) -> str:
     """The format name of ``path`` when it is unambiguous, else ValueError listing FORMATS."""
     path = os.fspath(path)
     if os.path.isdir(path):
         if _find_part(path, "train") and _find_part(path, "test"):
             return "split-folder"
-        raise ValueError(
-            f"Folder {path!r} has no train and test files, so it is not a split folder; "
-            f"pass the data file itself, or format= one of {list(FORMATS)}.")
+        return _sniff_file(resolve_data_file(path))
     if not os.path.exists(path):
         raise ValueError(f"Data path not found: {path!r}.")
     return _sniff_file(path)
@@ -169,6 +189,8 @@ def load(path: str | None, *, format: str | None = None, **options
         raise ValueError(f"Unknown format={format!r}; valid formats are {list(FORMATS)}.")
     if path is None:
         raise ValueError(f"format={format!r} needs a path, got path=None.")
+    if format != "split-folder" and os.path.isdir(path):
+        path = resolve_data_file(path)
     params = inspect.signature(fns[format]).parameters
     unknown = sorted(set(options) - set(params) - {"path"})
     if unknown:

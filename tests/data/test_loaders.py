@@ -174,3 +174,19 @@ def test_error_line_numbers_skip_blank_lines(tmp_path):
     p = _write(tmp_path, "b.tsv", "1\t2\n\n\n3\n")
     with pytest.raises(ValueError, match=r"line 4.*'3'"):
         rd.load_delimited(p)
+
+
+def test_folder_with_one_data_file_resolves_to_it(shared_data, tmp_path):
+    import os
+
+    from robustjax.data import load
+    t = load(os.path.join(shared_data, "ml-100k"))  # .inter beside .item/.user
+    assert len(t) == 100_000
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "README.md").write_text("notes")
+    (one / "data.tsv").write_text("1\t2\n1\t3\n2\t2\n")
+    assert len(load(str(one))) == 3
+    (one / "other.tsv").write_text("1\t2\n")
+    with pytest.raises(ValueError, match="2 candidate data files"):
+        load(str(one))
