@@ -88,3 +88,18 @@ def test_sweep_rejects_checkpoints_of_another_data_set(tmp_path, capsys):
     assert main(["sweep", "--checkpoint", a, "--eps", "0,-1", "--out",
                  str(tmp_path / "s")]) == 2
     assert "eps must be finite and >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("overrides", [
+    ["train.loss=softmax", "train.num_negatives=4"],
+    ["train.loss=bce", "train.sampler=popularity"],
+    ["train.optimizer=adagrad", "train.l2=1e-4", "model.use_bias=true"],
+    ["train.optimizer=sgd", "train.learning_rate=0.05", "train.weight_decay=1e-4"],
+])
+def test_loss_sampler_and_optimizer_options_train(tmp_path, overrides):
+    args = ["train", "--tiny", "--out", str(tmp_path / "o"), "--no-progress"]
+    for item in overrides:
+        args += ["--set", item]
+    assert main(args) == 0
+    history = [json.loads(x) for x in _read(str(tmp_path / "o" / "history.jsonl")).splitlines()]
+    assert all(abs(h["loss"]) < 1e6 for h in history)
