@@ -32,8 +32,13 @@ class Evaluator:
     batch_size: int
     sampled: Any = None  # {"valid": SampledCandidates, "test": ...}
 
+    def __post_init__(self):  # CSRs are built once, not at every validation
+        object.__setattr__(self, "_csr", {p: user_item_csr(getattr(self.split, p),
+                                                           self.split.num_users)
+                                          for p in ("train", "valid", "test")})
+
     def csr(self, part: str):
-        return user_item_csr(getattr(self.split, part), self.split.num_users)
+        return self._csr[part]
 
     def __call__(self, params, part: str, *, top_n: int = 0):
         exclude = [self.csr("train")] + ([self.csr("valid")] if part == "test" else [])

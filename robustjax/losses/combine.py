@@ -20,10 +20,15 @@ TermFn = Callable[..., Array]
 
 
 class Term(NamedTuple):
-    """A named piece of an objective: ``fn(params, batch, *, key) -> [B] | scalar``."""
+    """A named piece of an objective: ``fn(params, batch, *, key) -> [B] | scalar``.
+
+    A term whose pieces share computation (e.g. a clean and an adversarial loss from one
+    backward pass) may return a dict ``{part: [B]}``; each entry is then logged as its
+    own part, weighted by ``weight[part]`` when ``weight`` is a dict (default 1).
+    """
 
     fn: TermFn
-    weight: float | Array = 1.0
+    weight: float | Array | dict = 1.0
 
 
 def masked_mean(values: Array, mask: Array | None) -> Array:
@@ -60,8 +65,16 @@ def combine(**terms: Term):
     def objective(params: Params, batch: Batch, *, key: Array):
         keys = dict(zip(terms, jax.random.split(key, len(terms))))
         mask = batch.get("mask")
-        parts = {n: masked_mean(t.fn(params, batch, key=keys[n]), mask) for n, t in terms.items()}
-        total = sum(terms[n].weight * v for n, v in parts.items())
+        parts, total = {}, 0.0
+        for n, t in terms.items():
+            out = t.fn(params, batch, key=keys[n])
+            named = out if isinstance(out, dict) else {n: out}
+            for part, values in named.items():
+                if part in parts:
+                    raise ValueError(f"combine: part name {part!r} is produced twice.")
+                w = t.weight.get(part, 1.0) if isinstance(t.weight, dict) else t.weight
+                parts[part] = masked_mean(values, mask)
+                total = total + w * parts[part]
         return total, parts
 
     objective.terms = dict(terms)

@@ -175,3 +175,21 @@ def test_bad_configuration_fails_at_construction(model):
     with pytest.raises(ValueError, match="warm_epochs=5 leaves no adversarial epoch"):
         build_phases(fns, loss="bpr", l2=0.0, epochs=5, adv=AdvConfig(method="apr",
                                                                        warm_epochs=5))
+
+
+@pytest.mark.parametrize("use_bias", [False, True])
+def test_fused_apr_pair_equals_clean_plus_adversarial_terms(use_bias):
+    from robustjax.losses import Term, clean_term, combine
+    from robustjax.losses.adversarial import apr_pair_term
+    fns, params = build_model(ModelConfig(dim=D, use_bias=use_bias), U, I, seed=1)
+    params = jax.tree.map(lambda x: 5.0 * x + 0.1, params)
+    loss = emb_loss(fns, "bpr")
+    fgsm = make_attack(AttackConfig(kind="fgsm", eps=0.5), fns.embedding_names)
+    batch = dict(_batch(), mask=jnp.array([1.0, 1, 1, 1, 1, 1, 0, 1]))
+    generic = combine(bpr=Term(clean_term(fns)), apr=Term(adversarial_term(fns, loss, fgsm), 0.7))
+    fused = combine(pair=Term(apr_pair_term(fns, loss, eps=0.5), {"apr": 0.7}))
+    (ta, pa), ga = jax.value_and_grad(generic, has_aux=True)(params, batch, key=jax.random.key(0))
+    (tb, pb), gb = jax.value_and_grad(fused, has_aux=True)(params, batch, key=jax.random.key(0))
+    np.testing.assert_allclose(ta, tb, rtol=1e-6)
+    assert set(pa) == set(pb) == {"bpr", "apr"}
+    chex.assert_trees_all_close(ga, gb, atol=1e-5)

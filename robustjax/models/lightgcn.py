@@ -1,0 +1,308 @@
+"""LightGCN (He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
+Recommendation", SIGIR 2020).
+
+Layer-0 user and item tables ``E^0`` are propagated ``K`` times over the symmetrically
+normalised user-item graph, ``e_u^{k+1} = sum_{i in N(u)} e_i^k / sqrt(|N(u)| |N(i)|)`` (and
+symmetrically for items), and the final embedding is the layer mean
+``e = (e^0 + ... + e^K) / (K + 1)``; ``s(u, i) = <e_u, e_i>``.
+
+Propagation is a pair of ``jax.ops.segment_sum`` calls per layer over the edge list (no
+dense or sparse adjacency matrix): memory is ``O(E * D)`` per layer, so it scales to
+millions of edges. The graph is a :class:`Graph` built once, on the host, from the
+training pairs; it is not a parameter.
+
+Perturbation points (``lightgcn_fns(..., perturb=...)``):
+
+* per-batch attacks (``embed`` output: ``"user"``/``"pos"``/``"neg"``) always perturb the
+  *propagated* embeddings of the batch, i.e. the model's output representation;
+* table attacks (``get_tables``/``set_tables``, e.g. :func:`robustjax.eval.make_table_attack`)
+  perturb the layer-0 tables with ``perturb="layer0"`` (the perturbation then spreads
+  through the graph, as for a poisoned input embedding), or the propagated tables with
+  ``perturb="output"`` (the per-batch threat model applied to every row at once).
+
+The graph reaches the jitted functions as a closure of the ``ModelFns`` (their signatures
+carry only ``params`` and the batch), so its arrays are compile-time constants of each
+executable. See :func:`lightgcn_fns` for the cost and the alternative.
+"""
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jaxtyping import Float, Int
+
+from robustjax.models.base import ModelFns, split_model
+from robustjax.types import Array, Batch, Emb
+
+PERTURB_POINTS = ("layer0", "output")
+INITS = ("normal", "xavier")
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=("user", "item", "weight"),
+                   meta_fields=("num_users", "num_items"))
+@dataclasses.dataclass(frozen=True)
+class Graph:
+    """The normalised bipartite user-item graph as an edge list (one entry per distinct pair).
+
+    Attributes:
+      user, item: int32 ``[E]`` endpoints, sorted by user then item.
+      weight: float32 ``[E]`` ``1 / sqrt(deg(u) deg(i))``.
+      num_users, num_items: node counts (static).
+    """
+
+    user: Int[Array, " E"]
+    item: Int[Array, " E"]
+    weight: Float[Array, " E"]
+    num_users: int
+    num_items: int
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.user.shape[0])
+
+
+def build_graph(user, item, num_users: int, num_items: int) -> Graph:
+    """Builds the LightGCN graph from training pairs (host NumPy, once).
+
+    Repeated pairs count once. Users or items without training pairs are isolated nodes:
+    their propagated embedding is ``e^0 / (K + 1)``.
+
+    Args:
+      user, item: int ``[n]`` training pairs (NumPy or JAX arrays).
+      num_users, num_items: table sizes; ids must lie in ``[0, num_*)``.
+    """
+    user, item = np.asarray(user), np.asarray(item)
+    if user.ndim != 1 or user.shape != item.shape:
+        raise ValueError(f"build_graph: user and item must be 1-D arrays of equal length, got "
+                         f"shapes {user.shape} and {item.shape}.")
+    if not (np.issubdtype(user.dtype, np.integer) and np.issubdtype(item.dtype, np.integer)):
+        raise TypeError(f"build_graph: user and item must be integer ids, got dtypes "
+                        f"{user.dtype} and {item.dtype}.")
+    for name, ids, n in (("user", user, num_users), ("item", item, num_items)):
+        if n < 1:
+            raise ValueError(f"build_graph: num_{name}s must be >= 1, got {n}.")
+        if ids.size and (ids.min() < 0 or ids.max() >= n):
+            raise ValueError(f"build_graph: {name} ids must lie in [0, {n}), got range "
+                             f"[{ids.min()}, {ids.max()}]; pass the num_{name}s of the data.")
+    keys = np.unique(user.astype(np.int64) * num_items + item.astype(np.int64))
+    u, i = (keys // num_items).astype(np.int32), (keys % num_items).astype(np.int32)
+    deg_u = np.bincount(u, minlength=num_users).astype(np.float64)
+    deg_i = np.bincount(i, minlength=num_items).astype(np.float64)
+    weight = (1.0 / np.sqrt(deg_u[u] * deg_i[i])).astype(np.float32)
+    return Graph(jnp.asarray(u), jnp.asarray(i), jnp.asarray(weight), num_users, num_items)
+
+
+def propagate(users0: Float[Array, "U D"], items0: Float[Array, "I D"], graph: Graph,
+              num_layers: int) -> tuple[Float[Array, "U D"], Float[Array, "I D"]]:
+    """LightGCN propagation: the mean of layers ``0..K`` of ``E^{k+1} = A_hat E^k``.
+
+    A pure function of the tables and the graph (both may be traced). Each layer is two
+    segment sums over the ``E`` edges (item->user and user->item messages), ``O(E D)``.
+    """
+    if users0.shape[0] != graph.num_users or items0.shape[0] != graph.num_items:
+        raise ValueError(f"propagate: tables of {users0.shape[0]} users x {items0.shape[0]} "
+                         f"items do not match the graph ({graph.num_users} x "
+                         f"{graph.num_items}); build the graph with the model's table sizes.")
+    w = graph.weight[:, None]
+
+    def layer(_, carry):
+        u, i, su, si = carry
+        u_next = jax.ops.segment_sum(w * i[graph.item], graph.user, graph.num_users,
+                                     indices_are_sorted=True)
+        i_next = jax.ops.segment_sum(w * u[graph.user], graph.item, graph.num_items)
+        return u_next, i_next, su + u_next, si + i_next
+
+    _, _, su, si = jax.lax.fori_loop(0, num_layers, layer, (users0, items0, users0, items0))
+    return su / (num_layers + 1), si / (num_layers + 1)
+
+
+class LightGCN(nnx.Module):
+    """LightGCN: trainable layer-0 tables; propagation needs a :class:`Graph` argument.
+
+    Args:
+      num_users, num_items, dim: table sizes and embedding size.
+      num_layers: propagation layers ``K`` (0 gives MF).
+      init: ``"normal"`` (``N(0, 0.1^2)``, the reference implementation) or ``"xavier"``
+        (Xavier-normal, like :class:`robustjax.models.MatrixFactorization`).
+      rngs: NNX random streams (``params``).
+    """
+
+    def __init__(self, num_users: int, num_items: int, dim: int, *, num_layers: int = 3,
+                 init: str = "normal", rngs: nnx.Rngs):
+        for name, value in (("num_users", num_users), ("num_items", num_items), ("dim", dim)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"LightGCN: {name} must be an int >= 1, got {name}={value!r}.")
+        if not isinstance(num_layers, int) or num_layers < 0:
+            raise ValueError(f"LightGCN: num_layers must be an int >= 0, got "
+                             f"num_layers={num_layers!r}.")
+        if init not in INITS:
+            raise ValueError(f"LightGCN: init={init!r} is unknown; expected one of {INITS}.")
+        emb_init = (nnx.initializers.normal(0.1) if init == "normal"
+                    else nnx.initializers.xavier_normal())
+        self.users = nnx.Embed(num_users, dim, embedding_init=emb_init, rngs=rngs)
+        self.items = nnx.Embed(num_items, dim, embedding_init=emb_init, rngs=rngs)
+        self.num_users, self.num_items, self.num_layers = num_users, num_items, num_layers
+
+    def propagate(self, graph: Graph) -> tuple[Float[Array, "U D"], Float[Array, "I D"]]:
+        """Final (layer-mean) user and item tables."""
+        return propagate(self.users.embedding[...], self.items.embedding[...], graph,
+                         self.num_layers)
+
+    def embed(self, batch: Batch, graph: Graph) -> Emb:
+        """Propagated embeddings of the batch: ``user`` ``[B, D]``, ``pos`` ``[B, D]``,
+        ``neg`` ``[B, D]`` or ``[B, N, D]``."""
+        return _gather(*self.propagate(graph), batch)
+
+    @staticmethod
+    def score(user: Float[Array, "*b D"], item: Float[Array, "*b D"],
+              bias: Array | None = None) -> Float[Array, "*b"]:
+        s = jnp.sum(user * item, axis=-1)
+        return s if bias is None else s + bias
+
+    def score_all(self, users: Int[Array, " B"], graph: Graph) -> Float[Array, "B I"]:
+        u, i = self.propagate(graph)
+        return u[users] @ i.T
+
+    def score_items(self, users: Int[Array, " B"], items: Int[Array, "B C"], graph: Graph
+                    ) -> Float[Array, "B C"]:
+        u, i = self.propagate(graph)
+        return jnp.sum(u[users][:, None, :] * i[items], axis=-1)
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=("params", "user", "item"),
+                   meta_fields=())
+@dataclasses.dataclass(frozen=True)
+class OutputTables:
+    """LightGCN parameters whose propagated tables are replaced by ``user``/``item``.
+
+    Returned by ``set_tables`` with ``perturb="output"``; every function of
+    :func:`lightgcn_fns` accepts it and uses the given tables instead of propagating. It is
+    also a cache for evaluation: ``fns.set_tables(params, fns.get_tables(params))``
+    (``perturb="output"``) propagates once, and ``score_all`` on the result is a matmul.
+    """
+
+    params: nnx.State
+    user: Float[Array, "U D"]
+    item: Float[Array, "I D"]
+
+
+def _gather(users: Array, items: Array, batch: Batch) -> Emb:
+    emb = {"user": users[batch["user"]]}
+    for slot in ("pos", "neg"):
+        if slot in batch:
+            emb[slot] = items[batch[slot]]
+    return emb
+
+
+def lightgcn_fns(model: LightGCN, graph: Graph, *, perturb: str = "layer0"
+                 ) -> tuple[ModelFns, nnx.State]:
+    """Returns ``(ModelFns, params)`` for a LightGCN module on a fixed training graph.
+
+    ``params`` holds only the layer-0 tables (the graph is not trainable). ``embed``,
+    ``score_all`` and ``score_items`` propagate on every call (``K`` passes over the
+    edges); ``score`` is the dot product of given embeddings.
+
+    Args:
+      model: the module.
+      graph: from :func:`build_graph` on the training pairs, with the model's table sizes.
+      perturb: the table-attack point, ``"layer0"`` (``get_tables``/``set_tables`` read and
+        write the layer-0 tables) or ``"output"`` (they read the propagated tables and
+        ``set_tables`` returns an :class:`OutputTables` that overrides them). Per-batch
+        attacks on ``embed``'s output perturb propagated embeddings in both modes.
+
+    The graph is closed over: ``ModelFns`` functions receive only ``params`` and the batch,
+    and putting the int32 edge arrays into ``params`` would break ``jax.grad`` of the
+    training step. Under ``jax.jit`` its arrays (12 bytes per edge) therefore become
+    constants of every compiled executable (train epoch, evaluation, attack), which costs
+    compile time and one device copy per executable for very large graphs. Lifting this
+    needs a non-trainable slot in ``ModelFns`` (e.g. ``consts`` passed next to ``params``);
+    :func:`propagate` already takes the graph as a (traceable) argument.
+    """
+    if perturb not in PERTURB_POINTS:
+        raise ValueError(f"lightgcn_fns: perturb={perturb!r} is unknown; expected one of "
+                         f"{PERTURB_POINTS}.")
+    if not isinstance(graph, Graph):
+        raise TypeError(f"lightgcn_fns: graph must be a Graph from build_graph, got "
+                        f"{type(graph).__name__}.")
+    if (graph.num_users, graph.num_items) != (model.num_users, model.num_items):
+        raise ValueError(f"lightgcn_fns: the graph has {graph.num_users} users x "
+                         f"{graph.num_items} items but the model {model.num_users} x "
+                         f"{model.num_items}; build the graph with the model's table sizes.")
+    graphdef, params = split_model(model)
+
+    def final(p):  # propagated tables
+        if isinstance(p, OutputTables):
+            return p.user, p.item
+        return nnx.merge(graphdef, p).propagate(graph)
+
+    def score_all(p, users):
+        u, i = final(p)
+        return u[users] @ i.T
+
+    def score_items(p, users, items):
+        u, i = final(p)
+        return jnp.sum(u[users][:, None, :] * i[items], axis=-1)
+
+    if perturb == "layer0":
+        def get_tables(p):
+            _no_override(p)
+            return {"user": p["users"]["embedding"][...], "item": p["items"]["embedding"][...]}
+
+        def set_tables(p, tables):
+            _no_override(p)
+            _check_tables(tables, model)
+            return _set_layer0(graphdef, p, tables)
+    else:
+        def get_tables(p):
+            u, i = final(p)
+            return {"user": u, "item": i}
+
+        def set_tables(p, tables):
+            _check_tables(tables, model)
+            if "user" not in tables or "item" not in tables:
+                tables = {**get_tables(p), **tables}
+            base = p.params if isinstance(p, OutputTables) else p
+            return OutputTables(base, tables["user"], tables["item"])
+
+    fns = ModelFns(
+        embed=lambda p, batch: _gather(*final(p), batch),
+        score=lambda p, user, item, bias=None: LightGCN.score(user, item, bias),
+        score_all=score_all,
+        score_items=score_items,
+        embedding_names=("user", "pos", "neg"),
+        num_users=model.num_users,
+        num_items=model.num_items,
+        # embeddings are rows of the propagated tables (APR-published perturbs those rows)
+        lookups={"user": ("user", "user"), "pos": ("item", "pos"), "neg": ("item", "neg")},
+        table_sizes={"user": model.num_users, "item": model.num_items},
+        get_tables=get_tables,
+        set_tables=set_tables,
+    )
+    return fns, params
+
+
+def _no_override(p):
+    if isinstance(p, OutputTables):
+        raise TypeError("LightGCN tables: got OutputTables (propagated tables overridden by "
+                        "perturb='output') in a ModelFns built with perturb='layer0'; use "
+                        "the functions of lightgcn_fns(..., perturb='output').")
+
+
+def _check_tables(tables, model: LightGCN):
+    d = model.users.features
+    for name, rows in (("user", model.num_users), ("item", model.num_items)):
+        if name in tables and tables[name].shape != (rows, d):
+            raise ValueError(f"LightGCN set_tables: table {name!r} has shape "
+                             f"{tables[name].shape}; expected ({rows}, {d}).")
+
+
+def _set_layer0(graphdef, params, tables):
+    # merge a copy: merged modules share Variables with the state they come from
+    model = nnx.merge(graphdef, jax.tree.map(lambda x: x, params))
+    if "user" in tables:
+        model.users.embedding[...] = tables["user"]
+    if "item" in tables:
+        model.items.embedding[...] = tables["item"]
+    return nnx.split(model, nnx.Param)[1]
