@@ -73,7 +73,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str, *, resume: bool = False,
         f.write(cfg.to_json())
     with open(os.path.join(out_dir, "data.json"), "w") as f:
         json.dump(split.summary(), f, indent=1, default=str)
-    fns, params = build_model(cfg.model, split.num_users, split.num_items, seed=cfg.train.seed)
+    fns, params = build_model(cfg.model, split.num_users, split.num_items, seed=cfg.train.seed,
+                              train_pairs=(split.train.user, split.train.item))
     data = build_train_arrays(split.train.user, split.train.item, split.num_users,
                               split.num_items)
     sampled = None
@@ -177,5 +178,6 @@ def load_run(run_dir: str, *, split: SplitData | None = None) -> LoadedRun:
         raise ValueError(f"load_run: {run_dir!r} was trained on {meta['num_users']} users x "
                          f"{meta['num_items']} items, but the data has {split.num_users} x "
                          f"{split.num_items}; compare checkpoints of the same data set.")
-    fns, template = build_model(cfg.model, split.num_users, split.num_items, seed=0)
+    fns, template = build_model(cfg.model, split.num_users, split.num_items, seed=0,
+                                train_pairs=(split.train.user, split.train.item))
     return LoadedRun(run_dir, cfg, split, fns, load_pytree(params_path, template))

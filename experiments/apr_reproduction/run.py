@@ -26,12 +26,10 @@ sys.path.insert(0, os.path.normpath(os.path.join(HERE, "..", "..")))
 
 from experiments import get_config  # noqa: E402
 from robustjax.attacks import AttackConfig  # noqa: E402
-from robustjax.data import prepare  # noqa: E402
 from robustjax.eval import make_table_attack  # noqa: E402
-from robustjax.models import build_model  # noqa: E402
 from robustjax.objectives import AdvConfig  # noqa: E402
-from robustjax.run import Evaluator, run_experiment  # noqa: E402
-from robustjax.train import build_train_arrays, load_pytree  # noqa: E402
+from robustjax.run import Evaluator, load_run, run_experiment  # noqa: E402
+from robustjax.train import build_train_arrays  # noqa: E402
 
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "data"))
 
@@ -59,9 +57,8 @@ def method_config(name, adv, data_path, epochs, *, split=None, tiny=False):
 
 
 def evaluate_attacks(cfg, run_dir, eps_grid, *, ks=(20,)):
-    split = prepare(cfg.data)
-    fns, template = build_model(cfg.model, split.num_users, split.num_items, seed=0)
-    params = load_pytree(os.path.join(run_dir, "checkpoint", "params.npz"), template)
+    run = load_run(run_dir)
+    split, fns, params = run.split, run.fns, run.params
     data = build_train_arrays(split.train.user, split.train.item, split.num_users,
                               split.num_items)
     evaluator = Evaluator(fns, split, ks, cfg.eval.batch_size)

@@ -16,6 +16,7 @@ user and item embeddings may have any broadcast-compatible leading shapes (``[B,
 against ``[B, N, D]``, or ``[B, 1, D]`` against ``[1, I, D]`` in ``score_all``) and
 ``score_all`` needs ``B x I x H1`` floats, not ``B x I x 2 Dm``.
 """
+import itertools
 from collections.abc import Sequence
 
 import jax
@@ -63,7 +64,7 @@ class NeuMF(nnx.Module):
         sizes = (2 * mlp_dim,) + hidden
         self.layers = nnx.List([
             nnx.Linear(a, b, kernel_init=nnx.initializers.glorot_uniform(), rngs=rngs)
-            for a, b in zip(sizes[:-1], sizes[1:])])
+            for a, b in itertools.pairwise(sizes)])
         self.predict = nnx.Linear(gmf_dim + hidden[-1], 1,
                                   kernel_init=nnx.initializers.lecun_uniform(), rngs=rngs)
         self.num_users, self.num_items = num_users, num_items
@@ -145,7 +146,10 @@ def neumf_fns(model: NeuMF) -> tuple[ModelFns, nnx.State]:
     towers.
     """
     graphdef, params = split_model(model)
-    merge = lambda p: nnx.merge(graphdef, p)  # noqa: E731  (trace-time only)
+
+    def merge(p):  # trace-time only
+        return nnx.merge(graphdef, p)
+
     fns = ModelFns(
         embed=lambda p, batch: merge(p).embed(batch),
         score=lambda p, user, item, bias=None: merge(p).score(user, item, bias),

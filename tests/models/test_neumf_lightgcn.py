@@ -1,4 +1,6 @@
 """NeuMF and LightGCN behind the ModelFns boundary: numerics, attacks, training, tables."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,25 +11,56 @@ from robustjax.attacks import AttackConfig, make_attack
 from robustjax.data import synthetic
 from robustjax.eval import make_table_attack
 from robustjax.losses import emb_loss
-from robustjax.models.lightgcn import (Graph, LightGCN, OutputTables, build_graph,
-                                       lightgcn_fns, propagate)
+from robustjax.models.lightgcn import (
+    Graph,
+    LightGCN,
+    OutputTables,
+    build_graph,
+    lightgcn_fns,
+    propagate,
+)
 from robustjax.models.neumf import NeuMF, neumf_fns
 from robustjax.objectives import AdvConfig, build_phases
 from robustjax.train import build_train_arrays, fit, make_optimizer
 
-U, I, B, N = 7, 9, 5, 3
+# every model shares these table sizes, so initialisers and steps compile once per shape
+TABLE = synthetic(num_users=30, num_items=40, interactions_per_user=6, seed=0)
+U, I, B, N = TABLE.num_users, TABLE.num_items, 5, 3
+# a hand-made graph for the dense reference: a repeated pair, an isolated user and item
+SMALL_U, SMALL_I = 7, 9
 PAIRS_U = np.array([0, 0, 0, 1, 1, 2, 3, 3, 4, 5, 5, 5, 0], np.int32)  # user 6: isolated
 PAIRS_I = np.array([0, 1, 2, 2, 3, 4, 0, 5, 6, 1, 6, 7, 1], np.int32)  # (0, 1) twice; item 8
 
 
-def _make(name, num_users=U, num_items=I, pairs=(PAIRS_U, PAIRS_I)):
-    rngs = nnx.Rngs(params=0)
+@functools.cache
+def _graph():
+    return build_graph(TABLE.user, TABLE.item, U, I)
+
+
+@functools.cache
+def _data():
+    return build_train_arrays(TABLE.user, TABLE.item, U, I)
+
+
+@functools.cache
+def _module(name):
+    # one jitted program with the cheap "rbg" PRNG: eager threefry initialisers compile
+    # one program per shape (seconds in all)
+    def rngs():
+        return nnx.Rngs(params=jax.random.key(0, impl="rbg"))
+
     if name == "neumf":
-        return neumf_fns(NeuMF(num_users, num_items, gmf_dim=4, mlp_dim=3, hidden=(8, 4),
-                               embed_std=0.5, rngs=rngs))
-    graph = build_graph(*pairs, num_users, num_items)
-    model = LightGCN(num_users, num_items, 4, num_layers=2, rngs=rngs)
-    return lightgcn_fns(model, graph, perturb=name.split("-")[1])
+        return nnx.jit(lambda: NeuMF(U, I, gmf_dim=4, mlp_dim=3, hidden=(8,), embed_std=0.5,
+                                     rngs=rngs()))()
+    return nnx.jit(lambda: LightGCN(U, I, 4, num_layers=2, rngs=rngs()))()
+
+
+@functools.cache
+def _make(name):
+    """``(fns, params)``; modules are built once (tests never mutate them)."""
+    if name == "neumf":
+        return neumf_fns(_module(name))
+    return lightgcn_fns(_module("lightgcn"), _graph(), perturb=name.split("-")[1])
 
 
 MODELS = ["neumf", "lightgcn-layer0", "lightgcn-output"]
@@ -45,6 +78,7 @@ def _batch(neg_rows=False):
 @pytest.mark.parametrize("num_layers", [0, 1, 3])
 def test_lightgcn_propagation_equals_dense_reference(num_layers, strict_promotion):
     rng = np.random.default_rng(1)
+    U, I = SMALL_U, SMALL_I
     e_user, e_item = rng.normal(size=(U, 4)), rng.normal(size=(I, 4))
     r = np.zeros((U, I))
     r[PAIRS_U, PAIRS_I] = 1.0  # the repeated pair counts once
@@ -67,25 +101,25 @@ def test_lightgcn_propagation_equals_dense_reference(num_layers, strict_promotio
     # the module's propagation is the same function of its layer-0 tables
     fns, params = _make("lightgcn-layer0")
     t = fns.get_tables(params)
-    want_u, _ = propagate(t["user"], t["item"], graph, 2)
-    np.testing.assert_allclose(fns.embed(params, {"user": jnp.arange(U)})["user"], want_u,
-                               rtol=1e-6)
+    want_u, _ = propagate(t["user"], t["item"], _graph(), 2)
+    np.testing.assert_allclose(fns.embed(params, {"user": jnp.arange(SMALL_U)})["user"],
+                               want_u[:SMALL_U], rtol=1e-6)
 
 
 def test_build_graph_and_lightgcn_fns_validate_inputs():
     with pytest.raises(ValueError, match=r"item ids must lie in \[0, 9\), got range \[0, 9\]"):
-        build_graph(np.array([0, 1]), np.array([0, 9]), U, I)
+        build_graph(np.array([0, 1]), np.array([0, 9]), SMALL_U, SMALL_I)
     with pytest.raises(ValueError, match="equal length"):
-        build_graph(np.array([0, 1]), np.array([0]), U, I)
-    with pytest.raises(ValueError, match="graph has 7 users x 9 items but the model 8 x 9"):
-        lightgcn_fns(LightGCN(8, I, 4, rngs=nnx.Rngs(params=0)), build_graph(PAIRS_U, PAIRS_I,
-                                                                                U, I))
+        build_graph(np.array([0, 1]), np.array([0]), SMALL_U, SMALL_I)
+    with pytest.raises(ValueError, match=f"graph has 7 users x 9 items but the model {U} x {I}"):
+        lightgcn_fns(_module("lightgcn"), build_graph(PAIRS_U, PAIRS_I, SMALL_U, SMALL_I))
     with pytest.raises(ValueError, match="perturb='input' is unknown"):
-        lightgcn_fns(LightGCN(U, I, 4, rngs=nnx.Rngs(params=0)),
-                     build_graph(PAIRS_U, PAIRS_I, U, I), perturb="input")
+        lightgcn_fns(_module("lightgcn"), _graph(), perturb="input")
     with pytest.raises(ValueError, match="hidden must be a non-empty tuple"):
         NeuMF(U, I, hidden=(), rngs=nnx.Rngs(params=0))
-    assert isinstance(build_graph(PAIRS_U, PAIRS_I, U, I), Graph)
+    with pytest.raises(ValueError, match="num_layers must be an int >= 0"):
+        LightGCN(U, I, 4, num_layers=-1, rngs=nnx.Rngs(params=0))
+    assert isinstance(_graph(), Graph) and _graph().num_edges == U * 6
 
 
 # ------------------------------------------------------------------ both models: the boundary
@@ -143,9 +177,9 @@ ATTACKS = [(kind, norm) for kind in ("fgsm", "pgd", "gaussian", "uniform")
 @pytest.mark.parametrize("name", ["neumf", "lightgcn-layer0"])
 def test_every_attack_stays_in_the_ball(name):
     fns, params = _make(name)
-    eps = 0.3
+    eps = 0.05  # small enough for one FGSM step to raise the loss (first order)
     loss = emb_loss(fns, "softmax")
-    attacks = [make_attack(AttackConfig(kind=kind, eps=eps, num_steps=3, norm=norm),
+    attacks = [make_attack(AttackConfig(kind=kind, eps=eps, num_steps=2, norm=norm),
                            fns.embedding_names) for kind, norm in ATTACKS]
 
     @jax.jit
@@ -187,7 +221,7 @@ def test_table_round_trip_and_table_attack(name):
                                       params["mlp_items"]["embedding"][...] + 1.0)
     if name == "lightgcn-output":
         assert isinstance(moved, OutputTables)
-    data = build_train_arrays(PAIRS_U, PAIRS_I, U, I)
+    data = _data()
     attack = make_table_attack(fns, AttackConfig(kind="pgd", eps=0.1, num_steps=2))
     attacked = attack(params, data, jax.random.key(0), jnp.float32(0.1))
     after = fns.get_tables(attacked)
@@ -215,22 +249,18 @@ def test_lightgcn_layer0_fns_reject_output_tables():
 
 # ------------------------------------------------------------------ training
 
-@pytest.fixture(scope="module")
-def tiny_data():
-    table = synthetic(num_users=30, num_items=40, interactions_per_user=6, seed=0)
-    return table, build_train_arrays(table.user, table.item, table.num_users, table.num_items)
-
-
 @pytest.mark.parametrize("name", ["neumf", "lightgcn-layer0"])
-@pytest.mark.parametrize("method", ["apr", "pgd", "trades", "vat", "free"])
-def test_every_objective_trains_two_epochs(name, method, tiny_data):
-    table, data = tiny_data
-    fns, params = _make(name, table.num_users, table.num_items, (table.user, table.item))
+# each fit compiles one epoch program (3 to 8 s on a loaded 2-core CPU): the PGD-based
+# methods run with -m slow (all pass)
+@pytest.mark.parametrize("method", ["apr", "free"] + [
+    pytest.param(m, marks=pytest.mark.slow) for m in ("pgd", "trades", "vat")])
+def test_every_objective_trains_two_epochs(name, method):
+    fns, params = _make(name)
     adv = AdvConfig(method=method, eps=0.1, num_steps=2, replays=2)
-    phases = build_phases(fns, loss="bpr", l2=1e-4, adv=adv, epochs=2)
-    res = fit(params=params, tx=make_optimizer("adam", 1e-2), phases=phases, data=data,
+    phases = build_phases(fns, loss="bpr", l2=0.0, adv=adv, epochs=2)  # l2: a bigger program
+    res = fit(params=params, tx=make_optimizer("adam", 1e-2), phases=phases, data=_data(),
               epochs=2, batch_size=64, seed=0, progress=False)
-    assert len(res.history) == 2
+    assert [r["phase"] for r in res.history] == [method, method]
     assert all(np.isfinite(r["loss"]) for r in res.history)
     for leaf in jax.tree.leaves(res.final_params):
         assert np.all(np.isfinite(leaf))
