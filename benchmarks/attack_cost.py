@@ -29,7 +29,7 @@ from robustjax.train import (build_train_arrays, epoch_permutation, init_state, 
 # scatter and optimizer update (which every variant pays once, free AT m times)
 COST_MODEL = {
     "clean": "1 fwd + 1 bwd",
-    "apr": "2 fwd + 2 bwd (+1 bwd for the FGSM direction): ~3 passes on batch embeddings",
+    "apr": "2 fwd + 2 bwd on batch embeddings (the FGSM gradient doubles as the clean backward)",
     "pgd-K": "K+1 fwd + K+1 bwd on batch embeddings (K inner grads + the adversarial term)",
     "free-4": "4 x (1 fwd + 1 bwd + optimizer update): 4 full steps",
     "vat": "clean + 1 power iteration (fwd+bwd) + 1 fwd/bwd at the virtual adversarial point",
