@@ -72,10 +72,11 @@ class AdvConfig:
                 raise ValueError(f"AdvConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
         self.attack_config()  # validates eps, num_steps, step_size, norm, scope, targets
 
-    def attack_config(self, kind: str = "pgd") -> AttackConfig:
+    def attack_config(self) -> AttackConfig:
+        """The inner attack of the method: FGSM for APR, PGD-K otherwise (one random-start
+        step of 1.25 eps for ``fast``; TRADES maximises its KL term with the same PGD)."""
+        kind = "fgsm" if self.method == "apr" else "pgd"
         num_steps, step_size, random_start = self.num_steps, self.step_size, False
-        if kind == "fgsm" or self.method == "apr":
-            kind = "fgsm"
         if self.method == "fast":
             num_steps, random_start = 1, True
             step_size = 1.25 * self.eps if step_size is None else step_size
