@@ -17,13 +17,18 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED, environment, write_record  # noqa: E402
+from _common import SHARED, environment, write_record
 
-from robustjax.data import DataConfig, prepare  # noqa: E402
-from robustjax.models import ModelConfig, build_model  # noqa: E402
-from robustjax.objectives import AdvConfig, build_phases  # noqa: E402
-from robustjax.train import (build_train_arrays, epoch_permutation, init_state,  # noqa: E402
-                             make_optimizer, make_train_epoch)
+from robustjax.data import DataConfig, prepare
+from robustjax.models import ModelConfig, build_model
+from robustjax.objectives import AdvConfig, build_phases
+from robustjax.train import (
+    build_train_arrays,
+    epoch_permutation,
+    init_state,
+    make_optimizer,
+    make_train_epoch,
+)
 
 # forward/backward passes of the score function per step, beyond the shared table gather,
 # scatter and optimizer update (which every variant pays once, free AT m times)

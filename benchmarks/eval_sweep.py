@@ -21,13 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED, environment, write_record  # noqa: E402
+from _common import SHARED, environment, write_record
 
-from robustjax.data import DataConfig, prepare, user_item_csr  # noqa: E402
-from robustjax.eval import evaluate_full  # noqa: E402
-from robustjax.eval.sweep import SweepConfig, run_sweep  # noqa: E402
-from robustjax.models import ModelConfig, build_model  # noqa: E402
-from robustjax.train import build_train_arrays  # noqa: E402
+from robustjax.data import DataConfig, prepare, user_item_csr
+from robustjax.eval import evaluate_full
+from robustjax.eval.sweep import SweepConfig, run_sweep
+from robustjax.models import ModelConfig, build_model
+from robustjax.train import build_train_arrays
 
 
 def timed(fn, repeats):
@@ -60,7 +60,7 @@ def main(argv=None):
         fns, params = build_model(ModelConfig(dim=64), split.num_users, split.num_items, seed=0)
     data = build_train_arrays(split.train.user, split.train.item, split.num_users,
                               split.num_items)
-    csr = lambda t: user_item_csr(t, split.num_users)  # noqa: E731
+    csr = lambda t: user_item_csr(t, split.num_users)
     kw = dict(data=data, target_csr=csr(split.test),
               exclude_csrs=[csr(split.train), csr(split.valid)], num_items=split.num_items,
               progress=False)

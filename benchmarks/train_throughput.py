@@ -11,7 +11,6 @@ Compile time is reported apart. Epoch times are medians over ``--epochs`` epochs
 Usage: python benchmarks/train_throughput.py [--data PATH] [--epochs 30]
 """
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -22,13 +21,18 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED, environment, write_record  # noqa: E402
+from _common import SHARED, environment, write_record
 
-from robustjax.data import DataConfig, prepare  # noqa: E402
-from robustjax.losses import Term, clean_term, combine  # noqa: E402
-from robustjax.models import ModelConfig, build_model  # noqa: E402
-from robustjax.train import (build_train_arrays, epoch_permutation, init_state,  # noqa: E402
-                             make_optimizer, make_train_epoch)
+from robustjax.data import DataConfig, prepare
+from robustjax.losses import Term, clean_term, combine
+from robustjax.models import ModelConfig, build_model
+from robustjax.train import (
+    build_train_arrays,
+    epoch_permutation,
+    init_state,
+    make_optimizer,
+    make_train_epoch,
+)
 
 
 def bench_fused(fns, params, data, *, epochs, batch_size, seed):

@@ -8,8 +8,8 @@ from typing import Any
 from robustjax.data import DataConfig
 from robustjax.models.registry import ModelConfig
 from robustjax.objectives import AdvConfig
-from robustjax.train.state import OPTIMIZERS
 from robustjax.train.sampler import SAMPLERS
+from robustjax.train.state import OPTIMIZERS
 
 LOSSES = ("bpr", "bce", "softmax")
 
@@ -213,3 +213,14 @@ def from_dict(cls, data: dict):
             value = tuple(value)
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def tiny_config(cfg: ExperimentConfig, **model_changes) -> ExperimentConfig:
+    """The seconds-long smoke version of an experiment (``--tiny``): 40 synthetic users x 60
+    items, embedding dim 8, 2 epochs of batch 64, validation every epoch."""
+    return dataclasses.replace(
+        cfg, data=DataConfig(synthetic_users=40, synthetic_items=60, synthetic_per_user=8),
+        model=dataclasses.replace(cfg.model, **{"dim": 8, **model_changes}),
+        train=dataclasses.replace(cfg.train, epochs=2, batch_size=64, eval_every=1,
+                                  early_metric="ndcg@10"),
+        eval=EvalConfig(ks=(5, 10), top_n=5))

@@ -9,9 +9,9 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-import jax
 import numpy as np
 
 from robustjax.config import ExperimentConfig

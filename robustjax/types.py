@@ -3,7 +3,8 @@
 Letters used in shape annotations: ``B`` batch, ``U`` users, ``I`` items, ``D`` embedding
 dim, ``N`` negatives per example, ``K`` top-k, ``E`` noise levels, ``S`` steps per epoch.
 """
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 

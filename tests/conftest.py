@@ -2,8 +2,8 @@ import os
 
 # Sharding is exercised on CPU with several virtual devices; must be set before jax starts.
 os.environ.setdefault("XLA_FLAGS", "")
-import jax  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import pytest
 
 jax.config.update("jax_num_cpu_devices", 4)
 jax.config.update("jax_numpy_rank_promotion", "raise")

@@ -24,12 +24,12 @@ import jax.numpy as jnp
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.normpath(os.path.join(HERE, "..", "..")))
 
-from experiments import get_config  # noqa: E402
-from robustjax.attacks import AttackConfig  # noqa: E402
-from robustjax.eval import make_table_attack  # noqa: E402
-from robustjax.objectives import AdvConfig  # noqa: E402
-from robustjax.run import Evaluator, load_run, run_experiment  # noqa: E402
-from robustjax.train import build_train_arrays  # noqa: E402
+from experiments import get_config
+from robustjax.attacks import AttackConfig
+from robustjax.eval import make_table_attack
+from robustjax.objectives import AdvConfig
+from robustjax.run import Evaluator, load_run, run_experiment
+from robustjax.train import build_train_arrays
 
 SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "data"))
 

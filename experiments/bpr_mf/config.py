@@ -14,7 +14,7 @@ Without ``--data`` it runs on the embedded synthetic data set.
 """
 import dataclasses
 
-from robustjax.config import EvalConfig, ExperimentConfig, TrainConfig
+from robustjax.config import EvalConfig, ExperimentConfig, TrainConfig, tiny_config
 from robustjax.data import DataConfig
 from robustjax.models import ModelConfig
 
@@ -29,9 +29,5 @@ def get_config(*, tiny: bool = False, **overrides) -> ExperimentConfig:
         eval=EvalConfig(ks=(10, 20, 50)),
     )
     if tiny:
-        cfg = dataclasses.replace(
-            cfg, data=DataConfig(synthetic_users=40, synthetic_items=60, synthetic_per_user=8),
-            model=ModelConfig(dim=8), train=dataclasses.replace(cfg.train, epochs=2, batch_size=64,
-                                      eval_every=1, early_metric="ndcg@10"),
-            eval=EvalConfig(ks=(5, 10), top_n=5))
+        cfg = tiny_config(cfg)
     return dataclasses.replace(cfg, **overrides) if overrides else cfg

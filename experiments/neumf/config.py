@@ -9,7 +9,7 @@ Embedding size 32 per tower, MLP (64, 32, 16), Adam 1e-3, batch 2048, 100 epochs
 """
 import dataclasses
 
-from robustjax.config import EvalConfig, ExperimentConfig, TrainConfig
+from robustjax.config import EvalConfig, ExperimentConfig, TrainConfig, tiny_config
 from robustjax.data import DataConfig
 from robustjax.models import ModelConfig
 
@@ -24,10 +24,5 @@ def get_config(*, tiny: bool = False, **overrides) -> ExperimentConfig:
         eval=EvalConfig(ks=(10, 20, 50)),
     )
     if tiny:
-        cfg = dataclasses.replace(
-            cfg, data=DataConfig(synthetic_users=40, synthetic_items=60, synthetic_per_user=8),
-            model=dataclasses.replace(cfg.model, dim=8, hidden=(16, 8)),
-            train=dataclasses.replace(cfg.train, epochs=2, batch_size=64, eval_every=1,
-                                      early_metric="ndcg@10"),
-            eval=EvalConfig(ks=(5, 10), top_n=5))
+        cfg = tiny_config(cfg, hidden=(16, 8))
     return dataclasses.replace(cfg, **overrides) if overrides else cfg

@@ -1,5 +1,4 @@
 """``robustjax sweep``: robustness curves of one or more trained runs in one report."""
-import argparse
 import dataclasses
 import os
 
@@ -67,7 +66,7 @@ def run(args) -> int:
                       stability_k=args.stability_k, auc=args.auc, user_batch=args.user_batch)
     data = build_train_arrays(split.train.user, split.train.item, split.num_users,
                               split.num_items)
-    csr = lambda t: user_item_csr(t, split.num_users)  # noqa: E731
+    csr = lambda t: user_item_csr(t, split.num_users)
     target, exclude = csr(split.test), [csr(split.train), csr(split.valid)]
     sweep = {"attack": {k: v for k, v in dataclasses.asdict(cfg).items()
                         if k not in ("eps", "seeds", "user_batch", "memory_mb")},

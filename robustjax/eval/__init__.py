@@ -1,9 +1,9 @@
 """Evaluation: per-user ranking metrics, mergeable metric sums, full and sampled protocols."""
 
+from robustjax.eval.attacked import make_table_attack, table_targets
 from robustjax.eval.full import TopK, eval_full_step, evaluate_full
 from robustjax.eval.metrics import MetricSums, sum_metrics
 from robustjax.eval.ranking import METRIC_NAMES, metric_keys, rank_metrics
-from robustjax.eval.attacked import make_table_attack, table_targets
 from robustjax.eval.sampled import (
     SampledCandidates,
     eval_sampled_step,
@@ -19,8 +19,6 @@ from robustjax.eval.stability import (
 )
 
 __all__ = [
-    "make_table_attack",
-    "table_targets",
     "METRIC_NAMES",
     "MetricSums",
     "SampledCandidates",
@@ -29,13 +27,15 @@ __all__ = [
     "eval_sampled_step",
     "evaluate_full",
     "evaluate_sampled",
-    "make_sampled_candidates",
-    "metric_keys",
-    "rank_metrics",
-    "sum_metrics",
     "jaccard_at_k",
+    "make_sampled_candidates",
+    "make_table_attack",
     "mean_score_change",
+    "metric_keys",
     "prediction_shift",
+    "rank_metrics",
     "rbo_at_k",
+    "sum_metrics",
+    "table_targets",
     "target_hit_ratio",
 ]

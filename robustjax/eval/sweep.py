@@ -23,7 +23,7 @@ items (promotion). Attacks perturb the embedding tables named in ``targets``.
 import dataclasses
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -297,5 +297,12 @@ def _finish(totals, counts, cfg: SweepConfig, labels, num_levels) -> dict:
     return result
 
 
-__all__ = ["SweepConfig", "parse_eps", "run_sweep", "make_level_attack", "sweep_step", "KINDS",
-           "OBJECTIVES"]
+__all__ = [
+    "KINDS",
+    "OBJECTIVES",
+    "SweepConfig",
+    "make_level_attack",
+    "parse_eps",
+    "run_sweep",
+    "sweep_step",
+]

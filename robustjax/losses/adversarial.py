@@ -8,7 +8,7 @@ perturbation is a constant for the outer gradient (Danskin's theorem; the APR co
 so the inner loop never differentiates through itself and touches only the gathered batch
 embeddings and the score function, not the tables or the optimizer.
 """
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -172,8 +172,17 @@ def vat_term(fns: ModelFns, *, eps: float | Array, names: tuple[str, ...] = ("us
     return fn
 
 
-__all__ = ["add_delta", "adversarial_term", "apr_pair_term", "apr_published_term", "summed", "inject",
-           "trades_term", "vat_term", "project"]
+__all__ = [
+    "add_delta",
+    "adversarial_term",
+    "apr_pair_term",
+    "apr_published_term",
+    "inject",
+    "project",
+    "summed",
+    "trades_term",
+    "vat_term",
+]
 
 
 def apr_pair_term(fns: ModelFns, loss_on_emb, *, eps: float | Array, clean_name: str = "bpr",

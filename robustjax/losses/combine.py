@@ -9,7 +9,8 @@ Example::
 
     objective = combine(bpr=Term(clean_bpr), l2=Term(l2_term, 1e-4))
 """
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

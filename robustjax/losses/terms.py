@@ -1,5 +1,5 @@
 """Ready-made clean terms for the combinator, built from a model's functions."""
-from typing import Callable
+from collections.abc import Callable
 
 from robustjax.losses.pairwise import bce, bpr, sampled_softmax
 from robustjax.losses.reg import l2_embeddings

@@ -1,10 +1,24 @@
 """Recommender models (Flax NNX) behind a functional ``embed`` / ``score`` boundary."""
 from robustjax.models.base import ModelFns, count_params, slot_scores, split_model
-from robustjax.models.mf import MatrixFactorization, mf_fns
 from robustjax.models.lightgcn import Graph, LightGCN, build_graph, lightgcn_fns, propagate
+from robustjax.models.mf import MatrixFactorization, mf_fns
 from robustjax.models.neumf import NeuMF, neumf_fns
 from robustjax.models.registry import ModelConfig, build_model
 
-__all__ = ["ModelFns", "MatrixFactorization", "mf_fns", "slot_scores", "split_model",
-           "count_params", "ModelConfig", "build_model", "NeuMF", "neumf_fns", "LightGCN",
-           "lightgcn_fns", "build_graph", "Graph", "propagate"]
+__all__ = [
+           "Graph",
+           "LightGCN",
+           "MatrixFactorization",
+           "ModelConfig",
+           "ModelFns",
+           "NeuMF",
+           "build_graph",
+           "build_model",
+           "count_params",
+           "lightgcn_fns",
+           "mf_fns",
+           "neumf_fns",
+           "propagate",
+           "slot_scores",
+           "split_model",
+]

@@ -4,7 +4,8 @@ Code outside ``robustjax.models`` never touches modules: it sees a :class:`Model
 (pure functions of ``params``) and the ``params`` pytree, so ``jax.jit``, ``grad`` and
 ``vmap`` apply directly (Flax's "functional training loop").
 """
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -77,3 +78,18 @@ def slot_scores(fns: ModelFns, params: Params, emb: Emb) -> dict[str, Array]:
 
 def count_params(params: Params) -> int:
     return sum(int(x.size) for x in jax.tree.leaves(params))
+
+
+def set_embedding_tables(graphdef: nnx.GraphDef, params: Params, tables: dict,
+                         modules: dict[str, str] | None = None) -> Params:
+    """``params`` with the ``nnx.Embed`` tables named in ``tables`` replaced.
+
+    ``modules`` maps a table name to the module attribute holding it (default
+    ``{"user": "users", "item": "items"}``). Works on a copy: a merged module shares its
+    Variables with the state it came from.
+    """
+    modules = modules or {"user": "users", "item": "items"}
+    model = nnx.merge(graphdef, jax.tree.map(lambda x: x, params))
+    for name, table in tables.items():
+        getattr(model, modules[name]).embedding[...] = table
+    return nnx.split(model, nnx.Param)[1]

@@ -33,7 +33,7 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Float, Int
 
-from robustjax.models.base import ModelFns, split_model
+from robustjax.models.base import ModelFns, set_embedding_tables, split_model
 from robustjax.types import Array, Batch, Emb
 
 PERTURB_POINTS = ("layer0", "output")
@@ -299,10 +299,4 @@ def _check_tables(tables, model: LightGCN):
 
 
 def _set_layer0(graphdef, params, tables):
-    # merge a copy: merged modules share Variables with the state they come from
-    model = nnx.merge(graphdef, jax.tree.map(lambda x: x, params))
-    if "user" in tables:
-        model.users.embedding[...] = tables["user"]
-    if "item" in tables:
-        model.items.embedding[...] = tables["item"]
-    return nnx.split(model, nnx.Param)[1]
+    return set_embedding_tables(graphdef, params, tables)

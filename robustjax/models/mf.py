@@ -1,9 +1,8 @@
 """Matrix factorisation (MF) with optional user/item biases, as a Flax NNX module."""
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from robustjax.models.base import ModelFns, split_model
+from robustjax.models.base import ModelFns, set_embedding_tables, split_model
 from robustjax.types import Array, Batch, Emb
 
 
@@ -55,7 +54,7 @@ class MatrixFactorization(nnx.Module):
 def mf_fns(model: MatrixFactorization):
     """Returns ``(ModelFns, params)`` for an MF module."""
     graphdef, params = split_model(model)
-    merge = lambda p: nnx.merge(graphdef, p)  # noqa: E731  (trace-time only)
+    merge = lambda p: nnx.merge(graphdef, p)
     fns = ModelFns(
         embed=lambda p, batch: merge(p).embed(batch),
         score=lambda p, user, item, bias=None: MatrixFactorization.score(user, item, bias),
@@ -68,16 +67,7 @@ def mf_fns(model: MatrixFactorization):
         table_sizes={"user": model.num_users, "item": model.num_items},
         get_tables=lambda p: {"user": p["users"]["embedding"][...],
                               "item": p["items"]["embedding"][...]},
-        set_tables=lambda p, tables: _set_tables(graphdef, p, tables),
+        set_tables=lambda p, tables: set_embedding_tables(graphdef, p, tables),
     )
     return fns, params
 
-
-def _set_tables(graphdef, params, tables):
-    # merge a copy: merged modules share Variables with the state they come from
-    model = nnx.merge(graphdef, jax.tree.map(lambda x: x, params))
-    if "user" in tables:
-        model.users.embedding[...] = tables["user"]
-    if "item" in tables:
-        model.items.embedding[...] = tables["item"]
-    return nnx.split(model, nnx.Param)[1]

@@ -2,7 +2,7 @@
 import dataclasses
 import os
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from robustjax.train.checkpoint import load_meta, load_pytree, save_pytree
 from robustjax.train.sampler import TrainArrays
-from robustjax.train.state import TrainState, init_state
+from robustjax.train.state import init_state
 from robustjax.train.step import Objective, epoch_permutation, make_train_epoch
 from robustjax.types import Params
 

@@ -7,7 +7,7 @@ dispatch is asynchronous it shuffles the next epoch while the device trains.
 """
 import dataclasses
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

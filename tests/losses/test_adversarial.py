@@ -9,8 +9,14 @@ import pytest
 from robustjax.attacks import AttackConfig, make_attack
 from robustjax.data import synthetic
 from robustjax.losses import emb_loss
-from robustjax.losses.adversarial import (add_delta, adversarial_term, apr_published_term,
-                                          inject, trades_term, vat_term)
+from robustjax.losses.adversarial import (
+    add_delta,
+    adversarial_term,
+    apr_published_term,
+    inject,
+    trades_term,
+    vat_term,
+)
 from robustjax.models import ModelConfig, build_model
 from robustjax.objectives import METHODS, AdvConfig, build_phases
 from robustjax.train import build_train_arrays, fit, make_optimizer
@@ -40,7 +46,7 @@ def test_adversarial_term_uses_the_perturbed_embeddings(model):
     batch = _batch()
     shift = {"user": jnp.full((8, D), 0.3), "pos": jnp.full((8, D), -0.2),
              "neg": jnp.full((8, D), 0.1)}
-    fixed = lambda loss_fn, emb, *, key: shift  # noqa: E731
+    fixed = lambda loss_fn, emb, *, key: shift
     adv = adversarial_term(fns, loss, fixed)(params, batch, key=jax.random.key(0))
     emb = fns.embed(params, batch)
     np.testing.assert_allclose(adv, loss(params, add_delta(emb, shift)), rtol=1e-6)

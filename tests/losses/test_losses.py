@@ -27,7 +27,7 @@ def test_bpr_is_stable_for_extreme_scores(strict_promotion):
 
 def test_bce_and_softmax_hand_math(strict_promotion):
     pos, neg = jnp.array([0.5]), jnp.array([[-0.5, 1.0]])
-    sig = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    sig = lambda x: 1 / (1 + np.exp(-x))
     want = -np.log(sig(0.5)) - np.mean([np.log(1 - sig(-0.5)), np.log(1 - sig(1.0))])
     np.testing.assert_allclose(bce(pos, neg), [want], rtol=1e-6)
     logits = np.array([0.5, -0.5, 1.0])
@@ -50,8 +50,8 @@ def test_masked_mean_all_masked_is_finite(strict_promotion):
 
 
 def test_combine_returns_named_parts():
-    a = lambda p, b, *, key: p * b["x"]  # noqa: E731
-    c = lambda p, b, *, key: jnp.square(p * b["x"])  # noqa: E731
+    a = lambda p, b, *, key: p * b["x"]
+    c = lambda p, b, *, key: jnp.square(p * b["x"])
     objective = combine(first=Term(a), second=Term(c, 0.5))
     batch = {"x": jnp.array([1.0, 2.0, 3.0]), "mask": jnp.array([1.0, 1.0, 0.0])}
     total, parts = objective(jnp.float32(2.0), batch, key=jax.random.key(0))

@@ -9,8 +9,15 @@ import pytest
 from robustjax.data import synthetic
 from robustjax.losses import Term, clean_term, combine
 from robustjax.models import ModelConfig, build_model
-from robustjax.train import (Phase, build_train_arrays, epoch_permutation, fit, init_state,
-                             make_optimizer, make_train_epoch)
+from robustjax.train import (
+    Phase,
+    build_train_arrays,
+    epoch_permutation,
+    fit,
+    init_state,
+    make_optimizer,
+    make_train_epoch,
+)
 
 
 @pytest.fixture(scope="module")
