@@ -27,3 +27,10 @@ def get_config(name: str, **overrides):
     except ModuleNotFoundError:
         raise ValueError(f"unknown experiment {name!r}; available: {', '.join(names())}.") from None
     return mod.get_config(**overrides)
+
+
+def runner(name: str):
+    """The experiment's own ``run(cfg, out_dir, *, resume, progress)`` if it defines one
+    (e.g. sequential models with their own training loop), else None."""
+    mod = importlib.import_module(f"{__name__}.{name.replace('-', '_')}.config")
+    return getattr(mod, "run", None)

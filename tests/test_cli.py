@@ -105,9 +105,10 @@ def test_loss_sampler_and_optimizer_options_train(tmp_path, overrides):
     assert all(abs(h["loss"]) < 1e6 for h in history)
 
 
-@pytest.mark.parametrize("experiment", ["neumf", "lightgcn", "apr-mf"])
+@pytest.mark.parametrize("experiment", ["neumf", "lightgcn", "apr-mf", "sasrec-ml1m"])
 def test_named_experiments_run_tiny(tmp_path, experiment):
     out = str(tmp_path / experiment)
     assert main(["train", "--experiment", experiment, "--tiny", "--out", out,
                  "--no-progress"]) == 0
-    assert json.loads(_read(os.path.join(out, "metrics.json")))["test/num_users"] > 0
+    metrics = json.loads(_read(os.path.join(out, "metrics.json")))
+    assert any(k.startswith("test/") for k in metrics)

@@ -65,6 +65,10 @@ def resolve_config(args):
     from robustjax.config import apply_overrides
 
     cfg = get_config(args.experiment, tiny=args.tiny)
+    if not hasattr(cfg, "data"):  # a self-contained experiment config (e.g. sasrec-ml1m)
+        if args.data is not None:
+            cfg = dataclasses.replace(cfg, data_path=args.data)
+        return apply_overrides(cfg, args.overrides)
     data = cfg.data
     if args.data is not None:
         data = dataclasses.replace(data, path=args.data)
@@ -94,12 +98,17 @@ def main(argv=None) -> int:
             print(cfg.to_json())
             print("\n--set keys: " + ", ".join(valid_keys(cfg)))
             return 0
+        from experiments import runner
         from robustjax.run import run_experiment
-        metrics = run_experiment(cfg, args.out, resume=args.resume,
-                                 progress=not args.no_progress)
+        run = runner(args.experiment) or run_experiment
+        metrics = run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     except (ValueError, FileNotFoundError, TypeError) as e:
         print(f"robustjax: error: {e}", file=sys.stderr)
         return 2
+    if not hasattr(cfg, "train"):
+        print(json.dumps({k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}))
+        print(f"wrote {args.out}/metrics.json")
+        return 0
     k = cfg.train.early_metric.partition("@")[2]
     wanted = [f"test/recall@{k}", f"test/ndcg@{k}", "test/auc"] if k else ["test/auc"]
     shown = {key: round(metrics[key], 4) for key in wanted if key in metrics}

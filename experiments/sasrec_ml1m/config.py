@@ -1,0 +1,79 @@
+"""SASRec (Kang & McAuley, ICDM 2018) on ml-1m with the paper's settings.
+
+Command::
+
+    robustjax train --experiment sasrec-ml1m --data ../shared/data/ml-1m --out runs/sasrec
+
+Leave-one-out by time (last item test, second-to-last validation), histories truncated to
+the last 200 items, 2 causal self-attention blocks, dim 50, one head, dropout 0.2, BCE with
+one sampled negative per position, Adam 1e-3, batch 128, 200 epochs; evaluation ranks the
+held-out item against 100 sampled negatives (HR@10, NDCG@10), model selected on validation.
+Runtime on the 2-core CPU: about 9.5 s per epoch (about 32 minutes for 200 epochs).
+Expected (paper): HR@10 0.8245, NDCG@10 0.5905. See README.md for the measured figures.
+"""
+import dataclasses
+import json
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SASRecConfig:
+    name: str = "sasrec-ml1m"
+    data_path: str | None = None
+    epochs: int = 200
+    max_len: int = 200
+    dim: int = 50
+    num_blocks: int = 2
+    num_heads: int = 1
+    dropout: float = 0.2
+    learning_rate: float = 1e-3
+    batch_size: int = 128
+    eval_every: int = 20
+    seed: int = 0
+    tiny: bool = False
+
+    def __post_init__(self):
+        for name in ("epochs", "max_len", "dim", "num_blocks", "num_heads", "batch_size",
+                     "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"SASRecConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"SASRecConfig.dropout must lie in [0, 1), got {self.dropout!r}.")
+
+    def validate(self) -> "SASRecConfig":
+        if self.data_path is None and not self.tiny:
+            raise ValueError("sasrec-ml1m needs --data (e.g. ../shared/data/ml-1m), or --tiny.")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
+
+
+def get_config(*, tiny: bool = False, **overrides) -> SASRecConfig:
+    cfg = SASRecConfig()
+    if tiny:
+        cfg = dataclasses.replace(cfg, epochs=2, max_len=12, dim=8, batch_size=16,
+                                  eval_every=1, tiny=True)
+    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+
+
+def run(cfg: SASRecConfig, out_dir: str, *, resume: bool = False, progress: bool = True) -> dict:
+    """Trains and evaluates; writes ``out_dir/{config.json,metrics.json,history.jsonl}``."""
+    import os
+
+    from robustjax.seq import run_sasrec
+
+    if resume:
+        raise ValueError("sasrec-ml1m does not support --resume yet.")
+    cfg.validate()
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        f.write(cfg.to_json())
+    table = None
+    if cfg.tiny and cfg.data_path is None:
+        from robustjax.data import synthetic
+        table = synthetic(num_users=40, num_items=150, interactions_per_user=15, seed=cfg.seed)
+    return run_sasrec(data_path=cfg.data_path, out_dir=out_dir, epochs=cfg.epochs,
+                      max_len=cfg.max_len, dim=cfg.dim, num_blocks=cfg.num_blocks,
+                      num_heads=cfg.num_heads, dropout=cfg.dropout, lr=cfg.learning_rate,
+                      batch_size=cfg.batch_size, seed=cfg.seed, eval_every=cfg.eval_every,
+                      progress=progress, table=table)

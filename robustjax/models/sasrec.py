@@ -1,0 +1,163 @@
+"""SASRec: self-attentive sequential recommendation (Kang & McAuley, ICDM 2018).
+
+The architecture follows the official code (pre-LN blocks): input item embeddings scaled by
+``sqrt(D)`` plus learned positional embeddings, dropout, ``num_blocks`` blocks of
+
+    q = LN(x);  x = q + CausalAttention(q, x, x);  x = LN(x);  x = x + FFN(x)
+
+with padding positions zeroed after each block, then a final layer norm. Items are
+``1..I``; id 0 is padding (sequences are left-padded, so the last item sits at ``L - 1``).
+
+``embed`` and ``encode`` are separate so an attack can perturb the input embeddings
+(``"seq"``) and/or the target embeddings (``"pos"``, ``"neg"``) and the loss is recomputed
+through the encoder. Dropout takes an explicit ``key``; no hidden RNG state.
+
+Unlike the official code, attention also masks padding keys, so the outputs at real
+positions do not depend on anything at padding positions (the official code lets real
+queries attend to the constant, bias-only keys of padding slots).
+"""
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Float, Int, PRNGKeyArray
+
+from robustjax.types import Array
+
+_NEG = -1e9  # finite "minus infinity": fully masked padding rows stay NaN-free
+
+
+def _dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool) -> Array:
+    if deterministic or rate == 0.0:
+        return x
+    if key is None:
+        raise ValueError("SASRec: dropout needs key= when deterministic=False; pass a "
+                         "jax.random key or deterministic=True.")
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+class _Block(nnx.Module):
+    def __init__(self, dim: int, num_heads: int, *, rngs: nnx.Rngs):
+        self.ln_attn = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
+        self.q = nnx.Linear(dim, dim, rngs=rngs)
+        self.k = nnx.Linear(dim, dim, rngs=rngs)
+        self.v = nnx.Linear(dim, dim, rngs=rngs)
+        self.out = nnx.Linear(dim, dim, rngs=rngs)
+        self.ln_ff = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
+        self.ff1 = nnx.Linear(dim, dim, rngs=rngs)
+        self.ff2 = nnx.Linear(dim, dim, rngs=rngs)
+        self.num_heads = num_heads
+
+    def __call__(self, x: Array, mask: Array, attn_mask: Array, rate: float,
+                 keys: Array | None, deterministic: bool) -> Array:
+        b, length, dim = x.shape
+        h = self.num_heads
+        kk = (None,) * 4 if keys is None else tuple(keys)
+        q_in = self.ln_attn(x)
+
+        def heads(t):  # [B, L, D] -> [B, H, L, D/H]
+            return t.reshape(b, length, h, dim // h).transpose(0, 2, 1, 3)
+
+        q, k, v = heads(self.q(q_in)), heads(self.k(x)), heads(self.v(x))
+        logits = jnp.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(dim // h)
+        logits = jnp.where(attn_mask[:, None, :, :], logits, _NEG)
+        weights = _dropout(jax.nn.softmax(logits, axis=-1), rate, kk[0], deterministic)
+        att = jnp.einsum("bhqk,bhkd->bhqd", weights, v).transpose(0, 2, 1, 3)
+        x = q_in + self.out(att.reshape(b, length, dim))
+        x = self.ln_ff(x)
+        y = jax.nn.relu(_dropout(self.ff1(x), rate, kk[1], deterministic))
+        y = _dropout(self.ff2(y), rate, kk[2], deterministic)
+        return (x + y) * mask[..., None]
+
+
+class SASRec(nnx.Module):
+    """SASRec encoder over item sequences.
+
+    Args:
+      num_items: I; item ids are ``1..I`` and the table has ``I + 1`` rows (row 0 = padding).
+      max_len: L, the (static) sequence length; positional table size.
+      dim: D, hidden size (50 in the paper).
+      num_blocks: attention blocks (2).
+      num_heads: attention heads (1); must divide ``dim``.
+      dropout: dropout rate (0.2 for ML-1M).
+    """
+
+    def __init__(self, num_items: int, max_len: int, dim: int = 50, *, num_blocks: int = 2,
+                 num_heads: int = 1, dropout: float = 0.2, rngs: nnx.Rngs):
+        for name, value in (("num_items", num_items), ("max_len", max_len), ("dim", dim),
+                            ("num_blocks", num_blocks), ("num_heads", num_heads)):
+            if value < 1:
+                raise ValueError(f"SASRec: {name} must be >= 1, got {name}={value}.")
+        if dim % num_heads:
+            raise ValueError(f"SASRec: num_heads={num_heads} must divide dim={dim}.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"SASRec: dropout must be in [0, 1), got dropout={dropout!r}.")
+        init = nnx.initializers.xavier_normal()
+        self.items = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)
+        self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
+        self.blocks = nnx.List([_Block(dim, num_heads, rngs=rngs) for _ in range(num_blocks)])
+        self.ln_out = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
+        self.num_items, self.max_len, self.dim = num_items, max_len, dim
+        self.dropout = dropout
+
+    def embed(self, batch: dict) -> dict[str, Float[Array, "B L D"]]:
+        """Input and target item embeddings of a batch.
+
+        Args:
+          batch: ``{"seq": int32 [B, L], "pos": [B, L], "neg": [B, L]}`` (0 = padding);
+            ``pos``/``neg`` are optional.
+
+        Returns:
+          ``{"seq": E[seq] * sqrt(D), "pos": E[pos], "neg": E[neg]}``, each [B, L, D].
+        """
+        table = self.items.embedding[...]
+        out = {"seq": table[batch["seq"]] * math.sqrt(self.dim)}
+        for slot in ("pos", "neg"):
+            if slot in batch:
+                out[slot] = table[batch[slot]]
+        return out
+
+    def encode(self, seq_emb: Float[Array, "B L D"], seq_ids: Int[Array, "B L"], *,
+               deterministic: bool, key: PRNGKeyArray | None = None) -> Float[Array, "B L D"]:
+        """Runs the causal transformer on (possibly perturbed) input embeddings.
+
+        Args:
+          seq_emb: input embeddings from ``embed(...)["seq"]`` (already scaled).
+          seq_ids: the item ids, used only for the padding mask (0 = padding).
+          deterministic: static; True disables dropout (evaluation).
+          key: dropout key, required when ``deterministic=False``.
+
+        Returns:
+          Hidden state at each position, [B, L, D]; row t depends only on items ``<= t``.
+        """
+        length = seq_emb.shape[1]
+        if length > self.max_len:
+            raise ValueError(f"SASRec.encode: sequence length {length} exceeds "
+                             f"max_len={self.max_len}; truncate the sequences.")
+        if not deterministic and key is None:
+            raise ValueError("SASRec.encode: deterministic=False needs key=.")
+        keys = (None if deterministic
+                else jax.random.split(key, 1 + 3 * len(self.blocks)))
+        mask = (seq_ids != 0).astype(seq_emb.dtype)                         # [B, L]
+        pos = self.positions.embedding[...][self.max_len - length:]        # [L, D]
+        x = seq_emb + pos[None, :, :]
+        x = _dropout(x, self.dropout, None if keys is None else keys[0], deterministic)
+        x = x * mask[..., None]
+        causal = jnp.tril(jnp.ones((length, length), bool))
+        attn_mask = causal[None, :, :] & (seq_ids != 0)[:, None, :]        # [B, Lq, Lk]
+        for i, block in enumerate(self.blocks):
+            bk = None if keys is None else keys[1 + 3 * i: 4 + 3 * i]
+            x = block(x, mask, attn_mask, self.dropout, bk, deterministic)
+        return self.ln_out(x)
+
+    @staticmethod
+    def score(hidden: Float[Array, "*B D"], item: Float[Array, "*B D"]) -> Float[Array, "*B"]:
+        """Dot product of encoder outputs with item embeddings (broadcast over leading axes)."""
+        return jnp.sum(hidden * item, axis=-1)
+
+    def score_items(self, hidden: Float[Array, "B D"], items: Int[Array, "B C"]
+                    ) -> Float[Array, "B C"]:
+        """Scores of candidate items ``items`` against one hidden state per row."""
+        return jnp.einsum("bd,bcd->bc", hidden, self.items.embedding[...][items])
