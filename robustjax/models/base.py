@@ -41,8 +41,8 @@ class ModelFns(NamedTuple):
     embedding_names: tuple[str, ...]
     num_users: int
     num_items: int
-    lookups: dict = {}
-    table_sizes: dict = {}
+    lookups: Mapping[str, tuple[str, str]] = MappingProxyType({})
+    table_sizes: Mapping[str, int] = MappingProxyType({})
     get_tables: Callable | None = None
     set_tables: Callable | None = None
 
@@ -93,3 +93,26 @@ def set_embedding_tables(graphdef: nnx.GraphDef, params: Params, tables: dict,
     for name, table in tables.items():
         getattr(model, modules[name]).embedding[...] = table
     return nnx.split(model, nnx.Param)[1]
+
+
+def lookup_model_fns(graphdef: nnx.GraphDef, model, *, get_tables: Callable,
+                     set_tables: Callable) -> ModelFns:
+    """``ModelFns`` of a module whose ``user``/``pos``/``neg`` embeddings are rows of a user
+    and an item table and whose methods are ``embed``, ``score``, ``score_all`` and
+    ``score_items`` (MF, NeuMF)."""
+    def merge(p):  # trace-time only
+        return nnx.merge(graphdef, p)
+
+    return ModelFns(
+        embed=lambda p, batch: merge(p).embed(batch),
+        score=lambda p, user, item, bias=None: merge(p).score(user, item, bias),
+        score_all=lambda p, users: merge(p).score_all(users),
+        score_items=lambda p, users, items: merge(p).score_items(users, items),
+        embedding_names=("user", "pos", "neg"),
+        num_users=model.num_users,
+        num_items=model.num_items,
+        lookups={"user": ("user", "user"), "pos": ("item", "pos"), "neg": ("item", "neg")},
+        table_sizes={"user": model.num_users, "item": model.num_items},
+        get_tables=get_tables,
+        set_tables=set_tables,
+    )

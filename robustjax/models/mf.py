@@ -2,7 +2,7 @@
 import jax.numpy as jnp
 from flax import nnx
 
-from robustjax.models.base import ModelFns, set_embedding_tables, split_model
+from robustjax.models.base import lookup_model_fns, set_embedding_tables, split_model
 from robustjax.types import Array, Batch, Emb
 
 
@@ -54,20 +54,10 @@ class MatrixFactorization(nnx.Module):
 def mf_fns(model: MatrixFactorization):
     """Returns ``(ModelFns, params)`` for an MF module."""
     graphdef, params = split_model(model)
-    merge = lambda p: nnx.merge(graphdef, p)
-    fns = ModelFns(
-        embed=lambda p, batch: merge(p).embed(batch),
-        score=lambda p, user, item, bias=None: MatrixFactorization.score(user, item, bias),
-        score_all=lambda p, users: merge(p).score_all(users),
-        score_items=lambda p, users, items: merge(p).score_items(users, items),
-        embedding_names=("user", "pos", "neg"),
-        num_users=model.num_users,
-        num_items=model.num_items,
-        lookups={"user": ("user", "user"), "pos": ("item", "pos"), "neg": ("item", "neg")},
-        table_sizes={"user": model.num_users, "item": model.num_items},
+    fns = lookup_model_fns(
+        graphdef, model,
         get_tables=lambda p: {"user": p["users"]["embedding"][...],
                               "item": p["items"]["embedding"][...]},
-        set_tables=lambda p, tables: set_embedding_tables(graphdef, p, tables),
-    )
+        set_tables=lambda p, tables: set_embedding_tables(graphdef, p, tables))
     return fns, params
 

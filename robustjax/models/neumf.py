@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Float, Int
 
-from robustjax.models.base import ModelFns, split_model
+from robustjax.models.base import ModelFns, lookup_model_fns, split_model
 from robustjax.types import Array, Batch, Emb
 
 
@@ -150,19 +150,10 @@ def neumf_fns(model: NeuMF) -> tuple[ModelFns, nnx.State]:
     def merge(p):  # trace-time only
         return nnx.merge(graphdef, p)
 
-    fns = ModelFns(
-        embed=lambda p, batch: merge(p).embed(batch),
-        score=lambda p, user, item, bias=None: merge(p).score(user, item, bias),
-        score_all=lambda p, users: merge(p).score_all(users),
-        score_items=lambda p, users, items: merge(p).score_items(users, items),
-        embedding_names=("user", "pos", "neg"),
-        num_users=model.num_users,
-        num_items=model.num_items,
-        lookups={"user": ("user", "user"), "pos": ("item", "pos"), "neg": ("item", "neg")},
-        table_sizes={"user": model.num_users, "item": model.num_items},
+    fns = lookup_model_fns(
+        graphdef, model,
         get_tables=lambda p: {"user": merge(p).user_table(), "item": merge(p).item_table()},
-        set_tables=lambda p, tables: _set_tables(graphdef, p, tables),
-    )
+        set_tables=lambda p, tables: _set_tables(graphdef, p, tables))
     return fns, params
 
 
