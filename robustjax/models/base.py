@@ -4,7 +4,8 @@ Code outside ``robustjax.models`` never touches modules: it sees a :class:`Model
 (pure functions of ``params``) and the ``params`` pytree, so ``jax.jit``, ``grad`` and
 ``vmap`` apply directly (Flax's "functional training loop").
 """
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 import jax
