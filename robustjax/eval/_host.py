@@ -32,6 +32,23 @@ def check_csr(name: str, csr, num_items: int) -> tuple[np.ndarray, np.ndarray]:
     return indptr.astype(np.int64), indices.astype(np.int32)
 
 
+def check_csrs(where: str, main, others, num_items: int, *, main_name: str = "target_csr"):
+    """Validates a main CSR and several others over the same users.
+
+    Returns ``(main, others, num_users)`` as numpy views; a user-count mismatch names both.
+    """
+    main = check_csr(f"{where}: {main_name}", main, num_items)
+    others = [check_csr(f"{where}: exclude_csrs[{i}]", c, num_items) for i, c in enumerate(others)]
+    num_users = main[0].size - 1
+    for i, c in enumerate(others):
+        if c[0].size - 1 != num_users:
+            raise ValueError(
+                f"{where}: exclude_csrs[{i}] has {c[0].size - 1} users but {main_name} has "
+                f"{num_users}; build all CSRs with the same num_users."
+            )
+    return main, others, num_users
+
+
 def gather_rows(
     csr: tuple[np.ndarray, np.ndarray], users: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

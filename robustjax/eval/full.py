@@ -115,18 +115,8 @@ def evaluate_full(
         raise ValueError(
             f"evaluate_full: return_topk={return_topk!r} must be in [0, num_items={num_items}]."
         )
-    target = _host.check_csr("evaluate_full: target_csr", target_csr, num_items)
-    excludes = [
-        _host.check_csr(f"evaluate_full: exclude_csrs[{i}]", c, num_items)
-        for i, c in enumerate(exclude_csrs)
-    ]
-    num_users = target[0].size - 1
-    for i, c in enumerate(excludes):
-        if c[0].size - 1 != num_users:
-            raise ValueError(
-                f"evaluate_full: exclude_csrs[{i}] has {c[0].size - 1} users but target_csr "
-                f"has {num_users}; build all CSRs with the same num_users."
-            )
+    target, excludes, num_users = _host.check_csrs("evaluate_full", target_csr, exclude_csrs,
+                                                   num_items)
     all_users = np.arange(num_users) if users is None else np.asarray(users).astype(np.int64)
     bad = all_users.size and (all_users.min() < 0 or all_users.max() >= num_users)
     if all_users.ndim != 1 or bad:

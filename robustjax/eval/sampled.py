@@ -64,18 +64,8 @@ def make_sampled_candidates(
         raise ValueError(
             f"make_sampled_candidates: num_negatives must be an int >= 1, got {num_negatives!r}."
         )
-    heldout = _host.check_csr("make_sampled_candidates: heldout_csr", heldout_csr, num_items)
-    others = [
-        _host.check_csr(f"make_sampled_candidates: exclude_csrs[{i}]", c, num_items)
-        for i, c in enumerate(exclude_csrs)
-    ]
-    num_users = heldout[0].size - 1
-    for i, c in enumerate(others):
-        if c[0].size - 1 != num_users:
-            raise ValueError(
-                f"make_sampled_candidates: exclude_csrs[{i}] has {c[0].size - 1} users, "
-                f"heldout_csr has {num_users}; build all CSRs with the same num_users."
-            )
+    heldout, others, num_users = _host.check_csrs(
+        "make_sampled_candidates", heldout_csr, exclude_csrs, num_items, main_name="heldout_csr")
     row_users = np.repeat(np.arange(num_users), np.diff(heldout[0]))
     positives = heldout[1]
     rng = np.random.default_rng(seed)

@@ -222,10 +222,8 @@ def run_sweep(fns: ModelFns, params, *, data: TrainArrays, target_csr, exclude_c
     if bad_targets:
         raise ValueError(f"SweepConfig.target_items {bad_targets} are not item ids in "
                          f"[0, {num_items}).")
-    target = _host.check_csr("run_sweep: target_csr", target_csr, num_items)
-    excludes = [_host.check_csr(f"run_sweep: exclude_csrs[{i}]", c, num_items)
-                for i, c in enumerate(exclude_csrs)]
-    num_users = target[0].size - 1
+    target, excludes, num_users = _host.check_csrs("run_sweep", target_csr, exclude_csrs,
+                                                   num_items)
     users = np.nonzero(np.diff(target[0]) > 0)[0]
     if users.size == 0:
         raise ValueError("run_sweep: no user has a held-out item to evaluate.")
