@@ -79,10 +79,10 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str, *, resume: bool = False,
                               split.num_items)
     sampled = None
     if cfg.eval.sampled_negatives:
-        known = [user_item_csr(getattr(split, p), split.num_users)
-                 for p in ("train", "valid", "test")]
-        sampled = {p: make_sampled_candidates(user_item_csr(getattr(split, p), split.num_users),
-                                              known, num_items=split.num_items,
+        csrs = {p: user_item_csr(getattr(split, p), split.num_users)
+                for p in ("train", "valid", "test")}
+        known = list(csrs.values())
+        sampled = {p: make_sampled_candidates(csrs[p], known, num_items=split.num_items,
                                               num_negatives=cfg.eval.sampled_negatives,
                                               seed=cfg.train.seed)
                    for p in ("valid", "test")}
