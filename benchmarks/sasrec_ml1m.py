@@ -1,6 +1,6 @@
 """SASRec on ml-1m: time per epoch, steps per second and HR@10 / NDCG@10 (100 negatives).
 
-Runs the sasrec-ml1m protocol (``robustjax.seq.run_sasrec``) for ``--epochs`` epochs and
+Runs the sasrec-ml1m protocol (``robustjax.seq_run.run_sasrec``) for ``--epochs`` epochs and
 writes one JSON record: device, versions, shapes, the median epoch time, training steps per
 second, compile time, and the test metrics of the validation-selected model. Prepared for a
 lent GPU as well (the same command; JAX picks the accelerator).
@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import SHARED, environment, write_record  # noqa: E402
 
-from robustjax.seq import run_sasrec  # noqa: E402
+from robustjax.seq_run import run_sasrec  # noqa: E402
 
 
 def main(argv=None):

@@ -13,10 +13,6 @@ happens with probability < 0.62**8 = 2% for the heaviest user and ~0 for a typic
 """
 import dataclasses
 import functools
-import json
-import math
-import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +23,7 @@ from jaxtyping import PRNGKeyArray
 
 from robustjax.data.table import InteractionTable
 from robustjax.models.sasrec import SASRec
-from robustjax.train.state import init_state
+from robustjax.seq_adv import SeqAdvConfig, sequence_objective
 
 _NEG_TRIES = 8
 NUM_EVAL_NEGATIVES = 100
@@ -144,19 +140,21 @@ def sequence_loss(model: SASRec, emb: dict, seq_ids: jax.Array, *, deterministic
     return jnp.where(seq_ids != 0, v, jnp.zeros_like(v))
 
 
-def make_epoch_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, num_items: int):
+def make_epoch_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, num_items: int,
+                  adv: SeqAdvConfig | None = None):
     """``epoch(state, train [U, L+1], seen [U, I+1], batches int32 [NB, B], root_key)``.
 
     One jitted call runs a whole epoch (``lax.scan`` over batches); ``state`` is donated.
-    Returns ``(state, losses [NB])`` with the masked mean BCE of each batch.
+    ``adv`` adds an adversarial term on the input embeddings (``robustjax.seq_adv``).
+    Returns ``(state, parts)``: ``parts["loss"]`` [NB] is each batch's objective,
+    ``parts["clean"]`` its masked mean BCE, ``parts["adv"]`` the adversarial term's.
     """
+    objective = sequence_objective(adv, lambda model, emb, ids, key: sequence_loss(
+        model, emb, ids, deterministic=False, key=key))
 
     def loss_fn(params, batch, key):
         model = nnx.merge(graphdef, params)
-        emb = model.embed(batch)
-        v = sequence_loss(model, emb, batch["seq"], deterministic=False, key=key)
-        n = jnp.sum(batch["seq"] != 0)
-        return jnp.sum(v) / jnp.maximum(n, 1).astype(v.dtype)
+        return objective(model, model.embed(batch), batch["seq"], key=key)
 
     def step(state, users, train, seen, root_key):
         key = jax.random.fold_in(root_key, state.step)
@@ -166,11 +164,12 @@ def make_epoch_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, num_
         neg = sample_negatives(seen[users], seq.shape, num_items, key=k_neg)
         neg = jnp.where(seq != 0, neg, jnp.zeros_like(neg))
         batch = {"seq": seq, "pos": pos, "neg": neg}
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, k_drop)
+        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, batch, k_drop)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return dataclasses.replace(state, step=state.step + 1, params=params,
-                                   opt_state=opt_state), loss
+                                   opt_state=opt_state), {"loss": loss, **parts}
 
     @functools.partial(jax.jit, donate_argnames="state")
     def epoch(state, train, seen, batches, root_key):
@@ -208,102 +207,3 @@ def make_eval_fn(graphdef: nnx.GraphDef, batch_size: int = 512):
                 "ndcg@10": jnp.mean(ndcg.reshape(-1)[:n])}
 
     return evaluate
-
-
-def run_sasrec(*, data_path: str, out_dir: str, epochs: int = 200, max_len: int = 200,
-               dim: int = 50, num_blocks: int = 2, num_heads: int = 1, dropout: float = 0.2,
-               lr: float = 1e-3, batch_size: int = 128, seed: int = 0, eval_every: int = 20,
-               time_budget_s: float | None = None, progress: bool = True,
-               table: InteractionTable | None = None) -> dict:
-    """Trains SASRec with the paper's settings and evaluates it (sampled, 100 negatives).
-
-    Each epoch shuffles the users on the host (``default_rng((seed, epoch))``) and drops the
-    last incomplete batch. Validation runs every ``eval_every`` epochs (and after the last);
-    the best-validation (NDCG@10) parameters are tested. Stops early once
-    ``time_budget_s`` of training has elapsed (after the current epoch).
-
-    Writes ``out_dir/metrics.json`` and ``out_dir/history.jsonl``; returns the metrics.
-    """
-    from tqdm.auto import tqdm
-
-    from robustjax.data import load
-
-    os.makedirs(out_dir, exist_ok=True)
-    if table is None:
-        table = load(data_path)
-    data = make_sequence_data(table, max_len=max_len, seed=seed)
-    batch_size = min(batch_size, data.num_users)
-    model = SASRec(data.num_items, max_len, dim, num_blocks=num_blocks,
-                   num_heads=num_heads, dropout=dropout, rngs=nnx.Rngs(seed))
-    graphdef, params = nnx.split(model, nnx.Param)
-    tx = optax.adam(lr, b1=0.9, b2=0.98)
-    state = init_state(params, tx)
-    epoch_fn = make_epoch_fn(graphdef, tx, data.num_items)
-    eval_fn = make_eval_fn(graphdef)
-    root_key = jax.random.key(seed)
-    num_batches = data.num_users // batch_size
-
-    def evaluate(p, split):
-        inp, cands = ((data.valid_input, data.valid_cands) if split == "valid"
-                      else (data.test_input, data.test_cands))
-        return {f"{split}/{k}": float(v) for k, v in jax.device_get(eval_fn(p, inp, cands)).items()}
-
-    hist_path = os.path.join(out_dir, "history.jsonl")
-    open(hist_path, "w").close()
-    best, best_params, best_epoch = -math.inf, None, 0
-    epoch_times, train_seconds = [], 0.0
-    bar = tqdm(range(1, epochs + 1), disable=not progress, desc="sasrec")
-    for epoch in bar:
-        perm = np.random.default_rng((seed, epoch)).permutation(data.num_users)
-        batches = jnp.asarray(perm[:num_batches * batch_size].reshape(num_batches, batch_size)
-                              .astype(np.int32))
-        t0 = time.perf_counter()
-        state, losses = epoch_fn(state, data.train, data.seen_train, batches, root_key)
-        loss = float(jnp.mean(losses))
-        dt = time.perf_counter() - t0
-        epoch_times.append(dt)
-        train_seconds += dt
-        rec = {"epoch": epoch, "loss": loss, "seconds": dt}
-        out_of_time = time_budget_s is not None and train_seconds >= time_budget_s
-        if epoch % eval_every == 0 or epoch == epochs or out_of_time:
-            rec.update(evaluate(state.params, "valid"))
-            if rec["valid/ndcg@10"] > best:
-                best, best_epoch = rec["valid/ndcg@10"], epoch
-                best_params = jax.tree.map(jnp.copy, state.params)
-                rec.update(evaluate(state.params, "test"))
-        bar.set_postfix(loss=f"{loss:.4f}", **{k.split("/")[-1]: f"{v:.4f}" for k, v in rec.items()
-                                               if k.startswith("valid/")})
-        with open(hist_path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        if out_of_time:
-            break
-    metrics = {**evaluate(best_params, "valid"), **evaluate(best_params, "test"),
-               "best_epoch": best_epoch, "epochs_run": len(epoch_times),
-               "epoch_seconds_median": float(np.median(epoch_times[1:] or epoch_times)),
-               "first_epoch_seconds": epoch_times[0], "train_seconds": train_seconds,
-               "num_users": data.num_users, "num_items": data.num_items,
-               "config": {"epochs": epochs, "max_len": max_len, "dim": dim,
-                          "num_blocks": num_blocks, "num_heads": num_heads,
-                          "dropout": dropout, "lr": lr, "batch_size": batch_size,
-                          "seed": seed, "eval_every": eval_every,
-                          "time_budget_s": time_budget_s, "data_path": data_path}}
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    return metrics
-
-
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description="Train and evaluate SASRec (sampled protocol).")
-    ap.add_argument("--data", default="../shared/data/ml-1m")
-    ap.add_argument("--out", required=True)
-    for name, typ, default in (("epochs", int, 200), ("max_len", int, 200), ("dim", int, 50),
-                               ("num_blocks", int, 2), ("num_heads", int, 1),
-                               ("dropout", float, 0.2), ("lr", float, 1e-3),
-                               ("batch_size", int, 128), ("seed", int, 0),
-                               ("eval_every", int, 20), ("time_budget_s", float, None)):
-        ap.add_argument(f"--{name}", type=typ, default=default)
-    a = vars(ap.parse_args())
-    m = run_sasrec(data_path=a.pop("data"), out_dir=a.pop("out"), **a)
-    print(json.dumps({k: v for k, v in m.items() if k != "config"}, indent=2))

@@ -19,6 +19,8 @@ Measured (max_len 100): 9.3 s per epoch, test HR@10 0.8232, NDCG@10 0.5966 (pape
 import dataclasses
 import json
 
+from robustjax.seq_adv import SeqAdvConfig
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SASRecConfig:
@@ -34,6 +36,8 @@ class SASRecConfig:
     batch_size: int = 128
     eval_every: int = 10
     seed: int = 0
+    adv: SeqAdvConfig = SeqAdvConfig()
+    init_from: str | None = None
     tiny: bool = False
 
     def __post_init__(self):
@@ -65,7 +69,7 @@ def run(cfg: SASRecConfig, out_dir: str, *, resume: bool = False, progress: bool
     """Trains and evaluates; writes ``out_dir/{config.json,metrics.json,history.jsonl}``."""
     import os
 
-    from robustjax.seq import run_sasrec
+    from robustjax.seq_run import run_sasrec
 
     if resume:
         raise ValueError("sasrec-ml1m does not support --resume yet.")
@@ -73,12 +77,13 @@ def run(cfg: SASRecConfig, out_dir: str, *, resume: bool = False, progress: bool
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         f.write(cfg.to_json())
-    table = None
+    synthetic = None
     if cfg.tiny and cfg.data_path is None:
-        from robustjax.data import synthetic
-        table = synthetic(num_users=40, num_items=150, interactions_per_user=15, seed=cfg.seed)
+        synthetic = {"num_users": 40, "num_items": 150, "interactions_per_user": 15,
+                     "seed": cfg.seed}
     return run_sasrec(data_path=cfg.data_path, out_dir=out_dir, epochs=cfg.epochs,
                       max_len=cfg.max_len, dim=cfg.dim, num_blocks=cfg.num_blocks,
                       num_heads=cfg.num_heads, dropout=cfg.dropout, lr=cfg.learning_rate,
                       batch_size=cfg.batch_size, seed=cfg.seed, eval_every=cfg.eval_every,
-                      progress=progress, table=table)
+                      progress=progress, synthetic=synthetic, adv=cfg.adv,
+                      init_from=cfg.init_from, name=cfg.name)

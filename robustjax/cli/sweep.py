@@ -4,6 +4,9 @@ import os
 
 from robustjax.eval.sweep import KINDS, OBJECTIVES, SweepConfig, parse_eps
 
+HISTORY_KINDS = ("substitute_random", "substitute_gradient", "insert_random",
+                 "insert_gradient", "delete_random", "delete_gradient", "truncate")
+
 
 def add_parser(sub) -> None:
     s = sub.add_parser(
@@ -15,9 +18,12 @@ def add_parser(sub) -> None:
         "'robustjax[plot]'; the JSON never does).")
     s.add_argument("--checkpoint", action="append", required=True, metavar="RUN_DIR",
                    help="the --out folder of a `robustjax train` run (repeat to compare)")
-    s.add_argument("--attack", default="pgd", choices=KINDS, help="perturbation kind")
+    s.add_argument("--attack", default="pgd", choices=KINDS + HISTORY_KINDS,
+                   help="perturbation kind; for sequential runs (sasrec-*, bert4rec-*) also "
+                        "the history attacks substitute_*, insert_*, delete_*, truncate")
     s.add_argument("--eps", default="0:1:32", metavar="GRID",
-                   help="START:STOP:COUNT (evenly spaced) or a list a,b,c (default 0:1:32)")
+                   help="START:STOP:COUNT (evenly spaced) or a list a,b,c (default 0:1:32); "
+                        "for history attacks the budgets (items per sequence), e.g. 0,1,2,4")
     s.add_argument("--seeds", default="0", metavar="S,S,..",
                    help="attack seeds (negatives, random starts, noise); spread is plotted")
     s.add_argument("--objective", default="train", choices=OBJECTIVES,
@@ -44,6 +50,17 @@ def _ints(text):
 
 
 def run(args) -> int:
+    from robustjax.seq_run import is_sequence_run
+
+    seq = [is_sequence_run(p) for p in args.checkpoint]
+    if any(seq):
+        if not all(seq):
+            raise ValueError("robustjax sweep: mix of sequential and user-item checkpoints "
+                             f"{args.checkpoint}; compare runs of one kind per report.")
+        return run_sequential(args)
+    if args.attack not in KINDS:
+        raise ValueError(f"--attack {args.attack} is a history attack for sequential runs; "
+                         f"user-item runs take one of {KINDS}.")
     from tqdm.auto import tqdm
 
     from robustjax.data import user_item_csr
@@ -92,6 +109,38 @@ def run(args) -> int:
         s = ck["summary"][metric]
         print(f"{path}: clean {metric} {s['clean']:.4f}, area under curve {s['auc']:.4f}, "
               f"eps at half {s['eps_half']}")
+    print("wrote " + ", ".join(sorted(written.values())))
+    return 0
+
+
+def run_sequential(args) -> int:
+    """Sweep of sequential runs (``robustjax.eval.seq_sweep``) on their test histories."""
+    from robustjax.eval.seq_sweep import SeqSweepConfig, run_seq_sweep
+    from robustjax.report import summarise, write_report
+    from robustjax.seq_run import load_sequence_run
+
+    first = load_sequence_run(args.checkpoint[0])
+    runs = [first] + [load_sequence_run(p, data=first.data) for p in args.checkpoint[1:]]
+    cfg = SeqSweepConfig(kind=args.attack, levels=parse_eps(args.eps), seeds=_ints(args.seeds),
+                         num_steps=args.steps, norm=args.norm, scope=args.scope,
+                         ks=_ints(args.ks), user_batch=args.user_batch)
+    sweep = {"attack": {"kind": cfg.kind, "norm": cfg.norm, "scope": cfg.scope,
+                        "num_steps": cfg.num_steps, "targets": ["seq"],
+                        "objective": "heldout (target among its sampled candidates)",
+                        "level": "budget (items)" if cfg.discrete else "eps"},
+             "eps": list(cfg.levels), "seeds": list(cfg.seeds),
+             "data": first.meta["data"], "checkpoints": {}}
+    for loaded in runs:
+        sweep["checkpoints"][loaded.path] = run_seq_sweep(
+            loaded.graphdef, loaded.params, loaded.data.test_input, loaded.data.test_cands,
+            num_items=loaded.data.num_items, cfg=cfg, progress=not args.no_progress)
+    k = max(cfg.ks)
+    metrics = (f"hr@{k}", f"ndcg@{k}")
+    written = write_report(sweep, args.out, metrics=metrics, stability=())
+    for path, ck in summarise(sweep, metrics)["checkpoints"].items():
+        s = ck["summary"][metrics[0]]
+        print(f"{path}: clean {metrics[0]} {s['clean']:.4f}, area under curve {s['auc']:.4f}, "
+              f"level at half {s['eps_half']}")
     print("wrote " + ", ".join(sorted(written.values())))
     return 0
 

@@ -161,3 +161,22 @@ class SASRec(nnx.Module):
                     ) -> Float[Array, "B C"]:
         """Scores of candidate items ``items`` against one hidden state per row."""
         return jnp.einsum("bd,bcd->bc", hidden, self.items.embedding[...][items])
+
+    def next_hidden(self, seq_emb: Float[Array, "B L D"], seq_ids: Int[Array, "B L"], *,
+                    deterministic: bool = True, key: PRNGKeyArray | None = None
+                    ) -> Float[Array, "B D"]:
+        """The hidden state that scores the item following each (left-padded) sequence."""
+        return self.encode(seq_emb, seq_ids, deterministic=deterministic, key=key)[:, -1]
+
+    @property
+    def input_scale(self) -> float:
+        """``embed(...)["seq"] == item_table()[seq] * input_scale``."""
+        return math.sqrt(self.dim)
+
+    def item_table(self) -> Float[Array, "I1 D"]:
+        """The raw item embedding table, ``[I + 1, D]`` (row 0 = padding)."""
+        return self.items.embedding[...]
+
+    def score_all(self, hidden: Float[Array, "B D"]) -> Float[Array, "B I"]:
+        """Scores of every item ``1..I`` (column ``j`` is item ``j + 1``)."""
+        return hidden @ self.items.embedding[...][1:].T

@@ -16,10 +16,10 @@ from robustjax.seq import (
     make_epoch_fn,
     make_eval_fn,
     make_sequence_data,
-    run_sasrec,
     sample_negatives,
     sequence_loss,
 )
+from robustjax.seq_run import run_sasrec
 from robustjax.train.state import init_state
 
 I, L, D = 20, 6, 8
@@ -120,7 +120,8 @@ def test_epoch_and_eval_fns():
     epoch = make_epoch_fn(graphdef, tx, data.num_items)
     state = init_state(params, tx)
     batches = jnp.arange(8, dtype=jnp.int32).reshape(2, 4)
-    state, losses = epoch(state, data.train, data.seen_train, batches, jax.random.key(0))
+    state, parts = epoch(state, data.train, data.seen_train, batches, jax.random.key(0))
+    losses = parts["loss"]
     assert losses.shape == (2,) and bool(jnp.all(jnp.isfinite(losses)))
     assert int(state.step) == 2
     res = make_eval_fn(graphdef, batch_size=3)(state.params, data.test_input, data.test_cands)

@@ -1,0 +1,204 @@
+"""Robustness sweeps of sequential recommenders (SASRec, BERT4Rec) under history attacks.
+
+Two families of threat, one report format (``robustjax.report``):
+
+- **embedding** kinds (``gaussian``, ``uniform``, ``fgsm``, ``pgd``): perturb the input item
+  embeddings of each user's history inside an eps ball (norm and scope of
+  ``robustjax.attacks``); the whole eps grid is ``vmap``-ed inside one compiled call per
+  user batch.
+- **discrete** kinds (``robustjax.attacks.sequence``): item substitution, insertion,
+  deletion and truncation of the history, with an integer budget per level (one compiled
+  call per budget: the budget is a static shape).
+
+The attacks are untargeted against the held-out item: they maximise the cross-entropy of
+the target among its evaluation candidates (the target and its 100 sampled negatives,
+``SequenceData.test_cands``), i.e. push the target down the ranking the metrics are taken
+from. Discrete attacks never insert any of the user's candidates (the target or its
+negatives) into the history, so an attack cannot win by simply showing the answer.
+
+Metrics per level: ``hr@K`` and ``ndcg@K`` (sampled protocol: the target's rank is the
+number of candidates scored strictly higher) and ``target_score_shift``, the mean change
+of the target's score from the clean one.
+"""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from robustjax.attacks import AttackConfig, make_attack
+from robustjax.attacks.sequence import SEQUENCE_ATTACKS, apply_sequence_attack
+
+EMBEDDING_KINDS = ("gaussian", "uniform", "fgsm", "pgd")
+SEQ_SWEEP_KINDS = EMBEDDING_KINDS + tuple(SEQUENCE_ATTACKS)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SeqSweepConfig:
+    """A sweep of one attack kind over ``levels`` (eps for embedding kinds, integer budgets
+    for discrete kinds) and ``seeds``."""
+
+    kind: str = "pgd"
+    levels: tuple[float, ...] = (0.0, 0.5, 1.0)
+    seeds: tuple[int, ...] = (0,)
+    num_steps: int = 10
+    norm: str = "l2"
+    scope: str = "row"
+    ks: tuple[int, ...] = (10,)
+    user_batch: int = 256
+
+    def __post_init__(self):
+        if self.kind not in SEQ_SWEEP_KINDS:
+            raise ValueError(f"SeqSweepConfig.kind must be one of {SEQ_SWEEP_KINDS}, got "
+                             f"kind={self.kind!r}.")
+        if not self.levels:
+            raise ValueError("SeqSweepConfig.levels is empty; give at least one level.")
+        if any(b <= a for a, b in zip(self.levels, self.levels[1:])):
+            raise ValueError(f"SeqSweepConfig.levels must be strictly ascending, got "
+                             f"{self.levels!r}.")
+        if self.levels[0] < 0:
+            raise ValueError(f"SeqSweepConfig.levels must be >= 0, got {self.levels!r}.")
+        if self.discrete and any(float(v) != int(v) for v in self.levels):
+            raise ValueError(f"SeqSweepConfig.levels are budgets (item counts) for "
+                             f"kind={self.kind!r}; got non-integers {self.levels!r}.")
+        if not self.seeds:
+            raise ValueError("SeqSweepConfig.seeds is empty.")
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"SeqSweepConfig.ks must be positive cutoffs, got {self.ks!r}.")
+        if self.user_batch < 1:
+            raise ValueError(f"SeqSweepConfig.user_batch must be >= 1, got {self.user_batch}.")
+        # norm/scope/num_steps checked by the attack module with its own messages
+        AttackConfig(kind="pgd", num_steps=self.num_steps, norm=self.norm, scope=self.scope,
+                     targets=("seq",))
+
+    @property
+    def discrete(self) -> bool:
+        return self.kind not in EMBEDDING_KINDS
+
+
+def candidate_loss(model, seq_emb, seq_ids, cands):
+    """Cross-entropy of candidate 0 (the target) among ``cands`` [B, C]; [B]."""
+    scores = model.score_items(model.next_hidden(seq_emb, seq_ids), cands)
+    return -jax.nn.log_softmax(scores, axis=-1)[:, 0]
+
+
+def _metrics(scores, clean_target, valid, ks):
+    """Sums over the valid users (``valid`` 1/0 weights): hr@k, ndcg@k, target score shift."""
+    rank = jnp.sum(scores[:, 1:] > scores[:, :1], axis=1)
+    out = {}
+    for k in ks:
+        hit = rank < k
+        out[f"hr@{k}"] = jnp.sum(hit * valid)
+        out[f"ndcg@{k}"] = jnp.sum(jnp.where(hit, 1.0 / jnp.log2(rank + 2.0), 0.0) * valid)
+    out["target_score_shift"] = jnp.sum((scores[:, 0] - clean_target) * valid)
+    return out
+
+
+def _embedding_fn(graphdef, cfg: SeqSweepConfig):
+    attack = make_attack(AttackConfig(kind=cfg.kind, num_steps=cfg.num_steps, norm=cfg.norm,
+                                      scope=cfg.scope, targets=("seq",)), ("seq",))
+
+    @jax.jit
+    def fn(params, ids, cands, valid, levels, key):
+        model = nnx.merge(graphdef, params)
+        emb = model.embed({"seq": ids})["seq"]
+        clean = model.score_items(model.next_hidden(emb, ids), cands)[:, 0]
+
+        def at(eps):
+            loss = lambda e: candidate_loss(model, e["seq"], ids, cands) * valid
+            delta = attack(loss, {"seq": emb}, key=key, eps=eps)["seq"]
+            scores = model.score_items(model.next_hidden(emb + delta, ids), cands)
+            return _metrics(scores, clean, valid, cfg.ks)
+
+        return jax.vmap(at)(levels)
+
+    return fn
+
+
+def _discrete_fn(graphdef, cfg: SeqSweepConfig, num_items: int, budget: int):
+    @jax.jit
+    def fn(params, ids, cands, valid, key):
+        model = nnx.merge(graphdef, params)
+        table = model.item_table()
+        emb = model.embed({"seq": ids})["seq"]
+        clean = model.score_items(model.next_hidden(emb, ids), cands)[:, 0]
+
+        def loss_rows(rows, seq_ids):
+            return candidate_loss(model, rows * model.input_scale, seq_ids, cands) * valid
+
+        new_ids = apply_sequence_attack(cfg.kind, ids, budget, loss_fn=loss_rows, table=table,
+                                        num_items=num_items, key=key, exclude=cands)
+        scores = model.score_items(
+            model.next_hidden(model.embed({"seq": new_ids})["seq"], new_ids), cands)
+        out = _metrics(scores, clean, valid, cfg.ks)
+        out["changed_positions"] = jnp.sum(jnp.sum(new_ids != ids, axis=1) * valid)
+        return out
+
+    return fn
+
+
+def run_seq_sweep(graphdef: nnx.GraphDef, params, inputs: jax.Array, cands: jax.Array, *,
+                  num_items: int, cfg: SeqSweepConfig, progress: bool = True) -> dict:
+    """Evaluates a sequential model under every level of ``cfg`` (and every seed).
+
+    Args:
+      graphdef, params: the model (``nnx.split(model, nnx.Param)``); it must expose
+        ``embed``, ``next_hidden``, ``score_items``, ``item_table`` and ``input_scale``.
+      inputs: int32 [U, L] left-padded histories (``SequenceData.test_input``).
+      cands: int32 [U, C] candidates, column 0 the held-out target.
+      num_items: I (items are ``1..I``).
+
+    Returns:
+      ``{"metrics": {name: [[value per level] per seed]}, "num_users": U}`` (means over
+      users), the per-checkpoint entry of a ``robustjax.report`` sweep.
+    """
+    from tqdm.auto import tqdm
+
+    inputs, cands = jnp.asarray(inputs), jnp.asarray(cands)
+    if inputs.ndim != 2 or cands.ndim != 2 or inputs.shape[0] != cands.shape[0]:
+        raise ValueError(f"run_seq_sweep: inputs [U, L] and cands [U, C] must share U, got "
+                         f"{inputs.shape} and {cands.shape}.")
+    if cfg.discrete and max(cfg.levels) >= inputs.shape[1]:
+        raise ValueError(f"run_seq_sweep: budget {max(cfg.levels):g} must be smaller than the "
+                         f"sequence length {inputs.shape[1]}.")
+    n = inputs.shape[0]
+    b = min(cfg.user_batch, n)
+    nb = -(-n // b)
+    pad = nb * b - n
+    ids_all = jnp.pad(inputs, ((0, pad), (0, 0)))
+    cands_all = jnp.pad(cands, ((0, pad), (0, 0)))
+    valid_all = (jnp.arange(nb * b) < n).astype(jnp.float32)
+    levels = [float(v) for v in cfg.levels]
+    per_seed: dict[str, list[list[float]]] = {}
+    steps = [(s, i) for s in cfg.seeds for i in range(nb)]
+    bar = tqdm(total=len(steps) * (len(levels) if cfg.discrete else 1), disable=not progress,
+               desc=f"{cfg.kind} sweep", unit="batch")
+    fns = ({int(v): _discrete_fn(graphdef, cfg, num_items, int(v)) for v in levels}
+           if cfg.discrete else None)
+    emb_fn = None if cfg.discrete else _embedding_fn(graphdef, cfg)
+    for seed in cfg.seeds:
+        totals: dict[str, np.ndarray] = {}
+        for i in range(nb):
+            sl = slice(i * b, (i + 1) * b)
+            key = jax.random.fold_in(jax.random.key(seed), i)
+            args = (params, ids_all[sl], cands_all[sl], valid_all[sl])
+            if cfg.discrete:
+                outs = []
+                for v in levels:
+                    outs.append(jax.device_get(fns[int(v)](*args, key)))
+                    bar.update()
+                out = {k: np.array([o[k] for o in outs]) for k in outs[0]}
+            else:
+                out = jax.device_get(emb_fn(*args, jnp.asarray(levels), key))
+                bar.update()
+            for k, v in out.items():
+                totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
+        for k, v in totals.items():
+            per_seed.setdefault(k, []).append([float(x) / n for x in v])
+    bar.close()
+    return {"metrics": per_seed, "num_users": int(n)}
+
+
+__all__ = ["EMBEDDING_KINDS", "SEQ_SWEEP_KINDS", "SeqSweepConfig", "candidate_loss",
+           "run_seq_sweep"]

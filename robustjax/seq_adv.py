@@ -1,0 +1,145 @@
+"""Adversarial training objectives for sequential recommenders (SASRec, BERT4Rec-style).
+
+The threat model is the user's *history*: the input item embeddings of the sequence.
+
+- ``"apr"``: APR on the input sequence (He et al., 2018, moved to sequences): one FGSM step,
+  ``delta = eps * g / ||g||`` per input row (or the chosen norm/scope), from the gradient of
+  the clean next-item loss; objective ``L(x) + lam * L(x + delta)``.
+- ``"pgd"``: the same with ``num_steps`` projected steps (Madry-style).
+- ``"hull"``: training against item substitutions, relaxed to the convex hull of item
+  embeddings (as published defences for sequential recommenders do): up to ``budget``
+  positions per sequence are replaced by a soft item, a convex combination of the original
+  item and ``num_candidates`` random items, whose weights maximise the loss by
+  ``num_steps`` ascent steps; objective ``L(x) + lam * L(x_hull)``.
+
+Perturbations are ``stop_gradient``-ed (Danskin's theorem; the APR convention): the model is
+trained on the worst-case input, the inner maximisation is not differentiated. The
+attack's loss uses the same dropout key and sampled negatives as the clean loss, so both
+terms see the same network.
+"""
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import PRNGKeyArray
+
+from robustjax.attacks import AttackConfig, make_attack
+
+METHODS = ("none", "apr", "pgd", "hull")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SeqAdvConfig:
+    """Adversarial training of a sequential model on its input embeddings.
+
+    Attributes:
+      method: ``"none"``, ``"apr"``, ``"pgd"`` or ``"hull"`` (see the module docstring).
+      eps: radius of the perturbation of the (scaled) input embeddings, per row by default
+        (``apr``/``pgd``). For scale: SASRec's input rows are ``E[i] * sqrt(D)``.
+      lam: weight of the adversarial term.
+      num_steps: PGD steps (``pgd``) or ascent steps on the hull weights (``hull``).
+      norm, scope: the ball of ``robustjax.attacks`` (``l2``/``linf``; ``row``/``example``/
+        ``batch``).
+      start_epoch: first adversarial epoch (1-based); earlier epochs train on the clean loss
+        (warm start, as APR: adversarial training from scratch learns slowly).
+      budget: ``hull``: positions substituted per sequence (those with the largest clean
+        loss gradient).
+      num_candidates: ``hull``: random items in each position's hull besides the original.
+      step_size: ``hull``: ascent step on the hull logits.
+    """
+
+    method: str = "none"
+    eps: float = 0.5
+    lam: float = 1.0
+    num_steps: int = 1
+    norm: str = "l2"
+    scope: str = "row"
+    start_epoch: int = 1
+    budget: int = 2
+    num_candidates: int = 16
+    step_size: float = 1.0
+
+    def __post_init__(self):
+        def bad(name, expected):
+            raise ValueError(f"SeqAdvConfig.{name} must be {expected}, got "
+                             f"{name}={getattr(self, name)!r}.")
+
+        if self.method not in METHODS:
+            bad("method", f"one of {METHODS}")
+        for name in ("eps", "lam", "step_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
+                    math.isfinite(v) and v >= 0):
+                bad(name, "a finite number >= 0")
+        for name in ("num_steps", "start_epoch", "budget", "num_candidates"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                bad(name, "an int >= 1")
+        if self.method == "apr" and self.num_steps != 1:
+            bad("num_steps", "1 for method='apr' (one FGSM step; use method='pgd' for more)")
+        # validates norm and scope with the attack module's own messages
+        AttackConfig(kind="pgd", eps=float(self.eps), num_steps=self.num_steps, norm=self.norm,
+                     scope=self.scope, targets=("seq",))
+
+    @property
+    def enabled(self) -> bool:
+        return self.method != "none"
+
+
+def _input_attack(cfg: SeqAdvConfig):
+    kind = "fgsm" if cfg.method == "apr" else "pgd"
+    return make_attack(AttackConfig(kind=kind, eps=float(cfg.eps), num_steps=cfg.num_steps,
+                                    norm=cfg.norm, scope=cfg.scope, targets=("seq",)),
+                       ("seq", "pos", "neg"))
+
+
+def _hull_rows(model, cfg: SeqAdvConfig, per_example, emb, seq_ids, key: PRNGKeyArray):
+    """Soft substitutions of ``cfg.budget`` random real positions inside the convex hull of
+    the original item and ``cfg.num_candidates`` random items; returns scaled input rows."""
+    from robustjax.attacks.sequence import convex_hull_perturbation
+
+    table = model.item_table()
+    scale = model.input_scale
+
+    def loss_rows(rows, ids):
+        return per_example({**emb, "seq": rows * scale})
+
+    hull = convex_hull_perturbation(loss_rows, table, seq_ids,
+                                    num_candidates=cfg.num_candidates, steps=cfg.num_steps,
+                                    step_size=cfg.step_size, key=key, budget=cfg.budget)
+    return hull.rows * scale
+
+
+def sequence_objective(cfg: SeqAdvConfig | None, per_position_loss):
+    """Returns ``objective(model, emb, seq_ids, *, key) -> (total, parts)``.
+
+    ``per_position_loss(model, emb, seq_ids, key) -> [B, L]`` is the clean loss (0 at
+    padding) computed from the (possibly perturbed) embeddings ``emb``; ``key`` is the
+    dropout key shared by every term. ``total`` is the masked mean clean loss plus
+    ``lam`` times the masked mean loss on the perturbed input.
+    """
+    attack = _input_attack(cfg) if cfg is not None and cfg.method in ("apr", "pgd") else None
+
+    def objective(model, emb, seq_ids, *, key):
+        k_drop, k_adv = key, jax.random.fold_in(key, 1)   # dropout key as without adv
+        n = jnp.maximum(jnp.sum(seq_ids != 0), 1).astype(jnp.float32)
+
+        def per_example(e):
+            return jnp.sum(per_position_loss(model, e, seq_ids, k_drop), axis=-1)
+
+        clean = jnp.sum(per_example(emb)) / n
+        if cfg is None or not cfg.enabled:
+            return clean, {"clean": clean}
+        if attack is not None:
+            delta = attack(per_example, emb, key=k_adv)
+            adv_emb = {**emb, "seq": emb["seq"] + delta["seq"]}
+        else:
+            adv_emb = {**emb, "seq": _hull_rows(model, cfg, per_example, emb, seq_ids, k_adv)}
+        adv = jnp.sum(per_example(adv_emb)) / n
+        return clean + cfg.lam * adv, {"clean": clean, "adv": adv}
+
+    return objective
+
+
+__all__ = ["METHODS", "SeqAdvConfig", "sequence_objective"]
