@@ -11,16 +11,18 @@ from robustjax.data.loaders import (
     load_pairs_in_order,
     load_user_lines,
 )
+from robustjax.data.noise import KINDS as NOISE_KINDS
+from robustjax.data.noise import add, apply_noise, drop, subsample, swap
 from robustjax.data.preprocess import deduplicate, kcore, remap, to_implicit
 from robustjax.data.splits import check_cold, split_leave_one_out, split_random, split_temporal
 from robustjax.data.synthetic import synthetic
 from robustjax.data.table import InteractionTable, SplitData
 
 __all__ = [
-    "FORMATS", "KNOWN_SHA256", "DataConfig", "InteractionTable", "SplitData", "carve_valid",
-    "check_cold", "deduplicate", "detect_format", "download_movielens", "kcore", "load",
-    "load_atomic", "load_delimited", "load_movielens", "load_pairs_in_order",
-    "load_split_folder", "load_user_lines", "padded_lists", "prepare", "remap",
-    "split_leave_one_out", "split_random", "split_temporal", "synthetic", "to_implicit",
-    "user_item_csr",
+    "FORMATS", "KNOWN_SHA256", "NOISE_KINDS", "DataConfig", "InteractionTable", "SplitData",
+    "add", "apply_noise", "carve_valid", "check_cold", "deduplicate", "detect_format",
+    "download_movielens", "drop", "kcore", "load", "load_atomic", "load_delimited",
+    "load_movielens", "load_pairs_in_order", "load_split_folder", "load_user_lines",
+    "padded_lists", "prepare", "remap", "split_leave_one_out", "split_random",
+    "split_temporal", "subsample", "swap", "synthetic", "to_implicit", "user_item_csr",
 ]

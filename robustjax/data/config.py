@@ -3,7 +3,7 @@
 import dataclasses
 import os
 
-from robustjax.data import folder, preprocess, splits
+from robustjax.data import folder, noise, preprocess, splits
 from robustjax.data.synthetic import synthetic
 from robustjax.data.table import InteractionTable, SplitData
 
@@ -30,6 +30,13 @@ class DataConfig:
         seed: seed of the random split, of carving valid out of given train sets and of the
             synthetic generator.
         synthetic_users, synthetic_items, synthetic_per_user: synthetic generator sizes.
+        train_noise: None (off), or natural noise on the training part after splitting:
+            "drop", "add", "swap" or "sparsity" (``robustjax.data.noise``); valid and test
+            stay clean.
+        train_noise_level: fraction of interactions affected, in [0, 1] ("add": >= 0);
+            must be 0 when ``train_noise`` is None.
+        train_noise_seed: seed of the noise (independent of ``seed``, so the clean split
+            stays the same across noise seeds).
     """
 
     path: str | None = None
@@ -48,6 +55,9 @@ class DataConfig:
     synthetic_users: int = 500
     synthetic_items: int = 800
     synthetic_per_user: int = 30
+    train_noise: str | None = None
+    train_noise_level: float = 0.0
+    train_noise_seed: int = 0
 
     def __post_init__(self):
         def bad(field, expected):
@@ -78,6 +88,17 @@ class DataConfig:
             raise bad("synthetic_per_user", f"<= synthetic_items={self.synthetic_items}")
         if self.columns is not None and not isinstance(self.columns, tuple):
             raise bad("columns", "None or a tuple of column names")
+        if self.train_noise is not None and self.train_noise not in noise.KINDS:
+            raise bad("train_noise", f"None or one of {list(noise.KINDS)}")
+        # The level is checked against the kind in ``prepare``: ``--set`` replaces one
+        # field at a time, so the pair may be inconsistent in between.
+        if isinstance(self.train_noise_level, bool) or not isinstance(
+                self.train_noise_level, (int, float)) or not (
+                0 <= self.train_noise_level < float("inf")):
+            raise bad("train_noise_level", "a finite number >= 0")
+        if isinstance(self.train_noise_seed, bool) or not isinstance(
+                self.train_noise_seed, int) or self.train_noise_seed < 0:
+            raise bad("train_noise_seed", "an int >= 0")
 
 
 def _loader_options(cfg: DataConfig, fmt: str) -> dict:
@@ -109,13 +130,36 @@ def _clean(cfg: DataConfig, t: InteractionTable) -> InteractionTable:
 def prepare(cfg: DataConfig) -> SplitData:
     """Loads, cleans and splits data as ``cfg`` says.
 
-    Order: load -> rating threshold -> dedup -> k-core -> split. For given splits (split
-    folders) the threshold and dedup apply per part, k-core is not supported, and users
-    without training rows are kept unless ``drop_cold`` (the dataset's own protocol).
+    Order: load -> rating threshold -> dedup -> k-core -> split -> training noise. For
+    given splits (split folders) the threshold and dedup apply per part, k-core is not
+    supported, and users without training rows are kept unless ``drop_cold`` (the
+    dataset's own protocol). With ``train_noise`` set, ``noise.apply_noise`` corrupts the
+    training part only (valid and test stay clean).
 
     Returns:
-        SplitData whose name is the data file/folder name (or "synthetic").
+        SplitData whose name is the data file/folder name (or "synthetic"), with
+        ``+<kind>@<level>`` appended when training noise is on.
     """
+    if cfg.train_noise is None:
+        if cfg.train_noise_level != 0:
+            raise ValueError(
+                f"DataConfig.train_noise_level={cfg.train_noise_level!r} has no effect with "
+                f"train_noise=None; set train_noise to one of {list(noise.KINDS)} or the "
+                "level to 0.")
+        return _prepare_clean(cfg)
+    try:
+        noise.check_level(cfg.train_noise, cfg.train_noise_level)
+    except ValueError:
+        raise ValueError(
+            f"DataConfig.train_noise_level={cfg.train_noise_level!r} is out of range for "
+            f"train_noise={cfg.train_noise!r}: expected a fraction in [0, 1]"
+            + (" (or any finite value >= 0 for 'add')." if cfg.train_noise != "add" else ".")
+        ) from None
+    return noise.apply_noise(_prepare_clean(cfg), cfg.train_noise, cfg.train_noise_level,
+                             seed=cfg.train_noise_seed)
+
+
+def _prepare_clean(cfg: DataConfig) -> SplitData:
     if cfg.path is None or cfg.format == "synthetic":
         table = synthetic(num_users=cfg.synthetic_users, num_items=cfg.synthetic_items,
                           interactions_per_user=cfg.synthetic_per_user, seed=cfg.seed)
