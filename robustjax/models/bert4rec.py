@@ -1,0 +1,246 @@
+"""BERT4Rec: bidirectional transformer over item sequences (Sun et al., CIKM 2019).
+
+Items are ``1..I``; id 0 is padding and id ``I + 1`` is the ``[MASK]`` token, so the item
+table has ``I + 2`` rows. Sequences are left-padded (the most recent item sits at ``L - 1``)
+and positions are right-aligned, as in :mod:`robustjax.models.sasrec`.
+
+Architecture (the paper's, i.e. BERT's post-LN encoder):
+
+    x = Dropout(LN(E[seq] * sqrt(D) + P))
+    per block:  x = LN(x + Dropout(Attention(x)));  x = LN(x + Dropout(FFN(x)))
+    out = LN(GELU(W x + b))                           # the output projection of the paper
+
+with ``FFN(x) = W2 GELU(W1 x)`` (inner size ``4 D``), attention over all non-padding keys
+(no causal mask: every position sees the past *and* the future), padding positions zeroed
+after the embedding and after each block. Scores are dot products with the (tied) item
+table plus a per-item output bias. Embeddings are initialised N(0, 0.02^2) as in BERT.
+
+Interface shared with SASRec (so sequence attacks work unchanged): ``embed`` returns the
+scaled input embeddings (attacks perturb ``"seq"``), ``encode`` runs the transformer on
+them, ``next_hidden`` gives the state that scores the next item, ``score_items`` /
+``score_all`` score candidates, and ``item_table`` / ``input_scale`` serve discrete
+(item-substitution) attacks. Dropout takes an explicit ``key``; no hidden RNG state.
+"""
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Float, Int, PRNGKeyArray
+
+from robustjax.types import Array
+
+_NEG = -1e9  # finite "minus infinity": rows whose keys are all padding stay NaN-free
+
+
+def _dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool) -> Array:
+    if deterministic or rate == 0.0:
+        return x
+    if key is None:
+        raise ValueError("BERT4Rec: dropout needs key= when deterministic=False; pass a "
+                         "jax.random key or deterministic=True.")
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+def _gelu(x: Array) -> Array:
+    return jax.nn.gelu(x, approximate=False)
+
+
+class _Block(nnx.Module):
+    """One post-LN transformer block (BERT): attention and FFN sublayers with residuals."""
+
+    def __init__(self, dim: int, num_heads: int, *, rngs: nnx.Rngs):
+        init = nnx.initializers.truncated_normal(0.02)
+        self.q = nnx.Linear(dim, dim, kernel_init=init, rngs=rngs)
+        self.k = nnx.Linear(dim, dim, kernel_init=init, rngs=rngs)
+        self.v = nnx.Linear(dim, dim, kernel_init=init, rngs=rngs)
+        self.out = nnx.Linear(dim, dim, kernel_init=init, rngs=rngs)
+        self.ln_attn = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
+        self.ff1 = nnx.Linear(dim, 4 * dim, kernel_init=init, rngs=rngs)
+        self.ff2 = nnx.Linear(4 * dim, dim, kernel_init=init, rngs=rngs)
+        self.ln_ff = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
+        self.num_heads = num_heads
+
+    def __call__(self, x: Array, mask: Array, key_mask: Array, rate: float,
+                 keys: Array | None, deterministic: bool) -> Array:
+        b, length, dim = x.shape
+        h = self.num_heads
+        kk = (None,) * 3 if keys is None else tuple(keys)
+
+        def heads(t):  # [B, L, D] -> [B, H, L, D/H]
+            return t.reshape(b, length, h, dim // h).transpose(0, 2, 1, 3)
+
+        q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
+        logits = jnp.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(dim // h)
+        logits = jnp.where(key_mask[:, None, None, :], logits, _NEG)
+        weights = _dropout(jax.nn.softmax(logits, axis=-1), rate, kk[0], deterministic)
+        att = jnp.einsum("bhqk,bhkd->bhqd", weights, v).transpose(0, 2, 1, 3)
+        att = _dropout(self.out(att.reshape(b, length, dim)), rate, kk[1], deterministic)
+        x = self.ln_attn(x + att)
+        y = _dropout(self.ff2(_gelu(self.ff1(x))), rate, kk[2], deterministic)
+        return self.ln_ff(x + y) * mask[..., None]
+
+
+class BERT4Rec(nnx.Module):
+    """BERT4Rec encoder over item sequences.
+
+    Args:
+      num_items: I; item ids are ``1..I``, 0 is padding, ``I + 1`` is ``[MASK]``
+        (``mask_id``); the table has ``I + 2`` rows.
+      max_len: L, the (static) maximum sequence length; positional table size.
+      dim: D, hidden size (64 in the paper).
+      num_blocks: transformer blocks (2).
+      num_heads: attention heads (2); must divide ``dim``.
+      dropout: dropout rate on embeddings, attention weights and sublayer outputs (0.1).
+    """
+
+    def __init__(self, num_items: int, max_len: int, dim: int = 64, *, num_blocks: int = 2,
+                 num_heads: int = 2, dropout: float = 0.1, rngs: nnx.Rngs):
+        for name, value in (("num_items", num_items), ("max_len", max_len), ("dim", dim),
+                            ("num_blocks", num_blocks), ("num_heads", num_heads)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"BERT4Rec: {name} must be an int, got {name}={value!r} "
+                                f"({type(value).__name__}).")
+            if value < 1:
+                raise ValueError(f"BERT4Rec: {name} must be >= 1, got {name}={value}.")
+        if dim % num_heads:
+            raise ValueError(f"BERT4Rec: num_heads={num_heads} must divide dim={dim}; "
+                             f"choose a divisor of {dim}.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"BERT4Rec: dropout must be in [0, 1), got dropout={dropout!r}.")
+        init = nnx.initializers.truncated_normal(0.02)
+        self.items = nnx.Embed(num_items + 2, dim, embedding_init=init, rngs=rngs)
+        self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
+        self.ln_emb = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
+        self.blocks = nnx.List([_Block(dim, num_heads, rngs=rngs) for _ in range(num_blocks)])
+        self.head = nnx.Linear(dim, dim, kernel_init=init, rngs=rngs)
+        self.ln_head = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
+        self.out_bias = nnx.Param(jnp.zeros((num_items + 2,), jnp.float32))
+        self.num_items, self.max_len, self.dim = num_items, max_len, dim
+        self.dropout = dropout
+
+    @property
+    def mask_id(self) -> int:
+        """Id of the ``[MASK]`` token, ``I + 1``."""
+        return self.num_items + 1
+
+    @property
+    def input_scale(self) -> float:
+        """``embed(...)["seq"] == item_table()[seq] * input_scale`` (``sqrt(D)``)."""
+        return math.sqrt(self.dim)
+
+    def item_table(self) -> Float[Array, "I1 D"]:
+        """The raw item embedding rows ``0..I``, ``[I + 1, D]`` (row 0 = padding).
+
+        The ``[MASK]`` row ``I + 1`` is left out, so discrete sequence attacks that pick
+        replacement items from this table (as for SASRec) never insert the mask token.
+        """
+        return self.items.embedding[...][:self.num_items + 1]
+
+    def embed(self, batch: dict) -> dict[str, Float[Array, "B L D"]]:
+        """Input and target item embeddings of a batch.
+
+        Args:
+          batch: ``{"seq": int32 [B, L]}`` with ids in ``0..I + 1`` (0 = padding,
+            ``I + 1`` = ``[MASK]``); optional ``"pos"``/``"neg"`` int32 [B, L].
+
+        Returns:
+          ``{"seq": E[seq] * sqrt(D)}`` [B, L, D], plus ``"pos": E[pos]``, ``"neg": E[neg]``
+          (unscaled) when present.
+        """
+        table = self.items.embedding[...]
+        out = {"seq": table[batch["seq"]] * self.input_scale}
+        for slot in ("pos", "neg"):
+            if slot in batch:
+                out[slot] = table[batch[slot]]
+        return out
+
+    def encode(self, seq_emb: Float[Array, "B L D"], seq_ids: Int[Array, "B L"], *,
+               deterministic: bool, key: PRNGKeyArray | None = None) -> Float[Array, "B L D"]:
+        """Runs the bidirectional transformer (and output projection) on input embeddings.
+
+        Args:
+          seq_emb: input embeddings from ``embed(...)["seq"]`` (already scaled), possibly
+            perturbed.
+          seq_ids: the ids, used only for the padding mask (0 = padding; ``[MASK]`` is a
+            real position).
+          deterministic: static; True disables dropout (evaluation).
+          key: dropout key, required when ``deterministic=False``.
+
+        Returns:
+          Hidden state at each position, [B, L, D]; row t depends on every non-padding
+          position (before and after t) and on nothing at padding positions.
+        """
+        if seq_emb.ndim != 3 or seq_emb.shape[:2] != seq_ids.shape:
+            raise ValueError(f"BERT4Rec.encode: seq_emb shape {seq_emb.shape} does not match "
+                             f"seq_ids shape {seq_ids.shape}; expected [B, L, D] and [B, L].")
+        if seq_emb.shape[2] != self.dim:
+            raise ValueError(f"BERT4Rec.encode: seq_emb has dim {seq_emb.shape[2]}, the model "
+                             f"has dim={self.dim}.")
+        length = seq_emb.shape[1]
+        if length > self.max_len:
+            raise ValueError(f"BERT4Rec.encode: sequence length {length} exceeds "
+                             f"max_len={self.max_len}; truncate the sequences.")
+        if not deterministic and key is None:
+            raise ValueError("BERT4Rec.encode: deterministic=False needs key=.")
+        keys = (None if deterministic
+                else jax.random.split(key, 1 + 3 * len(self.blocks)))
+        real = seq_ids != 0                                                 # [B, L]
+        mask = real.astype(seq_emb.dtype)
+        pos = self.positions.embedding[...][self.max_len - length:]        # [L, D]
+        x = self.ln_emb(seq_emb + pos[None, :, :])
+        x = _dropout(x, self.dropout, None if keys is None else keys[0], deterministic)
+        x = x * mask[..., None]
+        for i, block in enumerate(self.blocks):
+            bk = None if keys is None else keys[1 + 3 * i: 4 + 3 * i]
+            x = block(x, mask, real, self.dropout, bk, deterministic)
+        return self.ln_head(_gelu(self.head(x)))
+
+    def next_hidden(self, seq_emb: Float[Array, "B L D"], seq_ids: Int[Array, "B L"], *,
+                    deterministic: bool = True, key: PRNGKeyArray | None = None
+                    ) -> Float[Array, "B D"]:
+        """Hidden state that scores the item following each (left-padded) sequence.
+
+        Drops the oldest position, appends ``[MASK]`` at the end and returns the encoder
+        output at that last (masked) position, as BERT4Rec's next-item prediction.
+
+        Args:
+          seq_emb: the input embeddings of ``seq_ids`` (``embed(...)["seq"]``, already
+            scaled, possibly perturbed). The ``[MASK]`` embedding is taken from the model's
+            own table (``E[I + 1] * sqrt(D)``), not from ``seq_emb``.
+          seq_ids: item ids [B, L] (0 = padding), most recent item at ``L - 1``.
+          deterministic, key: as in :meth:`encode`.
+
+        Returns:
+          [B, D], to be scored with :meth:`score_items` or :meth:`score_all`.
+        """
+        if seq_emb.ndim != 3 or seq_emb.shape[:2] != seq_ids.shape:
+            raise ValueError(f"BERT4Rec.next_hidden: seq_emb shape {seq_emb.shape} does not "
+                             f"match seq_ids shape {seq_ids.shape}; expected [B, L, D], [B, L].")
+        b = seq_ids.shape[0]
+        mask_emb = self.items.embedding[...][self.mask_id] * self.input_scale          # [D]
+        mask_emb = jnp.broadcast_to(mask_emb.astype(seq_emb.dtype), (b, 1, self.dim))
+        emb = jnp.concatenate([seq_emb[:, 1:], mask_emb], axis=1)
+        ids = jnp.concatenate(
+            [seq_ids[:, 1:], jnp.full((b, 1), self.mask_id, seq_ids.dtype)], axis=1)
+        return self.encode(emb, ids, deterministic=deterministic, key=key)[:, -1]
+
+    def score_items(self, hidden: Float[Array, "B D"], items: Int[Array, "B C"]
+                    ) -> Float[Array, "B C"]:
+        """Scores ``<hidden, E[item]> + bias[item]`` of candidates ``items`` (ids in 1..I)."""
+        if hidden.ndim != 2 or items.ndim != 2 or hidden.shape[0] != items.shape[0]:
+            raise ValueError(f"BERT4Rec.score_items: expected hidden [B, D] and items [B, C], "
+                             f"got shapes {hidden.shape} and {items.shape}.")
+        table = self.items.embedding[...]
+        return (jnp.einsum("bd,bcd->bc", hidden, table[items])
+                + self.out_bias[...][items])
+
+    def score_all(self, hidden: Float[Array, "*B D"]) -> Float[Array, "*B I"]:
+        """Scores of every item ``1..I`` (column ``j`` is item ``j + 1``); leading axes free."""
+        if hidden.shape[-1] != self.dim:
+            raise ValueError(f"BERT4Rec.score_all: hidden has last dim {hidden.shape[-1]}, the "
+                             f"model has dim={self.dim}.")
+        table = self.items.embedding[...][1:self.num_items + 1]               # [I, D]
+        bias = self.out_bias[...][1:self.num_items + 1]
+        return hidden @ table.T + bias.reshape((1,) * (hidden.ndim - 1) + (-1,))
