@@ -95,35 +95,43 @@ def _input_attack(cfg: SeqAdvConfig):
 
 
 def _hull_rows(model, cfg: SeqAdvConfig, per_example, emb, seq_ids, key: PRNGKeyArray):
-    """Soft substitutions of ``cfg.budget`` random real positions inside the convex hull of
-    the original item and ``cfg.num_candidates`` random items; returns scaled input rows."""
+    """Soft substitutions of the ``cfg.budget`` highest-gradient real positions inside the
+    convex hull of the original item and ``cfg.num_candidates`` random items; returns scaled
+    input rows. Ids beyond the item table (BERT4Rec's [MASK]) are never substituted."""
     from robustjax.attacks.sequence import convex_hull_perturbation
 
     table = model.item_table()
     scale = model.input_scale
+    special = seq_ids >= table.shape[0]
+    hull_ids = jnp.where(special, jnp.zeros_like(seq_ids), seq_ids)
+
+    def rows_to_emb(rows):
+        return jnp.where(special[..., None], emb["seq"], rows * scale)
 
     def loss_rows(rows, ids):
-        return per_example({**emb, "seq": rows * scale})
+        return per_example({**emb, "seq": rows_to_emb(rows)})
 
-    hull = convex_hull_perturbation(loss_rows, table, seq_ids,
+    hull = convex_hull_perturbation(loss_rows, table, hull_ids,
                                     num_candidates=cfg.num_candidates, steps=cfg.num_steps,
                                     step_size=cfg.step_size, key=key, budget=cfg.budget)
-    return hull.rows * scale
+    return rows_to_emb(hull.rows)
 
 
 def sequence_objective(cfg: SeqAdvConfig | None, per_position_loss):
-    """Returns ``objective(model, emb, seq_ids, *, key) -> (total, parts)``.
+    """Returns ``objective(model, emb, seq_ids, *, key, count=None) -> (total, parts)``.
 
-    ``per_position_loss(model, emb, seq_ids, key) -> [B, L]`` is the clean loss (0 at
-    padding) computed from the (possibly perturbed) embeddings ``emb``; ``key`` is the
-    dropout key shared by every term. ``total`` is the masked mean clean loss plus
-    ``lam`` times the masked mean loss on the perturbed input.
+    ``per_position_loss(model, emb, seq_ids, key) -> [B, P]`` is the clean loss (0 at
+    padding or unused slots) computed from the (possibly perturbed) embeddings ``emb``;
+    ``key`` is the dropout key shared by every term. ``total`` is the mean clean loss plus
+    ``lam`` times the mean loss on the perturbed input, both divided by ``count`` (the
+    number of loss terms; default: the real positions of ``seq_ids``).
     """
     attack = _input_attack(cfg) if cfg is not None and cfg.method in ("apr", "pgd") else None
 
-    def objective(model, emb, seq_ids, *, key):
+    def objective(model, emb, seq_ids, *, key, count=None):
         k_drop, k_adv = key, jax.random.fold_in(key, 1)   # dropout key as without adv
-        n = jnp.maximum(jnp.sum(seq_ids != 0), 1).astype(jnp.float32)
+        n = jnp.sum(seq_ids != 0) if count is None else count
+        n = jnp.maximum(n, 1).astype(jnp.float32)
 
         def per_example(e):
             return jnp.sum(per_position_loss(model, e, seq_ids, k_drop), axis=-1)

@@ -37,7 +37,8 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from robustjax.data.table import InteractionTable
 from robustjax.models.bert4rec import BERT4Rec
 from robustjax.seq import make_sequence_data
-from robustjax.train.checkpoint import save_pytree
+from robustjax.seq_adv import SeqAdvConfig, sequence_objective
+from robustjax.seq_run import load_table, save_sequence_run
 from robustjax.train.state import init_state
 
 _NEG = -1e9
@@ -116,8 +117,13 @@ def masked_item_loss(model: BERT4Rec, seq_emb: Float[Array, "B L D"],
 
 def make_bert4rec_epoch_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation,
                            num_items: int, *, mask_prob: float, max_len: int,
-                           mask_last_prob: float = 0.0, num_sampled: int = 0):
+                           mask_last_prob: float = 0.0, num_sampled: int = 0,
+                           adv: SeqAdvConfig | None = None):
     """``epoch(state, train [U, L], batches int32 [NB, B], root_key) -> (state, losses [NB])``.
+
+    ``adv`` adds an adversarial term on the input embeddings of the masked sequence
+    (``robustjax.seq_adv``: APR, PGD or convex-hull substitutions; [MASK] slots are never
+    substituted); ``losses`` is then the whole objective.
 
     One jitted call runs a whole epoch (``lax.scan`` over batches of user indices);
     ``state`` is donated. Step keys are ``fold_in(root_key, state.step)`` split into
@@ -139,6 +145,12 @@ def make_bert4rec_epoch_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformat
     def loss_fn(params, seq, positions, targets, valid, negatives, key):
         model = nnx.merge(graphdef, params)
         emb = model.embed({"seq": seq})
+        if adv is not None and adv.enabled:
+            def per_slot(m, e, ids, k):
+                return masked_item_loss(m, e["seq"], ids, positions, targets, valid,
+                                        negatives=negatives, deterministic=False, key=k)
+            return sequence_objective(adv, per_slot)(model, emb, seq, key=key,
+                                                     count=jnp.sum(valid))[0]
         v = masked_item_loss(model, emb["seq"], seq, positions, targets, valid,
                              negatives=negatives, deterministic=False, key=key)
         return jnp.sum(v) / jnp.maximum(jnp.sum(valid), 1).astype(v.dtype)
@@ -230,7 +242,8 @@ def run_bert4rec(*, data_path: str | None, out_dir: str, epochs: int = 200,
                  num_sampled: int = 0, lr: float = 1e-3, weight_decay: float = 0.0,
                  clip_norm: float = 5.0, batch_size: int = 128, seed: int = 0,
                  eval_every: int = 10, time_budget_s: float | None = None,
-                 progress: bool = True, table: InteractionTable | None = None) -> dict:
+                 progress: bool = True, table: InteractionTable | None = None,
+                 synthetic: dict | None = None, adv: SeqAdvConfig | None = None) -> dict:
     """Trains BERT4Rec with masked-item prediction and evaluates it (sampled + full).
 
     Each epoch shuffles the users on the host (``default_rng((seed, epoch))``) and drops the
@@ -244,13 +257,12 @@ def run_bert4rec(*, data_path: str | None, out_dir: str, epochs: int = 200,
     """
     from tqdm.auto import tqdm
 
-    from robustjax.data import load
-
+    data_spec = {"synthetic": synthetic} if synthetic is not None else {"path": data_path}
     if table is None:
-        if data_path is None:
-            raise ValueError("run_bert4rec: pass data_path= (e.g. ../shared/data/ml-1m) or "
-                             "table=.")
-        table = load(data_path)
+        if data_path is None and synthetic is None:
+            raise ValueError("run_bert4rec: pass data_path= (e.g. ../shared/data/ml-1m), "
+                             "synthetic= or table=.")
+        table = load_table(data_spec)
     for name, value in (("epochs", epochs), ("eval_every", eval_every),
                         ("batch_size", batch_size)):
         if value < 1:
@@ -258,15 +270,16 @@ def run_bert4rec(*, data_path: str | None, out_dir: str, epochs: int = 200,
     os.makedirs(out_dir, exist_ok=True)
     data = make_sequence_data(table, max_len=max_len, seed=seed)
     batch_size = min(batch_size, data.num_users)
-    model = BERT4Rec(data.num_items, max_len, dim, num_blocks=num_blocks,
-                     num_heads=num_heads, dropout=dropout, rngs=nnx.Rngs(seed))
+    model_kwargs = {"num_items": data.num_items, "max_len": max_len, "dim": dim,
+                    "num_blocks": num_blocks, "num_heads": num_heads, "dropout": dropout}
+    model = BERT4Rec(**model_kwargs, rngs=nnx.Rngs(seed))
     graphdef, params = nnx.split(model, nnx.Param)
     tx = optax.chain(optax.clip_by_global_norm(clip_norm),
                      optax.adamw(lr, b1=0.9, b2=0.999, weight_decay=weight_decay))
     state = init_state(params, tx)
     epoch_fn = make_bert4rec_epoch_fn(graphdef, tx, data.num_items, mask_prob=mask_prob,
                                       max_len=max_len, mask_last_prob=mask_last_prob,
-                                      num_sampled=num_sampled)
+                                      num_sampled=num_sampled, adv=adv)
     eval_fn = make_bert4rec_eval_fn(graphdef)
     root_key = jax.random.key(seed)
     num_batches = data.num_users // batch_size
@@ -285,7 +298,8 @@ def run_bert4rec(*, data_path: str | None, out_dir: str, epochs: int = 200,
               "mask_last_prob": mask_last_prob, "num_sampled": num_sampled, "lr": lr,
               "weight_decay": weight_decay, "clip_norm": clip_norm,
               "batch_size": batch_size, "seed": seed, "eval_every": eval_every,
-              "time_budget_s": time_budget_s, "data_path": data_path}
+              "time_budget_s": time_budget_s, "data_path": data_path,
+              "adv": None if adv is None else dataclasses.asdict(adv)}
     ckpt = os.path.join(out_dir, "checkpoint", "params.npz")
     hist_path = os.path.join(out_dir, "history.jsonl")
     open(hist_path, "w").close()
@@ -309,8 +323,10 @@ def run_bert4rec(*, data_path: str | None, out_dir: str, epochs: int = 200,
             if rec["valid/ndcg@10"] > best:
                 best, best_epoch = rec["valid/ndcg@10"], epoch
                 best_params = jax.tree.map(jnp.copy, state.params)
-                save_pytree(ckpt, best_params, meta={"model": "bert4rec", "epoch": epoch,
-                                                     "num_items": data.num_items, **config})
+                save_sequence_run(out_dir, best_params, model="bert4rec",
+                                  model_kwargs=model_kwargs, data_spec=data_spec,
+                                  max_len=max_len, seed=seed,
+                                  extra={"best_epoch": epoch, "config": config})
                 rec.update(evaluate(state.params, "test"))
         bar.set_postfix(loss=f"{loss:.4f}", **{k.split("/")[-1]: f"{v:.4f}" for k, v in
                                                rec.items() if k in ("valid/hr@10",

@@ -22,6 +22,8 @@ Measured numbers and the per-epoch time are in README.md.
 import dataclasses
 import json
 
+from robustjax.seq_adv import SeqAdvConfig
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BERT4RecConfig:
@@ -43,6 +45,7 @@ class BERT4RecConfig:
     eval_every: int = 5
     time_budget_s: float | None = None
     seed: int = 0
+    adv: SeqAdvConfig = dataclasses.field(default_factory=SeqAdvConfig)
     tiny: bool = False
 
     def __post_init__(self):
@@ -107,10 +110,10 @@ def run(cfg: BERT4RecConfig, out_dir: str, *, resume: bool = False,
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         f.write(cfg.to_json())
-    table = None
+    synthetic = None
     if cfg.tiny and cfg.data_path is None:
-        from robustjax.data import synthetic
-        table = synthetic(num_users=40, num_items=150, interactions_per_user=15, seed=cfg.seed)
+        synthetic = {"num_users": 40, "num_items": 150, "interactions_per_user": 15,
+                     "seed": cfg.seed}
     return run_bert4rec(data_path=cfg.data_path, out_dir=out_dir, epochs=cfg.epochs,
                         max_len=cfg.max_len, dim=cfg.dim, num_blocks=cfg.num_blocks,
                         num_heads=cfg.num_heads, dropout=cfg.dropout, mask_prob=cfg.mask_prob,
@@ -118,4 +121,4 @@ def run(cfg: BERT4RecConfig, out_dir: str, *, resume: bool = False,
                         lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
                         clip_norm=cfg.clip_norm, batch_size=cfg.batch_size, seed=cfg.seed,
                         eval_every=cfg.eval_every, time_budget_s=cfg.time_budget_s,
-                        progress=progress, table=table)
+                        progress=progress, synthetic=synthetic, adv=cfg.adv)

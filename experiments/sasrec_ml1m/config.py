@@ -36,7 +36,7 @@ class SASRecConfig:
     batch_size: int = 128
     eval_every: int = 10
     seed: int = 0
-    adv: SeqAdvConfig = SeqAdvConfig()
+    adv: SeqAdvConfig = dataclasses.field(default_factory=SeqAdvConfig)
     init_from: str | None = None
     tiny: bool = False
 
