@@ -23,7 +23,7 @@ SAMPLERS = ("uniform", "popularity")
 
 
 @functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=("user", "item", "indptr", "shifted", "keys", "cdf"),
+                   data_fields=("user", "item", "indptr", "shifted", "keys", "cdf", "weight"),
                    meta_fields=("num_users", "num_items", "search_steps"))
 @dataclasses.dataclass(frozen=True)
 class TrainArrays:
@@ -36,6 +36,9 @@ class TrainArrays:
       keys: int32 ``[n]`` ``user * I + shifted`` (globally sorted), so one
         ``searchsorted`` replaces the per-segment search; empty when ``U * I >= 2**31``.
       cdf: float32 ``[I]`` popularity CDF (``pop**alpha``, normalised).
+      weight: optional float32 ``[n]`` per-interaction weights (row order of ``user``);
+        batches multiply their ``mask`` by them, so masked means become weighted means
+        (robust training that down-weights suspicious users). None: unweighted.
     """
 
     user: Array
@@ -47,6 +50,7 @@ class TrainArrays:
     num_users: int
     num_items: int
     search_steps: int
+    weight: Array | None = None
 
     @property
     def num_interactions(self) -> int:
@@ -55,11 +59,14 @@ class TrainArrays:
 
 def build_train_arrays(user: np.ndarray, item: np.ndarray, num_users: int, num_items: int,
                        *, popularity_alpha: float = 0.75,
-                       global_keys: bool | None = None) -> TrainArrays:
+                       global_keys: bool | None = None,
+                       weight: np.ndarray | None = None) -> TrainArrays:
     """Builds the sampler tables from training pairs (duplicates are ignored).
 
     ``global_keys`` forces (True) or disables (False) the single-``searchsorted`` path;
-    by default it is used whenever ``num_users * num_items < 2**31``.
+    by default it is used whenever ``num_users * num_items < 2**31``. ``weight`` (float
+    ``[n]``, >= 0, aligned with ``user``/``item``) adds per-interaction loss weights; the
+    default None keeps training bit-identical to the unweighted version.
     """
     user = np.asarray(user, np.int64)
     item = np.asarray(item, np.int64)
@@ -71,6 +78,14 @@ def build_train_arrays(user: np.ndarray, item: np.ndarray, num_users: int, num_i
     if item.min() < 0 or item.max() >= num_items:
         raise ValueError(f"build_train_arrays: item ids must lie in [0, {num_items}), got "
                          f"range [{item.min()}, {item.max()}].")
+    if weight is not None:
+        weight = np.asarray(weight, np.float32)
+        if weight.shape != user.shape:
+            raise ValueError(f"build_train_arrays: weight must have shape {user.shape} (one "
+                             f"per training pair), got {weight.shape}.")
+        if not np.all(np.isfinite(weight)) or weight.min() < 0:
+            raise ValueError("build_train_arrays: weight must be finite and >= 0, got range "
+                             f"[{weight.min()}, {weight.max()}].")
     if num_users * num_items >= 2**62:
         raise ValueError("build_train_arrays: catalog too large for 64-bit pair keys.")
     keys = np.unique(user * num_items + item)
@@ -94,7 +109,8 @@ def build_train_arrays(user: np.ndarray, item: np.ndarray, num_users: int, num_i
         user=jnp.asarray(user, jnp.int32), item=jnp.asarray(item, jnp.int32),
         indptr=jnp.asarray(indptr, jnp.int32), shifted=jnp.asarray(shifted, jnp.int32),
         keys=jnp.asarray(global_keys, jnp.int32), cdf=jnp.asarray(cdf, jnp.float32), num_users=num_users, num_items=num_items,
-        search_steps=int(np.ceil(np.log2(counts.max() + 1))) + 1)
+        search_steps=int(np.ceil(np.log2(counts.max() + 1))) + 1,
+        weight=None if weight is None else jnp.asarray(weight, jnp.float32))
 
 
 def _count_le(data: TrainArrays, user: Array, value: Array) -> Array:

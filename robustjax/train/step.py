@@ -37,10 +37,13 @@ def epoch_permutation(num_interactions: int, batch_size: int, *, seed: int, epoc
 def make_batch(data: TrainArrays, rows: jax.Array, u01: jax.Array, *, sampler: str,
                key: jax.Array) -> dict[str, jax.Array]:
     """Builds ``{"user", "pos", "neg", "mask"}`` for the training rows ``rows`` (padding
-    rows, ``>= n``, point at row 0 and get mask 0)."""
+    rows, ``>= n``, point at row 0 and get mask 0). With per-interaction weights
+    (``data.weight``) the mask of each row is its weight (0 for padding)."""
     n = data.num_interactions
     mask = (rows < n).astype(jnp.float32)
     rows = jnp.where(rows < n, rows, 0)
+    if data.weight is not None:
+        mask = mask * data.weight[rows]
     user, pos = data.user[rows], data.item[rows]
     if sampler == "uniform":
         neg = sample_uniform(data, user, u01)

@@ -1,0 +1,40 @@
+import json
+import os
+
+import pytest
+
+from experiments import get_config
+from robustjax.cli.main import main
+
+
+def test_tiny_experiment_writes_table_json_and_profiles(tmp_path, capsys):
+    out = str(tmp_path / "poison")
+    assert main(["train", "--experiment", "poisoning", "--tiny", "--out", out,
+                 "--no-progress"]) == 0
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)
+    cfg = results["config"]
+    assert len(results["rows"]) == len(cfg["attacks"]) * len(cfg["victims"]) * len(
+        cfg["defences"])
+    row = results["rows"][0]
+    for key in ("target_hr@5/before", "target_hr@5/after", "test_ndcg@20/after",
+                "test_recall@20/before"):
+        assert 0.0 <= row[key] <= 1.0
+    with open(os.path.join(out, "results.md")) as f:
+        table = f.read()
+    assert table.count("\n| ") == len(results["rows"]) + 1
+    names = set(os.listdir(os.path.join(out, "profiles")))
+    assert {"random.npz", "random.json", "unrolled.npz", "detector_train_random.npz"} <= names
+    assert os.path.exists(os.path.join(out, "results.png"))
+    assert "test/target_hr@5" in capsys.readouterr().out
+
+
+def test_config_overrides_and_validation():
+    from robustjax.config import apply_overrides
+    cfg = apply_overrides(get_config("poisoning"), ["attacks=random,bandwagon",
+                                                    "fake_fraction=0.02", "filler_size=12"])
+    assert cfg.attacks == ("random", "bandwagon") and cfg.filler_size == 12
+    with pytest.raises(ValueError, match="attacks"):
+        apply_overrides(cfg, ["attacks=random,shill"])
+    with pytest.raises(ValueError, match="unknown key"):
+        apply_overrides(cfg, ["filler=3"])
