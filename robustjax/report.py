@@ -169,8 +169,16 @@ def _cell(name: str) -> str:
 
 def _title(sweep: dict) -> str:
     attack = sweep.get("attack", {})
-    parts = [str(attack[k]) for k in ("kind", "norm") if k in attack]
+    keys = ("kind",) if _level_name(sweep) != "eps" else ("kind", "norm")
+    parts = [str(attack[k]) for k in keys if k in attack]
     return " / ".join(parts) if parts else "attack"
+
+
+def _level_name(sweep: dict) -> str:
+    """What the level axis measures: ``eps`` (a radius) unless the sweep says otherwise
+    (history attacks: ``budget``, items per sequence)."""
+    return "budget" if str(sweep.get("attack", {}).get("level", "eps")).startswith("budget") \
+        else "eps"
 
 
 def markdown_table(
@@ -195,11 +203,12 @@ def markdown_table(
     """
     eps = _eps(sweep)
     levels = _levels(len(eps), max_levels)
-    heads = [f"eps={eps[i]:g}" for i in levels]
+    heads = [f"{_level_name(sweep)}={eps[i]:g}" for i in levels]
     lines = [
         f"### {metric} under {_title(sweep)}",
         "",
-        "| checkpoint | clean | " + " | ".join(heads + ["AUC", "eps_half"]) + " |",
+        "| checkpoint | clean | " + " | ".join(heads + ["AUC", f"{_level_name(sweep)}_half"])
+        + " |",
         "|---" * (len(heads) + 4) + "|",
     ]
     for name, ckpt in sweep["checkpoints"].items():
@@ -284,6 +293,8 @@ def plot_curves(
     eps = _eps(sweep)
     os.makedirs(path, exist_ok=True)
     title = _title(sweep)
+    xlabel = ("budget (items edited per history)" if _level_name(sweep) == "budget"
+              else "eps (perturbation budget)")
     written = []
 
     for metric in metrics:
@@ -293,7 +304,7 @@ def plot_curves(
             mean, std = _mean_std(_curves(sweep, name, metric))
             (line,) = ax.plot(eps, mean, marker="o", markersize=3, label=name)
             ax.fill_between(eps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-        ax.set(xlabel="eps (perturbation budget)", ylabel=metric, title=f"{metric} under {title}")
+        ax.set(xlabel=xlabel, ylabel=metric, title=f"{metric} under {title}")
         ax.grid(alpha=0.3)
         ax.legend()
         written.append(os.path.join(path, _file_name(metric)))
@@ -311,7 +322,7 @@ def plot_curves(
                 mean, _ = _mean_std(_curves(sweep, name, m))
                 ax.plot(eps, mean, color=f"C{c}", linestyle=styles[s % 4], label=f"{name}: {m}")
         ax.set(
-            xlabel="eps (perturbation budget)",
+            xlabel=xlabel,
             ylabel="overlap with clean top-K",
             title=f"Stability under {title}",
             ylim=(0.0, 1.05),

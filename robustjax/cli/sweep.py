@@ -134,8 +134,7 @@ def run_sequential(args) -> int:
         sweep["checkpoints"][loaded.path] = run_seq_sweep(
             loaded.graphdef, loaded.params, loaded.data.test_input, loaded.data.test_cands,
             num_items=loaded.data.num_items, cfg=cfg, progress=not args.no_progress)
-    k = max(cfg.ks)
-    metrics = (f"hr@{k}", f"ndcg@{k}")
+    metrics = tuple(f"{m}@{k}" for k in cfg.ks for m in ("hr", "ndcg"))
     written = write_report(sweep, args.out, metrics=metrics, stability=())
     for path, ck in summarise(sweep, metrics)["checkpoints"].items():
         s = ck["summary"][metrics[0]]
