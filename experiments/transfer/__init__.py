@@ -1,0 +1,1 @@
+"""Transfer attacks: fake profiles and history edits crafted on surrogates (config.py)."""
