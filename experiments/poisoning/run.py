@@ -45,8 +45,12 @@ def make_attacks(cfg, split: SplitData, targets: np.ndarray, num_fake: int, out_
         if name == "unrolled":
             ucfg = UnrolledConfig(dim=cfg.dim, pretrain_steps=cfg.pretrain_steps,
                                   unroll_steps=cfg.unroll_steps, outer_steps=cfg.outer_steps,
-                                  inner_lr=cfg.surrogate_lr, k=min(cfg.k, split.num_items
-                                                                   - targets.size))
+                                  inner_lr=cfg.surrogate_lr, outer_lr=cfg.outer_lr,
+                                  surrogate=cfg.surrogate, warm_epochs=cfg.warm_epochs,
+                                  unroll_epochs=cfg.unroll_epochs,
+                                  batch_size=min(cfg.batch_size, len(split.train)),
+                                  objective="cw" if cfg.surrogate == "victim" else "hit",
+                                  k=min(cfg.k, split.num_items - targets.size))
             prof = unrolled_attack(split.train, targets, num_fake, cfg.filler_size,
                                    key=jax.random.fold_in(jax.random.key(cfg.seed), i),
                                    config=ucfg, progress=progress)

@@ -34,10 +34,12 @@ from tqdm.auto import tqdm
 
 from robustjax.data.csr import user_item_csr
 from robustjax.data.table import InteractionTable
-from robustjax.poison.heuristic import average_attack, random_attack
+from robustjax.poison.heuristic import average_attack, bandwagon_attack, random_attack
 from robustjax.poison.profiles import FakeProfiles
+from robustjax.train.sampler import TrainArrays, build_train_arrays, sample_uniform
 
-INITS = ("average", "random")
+INITS = ("average", "random", "bandwagon")
+SURROGATES = ("dense", "victim")
 OBJECTIVES = ("hit", "cw")
 
 
@@ -60,6 +62,13 @@ class UnrolledConfig:
       init: the binary profiles the optimisation starts from: ``"average"`` (fillers ~
         popularity) or ``"random"``.
       remat: rematerialise each unrolled step (memory O(steps * params), not dense).
+      surrogate: ``"dense"`` (the full-batch surrogate above, steps counted in Adam steps)
+        or ``"victim"``: the victim's own mini-batch BPR-MF training (Xavier init, uniform
+        negatives, Adam ``inner_lr``, ``batch_size``), warm-started ``warm_epochs`` epochs
+        on real + current fake rows (not differentiated), then ``unroll_epochs`` epochs
+        differentiated; ``dim``, ``inner_lr`` and ``objective`` apply, ``pretrain_steps``,
+        ``unroll_steps``, ``alpha``, ``l2`` and ``loss`` do not.
+      warm_epochs, unroll_epochs, batch_size: the ``"victim"`` surrogate's schedule.
     """
 
     dim: int = 64
@@ -76,9 +85,13 @@ class UnrolledConfig:
     loss: str = "bpr"
     objective: str = "hit"
     remat: bool = True
+    surrogate: str = "dense"
+    warm_epochs: int = 0
+    unroll_epochs: int = 10
+    batch_size: int = 2048
 
     def __post_init__(self):
-        for name in ("dim", "unroll_steps", "outer_steps", "k"):
+        for name in ("dim", "unroll_steps", "outer_steps", "k", "unroll_epochs", "batch_size"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"UnrolledConfig.{name} must be an int >= 1, got {v!r}.")
@@ -99,6 +112,12 @@ class UnrolledConfig:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"UnrolledConfig.objective={self.objective!r} is unknown; "
                              f"expected one of {OBJECTIVES}.")
+        if not isinstance(self.warm_epochs, int) or self.warm_epochs < 0:
+            raise ValueError(f"UnrolledConfig.warm_epochs must be an int >= 0, got "
+                             f"{self.warm_epochs!r}.")
+        if self.surrogate not in SURROGATES:
+            raise ValueError(f"UnrolledConfig.surrogate={self.surrogate!r} is unknown; "
+                             f"expected one of {SURROGATES}.")
         if self.init not in INITS:
             raise ValueError(f"UnrolledConfig.init={self.init!r} is unknown; expected one of "
                              f"{INITS}.")
@@ -181,6 +200,98 @@ def train_surrogate(params: dict, opt: tuple, x: Float[Array, "U I"], *, key: Ar
     return params, opt
 
 
+# ----------------------------------------------------------------------------- victim surrogate
+
+def _adam(params, g, m, v, t, lr):
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    t = t + 1
+    m = jax.tree.map(lambda a, b: b1 * a + (1 - b1) * b, m, g)
+    v = jax.tree.map(lambda a, b: b2 * a + (1 - b2) * b * b, v, g)
+    c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+    params = jax.tree.map(
+        lambda w, a, b: w - lr * (a / c1) / (jnp.sqrt(b / c2 + 1e-30) + eps), params, m, v)
+    return params, (m, v, t)
+
+
+def init_victim(num_users: int, num_items: int, dim: int, *, key: Array,
+                dtype=jnp.float32) -> tuple[dict, tuple]:
+    """Victim-like MF parameters (Xavier-normal, as ``robustjax.models.mf``) and a zero Adam
+    state ``(m, v, t)``."""
+    ku, ki = jax.random.split(key)
+    params = {"user": jax.random.normal(ku, (num_users, dim), dtype)
+              * jnp.sqrt(2.0 / (num_users + dim)).astype(dtype),
+              "item": jax.random.normal(ki, (num_items, dim), dtype)
+              * jnp.sqrt(2.0 / (num_items + dim)).astype(dtype)}
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    return params, (zeros, zeros, jnp.zeros((), dtype))
+
+
+def victim_step_loss(params: dict, x_fake: Float[Array, "F I"], user, pos, neg, mask,
+                     fake_neg: Int[Array, "F I"], *, num_real: int, fake_scale
+                     ) -> Float[Array, ""]:
+    """One victim BPR batch plus the relaxed fake rows' expected share of it.
+
+    The real part is the victim's batch (``softplus(s_un - s_ui)`` with the sampler's
+    uniform negative, ``mask`` for padding). Each fake pair ``(f, i)`` would appear in one
+    batch per epoch, so it enters every step with weight ``fake_scale * x_fi`` (``1 /
+    steps_per_epoch``), against a uniform negative ``fake_neg[f, i]`` weighted by ``1 -
+    x_f,neg`` (a positive is never a negative). The sum is divided by the total weight, as
+    the victim's masked mean.
+    """
+    p, q = params["user"], params["item"]
+    s_pos = jnp.sum(p[user] * q[pos], axis=-1)
+    s_neg = jnp.sum(p[user] * q[neg], axis=-1)
+    real = jnp.sum(mask * jax.nn.softplus(s_neg - s_pos))
+    s_f = p[num_real:] @ q.T                                                     # [F, I]
+    w = x_fake * (1.0 - jnp.take_along_axis(x_fake, fake_neg, axis=1)) * fake_scale
+    fake = jnp.sum(w * jax.nn.softplus(jnp.take_along_axis(s_f, fake_neg, axis=1) - s_f))
+    return (real + fake) / (jnp.sum(mask) + jnp.sum(x_fake) * fake_scale)
+
+
+def train_victim_surrogate(params: dict, opt: tuple, x_fake: Float[Array, "F I"],
+                           data: TrainArrays, *, key: Array, epochs: int, batch_size: int,
+                           lr, remat: bool = True) -> tuple[dict, tuple]:
+    """``epochs`` epochs of the victim's own training (shuffled mini-batches of
+    ``batch_size`` real interactions, exact uniform negatives from ``data``, Adam) with the
+    relaxed fake rows ``x_fake`` as per-interaction weights (:func:`victim_step_loss`).
+
+    Users ``0..U-1`` are ``data``'s real users; rows ``U..U+F-1`` of ``params["user"]`` are
+    the fake users. The batches and negatives depend only on ``key``, so the result is a
+    deterministic, differentiable function of ``x_fake``. Nested ``lax.scan`` (epochs, then
+    steps), both rematerialised: memory holds one carry per epoch plus one epoch's carries.
+    """
+    n = data.num_interactions
+    steps = -(-n // batch_size)
+    num_real = data.num_users
+    num_fake, num_items = x_fake.shape
+
+    def step(carry, xs):
+        params, (m, v, t) = carry
+        rows, k = xs
+        k_u, k_f = jax.random.split(k)
+        mask = (rows < n).astype(x_fake.dtype)
+        rows = jnp.where(rows < n, rows, 0)
+        user, pos = data.user[rows], data.item[rows]
+        neg = sample_uniform(data, user, jax.random.uniform(k_u, rows.shape))
+        fake_neg = jax.random.randint(k_f, (num_fake, num_items), 0, num_items)
+        g = jax.grad(victim_step_loss)(params, x_fake, user, pos, neg, mask, fake_neg,
+                                       num_real=num_real, fake_scale=1.0 / steps)
+        return _adam(params, g, m, v, t, lr), None
+
+    def epoch(carry, k):
+        k_perm, k_steps = jax.random.split(k)
+        perm = jnp.concatenate([jax.random.permutation(k_perm, n).astype(jnp.int32),
+                                jnp.full(steps * batch_size - n, n, jnp.int32)])
+        xs = (perm.reshape(steps, batch_size), jax.random.split(k_steps, steps))
+        carry, _ = jax.lax.scan(jax.checkpoint(step) if remat else step, carry, xs)
+        return carry, None
+
+    if remat:
+        epoch = jax.checkpoint(epoch)
+    (params, opt), _ = jax.lax.scan(epoch, (params, opt), jax.random.split(key, epochs))
+    return params, opt
+
+
 # ----------------------------------------------------------------------------- objective
 
 def promotion_loss(scores: Float[Array, "U I"], targets: Int[Array, " T"],
@@ -219,6 +330,20 @@ def unrolled_objective(x_fake: Float[Array, "F I"], x_real: Float[Array, "U I"],
     num_real = x_real.shape[0]
     scores = params["user"][:num_real] @ params["item"].T
     return promotion_loss(scores, targets, x_real > 0, eligible, k=k, temperature=temperature,
+                          kind=kind)
+
+
+def victim_objective(x_fake: Float[Array, "F I"], data: TrainArrays, exclude: Bool[Array, "U I"],
+                     base: dict, base_opt: tuple, targets: Int[Array, " T"],
+                     eligible: Float[Array, " U"], *, key: Array, epochs: int, batch_size: int,
+                     lr, k: int, temperature, kind: str = "cw", remat: bool = True
+                     ) -> Float[Array, ""]:
+    """The attacker objective after ``epochs`` epochs of the victim's own training
+    (:func:`train_victim_surrogate`) from ``base``/``base_opt`` (all ``U + F`` user rows)."""
+    params, _ = train_victim_surrogate(base, base_opt, x_fake, data, key=key, epochs=epochs,
+                                       batch_size=batch_size, lr=lr, remat=remat)
+    scores = params["user"][:data.num_users] @ params["item"].T
+    return promotion_loss(scores, targets, exclude, eligible, k=k, temperature=temperature,
                           kind=kind)
 
 
@@ -300,18 +425,48 @@ def unrolled_attack(train, targets, num_fake: int, filler_size: int, *, key: Arr
     eligible = (x_real[:, targets].sum(axis=1) == 0).astype(np.float32)
     k_sur, k_init, k_pre, k_unroll = jax.random.split(key, 4)
     init_seed = int(jax.random.randint(k_init, (), 0, 2**31 - 1))
-    init_fn = average_attack if cfg.init == "average" else random_attack
+    init_fn = {"average": average_attack, "random": random_attack,
+               "bandwagon": bandwagon_attack}[cfg.init]
     start = init_fn(train, targets, num_fake, filler_size, seed=init_seed)
 
-    hyper = {"lr": cfg.inner_lr, "alpha": cfg.alpha, "l2": cfg.l2, "loss": cfg.loss}
-    init_params, init_opt = init_surrogate(num_users + num_fake, n_items, cfg.dim, key=k_sur)
-    pre = jax.jit(functools.partial(train_surrogate, steps=cfg.pretrain_steps, remat=False,
-                                    key=k_pre, **hyper))
-    objective = functools.partial(unrolled_objective, key=k_unroll, steps=cfg.unroll_steps,
-                                  k=cfg.k, temperature=cfg.temperature, kind=cfg.objective,
-                                  remat=cfg.remat, **hyper)
     xr, tj, ej = jnp.asarray(x_real), jnp.asarray(targets), jnp.asarray(eligible)
-    value_and_grad = jax.jit(jax.value_and_grad(objective))
+    if cfg.surrogate == "victim":
+        data = build_train_arrays(train.user, train.item, num_users, n_items)
+        init_params, init_opt = init_victim(num_users + num_fake, n_items, cfg.dim, key=k_sur)
+        sched = {"batch_size": cfg.batch_size, "lr": cfg.inner_lr}
+        pre = jax.jit(lambda p, o, xf: train_victim_surrogate(
+            p, o, xf, data, key=k_pre, epochs=cfg.warm_epochs, remat=False, **sched))
+        value_and_grad = jax.jit(jax.value_and_grad(functools.partial(
+            victim_objective, data=data, exclude=xr > 0, targets=tj, eligible=ej,
+            key=k_unroll, epochs=cfg.unroll_epochs, k=cfg.k, temperature=cfg.temperature,
+            kind=cfg.objective, remat=cfg.remat, **sched)))
+
+        def evaluate(items):
+            """The victim surrogate's objective and gradient at binary profiles ``items``
+            (warm start on real + these fake rows, then the differentiated epochs)."""
+            xb = jnp.asarray(_dense(items, n_items))
+            base, base_opt = (init_params, init_opt) if cfg.warm_epochs == 0 else \
+                pre(init_params, init_opt, xb)
+            v, g = value_and_grad(xb, base=base, base_opt=base_opt)
+            return float(v), g
+    else:
+        hyper = {"lr": cfg.inner_lr, "alpha": cfg.alpha, "l2": cfg.l2, "loss": cfg.loss}
+        init_params, init_opt = init_surrogate(num_users + num_fake, n_items, cfg.dim,
+                                               key=k_sur)
+        pre = jax.jit(functools.partial(train_surrogate, steps=cfg.pretrain_steps,
+                                        remat=False, key=k_pre, **hyper))
+        dense_vg = jax.jit(jax.value_and_grad(functools.partial(
+            unrolled_objective, key=k_unroll, steps=cfg.unroll_steps, k=cfg.k,
+            temperature=cfg.temperature, kind=cfg.objective, remat=cfg.remat, **hyper)))
+
+        def evaluate(items):
+            """Warm start at the equilibrium with these binary profiles, then the objective
+            and its gradient at them (the gradient of the unrolled continuation)."""
+            xb = jnp.asarray(_dense(items, n_items))
+            base, base_opt = pre(init_params, init_opt, jnp.concatenate([xr, xb]))
+            v, g = dense_vg(xb, xr, base, base_opt, tj, ej)
+            return float(v), g
+
     free = np.ones(n_items, bool)
     free[targets] = False
     free_j = jnp.asarray(free)
@@ -322,14 +477,6 @@ def unrolled_attack(train, targets, num_fake: int, filler_size: int, *, key: Arr
         g = jnp.where(free_j[None, :], g, 0.0)
         g = g / (jnp.linalg.norm(g, axis=1, keepdims=True) + 1e-12)
         return project_budget(x - step_scale * g, free_j, filler_size)
-
-    def evaluate(items):
-        """Warm start at the equilibrium with these binary profiles, then the objective and
-        its gradient at them (the gradient of the unrolled continuation)."""
-        xb = jnp.asarray(_dense(items, n_items))
-        base, base_opt = pre(init_params, init_opt, jnp.concatenate([xr, xb]))
-        v, g = value_and_grad(xb, xr, base, base_opt, tj, ej)
-        return float(v), g
 
     items = start.items
     x = jnp.asarray(_dense(items, n_items))

@@ -8,11 +8,14 @@ from robustjax.poison import (
     UnrolledConfig,
     binarise,
     init_surrogate,
+    init_victim,
     project_budget,
     train_surrogate,
     unrolled_attack,
     unrolled_objective,
+    victim_objective,
 )
+from robustjax.train import build_train_arrays
 
 
 @pytest.mark.parametrize(("loss", "kind"), [("bpr", "hit"), ("wrmf", "cw")])
@@ -34,6 +37,36 @@ def test_unrolled_gradient_matches_finite_differences(loss, kind):
             return unrolled_objective(xf, x_real, base, opt, targets, eligible,
                                       key=jax.random.key(3), steps=4, lr=0.05, alpha=2.0,
                                       l2=0.1, k=2, temperature=0.5, loss=loss, kind=kind)
+
+        f = jax.jit(f)
+        g = jax.jit(jax.grad(f))(x_fake)
+        assert g.dtype == jnp.float64 and g.shape == x_fake.shape
+        assert float(jnp.abs(g).max()) > 0
+        for seed in range(2):
+            v = jnp.asarray(np.random.default_rng(seed).normal(size=x_fake.shape))
+            h = 1e-6
+            fd = (f(x_fake + h * v) - f(x_fake - h * v)) / (2 * h)
+            np.testing.assert_allclose(float(jnp.vdot(g, v)), float(fd), rtol=1e-5, atol=1e-9)
+
+
+def test_victim_surrogate_gradient_matches_finite_differences():
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(0)
+        num_real, num_fake, num_items, dim = 6, 2, 8, 3
+        dense = rng.random((num_real, num_items)) < 0.35
+        dense[np.arange(num_real), np.arange(num_real)] = True   # every user has a positive
+        user, item = np.nonzero(dense)
+        data = build_train_arrays(user, item, num_real, num_items)
+        x_fake = jnp.asarray(rng.uniform(0.2, 0.8, (num_fake, num_items)))
+        base, opt = init_victim(num_real + num_fake, num_items, dim, key=jax.random.key(1),
+                                dtype=jnp.float64)
+        targets = jnp.array([1, 4])
+        eligible = jnp.asarray((dense[:, [1, 4]].sum(1) == 0).astype(np.float64))
+
+        def f(xf):
+            return victim_objective(xf, data, jnp.asarray(dense), base, opt, targets, eligible,
+                                    key=jax.random.key(3), epochs=2, batch_size=4, lr=0.05,
+                                    k=2, temperature=0.5, kind="cw")
 
         f = jax.jit(f)
         g = jax.jit(jax.grad(f))(x_fake)
@@ -74,6 +107,10 @@ def test_unrolled_attack_respects_budget_and_is_seeded():
     assert a.fingerprint() == b.fingerprint()
     assert len(a.params["objective_history"]) == 3
     assert a.params["objective_best"] == min(a.params["objective_history"])
+    vcfg = UnrolledConfig(surrogate="victim", dim=4, warm_epochs=1, unroll_epochs=1,
+                          batch_size=32, outer_steps=1, k=5)
+    c = unrolled_attack(table, targets, 3, 6, key=jax.random.key(0), config=vcfg)
+    assert c.items.shape == (3, 8) and len(c.params["objective_history"]) == 2
 
 
 def test_unrolled_config_names_bad_values():
@@ -81,3 +118,5 @@ def test_unrolled_config_names_bad_values():
         UnrolledConfig(unroll_steps=0)
     with pytest.raises(ValueError, match="loss"):
         UnrolledConfig(loss="mse")
+    with pytest.raises(ValueError, match="surrogate"):
+        UnrolledConfig(surrogate="gnn")
