@@ -44,6 +44,7 @@ def test_every_experiment_has_a_tiny_config():
             continue
         assert cfg.tiny, name  # self-contained experiment configs: every *epochs field small
         epochs = {f: getattr(cfg, f) for f in vars(cfg) if f.endswith("epochs")}
-        assert epochs and all(v <= 5 for v in epochs.values() if v is not None), (name, epochs)
+        epochs.update({f: getattr(cfg, f) for f in vars(cfg) if f.startswith("epochs_")})
+        assert all(v <= 5 for v in epochs.values() if v is not None), (name, epochs)
     with pytest.raises(ValueError, match="unknown experiment"):
         get_config("no-such-experiment")

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Float, Int, PRNGKeyArray
 
+from robustjax.models.sasrec import embed_sequence_batch
 from robustjax.types import Array
 
 _NEG = -1e9  # finite "minus infinity": rows whose keys are all padding stay NaN-free
@@ -149,12 +150,7 @@ class BERT4Rec(nnx.Module):
           ``{"seq": E[seq] * sqrt(D)}`` [B, L, D], plus ``"pos": E[pos]``, ``"neg": E[neg]``
           (unscaled) when present.
         """
-        table = self.items.embedding[...]
-        out = {"seq": table[batch["seq"]] * self.input_scale}
-        for slot in ("pos", "neg"):
-            if slot in batch:
-                out[slot] = table[batch[slot]]
-        return out
+        return embed_sequence_batch(self.items.embedding[...], batch, self.input_scale)
 
     def encode(self, seq_emb: Float[Array, "B L D"], seq_ids: Int[Array, "B L"], *,
                deterministic: bool, key: PRNGKeyArray | None = None) -> Float[Array, "B L D"]:

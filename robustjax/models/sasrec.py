@@ -38,6 +38,17 @@ def _dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: boo
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
+def embed_sequence_batch(table: Float[Array, "V D"], batch: dict, scale: float
+                         ) -> dict[str, Float[Array, "B L D"]]:
+    """``{"seq": table[seq] * scale, "pos": table[pos], "neg": table[neg]}`` (targets only
+    when present): the input/target embedding split shared by the sequential models."""
+    out = {"seq": table[batch["seq"]] * scale}
+    for slot in ("pos", "neg"):
+        if slot in batch:
+            out[slot] = table[batch[slot]]
+    return out
+
+
 class _Block(nnx.Module):
     def __init__(self, dim: int, num_heads: int, *, rngs: nnx.Rngs):
         self.ln_attn = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
@@ -112,12 +123,7 @@ class SASRec(nnx.Module):
         Returns:
           ``{"seq": E[seq] * sqrt(D), "pos": E[pos], "neg": E[neg]}``, each [B, L, D].
         """
-        table = self.items.embedding[...]
-        out = {"seq": table[batch["seq"]] * math.sqrt(self.dim)}
-        for slot in ("pos", "neg"):
-            if slot in batch:
-                out[slot] = table[batch[slot]]
-        return out
+        return embed_sequence_batch(self.items.embedding[...], batch, math.sqrt(self.dim))
 
     def encode(self, seq_emb: Float[Array, "B L D"], seq_ids: Int[Array, "B L"], *,
                deterministic: bool, key: PRNGKeyArray | None = None) -> Float[Array, "B L D"]:

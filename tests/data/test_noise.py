@@ -210,6 +210,7 @@ def test_experiment_config_overrides():
         apply_overrides(cfg, ["metrics=ndcg@7"])
 
 
+@pytest.mark.slow  # runs with -m slow (long compile on 2 cores)
 def test_tiny_experiment_writes_results(tmp_path):
     from robustjax.cli.main import main
 

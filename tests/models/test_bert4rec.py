@@ -245,6 +245,7 @@ def test_experiment_config_errors():
         get_config().validate()
 
 
+@pytest.mark.slow  # runs with -m slow (long compile on 2 cores)
 def test_experiment_tiny_cli(tmp_path, capsys):
     from robustjax.cli.main import main
 

@@ -162,6 +162,7 @@ def test_sweep_config_errors():
         SeqSweepConfig(kind="truncate", levels=(0, 1.5))
 
 
+@pytest.mark.slow  # runs with -m slow (long compile on 2 cores)
 def test_hull_objective_raises_the_loss_and_trains_the_table(data):
     model = _model(data)
     batch = _batch(data)

@@ -51,7 +51,9 @@ def test_every_attack_on_every_sequence_model(data, name, kind):
 
 
 @pytest.mark.parametrize("name", MODELS)
-@pytest.mark.parametrize("method", ["apr", "pgd", "hull"])
+# apr runs by default; pgd and hull (a longer inner loop to compile) with -m slow
+@pytest.mark.parametrize("method", ["apr"] + [pytest.param(m, marks=pytest.mark.slow)
+                                              for m in ("pgd", "hull")])
 def test_every_objective_on_every_sequence_model(data, name, method):
     graphdef, params = nnx.split(_model(name, data), nnx.Param)
     tx = optax.adam(1e-2)

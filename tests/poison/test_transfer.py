@@ -151,6 +151,7 @@ def test_config_validation():
     assert dataclasses.replace(cfg, temperature=0.5).temperature == 0.5
 
 
+@pytest.mark.slow  # runs with -m slow (long compile on 2 cores)
 def test_tiny_experiment_writes_results(tmp_path):
     from robustjax.cli.main import main
     out = str(tmp_path / "transfer")
