@@ -32,8 +32,15 @@ def _model(name, data):
                rngs=nnx.Rngs(0))
 
 
+# the model-agnostic kinds (noise, random edits, truncation) run with -m slow; the default
+# run keeps every kind that differentiates through the model
+GRADIENT_KINDS = ("fgsm", "pgd", "substitute_gradient", "insert_gradient", "delete_gradient")
+KINDS = [k if k in GRADIENT_KINDS else pytest.param(k, marks=pytest.mark.slow)
+         for k in EMBEDDING_KINDS + SEQUENCE_ATTACKS]
+
+
 @pytest.mark.parametrize("name", MODELS)
-@pytest.mark.parametrize("kind", EMBEDDING_KINDS + SEQUENCE_ATTACKS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_every_attack_on_every_sequence_model(data, name, kind):
     graphdef, params = nnx.split(_model(name, data), nnx.Param)
     discrete = kind in SEQUENCE_ATTACKS

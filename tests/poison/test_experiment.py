@@ -7,6 +7,7 @@ from experiments import get_config
 from robustjax.cli.main import main
 
 
+@pytest.mark.slow  # runs with -m slow (long compile on 2 cores)
 def test_tiny_experiment_writes_table_json_and_profiles(tmp_path, capsys):
     out = str(tmp_path / "poison")
     assert main(["train", "--experiment", "poisoning", "--tiny", "--out", out,

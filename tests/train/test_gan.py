@@ -168,6 +168,7 @@ def test_bad_arguments_name_the_value(small):
         make_g_epoch(g_fns, d_fns, tx, num_samples=1, baseline="loo")
 
 
+@pytest.mark.slow  # runs with -m slow (long compile on 2 cores)
 def test_tiny_experiment_writes_one_table(tmp_path):
     from robustjax.cli.main import main
 
