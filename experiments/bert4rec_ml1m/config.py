@@ -20,13 +20,13 @@ optimiser steps (``time_budget_s`` caps training; the paper trains 400k steps).
 Measured numbers and the per-epoch time are in README.md.
 """
 import dataclasses
-import json
 
+from experiments._base import ConfigBase, build_config
 from robustjax.seq_adv import SeqAdvConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class BERT4RecConfig:
+class BERT4RecConfig(ConfigBase):
     name: str = "bert4rec-ml1m"
     data_path: str | None = None
     epochs: int = 200
@@ -84,16 +84,11 @@ class BERT4RecConfig:
             raise ValueError("bert4rec-ml1m needs --data (e.g. ../shared/data/ml-1m), or --tiny.")
         return self
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
-
 
 def get_config(*, tiny: bool = False, **overrides) -> BERT4RecConfig:
-    cfg = BERT4RecConfig()
-    if tiny:
-        cfg = dataclasses.replace(cfg, epochs=2, max_len=12, dim=8, batch_size=16,
-                                  eval_every=1, tiny=True)
-    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+    return build_config(BERT4RecConfig, tiny=tiny, overrides=overrides,
+                        tiny_fields={"epochs": 2, "max_len": 12, "dim": 8, "batch_size": 16,
+                                     "eval_every": 1})
 
 
 def run(cfg: BERT4RecConfig, out_dir: str, *, resume: bool = False,

@@ -18,8 +18,8 @@ Measured (test NDCG@20): BPR-MF 0.3201, APR-MF 0.3375, IRGAN generator 0.3248,
 IRGAN discriminator 0.3096 (both selected at the first GAN epoch); see README.md.
 """
 import dataclasses
-import json
 
+from experiments._base import ConfigBase
 from robustjax.train.gan import BASELINES, D_LOSSES, ESTIMATORS, REWARDS
 from robustjax.train.state import OPTIMIZERS
 
@@ -27,7 +27,7 @@ MODELS = ("mf", "neumf", "lightgcn")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class IrganConfig:
+class IrganConfig(ConfigBase):
     """IRGAN settings (the baselines use their own experiment configs)."""
 
     name: str = "irgan"
@@ -84,12 +84,6 @@ class IrganConfig:
         if unknown:
             raise ValueError(f"IrganConfig.baselines={self.baselines!r} names {unknown}; "
                              "expected a subset of ('bpr-mf', 'apr-mf').")
-
-    def validate(self) -> "IrganConfig":
-        return self
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
 
 
 def get_config(*, tiny: bool = False, **overrides) -> IrganConfig:

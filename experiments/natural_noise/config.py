@@ -40,13 +40,13 @@ CPU. Measured ml-100k-split numbers (test NDCG@20 clean 0.320 / 0.338; at 30% no
 -7% (add) to -39% (swap)): see README.md.
 """
 import dataclasses
-import json
 
+from experiments._base import ConfigBase
 from robustjax.data.noise import KINDS, check_level
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class NaturalNoiseConfig:
+class NaturalNoiseConfig(ConfigBase):
     """The noise grid; every model is a named experiment trained with its own protocol."""
 
     name: str = "natural-noise"
@@ -102,9 +102,6 @@ class NaturalNoiseConfig:
                                  f"not computed by {model!r} (eval.ks={base.eval.ks}); use "
                                  "cutoffs from eval.ks.")
         return self
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
 
 
 def get_config(*, tiny: bool = False, **overrides) -> NaturalNoiseConfig:

@@ -27,8 +27,8 @@ noise level; the unrolled attack does not beat the heuristics); the detector rea
 NDCG@20 from 0.320 to 0.338.
 """
 import dataclasses
-import json
 
+from experiments._base import ConfigBase
 from experiments.poisoning.run import run_poisoning
 
 ATTACKS = ("random", "average", "bandwagon", "segment", "unrolled")
@@ -37,7 +37,7 @@ DEFENCES = ("none", "apr", "detect", "downweight")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class PoisonConfig:
+class PoisonConfig(ConfigBase):
     """The poisoning experiment (module docstring). ``--set key=value`` sets any field."""
 
     name: str = "poisoning"
@@ -108,12 +108,6 @@ class PoisonConfig:
             raise ValueError(f"PoisonConfig.down_weight must lie in [0, 1], got "
                              f"{self.down_weight!r}.")
 
-    def validate(self) -> "PoisonConfig":
-        return self
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
-
 
 def get_config(*, tiny: bool = False, **overrides) -> PoisonConfig:
     cfg = PoisonConfig()
@@ -122,7 +116,8 @@ def get_config(*, tiny: bool = False, **overrides) -> PoisonConfig:
             cfg, attacks=("random", "unrolled"), defences=("none", "downweight"),
             fake_fraction=0.05, filler_size=5,
             num_targets=2, k=5, dim=8, epochs=2, batch_size=64, eval_every=1, apr_epochs=1,
-            unroll_steps=2, pretrain_steps=2, outer_steps=2, warm_epochs=1, unroll_epochs=1, detector_components=2,
+            unroll_steps=2, pretrain_steps=2, outer_steps=2, warm_epochs=1, unroll_epochs=1,
+            detector_components=2,
             synthetic_users=40, synthetic_items=60, synthetic_per_user=8, tiny=True)
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 

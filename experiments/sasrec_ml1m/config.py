@@ -17,13 +17,13 @@ Measured (max_len 100): 9.3 s per epoch, test HR@10 0.8232, NDCG@10 0.5966 (pape
 0.5905); see README.md.
 """
 import dataclasses
-import json
 
+from experiments._base import ConfigBase, build_config
 from robustjax.seq_adv import SeqAdvConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SASRecConfig:
+class SASRecConfig(ConfigBase):
     name: str = "sasrec-ml1m"
     data_path: str | None = None
     epochs: int = 200
@@ -53,16 +53,11 @@ class SASRecConfig:
             raise ValueError("sasrec-ml1m needs --data (e.g. ../shared/data/ml-1m), or --tiny.")
         return self
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
-
 
 def get_config(*, tiny: bool = False, **overrides) -> SASRecConfig:
-    cfg = SASRecConfig()
-    if tiny:
-        cfg = dataclasses.replace(cfg, epochs=2, max_len=12, dim=8, batch_size=16,
-                                  eval_every=1, tiny=True)
-    return dataclasses.replace(cfg, **overrides) if overrides else cfg
+    return build_config(SASRecConfig, tiny=tiny, overrides=overrides,
+                        tiny_fields={"epochs": 2, "max_len": 12, "dim": 8, "batch_size": 16,
+                                     "eval_every": 1})
 
 
 def run(cfg: SASRecConfig, out_dir: str, *, resume: bool = False, progress: bool = True) -> dict:

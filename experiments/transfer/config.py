@@ -30,7 +30,8 @@ Two matrices in one report (``results.json``, ``results.md``, ``results.png``):
    100 negatives), with a ``substitute_random`` baseline row.
 """
 import dataclasses
-import json
+
+from experiments._base import ConfigBase
 
 USER_ITEM_MODELS = ("mf", "neumf", "lightgcn")
 SURROGATES = ("mf-unrolled", "mf", "neumf", "lightgcn")
@@ -48,7 +49,7 @@ def parse_seq_model(name: str) -> tuple[str, int]:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class TransferConfig:
+class TransferConfig(ConfigBase):
     """The transfer experiment (module docstring). ``--set key=value`` sets any field."""
 
     name: str = "transfer"
@@ -148,12 +149,6 @@ class TransferConfig:
         if self.target_band not in ("head", "tail", "any"):
             raise ValueError(f"TransferConfig.target_band must be 'head', 'tail' or 'any', "
                              f"got {self.target_band!r}.")
-
-    def validate(self) -> "TransferConfig":
-        return self
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
 
 
 def get_config(*, tiny: bool = False, **overrides) -> TransferConfig:
