@@ -28,20 +28,14 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Float, Int, PRNGKeyArray
 
-from robustjax.models.sasrec import embed_sequence_batch
+from robustjax.models.sasrec import dropout, embed_sequence_batch
 from robustjax.types import Array
 
 _NEG = -1e9  # finite "minus infinity": rows whose keys are all padding stay NaN-free
 
 
 def _dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool) -> Array:
-    if deterministic or rate == 0.0:
-        return x
-    if key is None:
-        raise ValueError("BERT4Rec: dropout needs key= when deterministic=False; pass a "
-                         "jax.random key or deterministic=True.")
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+    return dropout(x, rate, key, deterministic, where="BERT4Rec")
 
 
 def _gelu(x: Array) -> Array:

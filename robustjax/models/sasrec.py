@@ -28,14 +28,20 @@ from robustjax.types import Array
 _NEG = -1e9  # finite "minus infinity": fully masked padding rows stay NaN-free
 
 
-def _dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool) -> Array:
+def dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool, *,
+            where: str = "SASRec") -> Array:
+    """Inverted dropout with an explicit key (identity when deterministic or rate 0)."""
     if deterministic or rate == 0.0:
         return x
     if key is None:
-        raise ValueError("SASRec: dropout needs key= when deterministic=False; pass a "
+        raise ValueError(f"{where}: dropout needs key= when deterministic=False; pass a "
                          "jax.random key or deterministic=True.")
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+def _dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool) -> Array:
+    return dropout(x, rate, key, deterministic, where="SASRec")
 
 
 def embed_sequence_batch(table: Float[Array, "V D"], batch: dict, scale: float
