@@ -24,3 +24,21 @@ def build_config(cls, *, tiny: bool, tiny_fields: dict, overrides: dict):
     if tiny:
         cfg = dataclasses.replace(cfg, tiny=True, **tiny_fields)
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
+
+
+def start_sequence_run(cfg, out_dir: str, *, resume: bool) -> dict | None:
+    """Common start of the sequential experiments: rejects ``resume``, validates, writes
+    ``out_dir/config.json``; returns the synthetic-data arguments of a ``--tiny`` run
+    without ``--data`` (else None, meaning ``cfg.data_path``)."""
+    import os
+
+    if resume:
+        raise ValueError(f"{cfg.name} does not support --resume yet.")
+    cfg.validate()
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        f.write(cfg.to_json())
+    if cfg.tiny and cfg.data_path is None:
+        return {"num_users": 40, "num_items": 150, "interactions_per_user": 15,
+                "seed": cfg.seed}
+    return None

@@ -21,7 +21,7 @@ Measured numbers and the per-epoch time are in README.md.
 """
 import dataclasses
 
-from experiments._base import ConfigBase, build_config
+from experiments._base import ConfigBase, build_config, start_sequence_run
 from robustjax.seq_adv import SeqAdvConfig
 
 
@@ -95,20 +95,9 @@ def run(cfg: BERT4RecConfig, out_dir: str, *, resume: bool = False,
         progress: bool = True) -> dict:
     """Trains and evaluates; writes ``out_dir/{config.json,metrics.json,history.jsonl}`` and
     the selected parameters to ``out_dir/checkpoint/params.npz``."""
-    import os
-
     from robustjax.seq_bert4rec import run_bert4rec
 
-    if resume:
-        raise ValueError("bert4rec-ml1m does not support --resume yet.")
-    cfg.validate()
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        f.write(cfg.to_json())
-    synthetic = None
-    if cfg.tiny and cfg.data_path is None:
-        synthetic = {"num_users": 40, "num_items": 150, "interactions_per_user": 15,
-                     "seed": cfg.seed}
+    synthetic = start_sequence_run(cfg, out_dir, resume=resume)
     return run_bert4rec(data_path=cfg.data_path, out_dir=out_dir, epochs=cfg.epochs,
                         max_len=cfg.max_len, dim=cfg.dim, num_blocks=cfg.num_blocks,
                         num_heads=cfg.num_heads, dropout=cfg.dropout, mask_prob=cfg.mask_prob,

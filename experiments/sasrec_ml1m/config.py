@@ -18,7 +18,7 @@ Measured (max_len 100): 9.3 s per epoch, test HR@10 0.8232, NDCG@10 0.5966 (pape
 """
 import dataclasses
 
-from experiments._base import ConfigBase, build_config
+from experiments._base import ConfigBase, build_config, start_sequence_run
 from robustjax.seq_adv import SeqAdvConfig
 
 
@@ -62,20 +62,9 @@ def get_config(*, tiny: bool = False, **overrides) -> SASRecConfig:
 
 def run(cfg: SASRecConfig, out_dir: str, *, resume: bool = False, progress: bool = True) -> dict:
     """Trains and evaluates; writes ``out_dir/{config.json,metrics.json,history.jsonl}``."""
-    import os
-
     from robustjax.seq_run import run_sasrec
 
-    if resume:
-        raise ValueError("sasrec-ml1m does not support --resume yet.")
-    cfg.validate()
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        f.write(cfg.to_json())
-    synthetic = None
-    if cfg.tiny and cfg.data_path is None:
-        synthetic = {"num_users": 40, "num_items": 150, "interactions_per_user": 15,
-                     "seed": cfg.seed}
+    synthetic = start_sequence_run(cfg, out_dir, resume=resume)
     return run_sasrec(data_path=cfg.data_path, out_dir=out_dir, epochs=cfg.epochs,
                       max_len=cfg.max_len, dim=cfg.dim, num_blocks=cfg.num_blocks,
                       num_heads=cfg.num_heads, dropout=cfg.dropout, lr=cfg.learning_rate,
