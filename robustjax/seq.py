@@ -142,10 +142,15 @@ def sequence_loss(model: SASRec, emb: dict, seq_ids: jax.Array, *, deterministic
 
 def make_epoch_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, num_items: int,
                   adv: SeqAdvConfig | None = None):
-    """``epoch(state, train [U, L+1], seen [U, I+1], batches int32 [NB, B], root_key)``.
+    """``epoch(state, train [U, L+1], seen [U, I+1], batches int32 [NB, B], root_key,
+    length=None)``.
 
     One jitted call runs a whole epoch (``lax.scan`` over batches); ``state`` is donated.
     ``adv`` adds an adversarial term on the input embeddings (``robustjax.seq_adv``).
+    ``length`` (static) trains on the last ``length`` positions only: exact for batches of
+    users whose histories fit in it (see ``length_buckets``): padding is masked, positions
+    are right-aligned and negatives are drawn at full width, so only the dropout masks
+    differ in their draws. About ``L / length`` times cheaper.
     Returns ``(state, parts)``: ``parts["loss"]`` [NB] is each batch's objective,
     ``parts["clean"]`` its masked mean BCE, ``parts["adv"]`` the adversarial term's.
     """
@@ -156,12 +161,14 @@ def make_epoch_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, num_
         model = nnx.merge(graphdef, params)
         return objective(model, model.embed(batch), batch["seq"], key=key)
 
-    def step(state, users, train, seen, root_key):
+    def step(state, users, train, seen, root_key, length):
         key = jax.random.fold_in(root_key, state.step)
         k_neg, k_drop = jax.random.split(key)
-        rows = train[users]
+        rows = train[users] if length is None else train[:, -(length + 1):][users]
         seq, pos = rows[:, :-1], rows[:, 1:]
-        neg = sample_negatives(seen[users], seq.shape, num_items, key=k_neg)
+        # drawn at full width, so a bucket's negatives are those of the full-length batch
+        neg = sample_negatives(seen[users], (len(users), train.shape[1] - 1), num_items,
+                               key=k_neg)[:, -seq.shape[1]:]
         neg = jnp.where(seq != 0, neg, jnp.zeros_like(neg))
         batch = {"seq": seq, "pos": pos, "neg": neg}
         (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -171,11 +178,51 @@ def make_epoch_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, num_
         return dataclasses.replace(state, step=state.step + 1, params=params,
                                    opt_state=opt_state), {"loss": loss, **parts}
 
-    @functools.partial(jax.jit, donate_argnames="state")
-    def epoch(state, train, seen, batches, root_key):
-        return jax.lax.scan(lambda s, u: step(s, u, train, seen, root_key), state, batches)
+    @functools.partial(jax.jit, donate_argnames="state", static_argnames="length")
+    def epoch(state, train, seen, batches, root_key, length=None):
+        if length is not None and not 1 <= length <= train.shape[1] - 1:
+            raise ValueError(f"epoch: length must lie in [1, {train.shape[1] - 1}], got "
+                             f"{length}.")
+        return jax.lax.scan(lambda s, u: step(s, u, train, seen, root_key, length), state,
+                            batches)
 
     return epoch
+
+
+def length_buckets(train: np.ndarray, num_buckets: int) -> np.ndarray:
+    """Static bucket lengths for ``train`` [U, L + 1] (left-padded): ``num_buckets`` evenly
+    spaced lengths ``ceil(L * k / n)``, the last one ``L``. Returns int [n] (deduplicated)."""
+    if num_buckets < 1:
+        raise ValueError(f"length_buckets: num_buckets must be >= 1, got {num_buckets}.")
+    max_len = np.asarray(train).shape[1] - 1
+    bounds = [-(-max_len * k // num_buckets) for k in range(1, num_buckets + 1)]
+    return np.unique(np.asarray(bounds, np.int64))
+
+
+def bucketed_batches(train: np.ndarray, perm: np.ndarray, batch_size: int,
+                     bounds: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Splits one epoch's user order ``perm`` into full batches of users of similar length.
+
+    A user goes to the shortest bucket ``length`` that holds its input history (the nonzero
+    entries of ``train[u, :-1]``), keeping the order of ``perm`` within a bucket. Users left
+    over after a bucket's full batches move up to the next (longer) bucket, so only the
+    last bucket drops a remainder (``< batch_size`` users, as the unbucketed epoch does).
+    The batch counts depend only on the lengths, never on ``perm``: every epoch reuses the
+    same compiled functions. With one bucket this is ``perm[:NB * B].reshape(NB, B)``.
+
+    Returns ``[(length, int32 [NB, B]), ...]`` for the non-empty buckets, shortest first.
+    """
+    need = np.count_nonzero(np.asarray(train)[:, :-1], axis=1)
+    which = np.searchsorted(bounds, need[perm])            # bucket of each user in perm
+    out, carry = [], np.zeros(0, np.int64)
+    for b, length in enumerate(bounds):
+        users = np.concatenate([carry, perm[which == b]])
+        nb = len(users) // batch_size
+        if nb:
+            out.append((int(length), users[:nb * batch_size].reshape(nb, batch_size)
+                        .astype(np.int32)))
+        carry = users[nb * batch_size:]
+    return out
 
 
 def make_eval_fn(graphdef: nnx.GraphDef, batch_size: int = 512):

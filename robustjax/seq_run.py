@@ -19,7 +19,14 @@ from flax import nnx
 
 from robustjax.data.table import InteractionTable
 from robustjax.models.sasrec import SASRec
-from robustjax.seq import SequenceData, make_epoch_fn, make_eval_fn, make_sequence_data
+from robustjax.seq import (
+    SequenceData,
+    bucketed_batches,
+    length_buckets,
+    make_epoch_fn,
+    make_eval_fn,
+    make_sequence_data,
+)
 from robustjax.seq_adv import SeqAdvConfig
 from robustjax.train.checkpoint import load_meta, load_pytree, save_pytree
 from robustjax.train.state import init_state
@@ -111,11 +118,15 @@ def run_sasrec(*, data_path: str | None, out_dir: str, epochs: int = 200, max_le
                time_budget_s: float | None = None, progress: bool = True,
                table: InteractionTable | None = None, synthetic: dict | None = None,
                adv: SeqAdvConfig | None = None, init_from: str | None = None,
-               name: str = "sasrec") -> dict:
+               name: str = "sasrec", buckets: int = 1) -> dict:
     """Trains SASRec (optionally adversarially) and evaluates it (sampled, 100 negatives).
 
     Each epoch shuffles the users on the host (``default_rng((seed, epoch))``) and drops the
-    last incomplete batch. Validation runs every ``eval_every`` epochs (and after the last);
+    last incomplete batch. ``buckets > 1`` batches users of similar history length together
+    and trains each bucket on its own static length (``robustjax.seq.bucketed_batches``): the
+    same model and loss per batch (padding is masked, positions right-aligned), about half
+    the work at max_len 200 on ML-1M, whose median history is under 100 items; the buckets
+    run in a seeded random order each epoch, one compiled epoch function per bucket. Validation runs every ``eval_every`` epochs (and after the last);
     the best-validation (NDCG@10) parameters are tested and saved. With ``adv``, epochs
     before ``adv.start_epoch`` train on the clean loss (one compiled epoch function per
     phase) and only adversarial epochs are eligible for selection. Stops early once
@@ -158,7 +169,10 @@ def run_sasrec(*, data_path: str | None, out_dir: str, epochs: int = 200, max_le
     adv_fn = make_epoch_fn(graphdef, tx, data.num_items, adv) if adv_on else None
     eval_fn = make_eval_fn(graphdef)
     root_key = jax.random.key(seed)
-    num_batches = data.num_users // batch_size
+    if buckets < 1:
+        raise ValueError(f"run_sasrec: buckets must be >= 1, got {buckets}.")
+    train_host = np.asarray(data.train)
+    bounds = length_buckets(train_host, buckets)
 
     def evaluate(p, split):
         inp, cands = ((data.valid_input, data.valid_cands) if split == "valid"
@@ -172,13 +186,20 @@ def run_sasrec(*, data_path: str | None, out_dir: str, epochs: int = 200, max_le
     bar = tqdm(range(1, epochs + 1), disable=not progress, desc=name)
     for epoch in bar:
         perm = np.random.default_rng((seed, epoch)).permutation(data.num_users)
-        batches = jnp.asarray(perm[:num_batches * batch_size].reshape(num_batches, batch_size)
-                              .astype(np.int32))
+        plan = bucketed_batches(train_host, perm, batch_size, bounds)
+        order = (np.random.default_rng((seed, epoch, 1)).permutation(len(plan))
+                 if len(plan) > 1 else [0])
         adversarial = adv_on and epoch >= adv.start_epoch
         epoch_fn = adv_fn if adversarial else clean_fn
         t0 = time.perf_counter()
-        state, parts = epoch_fn(state, data.train, data.seen_train, batches, root_key)
-        parts = {k: float(jnp.mean(v)) for k, v in parts.items()}
+        chunks = []
+        for b in order:
+            length, batches = plan[b]
+            state, part = epoch_fn(state, data.train, data.seen_train, jnp.asarray(batches),
+                                   root_key, length=length)
+            chunks.append(part)
+        parts = {k: float(jnp.mean(jnp.concatenate([c[k] for c in chunks])))
+                 for k in chunks[0]}
         dt = time.perf_counter() - t0
         epoch_times.append(dt)
         train_seconds += dt
@@ -203,7 +224,7 @@ def run_sasrec(*, data_path: str | None, out_dir: str, epochs: int = 200, max_le
     config = {"epochs": epochs, "max_len": max_len, "dim": dim, "num_blocks": num_blocks,
               "num_heads": num_heads, "dropout": dropout, "lr": lr,
               "batch_size": batch_size, "seed": seed, "eval_every": eval_every,
-              "time_budget_s": time_budget_s, "data_path": data_path,
+              "time_budget_s": time_budget_s, "data_path": data_path, "buckets": buckets,
               "adv": dataclasses.asdict(adv) if adv is not None else None,
               "init_from": init_from}
     metrics = {**evaluate(best_params, "valid"), **evaluate(best_params, "test"),

@@ -13,6 +13,8 @@ from robustjax.attacks import AttackConfig, make_attack
 from robustjax.data import synthetic
 from robustjax.models.sasrec import SASRec
 from robustjax.seq import (
+    bucketed_batches,
+    length_buckets,
     make_epoch_fn,
     make_eval_fn,
     make_sequence_data,
@@ -126,6 +128,63 @@ def test_epoch_and_eval_fns():
     assert int(state.step) == 2
     res = make_eval_fn(graphdef, batch_size=3)(state.params, data.test_input, data.test_cands)
     assert 0.0 <= float(res["ndcg@10"]) <= float(res["hr@10"]) <= 1.0
+
+
+def test_bucketed_batches_plan():
+    rng = np.random.default_rng(0)
+    need = rng.integers(1, 21, 50)                     # input history lengths, max_len 20
+    train = np.zeros((50, 21), np.int32)
+    for u, n in enumerate(need):
+        train[u, 20 - n:] = rng.integers(1, 9, n + 1)
+    bounds = length_buckets(train, 4)
+    assert bounds.tolist() == [5, 10, 15, 20]
+    assert length_buckets(train, 1).tolist() == [20]
+    with pytest.raises(ValueError, match="num_buckets"):
+        length_buckets(train, 0)
+    shapes = None
+    for seed in range(3):
+        perm = np.random.default_rng(seed).permutation(50)
+        plan = bucketed_batches(train, perm, 8, bounds)
+        users = np.concatenate([b.reshape(-1) for _, b in plan])
+        assert len(set(users.tolist())) == len(users) == 48       # only the last remainder
+        for length, b in plan:
+            assert b.dtype == np.int32 and b.shape[1] == 8
+            assert np.all(need[b] <= length)                       # every history fits
+        # the batch counts depend only on the lengths: compiled functions are reused
+        got = [(length, b.shape) for length, b in plan]
+        assert shapes is None or got == shapes
+        shapes = got
+        one = bucketed_batches(train, perm, 8, length_buckets(train, 1))
+        assert len(one) == 1 and np.array_equal(one[0][1], perm[:48].reshape(6, 8))
+
+
+def test_short_length_epoch_equals_full_length():
+    """Training a batch of short histories on its bucket length is the same computation."""
+    table = synthetic(num_users=8, num_items=30, interactions_per_user=6, seed=1)
+    data = make_sequence_data(table, max_len=12, num_negatives=10)
+    need = np.count_nonzero(np.asarray(data.train)[:, :-1], axis=1)
+    assert need.max() <= 5
+    model = SASRec(data.num_items, 12, D, dropout=0.0, rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(model, nnx.Param)
+    # SGD: Adam would blow roundoff-sized gradients (e.g. of the padding row) up to lr-sized
+    # steps, hiding the comparison behind float noise
+    tx = optax.sgd(0.5)
+    epoch = make_epoch_fn(graphdef, tx, data.num_items)
+    batches = jnp.arange(8, dtype=jnp.int32).reshape(2, 4)
+    out = {}
+    for length in (None, 6):
+        state = init_state(jax.tree.map(jnp.copy, params), tx)
+        state, parts = epoch(state, data.train, data.seen_train, batches, jax.random.key(0),
+                             length=length)
+        out[length] = (state.params, parts["loss"])
+    np.testing.assert_allclose(out[6][1], out[None][1], rtol=1e-5)
+    assert not np.allclose(out[6][0]["items"]["embedding"][...],
+                           params["items"]["embedding"][...])                  # it trained
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                 out[6][0], out[None][0])
+    with pytest.raises(ValueError, match="length must lie in"):
+        epoch(init_state(params, tx), data.train, data.seen_train, batches,
+              jax.random.key(0), length=13)
 
 
 @pytest.mark.parametrize("kind", ["pgd", "fgsm"])
