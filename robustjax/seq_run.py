@@ -143,6 +143,7 @@ def run_sasrec(*, data_path: str | None, out_dir: str, epochs: int = 200, max_le
     """
     from tqdm.auto import tqdm
 
+    t_start = time.perf_counter()
     os.makedirs(out_dir, exist_ok=True)
     data_spec = {"synthetic": synthetic} if synthetic is not None else {"path": data_path}
     if table is None:
@@ -231,6 +232,7 @@ def run_sasrec(*, data_path: str | None, out_dir: str, epochs: int = 200, max_le
                "best_epoch": best_epoch, "epochs_run": len(epoch_times),
                "epoch_seconds_median": float(np.median(epoch_times[1:] or epoch_times)),
                "first_epoch_seconds": epoch_times[0], "train_seconds": train_seconds,
+               "wall_seconds": time.perf_counter() - t_start,  # data, training, validation
                "num_users": data.num_users, "num_items": data.num_items, "config": config}
     if adv_on:
         adv_times = [t for e, t in enumerate(epoch_times, 1) if e >= adv.start_epoch]

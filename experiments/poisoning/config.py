@@ -48,7 +48,7 @@ class PoisonConfig(ConfigBase):
     fake_fraction: float = 0.01
     filler_size: int = 30
     num_targets: int = 5
-    target_band: str = "tail"
+    target_band: str = "head"
     k: int = 50
     # victim (bpr-mf protocol)
     dim: int = 64
@@ -56,6 +56,7 @@ class PoisonConfig(ConfigBase):
     batch_size: int = 2048
     learning_rate: float = 1e-3
     eval_every: int = 10
+    victim_seeds: int = 3          # each victim trained with seeds seed, seed+1, ...; means
     apr_epochs: int = 100          # APR epochs after the clean warm start of ``epochs``
     apr_eps: float = 0.5
     apr_weight: float = 1.0
@@ -93,8 +94,8 @@ class PoisonConfig(ConfigBase):
             raise ValueError(f"PoisonConfig.fake_fraction must lie in (0, 1), got "
                              f"{self.fake_fraction!r}.")
         for name in ("filler_size", "num_targets", "k", "dim", "epochs", "batch_size",
-                     "eval_every", "apr_epochs", "unroll_steps", "outer_steps", "unroll_epochs",
-                     "detector_components"):
+                     "eval_every", "victim_seeds", "apr_epochs", "unroll_steps", "outer_steps",
+                     "unroll_epochs", "detector_components"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"PoisonConfig.{name} must be an int >= 1, got {v!r}.")
@@ -117,7 +118,7 @@ def get_config(*, tiny: bool = False, **overrides) -> PoisonConfig:
             fake_fraction=0.05, filler_size=5,
             num_targets=2, k=5, dim=8, epochs=2, batch_size=64, eval_every=1, apr_epochs=1,
             unroll_steps=2, pretrain_steps=2, outer_steps=2, warm_epochs=1, unroll_epochs=1,
-            detector_components=2,
+            detector_components=2, victim_seeds=2,
             synthetic_users=40, synthetic_items=60, synthetic_per_user=8, tiny=True)
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 

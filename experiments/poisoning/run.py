@@ -63,11 +63,13 @@ def make_attacks(cfg, split: SplitData, targets: np.ndarray, num_fake: int, out_
 
 
 def train_victim(cfg, victim: str, split: SplitData, *, defence: str, weight=None,
-                 progress: bool = False):
+                 progress: bool = False, seed: int | None = None):
     """Trains ``victim`` on ``split`` (bpr-mf protocol; APR after a clean warm start for the
-    ``apr`` defence); selects on validation NDCG@20. Returns ``(fns, params)``."""
+    ``apr`` defence); selects on validation NDCG@20. ``seed`` (default ``cfg.seed``) seeds
+    the initialisation, shuffling and negatives. Returns ``(fns, params)``."""
+    seed = cfg.seed if seed is None else seed
     mcfg = ModelConfig(name=victim, dim=cfg.dim, num_layers=2 if cfg.tiny else 3)
-    fns, params = build_model(mcfg, split.num_users, split.num_items, seed=cfg.seed,
+    fns, params = build_model(mcfg, split.num_users, split.num_items, seed=seed,
                               train_pairs=(split.train.user, split.train.item))
     data = build_train_arrays(split.train.user, split.train.item, split.num_users,
                               split.num_items, weight=weight)
@@ -88,7 +90,7 @@ def train_victim(cfg, victim: str, split: SplitData, *, defence: str, weight=Non
                              num_items=split.num_items, ks=ks, batch_size=1024, auc=False)
 
     result = fit(params=params, tx=make_optimizer("adam", cfg.learning_rate), phases=phases,
-                 data=data, epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed,
+                 data=data, epochs=epochs, batch_size=cfg.batch_size, seed=seed,
                  validate=validate, early_metric="ndcg@20" if not cfg.tiny else "ndcg@10",
                  eval_every=cfg.eval_every, progress=progress)
     return fns, result.params
@@ -131,11 +133,13 @@ def run_poisoning(cfg, out_dir: str, *, progress: bool = True) -> dict:
                                 normalise=cfg.detector_normalise)
 
     scenarios = [("clean", None)] + [(a, attacks[a][0]) for a in cfg.attacks]
-    jobs = [(v, s, d) for v in cfg.victims for s in scenarios for d in cfg.defences]
+    seeds = [cfg.seed + r for r in range(cfg.victim_seeds)]
+    jobs = [(v, s, d, r) for v in cfg.victims for s in scenarios for d in cfg.defences
+            for r in seeds]
     measured, detection = {}, {}
     bar = tqdm(jobs, desc="poisoning", unit="run", disable=not progress, dynamic_ncols=True)
-    for victim, (scenario, prof), defence in bar:
-        bar.set_postfix_str(f"{victim}/{scenario}/{defence}")
+    for victim, (scenario, prof), defence, seed in bar:
+        bar.set_postfix_str(f"{victim}/{scenario}/{defence}/seed {seed}")
         split = clean if prof is None else inject(clean, prof)
         train_split, weight = split, None
         if defence in ("detect", "downweight"):
@@ -146,21 +150,33 @@ def run_poisoning(cfg, out_dir: str, *, progress: bool = True) -> dict:
                 train_split = remove_users(split, flagged)
             else:
                 weight = interaction_weights(split.train, flagged, weight=cfg.down_weight)
-        fns, params = train_victim(cfg, victim, train_split, defence=defence, weight=weight)
-        measured[(victim, scenario, defence)] = measure(cfg, fns, params, split, clean, targets)
+        fns, params = train_victim(cfg, victim, train_split, defence=defence, weight=weight,
+                                   seed=seed)
+        measured[(victim, scenario, defence, seed)] = measure(cfg, fns, params, split, clean,
+                                                              targets)
     bar.close()
 
     rows = []
     for victim in cfg.victims:
         for attack in cfg.attacks:
             for defence in cfg.defences:
-                before = measured[(victim, "clean", defence)]
-                after = measured[(victim, attack, defence)]
-                row = {"attack": attack, "victim": victim, "defence": defence}
-                for key in before:
-                    if key != "target_users":
-                        row[f"{key}/before"] = before[key]
-                        row[f"{key}/after"] = after[key]
+                row = {"attack": attack, "victim": victim, "defence": defence,
+                       "seeds": seeds}
+                for key in measured[(victim, "clean", defence, seeds[0])]:
+                    if key == "target_users":
+                        continue
+                    before = np.array([measured[(victim, "clean", defence, r)][key]
+                                       for r in seeds])
+                    after = np.array([measured[(victim, attack, defence, r)][key]
+                                      for r in seeds])
+                    row[f"{key}/before"] = float(before.mean())
+                    row[f"{key}/after"] = float(after.mean())
+                    # paired by seed: the same victim seed trained on clean and poisoned data
+                    row[f"{key}/gain"] = float((after - before).mean())
+                    row[f"{key}/gain_sd"] = float((after - before).std(ddof=1)) \
+                        if len(seeds) > 1 else None
+                    row[f"{key}/per_seed"] = {"before": before.tolist(),
+                                              "after": after.tolist()}
                 if defence in ("detect", "downweight"):
                     row["detector_precision"] = detection[attack]["precision"]
                     row["detector_recall"] = detection[attack]["recall"]
@@ -170,7 +186,8 @@ def run_poisoning(cfg, out_dir: str, *, progress: bool = True) -> dict:
     results = {
         "config": dataclasses.asdict(cfg), "data": clean.summary(), "num_fake": num_fake,
         "targets": targets.tolist(),
-        "target_users": measured[(cfg.victims[0], "clean", cfg.defences[0])]["target_users"],
+        "target_users": measured[(cfg.victims[0], "clean", cfg.defences[0],
+                                  seeds[0])]["target_users"],
         "attack_seconds": {a: t for a, (_, t) in attacks.items()},
         "unrolled": ({k: v for k, v in attacks["unrolled"][0].params.items()}
                      if "unrolled" in attacks else None),
@@ -202,14 +219,19 @@ def _f(x, digits=4) -> str:
 def markdown_table(results: dict, k: int) -> str:
     """One table: attack x victim x defence, before -> after."""
     cfg = results["config"]
+    seeds = cfg.get("victim_seeds", 1)
     title = (f"### Poisoning {results['data']['name']}: {results['num_fake']} fake users "
              f"({cfg['fake_fraction']:.1%}), filler size {cfg['filler_size']}, "
              f"{len(results['targets'])} {cfg['target_band']} targets, "
-             f"{results['target_users']} unexposed users")
-    head = (f"| attack | victim | defence | target HR@{k} before → after | target NDCG@{k} "
-            "before → after | test NDCG@20 before → after | test Recall@20 before → after | "
-            "detector P / R (AUC) |")
-    lines = [title, "", head, "|---|---|---|---|---|---|---|---|"]
+             f"{results['target_users']} unexposed users, "
+             f"{seeds} victim seed{'s' if seeds > 1 else ''}")
+    note = ("Values are means over the victim seeds; the gain is after − before, paired by "
+            "seed, ± its standard deviation across seeds." if seeds > 1 else
+            "One victim seed (`--set victim_seeds=3` adds the spread).")
+    head = (f"| attack | victim | defence | target HR@{k} before → after | gain | "
+            f"target NDCG@{k} before → after | test NDCG@20 before → after | "
+            "test Recall@20 before → after | detector P / R (AUC) |")
+    lines = [title, "", note, "", head, "|---|---|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
         det = "–"
         if "detector_precision" in r:
@@ -218,6 +240,10 @@ def markdown_table(results: dict, k: int) -> str:
         cells = [r["attack"], r["victim"], r["defence"]]
         for key in (f"target_hr@{k}", f"target_ndcg@{k}", "test_ndcg@20", "test_recall@20"):
             cells.append(f"{_f(r[key + '/before'])} → {_f(r[key + '/after'])}")
+            if key == f"target_hr@{k}":
+                sd = r.get(key + "/gain_sd")
+                cells.append(f"{r[key + '/gain']:+.4f}" + ("" if sd is None else
+                                                            f" ± {sd:.4f}"))
         lines.append("| " + " | ".join(cells + [det]) + " |")
     return "\n".join(lines) + "\n"
 

@@ -27,7 +27,7 @@ def get_config(*, tiny: bool = False, **overrides) -> SASRecConfig:
     cfg = SASRecConfig(name="sasrec-adv-ml1m", epochs=30, adv=DEFAULT_ADV)
     if tiny:
         cfg = dataclasses.replace(cfg, epochs=3, max_len=12, dim=8, batch_size=16,
-                                  eval_every=1, tiny=True,
+                                  eval_every=1, tiny=True, buckets=2,
                                   adv=dataclasses.replace(DEFAULT_ADV, start_epoch=2))
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 

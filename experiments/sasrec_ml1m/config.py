@@ -58,7 +58,7 @@ class SASRecConfig(ConfigBase):
 def get_config(*, tiny: bool = False, **overrides) -> SASRecConfig:
     return build_config(SASRecConfig, tiny=tiny, overrides=overrides,
                         tiny_fields={"epochs": 2, "max_len": 12, "dim": 8, "batch_size": 16,
-                                     "eval_every": 1})
+                                     "eval_every": 1, "buckets": 2})
 
 
 def run(cfg: SASRecConfig, out_dir: str, *, resume: bool = False, progress: bool = True) -> dict:

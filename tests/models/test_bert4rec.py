@@ -36,6 +36,7 @@ def _encode(model, seq):
     return model.encode(model.embed({"seq": seq})["seq"], seq, deterministic=True)
 
 
+@pytest.mark.slow
 def test_shapes_scale_and_dropout_key(strict_promotion):
     model = _model(dropout=0.5)
     assert model.items.embedding[...].shape == (I + 2, D) and model.mask_id == I + 1
@@ -126,6 +127,7 @@ def _data():
     return make_sequence_data(table, max_len=L, num_negatives=10)
 
 
+@pytest.mark.slow
 def test_masked_loss_decreases():
     data = _data()
     model = BERT4Rec(data.num_items, L, 16, num_heads=2, dropout=0.0, rngs=nnx.Rngs(0))
@@ -163,6 +165,7 @@ def test_loss_values_and_all_masked(strict_promotion):
     assert bool(jnp.all(jnp.isfinite(g)))
 
 
+@pytest.mark.slow
 def test_eval_fn_sampled_and_full():
     data = _data()
     model = BERT4Rec(data.num_items, L, D, rngs=nnx.Rngs(0))

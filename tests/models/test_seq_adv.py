@@ -90,6 +90,7 @@ def test_adversarial_epoch_compiles_once_and_trains(data):
     assert bool(jnp.all(parts["adv"] >= parts["clean"] - 1e-3))
 
 
+@pytest.mark.slow
 def test_run_saves_reloadable_checkpoint_and_fine_tunes(tmp_path):
     plain = run_sasrec(data_path=None, out_dir=str(tmp_path / "plain"), epochs=2, max_len=L,
                        dim=D, num_blocks=1, batch_size=4, eval_every=1, progress=False,

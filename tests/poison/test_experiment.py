@@ -21,6 +21,12 @@ def test_tiny_experiment_writes_table_json_and_profiles(tmp_path, capsys):
     for key in ("target_hr@5/before", "target_hr@5/after", "test_ndcg@20/after",
                 "test_recall@20/before"):
         assert 0.0 <= row[key] <= 1.0
+    # means over the victim seeds; the gain is paired by seed
+    per_seed = row["target_hr@5/per_seed"]
+    assert len(per_seed["before"]) == len(row["seeds"]) == cfg["victim_seeds"] == 2
+    diffs = [a - b for a, b in zip(per_seed["after"], per_seed["before"])]
+    assert row["target_hr@5/gain"] == pytest.approx(sum(diffs) / 2)
+    assert row["target_hr@5/after"] == pytest.approx(sum(per_seed["after"]) / 2)
     with open(os.path.join(out, "results.md")) as f:
         table = f.read()
     assert table.count("\n| ") == len(results["rows"]) + 1

@@ -94,6 +94,7 @@ def test_project_budget_and_binarise():
         assert {2, 7} <= set(row.tolist()) and len(set(row.tolist())) == 5
 
 
+@pytest.mark.slow
 def test_unrolled_attack_respects_budget_and_is_seeded():
     table = synthetic(num_users=30, num_items=40, interactions_per_user=6, seed=0)
     cfg = UnrolledConfig(dim=4, pretrain_steps=3, unroll_steps=2, outer_steps=2, k=5)
