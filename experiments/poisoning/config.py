@@ -19,12 +19,12 @@ clean quality is test NDCG@20 / Recall@20 (full ranking, bpr-mf protocol).
 
 Writes ``results.json``, ``results.md`` (one table), ``results.png`` (needs matplotlib;
 the JSON never does), ``metrics.json`` and every fake-profile file under ``profiles/``.
-Runtime: about 12 min on the (loaded) 2-core CPU, 2.4 of them the unrolled attack; about
-5-8 s per MF victim when idle. Measured (README.md): at 1% fake users no attack, the
-unrolled one included, promotes the 5 tail targets measurably (target HR@50 0-0.001,
-noise level; the unrolled attack does not beat the heuristics); the detector reaches AUC
-0.80-0.997 but its threshold transfers only to random-like attacks; APR raises clean test
-NDCG@20 from 0.320 to 0.338.
+Runtime: about 20 min on the (loaded) 2-core CPU with 3 victim seeds, 1.5 of them the
+unrolled attack; about 5-8 s per MF victim when idle. Measured (README.md), 5 head targets:
+the unrolled attack has the largest mean gain in target HR@50 (+0.020 against +0.017 for
+the best heuristic, inside the seed spread), detection cuts its gain to +0.007 at a clean
+cost of 0.0004-0.002 NDCG@20, APR does not reduce it. Tail targets: no attack promotes them
+measurably at 1% fake users.
 """
 import dataclasses
 
