@@ -67,6 +67,7 @@ class PoisonConfig(ConfigBase):
     unroll_steps: int = 20         # dense surrogate: differentiated Adam steps
     pretrain_steps: int = 300      # dense surrogate: warm-start steps
     outer_steps: int = 4
+    surrogates: int = 1            # victim surrogate: initialisations averaged per gradient
     outer_lr: float = 6.0
     surrogate_lr: float = 1e-3     # the victim's Adam rate (dense surrogate: 0.01 before)
     # detector and robust training
@@ -95,7 +96,7 @@ class PoisonConfig(ConfigBase):
                              f"{self.fake_fraction!r}.")
         for name in ("filler_size", "num_targets", "k", "dim", "epochs", "batch_size",
                      "eval_every", "victim_seeds", "apr_epochs", "unroll_steps", "outer_steps",
-                     "unroll_epochs", "detector_components"):
+                     "unroll_epochs", "detector_components", "surrogates"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"PoisonConfig.{name} must be an int >= 1, got {v!r}.")

@@ -47,7 +47,7 @@ def make_attacks(cfg, split: SplitData, targets: np.ndarray, num_fake: int, out_
                                   unroll_steps=cfg.unroll_steps, outer_steps=cfg.outer_steps,
                                   inner_lr=cfg.surrogate_lr, outer_lr=cfg.outer_lr,
                                   surrogate=cfg.surrogate, warm_epochs=cfg.warm_epochs,
-                                  unroll_epochs=cfg.unroll_epochs,
+                                  unroll_epochs=cfg.unroll_epochs, surrogates=cfg.surrogates,
                                   batch_size=min(cfg.batch_size, len(split.train)),
                                   objective="cw" if cfg.surrogate == "victim" else "hit",
                                   k=min(cfg.k, split.num_items - targets.size))

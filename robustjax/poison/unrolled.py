@@ -69,6 +69,10 @@ class UnrolledConfig:
         differentiated; ``dim``, ``inner_lr`` and ``objective`` apply, ``pretrain_steps``,
         ``unroll_steps``, ``alpha``, ``l2`` and ``loss`` do not.
       warm_epochs, unroll_epochs, batch_size: the ``"victim"`` surrogate's schedule.
+      surrogates: ``"victim"`` only: how many independently initialised surrogates (own
+        init, batches and negatives) the objective and gradient are averaged over, so the
+        profiles target the victim's training rather than one initialisation of it (the
+        attacker does not know the victim's seed). Cost grows linearly.
     """
 
     dim: int = 64
@@ -89,9 +93,11 @@ class UnrolledConfig:
     warm_epochs: int = 0
     unroll_epochs: int = 10
     batch_size: int = 2048
+    surrogates: int = 1
 
     def __post_init__(self):
-        for name in ("dim", "unroll_steps", "outer_steps", "k", "unroll_epochs", "batch_size"):
+        for name in ("dim", "unroll_steps", "outer_steps", "k", "unroll_epochs", "batch_size",
+                     "surrogates"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"UnrolledConfig.{name} must be an int >= 1, got {v!r}.")
@@ -118,6 +124,9 @@ class UnrolledConfig:
         if self.surrogate not in SURROGATES:
             raise ValueError(f"UnrolledConfig.surrogate={self.surrogate!r} is unknown; "
                              f"expected one of {SURROGATES}.")
+        if self.surrogates > 1 and self.surrogate != "victim":
+            raise ValueError(f"UnrolledConfig.surrogates={self.surrogates} needs "
+                             f"surrogate='victim', got surrogate={self.surrogate!r}.")
         if self.init not in INITS:
             raise ValueError(f"UnrolledConfig.init={self.init!r} is unknown; expected one of "
                              f"{INITS}.")
@@ -432,23 +441,32 @@ def unrolled_attack(train, targets, num_fake: int, filler_size: int, *, key: Arr
     xr, tj, ej = jnp.asarray(x_real), jnp.asarray(targets), jnp.asarray(eligible)
     if cfg.surrogate == "victim":
         data = build_train_arrays(train.user, train.item, num_users, n_items)
-        init_params, init_opt = init_victim(num_users + num_fake, n_items, cfg.dim, key=k_sur)
+        # surrogate 0 uses the attack's keys as before; more surrogates fold in their index
+        members = [(k_sur, k_pre, k_unroll)] + [
+            tuple(jax.random.fold_in(k, m) for k in (k_sur, k_pre, k_unroll))
+            for m in range(1, cfg.surrogates)]
+        inits = [init_victim(num_users + num_fake, n_items, cfg.dim, key=ks)
+                 for ks, _, _ in members]
         sched = {"batch_size": cfg.batch_size, "lr": cfg.inner_lr}
-        pre = jax.jit(lambda p, o, xf: train_victim_surrogate(
-            p, o, xf, data, key=k_pre, epochs=cfg.warm_epochs, remat=False, **sched))
+        pre = jax.jit(lambda p, o, xf, kp: train_victim_surrogate(
+            p, o, xf, data, key=kp, epochs=cfg.warm_epochs, remat=False, **sched))
         value_and_grad = jax.jit(jax.value_and_grad(functools.partial(
             victim_objective, data=data, exclude=xr > 0, targets=tj, eligible=ej,
-            key=k_unroll, epochs=cfg.unroll_epochs, k=cfg.k, temperature=cfg.temperature,
+            epochs=cfg.unroll_epochs, k=cfg.k, temperature=cfg.temperature,
             kind=cfg.objective, remat=cfg.remat, **sched)))
 
         def evaluate(items):
-            """The victim surrogate's objective and gradient at binary profiles ``items``
-            (warm start on real + these fake rows, then the differentiated epochs)."""
+            """The victim surrogates' mean objective and gradient at binary profiles
+            ``items`` (each: warm start on real + these fake rows, then the differentiated
+            epochs)."""
             xb = jnp.asarray(_dense(items, n_items))
-            base, base_opt = (init_params, init_opt) if cfg.warm_epochs == 0 else \
-                pre(init_params, init_opt, xb)
-            v, g = value_and_grad(xb, base=base, base_opt=base_opt)
-            return float(v), g
+            total, grad = 0.0, None
+            for (p0, o0), (_, kp, ku) in zip(inits, members):
+                base, base_opt = (p0, o0) if cfg.warm_epochs == 0 else pre(p0, o0, xb, kp)
+                v, g = value_and_grad(xb, base=base, base_opt=base_opt, key=ku)
+                total += float(v) / len(members)
+                grad = g / len(members) if grad is None else grad + g / len(members)
+            return total, grad
     else:
         hyper = {"lr": cfg.inner_lr, "alpha": cfg.alpha, "l2": cfg.l2, "loss": cfg.loss}
         init_params, init_opt = init_surrogate(num_users + num_fake, n_items, cfg.dim,

@@ -1,3 +1,5 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,6 +114,12 @@ def test_unrolled_attack_respects_budget_and_is_seeded():
                           batch_size=32, outer_steps=1, k=5)
     c = unrolled_attack(table, targets, 3, 6, key=jax.random.key(0), config=vcfg)
     assert c.items.shape == (3, 8) and len(c.params["objective_history"]) == 2
+    # an ensemble of surrogate initialisations: member 0 is the single surrogate above
+    e = unrolled_attack(table, targets, 3, 6, key=jax.random.key(0),
+                        config=dataclasses.replace(vcfg, surrogates=2))
+    assert e.items.shape == (3, 8) and e.params["surrogates"] == 2
+    v1, v2 = c.params["objective_history"][0], e.params["objective_history"][0]
+    assert np.isfinite(v2) and v2 != v1
 
 
 def test_unrolled_config_names_bad_values():
@@ -121,3 +129,7 @@ def test_unrolled_config_names_bad_values():
         UnrolledConfig(loss="mse")
     with pytest.raises(ValueError, match="surrogate"):
         UnrolledConfig(surrogate="gnn")
+    with pytest.raises(ValueError, match="surrogates"):
+        UnrolledConfig(surrogates=0, surrogate="victim")
+    with pytest.raises(ValueError, match="surrogates=2 needs surrogate='victim'"):
+        UnrolledConfig(surrogates=2, surrogate="dense")
