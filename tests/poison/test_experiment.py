@@ -45,3 +45,25 @@ def test_config_overrides_and_validation():
         apply_overrides(cfg, ["attacks=random,shill"])
     with pytest.raises(ValueError, match="unknown key"):
         apply_overrides(cfg, ["filler=3"])
+
+
+def test_optimisation_lead_is_paired_by_seed():
+    from experiments.poisoning.run import optimisation_lead
+
+    def row(attack, after, defence="none"):
+        return {"attack": attack, "victim": "mf", "defence": defence,
+                "target_hr@50/after": sum(after) / len(after),
+                "target_hr@50/per_seed": {"before": [0.1] * len(after), "after": after}}
+
+    rows = [row("random", [0.10, 0.12, 0.11]), row("average", [0.20, 0.25, 0.30]),
+            row("unrolled", [0.22, 0.24, 0.33]), row("average", [0.2, 0.2, 0.2], "apr")]
+    lead = optimisation_lead(rows, 50)
+    assert len(lead) == 1                            # apr has no unrolled row: skipped
+    x = lead[0]
+    assert x["best_heuristic"] == "average" and x["ahead"] == 2 and x["seeds"] == 3
+    assert x["mean"] == pytest.approx((0.02 - 0.01 + 0.03) / 3)
+    diffs = [0.02, -0.01, 0.03]
+    mean = sum(diffs) / 3
+    sd = (sum((d - mean) ** 2 for d in diffs) / 2) ** 0.5
+    assert x["se"] == pytest.approx(sd / 3 ** 0.5)
+    assert optimisation_lead(rows[:2], 50) == []     # no unrolled attack
