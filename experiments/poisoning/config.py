@@ -67,7 +67,7 @@ class PoisonConfig(ConfigBase):
     unroll_steps: int = 20         # dense surrogate: differentiated Adam steps
     pretrain_steps: int = 300      # dense surrogate: warm-start steps
     outer_steps: int = 4
-    surrogates: int = 1            # victim surrogate: initialisations averaged per gradient
+    surrogates: int = 3            # victim surrogate: initialisations averaged per gradient
     outer_lr: float = 6.0
     surrogate_lr: float = 1e-3     # the victim's Adam rate (dense surrogate: 0.01 before)
     # detector and robust training
@@ -119,7 +119,7 @@ def get_config(*, tiny: bool = False, **overrides) -> PoisonConfig:
             fake_fraction=0.05, filler_size=5,
             num_targets=2, k=5, dim=8, epochs=2, batch_size=64, eval_every=1, apr_epochs=1,
             unroll_steps=2, pretrain_steps=2, outer_steps=2, warm_epochs=1, unroll_epochs=1,
-            detector_components=2, victim_seeds=2,
+            detector_components=2, victim_seeds=2, surrogates=2,
             synthetic_users=40, synthetic_items=60, synthetic_per_user=8, tiny=True)
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
