@@ -19,12 +19,12 @@ clean quality is test NDCG@20 / Recall@20 (full ranking, bpr-mf protocol).
 
 Writes ``results.json``, ``results.md`` (one table), ``results.png`` (needs matplotlib;
 the JSON never does), ``metrics.json`` and every fake-profile file under ``profiles/``.
-Runtime: about 20 min on the (loaded) 2-core CPU with 3 victim seeds, 1.5 of them the
-unrolled attack; about 5-8 s per MF victim when idle. Measured (README.md), 5 head targets:
-the unrolled attack has the largest mean gain in target HR@50 (+0.020 against +0.017 for
-the best heuristic, inside the seed spread), detection cuts its gain to +0.007 at a clean
-cost of 0.0004-0.002 NDCG@20, APR does not reduce it. Tail targets: no attack promotes them
-measurably at 1% fake users.
+Runtime: about 14 min on the (loaded) 2-core CPU with 3 victim seeds, 3 of them the
+unrolled attack; about 5-8 s per MF victim when idle. Measured (README.md), 5 head targets,
+8 victim seeds: the unrolled attack raises target HR@50 by +0.031 against +0.016 for the
+best heuristic (ahead on every seed); detection halves the gain of the single-surrogate
+attack (+0.031 to +0.016) at a clean cost of 0.003 NDCG@20; no defence reduces the
+3-surrogate attack measurably. Tail targets: no attack promotes them at 1% fake users.
 """
 import dataclasses
 
