@@ -105,7 +105,8 @@ def test_loss_sampler_and_optimizer_options_train(tmp_path, overrides):
     assert all(abs(h["loss"]) < 1e6 for h in history)
 
 
-@pytest.mark.parametrize("experiment", ["neumf", "lightgcn", "apr-mf", "sasrec-ml1m"])
+@pytest.mark.parametrize("experiment", ["neumf", "lightgcn", "apr-mf", pytest.param(
+    "sasrec-ml1m", marks=pytest.mark.slow)])   # run_sasrec itself: tests/models/test_sasrec.py
 def test_named_experiments_run_tiny(tmp_path, experiment):
     out = str(tmp_path / experiment)
     assert main(["train", "--experiment", experiment, "--tiny", "--out", out,

@@ -67,6 +67,7 @@ def test_bidirectional(strict_promotion, num_heads):
         assert not np.allclose(out2[1, :t + 1], out[1, :t + 1], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_padding_does_not_leak(strict_promotion):
     model = _model()
     emb = model.embed({"seq": SEQ})["seq"]
@@ -143,6 +144,7 @@ def test_masked_loss_decreases():
     assert float(jnp.mean(losses[-10:])) < 0.75 * float(jnp.mean(losses[:10]))
 
 
+@pytest.mark.slow
 def test_loss_values_and_all_masked(strict_promotion):
     model = _model()
     seq = jnp.array([[0, 0, 3, 5, I + 1, 2]], jnp.int32)

@@ -113,6 +113,7 @@ def test_tiny_training_run(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["epochs_run"] == 2
 
 
+@pytest.mark.slow
 def test_epoch_and_eval_fns():
     table = synthetic(num_users=8, num_items=30, interactions_per_user=8, seed=1)
     data = make_sequence_data(table, max_len=L, num_negatives=10)

@@ -122,6 +122,7 @@ def test_run_saves_reloadable_checkpoint_and_fine_tunes(tmp_path):
                    adv=SeqAdvConfig(method="apr", start_epoch=5))
 
 
+@pytest.mark.slow
 def test_embedding_sweep_level0_is_clean_and_vmap_matches_loop(data):
     model = _model(data, seed=3)
     graphdef, params = nnx.split(model, nnx.Param)
