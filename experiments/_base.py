@@ -42,3 +42,15 @@ def start_sequence_run(cfg, out_dir: str, *, resume: bool) -> dict | None:
         return {"num_users": 40, "num_items": 150, "interactions_per_user": 15,
                 "seed": cfg.seed}
     return None
+
+
+def load_split(cfg):
+    """The split of a user-item experiment: ``cfg.data_path`` if set, else the synthetic
+    data set sized by ``cfg.synthetic_users/items/per_user`` (seeded by ``cfg.seed``)."""
+    from robustjax.data import DataConfig, prepare
+
+    if cfg.data_path is not None:
+        return prepare(DataConfig(path=cfg.data_path))
+    return prepare(DataConfig(synthetic_users=cfg.synthetic_users,
+                              synthetic_items=cfg.synthetic_items,
+                              synthetic_per_user=cfg.synthetic_per_user, seed=cfg.seed))

@@ -199,12 +199,18 @@ def length_buckets(train: np.ndarray, num_buckets: int) -> np.ndarray:
     return np.unique(np.asarray(bounds, np.int64))
 
 
-def bucketed_batches(train: np.ndarray, perm: np.ndarray, batch_size: int,
+def history_lengths(train: np.ndarray) -> np.ndarray:
+    """Input history length of each user: the nonzero entries of ``train[u, :-1]``."""
+    return np.count_nonzero(np.asarray(train)[:, :-1], axis=1)
+
+
+def bucketed_batches(lengths: np.ndarray, perm: np.ndarray, batch_size: int,
                      bounds: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """Splits one epoch's user order ``perm`` into full batches of users of similar length.
 
-    A user goes to the shortest bucket ``length`` that holds its input history (the nonzero
-    entries of ``train[u, :-1]``), keeping the order of ``perm`` within a bucket. Users left
+    A user goes to the shortest bucket ``length`` that holds its input history
+    (``lengths``, from :func:`history_lengths`), keeping the order of ``perm`` within a
+    bucket. Users left
     over after a bucket's full batches move up to the next (longer) bucket, so only the
     last bucket drops a remainder (``< batch_size`` users, as the unbucketed epoch does).
     The batch counts depend only on the lengths, never on ``perm``: every epoch reuses the
@@ -212,8 +218,7 @@ def bucketed_batches(train: np.ndarray, perm: np.ndarray, batch_size: int,
 
     Returns ``[(length, int32 [NB, B]), ...]`` for the non-empty buckets, shortest first.
     """
-    need = np.count_nonzero(np.asarray(train)[:, :-1], axis=1)
-    which = np.searchsorted(bounds, need[perm])            # bucket of each user in perm
+    which = np.searchsorted(bounds, np.asarray(lengths)[perm])   # bucket of each user
     out, carry = [], np.zeros(0, np.int64)
     for b, length in enumerate(bounds):
         users = np.concatenate([carry, perm[which == b]])

@@ -22,6 +22,7 @@ from robustjax.models.sasrec import SASRec
 from robustjax.seq import (
     SequenceData,
     bucketed_batches,
+    history_lengths,
     length_buckets,
     make_epoch_fn,
     make_eval_fn,
@@ -173,7 +174,7 @@ def run_sasrec(*, data_path: str | None, out_dir: str, epochs: int = 200, max_le
     if buckets < 1:
         raise ValueError(f"run_sasrec: buckets must be >= 1, got {buckets}.")
     train_host = np.asarray(data.train)
-    bounds = length_buckets(train_host, buckets)
+    bounds, lengths = length_buckets(train_host, buckets), history_lengths(train_host)
 
     def evaluate(p, split):
         inp, cands = ((data.valid_input, data.valid_cands) if split == "valid"
@@ -187,7 +188,7 @@ def run_sasrec(*, data_path: str | None, out_dir: str, epochs: int = 200, max_le
     bar = tqdm(range(1, epochs + 1), disable=not progress, desc=name)
     for epoch in bar:
         perm = np.random.default_rng((seed, epoch)).permutation(data.num_users)
-        plan = bucketed_batches(train_host, perm, batch_size, bounds)
+        plan = bucketed_batches(lengths, perm, batch_size, bounds)
         order = (np.random.default_rng((seed, epoch, 1)).permutation(len(plan))
                  if len(plan) > 1 else [0])
         adversarial = adv_on and epoch >= adv.start_epoch

@@ -9,7 +9,8 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from robustjax.data import DataConfig, SplitData, prepare, user_item_csr
+from experiments._base import load_split
+from robustjax.data import SplitData, user_item_csr
 from robustjax.eval import evaluate_full
 from robustjax.models import ModelConfig, build_model
 from robustjax.objectives import AdvConfig, build_phases
@@ -26,14 +27,6 @@ from robustjax.poison import (
     unrolled_attack,
 )
 from robustjax.train import build_train_arrays, fit, make_optimizer
-
-
-def _data(cfg) -> SplitData:
-    if cfg.data_path is not None:
-        return prepare(DataConfig(path=cfg.data_path))
-    return prepare(DataConfig(synthetic_users=cfg.synthetic_users,
-                              synthetic_items=cfg.synthetic_items,
-                              synthetic_per_user=cfg.synthetic_per_user, seed=cfg.seed))
 
 
 def make_attacks(cfg, split: SplitData, targets: np.ndarray, num_fake: int, out_dir: str,
@@ -116,7 +109,7 @@ def run_poisoning(cfg, out_dir: str, *, progress: bool = True) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         f.write(cfg.to_json())
-    clean = _data(cfg)
+    clean = load_split(cfg)
     num_fake = max(1, round(cfg.fake_fraction * clean.num_users))
     targets = pick_targets(clean.train, cfg.num_targets, cfg.target_band, seed=cfg.seed)
     attacks = make_attacks(cfg, clean, targets, num_fake, out_dir, progress)

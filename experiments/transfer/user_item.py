@@ -5,21 +5,14 @@ import time
 import jax
 from tqdm.auto import tqdm
 
+from experiments._base import load_split
 from experiments.poisoning.config import get_config as poisoning_config
 from experiments.poisoning.run import measure, train_victim
-from robustjax.data import DataConfig, SplitData, prepare
+from robustjax.data import SplitData
 from robustjax.poison.heuristic import heuristic_attack, pick_targets
 from robustjax.poison.profiles import inject
 from robustjax.poison.transfer import item_embeddings, surrogate_guided_attack
 from robustjax.poison.unrolled import UnrolledConfig, unrolled_attack
-
-
-def load_split(cfg) -> SplitData:
-    if cfg.data_path is not None:
-        return prepare(DataConfig(path=cfg.data_path))
-    return prepare(DataConfig(synthetic_users=cfg.synthetic_users,
-                              synthetic_items=cfg.synthetic_items,
-                              synthetic_per_user=cfg.synthetic_per_user, seed=cfg.seed))
 
 
 def training_config(cfg, model: str, seed: int):

@@ -186,8 +186,6 @@ def train_surrogate(params: dict, opt: tuple, x: Float[Array, "U I"], *, key: Ar
     Returns:
       ``(params, (m, v, t))`` after the steps.
     """
-    b1, b2, eps = 0.9, 0.999, 1e-8
-
     def body(carry, _):
         params, (m, v, t) = carry
         neg = None
@@ -195,13 +193,7 @@ def train_surrogate(params: dict, opt: tuple, x: Float[Array, "U I"], *, key: Ar
             k = jax.random.fold_in(key, t.astype(jnp.int32))
             neg = jax.random.randint(k, x.shape, 0, x.shape[1])
         g = jax.grad(surrogate_loss)(params, x, alpha=alpha, l2=l2, loss=loss, neg=neg)
-        t = t + 1
-        m = jax.tree.map(lambda a, b: b1 * a + (1 - b1) * b, m, g)
-        v = jax.tree.map(lambda a, b: b2 * a + (1 - b2) * b * b, v, g)
-        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
-        params = jax.tree.map(
-            lambda w, a, b: w - lr * (a / c1) / (jnp.sqrt(b / c2 + 1e-30) + eps), params, m, v)
-        return (params, (m, v, t)), None
+        return _adam(params, g, m, v, t, lr), None
 
     if remat:
         body = jax.checkpoint(body)

@@ -14,6 +14,7 @@ from robustjax.data import synthetic
 from robustjax.models.sasrec import SASRec
 from robustjax.seq import (
     bucketed_batches,
+    history_lengths,
     length_buckets,
     make_epoch_fn,
     make_eval_fn,
@@ -145,7 +146,8 @@ def test_bucketed_batches_plan():
     shapes = None
     for seed in range(3):
         perm = np.random.default_rng(seed).permutation(50)
-        plan = bucketed_batches(train, perm, 8, bounds)
+        assert np.array_equal(history_lengths(train), need)
+        plan = bucketed_batches(need, perm, 8, bounds)
         users = np.concatenate([b.reshape(-1) for _, b in plan])
         assert len(set(users.tolist())) == len(users) == 48       # only the last remainder
         for length, b in plan:
@@ -155,7 +157,7 @@ def test_bucketed_batches_plan():
         got = [(length, b.shape) for length, b in plan]
         assert shapes is None or got == shapes
         shapes = got
-        one = bucketed_batches(train, perm, 8, length_buckets(train, 1))
+        one = bucketed_batches(need, perm, 8, length_buckets(train, 1))
         assert len(one) == 1 and np.array_equal(one[0][1], perm[:48].reshape(6, 8))
 
 
