@@ -8,6 +8,7 @@ import dataclasses
 
 from robustjax.attacks import AttackConfig, make_attack
 from robustjax.losses import Term, clean_term, combine, emb_loss, l2_term
+from robustjax.losses.gram import span_adversarial_term
 from robustjax.losses.adversarial import (
     adversarial_term,
     apr_pair_term,
@@ -44,6 +45,10 @@ class AdvConfig:
       fraction: share of each batch that is perturbed (adversarial sample injection).
       replays: ``free`` AT: times each batch is replayed.
       power_iterations, xi: VAT's power iteration.
+      span: for models whose score is a dot product (``ModelFns.bilinear``: MF, LightGCN),
+        solve L2 zero-start attacks (APR, PGD) in the span of each example's embeddings
+        from the batch's Gram matrix (:mod:`robustjax.losses.gram`): the same objective to
+        rounding, at about the cost of a clean step. ``False`` forces the generic path.
     """
 
     method: str = "none"
@@ -60,6 +65,7 @@ class AdvConfig:
     replays: int = 4
     power_iterations: int = 1
     xi: float = 1e-3
+    span: bool = True
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -118,7 +124,14 @@ def build_phases(fns: ModelFns, *, loss: str, l2: float, adv: AdvConfig,
             fns, loss_on_emb, tx, replays=adv.replays, eps=adv.eps, step_size=adv.step_size,
             names=adv.targets, norm=adv.norm, scope=adv.scope))
         return phases + [phase] if adv.warm_epochs else [dataclasses.replace(phase, start_epoch=0)]
-    if adv.method == "apr" and adv.apr_mode == "published":
+    if (adv.span and fns.bilinear and adv.method in ("apr", "pgd") and adv.norm == "l2"
+            and adv.apr_mode == "per-lookup"
+            and set(adv.targets) <= {"user", "pos", "neg"}):
+        # exact, in the span of each example: see robustjax.losses.gram
+        terms = {f"{name}_span": Term(
+            span_adversarial_term(fns, loss, attack, clean_name=loss, adv_name=name),
+            {loss: 1.0, name: adv.weight})}
+    elif adv.method == "apr" and adv.apr_mode == "published":
         if adv.fraction < 1.0:
             raise ValueError("AdvConfig.fraction < 1 is not supported with apr_mode='published'.")
         terms = {loss: Term(summed(clean_term(fns, loss))),

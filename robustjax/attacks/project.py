@@ -93,6 +93,11 @@ def _reduce(leaves, scope: str, leaf_fn, combine, where: str) -> list[Array]:
 
 
 def _sumsq(x, axis, keepdims):
+    if axis == -1 and x.ndim >= 2 and x.shape[-1] <= 8:
+        # short rows: an unrolled sum fuses with its neighbours (a reduction over a
+        # length-k axis would be its own, slow, kernel on CPU)
+        total = sum(jnp.square(x[..., j]) for j in range(x.shape[-1]))
+        return total[..., None] if keepdims else total
     return jnp.sum(jnp.square(x), axis=axis, keepdims=keepdims)
 
 

@@ -33,6 +33,9 @@ class ModelFns(NamedTuple):
       get_tables: ``get_tables(params) -> {table: [rows, D]}`` (None if the model has no
         embedding tables); the perturbation point of table-level (evaluation) attacks.
       set_tables: ``set_tables(params, tables) -> params`` with those tables replaced.
+      bilinear: ``score(u, i, b)`` is exactly ``<u, i> (+ b)`` and does not read
+        ``params``; lets L2 attacks run in the span of the batch
+        (:mod:`robustjax.losses.gram`).
     """
 
     embed: Callable[[Params, Batch], Emb]
@@ -46,6 +49,7 @@ class ModelFns(NamedTuple):
     table_sizes: Mapping[str, int] = MappingProxyType({})
     get_tables: Callable | None = None
     set_tables: Callable | None = None
+    bilinear: bool = False
 
     # identity semantics, so a ModelFns can be a static argument of jax.jit
     def __eq__(self, other):
@@ -97,7 +101,7 @@ def set_embedding_tables(graphdef: nnx.GraphDef, params: Params, tables: dict,
 
 
 def lookup_model_fns(graphdef: nnx.GraphDef, model, *, get_tables: Callable,
-                     set_tables: Callable) -> ModelFns:
+                     set_tables: Callable, bilinear: bool = False) -> ModelFns:
     """``ModelFns`` of a module whose ``user``/``pos``/``neg`` embeddings are rows of a user
     and an item table and whose methods are ``embed``, ``score``, ``score_all`` and
     ``score_items`` (MF, NeuMF)."""
@@ -116,4 +120,5 @@ def lookup_model_fns(graphdef: nnx.GraphDef, model, *, get_tables: Callable,
         table_sizes={"user": model.num_users, "item": model.num_items},
         get_tables=get_tables,
         set_tables=set_tables,
+        bilinear=bilinear,
     )

@@ -279,6 +279,7 @@ def lightgcn_fns(model: LightGCN, graph: Graph, *, perturb: str = "layer0"
         table_sizes={"user": model.num_users, "item": model.num_items},
         get_tables=get_tables,
         set_tables=set_tables,
+        bilinear=True,
     )
     return fns, params
 

@@ -58,6 +58,7 @@ def mf_fns(model: MatrixFactorization):
         graphdef, model,
         get_tables=lambda p: {"user": p["users"]["embedding"][...],
                               "item": p["items"]["embedding"][...]},
-        set_tables=lambda p, tables: set_embedding_tables(graphdef, p, tables))
+        set_tables=lambda p, tables: set_embedding_tables(graphdef, p, tables),
+        bilinear=True)
     return fns, params
 
