@@ -8,7 +8,6 @@ import dataclasses
 
 from robustjax.attacks import AttackConfig, make_attack
 from robustjax.losses import Term, clean_term, combine, emb_loss, l2_term
-from robustjax.losses.gram import span_adversarial_term
 from robustjax.losses.adversarial import (
     adversarial_term,
     apr_pair_term,
@@ -18,6 +17,7 @@ from robustjax.losses.adversarial import (
     trades_term,
     vat_term,
 )
+from robustjax.losses.gram import span_adversarial_term
 from robustjax.models.base import ModelFns
 from robustjax.train.free import make_free_train_epoch
 from robustjax.train.loop import Phase

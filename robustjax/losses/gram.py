@@ -89,7 +89,9 @@ def coordinates(g: Array, *, tol: float = 1e-5) -> Array:
         acc = g[:, j, j] - sum((low[j][m] ** 2 for m in range(j)), zero)
         keep = acc > tol * g[:, j, j]
         pivot = jnp.where(keep, jnp.sqrt(jnp.where(keep, acc, 1.0)), 0.0)
-        low[j][j] = pivot
+        # acc / pivot (= pivot) has the rounding of the entries below, so a vector equal
+        # to vector j gets bitwise the same coordinates
+        low[j][j] = jnp.where(keep, acc / jnp.where(keep, pivot, 1.0), 0.0)
         for i in range(j + 1, k):
             acc = g[:, i, j] - sum((low[i][m] * low[j][m] for m in range(j)), zero)
             low[i][j] = jnp.where(keep, acc / jnp.where(keep, pivot, 1.0), 0.0)
