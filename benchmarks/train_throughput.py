@@ -98,6 +98,56 @@ def bench_ablation(fns, params, data, *, epochs, batch_size, seed):
     return out
 
 
+def bench_floor(params, data, *, epochs, batch_size, seed):
+    """The fixed pieces of every epoch, each alone in a 40-step ``lax.scan`` (indices given):
+    the three row gathers, the three row scatter-adds, and the dense Adam update of both
+    tables. Their sum is a lower bound for any epoch of this protocol on XLA."""
+    tables = (params["users"]["embedding"][...], params["items"]["embedding"][...])
+    perm = epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=0)
+    rows = jnp.asarray(np.minimum(perm, data.num_interactions - 1))
+    u, i = data.user[rows], data.item[rows]
+    j = jnp.asarray(np.random.default_rng(seed).integers(0, data.num_items, perm.shape),
+                    jnp.int32)
+    g = jnp.full((batch_size, tables[0].shape[1]), 1e-3, jnp.float32)
+    tx = optax.adam(1e-3)
+
+    @jax.jit
+    def gathers(t, u, i, j):
+        def body(c, x):
+            rows = t[0][x[0]] + t[1][x[1]] + t[1][x[2]]  # every gathered entry is read
+            return c + jnp.sum(rows, axis=1), None
+        return jax.lax.scan(body, jnp.zeros(batch_size), (u, i, j))[0]
+
+    @jax.jit
+    def scatters(t, u, i, j):
+        def body(c, x):  # data-dependent updates, so nothing is hoisted out of the loop
+            du = c[0].at[x[0]].add(g * c[0][0, 0])
+            return (du, c[1].at[x[1]].add(g).at[x[2]].add(-g)), None
+        return jax.lax.scan(body, t, (u, i, j))[0]
+
+    @jax.jit
+    def adam(t, u):
+        def body(c, _):
+            p, st = c
+            updates, st = tx.update(p, st, p)
+            return (optax.apply_updates(p, updates), st), None
+        return jax.lax.scan(body, (t, tx.init(t)), u)[0]
+
+    def med(fn, *a):
+        jax.block_until_ready(fn(*a))
+        times = []
+        for _ in range(epochs):
+            t = time.perf_counter()
+            jax.block_until_ready(fn(*a))
+            times.append(time.perf_counter() - t)
+        return float(np.median(times))
+
+    out = {"gathers_s": med(gathers, tables, u, i, j), "scatters_s": med(scatters, tables, u, i, j),
+           "dense_adam_s": med(adam, tables, u)}
+    out["sum_s"] = out["gathers_s"] + out["scatters_s"] + out["dense_adam_s"]
+    return out
+
+
 def bench_per_step(fns, params, user, item, num_items, *, epochs, batch_size, seed):
     """One jitted step per batch; shuffling and negative sampling on the host (NumPy)."""
     tx = optax.adam(1e-3)
@@ -172,6 +222,8 @@ def main(argv=None):
     p.add_argument("--skip-per-step", action="store_true")
     p.add_argument("--ablation", action="store_true",
                    help="also time the epoch without the sampler / with SGD (cost breakdown)")
+    p.add_argument("--floor", action="store_true",
+                   help="also time the fixed pieces (gathers, scatter-adds, dense Adam) alone")
     p.add_argument("--out", default=None, help="JSON record path (default benchmarks/results/)")
     args = p.parse_args(argv)
     split = prepare(DataConfig(path=args.data))
@@ -197,6 +249,9 @@ def main(argv=None):
     if args.ablation:
         record["ablation"] = bench_ablation(fns, params, data, epochs=args.epochs,
                                             batch_size=args.batch_size, seed=args.seed)
+    if args.floor:
+        record["floor"] = bench_floor(params, data, epochs=args.epochs,
+                                      batch_size=args.batch_size, seed=args.seed)
     cornac = bench_cornac(u, i, split.num_users, split.num_items, epochs=args.epochs,
                           seed=args.seed)
     if cornac is not None:
