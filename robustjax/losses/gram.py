@@ -8,14 +8,16 @@ of L2 FGSM/PGD therefore stays in the span of the example's own embeddings
 ``E_b = [u_b, p_b, n_b1 .. n_bN]`` (``k = N + 2`` vectors of dimension ``D``):
 ``delta_name = c_name @ E_b`` with coefficient vectors ``c`` of length ``k``.
 
-Everything the attack needs is in the Gram matrix ``G_b = E_b E_b^T``: scores are
-``x_u^T G x_i`` with ``x = onehot + c``, squared norms are ``c^T G c``, and the steepest
-ascent direction of a score loss has coefficients ``sum_j dL/ds_j x_j`` (no inverse of
-``G`` is needed). The inner loop thus runs on ``[B, k]`` coefficients instead of
-``[B, D]`` vectors (``k = 3`` against ``D = 64`` for BPR), and the outer gradient reaches
-the embeddings through ``G`` in one pass: an APR or PGD-K step costs about as much as a
-clean step, whatever K. The perturbations equal those of :func:`robustjax.attacks.pgd` and
-:func:`robustjax.attacks.fgsm` up to rounding (``tests/losses/test_gram.py``).
+Everything the attack needs is in the Gram matrix ``G_b = E_b E_b^T``. Its Cholesky
+factor ``L`` (``L L^T = G``) gives each vector's coordinates in an orthonormal basis of the
+span: scores are dot products of coordinates and norms are Euclidean, so the generic
+attack code of :mod:`robustjax.attacks` runs unchanged on ``[B, k]`` coordinate vectors
+instead of ``[B, D]`` embeddings (``k = 3`` against ``D = 64`` for BPR). The clean and
+adversarial losses come from ``G`` and the coefficients, and their gradient with respect to
+the embeddings is ``A @ E_b`` for a small ``[B, k, k]`` matrix ``A``: one pass over the
+embeddings forward and one backward, so an APR or PGD-K step costs about as much as a
+clean step. The perturbations, losses and gradients equal those of the generic path up to
+rounding (``tests/losses/test_gram.py``).
 
 Applies when the model declares ``ModelFns.bilinear`` (MF, LightGCN), the norm is L2,
 the attack starts from zero and only ``user``/``pos``/``neg`` are perturbed;
@@ -31,6 +33,7 @@ from robustjax.models.base import ModelFns
 from robustjax.types import Array, Emb
 
 SLOTS = ("user", "pos", "neg")
+MAX_BASIS = 8  # k = 2 + negatives; above it the unrolled k x k algebra is not worth it
 
 
 def _layout(emb: Emb) -> tuple[list[Array], dict[str, list[int]]]:
@@ -177,7 +180,7 @@ def _span_forward(score_loss, emb, coeffs):
 
     s_clean, s_adv = _scores(emb, g, eye), _scores(emb, g, x_adv)
     out, pull = jax.vjp(losses, s_clean, s_adv)
-    return out, (pull, vecs, index, eye, x_adv)
+    return out, (pull, eye, x_adv)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -191,7 +194,7 @@ def _span_fwd(score_loss, emb, coeffs):
 
 
 def _span_bwd(score_loss, res, cts):
-    (pull, vecs, index, eye, x_adv), emb, coeffs = res
+    (pull, eye, x_adv), emb, coeffs = res
     (dc_pos, dc_neg), (da_pos, da_neg) = pull(cts)
     multi = emb["neg"].ndim == 3
     # user row: sum_j ds_j x_j over item slots j; item rows: ds_j x_u
@@ -226,7 +229,8 @@ def span_adversarial_term(fns: ModelFns, loss: str, attack, *, clean_name: str |
     With ``clean_name``, returns ``{clean_name: clean loss, adv_name: adversarial loss}``
     (the clean scores are entries of ``G``); else the adversarial loss alone. Values and
     gradients equal ``clean_term`` and ``adversarial_term`` with the same attack, up to
-    rounding. Needs ``fns.bilinear``.
+    rounding. Needs ``fns.bilinear``. With more than ``MAX_BASIS - 2`` negatives per
+    example it computes the generic way (same values).
     """
     if not fns.bilinear:
         raise ValueError("span_adversarial_term: the model's score is not declared a dot "
@@ -237,8 +241,14 @@ def span_adversarial_term(fns: ModelFns, loss: str, attack, *, clean_name: str |
 
     def fn(params, batch, *, key):
         emb = fns.embed(params, batch)
-        c = span_attack(attack, loss_on_emb, params, emb, key=key)
-        clean, adv = span_losses(score_loss, emb, c)
+        if sum(len(v) for v in _layout(emb)[1].values()) > MAX_BASIS:  # many negatives
+            delta = attack(lambda e: loss_on_emb(params, e), emb, key=key)
+            clean = loss_on_emb(params, emb)
+            adv = loss_on_emb(params, {n: v + delta[n] if n in delta else v
+                                       for n, v in emb.items()})
+        else:
+            c = span_attack(attack, loss_on_emb, params, emb, key=key)
+            clean, adv = span_losses(score_loss, emb, c)
         return adv if clean_name is None else {clean_name: clean, adv_name: adv}
 
     return fn
