@@ -98,7 +98,7 @@ def _hull_rows(model, cfg: SeqAdvConfig, per_example, emb, seq_ids, key: PRNGKey
     """Soft substitutions of the ``cfg.budget`` highest-gradient real positions inside the
     convex hull of the original item and ``cfg.num_candidates`` random items; returns scaled
     input rows. Ids beyond the item table (BERT4Rec's [MASK]) are never substituted."""
-    from robustjax.attacks.sequence import convex_hull_perturbation
+    from robustjax.attacks.hull import convex_hull_perturbation
 
     table = model.item_table()
     scale = model.input_scale
