@@ -1,13 +1,10 @@
 """Training: on-device sampling, fused epochs, the host loop, checkpoints."""
 from robustjax.train.checkpoint import load_meta, load_pytree, save_pytree
-from robustjax.train.gan import (
-    GanResult,
+from robustjax.train.gan import GanResult, fit_gan, make_d_epoch, make_g_epoch
+from robustjax.train.gan_ops import (
     draw_for_generator,
-    fit_gan,
     generator_log_probs,
     gumbel_loss,
-    make_d_epoch,
-    make_g_epoch,
     positive_mask,
     reinforce_loss,
     sample_categorical,
