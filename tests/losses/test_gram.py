@@ -56,8 +56,13 @@ def test_dependent_vector_gets_no_new_axis():
     np.testing.assert_allclose(low[0, 2, :2], 2.0 * low[0, 0, :2] - low[0, 1, :2], atol=1e-6)
 
 
-@pytest.mark.parametrize("num_neg", [None, 3])
-def test_span_attack_equals_generic_attack(num_neg):
+@pytest.mark.parametrize("loss,num_neg", [
+    ("bpr", None), ("softmax", 3),
+    pytest.param("bce", None, marks=pytest.mark.slow),
+    pytest.param("bce", 3, marks=pytest.mark.slow),
+    pytest.param("bpr", 3, marks=pytest.mark.slow),
+    pytest.param("softmax", None, marks=pytest.mark.slow)])
+def test_span_attack_equals_generic_attack(loss, num_neg):
     fns, params = _model()
     batch = _batch(num_neg)
     emb = fns.embed(params, batch)
@@ -66,20 +71,21 @@ def test_span_attack_equals_generic_attack(num_neg):
              ("pgd", 7, ("user", "pos", "neg"), "row"),
              ("pgd", 4, ("user", "neg"), "example"),
              ("pgd", 3, ("pos",), "batch")]
-    for loss in ("bpr", "bce", "softmax"):
-        loss_on_emb = emb_loss(fns, loss)
-        for kind, steps, targets, scope in cases:
-            attack = make_attack(AttackConfig(kind=kind, eps=0.6, num_steps=steps,
-                                              scope=scope, targets=targets),
-                                 fns.embedding_names)
-            ref = attack(lambda e, f=loss_on_emb: f(params, e), emb, key=key)
-            got = span_delta(emb, span_attack(attack, loss_on_emb, params, emb, key=key))
-            for name in ("user", "pos", "neg"):
-                np.testing.assert_allclose(got[name], ref[name], atol=2e-6,
-                                           err_msg=f"{loss} {kind} {scope} {name}")
+    loss_on_emb = emb_loss(fns, loss)
+    for kind, steps, targets, scope in cases:
+        attack = make_attack(AttackConfig(kind=kind, eps=0.6, num_steps=steps,
+                                          scope=scope, targets=targets),
+                             fns.embedding_names)
+        ref = attack(lambda e: loss_on_emb(params, e), emb, key=key)
+        got = span_delta(emb, span_attack(attack, loss_on_emb, params, emb, key=key))
+        for name in ("user", "pos", "neg"):
+            np.testing.assert_allclose(got[name], ref[name], atol=2e-6,
+                                       err_msg=f"{kind} {scope} {name}")
 
 
-@pytest.mark.parametrize("loss,num_neg", [("bpr", None), ("softmax", 3), ("bce", 9)])
+@pytest.mark.parametrize("loss,num_neg", [
+    ("bpr", None), ("softmax", 3),
+    pytest.param("bce", 9, marks=pytest.mark.slow)])  # 9 negatives: the generic fallback
 def test_span_term_matches_clean_and_adversarial_terms(loss, num_neg):
     """Values and parameter gradients (the perturbation a constant, as in
     adversarial_term) equal the generic terms."""
