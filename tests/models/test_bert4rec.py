@@ -191,6 +191,7 @@ def test_eval_fn_sampled_and_full():
     np.testing.assert_allclose(res["hr@10"], np.mean(ranks < 10), rtol=1e-6)
 
 
+@pytest.mark.slow  # the same attack path runs on SASRec by default
 def test_attack_on_seq_embeddings(strict_promotion):
     model = _model(dropout=0.1)
     emb = model.embed({"seq": SEQ})
