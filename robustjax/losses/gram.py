@@ -136,12 +136,6 @@ def span_delta(emb: Emb, coeffs: Emb) -> Emb:
                    for m, v in enumerate(vecs)) for s, c in coeffs.items()}
 
 
-def _eye_rows(emb: Emb, index, k: int, dtype) -> Emb:
-    eye = jnp.eye(k, dtype=dtype)
-    return {s: (eye[idx[0]] if emb[s].ndim == 2 else eye[idx[0]:idx[-1] + 1])
-            for s, idx in index.items()}
-
-
 def _scores(emb: Emb, g: Array, x: Emb) -> tuple[Array, Array]:
     """``pos``/``neg`` scores ``x_u^T G x_i`` (+ biases) for coefficient rows ``x``."""
     out = []
@@ -171,8 +165,7 @@ def _span_forward(score_loss, emb, coeffs):
     vecs, index = _layout(emb)
     k = len(vecs)
     g = gram(emb)
-    eye = {s: jnp.broadcast_to(e, coeffs[s].shape)
-           for s, e in _eye_rows(emb, index, k, g.dtype).items()}
+    eye = _slot_rows(emb, jnp.broadcast_to(jnp.eye(k, dtype=g.dtype), g.shape), index)
     x_adv = {s: eye[s] + coeffs[s] for s in index}
 
     def losses(s_clean, s_adv):
