@@ -28,6 +28,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from robustjax.losses.adversarial import add_delta
 from robustjax.losses.terms import SCORE_LOSSES, emb_loss
 from robustjax.models.base import ModelFns
 from robustjax.types import Array, Emb
@@ -237,8 +238,7 @@ def span_adversarial_term(fns: ModelFns, loss: str, attack, *, clean_name: str |
         if sum(len(v) for v in _layout(emb)[1].values()) > MAX_BASIS:  # many negatives
             delta = attack(lambda e: loss_on_emb(params, e), emb, key=key)
             clean = loss_on_emb(params, emb)
-            adv = loss_on_emb(params, {n: v + delta[n] if n in delta else v
-                                       for n, v in emb.items()})
+            adv = loss_on_emb(params, add_delta(emb, delta))
         else:
             c = span_attack(attack, loss_on_emb, params, emb, key=key)
             clean, adv = span_losses(score_loss, emb, c)
