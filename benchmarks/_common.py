@@ -1,4 +1,5 @@
 """Shared helpers for benchmark scripts: timing and JSON records."""
+
 import datetime
 import json
 import os
@@ -15,13 +16,20 @@ SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
 def environment() -> dict:
     import flax
     import optax
+
     dev = jax.devices()[0]
-    return {"device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}",
-            "num_devices": jax.device_count(), "cpu_count": os.cpu_count(),
-            "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
-            "numpy": np.__version__, "python": platform.python_version(),
-            "machine": platform.machine(),
-            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}",
+        "num_devices": jax.device_count(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def timed(fn, *args):
@@ -33,8 +41,9 @@ def timed(fn, *args):
 
 def write_record(name: str, record: dict, out: str | None = None) -> str:
     """Writes one JSON record per run under benchmarks/results/ and prints it."""
-    path = out or os.path.join(HERE, "results",
-                               f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}.json")
+    path = out or os.path.join(
+        HERE, "results", f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
+    )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(record, f, indent=1, sort_keys=True)

@@ -7,6 +7,7 @@ one batch (its m replays, m optimizer updates) as a step.
 
 Usage: python benchmarks/attack_cost.py [--epochs 15] [--data PATH]
 """
+
 import argparse
 import os
 import sys
@@ -35,12 +36,12 @@ from robustjax.train import (
 COST_MODEL = {
     "clean": "1 fwd + 1 bwd",
     "apr": "span path: Gram of the 3 batch vectors (6 dot products) fwd + 1 bwd; the FGSM "
-           "runs on [B, 3] coordinates",
+    "runs on [B, 3] coordinates",
     "apr-generic": "2 fwd + 2 bwd on batch embeddings (the FGSM gradient doubles as the "
-                   "clean backward)",
+    "clean backward)",
     "pgd-K": "span path: as APR, with K inner steps on [B, 3] coordinates",
     "pgd-K-generic": "K+1 fwd + K+1 bwd on [B, 64] batch embeddings (K inner grads + the "
-                     "adversarial term)",
+    "adversarial term)",
     "free-4": "4 x (1 fwd + 1 bwd + optimizer update): 4 full steps",
     "vat": "clean + 1 power iteration (fwd+bwd) + 1 fwd/bwd at the virtual adversarial point",
 }
@@ -50,8 +51,11 @@ def variants():
     """APR and PGD run on MF's span path (robustjax.losses.gram, the library default);
     the ``-generic`` variants force the generic attacks on [B, D] embeddings
     (``AdvConfig(span=False)``) for comparison."""
-    out = {"clean": AdvConfig(method="none"), "apr": AdvConfig(method="apr", eps=0.5),
-           "apr-generic": AdvConfig(method="apr", eps=0.5, span=False)}
+    out = {
+        "clean": AdvConfig(method="none"),
+        "apr": AdvConfig(method="apr", eps=0.5),
+        "apr-generic": AdvConfig(method="apr", eps=0.5, span=False),
+    }
     for k in (1, 3, 5, 10, 20):
         out[f"pgd-{k}"] = AdvConfig(method="pgd", eps=0.5, num_steps=k)
     out["pgd-10-generic"] = AdvConfig(method="pgd", eps=0.5, num_steps=10, span=False)
@@ -63,12 +67,17 @@ def variants():
 def time_variant(fns, params, data, adv, *, epochs, batch_size, seed):
     tx = make_optimizer("adam", 1e-3)
     phase = build_phases(fns, loss="bpr", l2=0.0, adv=adv, epochs=epochs + 1)[-1]
-    epoch_fn = (phase.make_epoch(tx) if phase.make_epoch is not None
-                else make_train_epoch(phase.objective, tx))
+    epoch_fn = (
+        phase.make_epoch(tx)
+        if phase.make_epoch is not None
+        else make_train_epoch(phase.objective, tx)
+    )
     state = init_state(jax.tree.map(jnp.copy, params), tx)
     root = jax.random.key(seed)
-    perms = [epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=e)
-             for e in range(epochs + 1)]
+    perms = [
+        epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=e)
+        for e in range(epochs + 1)
+    ]
     t = time.perf_counter()
     state, m = epoch_fn(state, perms[0], data, root)
     jax.block_until_ready(m)
@@ -80,8 +89,11 @@ def time_variant(fns, params, data, adv, *, epochs, batch_size, seed):
         jax.block_until_ready(m)
         times.append(time.perf_counter() - t)
     steps = perms[0].shape[0]
-    return {"compile_s": compile_s, "epoch_s_median": float(np.median(times)),
-            "step_ms": 1e3 * float(np.median(times)) / steps}
+    return {
+        "compile_s": compile_s,
+        "epoch_s_median": float(np.median(times)),
+        "step_ms": 1e3 * float(np.median(times)) / steps,
+    }
 
 
 def main(argv=None):
@@ -91,25 +103,40 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--seed", type=int, default=2024)
-    p.add_argument("--rounds", type=int, default=2,
-                   help="interleaved rounds over all variants (the median is kept)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="interleaved rounds over all variants (the median is kept)",
+    )
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     split = prepare(DataConfig(path=args.data))
-    fns, params = build_model(ModelConfig(dim=args.dim), split.num_users, split.num_items,
-                              seed=args.seed)
-    data = build_train_arrays(split.train.user, split.train.item, split.num_users,
-                              split.num_items)
+    fns, params = build_model(
+        ModelConfig(dim=args.dim), split.num_users, split.num_items, seed=args.seed
+    )
+    data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
     runs = {name: [] for name in variants()}
     for _ in range(args.rounds):  # interleave so machine noise hits every variant alike
         for name, adv in variants().items():
-            runs[name].append(time_variant(fns, params, data, adv, epochs=args.epochs,
-                                           batch_size=args.batch_size, seed=args.seed))
+            runs[name].append(
+                time_variant(
+                    fns,
+                    params,
+                    data,
+                    adv,
+                    epochs=args.epochs,
+                    batch_size=args.batch_size,
+                    seed=args.seed,
+                )
+            )
             print(f"{name}: {runs[name][-1]['step_ms']:.3f} ms/step", flush=True)
     result = {}
     for name, rs in runs.items():
-        result[name] = {"step_ms": float(np.median([r["step_ms"] for r in rs])),
-                        "compile_s": float(np.median([r["compile_s"] for r in rs]))}
+        result[name] = {
+            "step_ms": float(np.median([r["step_ms"] for r in rs])),
+            "compile_s": float(np.median([r["compile_s"] for r in rs])),
+        }
     clean = result["clean"]["step_ms"]
     for name, r in result.items():
         r["ratio_to_clean"] = r["step_ms"] / clean
@@ -117,12 +144,21 @@ def main(argv=None):
         if name.startswith("pgd-"):
             key = "pgd-K-generic" if name.endswith("-generic") else "pgd-K"
         r["cost_model"] = COST_MODEL[key]
-    record = {"benchmark": "attack_cost", **environment(),
-              "shapes": {"num_users": split.num_users, "num_items": split.num_items,
-                         "num_train": int(split.train.user.size), "dim": args.dim,
-                         "batch_size": args.batch_size,
-                         "steps_per_epoch": -(-int(split.train.user.size) // args.batch_size)},
-              "epochs_timed": args.epochs, "rounds": args.rounds, "variants": result}
+    record = {
+        "benchmark": "attack_cost",
+        **environment(),
+        "shapes": {
+            "num_users": split.num_users,
+            "num_items": split.num_items,
+            "num_train": int(split.train.user.size),
+            "dim": args.dim,
+            "batch_size": args.batch_size,
+            "steps_per_epoch": -(-int(split.train.user.size) // args.batch_size),
+        },
+        "epochs_timed": args.epochs,
+        "rounds": args.rounds,
+        "variants": result,
+    }
     write_record("attack_cost", record, args.out)
     print("\n| variant | ms/step | x clean | cost model |\n|---|---|---|---|")
     for name, r in result.items():

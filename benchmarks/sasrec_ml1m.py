@@ -12,6 +12,7 @@ accuracy after 20 epochs.
 
 Usage: python benchmarks/sasrec_ml1m.py [--epochs 3] [--buckets 4,1] [--data ../shared/data/ml-1m]
 """
+
 import argparse
 import json
 import os
@@ -25,47 +26,72 @@ from _common import SHARED, environment, write_record
 
 from robustjax.seq_run import run_sasrec
 
-SETTINGS = {"max_len": 200, "dim": 50, "num_blocks": 2, "num_heads": 1, "dropout": 0.2,
-            "batch_size": 128, "lr": 2e-3}
+SETTINGS = {
+    "max_len": 200,
+    "dim": 50,
+    "num_blocks": 2,
+    "num_heads": 1,
+    "dropout": 0.2,
+    "batch_size": 128,
+    "lr": 2e-3,
+}
 
 
 def time_setting(data: str, buckets: int, epochs: int, eval_every: int) -> dict:
     with tempfile.TemporaryDirectory() as run_dir:
-        metrics = run_sasrec(data_path=data, out_dir=run_dir, epochs=epochs, buckets=buckets,
-                             eval_every=eval_every, progress=False, **SETTINGS)
+        metrics = run_sasrec(
+            data_path=data,
+            out_dir=run_dir,
+            epochs=epochs,
+            buckets=buckets,
+            eval_every=eval_every,
+            progress=False,
+            **SETTINGS,
+        )
         with open(os.path.join(run_dir, "history.jsonl")) as f:
             history = [json.loads(line) for line in f]
     # training seconds only (run_sasrec times the epoch call, validation apart)
     seconds = [h["seconds"] for h in history[1:]]
     epoch_s = float(np.median(seconds)) if seconds else float(history[0]["seconds"])
     steps = metrics["num_users"] // SETTINGS["batch_size"]  # at most; buckets may drop more
-    return {"buckets": buckets, "epochs": epochs, "epoch_s_median": epoch_s,
-            "first_epoch_s": float(history[0]["seconds"]),
-            "steps_per_s": steps / epoch_s,
-            "metrics": {k: v for k, v in metrics.items() if k.startswith(("test/", "valid/"))},
-            "best_epoch": metrics["best_epoch"]}
+    return {
+        "buckets": buckets,
+        "epochs": epochs,
+        "epoch_s_median": epoch_s,
+        "first_epoch_s": float(history[0]["seconds"]),
+        "steps_per_s": steps / epoch_s,
+        "metrics": {k: v for k, v in metrics.items() if k.startswith(("test/", "valid/"))},
+        "best_epoch": metrics["best_epoch"],
+    }
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=os.path.join(SHARED, "ml-1m"))
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--buckets", default="4,1",
-                   help="comma-separated bucket counts to time side by side (1 = full length)")
+    p.add_argument(
+        "--buckets",
+        default="4,1",
+        help="comma-separated bucket counts to time side by side (1 = full length)",
+    )
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     runs = {}
     for b in (int(x) for x in args.buckets.split(",")):
         runs[str(b)] = time_setting(args.data, b, args.epochs, args.eval_every)
-        print(f"buckets={b}: {runs[str(b)]['epoch_s_median']:.2f} s/epoch, "
-              f"{runs[str(b)]['steps_per_s']:.2f} steps/s, test HR@10 "
-              f"{runs[str(b)]['metrics'].get('test/hr@10', float('nan')):.4f}", flush=True)
+        print(
+            f"buckets={b}: {runs[str(b)]['epoch_s_median']:.2f} s/epoch, "
+            f"{runs[str(b)]['steps_per_s']:.2f} steps/s, test HR@10 "
+            f"{runs[str(b)]['metrics'].get('test/hr@10', float('nan')):.4f}",
+            flush=True,
+        )
     record = {"benchmark": "sasrec_ml1m", **environment(), "shapes": SETTINGS, "runs": runs}
     if "1" in runs and len(runs) > 1:
         full = runs["1"]["epoch_s_median"]
-        record["speedup_vs_full_length"] = {b: full / r["epoch_s_median"]
-                                            for b, r in runs.items() if b != "1"}
+        record["speedup_vs_full_length"] = {
+            b: full / r["epoch_s_median"] for b, r in runs.items() if b != "1"
+        }
     write_record("sasrec_ml1m", record, args.out)
 
 

@@ -10,6 +10,7 @@ Compile time is reported apart. Epoch times are medians over ``--epochs`` epochs
 
 Usage: python benchmarks/train_throughput.py [--data PATH] [--epochs 30]
 """
+
 import argparse
 import os
 import sys
@@ -60,9 +61,13 @@ def bench_fused(fns, params, data, *, epochs, batch_size, seed):
         perm = epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=e + 1)
     jax.block_until_ready(m)
     pipelined = (time.perf_counter() - t) / epochs
-    return {"compile_s": compile_s, "epoch_s_median": float(np.median(times)),
-            "epoch_s_min": float(np.min(times)), "epoch_s_pipelined": pipelined,
-            "final_loss": float(m["loss"])}
+    return {
+        "compile_s": compile_s,
+        "epoch_s_median": float(np.median(times)),
+        "epoch_s_min": float(np.min(times)),
+        "epoch_s_pipelined": pipelined,
+        "final_loss": float(m["loss"]),
+    }
 
 
 def bench_ablation(fns, params, data, *, epochs, batch_size, seed):
@@ -90,8 +95,12 @@ def bench_ablation(fns, params, data, *, epochs, batch_size, seed):
             step_mod.sample_uniform = original
 
     adam, sgd = optax.adam(1e-3), optax.sgd(0.05)
-    out = {"full": run(adam, False), "without_sampler": run(adam, True),
-           "sgd_instead_of_adam": run(sgd, False), "sgd_without_sampler": run(sgd, True)}
+    out = {
+        "full": run(adam, False),
+        "without_sampler": run(adam, True),
+        "sgd_instead_of_adam": run(sgd, False),
+        "sgd_without_sampler": run(sgd, True),
+    }
     out["sampler_share"] = 1 - out["without_sampler"] / out["full"]
     out["adam_share"] = 1 - out["sgd_instead_of_adam"] / out["full"]
     out["gather_grad_scatter_share"] = out["sgd_without_sampler"] / out["full"]
@@ -106,8 +115,7 @@ def bench_floor(params, data, *, epochs, batch_size, seed):
     perm = epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=0)
     rows = jnp.asarray(np.minimum(perm, data.num_interactions - 1))
     u, i = data.user[rows], data.item[rows]
-    j = jnp.asarray(np.random.default_rng(seed).integers(0, data.num_items, perm.shape),
-                    jnp.int32)
+    j = jnp.asarray(np.random.default_rng(seed).integers(0, data.num_items, perm.shape), jnp.int32)
     g = jnp.full((batch_size, tables[0].shape[1]), 1e-3, jnp.float32)
     tx = optax.adam(1e-3)
 
@@ -116,6 +124,7 @@ def bench_floor(params, data, *, epochs, batch_size, seed):
         def body(c, x):
             rows = t[0][x[0]] + t[1][x[1]] + t[1][x[2]]  # every gathered entry is read
             return c + jnp.sum(rows, axis=1), None
+
         return jax.lax.scan(body, jnp.zeros(batch_size), (u, i, j))[0]
 
     @jax.jit
@@ -123,6 +132,7 @@ def bench_floor(params, data, *, epochs, batch_size, seed):
         def body(c, x):  # data-dependent updates, so nothing is hoisted out of the loop
             du = c[0].at[x[0]].add(g * c[0][0, 0])
             return (du, c[1].at[x[1]].add(g).at[x[2]].add(-g)), None
+
         return jax.lax.scan(body, t, (u, i, j))[0]
 
     @jax.jit
@@ -131,6 +141,7 @@ def bench_floor(params, data, *, epochs, batch_size, seed):
             p, st = c
             updates, st = tx.update(p, st, p)
             return (optax.apply_updates(p, updates), st), None
+
         return jax.lax.scan(body, (t, tx.init(t)), u)[0]
 
     def med(fn, *a):
@@ -142,8 +153,11 @@ def bench_floor(params, data, *, epochs, batch_size, seed):
             times.append(time.perf_counter() - t)
         return float(np.median(times))
 
-    out = {"gathers_s": med(gathers, tables, u, i, j), "scatters_s": med(scatters, tables, u, i, j),
-           "dense_adam_s": med(adam, tables, u)}
+    out = {
+        "gathers_s": med(gathers, tables, u, i, j),
+        "scatters_s": med(scatters, tables, u, i, j),
+        "dense_adam_s": med(adam, tables, u),
+    }
     out["sum_s"] = out["gathers_s"] + out["scatters_s"] + out["dense_adam_s"]
     return out
 
@@ -175,7 +189,7 @@ def bench_per_step(fns, params, user, item, num_items, *, epochs, batch_size, se
     def epoch(params, opt_state):
         perm = rng.permutation(n)
         for s in range(0, n, batch_size):
-            rows = perm[s:s + batch_size]
+            rows = perm[s : s + batch_size]
             u, i = user[rows], item[rows]
             params, opt_state, loss = step(params, opt_state, u, i, sample(u))
         return params, opt_state, loss
@@ -191,8 +205,12 @@ def bench_per_step(fns, params, user, item, num_items, *, epochs, batch_size, se
         params, opt_state, loss = epoch(params, opt_state)
         jax.block_until_ready(loss)
         times.append(time.perf_counter() - t)
-    return {"compile_s": compile_s, "epoch_s_median": float(np.median(times)),
-            "epoch_s_min": float(np.min(times)), "final_loss": float(loss)}
+    return {
+        "compile_s": compile_s,
+        "epoch_s_median": float(np.median(times)),
+        "epoch_s_min": float(np.min(times)),
+        "final_loss": float(loss),
+    }
 
 
 def bench_cornac(user, item, num_users, num_items, *, epochs, seed):
@@ -204,8 +222,9 @@ def bench_cornac(user, item, num_users, num_items, *, epochs, seed):
     ts = cornac.data.Dataset.from_uir(data, seed=seed)
     times = []
     for _ in range(3):
-        model = cornac.models.BPR(k=64, max_iter=epochs, learning_rate=0.01, lambda_reg=0.0,
-                                  seed=seed, verbose=False)
+        model = cornac.models.BPR(
+            k=64, max_iter=epochs, learning_rate=0.01, lambda_reg=0.0, seed=seed, verbose=False
+        )
         t = time.perf_counter()
         model.fit(ts)
         times.append((time.perf_counter() - t) / epochs)
@@ -220,40 +239,68 @@ def main(argv=None):
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--skip-per-step", action="store_true")
-    p.add_argument("--ablation", action="store_true",
-                   help="also time the epoch without the sampler / with SGD (cost breakdown)")
-    p.add_argument("--floor", action="store_true",
-                   help="also time the fixed pieces (gathers, scatter-adds, dense Adam) alone")
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="also time the epoch without the sampler / with SGD (cost breakdown)",
+    )
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time the fixed pieces (gathers, scatter-adds, dense Adam) alone",
+    )
     p.add_argument("--out", default=None, help="JSON record path (default benchmarks/results/)")
     args = p.parse_args(argv)
     split = prepare(DataConfig(path=args.data))
     u, i = split.train.user, split.train.item
-    fns, params = build_model(ModelConfig(dim=args.dim), split.num_users, split.num_items,
-                              seed=args.seed)
+    fns, params = build_model(
+        ModelConfig(dim=args.dim), split.num_users, split.num_items, seed=args.seed
+    )
     data = build_train_arrays(u, i, split.num_users, split.num_items)
-    fused = bench_fused(fns, params, data, epochs=args.epochs, batch_size=args.batch_size,
-                        seed=args.seed)
-    record = {"benchmark": "train_throughput", **environment(),
-              "data": os.path.basename(os.path.normpath(args.data)),
-              "shapes": {"num_users": split.num_users, "num_items": split.num_items,
-                         "num_train": int(u.size), "dim": args.dim,
-                         "batch_size": args.batch_size,
-                         "steps_per_epoch": -(-int(u.size) // args.batch_size)},
-              "epochs_timed": args.epochs, "fused": fused,
-              "epoch_s_median": fused["epoch_s_median"], "compile_s": fused["compile_s"]}
+    fused = bench_fused(
+        fns, params, data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed
+    )
+    record = {
+        "benchmark": "train_throughput",
+        **environment(),
+        "data": os.path.basename(os.path.normpath(args.data)),
+        "shapes": {
+            "num_users": split.num_users,
+            "num_items": split.num_items,
+            "num_train": int(u.size),
+            "dim": args.dim,
+            "batch_size": args.batch_size,
+            "steps_per_epoch": -(-int(u.size) // args.batch_size),
+        },
+        "epochs_timed": args.epochs,
+        "fused": fused,
+        "epoch_s_median": fused["epoch_s_median"],
+        "compile_s": fused["compile_s"],
+    }
     if not args.skip_per_step:
-        per_step = bench_per_step(fns, params, u, i, split.num_items, epochs=max(5, args.epochs // 3),
-                                  batch_size=args.batch_size, seed=args.seed)
+        per_step = bench_per_step(
+            fns,
+            params,
+            u,
+            i,
+            split.num_items,
+            epochs=max(5, args.epochs // 3),
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
         record["per_step"] = per_step
         record["speedup_vs_per_step"] = per_step["epoch_s_median"] / fused["epoch_s_median"]
     if args.ablation:
-        record["ablation"] = bench_ablation(fns, params, data, epochs=args.epochs,
-                                            batch_size=args.batch_size, seed=args.seed)
+        record["ablation"] = bench_ablation(
+            fns, params, data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed
+        )
     if args.floor:
-        record["floor"] = bench_floor(params, data, epochs=args.epochs,
-                                      batch_size=args.batch_size, seed=args.seed)
-    cornac = bench_cornac(u, i, split.num_users, split.num_items, epochs=args.epochs,
-                          seed=args.seed)
+        record["floor"] = bench_floor(
+            params, data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed
+        )
+    cornac = bench_cornac(
+        u, i, split.num_users, split.num_items, epochs=args.epochs, seed=args.seed
+    )
     if cornac is not None:
         record["cornac"] = cornac
         record["ratio_vs_cornac"] = fused["epoch_s_median"] / cornac["epoch_s_median"]

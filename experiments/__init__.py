@@ -2,6 +2,7 @@
 
 The CLI name uses dashes (``bpr-mf``); the folder uses underscores (``bpr_mf``).
 """
+
 import importlib
 import pkgutil
 

@@ -1,4 +1,5 @@
 """Shared pieces of the self-contained experiment configs (those that define ``run``)."""
+
 import dataclasses
 import json
 
@@ -39,8 +40,7 @@ def start_sequence_run(cfg, out_dir: str, *, resume: bool) -> dict | None:
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         f.write(cfg.to_json())
     if cfg.tiny and cfg.data_path is None:
-        return {"num_users": 40, "num_items": 150, "interactions_per_user": 15,
-                "seed": cfg.seed}
+        return {"num_users": 40, "num_items": 150, "interactions_per_user": 15, "seed": cfg.seed}
     return None
 
 
@@ -51,6 +51,11 @@ def load_split(cfg):
 
     if cfg.data_path is not None:
         return prepare(DataConfig(path=cfg.data_path))
-    return prepare(DataConfig(synthetic_users=cfg.synthetic_users,
-                              synthetic_items=cfg.synthetic_items,
-                              synthetic_per_user=cfg.synthetic_per_user, seed=cfg.seed))
+    return prepare(
+        DataConfig(
+            synthetic_users=cfg.synthetic_users,
+            synthetic_items=cfg.synthetic_items,
+            synthetic_per_user=cfg.synthetic_per_user,
+            seed=cfg.seed,
+        )
+    )

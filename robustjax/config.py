@@ -1,4 +1,5 @@
 """Experiment configuration: frozen dataclasses and ``--set key=value`` overrides."""
+
 import dataclasses
 import json
 import types
@@ -18,15 +19,15 @@ def _positive(cfg, *names):
     for name in names:
         value = getattr(cfg, name)
         if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{type(cfg).__name__}.{name} must be an integer >= 1, "
-                             f"got {value!r}.")
+            raise ValueError(f"{type(cfg).__name__}.{name} must be an integer >= 1, got {value!r}.")
 
 
 def _choice(cfg, name, choices):
     value = getattr(cfg, name)
     if value not in choices:
-        raise ValueError(f"{type(cfg).__name__}.{name}={value!r} is unknown; expected one of "
-                         f"{tuple(choices)}.")
+        raise ValueError(
+            f"{type(cfg).__name__}.{name}={value!r} is unknown; expected one of {tuple(choices)}."
+        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -36,19 +37,18 @@ class TrainConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     loss: str = "bpr"
-    l2: float = 0.0              # weight of the batch-level embedding L2 term
-    weight_decay: float = 0.0    # dense L2 on all parameters, through the optimizer
+    l2: float = 0.0  # weight of the batch-level embedding L2 term
+    weight_decay: float = 0.0  # dense L2 on all parameters, through the optimizer
     num_negatives: int = 1
     sampler: str = "uniform"
-    eval_every: int = 10         # validate every N epochs (and at the last epoch)
-    patience: int = 0            # stop after N validations without improvement; 0 = never
+    eval_every: int = 10  # validate every N epochs (and at the last epoch)
+    patience: int = 0  # stop after N validations without improvement; 0 = never
     early_metric: str = "ndcg@20"
     checkpoint_every: int = 10
     seed: int = 2024
 
     def __post_init__(self):
-        _positive(self, "epochs", "batch_size", "num_negatives", "eval_every",
-                  "checkpoint_every")
+        _positive(self, "epochs", "batch_size", "num_negatives", "eval_every", "checkpoint_every")
         if self.learning_rate <= 0:
             raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}.")
         for name in ("l2", "weight_decay", "patience"):
@@ -62,17 +62,18 @@ class TrainConfig:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class EvalConfig:
     ks: tuple[int, ...] = (10, 20, 50)
-    batch_size: int = 1024        # users per full-ranking batch (bounds memory: B x I scores)
-    sampled_negatives: int = 0    # > 0 adds the sampled protocol with this many negatives
-    top_n: int = 50               # recommendations written per test user
+    batch_size: int = 1024  # users per full-ranking batch (bounds memory: B x I scores)
+    sampled_negatives: int = 0  # > 0 adds the sampled protocol with this many negatives
+    top_n: int = 50  # recommendations written per test user
 
     def __post_init__(self):
         if not self.ks or any(k < 1 for k in self.ks):
             raise ValueError(f"EvalConfig.ks must be positive cutoffs, got {self.ks!r}.")
         _positive(self, "batch_size", "top_n")
         if self.sampled_negatives < 0:
-            raise ValueError("EvalConfig.sampled_negatives must be >= 0, got "
-                             f"{self.sampled_negatives!r}.")
+            raise ValueError(
+                f"EvalConfig.sampled_negatives must be >= 0, got {self.sampled_negatives!r}."
+            )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -89,13 +90,18 @@ class ExperimentConfig:
         metric = self.train.early_metric
         name, _, k = metric.partition("@")
         if name not in ("recall", "ndcg", "hr", "precision", "mrr", "auc") or (
-                k and (not k.isdigit() or int(k) not in self.eval.ks)):
-            raise ValueError(f"TrainConfig.early_metric={metric!r} is not computed: use "
-                             f"<recall|ndcg|hr|precision|mrr>@K with K in eval.ks={self.eval.ks}, "
-                             "or 'auc'.")
+            k and (not k.isdigit() or int(k) not in self.eval.ks)
+        ):
+            raise ValueError(
+                f"TrainConfig.early_metric={metric!r} is not computed: use "
+                f"<recall|ndcg|hr|precision|mrr>@K with K in eval.ks={self.eval.ks}, "
+                "or 'auc'."
+            )
         if self.adv.method != "none" and self.adv.warm_epochs >= self.train.epochs:
-            raise ValueError(f"AdvConfig.warm_epochs={self.adv.warm_epochs} leaves no "
-                             f"adversarial epoch out of train.epochs={self.train.epochs}.")
+            raise ValueError(
+                f"AdvConfig.warm_epochs={self.adv.warm_epochs} leaves no "
+                f"adversarial epoch out of train.epochs={self.train.epochs}."
+            )
         return self
 
     def to_dict(self) -> dict:
@@ -106,6 +112,7 @@ class ExperimentConfig:
 
 
 # ----------------------------------------------------------------------------- overrides
+
 
 def valid_keys(cfg: Any, prefix: str = "") -> list[str]:
     """Every ``a.b`` key that ``--set`` accepts for this config."""
@@ -141,18 +148,22 @@ def _split(item: str) -> tuple[str, str]:
 def _set(cfg, path, raw, full_key, prefix):
     fields = {f.name: f for f in dataclasses.fields(cfg)}
     if path[0] not in fields:
-        raise ValueError(f"--set: unknown key {full_key!r}. Valid keys: "
-                         f"{', '.join(valid_keys(cfg, prefix))}.")
+        raise ValueError(
+            f"--set: unknown key {full_key!r}. Valid keys: {', '.join(valid_keys(cfg, prefix))}."
+        )
     f = fields[path[0]]
     current = getattr(cfg, f.name)
     if len(path) > 1:
         if not dataclasses.is_dataclass(current):
             raise ValueError(f"--set: {full_key!r}: {path[0]!r} is not a config section.")
-        return dataclasses.replace(cfg, **{f.name: _set(current, path[1:], raw, full_key,
-                                                        f"{prefix}{path[0]}.")})
+        return dataclasses.replace(
+            cfg, **{f.name: _set(current, path[1:], raw, full_key, f"{prefix}{path[0]}.")}
+        )
     if dataclasses.is_dataclass(current):
-        raise ValueError(f"--set: {full_key!r} is a section; set one of its fields: "
-                         f"{', '.join(valid_keys(current, full_key + '.'))}.")
+        raise ValueError(
+            f"--set: {full_key!r} is a section; set one of its fields: "
+            f"{', '.join(valid_keys(current, full_key + '.'))}."
+        )
     hints = typing.get_type_hints(type(cfg))
     value = raw if not isinstance(raw, str) else parse_value(raw, hints[f.name], full_key)
     return dataclasses.replace(cfg, **{f.name: value})
@@ -202,8 +213,9 @@ def from_dict(cls, data: dict):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"{cls.__name__}: unknown keys {unknown} in the saved config; "
-                         f"valid: {sorted(names)}.")
+        raise ValueError(
+            f"{cls.__name__}: unknown keys {unknown} in the saved config; valid: {sorted(names)}."
+        )
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
@@ -219,8 +231,11 @@ def tiny_config(cfg: ExperimentConfig, **model_changes) -> ExperimentConfig:
     """The seconds-long smoke version of an experiment (``--tiny``): 40 synthetic users x 60
     items, embedding dim 8, 2 epochs of batch 64, validation every epoch."""
     return dataclasses.replace(
-        cfg, data=DataConfig(synthetic_users=40, synthetic_items=60, synthetic_per_user=8),
+        cfg,
+        data=DataConfig(synthetic_users=40, synthetic_items=60, synthetic_per_user=8),
         model=dataclasses.replace(cfg.model, **{"dim": 8, **model_changes}),
-        train=dataclasses.replace(cfg.train, epochs=2, batch_size=64, eval_every=1,
-                                  early_metric="ndcg@10"),
-        eval=EvalConfig(ks=(5, 10), top_n=5))
+        train=dataclasses.replace(
+            cfg.train, epochs=2, batch_size=64, eval_every=1, early_metric="ndcg@10"
+        ),
+        eval=EvalConfig(ks=(5, 10), top_n=5),
+    )

@@ -4,6 +4,7 @@ This module only wires configs to the building blocks of :mod:`robustjax.losses`
 :mod:`robustjax.attacks`; writing a new objective by hand is a ``combine(**terms)`` call
 (see the README).
 """
+
 import dataclasses
 
 from robustjax.attacks import AttackConfig, make_attack
@@ -69,11 +70,13 @@ class AdvConfig:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            raise ValueError(f"AdvConfig.method={self.method!r} is unknown; expected one of "
-                             f"{METHODS}.")
+            raise ValueError(
+                f"AdvConfig.method={self.method!r} is unknown; expected one of {METHODS}."
+            )
         if self.apr_mode not in APR_MODES:
-            raise ValueError(f"AdvConfig.apr_mode={self.apr_mode!r} is unknown; expected one "
-                             f"of {APR_MODES}.")
+            raise ValueError(
+                f"AdvConfig.apr_mode={self.apr_mode!r} is unknown; expected one of {APR_MODES}."
+            )
         if not 0.0 <= self.fraction <= 1.0:
             raise ValueError(f"AdvConfig.fraction must lie in [0, 1], got {self.fraction!r}.")
         for name in ("warm_epochs", "weight"):
@@ -92,13 +95,21 @@ class AdvConfig:
         if self.method == "fast":
             num_steps, random_start = 1, True
             step_size = 1.25 * self.eps if step_size is None else step_size
-        return AttackConfig(kind=kind, eps=self.eps, step_size=step_size, num_steps=num_steps,
-                            norm=self.norm, scope=self.scope, random_start=random_start,
-                            targets=self.targets)
+        return AttackConfig(
+            kind=kind,
+            eps=self.eps,
+            step_size=step_size,
+            num_steps=num_steps,
+            norm=self.norm,
+            scope=self.scope,
+            random_start=random_start,
+            targets=self.targets,
+        )
 
 
-def build_phases(fns: ModelFns, *, loss: str, l2: float, adv: AdvConfig,
-                 epochs: int) -> list[Phase]:
+def build_phases(
+    fns: ModelFns, *, loss: str, l2: float, adv: AdvConfig, epochs: int
+) -> list[Phase]:
     """Phases of a run: a clean phase, then (from ``adv.warm_epochs``) the adversarial one."""
     loss_on_emb = emb_loss(fns, loss)
     clean = {loss: Term(clean_term(fns, loss))}
@@ -108,42 +119,75 @@ def build_phases(fns: ModelFns, *, loss: str, l2: float, adv: AdvConfig,
     if adv.method == "none":
         return phases
     if adv.warm_epochs >= epochs:
-        raise ValueError(f"AdvConfig.warm_epochs={adv.warm_epochs} leaves no adversarial "
-                         f"epoch out of train.epochs={epochs}.")
+        raise ValueError(
+            f"AdvConfig.warm_epochs={adv.warm_epochs} leaves no adversarial "
+            f"epoch out of train.epochs={epochs}."
+        )
     attack_cfg = adv.attack_config()
     unknown = [t for t in adv.targets if t not in fns.embedding_names]
     if unknown:
-        raise ValueError(f"AdvConfig.targets={adv.targets!r} names {unknown}, which the model "
-                         f"does not expose; valid names are {fns.embedding_names}.")
+        raise ValueError(
+            f"AdvConfig.targets={adv.targets!r} names {unknown}, which the model "
+            f"does not expose; valid names are {fns.embedding_names}."
+        )
     attack = make_attack(attack_cfg, fns.embedding_names)
     if adv.fraction < 1.0:
         attack = inject(attack, adv.fraction)
     name = adv.method
     if adv.method == "free":
-        phase = Phase(adv.warm_epochs, None, "free", make_epoch=lambda tx: make_free_train_epoch(
-            fns, loss_on_emb, tx, replays=adv.replays, eps=adv.eps, step_size=adv.step_size,
-            names=adv.targets, norm=adv.norm, scope=adv.scope))
+        phase = Phase(
+            adv.warm_epochs,
+            None,
+            "free",
+            make_epoch=lambda tx: make_free_train_epoch(
+                fns,
+                loss_on_emb,
+                tx,
+                replays=adv.replays,
+                eps=adv.eps,
+                step_size=adv.step_size,
+                names=adv.targets,
+                norm=adv.norm,
+                scope=adv.scope,
+            ),
+        )
         return phases + [phase] if adv.warm_epochs else [dataclasses.replace(phase, start_epoch=0)]
-    if (adv.span and fns.bilinear and adv.method in ("apr", "pgd") and adv.norm == "l2"
-            and adv.apr_mode == "per-lookup"
-            and set(adv.targets) <= {"user", "pos", "neg"}):
+    if (
+        adv.span
+        and fns.bilinear
+        and adv.method in ("apr", "pgd")
+        and adv.norm == "l2"
+        and adv.apr_mode == "per-lookup"
+        and set(adv.targets) <= {"user", "pos", "neg"}
+    ):
         # exact, in the span of each example: see robustjax.losses.gram
-        terms = {f"{name}_span": Term(
-            span_adversarial_term(fns, loss, attack, clean_name=loss, adv_name=name),
-            {loss: 1.0, name: adv.weight})}
+        terms = {
+            f"{name}_span": Term(
+                span_adversarial_term(fns, loss, attack, clean_name=loss, adv_name=name),
+                {loss: 1.0, name: adv.weight},
+            )
+        }
     elif adv.method == "apr" and adv.apr_mode == "published":
         if adv.fraction < 1.0:
             raise ValueError("AdvConfig.fraction < 1 is not supported with apr_mode='published'.")
-        terms = {loss: Term(summed(clean_term(fns, loss))),
-                 "apr": Term(summed(apr_published_term(fns, loss_on_emb, eps=adv.eps,
-                                                       names=adv.targets)), adv.weight)}
-    elif (adv.method == "apr" and adv.fraction == 1.0 and adv.norm == "l2"
-          and adv.scope == "row"):
+        terms = {
+            loss: Term(summed(clean_term(fns, loss))),
+            "apr": Term(
+                summed(apr_published_term(fns, loss_on_emb, eps=adv.eps, names=adv.targets)),
+                adv.weight,
+            ),
+        }
+    elif adv.method == "apr" and adv.fraction == 1.0 and adv.norm == "l2" and adv.scope == "row":
         # the same objective as the generic branch below, with the FGSM gradient reused as
         # the clean term's backward pass (2 forward/backward passes instead of 3)
-        terms = {"apr_pair": Term(apr_pair_term(fns, loss_on_emb, eps=adv.eps, clean_name=loss,
-                                                adv_name=name, names=adv.targets),
-                                  {loss: 1.0, name: adv.weight})}
+        terms = {
+            "apr_pair": Term(
+                apr_pair_term(
+                    fns, loss_on_emb, eps=adv.eps, clean_name=loss, adv_name=name, names=adv.targets
+                ),
+                {loss: 1.0, name: adv.weight},
+            )
+        }
         if l2:
             terms["l2"] = Term(l2_term(fns), l2)
     elif adv.method in ("apr", "pgd", "fast"):
@@ -151,9 +195,21 @@ def build_phases(fns: ModelFns, *, loss: str, l2: float, adv: AdvConfig,
     elif adv.method == "trades":
         terms = {**clean, name: Term(trades_term(fns, attack), adv.weight)}
     elif adv.method == "vat":
-        terms = {**clean, name: Term(vat_term(fns, eps=adv.eps, names=adv.targets, xi=adv.xi,
-                                              power_iterations=adv.power_iterations,
-                                              norm=adv.norm, scope=adv.scope), adv.weight)}
+        terms = {
+            **clean,
+            name: Term(
+                vat_term(
+                    fns,
+                    eps=adv.eps,
+                    names=adv.targets,
+                    xi=adv.xi,
+                    power_iterations=adv.power_iterations,
+                    norm=adv.norm,
+                    scope=adv.scope,
+                ),
+                adv.weight,
+            ),
+        }
     else:
         raise AssertionError(adv.method)
     if l2 and "l2" not in terms:

@@ -177,8 +177,9 @@ def _title(sweep: dict) -> str:
 def _level_name(sweep: dict) -> str:
     """What the level axis measures: ``eps`` (a radius) unless the sweep says otherwise
     (history attacks: ``budget``, items per sequence)."""
-    return "budget" if str(sweep.get("attack", {}).get("level", "eps")).startswith("budget") \
-        else "eps"
+    return (
+        "budget" if str(sweep.get("attack", {}).get("level", "eps")).startswith("budget") else "eps"
+    )
 
 
 def markdown_table(
@@ -207,7 +208,8 @@ def markdown_table(
     lines = [
         f"### {metric} under {_title(sweep)}",
         "",
-        "| checkpoint | clean | " + " | ".join(heads + ["AUC", f"{_level_name(sweep)}_half"])
+        "| checkpoint | clean | "
+        + " | ".join(heads + ["AUC", f"{_level_name(sweep)}_half"])
         + " |",
         "|---" * (len(heads) + 4) + "|",
     ]
@@ -293,8 +295,11 @@ def plot_curves(
     eps = _eps(sweep)
     os.makedirs(path, exist_ok=True)
     title = _title(sweep)
-    xlabel = ("budget (items edited per history)" if _level_name(sweep) == "budget"
-              else "eps (perturbation budget)")
+    xlabel = (
+        "budget (items edited per history)"
+        if _level_name(sweep) == "budget"
+        else "eps (perturbation budget)"
+    )
     written = []
 
     for metric in metrics:
@@ -397,14 +402,19 @@ def shift_table(sweep: dict, metric: str = "ndcg@20") -> str:
     """Markdown: ``metric`` on shifted test sets (head/tail items, user-activity groups),
     clean and at the largest eps, beside the noise curves (generalisation across data)."""
     eps = sweep["eps"]
-    lines = [f"### {metric} on shifted test data (clean -> eps={eps[-1]:g})", "",
-             "| checkpoint | test set | users | clean | at max eps | drop |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"### {metric} on shifted test data (clean -> eps={eps[-1]:g})",
+        "",
+        "| checkpoint | test set | users | clean | at max eps | drop |",
+        "|---|---|---|---|---|---|",
+    ]
 
     def row(path, name, users, curves):
         mean = np.mean(np.asarray(curves, dtype=float), axis=0)
         drop = (mean[-1] - mean[0]) / mean[0] if mean[0] > 0 else float("nan")
-        lines.append(f"| {path} | {name} | {users} | {mean[0]:.4f} | {mean[-1]:.4f} | "
-                     f"{drop:+.1%} |")
+        lines.append(
+            f"| {path} | {name} | {users} | {mean[0]:.4f} | {mean[-1]:.4f} | {drop:+.1%} |"
+        )
 
     for path, ck in sweep["checkpoints"].items():
         m = ck["metrics"]

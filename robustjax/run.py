@@ -5,6 +5,7 @@ Outputs in ``out_dir``: ``config.json``, ``history.jsonl`` (one record per epoch
 test user, original id tokens), ``checkpoint/`` (``state.npz`` for resume, ``best.npz``,
 ``params.npz`` of the selected model), and ``data.json`` (split summary).
 """
+
 import dataclasses
 import json
 import os
@@ -33,37 +34,58 @@ class Evaluator:
     sampled: Any = None  # {"valid": SampledCandidates, "test": ...}
 
     def __post_init__(self):  # CSRs are built once, not at every validation
-        object.__setattr__(self, "_csr", {p: user_item_csr(getattr(self.split, p),
-                                                           self.split.num_users)
-                                          for p in ("train", "valid", "test")})
+        object.__setattr__(
+            self,
+            "_csr",
+            {
+                p: user_item_csr(getattr(self.split, p), self.split.num_users)
+                for p in ("train", "valid", "test")
+            },
+        )
 
     def csr(self, part: str):
         return self._csr[part]
 
     def __call__(self, params, part: str, *, top_n: int = 0):
         exclude = [self.csr("train")] + ([self.csr("valid")] if part == "test" else [])
-        out = evaluate_full(self.fns.score_all, params, target_csr=self.csr(part),
-                            exclude_csrs=exclude, num_items=self.split.num_items, ks=self.ks,
-                            batch_size=self.batch_size, return_topk=top_n or None)
+        out = evaluate_full(
+            self.fns.score_all,
+            params,
+            target_csr=self.csr(part),
+            exclude_csrs=exclude,
+            num_items=self.split.num_items,
+            ks=self.ks,
+            batch_size=self.batch_size,
+            return_topk=top_n or None,
+        )
         metrics, top = out if top_n else (out, None)
         metrics = dict(metrics)
         if self.sampled is not None:
-            s = evaluate_sampled(self.fns.score_items, params, self.sampled[part],
-                                 ks=tuple(k for k in self.ks if k <= self.sampled[part].items.shape[1]))
+            s = evaluate_sampled(
+                self.fns.score_items,
+                params,
+                self.sampled[part],
+                ks=tuple(k for k in self.ks if k <= self.sampled[part].items.shape[1]),
+            )
             metrics.update({f"sampled_{k}": v for k, v in s.items()})
         return (metrics, top) if top_n else metrics
 
 
 def default_phases(cfg: ExperimentConfig, fns: ModelFns) -> list[Phase]:
     """The configured objective: the clean loss (+ L2), then the adversarial phase."""
-    return build_phases(fns, loss=cfg.train.loss, l2=cfg.train.l2, adv=cfg.adv,
-                        epochs=cfg.train.epochs)
+    return build_phases(
+        fns, loss=cfg.train.loss, l2=cfg.train.l2, adv=cfg.adv, epochs=cfg.train.epochs
+    )
 
 
-def run_experiment(cfg: ExperimentConfig, out_dir: str, *, resume: bool = False,
-                   progress: bool = True,
-                   make_phases: Callable[[ExperimentConfig, ModelFns], list[Phase]] | None = None
-                   ) -> dict[str, float]:
+def run_experiment(
+    cfg: ExperimentConfig,
+    out_dir: str,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    make_phases: Callable[[ExperimentConfig, ModelFns], list[Phase]] | None = None,
+) -> dict[str, float]:
     """Trains, selects on validation, evaluates on test, writes every output file."""
     cfg.validate()
     os.makedirs(out_dir, exist_ok=True)
@@ -73,23 +95,35 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str, *, resume: bool = False,
         f.write(cfg.to_json())
     with open(os.path.join(out_dir, "data.json"), "w") as f:
         json.dump(split.summary(), f, indent=1, default=str)
-    fns, params = build_model(cfg.model, split.num_users, split.num_items, seed=cfg.train.seed,
-                              train_pairs=(split.train.user, split.train.item))
-    data = build_train_arrays(split.train.user, split.train.item, split.num_users,
-                              split.num_items)
+    fns, params = build_model(
+        cfg.model,
+        split.num_users,
+        split.num_items,
+        seed=cfg.train.seed,
+        train_pairs=(split.train.user, split.train.item),
+    )
+    data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
     sampled = None
     if cfg.eval.sampled_negatives:
-        csrs = {p: user_item_csr(getattr(split, p), split.num_users)
-                for p in ("train", "valid", "test")}
+        csrs = {
+            p: user_item_csr(getattr(split, p), split.num_users) for p in ("train", "valid", "test")
+        }
         known = list(csrs.values())
-        sampled = {p: make_sampled_candidates(csrs[p], known, num_items=split.num_items,
-                                              num_negatives=cfg.eval.sampled_negatives,
-                                              seed=cfg.train.seed)
-                   for p in ("valid", "test")}
+        sampled = {
+            p: make_sampled_candidates(
+                csrs[p],
+                known,
+                num_items=split.num_items,
+                num_negatives=cfg.eval.sampled_negatives,
+                seed=cfg.train.seed,
+            )
+            for p in ("valid", "test")
+        }
     evaluator = Evaluator(fns, split, cfg.eval.ks, cfg.eval.batch_size, sampled)
     phases = (make_phases or default_phases)(cfg, fns)
-    tx = make_optimizer(cfg.train.optimizer, cfg.train.learning_rate,
-                        weight_decay=cfg.train.weight_decay)
+    tx = make_optimizer(
+        cfg.train.optimizer, cfg.train.learning_rate, weight_decay=cfg.train.weight_decay
+    )
     history_path = os.path.join(out_dir, "history.jsonl")
     if not resume and os.path.exists(history_path):
         os.remove(history_path)
@@ -98,27 +132,50 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str, *, resume: bool = False,
         with open(history_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    result = fit(params=params, tx=tx, phases=phases, data=data, epochs=cfg.train.epochs,
-                 batch_size=cfg.train.batch_size, seed=cfg.train.seed,
-                 validate=lambda p: evaluator(p, "valid"), early_metric=cfg.train.early_metric,
-                 eval_every=cfg.train.eval_every, patience=cfg.train.patience,
-                 num_negatives=cfg.train.num_negatives, sampler=cfg.train.sampler,
-                 checkpoint_dir=os.path.join(out_dir, "checkpoint"),
-                 checkpoint_every=cfg.train.checkpoint_every, resume=resume,
-                 progress=progress, on_epoch=log)
-    save_pytree(os.path.join(out_dir, "checkpoint", "params.npz"), result.params,
-                {"best_epoch": result.best_epoch, "num_users": split.num_users,
-                 "num_items": split.num_items, "model": dataclasses.asdict(cfg.model)})
+    result = fit(
+        params=params,
+        tx=tx,
+        phases=phases,
+        data=data,
+        epochs=cfg.train.epochs,
+        batch_size=cfg.train.batch_size,
+        seed=cfg.train.seed,
+        validate=lambda p: evaluator(p, "valid"),
+        early_metric=cfg.train.early_metric,
+        eval_every=cfg.train.eval_every,
+        patience=cfg.train.patience,
+        num_negatives=cfg.train.num_negatives,
+        sampler=cfg.train.sampler,
+        checkpoint_dir=os.path.join(out_dir, "checkpoint"),
+        checkpoint_every=cfg.train.checkpoint_every,
+        resume=resume,
+        progress=progress,
+        on_epoch=log,
+    )
+    save_pytree(
+        os.path.join(out_dir, "checkpoint", "params.npz"),
+        result.params,
+        {
+            "best_epoch": result.best_epoch,
+            "num_users": split.num_users,
+            "num_items": split.num_items,
+            "model": dataclasses.asdict(cfg.model),
+        },
+    )
     valid = evaluator(result.params, "valid")
     test, top = evaluator(result.params, "test", top_n=min(cfg.eval.top_n, split.num_items))
-    metrics = {**{f"valid/{k}": v for k, v in valid.items()},
-               **{f"test/{k}": v for k, v in test.items()},
-               "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-               "train_seconds": float(sum(r["seconds"] for r in result.history)),
-               "compile_seconds": result.compile_seconds,
-               "total_seconds": time.perf_counter() - t0}
-    epoch_s = [r["seconds"] for r in result.history if "valid/" + cfg.train.early_metric
-               not in r][1:]
+    metrics = {
+        **{f"valid/{k}": v for k, v in valid.items()},
+        **{f"test/{k}": v for k, v in test.items()},
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "train_seconds": float(sum(r["seconds"] for r in result.history)),
+        "compile_seconds": result.compile_seconds,
+        "total_seconds": time.perf_counter() - t0,
+    }
+    epoch_s = [r["seconds"] for r in result.history if "valid/" + cfg.train.early_metric not in r][
+        1:
+    ]
     if epoch_s:
         metrics["epoch_seconds_median"] = float(np.median(epoch_s))
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
@@ -167,17 +224,26 @@ def load_run(run_dir: str, *, split: SplitData | None = None) -> LoadedRun:
     params_path = os.path.join(run_dir, "checkpoint", "params.npz")
     for path in (config_path, params_path):
         if not os.path.exists(path):
-            raise FileNotFoundError(f"load_run: {path!r} does not exist; is {run_dir!r} the "
-                                    "--out folder of a finished `robustjax train` run?")
+            raise FileNotFoundError(
+                f"load_run: {path!r} does not exist; is {run_dir!r} the "
+                "--out folder of a finished `robustjax train` run?"
+            )
     with open(config_path) as f:
         cfg = from_dict(ExperimentConfig, json.load(f))
     meta = load_meta(params_path)
     if split is None:
         split = prepare(cfg.data)
     if (split.num_users, split.num_items) != (meta["num_users"], meta["num_items"]):
-        raise ValueError(f"load_run: {run_dir!r} was trained on {meta['num_users']} users x "
-                         f"{meta['num_items']} items, but the data has {split.num_users} x "
-                         f"{split.num_items}; compare checkpoints of the same data set.")
-    fns, template = build_model(cfg.model, split.num_users, split.num_items, seed=0,
-                                train_pairs=(split.train.user, split.train.item))
+        raise ValueError(
+            f"load_run: {run_dir!r} was trained on {meta['num_users']} users x "
+            f"{meta['num_items']} items, but the data has {split.num_users} x "
+            f"{split.num_items}; compare checkpoints of the same data set."
+        )
+    fns, template = build_model(
+        cfg.model,
+        split.num_users,
+        split.num_items,
+        seed=0,
+        train_pairs=(split.train.user, split.train.item),
+    )
     return LoadedRun(run_dir, cfg, split, fns, load_pytree(params_path, template))

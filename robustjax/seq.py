@@ -11,6 +11,7 @@ dense ``[U, I + 1]`` boolean "seen" matrix: ``_NEG_TRIES`` uniform draws, keepin
 unseen one (the last draw if all were seen; with at most 62% of ML-1M seen by any user this
 happens with probability < 0.62**8 = 2% for the heaviest user and ~0 for a typical one).
 """
+
 import dataclasses
 import functools
 
@@ -69,12 +70,13 @@ def _left_pad(seqs: list[np.ndarray], length: int) -> np.ndarray:
     for u, s in enumerate(seqs):
         s = s[-length:]
         if len(s):
-            out[u, length - len(s):] = s
+            out[u, length - len(s) :] = s
     return out
 
 
-def make_sequence_data(table: InteractionTable, *, max_len: int, seed: int = 0,
-                       num_negatives: int = NUM_EVAL_NEGATIVES) -> SequenceData:
+def make_sequence_data(
+    table: InteractionTable, *, max_len: int, seed: int = 0, num_negatives: int = NUM_EVAL_NEGATIVES
+) -> SequenceData:
     """Builds leave-one-out sequences from a table whose rows are in time order per user.
 
     Users with fewer than 3 interactions are dropped (they have no training item).
@@ -83,28 +85,34 @@ def make_sequence_data(table: InteractionTable, *, max_len: int, seed: int = 0,
     if max_len < 1:
         raise ValueError(f"make_sequence_data: max_len must be >= 1, got {max_len}.")
     num_items = int(table.num_items)
-    order = np.argsort(table.user, kind="stable")          # keeps time order within users
+    order = np.argsort(table.user, kind="stable")  # keeps time order within users
     users, items = table.user[order], table.item[order].astype(np.int32) + 1
     bounds = np.flatnonzero(np.diff(users)) + 1
     seqs = [s for s in np.split(items, bounds) if len(s) >= 3]
     if not seqs:
         raise ValueError("make_sequence_data: no user has >= 3 interactions.")
     if num_negatives + 1 > num_items:
-        raise ValueError(f"make_sequence_data: num_negatives={num_negatives} needs more than "
-                         f"{num_negatives} items, the table has {num_items}.")
+        raise ValueError(
+            f"make_sequence_data: num_negatives={num_negatives} needs more than "
+            f"{num_negatives} items, the table has {num_items}."
+        )
     num_users = len(seqs)
     seen_all = np.zeros((num_users, num_items + 1), bool)
     seen_train = np.zeros((num_users, num_items + 1), bool)
     rng = np.random.default_rng(seed)
-    cands = {"valid": np.zeros((num_users, 1 + num_negatives), np.int32),
-             "test": np.zeros((num_users, 1 + num_negatives), np.int32)}
+    cands = {
+        "valid": np.zeros((num_users, 1 + num_negatives), np.int32),
+        "test": np.zeros((num_users, 1 + num_negatives), np.int32),
+    }
     for u, s in enumerate(seqs):
         seen_all[u, s] = True
         seen_train[u, s[:-2]] = True
         pool = np.flatnonzero(~seen_all[u, 1:]) + 1
         if len(pool) < num_negatives:
-            raise ValueError(f"make_sequence_data: user {u} leaves only {len(pool)} unseen "
-                             f"items, fewer than num_negatives={num_negatives}.")
+            raise ValueError(
+                f"make_sequence_data: user {u} leaves only {len(pool)} unseen "
+                f"items, fewer than num_negatives={num_negatives}."
+            )
         for split, target in (("valid", s[-2]), ("test", s[-1])):
             cands[split][u, 0] = target
             # uniform with replacement, as the official code's random draws
@@ -118,30 +126,43 @@ def make_sequence_data(table: InteractionTable, *, max_len: int, seed: int = 0,
         seen_train=jnp.asarray(seen_train),
         valid_cands=jnp.asarray(cands["valid"]),
         test_cands=jnp.asarray(cands["test"]),
-        num_items=num_items)
+        num_items=num_items,
+    )
 
 
-def sample_negatives(seen: jax.Array, shape: tuple[int, int], num_items: int, *,
-                     key: PRNGKeyArray) -> jax.Array:
+def sample_negatives(
+    seen: jax.Array, shape: tuple[int, int], num_items: int, *, key: PRNGKeyArray
+) -> jax.Array:
     """Items in ``1..I`` not marked in ``seen`` [B, I + 1], by rejection; int32 [B, L]."""
     draws = jax.random.randint(key, (_NEG_TRIES, *shape), 1, num_items + 1, jnp.int32)
-    hit = jax.vmap(lambda d: jnp.take_along_axis(seen, d, axis=1))(draws)   # [T, B, L]
-    first = jnp.argmax(~hit, axis=0)                      # first unseen draw (0 if none)
+    hit = jax.vmap(lambda d: jnp.take_along_axis(seen, d, axis=1))(draws)  # [T, B, L]
+    first = jnp.argmax(~hit, axis=0)  # first unseen draw (0 if none)
     first = jnp.where(jnp.any(~hit, axis=0), first, _NEG_TRIES - 1)
     return jnp.take_along_axis(draws, first[None], axis=0)[0]
 
 
-def sequence_loss(model: SASRec, emb: dict, seq_ids: jax.Array, *, deterministic: bool,
-                  key: PRNGKeyArray | None = None) -> jax.Array:
+def sequence_loss(
+    model: SASRec,
+    emb: dict,
+    seq_ids: jax.Array,
+    *,
+    deterministic: bool,
+    key: PRNGKeyArray | None = None,
+) -> jax.Array:
     """Per-position BCE loss [B, L] (0 at padding) from (possibly perturbed) embeddings."""
     hidden = model.encode(emb["seq"], seq_ids, deterministic=deterministic, key=key)
-    v = (-jax.nn.log_sigmoid(model.score(hidden, emb["pos"]))
-         - jax.nn.log_sigmoid(-model.score(hidden, emb["neg"])))
+    v = -jax.nn.log_sigmoid(model.score(hidden, emb["pos"])) - jax.nn.log_sigmoid(
+        -model.score(hidden, emb["neg"])
+    )
     return jnp.where(seq_ids != 0, v, jnp.zeros_like(v))
 
 
-def make_epoch_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, num_items: int,
-                  adv: SeqAdvConfig | None = None):
+def make_epoch_fn(
+    graphdef: nnx.GraphDef,
+    tx: optax.GradientTransformation,
+    num_items: int,
+    adv: SeqAdvConfig | None = None,
+):
     """``epoch(state, train [U, L+1], seen [U, I+1], batches int32 [NB, B], root_key,
     length=None)``.
 
@@ -154,8 +175,10 @@ def make_epoch_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, num_
     Returns ``(state, parts)``: ``parts["loss"]`` [NB] is each batch's objective,
     ``parts["clean"]`` its masked mean BCE, ``parts["adv"]`` the adversarial term's.
     """
-    objective = sequence_objective(adv, lambda model, emb, ids, key: sequence_loss(
-        model, emb, ids, deterministic=False, key=key))
+    objective = sequence_objective(
+        adv,
+        lambda model, emb, ids, key: sequence_loss(model, emb, ids, deterministic=False, key=key),
+    )
 
     def loss_fn(params, batch, key):
         model = nnx.merge(graphdef, params)
@@ -164,27 +187,28 @@ def make_epoch_fn(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, num_
     def step(state, users, train, seen, root_key, length):
         key = jax.random.fold_in(root_key, state.step)
         k_neg, k_drop = jax.random.split(key)
-        rows = train[users] if length is None else train[:, -(length + 1):][users]
+        rows = train[users] if length is None else train[:, -(length + 1) :][users]
         seq, pos = rows[:, :-1], rows[:, 1:]
         # drawn at full width, so a bucket's negatives are those of the full-length batch
-        neg = sample_negatives(seen[users], (len(users), train.shape[1] - 1), num_items,
-                               key=k_neg)[:, -seq.shape[1]:]
+        neg = sample_negatives(seen[users], (len(users), train.shape[1] - 1), num_items, key=k_neg)[
+            :, -seq.shape[1] :
+        ]
         neg = jnp.where(seq != 0, neg, jnp.zeros_like(neg))
         batch = {"seq": seq, "pos": pos, "neg": neg}
         (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, batch, k_drop)
+            state.params, batch, k_drop
+        )
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return dataclasses.replace(state, step=state.step + 1, params=params,
-                                   opt_state=opt_state), {"loss": loss, **parts}
+        return dataclasses.replace(
+            state, step=state.step + 1, params=params, opt_state=opt_state
+        ), {"loss": loss, **parts}
 
     @functools.partial(jax.jit, donate_argnames="state", static_argnames="length")
     def epoch(state, train, seen, batches, root_key, length=None):
         if length is not None and not 1 <= length <= train.shape[1] - 1:
-            raise ValueError(f"epoch: length must lie in [1, {train.shape[1] - 1}], got "
-                             f"{length}.")
-        return jax.lax.scan(lambda s, u: step(s, u, train, seen, root_key, length), state,
-                            batches)
+            raise ValueError(f"epoch: length must lie in [1, {train.shape[1] - 1}], got {length}.")
+        return jax.lax.scan(lambda s, u: step(s, u, train, seen, root_key, length), state, batches)
 
     return epoch
 
@@ -204,8 +228,9 @@ def history_lengths(train: np.ndarray) -> np.ndarray:
     return np.count_nonzero(np.asarray(train)[:, :-1], axis=1)
 
 
-def bucketed_batches(lengths: np.ndarray, perm: np.ndarray, batch_size: int,
-                     bounds: np.ndarray) -> list[tuple[int, np.ndarray]]:
+def bucketed_batches(
+    lengths: np.ndarray, perm: np.ndarray, batch_size: int, bounds: np.ndarray
+) -> list[tuple[int, np.ndarray]]:
     """Splits one epoch's user order ``perm`` into full batches of users of similar length.
 
     A user goes to the shortest bucket ``length`` that holds its input history
@@ -218,15 +243,16 @@ def bucketed_batches(lengths: np.ndarray, perm: np.ndarray, batch_size: int,
 
     Returns ``[(length, int32 [NB, B]), ...]`` for the non-empty buckets, shortest first.
     """
-    which = np.searchsorted(bounds, np.asarray(lengths)[perm])   # bucket of each user
+    which = np.searchsorted(bounds, np.asarray(lengths)[perm])  # bucket of each user
     out, carry = [], np.zeros(0, np.int64)
     for b, length in enumerate(bounds):
         users = np.concatenate([carry, perm[which == b]])
         nb = len(users) // batch_size
         if nb:
-            out.append((int(length), users[:nb * batch_size].reshape(nb, batch_size)
-                        .astype(np.int32)))
-        carry = users[nb * batch_size:]
+            out.append(
+                (int(length), users[: nb * batch_size].reshape(nb, batch_size).astype(np.int32))
+            )
+        carry = users[nb * batch_size :]
     return out
 
 
@@ -241,8 +267,8 @@ def make_eval_fn(graphdef: nnx.GraphDef, batch_size: int = 512):
     def one(params, inputs, cands):
         model = nnx.merge(graphdef, params)
         emb = model.embed({"seq": inputs})
-        hidden = model.encode(emb["seq"], inputs, deterministic=True)[:, -1]   # [B, D]
-        scores = model.score_items(hidden, cands)                              # [B, C]
+        hidden = model.encode(emb["seq"], inputs, deterministic=True)[:, -1]  # [B, D]
+        scores = model.score_items(hidden, cands)  # [B, C]
         rank = jnp.sum(scores[:, 1:] > scores[:, :1], axis=1)
         hit = rank < 10
         return hit.astype(jnp.float32), jnp.where(hit, 1.0 / jnp.log2(rank + 2.0), 0.0)
@@ -255,7 +281,6 @@ def make_eval_fn(graphdef: nnx.GraphDef, batch_size: int = 512):
         inp = jnp.pad(inputs, ((0, pad), (0, 0))).reshape(nb, batch_size, -1)
         cnd = jnp.pad(cands, ((0, pad), (0, 0))).reshape(nb, batch_size, -1)
         hr, ndcg = jax.lax.map(lambda xs: one(params, *xs), (inp, cnd))
-        return {"hr@10": jnp.mean(hr.reshape(-1)[:n]),
-                "ndcg@10": jnp.mean(ndcg.reshape(-1)[:n])}
+        return {"hr@10": jnp.mean(hr.reshape(-1)[:n]), "ndcg@10": jnp.mean(ndcg.reshape(-1)[:n])}
 
     return evaluate

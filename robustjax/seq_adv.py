@@ -17,6 +17,7 @@ trained on the worst-case input, the inner maximisation is not differentiated. T
 attack's loss uses the same dropout key and sampled negatives as the clean loss, so both
 terms see the same network.
 """
+
 import dataclasses
 import math
 
@@ -62,15 +63,19 @@ class SeqAdvConfig:
 
     def __post_init__(self):
         def bad(name, expected):
-            raise ValueError(f"SeqAdvConfig.{name} must be {expected}, got "
-                             f"{name}={getattr(self, name)!r}.")
+            raise ValueError(
+                f"SeqAdvConfig.{name} must be {expected}, got {name}={getattr(self, name)!r}."
+            )
 
         if self.method not in METHODS:
             bad("method", f"one of {METHODS}")
         for name in ("eps", "lam", "step_size"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
-                    math.isfinite(v) and v >= 0):
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not (math.isfinite(v) and v >= 0)
+            ):
                 bad(name, "a finite number >= 0")
         for name in ("num_steps", "start_epoch", "budget", "num_candidates"):
             v = getattr(self, name)
@@ -79,8 +84,14 @@ class SeqAdvConfig:
         if self.method == "apr" and self.num_steps != 1:
             bad("num_steps", "1 for method='apr' (one FGSM step; use method='pgd' for more)")
         # validates norm and scope with the attack module's own messages
-        AttackConfig(kind="pgd", eps=float(self.eps), num_steps=self.num_steps, norm=self.norm,
-                     scope=self.scope, targets=("seq",))
+        AttackConfig(
+            kind="pgd",
+            eps=float(self.eps),
+            num_steps=self.num_steps,
+            norm=self.norm,
+            scope=self.scope,
+            targets=("seq",),
+        )
 
     @property
     def enabled(self) -> bool:
@@ -89,9 +100,17 @@ class SeqAdvConfig:
 
 def _input_attack(cfg: SeqAdvConfig):
     kind = "fgsm" if cfg.method == "apr" else "pgd"
-    return make_attack(AttackConfig(kind=kind, eps=float(cfg.eps), num_steps=cfg.num_steps,
-                                    norm=cfg.norm, scope=cfg.scope, targets=("seq",)),
-                       ("seq", "pos", "neg"))
+    return make_attack(
+        AttackConfig(
+            kind=kind,
+            eps=float(cfg.eps),
+            num_steps=cfg.num_steps,
+            norm=cfg.norm,
+            scope=cfg.scope,
+            targets=("seq",),
+        ),
+        ("seq", "pos", "neg"),
+    )
 
 
 def _hull_rows(model, cfg: SeqAdvConfig, per_example, emb, seq_ids, key: PRNGKeyArray):
@@ -111,9 +130,16 @@ def _hull_rows(model, cfg: SeqAdvConfig, per_example, emb, seq_ids, key: PRNGKey
     def loss_rows(rows, ids):
         return per_example({**emb, "seq": rows_to_emb(rows)})
 
-    hull = convex_hull_perturbation(loss_rows, table, hull_ids,
-                                    num_candidates=cfg.num_candidates, steps=cfg.num_steps,
-                                    step_size=cfg.step_size, key=key, budget=cfg.budget)
+    hull = convex_hull_perturbation(
+        loss_rows,
+        table,
+        hull_ids,
+        num_candidates=cfg.num_candidates,
+        steps=cfg.num_steps,
+        step_size=cfg.step_size,
+        key=key,
+        budget=cfg.budget,
+    )
     return rows_to_emb(hull.rows)
 
 
@@ -129,7 +155,7 @@ def sequence_objective(cfg: SeqAdvConfig | None, per_position_loss):
     attack = _input_attack(cfg) if cfg is not None and cfg.method in ("apr", "pgd") else None
 
     def objective(model, emb, seq_ids, *, key, count=None):
-        k_drop, k_adv = key, jax.random.fold_in(key, 1)   # dropout key as without adv
+        k_drop, k_adv = key, jax.random.fold_in(key, 1)  # dropout key as without adv
         n = jnp.sum(seq_ids != 0) if count is None else count
         n = jnp.maximum(n, 1).astype(jnp.float32)
 

@@ -6,9 +6,19 @@ from robustjax.config import apply_overrides, valid_keys
 
 def test_overrides_parse_by_type():
     cfg = get_config("bpr-mf")
-    cfg = apply_overrides(cfg, ["train.epochs=5", "model.dim=16", "train.learning_rate=0.01",
-                                "eval.ks=5,10", "train.early_metric=ndcg@10", "data.path=/tmp/x", "data.rating_threshold=4",
-                                "model.use_bias=true"])
+    cfg = apply_overrides(
+        cfg,
+        [
+            "train.epochs=5",
+            "model.dim=16",
+            "train.learning_rate=0.01",
+            "eval.ks=5,10",
+            "train.early_metric=ndcg@10",
+            "data.path=/tmp/x",
+            "data.rating_threshold=4",
+            "model.use_bias=true",
+        ],
+    )
     assert cfg.train.epochs == 5 and cfg.model.dim == 16 and cfg.train.learning_rate == 0.01
     assert cfg.eval.ks == (5, 10) and cfg.data.path == "/tmp/x"
     assert cfg.data.rating_threshold == 4.0 and cfg.model.use_bias is True

@@ -11,6 +11,7 @@ The model is selected on validation NDCG@20 within the adversarial phase.
 ``--set adv.apr_mode=published`` uses one delta per table row (batch-summed gradient,
 sum-reduced loss), as the reference TensorFlow code does.
 """
+
 import dataclasses
 
 from experiments.bpr_mf.config import get_config as bpr_config
@@ -21,8 +22,9 @@ def get_config(*, tiny: bool = False, **overrides):
     base = bpr_config(tiny=tiny)
     epochs = base.train.epochs
     cfg = dataclasses.replace(
-        base, name="apr-mf",
+        base,
+        name="apr-mf",
         train=dataclasses.replace(base.train, epochs=2 * epochs),
-        adv=AdvConfig(method="apr", eps=0.5, weight=1.0, warm_epochs=epochs,
-                      apr_mode="per-lookup"))
+        adv=AdvConfig(method="apr", eps=0.5, weight=1.0, warm_epochs=epochs, apr_mode="per-lookup"),
+    )
     return dataclasses.replace(cfg, **overrides) if overrides else cfg

@@ -12,6 +12,7 @@ adversarial epochs), and ml-1m (per-user random 80/10/10 split, seed 2024) with 
 epochs to keep the CPU run short (``--ml1m-epochs``). Runtime on a 2-core CPU: about 3
 minutes for ml-100k-split, about 25 minutes for ml-1m.
 """
+
 import argparse
 import dataclasses
 import json
@@ -51,16 +52,19 @@ def method_config(name, adv, data_path, epochs, *, split=None, tiny=False):
     if split:
         data = dataclasses.replace(data, split=split)
     train = dataclasses.replace(cfg.train, epochs=warm if adv.method == "none" else 2 * warm)
-    return dataclasses.replace(cfg, name=f"apr-reproduction/{name}", data=data, train=train,
-                               adv=dataclasses.replace(adv, warm_epochs=0 if adv.method == "none"
-                                                       else warm))
+    return dataclasses.replace(
+        cfg,
+        name=f"apr-reproduction/{name}",
+        data=data,
+        train=train,
+        adv=dataclasses.replace(adv, warm_epochs=0 if adv.method == "none" else warm),
+    )
 
 
 def evaluate_attacks(cfg, run_dir, eps_grid, *, ks=(20,)):
     run = load_run(run_dir)
     split, fns, params = run.split, run.fns, run.params
-    data = build_train_arrays(split.train.user, split.train.item, split.num_users,
-                              split.num_items)
+    data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
     evaluator = Evaluator(fns, split, ks, cfg.eval.batch_size)
     out = {"clean": evaluator(params, "test")}
     for kind in ("fgsm", "pgd"):
@@ -76,12 +80,15 @@ def main(argv=None):
     p.add_argument("--out", default="runs/apr_reproduction")
     p.add_argument("--datasets", default="ml-100k-split,ml-1m")
     p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--ml1m-epochs", type=int, default=20,
-                   help="warm-start (and adversarial) epochs on ml-1m")
+    p.add_argument(
+        "--ml1m-epochs", type=int, default=20, help="warm-start (and adversarial) epochs on ml-1m"
+    )
     p.add_argument("--tiny", action="store_true", help="smoke test on synthetic data")
     args = p.parse_args(argv)
-    datasets = {"ml-100k-split": (os.path.join(SHARED, "ml-100k-split"), None, None),
-                "ml-1m": (os.path.join(SHARED, "ml-1m"), "random", args.ml1m_epochs)}
+    datasets = {
+        "ml-100k-split": (os.path.join(SHARED, "ml-100k-split"), None, None),
+        "ml-1m": (os.path.join(SHARED, "ml-1m"), "random", args.ml1m_epochs),
+    }
     if args.tiny:
         datasets = {"synthetic": (None, None, None)}
     chosen = list(datasets) if args.tiny else args.datasets.split(",")
@@ -115,13 +122,18 @@ def write(out, results, metric):
     cols = ["clean"] + [f"{k}@{e}" for k in ("fgsm", "pgd") for e in EPS]
     lines = [f"# APR reproduction: test {metric} (relative drop from clean)", ""]
     for ds, rows in results.items():
-        lines += [f"## {ds}", "", "| method | " + " | ".join(cols) + " | train s |",
-                  "|---" * (len(cols) + 2) + "|"]
+        lines += [
+            f"## {ds}",
+            "",
+            "| method | " + " | ".join(cols) + " | train s |",
+            "|---" * (len(cols) + 2) + "|",
+        ]
         for name, row in rows.items():
             clean = row["clean"][metric]
             cells = [f"{clean:.4f}"] + [
                 f"{row[c][metric]:.4f} ({(row[c][metric] - clean) / max(clean, 1e-12):+.1%})"
-                for c in cols[1:]]
+                for c in cols[1:]
+            ]
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['train_seconds']:.0f} |")
         lines.append("")
     with open(os.path.join(out, "results.md"), "w") as f:

@@ -12,6 +12,7 @@ Runtime on a 2-core CPU: about 10 s including compilation. Expected: test NDCG@2
 0.32, Recall@20 about 0.37 (see README for the measured figures).
 Without ``--data`` it runs on the embedded synthetic data set.
 """
+
 import dataclasses
 
 from robustjax.config import EvalConfig, ExperimentConfig, TrainConfig, tiny_config
@@ -24,8 +25,15 @@ def get_config(*, tiny: bool = False, **overrides) -> ExperimentConfig:
         name="bpr-mf",
         data=DataConfig(seed=2024),
         model=ModelConfig(name="mf", dim=64),
-        train=TrainConfig(epochs=100, batch_size=2048, optimizer="adam", learning_rate=1e-3,
-                          loss="bpr", eval_every=10, seed=2024),
+        train=TrainConfig(
+            epochs=100,
+            batch_size=2048,
+            optimizer="adam",
+            learning_rate=1e-3,
+            loss="bpr",
+            eval_every=10,
+            seed=2024,
+        ),
         eval=EvalConfig(ks=(10, 20, 50)),
     )
     if tiny:

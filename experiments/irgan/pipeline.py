@@ -1,5 +1,6 @@
 """The irgan experiment: baselines through ``run_experiment``, IRGAN through ``fit_gan``,
 one results table."""
+
 import dataclasses
 import json
 import os
@@ -23,9 +24,13 @@ from robustjax.train import (
     save_pytree,
 )
 
-LABELS = {"bpr-mf": "BPR-MF", "apr-mf": "APR-MF", "irgan-g": "IRGAN generator",
-          "irgan-d": "IRGAN discriminator",
-          "irgan-init": "IRGAN start (BPR-pretrained, before GAN; not selected)"}
+LABELS = {
+    "bpr-mf": "BPR-MF",
+    "apr-mf": "APR-MF",
+    "irgan-g": "IRGAN generator",
+    "irgan-d": "IRGAN discriminator",
+    "irgan-init": "IRGAN start (BPR-pretrained, before GAN; not selected)",
+}
 
 
 def baseline_config(name: str, cfg):
@@ -43,10 +48,16 @@ def _row(metrics: dict, k: int, prefix: str = "test/") -> dict:
 def _pretrain(fns, params, data, cfg, progress):
     if cfg.pretrain_epochs == 0:
         return params
-    result = fit(params=params, tx=make_optimizer(cfg.optimizer, cfg.learning_rate),
-                 phases=[Phase(0, combine(bpr=Term(clean_term(fns))), "bpr")], data=data,
-                 epochs=cfg.pretrain_epochs, batch_size=cfg.batch_size, seed=cfg.seed,
-                 progress=progress)
+    result = fit(
+        params=params,
+        tx=make_optimizer(cfg.optimizer, cfg.learning_rate),
+        phases=[Phase(0, combine(bpr=Term(clean_term(fns))), "bpr")],
+        data=data,
+        epochs=cfg.pretrain_epochs,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        progress=progress,
+    )
     return result.final_params
 
 
@@ -61,23 +72,47 @@ def train_irgan(cfg, ref, out_dir: str, *, progress: bool) -> dict:
     split = prepare(ref.data)
     pairs = (split.train.user, split.train.item)
     data = build_train_arrays(*pairs, split.num_users, split.num_items)
-    build = {m: build_model(ModelConfig(name=m, dim=cfg.dim), split.num_users, split.num_items,
-                            seed=cfg.seed, train_pairs=pairs) for m in {cfg.g_model, cfg.d_model}}
+    build = {
+        m: build_model(
+            ModelConfig(name=m, dim=cfg.dim),
+            split.num_users,
+            split.num_items,
+            seed=cfg.seed,
+            train_pairs=pairs,
+        )
+        for m in {cfg.g_model, cfg.d_model}
+    }
     # IRGAN starts G and D from the same pretrained MF: one pretraining per model kind
-    pretrained = {m: _pretrain(fns, params, data, cfg, progress)
-                  for m, (fns, params) in build.items()}
+    pretrained = {
+        m: _pretrain(fns, params, data, cfg, progress) for m, (fns, params) in build.items()
+    }
     (g_fns, _), (d_fns, _) = build[cfg.g_model], build[cfg.d_model]
     g_eval = Evaluator(g_fns, split, ref.eval.ks, ref.eval.batch_size)
     d_eval = Evaluator(d_fns, split, ref.eval.ks, ref.eval.batch_size)
     pretrain_seconds = time.perf_counter() - t0
 
     tx = make_optimizer(cfg.optimizer, cfg.learning_rate, weight_decay=cfg.weight_decay)
-    d_epoch = make_d_epoch(d_fns, g_fns, tx, loss=cfg.d_loss, num_negatives=cfg.d_negatives,
-                           temperature=cfg.temperature, exclude_positives=cfg.exclude_positives)
-    g_epoch = make_g_epoch(g_fns, d_fns, tx, estimator=cfg.g_estimator,
-                           num_samples=cfg.g_samples, temperature=cfg.temperature,
-                           reward=cfg.reward, baseline=cfg.baseline, gumbel_tau=cfg.gumbel_tau,
-                           importance_mix=cfg.importance_mix)
+    d_epoch = make_d_epoch(
+        d_fns,
+        g_fns,
+        tx,
+        loss=cfg.d_loss,
+        num_negatives=cfg.d_negatives,
+        temperature=cfg.temperature,
+        exclude_positives=cfg.exclude_positives,
+    )
+    g_epoch = make_g_epoch(
+        g_fns,
+        d_fns,
+        tx,
+        estimator=cfg.g_estimator,
+        num_samples=cfg.g_samples,
+        temperature=cfg.temperature,
+        reward=cfg.reward,
+        baseline=cfg.baseline,
+        gumbel_tau=cfg.gumbel_tau,
+        importance_mix=cfg.importance_mix,
+    )
     history_path = os.path.join(out_dir, "history.jsonl")
     if os.path.exists(history_path):
         os.remove(history_path)
@@ -87,24 +122,37 @@ def train_irgan(cfg, ref, out_dir: str, *, progress: bool) -> dict:
             f.write(json.dumps(record) + "\n")
 
     t1 = time.perf_counter()
-    result = fit_gan(g_state=init_state(pretrained[cfg.g_model], tx),
-                     d_state=init_state(pretrained[cfg.d_model], tx), g_epoch=g_epoch,
-                     d_epoch=d_epoch, data=data, gan_epochs=cfg.gan_epochs,
-                     batch_size=cfg.batch_size, seed=cfg.seed, d_steps=cfg.d_steps,
-                     g_steps=cfg.g_steps, validate_g=lambda p: g_eval(p, "valid"),
-                     validate_d=lambda p: d_eval(p, "valid"),
-                     early_metric=ref.train.early_metric, eval_every=cfg.eval_every,
-                     progress=progress, on_epoch=log)
+    result = fit_gan(
+        g_state=init_state(pretrained[cfg.g_model], tx),
+        d_state=init_state(pretrained[cfg.d_model], tx),
+        g_epoch=g_epoch,
+        d_epoch=d_epoch,
+        data=data,
+        gan_epochs=cfg.gan_epochs,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        d_steps=cfg.d_steps,
+        g_steps=cfg.g_steps,
+        validate_g=lambda p: g_eval(p, "valid"),
+        validate_d=lambda p: d_eval(p, "valid"),
+        early_metric=ref.train.early_metric,
+        eval_every=cfg.eval_every,
+        progress=progress,
+        on_epoch=log,
+    )
     gan_seconds = time.perf_counter() - t1
     for name, params in (("g", result.g_params), ("d", result.d_params)):
         save_pytree(os.path.join(out_dir, "checkpoint", f"{name}_params.npz"), params)
     out = {}
     for name, fn, params, epoch in (
-            ("irgan-g", g_eval, result.g_params, result.best_g_epoch),
-            ("irgan-d", d_eval, result.d_params, result.best_d_epoch),
-            ("irgan-init", d_eval, pretrained[cfg.d_model], 0)):
-        metrics = {**{f"valid/{k}": v for k, v in fn(params, "valid").items()},
-                   **{f"test/{k}": v for k, v in fn(params, "test").items()}}
+        ("irgan-g", g_eval, result.g_params, result.best_g_epoch),
+        ("irgan-d", d_eval, result.d_params, result.best_d_epoch),
+        ("irgan-init", d_eval, pretrained[cfg.d_model], 0),
+    ):
+        metrics = {
+            **{f"valid/{k}": v for k, v in fn(params, "valid").items()},
+            **{f"test/{k}": v for k, v in fn(params, "test").items()},
+        }
         out[name] = {"metrics": metrics, "selected_epoch": epoch}
     out["seconds"] = {"pretrain": pretrain_seconds, "gan": gan_seconds}
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
@@ -123,47 +171,69 @@ def run_irgan_comparison(cfg, out_dir: str, *, progress: bool = True) -> dict:
     for name in cfg.baselines:
         bcfg = baseline_config(name, cfg)
         if bcfg.data != ref.data or bcfg.eval.ks != ref.eval.ks:
-            raise ValueError(f"irgan: baseline {name!r} uses other data or cutoffs than "
-                             f"bpr-mf ({bcfg.data} vs {ref.data}); the table needs one split.")
+            raise ValueError(
+                f"irgan: baseline {name!r} uses other data or cutoffs than "
+                f"bpr-mf ({bcfg.data} vs {ref.data}); the table needs one split."
+            )
         metrics = run_experiment(bcfg, os.path.join(out_dir, name), progress=progress)
-        rows[name] = {"test": _row(metrics, k), "valid": _row(metrics, k, "valid/"),
-                      "selected_epoch": metrics["best_epoch"], "epochs": bcfg.train.epochs,
-                      "seconds": metrics["total_seconds"]}
+        rows[name] = {
+            "test": _row(metrics, k),
+            "valid": _row(metrics, k, "valid/"),
+            "selected_epoch": metrics["best_epoch"],
+            "epochs": bcfg.train.epochs,
+            "seconds": metrics["total_seconds"],
+        }
     irgan = train_irgan(cfg, ref, os.path.join(out_dir, "irgan"), progress=progress)
     for name, row in irgan["rows"].items():
         if name == "seconds":
             continue
-        rows[name] = {"test": _row(row["metrics"], k), "valid": _row(row["metrics"], k, "valid/"),
-                      "selected_epoch": cfg.pretrain_epochs + row["selected_epoch"],
-                      "epochs": cfg.pretrain_epochs + (cfg.gan_epochs if name != "irgan-init"
-                                                       else 0)}
-    results = {"k": k, "selection": f"validation {ref.train.early_metric}",
-               "data": cfg.data_path or "synthetic", "rows": rows,
-               "irgan_seconds": irgan["rows"]["seconds"], "device": str(jax.devices()[0]),
-               "config": dataclasses.asdict(cfg)}
+        rows[name] = {
+            "test": _row(row["metrics"], k),
+            "valid": _row(row["metrics"], k, "valid/"),
+            "selected_epoch": cfg.pretrain_epochs + row["selected_epoch"],
+            "epochs": cfg.pretrain_epochs + (cfg.gan_epochs if name != "irgan-init" else 0),
+        }
+    results = {
+        "k": k,
+        "selection": f"validation {ref.train.early_metric}",
+        "data": cfg.data_path or "synthetic",
+        "rows": rows,
+        "irgan_seconds": irgan["rows"]["seconds"],
+        "device": str(jax.devices()[0]),
+        "config": dataclasses.asdict(cfg),
+    }
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(markdown(results))
-    plot_history(irgan["history"], rows, ref.train.early_metric,
-                 os.path.join(out_dir, "irgan_valid.png"))
-    return {f"test/{name}/{m}@{k}": v for name, row in rows.items()
-            for m, v in row["test"].items()}
+    plot_history(
+        irgan["history"], rows, ref.train.early_metric, os.path.join(out_dir, "irgan_valid.png")
+    )
+    return {f"test/{name}/{m}@{k}": v for name, row in rows.items() for m, v in row["test"].items()}
 
 
 def markdown(results: dict) -> str:
     k = results["k"]
-    lines = [f"# IRGAN vs BPR-MF and APR-MF: test metrics@{k} (data: {results['data']})", "",
-             f"Each model selected on {results['selection']}; test evaluated once.", "",
-             (f"| model | Recall@{k} | NDCG@{k} | Precision@{k} | valid NDCG@{k} | "
-              "selected epoch | epochs |"), "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# IRGAN vs BPR-MF and APR-MF: test metrics@{k} (data: {results['data']})",
+        "",
+        f"Each model selected on {results['selection']}; test evaluated once.",
+        "",
+        (
+            f"| model | Recall@{k} | NDCG@{k} | Precision@{k} | valid NDCG@{k} | "
+            "selected epoch | epochs |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
     rows = results["rows"]
     for name in sorted(rows, key=lambda n: list(LABELS).index(n) if n in LABELS else len(LABELS)):
         row = rows[name]
         t = row["test"]
-        lines.append(f"| {LABELS.get(name, name)} | {t['recall']:.4f} | {t['ndcg']:.4f} | "
-                     f"{t['precision']:.4f} | {row['valid']['ndcg']:.4f} | "
-                     f"{row['selected_epoch']} | {row['epochs']} |")
+        lines.append(
+            f"| {LABELS.get(name, name)} | {t['recall']:.4f} | {t['ndcg']:.4f} | "
+            f"{t['precision']:.4f} | {row['valid']['ndcg']:.4f} | "
+            f"{row['selected_epoch']} | {row['epochs']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -176,13 +246,18 @@ def plot_history(history: list[dict], rows: dict, metric: str, path: str) -> Non
     fig = Figure(figsize=(6, 3.5))
     ax = fig.add_subplot()
     for name, label in (("g", "IRGAN generator"), ("d", "IRGAN discriminator")):
-        pts = [(r["epoch"], r[f"{name}/valid/{metric}"]) for r in history
-               if f"{name}/valid/{metric}" in r]
+        pts = [
+            (r["epoch"], r[f"{name}/valid/{metric}"])
+            for r in history
+            if f"{name}/valid/{metric}" in r
+        ]
         if pts:
             ax.plot(*zip(*pts), marker=".", label=label)
     for name in ("bpr-mf", "apr-mf"):
         if name in rows:
-            ax.axhline(rows[name]["valid"]["ndcg"], ls="--", lw=1, label=f"{LABELS[name]} (selected)")
+            ax.axhline(
+                rows[name]["valid"]["ndcg"], ls="--", lw=1, label=f"{LABELS[name]} (selected)"
+            )
     ax.set_xlabel("GAN epoch (0 = BPR-pretrained start)")
     ax.set_ylabel(f"validation {metric}")
     ax.legend(fontsize=7)

@@ -10,6 +10,7 @@ batch 2048, batch-level L2 1e-4, 200 epochs; full ranking (Recall/NDCG/Precision
 The folder has only train and test files, so validation is a seeded 10% carved from train.
 Attacks perturb the layer-0 tables (``--set model.perturb=output`` for the propagated ones).
 """
+
 import dataclasses
 
 from robustjax.config import EvalConfig, ExperimentConfig, TrainConfig, tiny_config
@@ -22,8 +23,16 @@ def get_config(*, tiny: bool = False, **overrides) -> ExperimentConfig:
         name="lightgcn",
         data=DataConfig(seed=2024),
         model=ModelConfig(name="lightgcn", dim=64, num_layers=3),
-        train=TrainConfig(epochs=200, batch_size=2048, optimizer="adam", learning_rate=1e-3,
-                          loss="bpr", l2=1e-4, eval_every=10, seed=2024),
+        train=TrainConfig(
+            epochs=200,
+            batch_size=2048,
+            optimizer="adam",
+            learning_rate=1e-3,
+            loss="bpr",
+            l2=1e-4,
+            eval_every=10,
+            seed=2024,
+        ),
         eval=EvalConfig(ks=(10, 20, 50)),
     )
     if tiny:

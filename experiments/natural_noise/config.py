@@ -39,6 +39,7 @@ seed); about 11 minutes for ``--set levels=0,0.3`` (10 runs) on a heavily loaded
 CPU. Measured ml-100k-split numbers (test NDCG@20 clean 0.320 / 0.338; at 30% noise
 -7% (add) to -39% (swap)): see README.md.
 """
+
 import dataclasses
 
 from experiments._base import ConfigBase
@@ -55,15 +56,17 @@ class NaturalNoiseConfig(ConfigBase):
     kinds: tuple[str, ...] = KINDS
     levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
     seeds: tuple[int, ...] = (2024,)
-    epochs: int | None = None           # None: each model's own; else clean epochs (see doc)
+    epochs: int | None = None  # None: each model's own; else clean epochs (see doc)
     metrics: tuple[str, ...] = ("ndcg@20", "recall@20")  # tabulated and plotted
-    test_time: bool = True              # graph models: also noise the evaluation graph
+    test_time: bool = True  # graph models: also noise the evaluation graph
     tiny: bool = False
 
     def __post_init__(self):
         def bad(field, expected):
-            return ValueError(f"NaturalNoiseConfig.{field} must be {expected}, got "
-                              f"{field}={getattr(self, field)!r}.")
+            return ValueError(
+                f"NaturalNoiseConfig.{field} must be {expected}, got "
+                f"{field}={getattr(self, field)!r}."
+            )
 
         for f in ("models", "kinds", "levels", "seeds", "metrics"):
             value = getattr(self, f)
@@ -81,8 +84,11 @@ class NaturalNoiseConfig(ConfigBase):
                 try:
                     check_level(kind, level)
                 except (ValueError, TypeError):
-                    raise bad("levels", f"valid for kind {kind!r} (fractions in [0, 1], "
-                              "'add': any finite value >= 0)") from None
+                    raise bad(
+                        "levels",
+                        f"valid for kind {kind!r} (fractions in [0, 1], "
+                        "'add': any finite value >= 0)",
+                    ) from None
         if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
             raise bad("seeds", "a tuple of ints >= 0")
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
@@ -98,23 +104,32 @@ class NaturalNoiseConfig(ConfigBase):
             base = model_config(self, model, seed=self.seeds[0])
             missing = [m for m in self.metrics if int(m.partition("@")[2]) not in base.eval.ks]
             if missing:
-                raise ValueError(f"NaturalNoiseConfig.metrics={self.metrics!r}: {missing} are "
-                                 f"not computed by {model!r} (eval.ks={base.eval.ks}); use "
-                                 "cutoffs from eval.ks.")
+                raise ValueError(
+                    f"NaturalNoiseConfig.metrics={self.metrics!r}: {missing} are "
+                    f"not computed by {model!r} (eval.ks={base.eval.ks}); use "
+                    "cutoffs from eval.ks."
+                )
         return self
 
 
 def get_config(*, tiny: bool = False, **overrides) -> NaturalNoiseConfig:
     cfg = NaturalNoiseConfig()
     if tiny:  # bpr-mf's tiny config (synthetic data, 2 epochs), 2 runs: a smoke test
-        cfg = dataclasses.replace(cfg, models=("bpr-mf",), kinds=("swap",),
-                                  levels=(0.0, 0.5), epochs=2,
-                                  metrics=("ndcg@10", "recall@10"), tiny=True)
+        cfg = dataclasses.replace(
+            cfg,
+            models=("bpr-mf",),
+            kinds=("swap",),
+            levels=(0.0, 0.5),
+            epochs=2,
+            metrics=("ndcg@10", "recall@10"),
+            tiny=True,
+        )
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
 
-def model_config(cfg: NaturalNoiseConfig, model: str, *, kind: str | None = None,
-                 level: float = 0.0, seed: int):
+def model_config(
+    cfg: NaturalNoiseConfig, model: str, *, kind: str | None = None, level: float = 0.0, seed: int
+):
     """The ExperimentConfig of one training run: ``model`` with ``kind`` noise at ``level``."""
     from experiments import get_config as experiment_config
 
@@ -122,15 +137,21 @@ def model_config(cfg: NaturalNoiseConfig, model: str, *, kind: str | None = None
         raise ValueError(f"NaturalNoiseConfig.models may not contain {cfg.name!r} itself.")
     base = experiment_config(model, tiny=cfg.tiny)
     if not all(hasattr(base, a) for a in ("data", "train", "adv", "eval")):
-        raise ValueError(f"NaturalNoiseConfig.models: {model!r} is not a train/evaluate "
-                         "experiment (it has no data/train/eval sections); use e.g. bpr-mf, "
-                         "apr-mf, lightgcn or neumf.")
-    data = base.data if cfg.data_path is None else dataclasses.replace(base.data,
-                                                                       path=cfg.data_path)
+        raise ValueError(
+            f"NaturalNoiseConfig.models: {model!r} is not a train/evaluate "
+            "experiment (it has no data/train/eval sections); use e.g. bpr-mf, "
+            "apr-mf, lightgcn or neumf."
+        )
+    data = (
+        base.data if cfg.data_path is None else dataclasses.replace(base.data, path=cfg.data_path)
+    )
     noisy = level != 0
-    data = dataclasses.replace(data, train_noise=kind if noisy else None,
-                               train_noise_level=float(level) if noisy else 0.0,
-                               train_noise_seed=seed)
+    data = dataclasses.replace(
+        data,
+        train_noise=kind if noisy else None,
+        train_noise_level=float(level) if noisy else 0.0,
+        train_noise_seed=seed,
+    )
     train, adv = dataclasses.replace(base.train, seed=seed), base.adv
     if cfg.epochs is not None:
         if adv.method != "none":
@@ -141,8 +162,9 @@ def model_config(cfg: NaturalNoiseConfig, model: str, *, kind: str | None = None
     return dataclasses.replace(base, data=data, train=train, adv=adv).validate()
 
 
-def run(cfg: NaturalNoiseConfig, out_dir: str, *, resume: bool = False,
-        progress: bool = True) -> dict:
+def run(
+    cfg: NaturalNoiseConfig, out_dir: str, *, resume: bool = False, progress: bool = True
+) -> dict:
     """Trains every model x kind x level x seed; writes results.json/.md and plots."""
     from experiments.natural_noise.sweep import run_grid
 

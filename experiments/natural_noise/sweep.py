@@ -6,6 +6,7 @@ over levels) summarised by ``robustjax.report.summarise``: ``clean``, ``drop@<le
 (relative change from the clean level), ``auc`` (area under the metric-vs-level curve
 divided by the level range, i.e. the curve's mean height) and ``eps_half``.
 """
+
 import dataclasses
 import json
 import os
@@ -33,8 +34,10 @@ def _evaluate(fns, split: SplitData, params, ecfg, prefix: str) -> dict:
     from robustjax.run import Evaluator
 
     ev = Evaluator(fns, split, ecfg.eval.ks, ecfg.eval.batch_size)
-    return {**_prefixed(prefix + "valid/", ev(params, "valid")),
-            **_prefixed(prefix + "test/", ev(params, "test"))}
+    return {
+        **_prefixed(prefix + "valid/", ev(params, "valid")),
+        **_prefixed(prefix + "test/", ev(params, "test")),
+    }
 
 
 def _train(ecfg, run_dir: str, *, resume: bool) -> dict:
@@ -51,12 +54,12 @@ def _train(ecfg, run_dir: str, *, resume: bool) -> dict:
             with open(metrics_path) as f:
                 return json.load(f)
     state = os.path.join(run_dir, "checkpoint", "state.npz")
-    return run_experiment(ecfg, run_dir, resume=resume and os.path.exists(state),
-                          progress=False)
+    return run_experiment(ecfg, run_dir, resume=resume and os.path.exists(state), progress=False)
 
 
-def run_grid(cfg: NaturalNoiseConfig, out_dir: str, *, resume: bool = False,
-             progress: bool = True) -> dict:
+def run_grid(
+    cfg: NaturalNoiseConfig, out_dir: str, *, resume: bool = False, progress: bool = True
+) -> dict:
     """Runs the grid of ``cfg`` and writes results.json, results.md, metrics.json, PNGs."""
     from tqdm.auto import tqdm
 
@@ -68,14 +71,16 @@ def run_grid(cfg: NaturalNoiseConfig, out_dir: str, *, resume: bool = False,
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         f.write(cfg.to_json())
-    jobs = [(model, seed, kind, level) for model in cfg.models for seed in cfg.seeds
-            for kind, level in [(None, 0.0)] + [(k, lv) for k in cfg.kinds
-                                                for lv in cfg.levels[1:]]]
+    jobs = [
+        (model, seed, kind, level)
+        for model in cfg.models
+        for seed in cfg.seeds
+        for kind, level in [(None, 0.0)] + [(k, lv) for k in cfg.kinds for lv in cfg.levels[1:]]
+    ]
     clean_splits: dict[str, SplitData] = {}
-    runs: dict = {}        # model -> "clean" | "kind@level" -> "seed<s>" -> metrics
-    test_time: dict = {}   # model -> kind@level -> seed<s> -> metrics (graph models)
-    bar = tqdm(jobs, desc="natural-noise", unit="run", disable=not progress,
-               dynamic_ncols=True)
+    runs: dict = {}  # model -> "clean" | "kind@level" -> "seed<s>" -> metrics
+    test_time: dict = {}  # model -> kind@level -> seed<s> -> metrics (graph models)
+    bar = tqdm(jobs, desc="natural-noise", unit="run", disable=not progress, dynamic_ncols=True)
     for model, seed, kind, level in bar:
         tag = "clean" if kind is None else f"{kind}@{level:g}"
         bar.set_postfix_str(f"{model} {tag} seed {seed}")
@@ -97,15 +102,25 @@ def run_grid(cfg: NaturalNoiseConfig, out_dir: str, *, resume: bool = False,
             for k in cfg.kinds:
                 for lv in cfg.levels[1:]:
                     noised = apply_noise(clean, k, lv, seed=seed)
-                    fns, _ = build_model(ecfg.model, clean.num_users, clean.num_items,
-                                         seed=0, train_pairs=(noised.train.user,
-                                                              noised.train.item))
-                    m = {**_evaluate(fns, noised, loaded.params, ecfg, ""),
-                         **_evaluate(fns, clean, loaded.params, ecfg, "clean_mask/")}
-                    test_time.setdefault(model, {}).setdefault(f"{k}@{lv:g}", {})[
-                        f"seed{seed}"] = m
-    results = assemble(cfg, runs, test_time, data=next(iter(clean_splits.values())).name,
-                       seconds=time.perf_counter() - t0)
+                    fns, _ = build_model(
+                        ecfg.model,
+                        clean.num_users,
+                        clean.num_items,
+                        seed=0,
+                        train_pairs=(noised.train.user, noised.train.item),
+                    )
+                    m = {
+                        **_evaluate(fns, noised, loaded.params, ecfg, ""),
+                        **_evaluate(fns, clean, loaded.params, ecfg, "clean_mask/"),
+                    }
+                    test_time.setdefault(model, {}).setdefault(f"{k}@{lv:g}", {})[f"seed{seed}"] = m
+    results = assemble(
+        cfg,
+        runs,
+        test_time,
+        data=next(iter(clean_splits.values())).name,
+        seconds=time.perf_counter() - t0,
+    )
     return write_outputs(cfg, results, out_dir)
 
 
@@ -114,24 +129,43 @@ def _sweep(cfg: NaturalNoiseConfig, kind: str, per_model: dict) -> dict:
     checkpoints = {}
     for model, tags in per_model.items():
         cells = [tags["clean" if lv == 0 else f"{kind}@{lv:g}"] for lv in cfg.levels]
-        keys = [k for k in cells[0][f"seed{cfg.seeds[0]}"] if _is_metric(k)
-                and all(k in c[f"seed{s}"] for c in cells for s in cfg.seeds)]
-        checkpoints[model] = {"metrics": {
-            k: [[float(c[f"seed{s}"][k]) for c in cells] for s in cfg.seeds] for k in keys}}
+        keys = [
+            k
+            for k in cells[0][f"seed{cfg.seeds[0]}"]
+            if _is_metric(k) and all(k in c[f"seed{s}"] for c in cells for s in cfg.seeds)
+        ]
+        checkpoints[model] = {
+            "metrics": {
+                k: [[float(c[f"seed{s}"][k]) for c in cells] for s in cfg.seeds] for k in keys
+            }
+        }
     shared = set.intersection(*(set(c["metrics"]) for c in checkpoints.values()))
-    sweep = {"noise": {"kind": kind}, "eps": [float(x) for x in cfg.levels],
-             "levels": [float(x) for x in cfg.levels], "seeds": list(cfg.seeds),
-             "checkpoints": checkpoints}
+    sweep = {
+        "noise": {"kind": kind},
+        "eps": [float(x) for x in cfg.levels],
+        "levels": [float(x) for x in cfg.levels],
+        "seeds": list(cfg.seeds),
+        "checkpoints": checkpoints,
+    }
     return summarise(sweep, sorted(shared))
 
 
-def assemble(cfg: NaturalNoiseConfig, runs: dict, test_time: dict, *, data: str,
-             seconds: float) -> dict:
+def assemble(
+    cfg: NaturalNoiseConfig, runs: dict, test_time: dict, *, data: str, seconds: float
+) -> dict:
     """The results.json dict (module docstring)."""
-    out = {"experiment": cfg.name, "config": dataclasses.asdict(cfg), "data": data,
-           "levels": list(cfg.levels), "kinds": list(cfg.kinds), "models": list(cfg.models),
-           "seeds": list(cfg.seeds), "seconds": seconds,
-           "training_time": {k: _sweep(cfg, k, runs) for k in cfg.kinds}, "runs": runs}
+    out = {
+        "experiment": cfg.name,
+        "config": dataclasses.asdict(cfg),
+        "data": data,
+        "levels": list(cfg.levels),
+        "kinds": list(cfg.kinds),
+        "models": list(cfg.models),
+        "seeds": list(cfg.seeds),
+        "seconds": seconds,
+        "training_time": {k: _sweep(cfg, k, runs) for k in cfg.kinds},
+        "runs": runs,
+    }
     if test_time:
         per_model = {m: {**tags, "clean": runs[m]["clean"]} for m, tags in test_time.items()}
         out["test_time"] = {k: _sweep(cfg, k, per_model) for k in cfg.kinds}
@@ -139,6 +173,7 @@ def assemble(cfg: NaturalNoiseConfig, runs: dict, test_time: dict, *, data: str,
 
 
 # ----------------------------------------------------------------------------- outputs
+
 
 def _fmt(x) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{x:.4f}"
@@ -148,8 +183,10 @@ def table(results: dict, key: str, section: str = "training_time") -> str:
     """Markdown: one row per model x kind, the seed-mean ``key`` at every level with its
     relative change from the clean level, and the area under the curve."""
     levels = results["levels"]
-    lines = [f"| model | noise | {' | '.join(f'{lv:g}' for lv in levels)} | AUC |",
-             "|---" * (len(levels) + 3) + "|"]
+    lines = [
+        f"| model | noise | {' | '.join(f'{lv:g}' for lv in levels)} | AUC |",
+        "|---" * (len(levels) + 3) + "|",
+    ]
     for model in results["models"]:
         for kind in results["kinds"]:
             ck = results[section][kind]["checkpoints"].get(model)
@@ -166,26 +203,42 @@ def table(results: dict, key: str, section: str = "training_time") -> str:
 
 def markdown(cfg: NaturalNoiseConfig, results: dict) -> str:
     n_seeds = len(results["seeds"])
-    parts = [f"# Natural-noise robustness on {results['data']}", "",
-             (f"Models {', '.join(results['models'])}; noise on the training split only "
-             f"(valid/test clean); seed mean over {n_seeds} seed(s) {results['seeds']}; "
-             f"{results['seconds']:.0f} s in total. Cells: metric (relative change from "
-             "the clean level); AUC: area under the metric-vs-level curve / level range."), ""]
+    parts = [
+        f"# Natural-noise robustness on {results['data']}",
+        "",
+        (
+            f"Models {', '.join(results['models'])}; noise on the training split only "
+            f"(valid/test clean); seed mean over {n_seeds} seed(s) {results['seeds']}; "
+            f"{results['seconds']:.0f} s in total. Cells: metric (relative change from "
+            "the clean level); AUC: area under the metric-vs-level curve / level range."
+        ),
+        "",
+    ]
     for m in cfg.metrics:
-        parts += [f"## test/{m}, training-time noise (observed training items masked)", "",
-                  table(results, f"test/{m}")]
+        parts += [
+            f"## test/{m}, training-time noise (observed training items masked)",
+            "",
+            table(results, f"test/{m}"),
+        ]
     for m in cfg.metrics[:1]:
-        parts += [f"## test/{m}, training-time noise (clean training items masked)", "",
-                  table(results, f"clean_mask/test/{m}")]
+        parts += [
+            f"## test/{m}, training-time noise (clean training items masked)",
+            "",
+            table(results, f"clean_mask/test/{m}"),
+        ]
     if "test_time" in results:
         for m in cfg.metrics[:1]:
-            parts += [f"## test/{m}, test-time noise on the graph (clean-trained model)", "",
-                      table(results, f"test/{m}", "test_time")]
+            parts += [
+                f"## test/{m}, test-time noise on the graph (clean-trained model)",
+                "",
+                table(results, f"test/{m}", "test_time"),
+            ]
     return "\n".join(parts)
 
 
-def plot(results: dict, out_dir: str, key: str, section: str = "training_time",
-         prefix: str = "") -> str:
+def plot(
+    results: dict, out_dir: str, key: str, section: str = "training_time", prefix: str = ""
+) -> str:
     """``<prefix><metric>.png``: one panel per kind, one line (seed mean +- std) per model."""
     from matplotlib.figure import Figure
 
@@ -222,8 +275,11 @@ def write_outputs(cfg: NaturalNoiseConfig, results: dict, out_dir: str) -> dict:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print("natural-noise: matplotlib not installed, plots skipped "
-              "(pip install 'robustjax[plot]').", file=sys.stderr)
+        print(
+            "natural-noise: matplotlib not installed, plots skipped "
+            "(pip install 'robustjax[plot]').",
+            file=sys.stderr,
+        )
     else:
         for m in cfg.metrics:
             plot(results, out_dir, f"test/{m}")

@@ -7,6 +7,7 @@ Command::
 
 Embedding size 32 per tower, MLP (64, 32, 16), Adam 1e-3, batch 2048, 100 epochs.
 """
+
 import dataclasses
 
 from robustjax.config import EvalConfig, ExperimentConfig, TrainConfig, tiny_config
@@ -19,8 +20,15 @@ def get_config(*, tiny: bool = False, **overrides) -> ExperimentConfig:
         name="neumf",
         data=DataConfig(seed=2024),
         model=ModelConfig(name="neumf", dim=32, hidden=(64, 32, 16)),
-        train=TrainConfig(epochs=100, batch_size=2048, optimizer="adam", learning_rate=1e-3,
-                          loss="bpr", eval_every=10, seed=2024),
+        train=TrainConfig(
+            epochs=100,
+            batch_size=2048,
+            optimizer="adam",
+            learning_rate=1e-3,
+            loss="bpr",
+            eval_every=10,
+            seed=2024,
+        ),
         eval=EvalConfig(ks=(10, 20, 50)),
     )
     if tiny:

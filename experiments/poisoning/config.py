@@ -26,6 +26,7 @@ best heuristic (ahead on every seed); detection halves the gain of the single-su
 attack (+0.031 to +0.016) at a clean cost of 0.003 NDCG@20; no defence reduces the
 3-surrogate attack measurably. Tail targets: no attack promotes them at 1% fake users.
 """
+
 import dataclasses
 
 from experiments._base import ConfigBase
@@ -56,20 +57,20 @@ class PoisonConfig(ConfigBase):
     batch_size: int = 2048
     learning_rate: float = 1e-3
     eval_every: int = 10
-    victim_seeds: int = 3          # each victim trained with seeds seed, seed+1, ...; means
-    apr_epochs: int = 100          # APR epochs after the clean warm start of ``epochs``
+    victim_seeds: int = 3  # each victim trained with seeds seed, seed+1, ...; means
+    apr_epochs: int = 100  # APR epochs after the clean warm start of ``epochs``
     apr_eps: float = 0.5
     apr_weight: float = 1.0
     # unrolled attack
-    surrogate: str = "victim"      # "victim": the victim's own BPR-MF training; "dense"
-    warm_epochs: int = 60          # victim surrogate: epochs on real + fakes, not unrolled
-    unroll_epochs: int = 10        # victim surrogate: differentiated epochs
-    unroll_steps: int = 20         # dense surrogate: differentiated Adam steps
-    pretrain_steps: int = 300      # dense surrogate: warm-start steps
+    surrogate: str = "victim"  # "victim": the victim's own BPR-MF training; "dense"
+    warm_epochs: int = 60  # victim surrogate: epochs on real + fakes, not unrolled
+    unroll_epochs: int = 10  # victim surrogate: differentiated epochs
+    unroll_steps: int = 20  # dense surrogate: differentiated Adam steps
+    pretrain_steps: int = 300  # dense surrogate: warm-start steps
     outer_steps: int = 4
-    surrogates: int = 3            # victim surrogate: initialisations averaged per gradient
+    surrogates: int = 3  # victim surrogate: initialisations averaged per gradient
     outer_lr: float = 6.0
-    surrogate_lr: float = 1e-3     # the victim's Adam rate (dense surrogate: 0.01 before)
+    surrogate_lr: float = 1e-3  # the victim's Adam rate (dense surrogate: 0.01 before)
     # detector and robust training
     detector_attack: str = "random"
     detector_components: int = 10
@@ -83,44 +84,82 @@ class PoisonConfig(ConfigBase):
     tiny: bool = False
 
     def __post_init__(self):
-        for name, allowed in (("attacks", ATTACKS), ("victims", VICTIMS),
-                              ("defences", DEFENCES)):
+        for name, allowed in (("attacks", ATTACKS), ("victims", VICTIMS), ("defences", DEFENCES)):
             value = tuple(getattr(self, name))
             object.__setattr__(self, name, value)
             bad = [v for v in value if v not in allowed]
             if not value or bad or len(set(value)) != len(value):
-                raise ValueError(f"PoisonConfig.{name}={value!r}: expected distinct names "
-                                 f"from {allowed}.")
+                raise ValueError(
+                    f"PoisonConfig.{name}={value!r}: expected distinct names from {allowed}."
+                )
         if not 0.0 < self.fake_fraction < 1.0:
-            raise ValueError(f"PoisonConfig.fake_fraction must lie in (0, 1), got "
-                             f"{self.fake_fraction!r}.")
-        for name in ("filler_size", "num_targets", "k", "dim", "epochs", "batch_size",
-                     "eval_every", "victim_seeds", "apr_epochs", "unroll_steps", "outer_steps",
-                     "unroll_epochs", "detector_components", "surrogates"):
+            raise ValueError(
+                f"PoisonConfig.fake_fraction must lie in (0, 1), got {self.fake_fraction!r}."
+            )
+        for name in (
+            "filler_size",
+            "num_targets",
+            "k",
+            "dim",
+            "epochs",
+            "batch_size",
+            "eval_every",
+            "victim_seeds",
+            "apr_epochs",
+            "unroll_steps",
+            "outer_steps",
+            "unroll_epochs",
+            "detector_components",
+            "surrogates",
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"PoisonConfig.{name} must be an int >= 1, got {v!r}.")
         if self.target_band not in ("head", "tail", "any"):
-            raise ValueError(f"PoisonConfig.target_band must be 'head', 'tail' or 'any', got "
-                             f"{self.target_band!r}.")
+            raise ValueError(
+                f"PoisonConfig.target_band must be 'head', 'tail' or 'any', got "
+                f"{self.target_band!r}."
+            )
         if self.detector_attack not in ATTACKS[:4]:
-            raise ValueError(f"PoisonConfig.detector_attack must be a heuristic attack "
-                             f"{ATTACKS[:4]}, got {self.detector_attack!r}.")
+            raise ValueError(
+                f"PoisonConfig.detector_attack must be a heuristic attack "
+                f"{ATTACKS[:4]}, got {self.detector_attack!r}."
+            )
         if not 0.0 <= self.down_weight <= 1.0:
-            raise ValueError(f"PoisonConfig.down_weight must lie in [0, 1], got "
-                             f"{self.down_weight!r}.")
+            raise ValueError(
+                f"PoisonConfig.down_weight must lie in [0, 1], got {self.down_weight!r}."
+            )
 
 
 def get_config(*, tiny: bool = False, **overrides) -> PoisonConfig:
     cfg = PoisonConfig()
     if tiny:
         cfg = dataclasses.replace(
-            cfg, attacks=("random", "unrolled"), defences=("none", "downweight"),
-            fake_fraction=0.05, filler_size=5,
-            num_targets=2, k=5, dim=8, epochs=2, batch_size=64, eval_every=1, apr_epochs=1,
-            unroll_steps=2, pretrain_steps=2, outer_steps=2, warm_epochs=1, unroll_epochs=1,
-            detector_components=2, victim_seeds=2, surrogates=2,
-            synthetic_users=40, synthetic_items=60, synthetic_per_user=8, tiny=True)
+            cfg,
+            attacks=("random", "unrolled"),
+            defences=("none", "downweight"),
+            fake_fraction=0.05,
+            filler_size=5,
+            num_targets=2,
+            k=5,
+            dim=8,
+            epochs=2,
+            batch_size=64,
+            eval_every=1,
+            apr_epochs=1,
+            unroll_steps=2,
+            pretrain_steps=2,
+            outer_steps=2,
+            warm_epochs=1,
+            unroll_epochs=1,
+            detector_components=2,
+            victim_seeds=2,
+            surrogates=2,
+            synthetic_users=40,
+            synthetic_items=60,
+            synthetic_per_user=8,
+            tiny=True,
+        )
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
 

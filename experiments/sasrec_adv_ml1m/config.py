@@ -14,6 +14,7 @@ delta)``, ``delta`` one FGSM step of L2 radius ``eps`` per input row (``adv.meth
 for PGD, ``adv.method=hull`` for training against soft item substitutions).
 Measured figures and the robustness comparison with plain SASRec: README.md.
 """
+
 import dataclasses
 
 from experiments.sasrec_ml1m.config import SASRecConfig
@@ -26,15 +27,24 @@ DEFAULT_ADV = SeqAdvConfig(method="apr", eps=1.0, lam=1.0, start_epoch=1)
 def get_config(*, tiny: bool = False, **overrides) -> SASRecConfig:
     cfg = SASRecConfig(name="sasrec-adv-ml1m", epochs=30, adv=DEFAULT_ADV)
     if tiny:
-        cfg = dataclasses.replace(cfg, epochs=3, max_len=12, dim=8, batch_size=16,
-                                  eval_every=1, tiny=True, buckets=2,
-                                  adv=dataclasses.replace(DEFAULT_ADV, start_epoch=2))
+        cfg = dataclasses.replace(
+            cfg,
+            epochs=3,
+            max_len=12,
+            dim=8,
+            batch_size=16,
+            eval_every=1,
+            tiny=True,
+            buckets=2,
+            adv=dataclasses.replace(DEFAULT_ADV, start_epoch=2),
+        )
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
 
 
 def run(cfg: SASRecConfig, out_dir: str, *, resume: bool = False, progress: bool = True) -> dict:
     """Trains (or fine-tunes, with ``init_from``) adversarially; outputs as sasrec-ml1m."""
     if not cfg.adv.enabled:
-        raise ValueError("sasrec-adv-ml1m needs adv.method in apr|pgd|hull "
-                         "(use sasrec-ml1m for plain training).")
+        raise ValueError(
+            "sasrec-adv-ml1m needs adv.method in apr|pgd|hull (use sasrec-ml1m for plain training)."
+        )
     return _run_sasrec(cfg, out_dir, resume=resume, progress=progress)

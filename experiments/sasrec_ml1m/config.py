@@ -16,6 +16,7 @@ right-aligned), and an epoch costs about half of the unbucketed one, since the m
 ML-1M history is under 100 items. ``--set buckets=1`` trains on full-length batches;
 ``--set learning_rate=0.001`` restores the paper's rate. Measured figures: README.md.
 """
+
 import dataclasses
 
 from experiments._base import ConfigBase, build_config, start_sequence_run
@@ -42,8 +43,16 @@ class SASRecConfig(ConfigBase):
     tiny: bool = False
 
     def __post_init__(self):
-        for name in ("epochs", "max_len", "dim", "num_blocks", "num_heads", "batch_size",
-                     "eval_every", "buckets"):
+        for name in (
+            "epochs",
+            "max_len",
+            "dim",
+            "num_blocks",
+            "num_heads",
+            "batch_size",
+            "eval_every",
+            "buckets",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"SASRecConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
         if not 0.0 <= self.dropout < 1.0:
@@ -56,9 +65,19 @@ class SASRecConfig(ConfigBase):
 
 
 def get_config(*, tiny: bool = False, **overrides) -> SASRecConfig:
-    return build_config(SASRecConfig, tiny=tiny, overrides=overrides,
-                        tiny_fields={"epochs": 2, "max_len": 12, "dim": 8, "batch_size": 16,
-                                     "eval_every": 1, "buckets": 2})
+    return build_config(
+        SASRecConfig,
+        tiny=tiny,
+        overrides=overrides,
+        tiny_fields={
+            "epochs": 2,
+            "max_len": 12,
+            "dim": 8,
+            "batch_size": 16,
+            "eval_every": 1,
+            "buckets": 2,
+        },
+    )
 
 
 def run(cfg: SASRecConfig, out_dir: str, *, resume: bool = False, progress: bool = True) -> dict:
@@ -66,9 +85,23 @@ def run(cfg: SASRecConfig, out_dir: str, *, resume: bool = False, progress: bool
     from robustjax.seq_run import run_sasrec
 
     synthetic = start_sequence_run(cfg, out_dir, resume=resume)
-    return run_sasrec(data_path=cfg.data_path, out_dir=out_dir, epochs=cfg.epochs,
-                      max_len=cfg.max_len, dim=cfg.dim, num_blocks=cfg.num_blocks,
-                      num_heads=cfg.num_heads, dropout=cfg.dropout, lr=cfg.learning_rate,
-                      batch_size=cfg.batch_size, seed=cfg.seed, eval_every=cfg.eval_every,
-                      progress=progress, synthetic=synthetic, adv=cfg.adv,
-                      init_from=cfg.init_from, name=cfg.name, buckets=cfg.buckets)
+    return run_sasrec(
+        data_path=cfg.data_path,
+        out_dir=out_dir,
+        epochs=cfg.epochs,
+        max_len=cfg.max_len,
+        dim=cfg.dim,
+        num_blocks=cfg.num_blocks,
+        num_heads=cfg.num_heads,
+        dropout=cfg.dropout,
+        lr=cfg.learning_rate,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        eval_every=cfg.eval_every,
+        progress=progress,
+        synthetic=synthetic,
+        adv=cfg.adv,
+        init_from=cfg.init_from,
+        name=cfg.name,
+        buckets=cfg.buckets,
+    )

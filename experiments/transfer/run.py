@@ -1,4 +1,5 @@
 """The transfer experiment's driver: both matrices, one JSON, one table file, one heat map."""
+
 import dataclasses
 import json
 import os
@@ -18,8 +19,12 @@ def run_transfer(cfg, out_dir: str, *, progress: bool = True) -> dict:
         f.write(cfg.to_json())
     fake = run_fake_profiles(cfg, out_dir, progress=progress)
     hist = run_histories(cfg, out_dir, progress=progress)
-    results = {"config": dataclasses.asdict(cfg), "fake_profiles": fake, "histories": hist,
-               "total_seconds": time.perf_counter() - t0}
+    results = {
+        "config": dataclasses.asdict(cfg),
+        "fake_profiles": fake,
+        "histories": hist,
+        "total_seconds": time.perf_counter() - t0,
+    }
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(results, f, indent=1, default=float)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
@@ -27,8 +32,10 @@ def run_transfer(cfg, out_dir: str, *, progress: bool = True) -> dict:
     try:
         plot(results, os.path.join(out_dir, "results.png"))
     except ImportError:
-        print("transfer: matplotlib not installed, heat map skipped (pip install "
-              "'robustjax[plot]').", file=sys.stderr)
+        print(
+            "transfer: matplotlib not installed, heat map skipped (pip install 'robustjax[plot]').",
+            file=sys.stderr,
+        )
     flat = flat_metrics(results)
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(flat, f, indent=1, sort_keys=True)
@@ -38,8 +45,10 @@ def run_transfer(cfg, out_dir: str, *, progress: bool = True) -> dict:
 def flat_metrics(results: dict) -> dict:
     fake, hist = results["fake_profiles"], results["histories"]
     k = fake["k"]
-    out = {f"test/target_hr@{k}_delta/{c['surrogate']}/{c['victim']}":
-           c[f"target_hr@{k}/delta"] for c in fake["cells"]}
+    out = {
+        f"test/target_hr@{k}_delta/{c['surrogate']}/{c['victim']}": c[f"target_hr@{k}/delta"]
+        for c in fake["cells"]
+    }
     for row in hist["rows"]:
         for m, cell in row["cells"].items():
             out[f"test/hr@10_drop/{row['surrogate']}/{m}"] = cell["hr@10/drop"]
@@ -66,43 +75,69 @@ def markdown(results: dict) -> str:
     cfg, fake, hist = results["config"], results["fake_profiles"], results["histories"]
     k = fake["k"]
     lines = [
-        (f"### Fake-profile transfer, {fake['data']['name']}: {fake['num_fake']} fake users "
-        f"({cfg['fake_fraction']:.1%}), {len(fake['targets'])} {cfg['target_band']} targets, "
-        f"filler size {cfg['filler_size']}, {fake['target_users']} unexposed users"),
+        (
+            f"### Fake-profile transfer, {fake['data']['name']}: {fake['num_fake']} fake users "
+            f"({cfg['fake_fraction']:.1%}), {len(fake['targets'])} {cfg['target_band']} targets, "
+            f"filler size {cfg['filler_size']}, {fake['target_users']} unexposed users"
+        ),
         "",
-        (f"Cell: target HR@{k} after − before (victim seed {cfg['victim_seed']}; surrogates "
-        f"seed {cfg['surrogate_seed']}), then test NDCG@20 after − before."),
+        (
+            f"Cell: target HR@{k} after − before (victim seed {cfg['victim_seed']}; surrogates "
+            f"seed {cfg['surrogate_seed']}), then test NDCG@20 after − before."
+        ),
         "",
         "| surrogate → victim | " + " | ".join(fake["victims"]) + " |",
-        "|---|" + "---|" * len(fake["victims"])]
+        "|---|" + "---|" * len(fake["victims"]),
+    ]
     at = {(c["surrogate"], c["victim"]): c for c in fake["cells"]}
     for r in fake["rows"]:
-        cells = [f"{at[(r, v)][f'target_hr@{k}/delta']:+.4f} "
-                 f"(NDCG@20 {at[(r, v)]['test_ndcg@20/delta']:+.4f})" for v in fake["victims"]]
+        cells = [
+            f"{at[(r, v)][f'target_hr@{k}/delta']:+.4f} "
+            f"(NDCG@20 {at[(r, v)]['test_ndcg@20/delta']:+.4f})"
+            for v in fake["victims"]
+        ]
         lines.append(f"| {_label(r, cfg['reference'])} | " + " | ".join(cells) + " |")
-    clean = " | ".join(f"{fake['clean'][v][f'target_hr@{k}']:.4f} / "
-                       f"{fake['clean'][v]['test_ndcg@20']:.4f}" for v in fake["victims"])
+    clean = " | ".join(
+        f"{fake['clean'][v][f'target_hr@{k}']:.4f} / {fake['clean'][v]['test_ndcg@20']:.4f}"
+        for v in fake["victims"]
+    )
     lines += [f"| clean victim: target HR@{k} / test NDCG@20 | {clean} |", ""]
     lines += [
-        (f"### History-edit transfer, {hist['source']}: {hist['num_users']} users, "
-        f"{hist['num_items']} items, max_len {hist['max_len']}, {hist['budget']} substituted "
-        "items per test history"),
+        (
+            f"### History-edit transfer, {hist['source']}: {hist['num_users']} users, "
+            f"{hist['num_items']} items, max_len {hist['max_len']}, {hist['budget']} substituted "
+            "items per test history"
+        ),
         "",
-        ("Cell: HR@10 clean − edited (sampled protocol, 100 negatives); the diagonal "
-        "(surrogate = model) is white-box."),
+        (
+            "Cell: HR@10 clean − edited (sampled protocol, 100 negatives); the diagonal "
+            "(surrogate = model) is white-box."
+        ),
         "",
         "| edits crafted on → evaluated on | " + " | ".join(hist["models"]) + " |",
-        "|---|" + "---|" * len(hist["models"])]
+        "|---|" + "---|" * len(hist["models"]),
+    ]
     for row in hist["rows"]:
-        name = ("random substitution (baseline)" if row["attack"] == "random"
-                else f"{row['surrogate']} (gradient)")
-        lines.append(f"| {name} | " + " | ".join(
-            f"{row['cells'][m]['hr@10/drop']:+.4f}" for m in hist["models"]) + " |")
-    lines.append("| clean HR@10 | " + " | ".join(
-        f"{hist['clean'][m]['hr@10']:.4f}" for m in hist["models"]) + " |")
+        name = (
+            "random substitution (baseline)"
+            if row["attack"] == "random"
+            else f"{row['surrogate']} (gradient)"
+        )
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{row['cells'][m]['hr@10/drop']:+.4f}" for m in hist["models"])
+            + " |"
+        )
+    lines.append(
+        "| clean HR@10 | "
+        + " | ".join(f"{hist['clean'][m]['hr@10']:.4f}" for m in hist["models"])
+        + " |"
+    )
     lines.append("")
-    lines.append(f"Total time {results['total_seconds']:.0f} s (fake profiles "
-                 f"{fake['seconds']:.0f} s, histories {hist['seconds']:.0f} s).")
+    lines.append(
+        f"Total time {results['total_seconds']:.0f} s (fake profiles "
+        f"{fake['seconds']:.0f} s, histories {hist['seconds']:.0f} s)."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -116,10 +151,21 @@ def plot(results: dict, path: str) -> str:
     fake, hist = results["fake_profiles"], results["histories"]
     k = fake["k"]
     panels = [
-        (fake_matrix(fake, f"target_hr@{k}/delta"), fake["rows"], fake["victims"],
-         f"fake profiles: target HR@{k} gain", "surrogate (row) → victim (column)"),
-        (history_matrix(hist), [r["surrogate"] for r in hist["rows"]], hist["models"],
-         "history edits: HR@10 drop", "crafted on (row) → evaluated on (column)")]
+        (
+            fake_matrix(fake, f"target_hr@{k}/delta"),
+            fake["rows"],
+            fake["victims"],
+            f"fake profiles: target HR@{k} gain",
+            "surrogate (row) → victim (column)",
+        ),
+        (
+            history_matrix(hist),
+            [r["surrogate"] for r in hist["rows"]],
+            hist["models"],
+            "history edits: HR@10 drop",
+            "crafted on (row) → evaluated on (column)",
+        ),
+    ]
     fig = Figure(figsize=(11.0, 4.2), layout="constrained")
     for ax, (m, rows, cols, title, xlabel) in zip(fig.subplots(1, 2), panels):
         lim = max(float(np.max(np.abs(m))), 1e-6)

@@ -1,5 +1,6 @@
 """History-edit transfer: substitutions crafted on a surrogate sequential model, replayed on
 every model (the surrogate itself gives the white-box diagonal)."""
+
 import hashlib
 import os
 import time
@@ -18,7 +19,7 @@ from robustjax.seq import SequenceData, make_sequence_data
 from robustjax.seq_bert4rec import run_bert4rec
 from robustjax.seq_run import load_sequence_run, run_sasrec
 
-ATTACKS = ("gradient", "random")   # substitute_gradient on a surrogate; substitute_random
+ATTACKS = ("gradient", "random")  # substitute_gradient on a surrogate; substitute_random
 
 
 def default_seq_path(data_path: str | None) -> str | None:
@@ -36,8 +37,10 @@ def default_seq_path(data_path: str | None) -> str | None:
 def time_ordered(table: InteractionTable) -> InteractionTable:
     """Rows grouped by user, in timestamp order within a user (file order breaks ties)."""
     if table.timestamp is None:
-        raise ValueError("time_ordered: the table has no timestamps; sequential models need "
-                         "time-ordered interactions (pass a file with a timestamp column).")
+        raise ValueError(
+            "time_ordered: the table has no timestamps; sequential models need "
+            "time-ordered interactions (pass a file with a timestamp column)."
+        )
     return table.subset(np.lexsort((table.timestamp, table.user)))
 
 
@@ -47,11 +50,17 @@ def load_sequence_table(cfg) -> tuple[InteractionTable, str]:
     if path is not None:
         table = load(path)
         if not isinstance(table, InteractionTable):
-            raise ValueError(f"TransferConfig.seq_data_path={path!r} is a split folder; give "
-                             "a single timed interaction file (e.g. ../shared/data/ml-100k).")
+            raise ValueError(
+                f"TransferConfig.seq_data_path={path!r} is a split folder; give "
+                "a single timed interaction file (e.g. ../shared/data/ml-100k)."
+            )
         return time_ordered(table), f"{path} (sorted by user, timestamp)"
-    spec = {"num_users": cfg.synthetic_users, "num_items": cfg.synthetic_items,
-            "interactions_per_user": cfg.synthetic_per_user, "seed": cfg.seed}
+    spec = {
+        "num_users": cfg.synthetic_users,
+        "num_items": cfg.synthetic_items,
+        "interactions_per_user": cfg.synthetic_per_user,
+        "seed": cfg.seed,
+    }
     return synthetic(**spec), f"synthetic {spec}"
 
 
@@ -61,10 +70,18 @@ def train_models(cfg, table: InteractionTable, out_dir: str, *, progress: bool) 
     out = {}
     for name in cfg.seq_models:
         kind, seed = parse_seq_model(name)
-        common = {"data_path": None, "out_dir": os.path.join(out_dir, name), "table": table,
-                  "max_len": cfg.seq_max_len, "batch_size": cfg.seq_batch_size, "seed": seed,
-                  "eval_every": cfg.seq_eval_every, "num_blocks": cfg.seq_blocks, "lr": cfg.seq_lr,
-                  "progress": progress}
+        common = {
+            "data_path": None,
+            "out_dir": os.path.join(out_dir, name),
+            "table": table,
+            "max_len": cfg.seq_max_len,
+            "batch_size": cfg.seq_batch_size,
+            "seed": seed,
+            "eval_every": cfg.seq_eval_every,
+            "num_blocks": cfg.seq_blocks,
+            "lr": cfg.seq_lr,
+            "progress": progress,
+        }
         if kind == "sasrec":
             dim = 8 if cfg.tiny else 50
             out[name] = run_sasrec(epochs=cfg.epochs_sasrec, dim=dim, name=name, **common)
@@ -99,15 +116,32 @@ def make_craft_fn(graphdef: nnx.GraphDef, kind: str, budget: int, num_items: int
         def loss_rows(rows, seq_ids):
             return candidate_loss(model, rows * model.input_scale, seq_ids, cands)
 
-        return apply_sequence_attack(f"substitute_{kind}", ids, budget, num_items=num_items,
-                                     key=key, loss_fn=loss_rows, table=model.item_table(),
-                                     exclude=cands)
+        return apply_sequence_attack(
+            f"substitute_{kind}",
+            ids,
+            budget,
+            num_items=num_items,
+            key=key,
+            loss_fn=loss_rows,
+            table=model.item_table(),
+            exclude=cands,
+        )
 
     return craft
 
 
-def craft_histories(graphdef, params, inputs, cands, *, kind: str, budget: int,
-                    num_items: int, key: jax.Array, batch_size: int = 256) -> np.ndarray:
+def craft_histories(
+    graphdef,
+    params,
+    inputs,
+    cands,
+    *,
+    kind: str,
+    budget: int,
+    num_items: int,
+    key: jax.Array,
+    batch_size: int = 256,
+) -> np.ndarray:
     """int32 ``[U, L]`` edited test histories (:func:`make_craft_fn` over user batches;
     batch ``i`` uses ``fold_in(key, i)``)."""
     craft = make_craft_fn(graphdef, kind, budget, num_items)
@@ -125,6 +159,7 @@ def craft_histories(graphdef, params, inputs, cands, *, kind: str, budget: int,
 def make_eval_fn(graphdef: nnx.GraphDef):
     """Jitted ``evaluate(params, ids [B, L], cands [B, C]) -> (hit [B], ndcg [B])`` at 10
     (sampled protocol: rank = candidates scored strictly above the target)."""
+
     @jax.jit
     def evaluate(params, ids, cands):
         model = nnx.merge(graphdef, params)
@@ -137,8 +172,9 @@ def make_eval_fn(graphdef: nnx.GraphDef):
     return evaluate
 
 
-def evaluate_histories(graphdef, params, inputs, cands, *, batch_size: int = 256,
-                       evaluate=None) -> dict:
+def evaluate_histories(
+    graphdef, params, inputs, cands, *, batch_size: int = 256, evaluate=None
+) -> dict:
     """``{"hr@10", "ndcg@10", "histories_sha1"}`` of a model on the given histories; the
     hash identifies the exact ids evaluated. ``evaluate``: a :func:`make_eval_fn` of
     ``graphdef`` to reuse (compiled once per model)."""
@@ -153,17 +189,26 @@ def evaluate_histories(graphdef, params, inputs, cands, *, batch_size: int = 256
         h, g = jax.device_get(evaluate(params, _pad(inputs[sl], b), _pad(cands[sl], b)))
         hits.append(np.asarray(h)[:rows])
         gains.append(np.asarray(g)[:rows])
-    return {"hr@10": float(np.concatenate(hits).mean()),
-            "ndcg@10": float(np.concatenate(gains).mean()),
-            "histories_sha1": histories_hash(inputs_np)}
+    return {
+        "hr@10": float(np.concatenate(hits).mean()),
+        "ndcg@10": float(np.concatenate(gains).mean()),
+        "histories_sha1": histories_hash(inputs_np),
+    }
 
 
 def histories_hash(ids: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(ids, np.int32).tobytes()).hexdigest()
 
 
-def transfer_matrix(models: dict, data: SequenceData, surrogates, *, budget: int,
-                    seed: int, out_dir: str | None = None) -> dict:
+def transfer_matrix(
+    models: dict,
+    data: SequenceData,
+    surrogates,
+    *,
+    budget: int,
+    seed: int,
+    out_dir: str | None = None,
+) -> dict:
     """Crafts edits on each surrogate (and one random baseline) and evaluates every model.
 
     Args:
@@ -183,15 +228,25 @@ def transfer_matrix(models: dict, data: SequenceData, surrogates, *, budget: int
     inputs, cands = data.test_input, data.test_cands
     clean_ids = np.asarray(inputs, np.int32)
     evals = {m: make_eval_fn(g) for m, (g, _) in models.items()}
-    clean = {m: evaluate_histories(g, p, clean_ids, cands, evaluate=evals[m])
-             for m, (g, p) in models.items()}
+    clean = {
+        m: evaluate_histories(g, p, clean_ids, cands, evaluate=evals[m])
+        for m, (g, p) in models.items()
+    }
     plans = [("gradient", s) for s in surrogates] + [("random", None)]
     rows, saved = [], {"clean": clean_ids}
     for attack, surrogate in plans:
         t0 = time.perf_counter()
         g, p = models[surrogate] if surrogate is not None else next(iter(models.values()))
-        edited = craft_histories(g, p, inputs, cands, kind=attack, budget=budget,
-                                 num_items=data.num_items, key=jax.random.key(seed))
+        edited = craft_histories(
+            g,
+            p,
+            inputs,
+            cands,
+            kind=attack,
+            budget=budget,
+            num_items=data.num_items,
+            key=jax.random.key(seed),
+        )
         craft_s = time.perf_counter() - t0
         cells = {}
         for m, (gm, pm) in models.items():
@@ -201,9 +256,16 @@ def transfer_matrix(models: dict, data: SequenceData, surrogates, *, budget: int
             cells[m] = res
         row = "random" if surrogate is None else surrogate
         saved[row] = edited
-        rows.append({"attack": attack, "surrogate": row, "histories_sha1": histories_hash(edited),
-                     "changed": float(np.mean(np.sum(edited != clean_ids, axis=1))),
-                     "craft_seconds": craft_s, "cells": cells})
+        rows.append(
+            {
+                "attack": attack,
+                "surrogate": row,
+                "histories_sha1": histories_hash(edited),
+                "changed": float(np.mean(np.sum(edited != clean_ids, axis=1))),
+                "craft_seconds": craft_s,
+                "cells": cells,
+            }
+        )
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         np.savez(os.path.join(out_dir, "edits.npz"), **saved)
@@ -222,13 +284,20 @@ def run_histories(cfg, out_dir: str, *, progress: bool = True) -> dict:
         run = load_sequence_run(os.path.join(seq_dir, name), data=data)
         models[name] = (run.graphdef, run.params)
     t_attack = time.perf_counter()
-    matrix = transfer_matrix(models, data, cfg.seq_surrogates, budget=cfg.seq_budget,
-                             seed=cfg.seq_seed, out_dir=seq_dir)
+    matrix = transfer_matrix(
+        models, data, cfg.seq_surrogates, budget=cfg.seq_budget, seed=cfg.seq_seed, out_dir=seq_dir
+    )
     keep = ("test/hr@10", "test/ndcg@10", "best_epoch", "epochs_run", "train_seconds")
-    return {"source": source, "num_users": data.num_users, "num_items": data.num_items,
-            "max_len": data.max_len, "budget": cfg.seq_budget, "models": list(cfg.seq_models),
-            "surrogates": list(cfg.seq_surrogates),
-            "training": {m: {k: v for k, v in r.items() if k in keep}
-                         for m, r in trained.items()},
-            **matrix, "attack_seconds": time.perf_counter() - t_attack,
-            "seconds": time.perf_counter() - t_start}
+    return {
+        "source": source,
+        "num_users": data.num_users,
+        "num_items": data.num_items,
+        "max_len": data.max_len,
+        "budget": cfg.seq_budget,
+        "models": list(cfg.seq_models),
+        "surrogates": list(cfg.seq_surrogates),
+        "training": {m: {k: v for k, v in r.items() if k in keep} for m, r in trained.items()},
+        **matrix,
+        "attack_seconds": time.perf_counter() - t_attack,
+        "seconds": time.perf_counter() - t_start,
+    }

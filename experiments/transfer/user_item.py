@@ -1,4 +1,5 @@
 """Fake-profile transfer: surrogate-crafted profiles against victims of every model class."""
+
 import os
 import time
 
@@ -18,14 +19,23 @@ from robustjax.poison.unrolled import UnrolledConfig, unrolled_attack
 def training_config(cfg, model: str, seed: int):
     """The poisoning experiment's victim config (its ``train_victim``/``measure`` read it)
     with this experiment's per-model epochs, batch and learning rate, and ``seed``."""
-    epochs = {"mf": cfg.epochs_mf, "neumf": cfg.epochs_neumf,
-              "lightgcn": cfg.epochs_lightgcn}[model]
+    epochs = {"mf": cfg.epochs_mf, "neumf": cfg.epochs_neumf, "lightgcn": cfg.epochs_lightgcn}[
+        model
+    ]
     batch = cfg.batch_lightgcn if model == "lightgcn" else cfg.batch_size
     lr = cfg.lr_lightgcn if model == "lightgcn" else cfg.learning_rate
     # validate twice (mf: every 20 epochs): NeuMF's full-ranking validation is costly
     every = max(1, epochs // 2) if model != "mf" else max(1, min(20, epochs))
-    return poisoning_config(tiny=cfg.tiny, dim=cfg.dim, epochs=epochs, batch_size=batch,
-                            learning_rate=lr, eval_every=every, k=cfg.k, seed=seed)
+    return poisoning_config(
+        tiny=cfg.tiny,
+        dim=cfg.dim,
+        epochs=epochs,
+        batch_size=batch,
+        learning_rate=lr,
+        eval_every=every,
+        k=cfg.k,
+        seed=seed,
+    )
 
 
 def train(cfg, model: str, split: SplitData, *, seed: int):
@@ -33,8 +43,9 @@ def train(cfg, model: str, split: SplitData, *, seed: int):
     return train_victim(training_config(cfg, model, seed), model, split, defence="none")
 
 
-def craft_profiles(cfg, clean: SplitData, targets, num_fake: int, out_dir: str,
-                   progress: bool) -> tuple[dict, dict]:
+def craft_profiles(
+    cfg, clean: SplitData, targets, num_fake: int, out_dir: str, progress: bool
+) -> tuple[dict, dict]:
     """Every surrogate's (and the reference's) profiles, saved under ``out_dir/profiles``.
 
     Returns ``({row: FakeProfiles}, {row: seconds})``.
@@ -43,26 +54,43 @@ def craft_profiles(cfg, clean: SplitData, targets, num_fake: int, out_dir: str,
     for i, name in enumerate(cfg.surrogates):
         t0 = time.perf_counter()
         if name == "mf-unrolled":
-            ucfg = UnrolledConfig(dim=cfg.unroll_dim, pretrain_steps=cfg.pretrain_steps,
-                                  unroll_steps=cfg.unroll_steps, outer_steps=cfg.outer_steps,
-                                  inner_lr=cfg.surrogate_lr,
-                                  k=min(cfg.k, clean.num_items - targets.size))
+            ucfg = UnrolledConfig(
+                dim=cfg.unroll_dim,
+                pretrain_steps=cfg.pretrain_steps,
+                unroll_steps=cfg.unroll_steps,
+                outer_steps=cfg.outer_steps,
+                inner_lr=cfg.surrogate_lr,
+                k=min(cfg.k, clean.num_items - targets.size),
+            )
             key = jax.random.fold_in(jax.random.key(cfg.surrogate_seed), i)
-            prof = unrolled_attack(clean.train, targets, num_fake, cfg.filler_size, key=key,
-                                   config=ucfg, progress=progress)
+            prof = unrolled_attack(
+                clean.train,
+                targets,
+                num_fake,
+                cfg.filler_size,
+                key=key,
+                config=ucfg,
+                progress=progress,
+            )
         else:
             fns, params = train(cfg, name, clean, seed=cfg.surrogate_seed)
             prof = surrogate_guided_attack(
-                item_embeddings(fns, params), targets, num_fake, cfg.filler_size,
-                seed=cfg.seed + 1 + i, temperature=cfg.temperature, surrogate=name,
-                params={"surrogate_seed": cfg.surrogate_seed})
+                item_embeddings(fns, params),
+                targets,
+                num_fake,
+                cfg.filler_size,
+                seed=cfg.seed + 1 + i,
+                temperature=cfg.temperature,
+                surrogate=name,
+                params={"surrogate_seed": cfg.surrogate_seed},
+            )
         seconds[name] = time.perf_counter() - t0
         profiles[name] = prof
     if cfg.reference != "none":
         t0 = time.perf_counter()
-        profiles[cfg.reference] = heuristic_attack(cfg.reference, clean.train, targets,
-                                                   num_fake, cfg.filler_size,
-                                                   seed=cfg.seed + 100)
+        profiles[cfg.reference] = heuristic_attack(
+            cfg.reference, clean.train, targets, num_fake, cfg.filler_size, seed=cfg.seed + 100
+        )
         seconds[cfg.reference] = time.perf_counter() - t0
     for name, prof in profiles.items():
         prof.save(os.path.join(out_dir, "profiles", f"{name}.npz"))
@@ -79,8 +107,7 @@ def run_fake_profiles(cfg, out_dir: str, *, progress: bool = True) -> dict:
     rows = list(profiles)
     jobs = [(v, r) for v in cfg.victims for r in [None, *rows]]
     measured = {}
-    bar = tqdm(jobs, desc="transfer victims", unit="run", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(jobs, desc="transfer victims", unit="run", disable=not progress, dynamic_ncols=True)
     for victim, row in bar:
         bar.set_postfix_str(f"{row or 'clean'} -> {victim}")
         split = clean if row is None else inject(clean, profiles[row])
@@ -93,26 +120,40 @@ def run_fake_profiles(cfg, out_dir: str, *, progress: bool = True) -> dict:
     for row in rows:
         for victim in cfg.victims:
             before, after = measured[(None, victim)], measured[(row, victim)]
-            cells.append({
-                "surrogate": row, "victim": victim,
-                "kind": "heuristic" if row == cfg.reference else "transfer",
-                f"target_hr@{k}/before": before[f"target_hr@{k}"],
-                f"target_hr@{k}/after": after[f"target_hr@{k}"],
-                f"target_hr@{k}/delta": after[f"target_hr@{k}"] - before[f"target_hr@{k}"],
-                f"target_ndcg@{k}/delta": (after[f"target_ndcg@{k}"]
-                                           - before[f"target_ndcg@{k}"]),
-                "test_ndcg@20/before": before["test_ndcg@20"],
-                "test_ndcg@20/after": after["test_ndcg@20"],
-                "test_ndcg@20/delta": after["test_ndcg@20"] - before["test_ndcg@20"]})
+            cells.append(
+                {
+                    "surrogate": row,
+                    "victim": victim,
+                    "kind": "heuristic" if row == cfg.reference else "transfer",
+                    f"target_hr@{k}/before": before[f"target_hr@{k}"],
+                    f"target_hr@{k}/after": after[f"target_hr@{k}"],
+                    f"target_hr@{k}/delta": after[f"target_hr@{k}"] - before[f"target_hr@{k}"],
+                    f"target_ndcg@{k}/delta": (
+                        after[f"target_ndcg@{k}"] - before[f"target_ndcg@{k}"]
+                    ),
+                    "test_ndcg@20/before": before["test_ndcg@20"],
+                    "test_ndcg@20/after": after["test_ndcg@20"],
+                    "test_ndcg@20/delta": after["test_ndcg@20"] - before["test_ndcg@20"],
+                }
+            )
     return {
-        "data": clean.summary(), "num_fake": num_fake, "targets": targets.tolist(),
-        "target_users": measured[(None, cfg.victims[0])]["target_users"], "k": k,
-        "rows": rows, "victims": list(cfg.victims), "cells": cells,
+        "data": clean.summary(),
+        "num_fake": num_fake,
+        "targets": targets.tolist(),
+        "target_users": measured[(None, cfg.victims[0])]["target_users"],
+        "k": k,
+        "rows": rows,
+        "victims": list(cfg.victims),
+        "cells": cells,
         "clean": {v: measured[(None, v)] for v in cfg.victims},
-        "training": {m: {f: getattr(training_config(cfg, m, cfg.victim_seed), f)
-                         for f in ("dim", "epochs", "batch_size", "learning_rate",
-                                   "eval_every")}
-                     for m in sorted(set(cfg.victims) | {s for s in cfg.surrogates
-                                                         if s != "mf-unrolled"})},
+        "training": {
+            m: {
+                f: getattr(training_config(cfg, m, cfg.victim_seed), f)
+                for f in ("dim", "epochs", "batch_size", "learning_rate", "eval_every")
+            }
+            for m in sorted(set(cfg.victims) | {s for s in cfg.surrogates if s != "mf-unrolled"})
+        },
         "profile_params": {r: dict(p.params) for r, p in profiles.items()},
-        "craft_seconds": craft_seconds, "seconds": time.perf_counter() - t_start}
+        "craft_seconds": craft_seconds,
+        "seconds": time.perf_counter() - t_start,
+    }

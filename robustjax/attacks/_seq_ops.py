@@ -1,5 +1,6 @@
 """Shared pieces of the sequence attacks: input checks and layout-preserving edits of
 left-padded ``[B, L]`` id sequences (see :mod:`robustjax.attacks.sequence`)."""
+
 import numbers
 from collections.abc import Callable
 
@@ -16,8 +17,9 @@ LossFn = Callable[[Float[Array, "B L D"], Int[Array, "B L"]], Float[Array, " B"]
 def _check_seq(seq_ids, where: str) -> Array:
     seq = jnp.asarray(seq_ids)
     if seq.ndim != 2:
-        raise ValueError(f"{where}: seq_ids must be [B, L] left-padded item ids, got shape "
-                         f"{seq.shape}.")
+        raise ValueError(
+            f"{where}: seq_ids must be [B, L] left-padded item ids, got shape {seq.shape}."
+        )
     if not jnp.issubdtype(seq.dtype, jnp.integer):
         raise TypeError(f"{where}: seq_ids must be integer item ids, got dtype {seq.dtype}.")
     return seq
@@ -25,9 +27,11 @@ def _check_seq(seq_ids, where: str) -> Array:
 
 def _check_int(name: str, value, low: int, high: int | None, where: str, hint: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{where}: {name} must be a Python int (it is static: it sets shapes "
-                        f"and loop counts), got {name}={value!r} of type "
-                        f"{type(value).__name__}.")
+        raise TypeError(
+            f"{where}: {name} must be a Python int (it is static: it sets shapes "
+            f"and loop counts), got {name}={value!r} of type "
+            f"{type(value).__name__}."
+        )
     if value < low or (high is not None and value >= high):
         bound = f"{low} <= {name}" + ("" if high is None else f" < {high}")
         raise ValueError(f"{where}: {name}={value} must satisfy {bound}; {hint}.")
@@ -35,15 +39,23 @@ def _check_int(name: str, value, low: int, high: int | None, where: str, hint: s
 
 
 def _check_budget(budget, length: int, where: str) -> int:
-    return _check_int("budget", budget, 0, length, where,
-                      f"the budget must be below the sequence length L={length}")
+    return _check_int(
+        "budget",
+        budget,
+        0,
+        length,
+        where,
+        f"the budget must be below the sequence length L={length}",
+    )
 
 
 def _check_table(table, where: str) -> Array:
     table = jnp.asarray(table)
     if table.ndim != 2 or table.shape[0] < 2:
-        raise ValueError(f"{where}: table must be the [I + 1, D] item table with I >= 1 "
-                         f"(row 0 = padding), got shape {table.shape}.")
+        raise ValueError(
+            f"{where}: table must be the [I + 1, D] item table with I >= 1 "
+            f"(row 0 = padding), got shape {table.shape}."
+        )
     if not jnp.issubdtype(table.dtype, jnp.floating):
         raise TypeError(f"{where}: table must be floating point, got dtype {table.dtype}.")
     return jax.lax.stop_gradient(table)
@@ -54,8 +66,10 @@ def _check_exclude(exclude, batch: int, where: str) -> Array | None:
         return None
     exclude = jnp.asarray(exclude)
     if exclude.ndim != 2 or exclude.shape[0] != batch:
-        raise ValueError(f"{where}: exclude must be [B, C] item ids with B={batch} (the "
-                         f"batch of seq_ids), got shape {exclude.shape}.")
+        raise ValueError(
+            f"{where}: exclude must be [B, C] item ids with B={batch} (the "
+            f"batch of seq_ids), got shape {exclude.shape}."
+        )
     if not jnp.issubdtype(exclude.dtype, jnp.integer):
         raise TypeError(f"{where}: exclude must hold integer ids, got dtype {exclude.dtype}.")
     return exclude
@@ -63,8 +77,9 @@ def _check_exclude(exclude, batch: int, where: str) -> Array | None:
 
 def _check_method(method: str, where: str) -> None:
     if method not in SUBSTITUTION_METHODS:
-        raise ValueError(f"{where}: method={method!r} is unknown; expected one of "
-                         f"{SUBSTITUTION_METHODS}.")
+        raise ValueError(
+            f"{where}: method={method!r} is unknown; expected one of {SUBSTITUTION_METHODS}."
+        )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -98,13 +113,14 @@ def _scatter(seq: Array, idx: Array, items: Array, ok: Array) -> Array:
 
 def _compact(seq: Array, keep: Array) -> Array:
     """Keeps the ``keep`` entries in order, right-aligned; zeros fill the left."""
-    order = jnp.argsort(keep.astype(jnp.int8), axis=1, stable=True)   # dropped ones first
+    order = jnp.argsort(keep.astype(jnp.int8), axis=1, stable=True)  # dropped ones first
     kept = jnp.take_along_axis(keep, order, axis=1)
     return jnp.where(kept, jnp.take_along_axis(seq, order, axis=1), jnp.zeros_like(seq))
 
 
-def _sample_allowed(key: PRNGKeyArray, banned: Array, num_items: int,
-                    num_draws: int) -> tuple[Array, Array]:
+def _sample_allowed(
+    key: PRNGKeyArray, banned: Array, num_items: int, num_draws: int
+) -> tuple[Array, Array]:
     """Uniform draws from ``1..I`` minus the ids in ``banned [..., E]``, exactly.
 
     Returns items ``[..., num_draws]`` and ``ok [...]`` (False when nothing is allowed).
@@ -119,10 +135,11 @@ def _sample_allowed(key: PRNGKeyArray, banned: Array, num_items: int,
     e = jnp.sort(jnp.where(dup, big, e), axis=-1)
     valid = e < big
     free = num_items - jnp.sum(valid, axis=-1, dtype=jnp.int32)
-    r = jax.random.randint(key, free.shape + (num_draws,), 0,
-                           jnp.maximum(free, 1)[..., None], jnp.int32)
+    r = jax.random.randint(
+        key, free.shape + (num_draws,), 0, jnp.maximum(free, 1)[..., None], jnp.int32
+    )
     k = jnp.arange(e.shape[-1], dtype=jnp.int32).reshape((1,) * (e.ndim - 1) + (-1,))
-    below = (e - 1 - k)[..., None, :] <= r[..., None]               # [..., draws, E]
+    below = (e - 1 - k)[..., None, :] <= r[..., None]  # [..., draws, E]
     shift = jnp.sum(valid[..., None, :] & below, axis=-1, dtype=jnp.int32)
     return r + 1 + shift, free > 0
 
@@ -139,16 +156,20 @@ def _banned_items(exclude: Array | None, batch: int, num_items: int) -> Array:
 def _call_loss(loss_fn: LossFn, rows: Array, seq: Array, where: str) -> Array:
     v = loss_fn(rows, seq)
     if jnp.shape(v) != (seq.shape[0],):
-        raise ValueError(f"{where}: loss_fn must return one loss per sequence, shape "
-                         f"({seq.shape[0]},), got shape {jnp.shape(v)}.")
+        raise ValueError(
+            f"{where}: loss_fn must return one loss per sequence, shape "
+            f"({seq.shape[0]},), got shape {jnp.shape(v)}."
+        )
     return v
 
 
 def _loss_grad(loss_fn: LossFn, rows: Array, seq: Array, where: str) -> tuple[Array, Array]:
     """Per-example losses [B] and the gradient of their sum w.r.t. ``rows``."""
+
     def total(r):
         v = _call_loss(loss_fn, r, seq, where)
         return jnp.sum(v), v
+
     (_, v), g = jax.value_and_grad(total, has_aux=True)(rows)
     return v, g
 
@@ -156,9 +177,9 @@ def _loss_grad(loss_fn: LossFn, rows: Array, seq: Array, where: str) -> tuple[Ar
 def _pick_items(table, rows, grad, orig, ban, step, method: str) -> tuple[Array, Array]:
     """Replacement items [B, K] for rows/grads [B, K, D]; ok is False if all are banned."""
     banned = ban[:, None, :] | (orig[..., None] == jnp.arange(table.shape[0])[None, None, :])
-    if method == "first_order":   # argmax_j (table_j - table_orig) . g
+    if method == "first_order":  # argmax_j (table_j - table_orig) . g
         score = jnp.einsum("bkd,jd->bkj", grad, table)
-    else:                         # argmin_j |t - table_j|^2 = argmax_j 2 t.table_j - |table_j|^2
+    else:  # argmin_j |t - table_j|^2 = argmax_j 2 t.table_j - |table_j|^2
         n = jnp.linalg.norm(grad, axis=-1, keepdims=True)
         unit = grad / jnp.maximum(n, jnp.finfo(grad.dtype).tiny)
         t = rows + jnp.asarray(step).astype(rows.dtype) * unit

@@ -1,4 +1,5 @@
 """Private helpers: selecting the perturbed names of an embedding dict."""
+
 from collections.abc import Iterable
 
 import jax
@@ -16,9 +17,11 @@ def resolve_targets(emb: Emb, targets: Iterable[str] | None, *, where: str) -> t
     targets = tuple(targets)
     missing = [t for t in targets if t not in emb]
     if missing:
-        raise ValueError(f"{where}: targets {missing} are not in the embeddings "
-                         f"(available: {sorted(emb)}); drop them from targets "
-                         f"(AttackConfig.targets).")
+        raise ValueError(
+            f"{where}: targets {missing} are not in the embeddings "
+            f"(available: {sorted(emb)}); drop them from targets "
+            f"(AttackConfig.targets)."
+        )
     return tuple(n for n in emb if n in targets)
 
 
@@ -38,6 +41,7 @@ def sum_loss_grad(loss_fn, emb: Emb, names: tuple[str, ...]):
     The other names are closed over as constants, so they are never differentiated.
     Summing per-example losses keeps each example's gradient independent of the others.
     """
+
     def total(sel_delta):
         return jnp.sum(loss_fn(perturb(emb, sel_delta)))
 

@@ -1,4 +1,5 @@
 """Attack configuration and the factory that turns it into an attack function."""
+
 import dataclasses
 import math
 from collections.abc import Callable, Iterable
@@ -45,8 +46,7 @@ class AttackConfig:
     def __post_init__(self):
         def bad(field, expected):
             value = getattr(self, field)
-            raise ValueError(f"AttackConfig.{field} must be {expected}, got "
-                             f"{field}={value!r}.")
+            raise ValueError(f"AttackConfig.{field} must be {expected}, got {field}={value!r}.")
 
         if self.kind not in KINDS:
             bad("kind", f"one of {KINDS}")
@@ -60,21 +60,27 @@ class AttackConfig:
             bad("eps", "a finite number >= 0")
         if self.step_size is not None:
             if isinstance(self.step_size, bool) or not isinstance(self.step_size, (int, float)):
-                raise TypeError(f"AttackConfig.step_size must be a number or None, got "
-                                f"step_size={self.step_size!r}.")
+                raise TypeError(
+                    f"AttackConfig.step_size must be a number or None, got "
+                    f"step_size={self.step_size!r}."
+                )
             if not (math.isfinite(self.step_size) and self.step_size > 0):
                 bad("step_size", "a finite number > 0 (or None for 2.5 * eps / num_steps)")
         if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int):
-            raise TypeError(f"AttackConfig.num_steps must be a Python int, got "
-                            f"num_steps={self.num_steps!r}.")
+            raise TypeError(
+                f"AttackConfig.num_steps must be a Python int, got num_steps={self.num_steps!r}."
+            )
         if self.num_steps < 1:
             bad("num_steps", "an int >= 1")
         if not isinstance(self.random_start, bool):
-            raise TypeError(f"AttackConfig.random_start must be a bool, got "
-                            f"random_start={self.random_start!r}.")
+            raise TypeError(
+                f"AttackConfig.random_start must be a bool, got random_start={self.random_start!r}."
+            )
         if isinstance(self.targets, str):
-            raise TypeError(f"AttackConfig.targets must be a tuple of names, got the string "
-                            f"targets={self.targets!r}; write targets=({self.targets!r},).")
+            raise TypeError(
+                f"AttackConfig.targets must be a tuple of names, got the string "
+                f"targets={self.targets!r}; write targets=({self.targets!r},)."
+            )
         object.__setattr__(self, "targets", tuple(self.targets))
         if not self.targets or not all(isinstance(t, str) for t in self.targets):
             bad("targets", "a non-empty tuple of embedding names")
@@ -105,19 +111,28 @@ def make_attack(cfg: AttackConfig, embedding_names: Iterable[str]) -> AttackFn:
     if not isinstance(cfg, AttackConfig):
         raise TypeError(f"make_attack: cfg must be an AttackConfig, got {type(cfg).__name__}.")
     if isinstance(embedding_names, str):
-        raise TypeError(f"make_attack: embedding_names must be a sequence of names, got the "
-                        f"string {embedding_names!r}.")
+        raise TypeError(
+            f"make_attack: embedding_names must be a sequence of names, got the "
+            f"string {embedding_names!r}."
+        )
     valid = tuple(embedding_names)
     unknown = [t for t in cfg.targets if t not in valid]
     if unknown:
-        raise ValueError(f"make_attack: AttackConfig.targets={cfg.targets!r} names "
-                         f"{unknown}, which the model does not expose; valid names are "
-                         f"{valid}.")
+        raise ValueError(
+            f"make_attack: AttackConfig.targets={cfg.targets!r} names "
+            f"{unknown}, which the model does not expose; valid names are "
+            f"{valid}."
+        )
     common = {"norm": cfg.norm, "scope": cfg.scope, "targets": cfg.targets}
 
-    def attack_fn(loss_fn: Callable[[Emb], Array], emb: Emb, *, key: PRNGKeyArray,
-                  eps: float | Scalar | None = None,
-                  step_size: float | Scalar | None = None) -> Emb:
+    def attack_fn(
+        loss_fn: Callable[[Emb], Array],
+        emb: Emb,
+        *,
+        key: PRNGKeyArray,
+        eps: float | Scalar | None = None,
+        step_size: float | Scalar | None = None,
+    ) -> Emb:
         eps = cfg.eps if eps is None else eps
         if cfg.kind == "none":
             _tree.resolve_targets(emb, cfg.targets, where="attack(kind='none')")
@@ -128,9 +143,16 @@ def make_attack(cfg: AttackConfig, embedding_names: Iterable[str]) -> AttackFn:
             return gaussian_noise(loss_fn, emb, eps=eps, key=key, **common)
         if cfg.kind == "uniform":
             return uniform_noise(loss_fn, emb, eps=eps, key=key, **common)
-        return pgd(loss_fn, emb, eps=eps, key=key, num_steps=cfg.num_steps,
-                   step_size=cfg.step_size if step_size is None else step_size,
-                   random_start=cfg.random_start, **common)
+        return pgd(
+            loss_fn,
+            emb,
+            eps=eps,
+            key=key,
+            num_steps=cfg.num_steps,
+            step_size=cfg.step_size if step_size is None else step_size,
+            random_start=cfg.random_start,
+            **common,
+        )
 
     attack_fn.__name__ = f"{cfg.kind}_attack"
     return attack_fn

@@ -1,4 +1,5 @@
 """Fast gradient (sign) method on embeddings (Goodfellow et al., 2015; He et al., 2018 APR)."""
+
 from collections.abc import Callable, Iterable
 
 import jax
@@ -10,9 +11,16 @@ from robustjax.attacks.project import check_norm_scope, normalize
 from robustjax.types import Array, Emb
 
 
-def fgsm(loss_fn: Callable[[Emb], Array], emb: Emb, *, eps: float | Scalar,
-         norm: str = "l2", scope: str = "row", targets: Iterable[str] | None = None,
-         key: PRNGKeyArray | None = None) -> Emb:
+def fgsm(
+    loss_fn: Callable[[Emb], Array],
+    emb: Emb,
+    *,
+    eps: float | Scalar,
+    norm: str = "l2",
+    scope: str = "row",
+    targets: Iterable[str] | None = None,
+    key: PRNGKeyArray | None = None,
+) -> Emb:
     """One normalised gradient step of size ``eps``.
 
     ``delta = eps * normalize(grad_d sum_b loss_fn(emb + d)_b at d = 0)``: ``eps * sign(g)``

@@ -2,6 +2,7 @@
 each perturbed position becomes a convex combination of the original item and candidate
 items, the weights ascended to maximise the loss. Layout as in
 :mod:`robustjax.attacks.sequence`."""
+
 from typing import NamedTuple
 
 import jax
@@ -40,11 +41,19 @@ class HullPerturbation(NamedTuple):
     cands: Int[Array, "B L M"]
 
 
-def convex_hull_perturbation(loss_fn: LossFn, table: Float[Array, "I1 D"],
-                             seq_ids: Int[Array, "B L"], *, num_candidates: int, steps: int,
-                             step_size: float | Scalar, key: PRNGKeyArray,
-                             budget: int | None = None, init_logit: float | Scalar = 0.0,
-                             exclude: Int[Array, "B C"] | None = None) -> HullPerturbation:
+def convex_hull_perturbation(
+    loss_fn: LossFn,
+    table: Float[Array, "I1 D"],
+    seq_ids: Int[Array, "B L"],
+    *,
+    num_candidates: int,
+    steps: int,
+    step_size: float | Scalar,
+    key: PRNGKeyArray,
+    budget: int | None = None,
+    init_logit: float | Scalar = 0.0,
+    exclude: Int[Array, "B C"] | None = None,
+) -> HullPerturbation:
     """Soft substitution inside the convex hull of item embeddings (training relaxation).
 
     Each perturbed position (every real one, or the ``budget`` with the largest clean
@@ -95,13 +104,18 @@ def convex_hull_perturbation(loss_fn: LossFn, table: Float[Array, "I1 D"],
         clean_loss, g = _loss_grad(loss_fn, base, seq, where)
         idx, ok = _top_positions(jnp.linalg.norm(g, axis=-1), real, budget)
         sel = _mask_at(seq.shape, idx, ok)
-    banned = seq[..., None] if exclude is None else jnp.concatenate(
-        [seq[..., None], jnp.broadcast_to(exclude[:, None, :], (*seq.shape, exclude.shape[1]))],
-        -1)
-    draws, free = _sample_allowed(key, banned, num_items, n_cand)         # [B, L, N]
+    banned = (
+        seq[..., None]
+        if exclude is None
+        else jnp.concatenate(
+            [seq[..., None], jnp.broadcast_to(exclude[:, None, :], (*seq.shape, exclude.shape[1]))],
+            -1,
+        )
+    )
+    draws, free = _sample_allowed(key, banned, num_items, n_cand)  # [B, L, N]
     orig = jnp.broadcast_to(seq[..., None], draws.shape)
     draws = jnp.where((sel & free)[..., None], draws.astype(seq.dtype), orig)
-    cands = jnp.concatenate([seq[..., None], draws], axis=-1)              # [B, L, M]
+    cands = jnp.concatenate([seq[..., None], draws], axis=-1)  # [B, L, M]
     cand_rows = table[cands]
     m = n_cand + 1
     one_hot = jnp.broadcast_to((jnp.arange(m) == 0).astype(table.dtype), cands.shape)
@@ -118,8 +132,11 @@ def convex_hull_perturbation(loss_fn: LossFn, table: Float[Array, "I1 D"],
         better = v > best_v
         return jnp.where(better[:, None, None], w, best_w), jnp.where(better, v, best_v)
 
-    z0 = jnp.zeros(cands.shape, table.dtype).at[..., 0].set(
-        jnp.asarray(init_logit).astype(table.dtype))
+    z0 = (
+        jnp.zeros(cands.shape, table.dtype)
+        .at[..., 0]
+        .set(jnp.asarray(init_logit).astype(table.dtype))
+    )
     lr = jnp.asarray(step_size).astype(table.dtype)
 
     def step(_, carry):
@@ -132,8 +149,9 @@ def convex_hull_perturbation(loss_fn: LossFn, table: Float[Array, "I1 D"],
     _, (v, w) = loss_of(z)
     best_w, _ = keep_best(best_w, best_v, w, v)
     weights = jax.lax.stop_gradient(jnp.where(sel[..., None], best_w, one_hot))
-    rows = jnp.where(sel[..., None], jnp.einsum("blm,blmd->bld", weights, live_table[cands]),
-                     live_table[seq])
+    rows = jnp.where(
+        sel[..., None], jnp.einsum("blm,blmd->bld", weights, live_table[cands]), live_table[seq]
+    )
     return HullPerturbation(rows, weights, cands)
 
 

@@ -4,6 +4,7 @@ They ignore the loss, and are the baseline that gradient attacks are compared ag
 the same ``eps``. Like every attack they return ``stop_gradient(delta)``: the training
 objective treats the perturbation as a constant.
 """
+
 from collections.abc import Callable, Iterable
 
 import jax
@@ -20,9 +21,16 @@ def _noise(dist, where, emb, key, eps, norm, scope, targets):
     return jax.lax.stop_gradient(_tree.full_delta(emb, sel))
 
 
-def gaussian_noise(loss_fn: Callable[[Emb], Array] | None, emb: Emb, *, key: PRNGKeyArray,
-                   eps: float | Scalar, norm: str = "l2", scope: str = "row",
-                   targets: Iterable[str] | None = None) -> Emb:
+def gaussian_noise(
+    loss_fn: Callable[[Emb], Array] | None,
+    emb: Emb,
+    *,
+    key: PRNGKeyArray,
+    eps: float | Scalar,
+    norm: str = "l2",
+    scope: str = "row",
+    targets: Iterable[str] | None = None,
+) -> Emb:
     """Gaussian noise rescaled to norm exactly ``eps`` per scope unit.
 
     ``delta = eps * z / ||z||``, ``z ~ N(0, I)``, on the ``targets`` names (all when None),
@@ -41,9 +49,16 @@ def gaussian_noise(loss_fn: Callable[[Emb], Array] | None, emb: Emb, *, key: PRN
     return _noise("gaussian", "gaussian_noise", emb, key, eps, norm, scope, targets)
 
 
-def uniform_noise(loss_fn: Callable[[Emb], Array] | None, emb: Emb, *, key: PRNGKeyArray,
-                  eps: float | Scalar, norm: str = "l2", scope: str = "row",
-                  targets: Iterable[str] | None = None) -> Emb:
+def uniform_noise(
+    loss_fn: Callable[[Emb], Array] | None,
+    emb: Emb,
+    *,
+    key: PRNGKeyArray,
+    eps: float | Scalar,
+    norm: str = "l2",
+    scope: str = "row",
+    targets: Iterable[str] | None = None,
+) -> Emb:
     """Noise uniform inside the ``eps`` ball per scope unit.
 
     See ``random_ball(dist="uniform")``; same arguments as :func:`gaussian_noise`. Returns

@@ -1,4 +1,5 @@
 """Projected gradient ascent on embeddings (Madry et al., 2018)."""
+
 from collections.abc import Callable, Iterable
 
 import jax
@@ -10,10 +11,19 @@ from robustjax.attacks.project import check_norm_scope, normalize, project, rand
 from robustjax.types import Array, Emb
 
 
-def pgd(loss_fn: Callable[[Emb], Array], emb: Emb, *, eps: float | Scalar,
-        num_steps: int = 10, step_size: float | Scalar | None = None, norm: str = "l2",
-        scope: str = "row", random_start: bool = False,
-        targets: Iterable[str] | None = None, key: PRNGKeyArray | None = None) -> Emb:
+def pgd(
+    loss_fn: Callable[[Emb], Array],
+    emb: Emb,
+    *,
+    eps: float | Scalar,
+    num_steps: int = 10,
+    step_size: float | Scalar | None = None,
+    norm: str = "l2",
+    scope: str = "row",
+    random_start: bool = False,
+    targets: Iterable[str] | None = None,
+    key: PRNGKeyArray | None = None,
+) -> Emb:
     """``num_steps`` steepest-ascent steps, each projected back onto the ``eps`` ball.
 
     ``d_0 = 0`` (or uniform in the ball with ``random_start``), then
@@ -42,8 +52,9 @@ def pgd(loss_fn: Callable[[Emb], Array], emb: Emb, *, eps: float | Scalar,
     """
     check_norm_scope(norm, scope, where="pgd")
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"pgd: num_steps must be a Python int >= 1 (it is static), "
-                         f"got num_steps={num_steps!r}.")
+        raise ValueError(
+            f"pgd: num_steps must be a Python int >= 1 (it is static), got num_steps={num_steps!r}."
+        )
     if random_start and key is None:
         raise ValueError("pgd: random_start=True needs a PRNG key; pass key=.")
     names = _tree.resolve_targets(emb, targets, where="pgd")
@@ -54,8 +65,7 @@ def pgd(loss_fn: Callable[[Emb], Array], emb: Emb, *, eps: float | Scalar,
 
     def step(_, d):
         direction = normalize(grad_fn(d), norm=norm, scope=scope)
-        d = jax.tree.map(lambda x, v: x + jnp.asarray(step_size).astype(v.dtype) * v,
-                         d, direction)
+        d = jax.tree.map(lambda x, v: x + jnp.asarray(step_size).astype(v.dtype) * v, d, direction)
         return project(d, eps, norm=norm, scope=scope)
 
     with jax.named_scope("pgd"):

@@ -19,6 +19,7 @@ which rescales by the max over the scope.
 All functions are pure, take ``eps`` as a Python float or a (traced) scalar array, and
 work under ``jax.jit`` and ``jax.vmap``.
 """
+
 import functools
 import itertools
 import math
@@ -46,12 +47,16 @@ def _leaves(tree: Emb, where: str) -> tuple[list, object]:
     leaves, treedef = jax.tree.flatten(tree)
     for x in leaves:
         if jnp.ndim(x) < 1:
-            raise ValueError(f"{where}: every leaf needs a leading batch axis; got a scalar "
-                             f"in a tree of shapes {jax.tree.map(jnp.shape, tree)}.")
+            raise ValueError(
+                f"{where}: every leaf needs a leading batch axis; got a scalar "
+                f"in a tree of shapes {jax.tree.map(jnp.shape, tree)}."
+            )
         if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise TypeError(f"{where}: perturbations must be floating point; got dtype "
-                            f"{x.dtype} in a tree of dtypes {jax.tree.map(jnp.dtype, tree)}; "
-                            f"perturb embeddings, not ids.")
+            raise TypeError(
+                f"{where}: perturbations must be floating point; got dtype "
+                f"{x.dtype} in a tree of dtypes {jax.tree.map(jnp.dtype, tree)}; "
+                f"perturb embeddings, not ids."
+            )
     return leaves, treedef
 
 
@@ -81,15 +86,20 @@ def _reduce(leaves, scope: str, leaf_fn, combine, where: str) -> list[Array]:
     if scope == "example":
         batch = {x.shape[0] for x in leaves}
         if len(batch) != 1:
-            raise ValueError(f"{where}: scope='example' needs one batch size for all "
-                             f"perturbed names; got shapes {[x.shape for x in leaves]}.")
-        per = [leaf_fn(x, axis=tuple(range(1, x.ndim)), keepdims=False).astype(dtype)
-               for x in leaves]
+            raise ValueError(
+                f"{where}: scope='example' needs one batch size for all "
+                f"perturbed names; got shapes {[x.shape for x in leaves]}."
+            )
+        per = [
+            leaf_fn(x, axis=tuple(range(1, x.ndim)), keepdims=False).astype(dtype) for x in leaves
+        ]
     else:  # batch
         per = [leaf_fn(x, axis=None, keepdims=False).astype(dtype) for x in leaves]
     total = functools.reduce(combine, per)
-    return [jnp.reshape(total, total.shape + (1,) * (x.ndim - total.ndim)).astype(x.dtype)
-            for x in leaves]
+    return [
+        jnp.reshape(total, total.shape + (1,) * (x.ndim - total.ndim)).astype(x.dtype)
+        for x in leaves
+    ]
 
 
 def _sumsq(x, axis, keepdims):
@@ -147,8 +157,10 @@ def project(delta: Emb, eps: float | Scalar, *, norm: str = "l2", scope: str = "
         out = [jnp.clip(x, -_cast(eps, x), _cast(eps, x)) for x in leaves]
     else:
         ns = [_safe_sqrt(s) for s in _reduce(leaves, scope, _sumsq, jnp.add, "project")]
-        out = [x * jnp.minimum(jnp.ones_like(n), _cast(eps, x) / jnp.maximum(n, _tiny(x)))
-               for x, n in zip(leaves, ns)]
+        out = [
+            x * jnp.minimum(jnp.ones_like(n), _cast(eps, x) / jnp.maximum(n, _tiny(x)))
+            for x, n in zip(leaves, ns)
+        ]
     return jax.tree.unflatten(treedef, out)
 
 
@@ -201,18 +213,23 @@ def _draw(key, leaves, kind: str) -> list[Array]:
 def _unit_uniform(key, leaves, scope: str) -> list[Array]:
     """One U(0, 1) draw per scope unit, broadcastable against each leaf."""
     if scope == "row":
-        rows = [jnp.zeros(x.shape[:-1] + (1,) if x.ndim >= 2 else x.shape, x.dtype)
-                for x in leaves]
+        rows = [jnp.zeros(x.shape[:-1] + (1,) if x.ndim >= 2 else x.shape, x.dtype) for x in leaves]
         return [(v + 1.0) / 2.0 for v in _draw(key, rows, "uniform")]
     dtype = _acc_dtype(leaves)
     shape = (leaves[0].shape[0],) if scope == "example" else ()
     u = jax.random.uniform(key, shape, dtype)
-    return [jnp.reshape(u, shape + (1,) * (x.ndim - len(shape))).astype(x.dtype)
-            for x in leaves]
+    return [jnp.reshape(u, shape + (1,) * (x.ndim - len(shape))).astype(x.dtype) for x in leaves]
 
 
-def random_ball(key: PRNGKeyArray, like: Emb, eps: float | Scalar, *, norm: str = "l2",
-                scope: str = "row", dist: str = "uniform") -> Emb:
+def random_ball(
+    key: PRNGKeyArray,
+    like: Emb,
+    eps: float | Scalar,
+    *,
+    norm: str = "l2",
+    scope: str = "row",
+    dist: str = "uniform",
+) -> Emb:
     """Random perturbations shaped like ``like`` in (or on) the ``eps`` ball.
 
     ``dist`` (per scope unit: each row, each example, or the whole batch):
@@ -246,8 +263,13 @@ def random_ball(key: PRNGKeyArray, like: Emb, eps: float | Scalar, *, norm: str 
     else:
         z = _draw(k_dir, leaves, "normal")
         zt = jax.tree.unflatten(treedef, z)
-        unit = jax.tree.leaves(normalize(zt, norm="l2", scope=scope)) if norm == "l2" else [
-            x / jnp.maximum(m, _tiny(x)) for x, m in zip(z, norms(zt, norm="linf", scope=scope))]
+        unit = (
+            jax.tree.leaves(normalize(zt, norm="l2", scope=scope))
+            if norm == "l2"
+            else [
+                x / jnp.maximum(m, _tiny(x)) for x, m in zip(z, norms(zt, norm="linf", scope=scope))
+            ]
+        )
         if dist == "uniform":  # l2 only here
             us = _unit_uniform(k_rad, leaves, scope)
             unit = [v * u ** (1.0 / d) for v, u, d in zip(unit, us, _dims(leaves, scope))]

@@ -20,6 +20,7 @@ target and the evaluation candidates; ids outside ``1..I`` in it are ignored. It
 already in the sequence are kept even when excluded. Substitutions always change the
 item. When no allowed item exists (tiny ``I``, large ``exclude``) the edit is skipped.
 """
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
@@ -46,14 +47,26 @@ from robustjax.attacks._seq_ops import (
 )
 from robustjax.attacks.hull import HullPerturbation, convex_hull_perturbation
 
-SEQUENCE_ATTACKS = ("substitute_random", "substitute_gradient", "insert_random",
-                    "insert_gradient", "delete_random", "delete_gradient", "truncate")
+SEQUENCE_ATTACKS = (
+    "substitute_random",
+    "substitute_gradient",
+    "insert_random",
+    "insert_gradient",
+    "delete_random",
+    "delete_gradient",
+    "truncate",
+)
 
 
 # --------------------------------------------------------------------------- substitution
-def substitute_random(seq_ids: Int[Array, "B L"], budget: int, num_items: int, *,
-                      key: PRNGKeyArray, exclude: Int[Array, "B C"] | None = None
-                      ) -> Int[Array, "B L"]:
+def substitute_random(
+    seq_ids: Int[Array, "B L"],
+    budget: int,
+    num_items: int,
+    *,
+    key: PRNGKeyArray,
+    exclude: Int[Array, "B C"] | None = None,
+) -> Int[Array, "B L"]:
     """Replaces ``budget`` distinct real positions (all, if fewer) by uniform random items
     from ``1..I`` other than the original item and ``exclude``."""
     where = "substitute_random"
@@ -65,18 +78,29 @@ def substitute_random(seq_ids: Int[Array, "B L"], budget: int, num_items: int, *
         return seq
     k_pos, k_item = jax.random.split(key)
     idx, ok = _top_positions(jax.random.uniform(k_pos, seq.shape), seq != 0, budget)
-    orig = jnp.take_along_axis(seq, idx, axis=1)[..., None]           # [B, K, 1]
-    banned = orig if exclude is None else jnp.concatenate(
-        [orig, jnp.broadcast_to(exclude[:, None, :], (*idx.shape, exclude.shape[1]))], -1)
+    orig = jnp.take_along_axis(seq, idx, axis=1)[..., None]  # [B, K, 1]
+    banned = (
+        orig
+        if exclude is None
+        else jnp.concatenate(
+            [orig, jnp.broadcast_to(exclude[:, None, :], (*idx.shape, exclude.shape[1]))], -1
+        )
+    )
     items, free = _sample_allowed(k_item, banned, num_items, 1)
     return _scatter(seq, idx, items[..., 0], ok & free)
 
 
-def substitute_gradient(loss_fn: LossFn, table: Float[Array, "I1 D"],
-                        seq_ids: Int[Array, "B L"], budget: int, *,
-                        exclude: Int[Array, "B C"] | None = None,
-                        step: float | Scalar = 1.0, method: str = "nearest",
-                        iterative: bool = False) -> Int[Array, "B L"]:
+def substitute_gradient(
+    loss_fn: LossFn,
+    table: Float[Array, "I1 D"],
+    seq_ids: Int[Array, "B L"],
+    budget: int,
+    *,
+    exclude: Int[Array, "B C"] | None = None,
+    step: float | Scalar = 1.0,
+    method: str = "nearest",
+    iterative: bool = False,
+) -> Int[Array, "B L"]:
     """Substitutes the ``budget`` real positions with the largest ``|d loss / d row|``.
 
     One gradient ``g`` of ``loss_fn`` at the clean rows chooses all positions jointly
@@ -132,9 +156,14 @@ def substitute_gradient(loss_fn: LossFn, table: Float[Array, "I1 D"],
 
 
 # --------------------------------------------------------------------------- insertion
-def insert_random(seq_ids: Int[Array, "B L"], budget: int, num_items: int, *,
-                  key: PRNGKeyArray, exclude: Int[Array, "B C"] | None = None
-                  ) -> Int[Array, "B L"]:
+def insert_random(
+    seq_ids: Int[Array, "B L"],
+    budget: int,
+    num_items: int,
+    *,
+    key: PRNGKeyArray,
+    exclude: Int[Array, "B C"] | None = None,
+) -> Int[Array, "B L"]:
     """Inserts ``budget`` uniform random items (from ``1..I`` minus ``exclude``), each in
     a uniform random gap of the original sequence (before any item or after the last).
 
@@ -150,23 +179,30 @@ def insert_random(seq_ids: Int[Array, "B L"], budget: int, num_items: int, *,
         return seq
     k_gap, k_item = jax.random.split(key)
     banned = jnp.zeros((batch, 1), jnp.int32) if exclude is None else exclude
-    items, free = _sample_allowed(k_item, banned, num_items, budget)       # [B, K], [B]
-    gap = jax.random.randint(k_gap, (batch, budget), (length - _lengths(seq))[:, None],
-                             length + 1, jnp.int32)
+    items, free = _sample_allowed(k_item, banned, num_items, budget)  # [B, K], [B]
+    gap = jax.random.randint(
+        k_gap, (batch, budget), (length - _lengths(seq))[:, None], length + 1, jnp.int32
+    )
     # Sort keys: item at position p -> 2p, insertion into gap g (before position g) ->
     # 2g - 1, padding and skipped insertions -> -1 (leftmost, so padding stays left).
     pos = jnp.arange(length, dtype=jnp.int32)[None, :]
     ok = jnp.broadcast_to(free[:, None], gap.shape)
-    keys = jnp.concatenate([jnp.where(seq != 0, 2 * pos, -1), jnp.where(ok, 2 * gap - 1, -1)],
-                           axis=1)
+    keys = jnp.concatenate(
+        [jnp.where(seq != 0, 2 * pos, -1), jnp.where(ok, 2 * gap - 1, -1)], axis=1
+    )
     ids = jnp.concatenate([seq, jnp.where(ok, items, 0).astype(seq.dtype)], axis=1)
     order = jnp.argsort(keys, axis=1, stable=True)
     return jnp.take_along_axis(ids, order, axis=1)[:, budget:]
 
 
-def insert_gradient(loss_fn: LossFn, table: Float[Array, "I1 D"], seq_ids: Int[Array, "B L"],
-                    budget: int, *, exclude: Int[Array, "B C"] | None = None
-                    ) -> Int[Array, "B L"]:
+def insert_gradient(
+    loss_fn: LossFn,
+    table: Float[Array, "I1 D"],
+    seq_ids: Int[Array, "B L"],
+    budget: int,
+    *,
+    exclude: Int[Array, "B C"] | None = None,
+) -> Int[Array, "B L"]:
     """Appends ``budget`` items at the most recent end, chosen greedily by gradient.
 
     Insertion is at the end because the most recent items drive a next-item model's
@@ -190,7 +226,7 @@ def insert_gradient(loss_fn: LossFn, table: Float[Array, "I1 D"], seq_ids: Int[A
         holder = jnp.where(last != 0, last, jnp.ones_like(last))
         cand = jnp.concatenate([seq[:, 1:], holder[:, None]], axis=1)
         _, g = _loss_grad(loss_fn, table[cand], cand, where)
-        score = jnp.where(ban, -jnp.inf, g[:, -1] @ table.T)             # [B, I + 1]
+        score = jnp.where(ban, -jnp.inf, g[:, -1] @ table.T)  # [B, I + 1]
         new = cand.at[:, -1].set(jnp.argmax(score, axis=-1).astype(seq.dtype))
         return jnp.where(jnp.all(ban, axis=-1)[:, None], seq, new)
 
@@ -205,8 +241,9 @@ def _delete_top(seq: Array, scores: Array, budget: int) -> Array:
     return _compact(seq, (seq != 0) & ~_mask_at(seq.shape, idx, ok))
 
 
-def delete_random(seq_ids: Int[Array, "B L"], budget: int, *, key: PRNGKeyArray
-                  ) -> Int[Array, "B L"]:
+def delete_random(
+    seq_ids: Int[Array, "B L"], budget: int, *, key: PRNGKeyArray
+) -> Int[Array, "B L"]:
     """Deletes ``budget`` uniformly chosen items per sequence, shifting the older items
     right. A sequence always keeps at least one item (so at most ``length - 1`` go)."""
     seq = _check_seq(seq_ids, "delete_random")
@@ -216,8 +253,9 @@ def delete_random(seq_ids: Int[Array, "B L"], budget: int, *, key: PRNGKeyArray
     return _delete_top(seq, jax.random.uniform(key, seq.shape), budget)
 
 
-def delete_gradient(loss_fn: LossFn, table: Float[Array, "I1 D"], seq_ids: Int[Array, "B L"],
-                    budget: int) -> Int[Array, "B L"]:
+def delete_gradient(
+    loss_fn: LossFn, table: Float[Array, "I1 D"], seq_ids: Int[Array, "B L"], budget: int
+) -> Int[Array, "B L"]:
     """Deletes the ``budget`` items with the largest ``|d loss / d row|`` (one gradient at
     the clean rows), shifting the older items right; at least one item always remains."""
     where = "delete_gradient"
@@ -242,12 +280,20 @@ def truncate_recent(seq_ids: Int[Array, "B L"], budget: int) -> Int[Array, "B L"
 
 
 # --------------------------------------------------------------------------- registry
-def apply_sequence_attack(kind: str, seq_ids: Int[Array, "B L"], budget: int, *,
-                          num_items: int, key: PRNGKeyArray, loss_fn: LossFn | None = None,
-                          table: Float[Array, "I1 D"] | None = None,
-                          exclude: Int[Array, "B C"] | None = None,
-                          method: str = "nearest", step: float | Scalar = 1.0,
-                          iterative: bool = False) -> Int[Array, "B L"]:
+def apply_sequence_attack(
+    kind: str,
+    seq_ids: Int[Array, "B L"],
+    budget: int,
+    *,
+    num_items: int,
+    key: PRNGKeyArray,
+    loss_fn: LossFn | None = None,
+    table: Float[Array, "I1 D"] | None = None,
+    exclude: Int[Array, "B C"] | None = None,
+    method: str = "nearest",
+    step: float | Scalar = 1.0,
+    iterative: bool = False,
+) -> Int[Array, "B L"]:
     """Runs the attack ``kind`` (one of ``SEQUENCE_ATTACKS``) with a static ``budget``.
 
     ``loss_fn`` and ``table`` are required by the ``*_gradient`` kinds; ``method``,
@@ -256,24 +302,37 @@ def apply_sequence_attack(kind: str, seq_ids: Int[Array, "B L"], budget: int, *,
     """
     where = f"apply_sequence_attack(kind={kind!r})"
     if kind not in SEQUENCE_ATTACKS:
-        raise ValueError(f"apply_sequence_attack: kind={kind!r} is unknown; expected one of "
-                         f"{SEQUENCE_ATTACKS}.")
+        raise ValueError(
+            f"apply_sequence_attack: kind={kind!r} is unknown; expected one of {SEQUENCE_ATTACKS}."
+        )
     seq = _check_seq(seq_ids, where)
     budget = _check_budget(budget, seq.shape[1], where)
     num_items = _check_int("num_items", num_items, 1, None, where, "pass I, the item count")
     if kind.endswith("_gradient"):
         missing = [n for n, v in (("loss_fn", loss_fn), ("table", table)) if v is None]
         if missing:
-            raise ValueError(f"{where}: a gradient attack needs {' and '.join(missing)}=; "
-                             f"pass them or use a *_random kind.")
+            raise ValueError(
+                f"{where}: a gradient attack needs {' and '.join(missing)}=; "
+                f"pass them or use a *_random kind."
+            )
         if jnp.shape(table)[0] != num_items + 1:
-            raise ValueError(f"{where}: table has {jnp.shape(table)[0]} rows but "
-                             f"num_items={num_items} needs num_items + 1 = {num_items + 1}.")
+            raise ValueError(
+                f"{where}: table has {jnp.shape(table)[0]} rows but "
+                f"num_items={num_items} needs num_items + 1 = {num_items + 1}."
+            )
     if kind == "substitute_random":
         return substitute_random(seq, budget, num_items, key=key, exclude=exclude)
     if kind == "substitute_gradient":
-        return substitute_gradient(loss_fn, table, seq, budget, exclude=exclude, step=step,
-                                   method=method, iterative=iterative)
+        return substitute_gradient(
+            loss_fn,
+            table,
+            seq,
+            budget,
+            exclude=exclude,
+            step=step,
+            method=method,
+            iterative=iterative,
+        )
     if kind == "insert_random":
         return insert_random(seq, budget, num_items, key=key, exclude=exclude)
     if kind == "insert_gradient":
@@ -285,7 +344,18 @@ def apply_sequence_attack(kind: str, seq_ids: Int[Array, "B L"], budget: int, *,
     return truncate_recent(seq, budget)
 
 
-__all__ = ["SEQUENCE_ATTACKS", "SUBSTITUTION_METHODS", "HullPerturbation",
-           "apply_sequence_attack", "convex_hull_perturbation", "delete_gradient",
-           "delete_random", "insert_gradient", "insert_random", "is_left_padded",
-           "substitute_gradient", "substitute_random", "truncate_recent"]
+__all__ = [
+    "SEQUENCE_ATTACKS",
+    "SUBSTITUTION_METHODS",
+    "HullPerturbation",
+    "apply_sequence_attack",
+    "convex_hull_perturbation",
+    "delete_gradient",
+    "delete_random",
+    "insert_gradient",
+    "insert_random",
+    "is_left_padded",
+    "substitute_gradient",
+    "substitute_random",
+    "truncate_recent",
+]

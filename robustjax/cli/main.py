@@ -1,4 +1,5 @@
 """The ``robustjax`` console script."""
+
 import argparse
 import dataclasses
 import json
@@ -18,40 +19,69 @@ EPILOG = """examples:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="robustjax", description="Robustness analysis and adversarial training of "
-        "recommender models in JAX.", epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="robustjax",
+        description="Robustness analysis and adversarial training of recommender models in JAX.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def common(sp):
-        sp.add_argument("--experiment", default="bpr-mf", metavar="NAME",
-                        help="named config from experiments/ (default: bpr-mf); "
-                             "`robustjax experiments` lists them")
-        sp.add_argument("--data", default=None, metavar="PATH",
-                        help="data file or split folder (format auto-detected); omitted: the "
-                             "embedded synthetic data set")
-        sp.add_argument("--format", default=None, metavar="FMT",
-                        help="data format when auto-detection is ambiguous: atomic, movielens, "
-                             "delimited, user-lines, pairs, split-folder")
-        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        dest="overrides", help="override a config field, e.g. train.epochs=20 "
-                        "or model.dim=32 (repeatable; `robustjax config` lists the keys)")
-        sp.add_argument("--tiny", action="store_true",
-                        help="a tiny version of the experiment (smoke test, seconds)")
+        sp.add_argument(
+            "--experiment",
+            default="bpr-mf",
+            metavar="NAME",
+            help="named config from experiments/ (default: bpr-mf); "
+            "`robustjax experiments` lists them",
+        )
+        sp.add_argument(
+            "--data",
+            default=None,
+            metavar="PATH",
+            help="data file or split folder (format auto-detected); omitted: the "
+            "embedded synthetic data set",
+        )
+        sp.add_argument(
+            "--format",
+            default=None,
+            metavar="FMT",
+            help="data format when auto-detection is ambiguous: atomic, movielens, "
+            "delimited, user-lines, pairs, split-folder",
+        )
+        sp.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            dest="overrides",
+            help="override a config field, e.g. train.epochs=20 "
+            "or model.dim=32 (repeatable; `robustjax config` lists the keys)",
+        )
+        sp.add_argument(
+            "--tiny",
+            action="store_true",
+            help="a tiny version of the experiment (smoke test, seconds)",
+        )
 
-    t = sub.add_parser("train", help="train a model, evaluate it, write outputs",
-                       description="Train, select on validation, evaluate on test. Writes "
-                       "OUT/metrics.json (keys <split>/<metric>@<k>), config.json, "
-                       "history.jsonl, data.json, recommendations.tsv (top-N per test user, "
-                       "original ids) and checkpoint/.")
+    t = sub.add_parser(
+        "train",
+        help="train a model, evaluate it, write outputs",
+        description="Train, select on validation, evaluate on test. Writes "
+        "OUT/metrics.json (keys <split>/<metric>@<k>), config.json, "
+        "history.jsonl, data.json, recommendations.tsv (top-N per test user, "
+        "original ids) and checkpoint/.",
+    )
     common(t)
     t.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    t.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoint/state.npz (same final result as an "
-                        "uninterrupted run)")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUT/checkpoint/state.npz (same final result as an uninterrupted run)",
+    )
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     from robustjax.cli import sweep as sweep_cli
+
     sweep_cli.add_parser(sub)
 
     c = sub.add_parser("config", help="print the resolved config and the valid --set keys")
@@ -87,19 +117,23 @@ def main(argv=None) -> int:
     try:
         if args.command == "sweep":
             from robustjax.cli import sweep as sweep_cli
+
             return sweep_cli.run(args)
         if args.command == "experiments":
             from experiments import names
+
             print("\n".join(names()))
             return 0
         cfg = resolve_config(args)
         if args.command == "config":
             from robustjax.config import valid_keys
+
             print(cfg.to_json())
             print("\n--set keys: " + ", ".join(valid_keys(cfg)))
             return 0
         from experiments import runner
         from robustjax.run import run_experiment
+
         run = runner(args.experiment) or run_experiment
         metrics = run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     except (ValueError, FileNotFoundError, TypeError) as e:

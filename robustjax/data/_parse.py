@@ -78,8 +78,9 @@ def split_fixed(lines: Lines, sep: str | None, ncols: int | None = None) -> np.n
         fast, delim = [ln.replace(sep, "\x1f") for ln in ls], "\x1f"
     for dtype in (np.int64, np.float64):
         try:
-            out = np.loadtxt(fast, delimiter=delim, dtype=dtype, ndmin=2, comments=None,
-                             quotechar=None)
+            out = np.loadtxt(
+                fast, delimiter=delim, dtype=dtype, ndmin=2, comments=None, quotechar=None
+            )
         except (ValueError, OverflowError, TypeError):
             continue
         if out.shape == (len(ls), ncols or out.shape[1]) and np.all(np.isfinite(out)):
@@ -106,7 +107,8 @@ def _check_counts(lines: Lines, counts: np.ndarray, ncols: int, sepname: str) ->
         r = int(bad[0])
         raise ValueError(
             f"{lines.where(r)}: expected {ncols} columns separated by {sepname}, got "
-            f"{int(counts[r])}: {_short(lines.lines[r])} ({bad.size} malformed line(s) in all).")
+            f"{int(counts[r])}: {_short(lines.lines[r])} ({bad.size} malformed line(s) in all)."
+        )
 
 
 def split_ragged(lines: Lines, sep: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +146,8 @@ def to_number(col: np.ndarray, dtype, what: str, lines: Lines, rows: np.ndarray 
                 r = k if rows is None else int(rows[k])
                 raise ValueError(
                     f"{lines.where(r)}: {what} {str(v)!r} is not a number "
-                    f"(line: {_short(lines.lines[r])}).") from None
+                    f"(line: {_short(lines.lines[r])})."
+                ) from None
         raise
     if np.dtype(dtype).kind == "f" and not np.all(np.isfinite(out)):
         k = int(np.flatnonzero(~np.isfinite(out))[0])

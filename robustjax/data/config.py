@@ -62,7 +62,8 @@ class DataConfig:
     def __post_init__(self):
         def bad(field, expected):
             return ValueError(
-                f"DataConfig.{field} must be {expected}, got {field}={getattr(self, field)!r}.")
+                f"DataConfig.{field} must be {expected}, got {field}={getattr(self, field)!r}."
+            )
 
         if self.format is not None and self.format not in folder.FORMATS:
             raise bad("format", f"None or one of {list(folder.FORMATS)}")
@@ -92,12 +93,17 @@ class DataConfig:
             raise bad("train_noise", f"None or one of {list(noise.KINDS)}")
         # The level is checked against the kind in ``prepare``: ``--set`` replaces one
         # field at a time, so the pair may be inconsistent in between.
-        if isinstance(self.train_noise_level, bool) or not isinstance(
-                self.train_noise_level, (int, float)) or not (
-                0 <= self.train_noise_level < float("inf")):
+        if (
+            isinstance(self.train_noise_level, bool)
+            or not isinstance(self.train_noise_level, (int, float))
+            or not (0 <= self.train_noise_level < float("inf"))
+        ):
             raise bad("train_noise_level", "a finite number >= 0")
-        if isinstance(self.train_noise_seed, bool) or not isinstance(
-                self.train_noise_seed, int) or self.train_noise_seed < 0:
+        if (
+            isinstance(self.train_noise_seed, bool)
+            or not isinstance(self.train_noise_seed, int)
+            or self.train_noise_seed < 0
+        ):
             raise bad("train_noise_seed", "an int >= 0")
 
 
@@ -113,7 +119,8 @@ def _loader_options(cfg: DataConfig, fmt: str) -> dict:
     if given - set(opts):
         raise ValueError(
             f"DataConfig: {sorted(given - set(opts))} are not used by format {fmt!r}; "
-            f"set format='delimited' to use them, or leave them None.")
+            f"set format='delimited' to use them, or leave them None."
+        )
     if fmt == "split-folder":
         opts["seed"] = cfg.seed
     return opts
@@ -145,7 +152,8 @@ def prepare(cfg: DataConfig) -> SplitData:
             raise ValueError(
                 f"DataConfig.train_noise_level={cfg.train_noise_level!r} has no effect with "
                 f"train_noise=None; set train_noise to one of {list(noise.KINDS)} or the "
-                "level to 0.")
+                "level to 0."
+            )
         return _prepare_clean(cfg)
     try:
         noise.check_level(cfg.train_noise, cfg.train_noise_level)
@@ -155,14 +163,19 @@ def prepare(cfg: DataConfig) -> SplitData:
             f"train_noise={cfg.train_noise!r}: expected a fraction in [0, 1]"
             + (" (or any finite value >= 0 for 'add')." if cfg.train_noise != "add" else ".")
         ) from None
-    return noise.apply_noise(_prepare_clean(cfg), cfg.train_noise, cfg.train_noise_level,
-                             seed=cfg.train_noise_seed)
+    return noise.apply_noise(
+        _prepare_clean(cfg), cfg.train_noise, cfg.train_noise_level, seed=cfg.train_noise_seed
+    )
 
 
 def _prepare_clean(cfg: DataConfig) -> SplitData:
     if cfg.path is None or cfg.format == "synthetic":
-        table = synthetic(num_users=cfg.synthetic_users, num_items=cfg.synthetic_items,
-                          interactions_per_user=cfg.synthetic_per_user, seed=cfg.seed)
+        table = synthetic(
+            num_users=cfg.synthetic_users,
+            num_items=cfg.synthetic_items,
+            interactions_per_user=cfg.synthetic_per_user,
+            seed=cfg.seed,
+        )
         name = "synthetic"
         fmt = "synthetic"
     else:
@@ -173,19 +186,21 @@ def _prepare_clean(cfg: DataConfig) -> SplitData:
         if cfg.split not in ("auto", "given"):
             raise ValueError(
                 f"DataConfig.split={cfg.split!r} but {cfg.path!r} is a split folder; use "
-                f"split='given' (or 'auto').")
+                f"split='given' (or 'auto')."
+            )
         if cfg.kcore:
             raise ValueError(
                 f"DataConfig.kcore={cfg.kcore} is not supported for given splits "
-                f"({cfg.path!r}); set kcore=0.")
+                f"({cfg.path!r}); set kcore=0."
+            )
         s = loaded
-        s = SplitData(_clean(cfg, s.train), _clean(cfg, s.valid), _clean(cfg, s.test),
-                      name=s.name)
+        s = SplitData(_clean(cfg, s.train), _clean(cfg, s.valid), _clean(cfg, s.test), name=s.name)
         return splits.check_cold(s, drop_cold=True) if cfg.drop_cold else s
     if cfg.split == "given":
         raise ValueError(
             f"DataConfig.split='given' needs a split folder (train/valid/test files), got "
-            f"path={cfg.path!r}; use split='random', 'loo' or 'temporal'.")
+            f"path={cfg.path!r}; use split='random', 'loo' or 'temporal'."
+        )
     if fmt != "synthetic":
         table = loaded
     table = _clean(cfg, table)
@@ -196,7 +211,8 @@ def _prepare_clean(cfg: DataConfig) -> SplitData:
     if len(table) == 0:
         raise ValueError(
             f"DataConfig: no interactions left in {name!r} after preprocessing "
-            f"(rating_threshold={cfg.rating_threshold}, kcore={cfg.kcore}).")
+            f"(rating_threshold={cfg.rating_threshold}, kcore={cfg.kcore})."
+        )
     kw = {"drop_cold": cfg.drop_cold, "name": name}
     if cfg.split in ("auto", "random"):
         return splits.split_random(table, cfg.ratios, seed=cfg.seed, **kw)

@@ -5,8 +5,9 @@ import numpy as np
 from robustjax.data.table import InteractionTable
 
 
-def user_item_csr(table: InteractionTable, num_users: int | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def user_item_csr(
+    table: InteractionTable, num_users: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-user item lists in CSR form.
 
     Args:
@@ -21,7 +22,8 @@ def user_item_csr(table: InteractionTable, num_users: int | None = None
     if num_users < table.num_users:
         raise ValueError(
             f"user_item_csr: num_users={num_users} is smaller than the table's "
-            f"num_users={table.num_users}.")
+            f"num_users={table.num_users}."
+        )
     order = np.lexsort((table.item, table.user))
     counts = np.bincount(table.user, minlength=num_users)
     indptr = np.zeros(num_users + 1, dtype=np.int64)
@@ -29,8 +31,9 @@ def user_item_csr(table: InteractionTable, num_users: int | None = None
     return indptr, table.item[order].astype(np.int32)
 
 
-def padded_lists(table: InteractionTable, num_users: int | None = None,
-                 pad: int = -1) -> np.ndarray:
+def padded_lists(
+    table: InteractionTable, num_users: int | None = None, pad: int = -1
+) -> np.ndarray:
     """Per-user sorted item lists padded to the longest one.
 
     Returns:

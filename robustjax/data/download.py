@@ -27,8 +27,13 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def download_movielens(name: str, *, cache_dir: str = "~/.cache/robustjax",
-                       base_url: str = DEFAULT_BASE_URL, sha256: str | None = None) -> str:
+def download_movielens(
+    name: str,
+    *,
+    cache_dir: str = "~/.cache/robustjax",
+    base_url: str = DEFAULT_BASE_URL,
+    sha256: str | None = None,
+) -> str:
     """Downloads ``{base_url}{name}.zip``, verifies it, extracts it and returns the ratings file.
 
     The expected checksum is ``sha256`` if given, else ``KNOWN_SHA256[name]``. If neither
@@ -46,7 +51,9 @@ def download_movielens(name: str, *, cache_dir: str = "~/.cache/robustjax",
         Path of ``u.data`` (ml-100k) or ``ratings.dat`` (ml-1m) in the cache.
     """
     if name not in _RATINGS:
-        raise ValueError(f"download_movielens: unknown name={name!r}; use one of {sorted(_RATINGS)}.")
+        raise ValueError(
+            f"download_movielens: unknown name={name!r}; use one of {sorted(_RATINGS)}."
+        )
     cache = os.path.expanduser(os.fspath(cache_dir))
     os.makedirs(cache, exist_ok=True)
     zip_path = os.path.join(cache, f"{name}.zip")
@@ -56,8 +63,11 @@ def download_movielens(name: str, *, cache_dir: str = "~/.cache/robustjax",
     if expected is None and os.path.exists(record):
         with open(record) as f:
             expected = f.read().strip()
-    if (os.path.exists(target) and os.path.exists(zip_path)
-            and (expected is None or _sha256(zip_path) == expected.lower())):
+    if (
+        os.path.exists(target)
+        and os.path.exists(zip_path)
+        and (expected is None or _sha256(zip_path) == expected.lower())
+    ):
         return target
     if not os.path.exists(zip_path) or (expected and _sha256(zip_path) != expected.lower()):
         url = base_url + ("" if base_url.endswith("/") else "/") + f"{name}.zip"
@@ -75,7 +85,8 @@ def download_movielens(name: str, *, cache_dir: str = "~/.cache/robustjax",
             raise ValueError(
                 f"download_movielens: checksum mismatch for {url!r}: sha256 {got}, expected "
                 f"{expected}. The download is corrupt or the file changed upstream; pass "
-                f"sha256= to accept a new version.")
+                f"sha256= to accept a new version."
+            )
         os.replace(tmp, zip_path)
         if expected is None:
             with open(record, "w") as f:
@@ -86,6 +97,5 @@ def download_movielens(name: str, *, cache_dir: str = "~/.cache/robustjax",
     except zipfile.BadZipFile as e:
         raise ValueError(f"download_movielens: {zip_path!r} is not a zip file ({e}).") from None
     if not os.path.exists(target):
-        raise ValueError(
-            f"download_movielens: {zip_path!r} has no {name}/{_RATINGS[name]} member.")
+        raise ValueError(f"download_movielens: {zip_path!r} has no {name}/{_RATINGS[name]} member.")
     return target

@@ -8,11 +8,9 @@ import numpy as np
 from robustjax.data import _parse, loaders
 from robustjax.data.table import InteractionTable, SplitData
 
-FORMATS = ("atomic", "movielens", "delimited", "user-lines", "pairs", "split-folder",
-           "synthetic")
+FORMATS = ("atomic", "movielens", "delimited", "user-lines", "pairs", "split-folder", "synthetic")
 _EXTS = ("", ".tsv", ".txt", ".csv", ".inter", ".dat")
-_PARTS = {"train": ("train",), "valid": ("valid", "val", "validation", "dev"),
-          "test": ("test",)}
+_PARTS = {"train": ("train",), "valid": ("valid", "val", "validation", "dev"), "test": ("test",)}
 _SNIFF_LINES = 200
 
 
@@ -49,7 +47,8 @@ def _sniff_file(path: str, max_lines: int | None = _SNIFF_LINES) -> str:
         return "pairs"
     raise ValueError(
         f"Cannot detect the format of {path!r} from its name or first lines "
-        f"(first line: {head[0][:80]!r}). Pass format= one of {list(FORMATS)}.")
+        f"(first line: {head[0][:80]!r}). Pass format= one of {list(FORMATS)}."
+    )
 
 
 def _read_part(path: str):
@@ -63,8 +62,9 @@ def _read_part(path: str):
     return loaders.read_movielens(path), None
 
 
-def carve_valid(table: InteractionTable, ratio: float, *, seed: int
-                ) -> tuple[InteractionTable, InteractionTable]:
+def carve_valid(
+    table: InteractionTable, ratio: float, *, seed: int
+) -> tuple[InteractionTable, InteractionTable]:
     """Moves a seeded random ``round(ratio * n_u)`` of each user's rows to a validation part.
 
     Row order is kept in both parts. Since ``ratio < 0.5`` leaves at least one row in
@@ -114,13 +114,13 @@ def load_split_folder(path: str, *, valid_ratio: float = 0.1, seed: int = 0) -> 
         if files[p] is None:
             raise ValueError(
                 f"Split folder {path!r} has no {p} file (looked for {_PARTS[p][0]}"
-                f"{{{','.join(e or '<none>' for e in _EXTS)}}}); found {sorted(os.listdir(path))}.")
+                f"{{{','.join(e or '<none>' for e in _EXTS)}}}); found {sorted(os.listdir(path))}."
+            )
     parts = {p: _read_part(f) for p, f in files.items() if f is not None}
     names = list(parts)
     extra = [u for _, u in parts.values() if u is not None]
     extra_users = np.concatenate(extra) if extra else np.array([], dtype=str)
-    tables = dict(zip(names, loaders.build_with_users([parts[p][0] for p in names],
-                                                      extra_users)))
+    tables = dict(zip(names, loaders.build_with_users([parts[p][0] for p in names], extra_users)))
     if "valid" not in tables:
         tables["train"], tables["valid"] = carve_valid(tables["train"], valid_ratio, seed=seed)
     name = os.path.basename(os.path.normpath(path))
@@ -134,10 +134,13 @@ def resolve_data_file(path: str) -> str:
     (``x.inter`` beside ``x.item``/``x.user``) resolves to that file; anything else is
     ambiguous and reported with the candidates.
     """
-    names = sorted(n for n in os.listdir(path)
-                   if not n.startswith(".") and os.path.isfile(os.path.join(path, n))
-                   and not n.lower().endswith((".md", ".json", ".zip", ".sha256", ".item",
-                                               ".user")))
+    names = sorted(
+        n
+        for n in os.listdir(path)
+        if not n.startswith(".")
+        and os.path.isfile(os.path.join(path, n))
+        and not n.lower().endswith((".md", ".json", ".zip", ".sha256", ".item", ".user"))
+    )
     inter = [n for n in names if n.endswith(".inter")]
     if len(inter) == 1:
         return os.path.join(path, inter[0])
@@ -146,7 +149,8 @@ def resolve_data_file(path: str) -> str:
     raise ValueError(
         f"Folder {path!r} has no train and test files, so it is not a split folder, and it "
         f"holds {len(names)} candidate data files {names[:8]}; pass the data file itself, or "
-        f"format= one of {list(FORMATS)}.")
+        f"format= one of {list(FORMATS)}."
+    )
 
 
 def detect_format(path: str) -> str:
@@ -161,8 +165,7 @@ def detect_format(path: str) -> str:
     return _sniff_file(path)
 
 
-def load(path: str | None, *, format: str | None = None, **options
-         ) -> InteractionTable | SplitData:
+def load(path: str | None, *, format: str | None = None, **options) -> InteractionTable | SplitData:
     """Loads any supported format, detecting it when ``format`` is None.
 
     Args:
@@ -180,9 +183,14 @@ def load(path: str | None, *, format: str | None = None, **options
             format = "synthetic"
         else:
             format = detect_format(path)
-    fns = {"atomic": loaders.load_atomic, "movielens": loaders.load_movielens,
-           "delimited": loaders.load_delimited, "user-lines": loaders.load_user_lines,
-           "pairs": loaders.load_pairs_in_order, "split-folder": load_split_folder}
+    fns = {
+        "atomic": loaders.load_atomic,
+        "movielens": loaders.load_movielens,
+        "delimited": loaders.load_delimited,
+        "user-lines": loaders.load_user_lines,
+        "pairs": loaders.load_pairs_in_order,
+        "split-folder": load_split_folder,
+    }
     if format == "synthetic":
         return synthetic(**options)
     if format not in fns:
@@ -196,5 +204,6 @@ def load(path: str | None, *, format: str | None = None, **options
     if unknown:
         raise TypeError(
             f"load(format={format!r}): unknown options {unknown}; valid ones are "
-            f"{[p for p in params if p != 'path']}.")
+            f"{[p for p in params if p != 'path']}."
+        )
     return fns[format](path, **options)

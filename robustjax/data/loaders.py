@@ -30,8 +30,10 @@ def build(raws: list[Raw]) -> list[InteractionTable]:
     (users, items) = ([r.user for r in raws], [r.item for r in raws])
     uids, utok = _parse.encode(*users)
     iids, itok = _parse.encode(*items)
-    return [InteractionTable(u, i, r.rating, r.timestamp, utok, itok)
-            for u, i, r in zip(uids, iids, raws)]
+    return [
+        InteractionTable(u, i, r.rating, r.timestamp, utok, itok)
+        for u, i, r in zip(uids, iids, raws)
+    ]
 
 
 def _columns(lines: Lines, body: np.ndarray, names: tuple) -> Raw:
@@ -42,8 +44,9 @@ def _columns(lines: Lines, body: np.ndarray, names: tuple) -> Raw:
         rating = _parse.to_number(body[:, idx["rating"]], np.float32, "rating", lines)
     if "timestamp" in idx:
         ts = _parse.to_number(body[:, idx["timestamp"]], np.float64, "timestamp", lines)
-    return Raw(_parse.id_column(body[:, idx["user"]]), _parse.id_column(body[:, idx["item"]]),
-               rating, ts)
+    return Raw(
+        _parse.id_column(body[:, idx["user"]]), _parse.id_column(body[:, idx["item"]]), rating, ts
+    )
 
 
 # ----------------------------------------------------------------------------- atomic
@@ -58,7 +61,8 @@ def read_atomic(path: str) -> Raw:
         if need not in names:
             raise ValueError(
                 f"{lines.where(0)}: RecBole atomic header needs a '{need}_id:token' column, got "
-                f"{lines.lines[0]!r}. Use load_delimited(columns=...) for other layouts.")
+                f"{lines.lines[0]!r}. Use load_delimited(columns=...) for other layouts."
+            )
     body = _parse.split_fixed(lines.drop_first(), "\t", len(header))
     return _columns(lines.drop_first(), body, tuple(names))
 
@@ -125,7 +129,8 @@ def _check_columns(columns) -> tuple:
         if c not in valid:
             raise ValueError(
                 f"columns={columns!r}: unknown column name {c!r}; use one of "
-                f"{sorted(valid)} (or None to skip a column).")
+                f"{sorted(valid)} (or None to skip a column)."
+            )
     named = [c for c in cols if c != "_"]
     if len(set(named)) != len(named):
         raise ValueError(f"columns={columns!r} names a column twice.")
@@ -145,8 +150,9 @@ def read_delimited(path, *, sep="\t", columns=("user", "item"), header=False) ->
     return _columns(lines, body, cols)
 
 
-def load_delimited(path: str, *, sep: str | None = "\t",
-                   columns: tuple = ("user", "item"), header: bool = False) -> InteractionTable:
+def load_delimited(
+    path: str, *, sep: str | None = "\t", columns: tuple = ("user", "item"), header: bool = False
+) -> InteractionTable:
     """Loads a generic delimited file.
 
     Args:
@@ -177,7 +183,8 @@ def read_user_lines(path: str, *, sep: str | None = None) -> tuple[Raw, np.ndarr
         rows = np.flatnonzero(users == tok)
         raise ValueError(
             f"{lines.where(int(rows[1]))}: user {str(tok)!r} already has a line (line "
-            f"{lines.lineno(int(rows[0]))}); user-lines files need one line per user.")
+            f"{lines.lineno(int(rows[0]))}); user-lines files need one line per user."
+        )
     raw = Raw(users[user_of], flat[is_item])
     # Users without items still get an id: pass them as an extra user-only column.
     return raw, users
@@ -204,17 +211,35 @@ def build_with_users(raws: list[Raw], extra_users: np.ndarray) -> list[Interacti
     """Like :func:`build` but also registers ``extra_users`` tokens (users without rows)."""
     uids, utok = _parse.encode(*[r.user for r in raws], extra_users)
     iids, itok = _parse.encode(*[r.item for r in raws])
-    return [InteractionTable(u, i, r.rating, r.timestamp, utok, itok)
-            for u, i, r in zip(uids, iids, raws)]
+    return [
+        InteractionTable(u, i, r.rating, r.timestamp, utok, itok)
+        for u, i, r in zip(uids, iids, raws)
+    ]
 
 
 # ------------------------------------------------------------------------------ pairs
 _HEADER_ALIASES = {
-    "user": "user", "user_id": "user", "userid": "user", "uid": "user", "u": "user",
-    "item": "item", "item_id": "item", "itemid": "item", "movieid": "item", "iid": "item",
-    "i": "item", "rating": "rating", "weight": "rating", "score": "rating",
-    "timestamp": "timestamp", "time": "timestamp", "ts": "timestamp",
-    "seq_idx": "order", "order": "order", "position": "order", "pos": "order",
+    "user": "user",
+    "user_id": "user",
+    "userid": "user",
+    "uid": "user",
+    "u": "user",
+    "item": "item",
+    "item_id": "item",
+    "itemid": "item",
+    "movieid": "item",
+    "iid": "item",
+    "i": "item",
+    "rating": "rating",
+    "weight": "rating",
+    "score": "rating",
+    "timestamp": "timestamp",
+    "time": "timestamp",
+    "ts": "timestamp",
+    "seq_idx": "order",
+    "order": "order",
+    "position": "order",
+    "pos": "order",
 }
 
 
@@ -232,7 +257,8 @@ def read_pairs_in_order(path: str, *, sep: str | None = None, header: bool | Non
             if key not in _HEADER_ALIASES:
                 raise ValueError(
                     f"{lines.where(0)}: unknown header column {t!r}; known names are "
-                    f"{sorted(_HEADER_ALIASES)}. Use load_delimited(columns=...) instead.")
+                    f"{sorted(_HEADER_ALIASES)}. Use load_delimited(columns=...) instead."
+                )
             names.append(_HEADER_ALIASES[key])
         lines = lines.drop_first()
         if not lines.lines:
@@ -241,7 +267,8 @@ def read_pairs_in_order(path: str, *, sep: str | None = None, header: bool | Non
         if not 2 <= len(first) <= 4:
             raise ValueError(
                 f"{lines.where(0)}: pair files have 2-4 columns (user item [rating "
-                f"[timestamp]]), got {len(first)}: {lines.lines[0]!r}.")
+                f"[timestamp]]), got {len(first)}: {lines.lines[0]!r}."
+            )
         names = ["user", "item", "rating", "timestamp"][: len(first)]
     if "user" not in names or "item" not in names:
         raise ValueError(f"{path}: header {first!r} must name a user and an item column.")
@@ -251,14 +278,18 @@ def read_pairs_in_order(path: str, *, sep: str | None = None, header: bool | Non
         order = _parse.to_number(body[:, names.index("order")], np.float64, "order", lines)
         # Stable sort by (user, order): ties keep file order.
         perm = np.lexsort((order, _parse.encode(raw.user)[0][0]))
-        raw = Raw(raw.user[perm], raw.item[perm],
-                  None if raw.rating is None else raw.rating[perm],
-                  None if raw.timestamp is None else raw.timestamp[perm])
+        raw = Raw(
+            raw.user[perm],
+            raw.item[perm],
+            None if raw.rating is None else raw.rating[perm],
+            None if raw.timestamp is None else raw.timestamp[perm],
+        )
     return raw
 
 
-def load_pairs_in_order(path: str, *, sep: str | None = None,
-                        header: bool | None = None) -> InteractionTable:
+def load_pairs_in_order(
+    path: str, *, sep: str | None = None, header: bool | None = None
+) -> InteractionTable:
     """Loads ``user item`` pair files whose row order is time order.
 
     Without a header, 3 columns are ``user item rating`` and 4 are

@@ -47,10 +47,12 @@ KINDS = ("drop", "add", "swap", "sparsity")
 
 # ----------------------------------------------------------------------------- checks
 
+
 def _check_frac(fn: str, name: str, value, hi: float | None = 1.0) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{fn}: {name} must be a real number, got {name}={value!r} "
-                        f"({type(value).__name__}).")
+        raise TypeError(
+            f"{fn}: {name} must be a real number, got {name}={value!r} ({type(value).__name__})."
+        )
     v = float(value)
     if not np.isfinite(v) or v < 0 or (hi is not None and v > hi):
         rng = "[0, 1]" if hi is not None else ">= 0 (finite)"
@@ -60,8 +62,10 @@ def _check_frac(fn: str, name: str, value, hi: float | None = 1.0) -> float:
 
 def _rng(fn: str, seed) -> np.random.Generator:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise TypeError(f"{fn}: seed must be a non-negative int, got seed={seed!r}; pass "
-                        "seed= explicitly (e.g. seed=0).")
+        raise TypeError(
+            f"{fn}: seed must be a non-negative int, got seed={seed!r}; pass "
+            "seed= explicitly (e.g. seed=0)."
+        )
     return np.random.default_rng(int(seed))
 
 
@@ -78,6 +82,7 @@ def check_level(kind, level) -> float:
 
 # ----------------------------------------------------------------------------- helpers
 
+
 def _stochastic_round(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """int64: ``floor(x) + Bernoulli(frac(x))`` elementwise (expectation exactly ``x``)."""
     x = np.round(np.asarray(x, dtype=np.float64), 9)
@@ -91,20 +96,24 @@ def _random_rank(table: InteractionTable, rng: np.random.Generator):
     return _rank_in_user(table.user, order, table.num_users)
 
 
-def _forbidden(table: InteractionTable, exclude: Sequence[InteractionTable], fn: str,
-               num_items: int):
+def _forbidden(
+    table: InteractionTable, exclude: Sequence[InteractionTable], fn: str, num_items: int
+):
     """Sorted unique ``user * num_items + item`` keys of seen items below ``num_items``."""
     if isinstance(exclude, InteractionTable):
         exclude = (exclude,)
     keys = [table.pairs()]
     for i, t in enumerate(exclude):
         if not isinstance(t, InteractionTable):
-            raise TypeError(f"{fn}: exclude[{i}] must be an InteractionTable, got "
-                            f"{type(t).__name__}.")
+            raise TypeError(
+                f"{fn}: exclude[{i}] must be an InteractionTable, got {type(t).__name__}."
+            )
         if (t.num_users, t.num_items) != (table.num_users, table.num_items):
-            raise ValueError(f"{fn}: exclude[{i}] has {t.num_users} users x {t.num_items} items, "
-                             f"the table {table.num_users} x {table.num_items}; pass tables "
-                             "of the same split (one id space).")
+            raise ValueError(
+                f"{fn}: exclude[{i}] has {t.num_users} users x {t.num_items} items, "
+                f"the table {table.num_users} x {table.num_items}; pass tables "
+                "of the same split (one id space)."
+            )
         keys.append(t.pairs())
     keys = np.unique(np.concatenate(keys))
     keys = keys[keys % table.num_items < num_items]
@@ -115,10 +124,15 @@ def _forbidden(table: InteractionTable, exclude: Sequence[InteractionTable], fn:
 def _check_num_items(fn: str, num_items, table: InteractionTable) -> int:
     if num_items is None:
         return table.num_items
-    if isinstance(num_items, bool) or not isinstance(num_items, numbers.Integral) or not (
-            1 <= num_items <= table.num_items):
-        raise ValueError(f"{fn}: num_items must be an int in [1, {table.num_items}] (the "
-                         f"table's item count), got num_items={num_items!r}.")
+    if (
+        isinstance(num_items, bool)
+        or not isinstance(num_items, numbers.Integral)
+        or not (1 <= num_items <= table.num_items)
+    ):
+        raise ValueError(
+            f"{fn}: num_items must be an int in [1, {table.num_items}] (the "
+            f"table's item count), got num_items={num_items!r}."
+        )
     return int(num_items)
 
 
@@ -157,8 +171,7 @@ def _distinct_ranks(avail: np.ndarray, need: np.ndarray, rng: np.random.Generato
     return users[order], ranks[order]
 
 
-def _unseen_items(table: InteractionTable, need: np.ndarray, exclude, rng, fn: str,
-                  num_items: int):
+def _unseen_items(table: InteractionTable, need: np.ndarray, exclude, rng, fn: str, num_items: int):
     """``need[u]`` (clipped to the available count) distinct unseen items per user.
 
     Returns:
@@ -178,6 +191,7 @@ def _unseen_items(table: InteractionTable, need: np.ndarray, exclude, rng, fn: s
 
 
 # ----------------------------------------------------------------------------- noise kinds
+
 
 def drop(table: InteractionTable, frac: float, *, seed: int) -> InteractionTable:
     """Removes ``frac`` of each user's interactions (uniformly chosen rows).
@@ -226,12 +240,18 @@ def subsample(table: InteractionTable, frac_kept: float, *, seed: int) -> Intera
     free = np.flatnonzero(rank > 0)
     n = int(_stochastic_round(np.array((1.0 - frac_kept) * len(table)), rng))
     keep = np.ones(len(table), dtype=bool)
-    keep[rng.permutation(free)[:min(n, len(free))]] = False
+    keep[rng.permutation(free)[: min(n, len(free))]] = False
     return table.subset(keep)
 
 
-def add(table: InteractionTable, frac: float, num_items: int | None = None, *, seed: int,
-        exclude: Sequence[InteractionTable] = ()) -> InteractionTable:
+def add(
+    table: InteractionTable,
+    frac: float,
+    num_items: int | None = None,
+    *,
+    seed: int,
+    exclude: Sequence[InteractionTable] = (),
+) -> InteractionTable:
     """Adds ``frac`` x each user's count of new items the user has never interacted with.
 
     A user with ``c`` rows gets ``sr(frac * c)`` new rows (stochastic rounding), clipped to
@@ -265,14 +285,24 @@ def add(table: InteractionTable, frac: float, num_items: int | None = None, *, s
     order = np.argsort(sort_key, kind="stable")
     cat = lambda a, new: None if a is None else np.concatenate([a, new])[order]
     return dataclasses.replace(
-        table, user=cat(table.user, users.astype(np.int32)), item=cat(table.item, items),
+        table,
+        user=cat(table.user, users.astype(np.int32)),
+        item=cat(table.item, items),
         rating=cat(table.rating, None if table.rating is None else table.rating[anchor]),
-        timestamp=cat(table.timestamp,
-                      None if table.timestamp is None else table.timestamp[anchor]))
+        timestamp=cat(
+            table.timestamp, None if table.timestamp is None else table.timestamp[anchor]
+        ),
+    )
 
 
-def swap(table: InteractionTable, frac: float, num_items: int | None = None, *, seed: int,
-         exclude: Sequence[InteractionTable] = ()) -> InteractionTable:
+def swap(
+    table: InteractionTable,
+    frac: float,
+    num_items: int | None = None,
+    *,
+    seed: int,
+    exclude: Sequence[InteractionTable] = (),
+) -> InteractionTable:
     """Replaces ``frac`` of each user's items by random items the user has never seen.
 
     A user with ``c`` rows has ``sr(frac * c)`` uniformly chosen rows swapped (stochastic

@@ -12,7 +12,8 @@ def to_implicit(table: InteractionTable, threshold: float) -> InteractionTable:
     if table.rating is None:
         raise ValueError(
             f"to_implicit(threshold={threshold!r}): the table has no ratings; drop the "
-            f"rating threshold (DataConfig.rating_threshold=None) for implicit data.")
+            f"rating threshold (DataConfig.rating_threshold=None) for implicit data."
+        )
     return table.subset(table.rating >= threshold)
 
 
@@ -40,8 +41,12 @@ def remap(table: InteractionTable) -> InteractionTable:
     new_u = (np.cumsum(used_u) - 1).astype(np.int32)
     new_i = (np.cumsum(used_i) - 1).astype(np.int32)
     return dataclasses.replace(
-        table, user=new_u[table.user], item=new_i[table.item],
-        user_tokens=table.user_tokens[used_u], item_tokens=table.item_tokens[used_i])
+        table,
+        user=new_u[table.user],
+        item=new_i[table.item],
+        user_tokens=table.user_tokens[used_u],
+        item_tokens=table.item_tokens[used_i],
+    )
 
 
 def kcore(table: InteractionTable, k_user: int, k_item: int) -> InteractionTable:

@@ -18,7 +18,8 @@ def _check_ratios(ratios) -> tuple[float, float, float]:
     if len(r) != 3 or min(r) < 0 or abs(sum(r) - 1.0) > 1e-6 or r[0] <= 0:
         raise ValueError(
             f"ratios must be three non-negative numbers (train, valid, test) with train > 0 "
-            f"summing to 1, got ratios={ratios!r}.")
+            f"summing to 1, got ratios={ratios!r}."
+        )
     return r
 
 
@@ -47,19 +48,31 @@ def check_cold(split: SplitData, *, drop_cold: bool = False, how: str = "") -> S
             f"{how or 'split'} on {split.name!r}: {n_cold} user(s) have valid/test rows but no "
             f"training rows (e.g. user {str(example)!r}). Apply kcore (DataConfig.kcore), use "
             f"leave-one-out, lower the valid/test ratios, or pass drop_cold=True to drop "
-            f"those users' valid/test rows.")
-    return SplitData(split.train, split.valid.subset(~cold[split.valid.user]),
-                     split.test.subset(~cold[split.test.user]), name=split.name)
+            f"those users' valid/test rows."
+        )
+    return SplitData(
+        split.train,
+        split.valid.subset(~cold[split.valid.user]),
+        split.test.subset(~cold[split.test.user]),
+        name=split.name,
+    )
 
 
 def _assemble(table, part, name, drop_cold, how) -> SplitData:
-    split = SplitData(table.subset(part == 0), table.subset(part == 1), table.subset(part == 2),
-                      name=name)
+    split = SplitData(
+        table.subset(part == 0), table.subset(part == 1), table.subset(part == 2), name=name
+    )
     return check_cold(split, drop_cold=drop_cold, how=how)
 
 
-def split_random(table: InteractionTable, ratios=(0.8, 0.1, 0.1), *, seed: int,
-                 drop_cold: bool = False, name: str = "data") -> SplitData:
+def split_random(
+    table: InteractionTable,
+    ratios=(0.8, 0.1, 0.1),
+    *,
+    seed: int,
+    drop_cold: bool = False,
+    name: str = "data",
+) -> SplitData:
     """Per-user random split.
 
     A user with n rows gets ``round(ratios[2] * n)`` test rows, ``round(ratios[1] * n)``
@@ -84,8 +97,13 @@ def split_random(table: InteractionTable, ratios=(0.8, 0.1, 0.1), *, seed: int,
     return _assemble(table, part, name, drop_cold, f"split_random(ratios={ratios}, seed={seed})")
 
 
-def split_leave_one_out(table: InteractionTable, *, order: str = "timestamp",
-                        drop_cold: bool = False, name: str = "data") -> SplitData:
+def split_leave_one_out(
+    table: InteractionTable,
+    *,
+    order: str = "timestamp",
+    drop_cold: bool = False,
+    name: str = "data",
+) -> SplitData:
     """Per user: the last row is test, the second-to-last valid, the rest train.
 
     Users with fewer than 3 rows keep all rows in train (they are never cold).
@@ -99,14 +117,16 @@ def split_leave_one_out(table: InteractionTable, *, order: str = "timestamp",
     """
     if order not in ("timestamp", "file", "auto"):
         raise ValueError(
-            f"split_leave_one_out: order must be 'timestamp', 'file' or 'auto', got {order!r}.")
+            f"split_leave_one_out: order must be 'timestamp', 'file' or 'auto', got {order!r}."
+        )
     if order == "auto":
         order = "timestamp" if table.timestamp is not None else "file"
     if order == "timestamp":
         if table.timestamp is None:
             raise ValueError(
                 "split_leave_one_out(order='timestamp'): the table has no timestamps; use "
-                "order='file' when the row order is the time order (sequence files, ml-1m).")
+                "order='file' when the row order is the time order (sequence files, ml-1m)."
+            )
         perm = np.lexsort((table.timestamp, table.user))
     else:
         perm = np.lexsort((np.arange(len(table)), table.user))
@@ -117,8 +137,9 @@ def split_leave_one_out(table: InteractionTable, *, order: str = "timestamp",
     return _assemble(table, part, name, drop_cold, f"split_leave_one_out(order={order!r})")
 
 
-def split_temporal(table: InteractionTable, ratios=(0.8, 0.1, 0.1), *,
-                   drop_cold: bool = False, name: str = "data") -> SplitData:
+def split_temporal(
+    table: InteractionTable, ratios=(0.8, 0.1, 0.1), *, drop_cold: bool = False, name: str = "data"
+) -> SplitData:
     """Global time split: the earliest ``ratios[0]`` of all rows train, then valid, then test.
 
     Cut points are row ranks in a stable sort by timestamp, so rows with equal timestamps
@@ -135,7 +156,8 @@ def split_temporal(table: InteractionTable, ratios=(0.8, 0.1, 0.1), *,
     if table.timestamp is None:
         raise ValueError(
             "split_temporal: the table has no timestamps; use split_random or "
-            "split_leave_one_out(order='file') instead.")
+            "split_leave_one_out(order='file') instead."
+        )
     n = len(table)
     perm = np.argsort(table.timestamp, kind="stable")
     n_train = round(r[0] * n)

@@ -10,9 +10,12 @@ def _check_1d(name: str, arr: np.ndarray, n: int, dtype) -> None:
         raise TypeError(f"InteractionTable.{name} must be a numpy array, got {type(arr).__name__}.")
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(
-            f"InteractionTable.{name} must have shape ({n},) like `user`, got {arr.shape}.")
+            f"InteractionTable.{name} must have shape ({n},) like `user`, got {arr.shape}."
+        )
     if arr.dtype != dtype:
-        raise ValueError(f"InteractionTable.{name} must have dtype {np.dtype(dtype)}, got {arr.dtype}.")
+        raise ValueError(
+            f"InteractionTable.{name} must have dtype {np.dtype(dtype)}, got {arr.dtype}."
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,14 +51,16 @@ class InteractionTable:
             if not isinstance(tok, np.ndarray) or tok.ndim != 1 or tok.dtype.kind != "U":
                 raise ValueError(
                     f"InteractionTable.{name} must be a 1-d numpy str array, got "
-                    f"{getattr(tok, 'dtype', type(tok))!s} with shape {getattr(tok, 'shape', None)}.")
+                    f"{getattr(tok, 'dtype', type(tok))!s} with shape {getattr(tok, 'shape', None)}."
+                )
         for name, bound in (("user", len(self.user_tokens)), ("item", len(self.item_tokens))):
             ids = getattr(self, name)
             if n and (ids.min() < 0 or ids.max() >= bound):
                 bad = ids[(ids < 0) | (ids >= bound)][0]
                 raise ValueError(
                     f"InteractionTable.{name} has id {int(bad)} outside 0..{bound - 1} "
-                    f"(len({name}_tokens)={bound}).")
+                    f"(len({name}_tokens)={bound})."
+                )
 
     @property
     def num_users(self) -> int:
@@ -80,11 +85,16 @@ class InteractionTable:
         index = np.asarray(index)
         if index.dtype == bool and index.shape != self.user.shape:
             raise ValueError(
-                f"subset: boolean mask has shape {index.shape}, table has {len(self)} rows.")
+                f"subset: boolean mask has shape {index.shape}, table has {len(self)} rows."
+            )
         pick = lambda a: None if a is None else a[index]
         return dataclasses.replace(
-            self, user=self.user[index], item=self.item[index],
-            rating=pick(self.rating), timestamp=pick(self.timestamp))
+            self,
+            user=self.user[index],
+            item=self.item[index],
+            rating=pick(self.rating),
+            timestamp=pick(self.timestamp),
+        )
 
     def pairs(self) -> np.ndarray:
         """int64 [n] keys ``user * num_items + item``, unique per (user, item) pair."""
@@ -108,7 +118,8 @@ class SplitData:
                 if a is not b and not np.array_equal(a, b):
                     raise ValueError(
                         f"SplitData({self.name!r}): {part}.{tok} differs from train.{tok} "
-                        f"({len(b)} vs {len(a)} tokens); all parts must share one id space.")
+                        f"({len(b)} vs {len(a)} tokens); all parts must share one id space."
+                    )
 
     @property
     def num_users(self) -> int:

@@ -6,6 +6,7 @@ sampled epoch of training triples (every training pair with a fresh uniform nega
 the perturbed model is then evaluated by full ranking like the clean one. ``eps`` is
 traced, so one compiled attack serves every level of a sweep.
 """
+
 import functools
 
 import jax
@@ -23,14 +24,18 @@ _TABLE_OF = {"user": "user", "pos": "item", "neg": "item", "item": "item"}
 def table_targets(fns: ModelFns, targets: tuple[str, ...]) -> tuple[str, ...]:
     """Maps embedding names (``user``/``pos``/``neg``) or table names to table names."""
     if fns.get_tables is None:
-        raise ValueError("table attacks need a model with embedding tables (ModelFns."
-                         "get_tables); this model has none.")
+        raise ValueError(
+            "table attacks need a model with embedding tables (ModelFns."
+            "get_tables); this model has none."
+        )
     out = []
     for t in targets:
         table = fns.lookups[t][0] if t in fns.lookups else _TABLE_OF.get(t, t)
         if table not in fns.table_sizes:
-            raise ValueError(f"attack target {t!r} is neither an embedding lookup "
-                             f"{sorted(fns.lookups)} nor a table {sorted(fns.table_sizes)}.")
+            raise ValueError(
+                f"attack target {t!r} is neither an embedding lookup "
+                f"{sorted(fns.lookups)} nor a table {sorted(fns.table_sizes)}."
+            )
         if table not in out:
             out.append(table)
     return tuple(out)
@@ -45,15 +50,19 @@ def make_table_attack(fns: ModelFns, cfg: AttackConfig, *, loss: str = "bpr"):
     scope of ``cfg`` (``scope="row"``: each table row within its own ball).
     """
     tables = table_targets(fns, cfg.targets)
-    attack = make_attack(AttackConfig(**{**cfg.__dict__, "targets": tables}),
-                         tuple(fns.table_sizes))
+    attack = make_attack(
+        AttackConfig(**{**cfg.__dict__, "targets": tables}), tuple(fns.table_sizes)
+    )
     loss_on_emb = emb_loss(fns, loss)
 
     @functools.partial(jax.jit)
     def run(params: Params, data: TrainArrays, key: Array, eps: Array) -> Params:
         k_neg, k_attack = jax.random.split(key)
-        batch = {"user": data.user, "pos": data.item,
-                 "neg": sample_negatives(data, data.user, k_neg)}
+        batch = {
+            "user": data.user,
+            "pos": data.item,
+            "neg": sample_negatives(data, data.user, k_neg),
+        }
         clean = fns.get_tables(params)
 
         def loss_fn(t):

@@ -115,8 +115,9 @@ def evaluate_full(
         raise ValueError(
             f"evaluate_full: return_topk={return_topk!r} must be in [0, num_items={num_items}]."
         )
-    target, excludes, num_users = _host.check_csrs("evaluate_full", target_csr, exclude_csrs,
-                                                   num_items)
+    target, excludes, num_users = _host.check_csrs(
+        "evaluate_full", target_csr, exclude_csrs, num_items
+    )
     all_users = np.arange(num_users) if users is None else np.asarray(users).astype(np.int64)
     bad = all_users.size and (all_users.min() < 0 or all_users.max() >= num_users)
     if all_users.ndim != 1 or bad:

@@ -107,20 +107,26 @@ def rank_metrics(
     return out
 
 
-def top_candidates(scores: Float[Array, "B I"], exclude: Bool[Array, "B I"], k: int
-                   ) -> tuple[Float[Array, "B K"], Int[Array, "B K"]]:
+def top_candidates(
+    scores: Float[Array, "B I"], exclude: Bool[Array, "B I"], k: int
+) -> tuple[Float[Array, "B K"], Int[Array, "B K"]]:
     """Top-``k`` (scores, items) among the non-excluded candidates; ties by lower item id.
 
     Excluded items (and NaN scores) are -inf and never count as hits.
     """
-    masked = jnp.where(exclude | jnp.isnan(scores), jnp.float32(-jnp.inf),
-                       scores.astype(jnp.float32))
+    masked = jnp.where(
+        exclude | jnp.isnan(scores), jnp.float32(-jnp.inf), scores.astype(jnp.float32)
+    )
     return jax.lax.top_k(masked, k)
 
 
-def metrics_from_top(top_items: Int[Array, "B K"], top_scores: Float[Array, "B K"],
-                     target: Bool[Array, "B I"], *, ks: tuple[int, ...]
-                     ) -> dict[str, Float[Array, " B"]]:
+def metrics_from_top(
+    top_items: Int[Array, "B K"],
+    top_scores: Float[Array, "B K"],
+    target: Bool[Array, "B I"],
+    *,
+    ks: tuple[int, ...],
+) -> dict[str, Float[Array, " B"]]:
     """Recall/NDCG/HR/Precision/MRR at each K (<= the list length) from a top list.
 
     Lets one ``top_k`` serve several target sets (e.g. head and tail items) and the
@@ -128,8 +134,9 @@ def metrics_from_top(top_items: Int[Array, "B K"], top_scores: Float[Array, "B K
     """
     kmax = max(ks)
     if kmax > top_items.shape[1]:
-        raise ValueError(f"metrics_from_top: ks={ks} exceed the top-list length "
-                         f"{top_items.shape[1]}.")
+        raise ValueError(
+            f"metrics_from_top: ks={ks} exceed the top-list length {top_items.shape[1]}."
+        )
     top_items, top_scores = top_items[:, :kmax], top_scores[:, :kmax]
     neg_inf = jnp.float32(-jnp.inf)
     num_targets = jnp.sum(target, axis=1, dtype=jnp.int32)  # [B]

@@ -65,7 +65,8 @@ def make_sampled_candidates(
             f"make_sampled_candidates: num_negatives must be an int >= 1, got {num_negatives!r}."
         )
     heldout, others, num_users = _host.check_csrs(
-        "make_sampled_candidates", heldout_csr, exclude_csrs, num_items, main_name="heldout_csr")
+        "make_sampled_candidates", heldout_csr, exclude_csrs, num_items, main_name="heldout_csr"
+    )
     row_users = np.repeat(np.arange(num_users), np.diff(heldout[0]))
     positives = heldout[1]
     rng = np.random.default_rng(seed)

@@ -20,6 +20,7 @@ Metrics per level: ``hr@K`` and ``ndcg@K`` (sampled protocol: the target's rank 
 number of candidates scored strictly higher) and ``target_score_shift``, the mean change
 of the target's score from the clean one.
 """
+
 import dataclasses
 
 import jax
@@ -50,18 +51,22 @@ class SeqSweepConfig:
 
     def __post_init__(self):
         if self.kind not in SEQ_SWEEP_KINDS:
-            raise ValueError(f"SeqSweepConfig.kind must be one of {SEQ_SWEEP_KINDS}, got "
-                             f"kind={self.kind!r}.")
+            raise ValueError(
+                f"SeqSweepConfig.kind must be one of {SEQ_SWEEP_KINDS}, got kind={self.kind!r}."
+            )
         if not self.levels:
             raise ValueError("SeqSweepConfig.levels is empty; give at least one level.")
         if any(b <= a for a, b in zip(self.levels, self.levels[1:])):
-            raise ValueError(f"SeqSweepConfig.levels must be strictly ascending, got "
-                             f"{self.levels!r}.")
+            raise ValueError(
+                f"SeqSweepConfig.levels must be strictly ascending, got {self.levels!r}."
+            )
         if self.levels[0] < 0:
             raise ValueError(f"SeqSweepConfig.levels must be >= 0, got {self.levels!r}.")
         if self.discrete and any(float(v) != int(v) for v in self.levels):
-            raise ValueError(f"SeqSweepConfig.levels are budgets (item counts) for "
-                             f"kind={self.kind!r}; got non-integers {self.levels!r}.")
+            raise ValueError(
+                f"SeqSweepConfig.levels are budgets (item counts) for "
+                f"kind={self.kind!r}; got non-integers {self.levels!r}."
+            )
         if not self.seeds:
             raise ValueError("SeqSweepConfig.seeds is empty.")
         if not self.ks or min(self.ks) < 1:
@@ -69,8 +74,9 @@ class SeqSweepConfig:
         if self.user_batch < 1:
             raise ValueError(f"SeqSweepConfig.user_batch must be >= 1, got {self.user_batch}.")
         # norm/scope/num_steps checked by the attack module with its own messages
-        AttackConfig(kind="pgd", num_steps=self.num_steps, norm=self.norm, scope=self.scope,
-                     targets=("seq",))
+        AttackConfig(
+            kind="pgd", num_steps=self.num_steps, norm=self.norm, scope=self.scope, targets=("seq",)
+        )
 
     @property
     def discrete(self) -> bool:
@@ -96,8 +102,12 @@ def _metrics(scores, clean_target, valid, ks):
 
 
 def _embedding_fn(graphdef, cfg: SeqSweepConfig):
-    attack = make_attack(AttackConfig(kind=cfg.kind, num_steps=cfg.num_steps, norm=cfg.norm,
-                                      scope=cfg.scope, targets=("seq",)), ("seq",))
+    attack = make_attack(
+        AttackConfig(
+            kind=cfg.kind, num_steps=cfg.num_steps, norm=cfg.norm, scope=cfg.scope, targets=("seq",)
+        ),
+        ("seq",),
+    )
 
     @jax.jit
     def fn(params, ids, cands, valid, levels, key):
@@ -127,10 +137,19 @@ def _discrete_fn(graphdef, cfg: SeqSweepConfig, num_items: int, budget: int):
         def loss_rows(rows, seq_ids):
             return candidate_loss(model, rows * model.input_scale, seq_ids, cands) * valid
 
-        new_ids = apply_sequence_attack(cfg.kind, ids, budget, loss_fn=loss_rows, table=table,
-                                        num_items=num_items, key=key, exclude=cands)
+        new_ids = apply_sequence_attack(
+            cfg.kind,
+            ids,
+            budget,
+            loss_fn=loss_rows,
+            table=table,
+            num_items=num_items,
+            key=key,
+            exclude=cands,
+        )
         scores = model.score_items(
-            model.next_hidden(model.embed({"seq": new_ids})["seq"], new_ids), cands)
+            model.next_hidden(model.embed({"seq": new_ids})["seq"], new_ids), cands
+        )
         out = _metrics(scores, clean, valid, cfg.ks)
         out["changed_positions"] = jnp.sum(jnp.sum(new_ids != ids, axis=1) * valid)
         return out
@@ -138,8 +157,16 @@ def _discrete_fn(graphdef, cfg: SeqSweepConfig, num_items: int, budget: int):
     return fn
 
 
-def run_seq_sweep(graphdef: nnx.GraphDef, params, inputs: jax.Array, cands: jax.Array, *,
-                  num_items: int, cfg: SeqSweepConfig, progress: bool = True) -> dict:
+def run_seq_sweep(
+    graphdef: nnx.GraphDef,
+    params,
+    inputs: jax.Array,
+    cands: jax.Array,
+    *,
+    num_items: int,
+    cfg: SeqSweepConfig,
+    progress: bool = True,
+) -> dict:
     """Evaluates a sequential model under every level of ``cfg`` (and every seed).
 
     Args:
@@ -157,11 +184,15 @@ def run_seq_sweep(graphdef: nnx.GraphDef, params, inputs: jax.Array, cands: jax.
 
     inputs, cands = jnp.asarray(inputs), jnp.asarray(cands)
     if inputs.ndim != 2 or cands.ndim != 2 or inputs.shape[0] != cands.shape[0]:
-        raise ValueError(f"run_seq_sweep: inputs [U, L] and cands [U, C] must share U, got "
-                         f"{inputs.shape} and {cands.shape}.")
+        raise ValueError(
+            f"run_seq_sweep: inputs [U, L] and cands [U, C] must share U, got "
+            f"{inputs.shape} and {cands.shape}."
+        )
     if cfg.discrete and max(cfg.levels) >= inputs.shape[1]:
-        raise ValueError(f"run_seq_sweep: budget {max(cfg.levels):g} must be smaller than the "
-                         f"sequence length {inputs.shape[1]}.")
+        raise ValueError(
+            f"run_seq_sweep: budget {max(cfg.levels):g} must be smaller than the "
+            f"sequence length {inputs.shape[1]}."
+        )
     n = inputs.shape[0]
     b = min(cfg.user_batch, n)
     nb = -(-n // b)
@@ -172,10 +203,17 @@ def run_seq_sweep(graphdef: nnx.GraphDef, params, inputs: jax.Array, cands: jax.
     levels = [float(v) for v in cfg.levels]
     per_seed: dict[str, list[list[float]]] = {}
     steps = [(s, i) for s in cfg.seeds for i in range(nb)]
-    bar = tqdm(total=len(steps) * (len(levels) if cfg.discrete else 1), disable=not progress,
-               desc=f"{cfg.kind} sweep", unit="batch")
-    fns = ({int(v): _discrete_fn(graphdef, cfg, num_items, int(v)) for v in levels}
-           if cfg.discrete else None)
+    bar = tqdm(
+        total=len(steps) * (len(levels) if cfg.discrete else 1),
+        disable=not progress,
+        desc=f"{cfg.kind} sweep",
+        unit="batch",
+    )
+    fns = (
+        {int(v): _discrete_fn(graphdef, cfg, num_items, int(v)) for v in levels}
+        if cfg.discrete
+        else None
+    )
     emb_fn = None if cfg.discrete else _embedding_fn(graphdef, cfg)
     for seed in cfg.seeds:
         totals: dict[str, np.ndarray] = {}
@@ -200,5 +238,10 @@ def run_seq_sweep(graphdef: nnx.GraphDef, params, inputs: jax.Array, cands: jax.
     return {"metrics": per_seed, "num_users": int(n)}
 
 
-__all__ = ["EMBEDDING_KINDS", "SEQ_SWEEP_KINDS", "SeqSweepConfig", "candidate_loss",
-           "run_seq_sweep"]
+__all__ = [
+    "EMBEDDING_KINDS",
+    "SEQ_SWEEP_KINDS",
+    "SeqSweepConfig",
+    "candidate_loss",
+    "run_seq_sweep",
+]

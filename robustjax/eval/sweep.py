@@ -20,6 +20,7 @@ held-out positives against sampled negatives (worst case for the reported metric
 ``"targeted"`` maximises the scores of ``target_items`` for every user against sampled
 items (promotion). Attacks perturb the embedding tables named in ``targets``.
 """
+
 import dataclasses
 import functools
 import math
@@ -52,7 +53,7 @@ class SweepConfig:
     eps: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
     seeds: tuple[int, ...] = (0,)
     num_steps: int = 10
-    step_size: float | None = None     # None: 2.5 * eps / num_steps
+    step_size: float | None = None  # None: 2.5 * eps / num_steps
     norm: str = "l2"
     scope: str = "row"
     targets: tuple[str, ...] = ("user", "item")
@@ -61,15 +62,17 @@ class SweepConfig:
     ks: tuple[int, ...] = (10, 20)
     stability_k: int = 20
     auc: bool = False
-    user_groups: int = 4               # activity quantile groups (0 disables)
-    head_share: float = 0.2            # most popular share of items counted as "head"
+    user_groups: int = 4  # activity quantile groups (0 disables)
+    head_share: float = 0.2  # most popular share of items counted as "head"
     user_batch: int = 256
-    memory_mb: int = 1024              # bound on the per-batch score tensor [L, B, I]
+    memory_mb: int = 1024  # bound on the per-batch score tensor [L, B, I]
 
     def __post_init__(self):
         def bad(field, expected):
-            raise ValueError(f"SweepConfig.{field} must be {expected}, got "
-                             f"{field}={getattr(self, field)!r}.")
+            raise ValueError(
+                f"SweepConfig.{field} must be {expected}, got {field}={getattr(self, field)!r}."
+            )
+
         if self.kind not in KINDS:
             bad("kind", f"one of {KINDS}")
         if self.objective not in OBJECTIVES:
@@ -78,8 +81,10 @@ class SweepConfig:
             bad("eps", "a non-empty grid")
         negative = [e for e in self.eps if not (math.isfinite(e) and e >= 0)]
         if negative:
-            raise ValueError(f"SweepConfig.eps must be finite and >= 0, got {negative} in the "
-                             f"grid {list(self.eps)}; use e.g. --eps 0:1:32.")
+            raise ValueError(
+                f"SweepConfig.eps must be finite and >= 0, got {negative} in the "
+                f"grid {list(self.eps)}; use e.g. --eps 0:1:32."
+            )
         if not self.seeds:
             bad("seeds", "a non-empty tuple of ints")
         if not self.ks or min(self.ks) < 1 or self.stability_k < 1:
@@ -90,14 +95,21 @@ class SweepConfig:
             bad("head_share", "in (0, 1)")
         if self.user_batch < 1 or self.memory_mb < 1 or self.user_groups < 0:
             bad("user_batch", "positive (and memory_mb >= 1, user_groups >= 0)")
-        AttackConfig(kind=self.kind, eps=max(self.eps), step_size=self.step_size,
-                     num_steps=self.num_steps, norm=self.norm, scope=self.scope)
+        AttackConfig(
+            kind=self.kind,
+            eps=max(self.eps),
+            step_size=self.step_size,
+            num_steps=self.num_steps,
+            norm=self.norm,
+            scope=self.scope,
+        )
 
     @property
     def levels(self) -> tuple[np.ndarray, np.ndarray]:
         """``(seed index [L], eps [L])`` of the flattened ``seeds x eps`` level axis."""
-        s, e = np.meshgrid(np.arange(len(self.seeds)), np.asarray(self.eps, np.float32),
-                           indexing="ij")
+        s, e = np.meshgrid(
+            np.arange(len(self.seeds)), np.asarray(self.eps, np.float32), indexing="ij"
+        )
         return s.ravel(), e.ravel()
 
 
@@ -111,19 +123,35 @@ def parse_eps(text: str) -> tuple[float, ...]:
             return tuple(float(x) for x in np.linspace(float(lo), float(hi), int(n)))
         return tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise ValueError(f"--eps {text!r}: expected START:STOP:COUNT (e.g. 0:1:32) or a "
-                         "comma-separated list (e.g. 0,0.25,0.5).") from None
+        raise ValueError(
+            f"--eps {text!r}: expected START:STOP:COUNT (e.g. 0:1:32) or a "
+            "comma-separated list (e.g. 0,0.25,0.5)."
+        ) from None
 
 
 # ------------------------------------------------------------------------ attacks per level
 
-def make_level_attack(fns: ModelFns, cfg: SweepConfig, data: TrainArrays,
-                      heldout: tuple[np.ndarray, np.ndarray] | None):
+
+def make_level_attack(
+    fns: ModelFns,
+    cfg: SweepConfig,
+    data: TrainArrays,
+    heldout: tuple[np.ndarray, np.ndarray] | None,
+):
     """``perturb(params, keys [L], eps [L]) -> tables with a leading [L] axis`` (one jit)."""
     tables = table_targets(fns, cfg.targets)
-    attack = make_attack(AttackConfig(kind=cfg.kind, eps=1.0, step_size=cfg.step_size,
-                                      num_steps=cfg.num_steps, norm=cfg.norm, scope=cfg.scope,
-                                      targets=tables), tuple(fns.table_sizes))
+    attack = make_attack(
+        AttackConfig(
+            kind=cfg.kind,
+            eps=1.0,
+            step_size=cfg.step_size,
+            num_steps=cfg.num_steps,
+            norm=cfg.norm,
+            scope=cfg.scope,
+            targets=tables,
+        ),
+        tuple(fns.table_sizes),
+    )
     if cfg.objective == "train":
         users, pos = data.user, data.item
     elif cfg.objective == "heldout":
@@ -156,14 +184,34 @@ def make_level_attack(fns: ModelFns, cfg: SweepConfig, data: TrainArrays,
 
 # ------------------------------------------------------------------------ evaluation step
 
+
 def _dense(rows, cols, shape):
     return jnp.zeros(shape, jnp.bool_).at[rows, cols].set(True, mode="drop")
 
 
-@functools.partial(jax.jit, static_argnames=("fns", "ks", "stab_k", "auc", "num_groups",
-                                             "num_items"))
-def sweep_step(params, tables, users, user_mask, group, tr, tc, xr, xc, head, target_items,
-               *, fns: ModelFns, ks, stab_k, auc, num_groups, num_items):
+@functools.partial(
+    jax.jit, static_argnames=("fns", "ks", "stab_k", "auc", "num_groups", "num_items")
+)
+def sweep_step(
+    params,
+    tables,
+    users,
+    user_mask,
+    group,
+    tr,
+    tc,
+    xr,
+    xc,
+    head,
+    target_items,
+    *,
+    fns: ModelFns,
+    ks,
+    stab_k,
+    auc,
+    num_groups,
+    num_items,
+):
     """All levels for one user batch. Returns per-level sums ``{name: [L, G+1]}`` (column
     0: all users, 1..G: activity groups) and the user count per group."""
     shape = (users.shape[0], num_items)
@@ -173,8 +221,13 @@ def sweep_step(params, tables, users, user_mask, group, tr, tc, xr, xc, head, ta
     kmax = max(max(ks), stab_k)
     clean_top = top_candidates(clean_scores, exclude, stab_k)[1]
     strata = {"": target, "head/": target & head[None, :], "tail/": target & ~head[None, :]}
-    onehot = jnp.concatenate([user_mask[:, None].astype(jnp.float32),
-                              jax.nn.one_hot(group, num_groups) * user_mask[:, None]], axis=1)
+    onehot = jnp.concatenate(
+        [
+            user_mask[:, None].astype(jnp.float32),
+            jax.nn.one_hot(group, num_groups) * user_mask[:, None],
+        ],
+        axis=1,
+    )
 
     def level(t):
         scores = fns.score_all(fns.set_tables(params, t), users)
@@ -199,9 +252,18 @@ def sweep_step(params, tables, users, user_mask, group, tr, tc, xr, xc, head, ta
     return jax.vmap(level)(tables), jnp.sum(onehot, axis=0)
 
 
-def run_sweep(fns: ModelFns, params, *, data: TrainArrays, target_csr, exclude_csrs,
-              num_items: int, cfg: SweepConfig, progress: bool = True,
-              on_batch: Callable[[int], None] | None = None) -> dict:
+def run_sweep(
+    fns: ModelFns,
+    params,
+    *,
+    data: TrainArrays,
+    target_csr,
+    exclude_csrs,
+    num_items: int,
+    cfg: SweepConfig,
+    progress: bool = True,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict:
     """Evaluates ``params`` at every level of ``cfg``; returns a JSON-ready dict.
 
     Args:
@@ -216,14 +278,16 @@ def run_sweep(fns: ModelFns, params, *, data: TrainArrays, target_csr, exclude_c
       ``tail/``. Level ``eps = 0`` reproduces the clean metrics exactly.
     """
     if max(cfg.ks) > num_items or cfg.stability_k > num_items:
-        raise ValueError(f"SweepConfig.ks={cfg.ks} / stability_k={cfg.stability_k} exceed the "
-                         f"number of items ({num_items}); lower them.")
+        raise ValueError(
+            f"SweepConfig.ks={cfg.ks} / stability_k={cfg.stability_k} exceed the "
+            f"number of items ({num_items}); lower them."
+        )
     bad_targets = [t for t in cfg.target_items if not 0 <= t < num_items]
     if bad_targets:
-        raise ValueError(f"SweepConfig.target_items {bad_targets} are not item ids in "
-                         f"[0, {num_items}).")
-    target, excludes, num_users = _host.check_csrs("run_sweep", target_csr, exclude_csrs,
-                                                   num_items)
+        raise ValueError(
+            f"SweepConfig.target_items {bad_targets} are not item ids in [0, {num_items})."
+        )
+    target, excludes, num_users = _host.check_csrs("run_sweep", target_csr, exclude_csrs, num_items)
     users = np.nonzero(np.diff(target[0]) > 0)[0]
     if users.size == 0:
         raise ValueError("run_sweep: no user has a held-out item to evaluate.")
@@ -244,23 +308,51 @@ def run_sweep(fns: ModelFns, params, *, data: TrainArrays, target_csr, exclude_c
     perturb = make_level_attack(fns, cfg, data, heldout)
     tables = perturb(params, keys, jnp.asarray(eps))
     num_levels = eps.size
-    bsz = int(max(1, min(cfg.user_batch, users.size,
-                         cfg.memory_mb * 2**20 // max(1, 4 * 4 * num_levels * num_items))))
+    bsz = int(
+        max(
+            1,
+            min(
+                cfg.user_batch,
+                users.size,
+                cfg.memory_mb * 2**20 // max(1, 4 * 4 * num_levels * num_items),
+            ),
+        )
+    )
     t_cap = _host.batch_capacity([target], users, bsz)
     x_cap = _host.batch_capacity(excludes, users, bsz)
     totals, counts = None, None
     targets_arr = jnp.asarray(np.asarray(cfg.target_items, np.int32))
     starts = range(0, users.size, bsz)
-    for start in tqdm(starts, desc=f"sweep {num_levels} levels", unit="batch",
-                      disable=not progress or len(starts) < 2, dynamic_ncols=True):
-        chunk = users[start:start + bsz]
+    for start in tqdm(
+        starts,
+        desc=f"sweep {num_levels} levels",
+        unit="batch",
+        disable=not progress or len(starts) < 2,
+        dynamic_ncols=True,
+    ):
+        chunk = users[start : start + bsz]
         tr, tc = _host.coo_batch([target], chunk, t_cap, pad_row=bsz)
         xr, xc = _host.coo_batch(excludes, chunk, x_cap, pad_row=bsz)
         padded = _host.pad_rows(chunk.astype(np.int32), bsz)
-        sums, count = sweep_step(params, tables, padded, np.arange(bsz) < chunk.size,
-                                 group[padded], tr, tc, xr, xc, jnp.asarray(head), targets_arr,
-                                 fns=fns, ks=tuple(cfg.ks), stab_k=cfg.stability_k,
-                                 auc=cfg.auc, num_groups=g, num_items=num_items)
+        sums, count = sweep_step(
+            params,
+            tables,
+            padded,
+            np.arange(bsz) < chunk.size,
+            group[padded],
+            tr,
+            tc,
+            xr,
+            xc,
+            jnp.asarray(head),
+            targets_arr,
+            fns=fns,
+            ks=tuple(cfg.ks),
+            stab_k=cfg.stability_k,
+            auc=cfg.auc,
+            num_groups=g,
+            num_items=num_items,
+        )
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
         counts = count if counts is None else counts + count
         if on_batch is not None:
@@ -286,12 +378,21 @@ def _finish(totals, counts, cfg: SweepConfig, labels, num_levels) -> dict:
             out[name] = per_seed(v[:, col] / np.maximum(denom, 1))
         return out
 
-    result = {"eps": list(map(float, cfg.eps)), "seeds": list(cfg.seeds),
-              "attack": {k: v for k, v in dataclasses.asdict(cfg).items()
-                         if k not in ("eps", "seeds", "user_batch", "memory_mb")},
-              "metrics": means(0), "num_users": int(counts[0]),
-              "groups": {label: {"num_users": int(counts[i + 1]), "metrics": means(i + 1)}
-                         for i, label in enumerate(labels)}}
+    result = {
+        "eps": list(map(float, cfg.eps)),
+        "seeds": list(cfg.seeds),
+        "attack": {
+            k: v
+            for k, v in dataclasses.asdict(cfg).items()
+            if k not in ("eps", "seeds", "user_batch", "memory_mb")
+        },
+        "metrics": means(0),
+        "num_users": int(counts[0]),
+        "groups": {
+            label: {"num_users": int(counts[i + 1]), "metrics": means(i + 1)}
+            for i, label in enumerate(labels)
+        },
+    }
     return result
 
 

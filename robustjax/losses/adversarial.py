@@ -8,6 +8,7 @@ perturbation is a constant for the outer gradient (Danskin's theorem; the APR co
 so the inner loop never differentiates through itself and touches only the gathered batch
 embeddings and the score function, not the tables or the optimizer.
 """
+
 from collections.abc import Callable
 
 import jax
@@ -34,6 +35,7 @@ def adversarial_term(fns: ModelFns, loss_on_emb, attack: AttackFn):
       attack: ``attack(loss_fn, emb, *, key) -> delta`` from :mod:`robustjax.attacks`; it
         maximises ``sum(loss_fn(emb + delta))`` and returns ``stop_gradient(delta)``.
     """
+
     def fn(params, batch, *, key):
         emb = fns.embed(params, batch)
         delta = attack(lambda e: loss_on_emb(params, e), emb, key=key)
@@ -42,8 +44,13 @@ def adversarial_term(fns: ModelFns, loss_on_emb, attack: AttackFn):
     return fn
 
 
-def apr_published_term(fns: ModelFns, loss_on_emb, *, eps: float | Array,
-                       names: tuple[str, ...] = ("user", "pos", "neg")):
+def apr_published_term(
+    fns: ModelFns,
+    loss_on_emb,
+    *,
+    eps: float | Array,
+    names: tuple[str, ...] = ("user", "pos", "neg"),
+):
     """APR as published (He et al., SIGIR 2018): one perturbation per embedding-table row.
 
     The gradient of the clean loss summed over the batch is accumulated per table row (a
@@ -56,16 +63,19 @@ def apr_published_term(fns: ModelFns, loss_on_emb, *, eps: float | Array,
     """
     missing = [n for n in names if n not in fns.lookups]
     if missing:
-        raise ValueError(f"apr_published_term: embeddings {missing} are not table lookups of "
-                         f"this model (lookups: {sorted(fns.lookups)}); use the per-lookup "
-                         "mode (adversarial_term with an FGSM attack) instead.")
+        raise ValueError(
+            f"apr_published_term: embeddings {missing} are not table lookups of "
+            f"this model (lookups: {sorted(fns.lookups)}); use the per-lookup "
+            "mode (adversarial_term with an FGSM attack) instead."
+        )
 
     def fn(params, batch, *, key):
         del key
         emb = fns.embed(params, batch)
         sub = {n: jax.lax.stop_gradient(emb[n]) for n in names}
         grads = jax.grad(lambda d: jnp.sum(loss_on_emb(params, add_delta(emb, d))))(
-            jax.tree.map(jnp.zeros_like, sub))
+            jax.tree.map(jnp.zeros_like, sub)
+        )
         del sub
         delta = {}
         for table in sorted({fns.lookups[n][0] for n in names}):
@@ -74,8 +84,9 @@ def apr_published_term(fns: ModelFns, loss_on_emb, *, eps: float | Array,
             ids = jnp.concatenate([batch[fns.lookups[n][1]].reshape(-1) for n in members])
             g = jnp.concatenate([grads[n].reshape(-1, dim) for n in members])
             g_rows = jax.ops.segment_sum(g, ids, fns.table_sizes[table])
-            d_rows = eps * g_rows / jnp.maximum(
-                jnp.linalg.norm(g_rows, axis=-1, keepdims=True), 1e-12)
+            d_rows = (
+                eps * g_rows / jnp.maximum(jnp.linalg.norm(g_rows, axis=-1, keepdims=True), 1e-12)
+            )
             for n in members:
                 delta[n] = jax.lax.stop_gradient(d_rows[batch[fns.lookups[n][1]]])
         return loss_on_emb(params, add_delta(emb, delta))
@@ -86,6 +97,7 @@ def apr_published_term(fns: ModelFns, loss_on_emb, *, eps: float | Array,
 def summed(term_fn):
     """Wraps a term so the combinator's masked mean equals the batch *sum* (the
     sum-reduced loss of the APR reference implementation)."""
+
     def fn(params, batch, *, key):
         values = term_fn(params, batch, key=key)
         n = jnp.sum(batch["mask"]) if "mask" in batch else values.shape[0]
@@ -113,6 +125,7 @@ def inject(attack: AttackFn, fraction: float | Array) -> AttackFn:
 
 # ------------------------------------------------------------------ distribution-matching terms
 
+
 def _log_probs(fns: ModelFns, params, emb: Emb) -> Array:
     """Log-softmax over the sampled items of each example: ``[B, 1 + N]`` (positive first)."""
     s = slot_scores(fns, params, emb)
@@ -133,6 +146,7 @@ def trades_term(fns: ModelFns, attack: AttackFn):
     divergence. The gradient flows through both the clean and the perturbed distribution,
     as in TRADES. Weight it with the combinator (TRADES' ``beta``).
     """
+
     def fn(params, batch, *, key):
         emb = fns.embed(params, batch)
         log_p = _log_probs(fns, params, emb)
@@ -143,8 +157,16 @@ def trades_term(fns: ModelFns, attack: AttackFn):
     return fn
 
 
-def vat_term(fns: ModelFns, *, eps: float | Array, names: tuple[str, ...] = ("user", "pos", "neg"),
-             xi: float = 1e-3, power_iterations: int = 1, norm: str = "l2", scope: str = "row"):
+def vat_term(
+    fns: ModelFns,
+    *,
+    eps: float | Array,
+    names: tuple[str, ...] = ("user", "pos", "neg"),
+    xi: float = 1e-3,
+    power_iterations: int = 1,
+    norm: str = "l2",
+    scope: str = "row",
+):
     """Virtual adversarial training (Miyato et al., 2018): label-free smoothness.
 
     The direction ``d`` of largest ``KL(p || p(emb + xi d))`` is found by power iteration
@@ -185,8 +207,15 @@ __all__ = [
 ]
 
 
-def apr_pair_term(fns: ModelFns, loss_on_emb, *, eps: float | Array, clean_name: str = "bpr",
-                  adv_name: str = "apr", names: tuple[str, ...] = ("user", "pos", "neg")):
+def apr_pair_term(
+    fns: ModelFns,
+    loss_on_emb,
+    *,
+    eps: float | Array,
+    clean_name: str = "bpr",
+    adv_name: str = "apr",
+    names: tuple[str, ...] = ("user", "pos", "neg"),
+):
     """Clean and APR (per-lookup FGSM) losses from one clean backward pass.
 
     Returns ``{clean_name: L(emb), adv_name: L(emb + delta)}`` per example, with
@@ -199,8 +228,10 @@ def apr_pair_term(fns: ModelFns, loss_on_emb, *, eps: float | Array, clean_name:
     """
     missing = [n for n in names if n not in fns.embedding_names]
     if missing:
-        raise ValueError(f"apr_pair_term: the model does not expose {missing}; valid names: "
-                         f"{fns.embedding_names}.")
+        raise ValueError(
+            f"apr_pair_term: the model does not expose {missing}; valid names: "
+            f"{fns.embedding_names}."
+        )
 
     @jax.custom_vjp
     def pair(params, emb):
@@ -210,8 +241,9 @@ def apr_pair_term(fns: ModelFns, loss_on_emb, *, eps: float | Array, clean_name:
         clean, vjp_clean = jax.vjp(loss_on_emb, params, emb)
         g = vjp_clean(jnp.ones_like(clean))[1]
         sub = {n: g[n] for n in names}
-        delta = jax.lax.stop_gradient(jax.tree.map(lambda x: eps * x,
-                                                   normalize(sub, norm="l2", scope="row")))
+        delta = jax.lax.stop_gradient(
+            jax.tree.map(lambda x: eps * x, normalize(sub, norm="l2", scope="row"))
+        )
         adv, vjp_adv = jax.vjp(loss_on_emb, params, add_delta(emb, delta))
         return (clean, adv), (vjp_clean, g, vjp_adv)
 
@@ -222,7 +254,8 @@ def apr_pair_term(fns: ModelFns, loss_on_emb, *, eps: float | Array, clean_name:
         # the embeddings reuse g, scaled per example (XLA drops the unused emb pullback)
         p_clean = vjp_clean(ct_clean)[0]
         e_clean = jax.tree.map(
-            lambda x: x * ct_clean.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype), g)
+            lambda x: x * ct_clean.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype), g
+        )
         p_adv, e_adv = vjp_adv(ct_adv)
         return (jax.tree.map(jnp.add, p_clean, p_adv), jax.tree.map(jnp.add, e_clean, e_adv))
 

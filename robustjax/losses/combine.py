@@ -9,6 +9,7 @@ Example::
 
     objective = combine(bpr=Term(clean_bpr), l2=Term(l2_term, 1e-4))
 """
+
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -60,8 +61,9 @@ def combine(**terms: Term):
         raise ValueError("combine: give at least one term, e.g. combine(bpr=Term(fn)).")
     for name, term in terms.items():
         if not isinstance(term, Term):
-            raise TypeError(f"combine: term {name!r} must be a Term(fn, weight), got "
-                            f"{type(term).__name__}.")
+            raise TypeError(
+                f"combine: term {name!r} must be a Term(fn, weight), got {type(term).__name__}."
+            )
 
     def objective(params: Params, batch: Batch, *, key: Array):
         keys = dict(zip(terms, jax.random.split(key, len(terms))))

@@ -23,6 +23,7 @@ Applies when the model declares ``ModelFns.bilinear`` (MF, LightGCN), the norm i
 the attack starts from zero and only ``user``/``pos``/``neg`` are perturbed;
 :func:`robustjax.objectives.build_phases` falls back to the generic attacks otherwise.
 """
+
 import functools
 
 import jax
@@ -63,8 +64,10 @@ def gram(emb: Emb) -> Array:
 
 def _slot_rows(emb: Emb, rows: Array, index: dict[str, list[int]]) -> Emb:
     """Per-slot views of ``[B, k, ...]`` rows: ``[B, ...]`` or ``[B, N, ...]``."""
-    return {s: (rows[:, idx[0]] if emb[s].ndim == 2 else rows[:, idx[0]:idx[-1] + 1])
-            for s, idx in index.items()}
+    return {
+        s: (rows[:, idx[0]] if emb[s].ndim == 2 else rows[:, idx[0] : idx[-1] + 1])
+        for s, idx in index.items()
+    }
 
 
 def _form(u: Array, g: Array, i: Array) -> Array:
@@ -109,8 +112,9 @@ def _solve_right(y: Array, low: Array) -> Array:
     lm = low if y.ndim == 2 else low[:, None]
     c: list[Array] = [None] * k
     for j in reversed(range(k)):
-        acc = y[..., j] - sum((c[i] * lm[..., i, j] for i in range(j + 1, k)),
-                              jnp.zeros_like(y[..., j]))
+        acc = y[..., j] - sum(
+            (c[i] * lm[..., i, j] for i in range(j + 1, k)), jnp.zeros_like(y[..., j])
+        )
         piv = lm[..., j, j]
         c[j] = jnp.where(piv > 0, acc / jnp.where(piv > 0, piv, 1.0), 0.0)
     return jnp.stack(c, -1)
@@ -133,8 +137,10 @@ def span_attack(attack, loss_on_emb, params, emb: Emb, *, key, **kw) -> Emb:
 def span_delta(emb: Emb, coeffs: Emb) -> Emb:
     """Materialises ``delta_slot = c_slot @ E`` (``[B, D]`` or ``[B, N, D]``)."""
     vecs, _ = _layout(emb)
-    return {s: sum(c[..., m, None] * (v if c.ndim == 2 else v[:, None])
-                   for m, v in enumerate(vecs)) for s, c in coeffs.items()}
+    return {
+        s: sum(c[..., m, None] * (v if c.ndim == 2 else v[:, None]) for m, v in enumerate(vecs))
+        for s, c in coeffs.items()
+    }
 
 
 def _scores(emb: Emb, g: Array, x: Emb) -> tuple[Array, Array]:
@@ -192,12 +198,14 @@ def _span_bwd(score_loss, res, cts):
     (dc_pos, dc_neg), (da_pos, da_neg) = pull(cts)
     multi = emb["neg"].ndim == 3
     # user row: sum_j ds_j x_j over item slots j; item rows: ds_j x_u
-    a_user = (dc_pos[:, None] * eye["pos"] + da_pos[:, None] * x_adv["pos"])
+    a_user = dc_pos[:, None] * eye["pos"] + da_pos[:, None] * x_adv["pos"]
     if multi:
-        a_user = a_user + jnp.sum(dc_neg[..., None] * eye["neg"] + da_neg[..., None]
-                                  * x_adv["neg"], axis=1)
-        a_neg = (dc_neg[..., None] * eye["user"][:, None]
-                 + da_neg[..., None] * x_adv["user"][:, None])
+        a_user = a_user + jnp.sum(
+            dc_neg[..., None] * eye["neg"] + da_neg[..., None] * x_adv["neg"], axis=1
+        )
+        a_neg = (
+            dc_neg[..., None] * eye["user"][:, None] + da_neg[..., None] * x_adv["user"][:, None]
+        )
     else:
         a_user = a_user + dc_neg[:, None] * eye["neg"] + da_neg[:, None] * x_adv["neg"]
         a_neg = dc_neg[:, None] * eye["user"] + da_neg[:, None] * x_adv["user"]
@@ -215,8 +223,9 @@ def _span_bwd(score_loss, res, cts):
 _span_losses.defvjp(_span_fwd, _span_bwd)
 
 
-def span_adversarial_term(fns: ModelFns, loss: str, attack, *, clean_name: str | None = None,
-                          adv_name: str = "adv"):
+def span_adversarial_term(
+    fns: ModelFns, loss: str, attack, *, clean_name: str | None = None, adv_name: str = "adv"
+):
     """Term: the loss at the point found by an L2, zero-start ``attack``, all from the
     batch's Gram matrix (see the module doc).
 
@@ -227,9 +236,11 @@ def span_adversarial_term(fns: ModelFns, loss: str, attack, *, clean_name: str |
     example it computes the generic way (same values).
     """
     if not fns.bilinear:
-        raise ValueError("span_adversarial_term: the model's score is not declared a dot "
-                         "product (ModelFns.bilinear is False); use adversarial_term "
-                         "instead.")
+        raise ValueError(
+            "span_adversarial_term: the model's score is not declared a dot "
+            "product (ModelFns.bilinear is False); use adversarial_term "
+            "instead."
+        )
     loss_on_emb = emb_loss(fns, loss)
     score_loss = SCORE_LOSSES[loss]
 
@@ -247,5 +258,11 @@ def span_adversarial_term(fns: ModelFns, loss: str, attack, *, clean_name: str |
     return fn
 
 
-__all__ = ["coordinates", "gram", "span_adversarial_term", "span_attack", "span_delta",
-           "span_losses"]
+__all__ = [
+    "coordinates",
+    "gram",
+    "span_adversarial_term",
+    "span_attack",
+    "span_delta",
+    "span_losses",
+]

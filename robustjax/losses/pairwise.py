@@ -3,6 +3,7 @@
 Every primitive returns one value per example (``[B]``); reductions (and masks) belong to
 the combinator, so the same primitive serves clean and adversarial terms.
 """
+
 import jax
 import jax.numpy as jnp
 
@@ -35,8 +36,9 @@ def bce(pos: Array, neg: Array) -> Array:
     return jax.nn.softplus(-pos) + neg_term
 
 
-def sampled_softmax(pos: Array, neg: Array, *, log_q_pos: Array | None = None,
-                    log_q_neg: Array | None = None) -> Array:
+def sampled_softmax(
+    pos: Array, neg: Array, *, log_q_pos: Array | None = None, log_q_neg: Array | None = None
+) -> Array:
     """Sampled softmax cross-entropy of the positive against ``N`` sampled negatives.
 
     ``-s_pos + logsumexp([s_pos, s_neg_1..N])``. With the sampling log-probabilities given,

@@ -1,4 +1,5 @@
 """Regularisers as per-example terms."""
+
 import jax
 import jax.numpy as jnp
 

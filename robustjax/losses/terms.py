@@ -1,4 +1,5 @@
 """Ready-made clean terms for the combinator, built from a model's functions."""
+
 from collections.abc import Callable
 
 from robustjax.losses.pairwise import bce, bpr, sampled_softmax
@@ -7,7 +8,10 @@ from robustjax.models.base import ModelFns, slot_scores
 from robustjax.types import Array, Emb
 
 SCORE_LOSSES: dict[str, Callable[[Array, Array], Array]] = {
-    "bpr": bpr, "bce": bce, "softmax": sampled_softmax}
+    "bpr": bpr,
+    "bce": bce,
+    "softmax": sampled_softmax,
+}
 
 
 def emb_loss(fns: ModelFns, name: str = "bpr"):
@@ -16,8 +20,9 @@ def emb_loss(fns: ModelFns, name: str = "bpr"):
     This is the function attacks differentiate: it sees embeddings, never tables.
     """
     if name not in SCORE_LOSSES:
-        raise ValueError(f"emb_loss: loss {name!r} is unknown; expected one of "
-                         f"{sorted(SCORE_LOSSES)}.")
+        raise ValueError(
+            f"emb_loss: loss {name!r} is unknown; expected one of {sorted(SCORE_LOSSES)}."
+        )
     loss = SCORE_LOSSES[name]
 
     def loss_on_emb(params, emb: Emb) -> Array:
@@ -40,6 +45,7 @@ def clean_term(fns: ModelFns, name: str = "bpr"):
 
 def l2_term(fns: ModelFns, names: tuple[str, ...] = ("user", "pos", "neg")):
     """Term fn: batch-level L2 of the gathered embeddings."""
+
     def fn(params, batch, *, key):
         del key
         return l2_embeddings(fns.embed(params, batch), names)

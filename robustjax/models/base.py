@@ -4,6 +4,7 @@ Code outside ``robustjax.models`` never touches modules: it sees a :class:`Model
 (pure functions of ``params``) and the ``params`` pytree, so ``jax.jit``, ``grad`` and
 ``vmap`` apply directly (Flax's "functional training loop").
 """
+
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
@@ -85,8 +86,9 @@ def count_params(params: Params) -> int:
     return sum(int(x.size) for x in jax.tree.leaves(params))
 
 
-def set_embedding_tables(graphdef: nnx.GraphDef, params: Params, tables: dict,
-                         modules: dict[str, str] | None = None) -> Params:
+def set_embedding_tables(
+    graphdef: nnx.GraphDef, params: Params, tables: dict, modules: dict[str, str] | None = None
+) -> Params:
     """``params`` with the ``nnx.Embed`` tables named in ``tables`` replaced.
 
     ``modules`` maps a table name to the module attribute holding it (default
@@ -100,11 +102,18 @@ def set_embedding_tables(graphdef: nnx.GraphDef, params: Params, tables: dict,
     return nnx.split(model, nnx.Param)[1]
 
 
-def lookup_model_fns(graphdef: nnx.GraphDef, model, *, get_tables: Callable,
-                     set_tables: Callable, bilinear: bool = False) -> ModelFns:
+def lookup_model_fns(
+    graphdef: nnx.GraphDef,
+    model,
+    *,
+    get_tables: Callable,
+    set_tables: Callable,
+    bilinear: bool = False,
+) -> ModelFns:
     """``ModelFns`` of a module whose ``user``/``pos``/``neg`` embeddings are rows of a user
     and an item table and whose methods are ``embed``, ``score``, ``score_all`` and
     ``score_items`` (MF, NeuMF)."""
+
     def merge(p):  # trace-time only
         return nnx.merge(graphdef, p)
 

@@ -21,6 +21,7 @@ them, ``next_hidden`` gives the state that scores the next item, ``score_items``
 ``score_all`` score candidates, and ``item_table`` / ``input_scale`` serve discrete
 (item-substitution) attacks. Dropout takes an explicit ``key``; no hidden RNG state.
 """
+
 import math
 
 import jax
@@ -57,8 +58,15 @@ class _Block(nnx.Module):
         self.ln_ff = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
         self.num_heads = num_heads
 
-    def __call__(self, x: Array, mask: Array, key_mask: Array, rate: float,
-                 keys: Array | None, deterministic: bool) -> Array:
+    def __call__(
+        self,
+        x: Array,
+        mask: Array,
+        key_mask: Array,
+        rate: float,
+        keys: Array | None,
+        deterministic: bool,
+    ) -> Array:
         b, length, dim = x.shape
         h = self.num_heads
         kk = (None,) * 3 if keys is None else tuple(keys)
@@ -90,18 +98,35 @@ class BERT4Rec(nnx.Module):
       dropout: dropout rate on embeddings, attention weights and sublayer outputs (0.1).
     """
 
-    def __init__(self, num_items: int, max_len: int, dim: int = 64, *, num_blocks: int = 2,
-                 num_heads: int = 2, dropout: float = 0.1, rngs: nnx.Rngs):
-        for name, value in (("num_items", num_items), ("max_len", max_len), ("dim", dim),
-                            ("num_blocks", num_blocks), ("num_heads", num_heads)):
+    def __init__(
+        self,
+        num_items: int,
+        max_len: int,
+        dim: int = 64,
+        *,
+        num_blocks: int = 2,
+        num_heads: int = 2,
+        dropout: float = 0.1,
+        rngs: nnx.Rngs,
+    ):
+        for name, value in (
+            ("num_items", num_items),
+            ("max_len", max_len),
+            ("dim", dim),
+            ("num_blocks", num_blocks),
+            ("num_heads", num_heads),
+        ):
             if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"BERT4Rec: {name} must be an int, got {name}={value!r} "
-                                f"({type(value).__name__}).")
+                raise TypeError(
+                    f"BERT4Rec: {name} must be an int, got {name}={value!r} "
+                    f"({type(value).__name__})."
+                )
             if value < 1:
                 raise ValueError(f"BERT4Rec: {name} must be >= 1, got {name}={value}.")
         if dim % num_heads:
-            raise ValueError(f"BERT4Rec: num_heads={num_heads} must divide dim={dim}; "
-                             f"choose a divisor of {dim}.")
+            raise ValueError(
+                f"BERT4Rec: num_heads={num_heads} must divide dim={dim}; choose a divisor of {dim}."
+            )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"BERT4Rec: dropout must be in [0, 1), got dropout={dropout!r}.")
         init = nnx.initializers.truncated_normal(0.02)
@@ -131,7 +156,7 @@ class BERT4Rec(nnx.Module):
         The ``[MASK]`` row ``I + 1`` is left out, so discrete sequence attacks that pick
         replacement items from this table (as for SASRec) never insert the mask token.
         """
-        return self.items.embedding[...][:self.num_items + 1]
+        return self.items.embedding[...][: self.num_items + 1]
 
     def embed(self, batch: dict) -> dict[str, Float[Array, "B L D"]]:
         """Input and target item embeddings of a batch.
@@ -146,8 +171,14 @@ class BERT4Rec(nnx.Module):
         """
         return embed_sequence_batch(self.items.embedding[...], batch, self.input_scale)
 
-    def encode(self, seq_emb: Float[Array, "B L D"], seq_ids: Int[Array, "B L"], *,
-               deterministic: bool, key: PRNGKeyArray | None = None) -> Float[Array, "B L D"]:
+    def encode(
+        self,
+        seq_emb: Float[Array, "B L D"],
+        seq_ids: Int[Array, "B L"],
+        *,
+        deterministic: bool,
+        key: PRNGKeyArray | None = None,
+    ) -> Float[Array, "B L D"]:
         """Runs the bidirectional transformer (and output projection) on input embeddings.
 
         Args:
@@ -163,33 +194,43 @@ class BERT4Rec(nnx.Module):
           position (before and after t) and on nothing at padding positions.
         """
         if seq_emb.ndim != 3 or seq_emb.shape[:2] != seq_ids.shape:
-            raise ValueError(f"BERT4Rec.encode: seq_emb shape {seq_emb.shape} does not match "
-                             f"seq_ids shape {seq_ids.shape}; expected [B, L, D] and [B, L].")
+            raise ValueError(
+                f"BERT4Rec.encode: seq_emb shape {seq_emb.shape} does not match "
+                f"seq_ids shape {seq_ids.shape}; expected [B, L, D] and [B, L]."
+            )
         if seq_emb.shape[2] != self.dim:
-            raise ValueError(f"BERT4Rec.encode: seq_emb has dim {seq_emb.shape[2]}, the model "
-                             f"has dim={self.dim}.")
+            raise ValueError(
+                f"BERT4Rec.encode: seq_emb has dim {seq_emb.shape[2]}, the model "
+                f"has dim={self.dim}."
+            )
         length = seq_emb.shape[1]
         if length > self.max_len:
-            raise ValueError(f"BERT4Rec.encode: sequence length {length} exceeds "
-                             f"max_len={self.max_len}; truncate the sequences.")
+            raise ValueError(
+                f"BERT4Rec.encode: sequence length {length} exceeds "
+                f"max_len={self.max_len}; truncate the sequences."
+            )
         if not deterministic and key is None:
             raise ValueError("BERT4Rec.encode: deterministic=False needs key=.")
-        keys = (None if deterministic
-                else jax.random.split(key, 1 + 3 * len(self.blocks)))
-        real = seq_ids != 0                                                 # [B, L]
+        keys = None if deterministic else jax.random.split(key, 1 + 3 * len(self.blocks))
+        real = seq_ids != 0  # [B, L]
         mask = real.astype(seq_emb.dtype)
-        pos = self.positions.embedding[...][self.max_len - length:]        # [L, D]
+        pos = self.positions.embedding[...][self.max_len - length :]  # [L, D]
         x = self.ln_emb(seq_emb + pos[None, :, :])
         x = _dropout(x, self.dropout, None if keys is None else keys[0], deterministic)
         x = x * mask[..., None]
         for i, block in enumerate(self.blocks):
-            bk = None if keys is None else keys[1 + 3 * i: 4 + 3 * i]
+            bk = None if keys is None else keys[1 + 3 * i : 4 + 3 * i]
             x = block(x, mask, real, self.dropout, bk, deterministic)
         return self.ln_head(_gelu(self.head(x)))
 
-    def next_hidden(self, seq_emb: Float[Array, "B L D"], seq_ids: Int[Array, "B L"], *,
-                    deterministic: bool = True, key: PRNGKeyArray | None = None
-                    ) -> Float[Array, "B D"]:
+    def next_hidden(
+        self,
+        seq_emb: Float[Array, "B L D"],
+        seq_ids: Int[Array, "B L"],
+        *,
+        deterministic: bool = True,
+        key: PRNGKeyArray | None = None,
+    ) -> Float[Array, "B D"]:
         """Hidden state that scores the item following each (left-padded) sequence.
 
         Drops the oldest position, appends ``[MASK]`` at the end and returns the encoder
@@ -206,31 +247,38 @@ class BERT4Rec(nnx.Module):
           [B, D], to be scored with :meth:`score_items` or :meth:`score_all`.
         """
         if seq_emb.ndim != 3 or seq_emb.shape[:2] != seq_ids.shape:
-            raise ValueError(f"BERT4Rec.next_hidden: seq_emb shape {seq_emb.shape} does not "
-                             f"match seq_ids shape {seq_ids.shape}; expected [B, L, D], [B, L].")
+            raise ValueError(
+                f"BERT4Rec.next_hidden: seq_emb shape {seq_emb.shape} does not "
+                f"match seq_ids shape {seq_ids.shape}; expected [B, L, D], [B, L]."
+            )
         b = seq_ids.shape[0]
-        mask_emb = self.items.embedding[...][self.mask_id] * self.input_scale          # [D]
+        mask_emb = self.items.embedding[...][self.mask_id] * self.input_scale  # [D]
         mask_emb = jnp.broadcast_to(mask_emb.astype(seq_emb.dtype), (b, 1, self.dim))
         emb = jnp.concatenate([seq_emb[:, 1:], mask_emb], axis=1)
         ids = jnp.concatenate(
-            [seq_ids[:, 1:], jnp.full((b, 1), self.mask_id, seq_ids.dtype)], axis=1)
+            [seq_ids[:, 1:], jnp.full((b, 1), self.mask_id, seq_ids.dtype)], axis=1
+        )
         return self.encode(emb, ids, deterministic=deterministic, key=key)[:, -1]
 
-    def score_items(self, hidden: Float[Array, "B D"], items: Int[Array, "B C"]
-                    ) -> Float[Array, "B C"]:
+    def score_items(
+        self, hidden: Float[Array, "B D"], items: Int[Array, "B C"]
+    ) -> Float[Array, "B C"]:
         """Scores ``<hidden, E[item]> + bias[item]`` of candidates ``items`` (ids in 1..I)."""
         if hidden.ndim != 2 or items.ndim != 2 or hidden.shape[0] != items.shape[0]:
-            raise ValueError(f"BERT4Rec.score_items: expected hidden [B, D] and items [B, C], "
-                             f"got shapes {hidden.shape} and {items.shape}.")
+            raise ValueError(
+                f"BERT4Rec.score_items: expected hidden [B, D] and items [B, C], "
+                f"got shapes {hidden.shape} and {items.shape}."
+            )
         table = self.items.embedding[...]
-        return (jnp.einsum("bd,bcd->bc", hidden, table[items])
-                + self.out_bias[...][items])
+        return jnp.einsum("bd,bcd->bc", hidden, table[items]) + self.out_bias[...][items]
 
     def score_all(self, hidden: Float[Array, "*B D"]) -> Float[Array, "*B I"]:
         """Scores of every item ``1..I`` (column ``j`` is item ``j + 1``); leading axes free."""
         if hidden.shape[-1] != self.dim:
-            raise ValueError(f"BERT4Rec.score_all: hidden has last dim {hidden.shape[-1]}, the "
-                             f"model has dim={self.dim}.")
-        table = self.items.embedding[...][1:self.num_items + 1]               # [I, D]
-        bias = self.out_bias[...][1:self.num_items + 1]
+            raise ValueError(
+                f"BERT4Rec.score_all: hidden has last dim {hidden.shape[-1]}, the "
+                f"model has dim={self.dim}."
+            )
+        table = self.items.embedding[...][1 : self.num_items + 1]  # [I, D]
+        bias = self.out_bias[...][1 : self.num_items + 1]
         return hidden @ table.T + bias.reshape((1,) * (hidden.ndim - 1) + (-1,))

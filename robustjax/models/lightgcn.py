@@ -24,6 +24,7 @@ The graph reaches the jitted functions as a closure of the ``ModelFns`` (their s
 carry only ``params`` and the batch), so its arrays are compile-time constants of each
 executable. See :func:`lightgcn_fns` for the cost and the alternative.
 """
+
 import dataclasses
 import functools
 
@@ -40,8 +41,11 @@ PERTURB_POINTS = ("layer0", "output")
 INITS = ("normal", "xavier")
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=("user", "item", "weight"),
-                   meta_fields=("num_users", "num_items"))
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=("user", "item", "weight"),
+    meta_fields=("num_users", "num_items"),
+)
 @dataclasses.dataclass(frozen=True)
 class Graph:
     """The normalised bipartite user-item graph as an edge list (one entry per distinct pair).
@@ -75,17 +79,23 @@ def build_graph(user, item, num_users: int, num_items: int) -> Graph:
     """
     user, item = np.asarray(user), np.asarray(item)
     if user.ndim != 1 or user.shape != item.shape:
-        raise ValueError(f"build_graph: user and item must be 1-D arrays of equal length, got "
-                         f"shapes {user.shape} and {item.shape}.")
+        raise ValueError(
+            f"build_graph: user and item must be 1-D arrays of equal length, got "
+            f"shapes {user.shape} and {item.shape}."
+        )
     if not (np.issubdtype(user.dtype, np.integer) and np.issubdtype(item.dtype, np.integer)):
-        raise TypeError(f"build_graph: user and item must be integer ids, got dtypes "
-                        f"{user.dtype} and {item.dtype}.")
+        raise TypeError(
+            f"build_graph: user and item must be integer ids, got dtypes "
+            f"{user.dtype} and {item.dtype}."
+        )
     for name, ids, n in (("user", user, num_users), ("item", item, num_items)):
         if n < 1:
             raise ValueError(f"build_graph: num_{name}s must be >= 1, got {n}.")
         if ids.size and (ids.min() < 0 or ids.max() >= n):
-            raise ValueError(f"build_graph: {name} ids must lie in [0, {n}), got range "
-                             f"[{ids.min()}, {ids.max()}]; pass the num_{name}s of the data.")
+            raise ValueError(
+                f"build_graph: {name} ids must lie in [0, {n}), got range "
+                f"[{ids.min()}, {ids.max()}]; pass the num_{name}s of the data."
+            )
     keys = np.unique(user.astype(np.int64) * num_items + item.astype(np.int64))
     u, i = (keys // num_items).astype(np.int32), (keys % num_items).astype(np.int32)
     deg_u = np.bincount(u, minlength=num_users).astype(np.float64)
@@ -94,23 +104,27 @@ def build_graph(user, item, num_users: int, num_items: int) -> Graph:
     return Graph(jnp.asarray(u), jnp.asarray(i), jnp.asarray(weight), num_users, num_items)
 
 
-def propagate(users0: Float[Array, "U D"], items0: Float[Array, "I D"], graph: Graph,
-              num_layers: int) -> tuple[Float[Array, "U D"], Float[Array, "I D"]]:
+def propagate(
+    users0: Float[Array, "U D"], items0: Float[Array, "I D"], graph: Graph, num_layers: int
+) -> tuple[Float[Array, "U D"], Float[Array, "I D"]]:
     """LightGCN propagation: the mean of layers ``0..K`` of ``E^{k+1} = A_hat E^k``.
 
     A pure function of the tables and the graph (both may be traced). Each layer is two
     segment sums over the ``E`` edges (item->user and user->item messages), ``O(E D)``.
     """
     if users0.shape[0] != graph.num_users or items0.shape[0] != graph.num_items:
-        raise ValueError(f"propagate: tables of {users0.shape[0]} users x {items0.shape[0]} "
-                         f"items do not match the graph ({graph.num_users} x "
-                         f"{graph.num_items}); build the graph with the model's table sizes.")
+        raise ValueError(
+            f"propagate: tables of {users0.shape[0]} users x {items0.shape[0]} "
+            f"items do not match the graph ({graph.num_users} x "
+            f"{graph.num_items}); build the graph with the model's table sizes."
+        )
     w = graph.weight[:, None]
 
     def layer(_, carry):
         u, i, su, si = carry
-        u_next = jax.ops.segment_sum(w * i[graph.item], graph.user, graph.num_users,
-                                     indices_are_sorted=True)
+        u_next = jax.ops.segment_sum(
+            w * i[graph.item], graph.user, graph.num_users, indices_are_sorted=True
+        )
         i_next = jax.ops.segment_sum(w * u[graph.user], graph.item, graph.num_items)
         return u_next, i_next, su + u_next, si + i_next
 
@@ -129,26 +143,37 @@ class LightGCN(nnx.Module):
       rngs: NNX random streams (``params``).
     """
 
-    def __init__(self, num_users: int, num_items: int, dim: int, *, num_layers: int = 3,
-                 init: str = "normal", rngs: nnx.Rngs):
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        dim: int,
+        *,
+        num_layers: int = 3,
+        init: str = "normal",
+        rngs: nnx.Rngs,
+    ):
         for name, value in (("num_users", num_users), ("num_items", num_items), ("dim", dim)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"LightGCN: {name} must be an int >= 1, got {name}={value!r}.")
         if not isinstance(num_layers, int) or num_layers < 0:
-            raise ValueError(f"LightGCN: num_layers must be an int >= 0, got "
-                             f"num_layers={num_layers!r}.")
+            raise ValueError(
+                f"LightGCN: num_layers must be an int >= 0, got num_layers={num_layers!r}."
+            )
         if init not in INITS:
             raise ValueError(f"LightGCN: init={init!r} is unknown; expected one of {INITS}.")
-        emb_init = (nnx.initializers.normal(0.1) if init == "normal"
-                    else nnx.initializers.xavier_normal())
+        emb_init = (
+            nnx.initializers.normal(0.1) if init == "normal" else nnx.initializers.xavier_normal()
+        )
         self.users = nnx.Embed(num_users, dim, embedding_init=emb_init, rngs=rngs)
         self.items = nnx.Embed(num_items, dim, embedding_init=emb_init, rngs=rngs)
         self.num_users, self.num_items, self.num_layers = num_users, num_items, num_layers
 
     def propagate(self, graph: Graph) -> tuple[Float[Array, "U D"], Float[Array, "I D"]]:
         """Final (layer-mean) user and item tables."""
-        return propagate(self.users.embedding[...], self.items.embedding[...], graph,
-                         self.num_layers)
+        return propagate(
+            self.users.embedding[...], self.items.embedding[...], graph, self.num_layers
+        )
 
     def embed(self, batch: Batch, graph: Graph) -> Emb:
         """Propagated embeddings of the batch: ``user`` ``[B, D]``, ``pos`` ``[B, D]``,
@@ -156,8 +181,9 @@ class LightGCN(nnx.Module):
         return _gather(*self.propagate(graph), batch)
 
     @staticmethod
-    def score(user: Float[Array, "*b D"], item: Float[Array, "*b D"],
-              bias: Array | None = None) -> Float[Array, "*b"]:
+    def score(
+        user: Float[Array, "*b D"], item: Float[Array, "*b D"], bias: Array | None = None
+    ) -> Float[Array, "*b"]:
         s = jnp.sum(user * item, axis=-1)
         return s if bias is None else s + bias
 
@@ -165,14 +191,16 @@ class LightGCN(nnx.Module):
         u, i = self.propagate(graph)
         return u[users] @ i.T
 
-    def score_items(self, users: Int[Array, " B"], items: Int[Array, "B C"], graph: Graph
-                    ) -> Float[Array, "B C"]:
+    def score_items(
+        self, users: Int[Array, " B"], items: Int[Array, "B C"], graph: Graph
+    ) -> Float[Array, "B C"]:
         u, i = self.propagate(graph)
         return jnp.sum(u[users][:, None, :] * i[items], axis=-1)
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=("params", "user", "item"),
-                   meta_fields=())
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=("params", "user", "item"), meta_fields=()
+)
 @dataclasses.dataclass(frozen=True)
 class OutputTables:
     """LightGCN parameters whose propagated tables are replaced by ``user``/``item``.
@@ -196,8 +224,9 @@ def _gather(users: Array, items: Array, batch: Batch) -> Emb:
     return emb
 
 
-def lightgcn_fns(model: LightGCN, graph: Graph, *, perturb: str = "layer0"
-                 ) -> tuple[ModelFns, nnx.State]:
+def lightgcn_fns(
+    model: LightGCN, graph: Graph, *, perturb: str = "layer0"
+) -> tuple[ModelFns, nnx.State]:
     """Returns ``(ModelFns, params)`` for a LightGCN module on a fixed training graph.
 
     ``params`` holds only the layer-0 tables (the graph is not trainable). ``embed``,
@@ -221,15 +250,19 @@ def lightgcn_fns(model: LightGCN, graph: Graph, *, perturb: str = "layer0"
     :func:`propagate` already takes the graph as a (traceable) argument.
     """
     if perturb not in PERTURB_POINTS:
-        raise ValueError(f"lightgcn_fns: perturb={perturb!r} is unknown; expected one of "
-                         f"{PERTURB_POINTS}.")
+        raise ValueError(
+            f"lightgcn_fns: perturb={perturb!r} is unknown; expected one of {PERTURB_POINTS}."
+        )
     if not isinstance(graph, Graph):
-        raise TypeError(f"lightgcn_fns: graph must be a Graph from build_graph, got "
-                        f"{type(graph).__name__}.")
+        raise TypeError(
+            f"lightgcn_fns: graph must be a Graph from build_graph, got {type(graph).__name__}."
+        )
     if (graph.num_users, graph.num_items) != (model.num_users, model.num_items):
-        raise ValueError(f"lightgcn_fns: the graph has {graph.num_users} users x "
-                         f"{graph.num_items} items but the model {model.num_users} x "
-                         f"{model.num_items}; build the graph with the model's table sizes.")
+        raise ValueError(
+            f"lightgcn_fns: the graph has {graph.num_users} users x "
+            f"{graph.num_items} items but the model {model.num_users} x "
+            f"{model.num_items}; build the graph with the model's table sizes."
+        )
     graphdef, params = split_model(model)
 
     def final(p):  # propagated tables
@@ -246,6 +279,7 @@ def lightgcn_fns(model: LightGCN, graph: Graph, *, perturb: str = "layer0"
         return jnp.sum(u[users][:, None, :] * i[items], axis=-1)
 
     if perturb == "layer0":
+
         def get_tables(p):
             _no_override(p)
             return {"user": p["users"]["embedding"][...], "item": p["items"]["embedding"][...]}
@@ -255,6 +289,7 @@ def lightgcn_fns(model: LightGCN, graph: Graph, *, perturb: str = "layer0"
             _check_tables(tables, model)
             return _set_layer0(graphdef, p, tables)
     else:
+
         def get_tables(p):
             u, i = final(p)
             return {"user": u, "item": i}
@@ -286,17 +321,21 @@ def lightgcn_fns(model: LightGCN, graph: Graph, *, perturb: str = "layer0"
 
 def _no_override(p):
     if isinstance(p, OutputTables):
-        raise TypeError("LightGCN tables: got OutputTables (propagated tables overridden by "
-                        "perturb='output') in a ModelFns built with perturb='layer0'; use "
-                        "the functions of lightgcn_fns(..., perturb='output').")
+        raise TypeError(
+            "LightGCN tables: got OutputTables (propagated tables overridden by "
+            "perturb='output') in a ModelFns built with perturb='layer0'; use "
+            "the functions of lightgcn_fns(..., perturb='output')."
+        )
 
 
 def _check_tables(tables, model: LightGCN):
     d = model.users.features
     for name, rows in (("user", model.num_users), ("item", model.num_items)):
         if name in tables and tables[name].shape != (rows, d):
-            raise ValueError(f"LightGCN set_tables: table {name!r} has shape "
-                             f"{tables[name].shape}; expected ({rows}, {d}).")
+            raise ValueError(
+                f"LightGCN set_tables: table {name!r} has shape "
+                f"{tables[name].shape}; expected ({rows}, {d})."
+            )
 
 
 def _set_layer0(graphdef, params, tables):

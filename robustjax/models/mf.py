@@ -1,4 +1,5 @@
 """Matrix factorisation (MF) with optional user/item biases, as a Flax NNX module."""
+
 import jax.numpy as jnp
 from flax import nnx
 
@@ -14,15 +15,16 @@ class MatrixFactorization(nnx.Module):
     item bias is offered.
     """
 
-    def __init__(self, num_users: int, num_items: int, dim: int, *, use_bias: bool = False,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self, num_users: int, num_items: int, dim: int, *, use_bias: bool = False, rngs: nnx.Rngs
+    ):
         for name, value in (("num_users", num_users), ("num_items", num_items), ("dim", dim)):
             if value < 1:
                 raise ValueError(f"MatrixFactorization: {name} must be >= 1, got {value}.")
         init = nnx.initializers.xavier_normal()
         self.users = nnx.Embed(num_users, dim, embedding_init=init, rngs=rngs)
         self.items = nnx.Embed(num_items, dim, embedding_init=init, rngs=rngs)
-        self.item_bias = (nnx.Param(jnp.zeros((num_items,), jnp.float32)) if use_bias else None)
+        self.item_bias = nnx.Param(jnp.zeros((num_items,), jnp.float32)) if use_bias else None
         self.num_users, self.num_items = num_users, num_items
 
     def embed(self, batch: Batch) -> Emb:
@@ -55,10 +57,13 @@ def mf_fns(model: MatrixFactorization):
     """Returns ``(ModelFns, params)`` for an MF module."""
     graphdef, params = split_model(model)
     fns = lookup_model_fns(
-        graphdef, model,
-        get_tables=lambda p: {"user": p["users"]["embedding"][...],
-                              "item": p["items"]["embedding"][...]},
+        graphdef,
+        model,
+        get_tables=lambda p: {
+            "user": p["users"]["embedding"][...],
+            "item": p["items"]["embedding"][...],
+        },
         set_tables=lambda p, tables: set_embedding_tables(graphdef, p, tables),
-        bilinear=True)
+        bilinear=True,
+    )
     return fns, params
-

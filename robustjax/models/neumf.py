@@ -16,6 +16,7 @@ user and item embeddings may have any broadcast-compatible leading shapes (``[B,
 against ``[B, N, D]``, or ``[B, 1, D]`` against ``[1, I, D]`` in ``score_all``) and
 ``score_all`` needs ``B x I x H1`` floats, not ``B x I x 2 Dm``.
 """
+
 import itertools
 from collections.abc import Sequence
 
@@ -43,17 +44,31 @@ class NeuMF(nnx.Module):
       rngs: NNX random streams (``params``).
     """
 
-    def __init__(self, num_users: int, num_items: int, *, gmf_dim: int = 32, mlp_dim: int = 32,
-                 hidden: Sequence[int] = (64, 32, 16), embed_std: float = 0.01,
-                 rngs: nnx.Rngs):
-        for name, value in (("num_users", num_users), ("num_items", num_items),
-                            ("gmf_dim", gmf_dim), ("mlp_dim", mlp_dim)):
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        *,
+        gmf_dim: int = 32,
+        mlp_dim: int = 32,
+        hidden: Sequence[int] = (64, 32, 16),
+        embed_std: float = 0.01,
+        rngs: nnx.Rngs,
+    ):
+        for name, value in (
+            ("num_users", num_users),
+            ("num_items", num_items),
+            ("gmf_dim", gmf_dim),
+            ("mlp_dim", mlp_dim),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"NeuMF: {name} must be an int >= 1, got {name}={value!r}.")
         hidden = tuple(hidden)
         if not hidden or not all(isinstance(h, int) and h >= 1 for h in hidden):
-            raise ValueError(f"NeuMF: hidden must be a non-empty tuple of ints >= 1, got "
-                             f"hidden={hidden!r}; e.g. hidden=(64, 32, 16).")
+            raise ValueError(
+                f"NeuMF: hidden must be a non-empty tuple of ints >= 1, got "
+                f"hidden={hidden!r}; e.g. hidden=(64, 32, 16)."
+            )
         if not embed_std > 0:
             raise ValueError(f"NeuMF: embed_std must be > 0, got embed_std={embed_std!r}.")
         init = nnx.initializers.normal(embed_std)
@@ -62,31 +77,39 @@ class NeuMF(nnx.Module):
         self.mlp_users = nnx.Embed(num_users, mlp_dim, embedding_init=init, rngs=rngs)
         self.mlp_items = nnx.Embed(num_items, mlp_dim, embedding_init=init, rngs=rngs)
         sizes = (2 * mlp_dim,) + hidden
-        self.layers = nnx.List([
-            nnx.Linear(a, b, kernel_init=nnx.initializers.glorot_uniform(), rngs=rngs)
-            for a, b in itertools.pairwise(sizes)])
-        self.predict = nnx.Linear(gmf_dim + hidden[-1], 1,
-                                  kernel_init=nnx.initializers.lecun_uniform(), rngs=rngs)
+        self.layers = nnx.List(
+            [
+                nnx.Linear(a, b, kernel_init=nnx.initializers.glorot_uniform(), rngs=rngs)
+                for a, b in itertools.pairwise(sizes)
+            ]
+        )
+        self.predict = nnx.Linear(
+            gmf_dim + hidden[-1], 1, kernel_init=nnx.initializers.lecun_uniform(), rngs=rngs
+        )
         self.num_users, self.num_items = num_users, num_items
         self.gmf_dim, self.mlp_dim = gmf_dim, mlp_dim
 
     # ------------------------------------------------------------------ tables and lookups
 
     def user_table(self) -> Float[Array, "U D"]:
-        return jnp.concatenate([self.gmf_users.embedding[...], self.mlp_users.embedding[...]],
-                               axis=-1)
+        return jnp.concatenate(
+            [self.gmf_users.embedding[...], self.mlp_users.embedding[...]], axis=-1
+        )
 
     def item_table(self) -> Float[Array, "I D"]:
-        return jnp.concatenate([self.gmf_items.embedding[...], self.mlp_items.embedding[...]],
-                               axis=-1)
+        return jnp.concatenate(
+            [self.gmf_items.embedding[...], self.mlp_items.embedding[...]], axis=-1
+        )
 
     def _users(self, ids: Array) -> Array:
-        return jnp.concatenate([self.gmf_users.embedding[...][ids],
-                                self.mlp_users.embedding[...][ids]], axis=-1)
+        return jnp.concatenate(
+            [self.gmf_users.embedding[...][ids], self.mlp_users.embedding[...][ids]], axis=-1
+        )
 
     def _items(self, ids: Array) -> Array:
-        return jnp.concatenate([self.gmf_items.embedding[...][ids],
-                                self.mlp_items.embedding[...][ids]], axis=-1)
+        return jnp.concatenate(
+            [self.gmf_items.embedding[...][ids], self.mlp_items.embedding[...][ids]], axis=-1
+        )
 
     def embed(self, batch: Batch) -> Emb:
         """``{"user": [B, Dg+Dm], "pos": [B, Dg+Dm], "neg": [B, Dg+Dm] or [B, N, Dg+Dm]}``:
@@ -99,8 +122,9 @@ class NeuMF(nnx.Module):
 
     # ------------------------------------------------------------------ scores
 
-    def score(self, user: Float[Array, "*bu D"], item: Float[Array, "*bi D"],
-              bias: Array | None = None) -> Float[Array, "*b"]:
+    def score(
+        self, user: Float[Array, "*bu D"], item: Float[Array, "*bi D"], bias: Array | None = None
+    ) -> Float[Array, "*b"]:
         """Scores of concatenated embeddings; leading shapes broadcast (equal ranks).
 
         ``bias`` is accepted for the ``ModelFns.score`` signature; NeuMF has no item bias
@@ -109,9 +133,11 @@ class NeuMF(nnx.Module):
         d = self.gmf_dim + self.mlp_dim
         for name, x in (("user", user), ("item", item)):
             if x.shape[-1] != d:
-                raise ValueError(f"NeuMF.score: {name} has trailing size {x.shape[-1]} "
-                                 f"(shape {x.shape}); expected Dg + Dm = {self.gmf_dim} + "
-                                 f"{self.mlp_dim} = {d}.")
+                raise ValueError(
+                    f"NeuMF.score: {name} has trailing size {x.shape[-1]} "
+                    f"(shape {x.shape}); expected Dg + Dm = {self.gmf_dim} + "
+                    f"{self.mlp_dim} = {d}."
+                )
         g = self.gmf_dim
         gmf = user[..., :g] * item[..., :g]
         first = self.layers[0]
@@ -128,8 +154,7 @@ class NeuMF(nnx.Module):
         """Every item for each user. Memory ``O(B * I * H1)``: chunk the users for large I."""
         return self.score(self._users(users)[:, None, :], self.item_table()[None, :, :])
 
-    def score_items(self, users: Int[Array, " B"], items: Int[Array, "B C"]
-                    ) -> Float[Array, "B C"]:
+    def score_items(self, users: Int[Array, " B"], items: Int[Array, "B C"]) -> Float[Array, "B C"]:
         return self.score(self._users(users)[:, None, :], self._items(items))
 
 
@@ -151,9 +176,11 @@ def neumf_fns(model: NeuMF) -> tuple[ModelFns, nnx.State]:
         return nnx.merge(graphdef, p)
 
     fns = lookup_model_fns(
-        graphdef, model,
+        graphdef,
+        model,
         get_tables=lambda p: {"user": merge(p).user_table(), "item": merge(p).item_table()},
-        set_tables=lambda p, tables: _set_tables(graphdef, p, tables))
+        set_tables=lambda p, tables: _set_tables(graphdef, p, tables),
+    )
     return fns, params
 
 
@@ -161,14 +188,18 @@ def _set_tables(graphdef, params, tables):
     # merge a copy: merged modules share Variables with the state they come from
     model = nnx.merge(graphdef, jax.tree.map(lambda x: x, params))
     g, d = model.gmf_dim, model.gmf_dim + model.mlp_dim
-    for name, gmf, mlp, rows in (("user", model.gmf_users, model.mlp_users, model.num_users),
-                                 ("item", model.gmf_items, model.mlp_items, model.num_items)):
+    for name, gmf, mlp, rows in (
+        ("user", model.gmf_users, model.mlp_users, model.num_users),
+        ("item", model.gmf_items, model.mlp_items, model.num_items),
+    ):
         if name not in tables:
             continue
         t = tables[name]
         if t.shape != (rows, d):
-            raise ValueError(f"NeuMF set_tables: table {name!r} has shape {t.shape}; expected "
-                             f"({rows}, Dg + Dm = {d}).")
+            raise ValueError(
+                f"NeuMF set_tables: table {name!r} has shape {t.shape}; expected "
+                f"({rows}, Dg + Dm = {d})."
+            )
         gmf.embedding[...] = t[:, :g]
         mlp.embedding[...] = t[:, g:]
     return nnx.split(model, nnx.Param)[1]

@@ -1,4 +1,5 @@
 """Model configs and construction by name."""
+
 import dataclasses
 
 from flax import nnx
@@ -17,34 +18,38 @@ class ModelConfig:
 
     name: str = "mf"
     dim: int = 64
-    use_bias: bool = False                   # mf: item bias
-    hidden: tuple[int, ...] = (64, 32, 16)   # neumf: MLP tower
-    num_layers: int = 3                      # lightgcn: propagation layers
-    init: str = "normal"                     # lightgcn: "normal" (std 0.1) | "xavier"
-    perturb: str = "layer0"                  # lightgcn: table-attack point
+    use_bias: bool = False  # mf: item bias
+    hidden: tuple[int, ...] = (64, 32, 16)  # neumf: MLP tower
+    num_layers: int = 3  # lightgcn: propagation layers
+    init: str = "normal"  # lightgcn: "normal" (std 0.1) | "xavier"
+    perturb: str = "layer0"  # lightgcn: table-attack point
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
         if self.name not in MODEL_NAMES:
-            raise ValueError(f"ModelConfig.name={self.name!r} is unknown; expected one of "
-                             f"{MODEL_NAMES}.")
+            raise ValueError(
+                f"ModelConfig.name={self.name!r} is unknown; expected one of {MODEL_NAMES}."
+            )
         if self.dim < 1:
             raise ValueError(f"ModelConfig.dim must be >= 1, got dim={self.dim!r}.")
         if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ValueError(f"ModelConfig.hidden must be positive layer sizes, got "
-                             f"{self.hidden!r}.")
+            raise ValueError(
+                f"ModelConfig.hidden must be positive layer sizes, got {self.hidden!r}."
+            )
         if self.num_layers < 0:
             raise ValueError(f"ModelConfig.num_layers must be >= 0, got {self.num_layers!r}.")
         if self.init not in INITS:
-            raise ValueError(f"ModelConfig.init={self.init!r} is unknown; expected one of "
-                             f"{INITS}.")
+            raise ValueError(f"ModelConfig.init={self.init!r} is unknown; expected one of {INITS}.")
         if self.perturb not in PERTURB_POINTS:
-            raise ValueError(f"ModelConfig.perturb={self.perturb!r} is unknown; expected one "
-                             f"of {PERTURB_POINTS}.")
+            raise ValueError(
+                f"ModelConfig.perturb={self.perturb!r} is unknown; expected one "
+                f"of {PERTURB_POINTS}."
+            )
 
 
-def build_model(cfg: ModelConfig, num_users: int, num_items: int, *, seed: int,
-                train_pairs=None) -> tuple[ModelFns, Params]:
+def build_model(
+    cfg: ModelConfig, num_users: int, num_items: int, *, seed: int, train_pairs=None
+) -> tuple[ModelFns, Params]:
     """Builds the model named in ``cfg`` and returns its functions and initial parameters.
 
     ``train_pairs=(user, item)`` (the training interactions) is needed by graph models.
@@ -52,18 +57,32 @@ def build_model(cfg: ModelConfig, num_users: int, num_items: int, *, seed: int,
     rngs = nnx.Rngs(params=seed)
     if cfg.name == "mf":
         from robustjax.models.mf import MatrixFactorization, mf_fns
-        return mf_fns(MatrixFactorization(num_users, num_items, cfg.dim, use_bias=cfg.use_bias,
-                                          rngs=rngs))
+
+        return mf_fns(
+            MatrixFactorization(num_users, num_items, cfg.dim, use_bias=cfg.use_bias, rngs=rngs)
+        )
     if cfg.name == "neumf":
         from robustjax.models.neumf import NeuMF, neumf_fns
-        return neumf_fns(NeuMF(num_users, num_items, gmf_dim=cfg.dim, mlp_dim=cfg.dim,
-                               hidden=cfg.hidden, rngs=rngs))
+
+        return neumf_fns(
+            NeuMF(
+                num_users, num_items, gmf_dim=cfg.dim, mlp_dim=cfg.dim, hidden=cfg.hidden, rngs=rngs
+            )
+        )
     if cfg.name == "lightgcn":
         if train_pairs is None:
-            raise ValueError("build_model: ModelConfig.name='lightgcn' needs train_pairs="
-                             "(user, item), the training interactions its graph is built from.")
+            raise ValueError(
+                "build_model: ModelConfig.name='lightgcn' needs train_pairs="
+                "(user, item), the training interactions its graph is built from."
+            )
         from robustjax.models.lightgcn import LightGCN, build_graph, lightgcn_fns
+
         graph = build_graph(*train_pairs, num_users, num_items)
-        return lightgcn_fns(LightGCN(num_users, num_items, cfg.dim, num_layers=cfg.num_layers,
-                                     init=cfg.init, rngs=rngs), graph, perturb=cfg.perturb)
+        return lightgcn_fns(
+            LightGCN(
+                num_users, num_items, cfg.dim, num_layers=cfg.num_layers, init=cfg.init, rngs=rngs
+            ),
+            graph,
+            perturb=cfg.perturb,
+        )
     raise AssertionError(cfg.name)

@@ -16,6 +16,7 @@ Unlike the official code, attention also masks padding keys, so the outputs at r
 positions do not depend on anything at padding positions (the official code lets real
 queries attend to the constant, bias-only keys of padding slots).
 """
+
 import math
 
 import jax
@@ -28,14 +29,17 @@ from robustjax.types import Array
 _NEG = -1e9  # finite "minus infinity": fully masked padding rows stay NaN-free
 
 
-def dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool, *,
-            where: str = "SASRec") -> Array:
+def dropout(
+    x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool, *, where: str = "SASRec"
+) -> Array:
     """Inverted dropout with an explicit key (identity when deterministic or rate 0)."""
     if deterministic or rate == 0.0:
         return x
     if key is None:
-        raise ValueError(f"{where}: dropout needs key= when deterministic=False; pass a "
-                         "jax.random key or deterministic=True.")
+        raise ValueError(
+            f"{where}: dropout needs key= when deterministic=False; pass a "
+            "jax.random key or deterministic=True."
+        )
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
@@ -44,8 +48,9 @@ def _dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: boo
     return dropout(x, rate, key, deterministic, where="SASRec")
 
 
-def embed_sequence_batch(table: Float[Array, "V D"], batch: dict, scale: float
-                         ) -> dict[str, Float[Array, "B L D"]]:
+def embed_sequence_batch(
+    table: Float[Array, "V D"], batch: dict, scale: float
+) -> dict[str, Float[Array, "B L D"]]:
     """``{"seq": table[seq] * scale, "pos": table[pos], "neg": table[neg]}`` (targets only
     when present): the input/target embedding split shared by the sequential models."""
     out = {"seq": table[batch["seq"]] * scale}
@@ -67,8 +72,15 @@ class _Block(nnx.Module):
         self.ff2 = nnx.Linear(dim, dim, rngs=rngs)
         self.num_heads = num_heads
 
-    def __call__(self, x: Array, mask: Array, attn_mask: Array, rate: float,
-                 keys: Array | None, deterministic: bool) -> Array:
+    def __call__(
+        self,
+        x: Array,
+        mask: Array,
+        attn_mask: Array,
+        rate: float,
+        keys: Array | None,
+        deterministic: bool,
+    ) -> Array:
         b, length, dim = x.shape
         h = self.num_heads
         kk = (None,) * 4 if keys is None else tuple(keys)
@@ -101,10 +113,24 @@ class SASRec(nnx.Module):
       dropout: dropout rate (0.2 for ML-1M).
     """
 
-    def __init__(self, num_items: int, max_len: int, dim: int = 50, *, num_blocks: int = 2,
-                 num_heads: int = 1, dropout: float = 0.2, rngs: nnx.Rngs):
-        for name, value in (("num_items", num_items), ("max_len", max_len), ("dim", dim),
-                            ("num_blocks", num_blocks), ("num_heads", num_heads)):
+    def __init__(
+        self,
+        num_items: int,
+        max_len: int,
+        dim: int = 50,
+        *,
+        num_blocks: int = 2,
+        num_heads: int = 1,
+        dropout: float = 0.2,
+        rngs: nnx.Rngs,
+    ):
+        for name, value in (
+            ("num_items", num_items),
+            ("max_len", max_len),
+            ("dim", dim),
+            ("num_blocks", num_blocks),
+            ("num_heads", num_heads),
+        ):
             if value < 1:
                 raise ValueError(f"SASRec: {name} must be >= 1, got {name}={value}.")
         if dim % num_heads:
@@ -131,8 +157,14 @@ class SASRec(nnx.Module):
         """
         return embed_sequence_batch(self.items.embedding[...], batch, math.sqrt(self.dim))
 
-    def encode(self, seq_emb: Float[Array, "B L D"], seq_ids: Int[Array, "B L"], *,
-               deterministic: bool, key: PRNGKeyArray | None = None) -> Float[Array, "B L D"]:
+    def encode(
+        self,
+        seq_emb: Float[Array, "B L D"],
+        seq_ids: Int[Array, "B L"],
+        *,
+        deterministic: bool,
+        key: PRNGKeyArray | None = None,
+    ) -> Float[Array, "B L D"]:
         """Runs the causal transformer on (possibly perturbed) input embeddings.
 
         Args:
@@ -146,21 +178,22 @@ class SASRec(nnx.Module):
         """
         length = seq_emb.shape[1]
         if length > self.max_len:
-            raise ValueError(f"SASRec.encode: sequence length {length} exceeds "
-                             f"max_len={self.max_len}; truncate the sequences.")
+            raise ValueError(
+                f"SASRec.encode: sequence length {length} exceeds "
+                f"max_len={self.max_len}; truncate the sequences."
+            )
         if not deterministic and key is None:
             raise ValueError("SASRec.encode: deterministic=False needs key=.")
-        keys = (None if deterministic
-                else jax.random.split(key, 1 + 3 * len(self.blocks)))
-        mask = (seq_ids != 0).astype(seq_emb.dtype)                         # [B, L]
-        pos = self.positions.embedding[...][self.max_len - length:]        # [L, D]
+        keys = None if deterministic else jax.random.split(key, 1 + 3 * len(self.blocks))
+        mask = (seq_ids != 0).astype(seq_emb.dtype)  # [B, L]
+        pos = self.positions.embedding[...][self.max_len - length :]  # [L, D]
         x = seq_emb + pos[None, :, :]
         x = _dropout(x, self.dropout, None if keys is None else keys[0], deterministic)
         x = x * mask[..., None]
         causal = jnp.tril(jnp.ones((length, length), bool))
-        attn_mask = causal[None, :, :] & (seq_ids != 0)[:, None, :]        # [B, Lq, Lk]
+        attn_mask = causal[None, :, :] & (seq_ids != 0)[:, None, :]  # [B, Lq, Lk]
         for i, block in enumerate(self.blocks):
-            bk = None if keys is None else keys[1 + 3 * i: 4 + 3 * i]
+            bk = None if keys is None else keys[1 + 3 * i : 4 + 3 * i]
             x = block(x, mask, attn_mask, self.dropout, bk, deterministic)
         return self.ln_out(x)
 
@@ -169,14 +202,20 @@ class SASRec(nnx.Module):
         """Dot product of encoder outputs with item embeddings (broadcast over leading axes)."""
         return jnp.sum(hidden * item, axis=-1)
 
-    def score_items(self, hidden: Float[Array, "B D"], items: Int[Array, "B C"]
-                    ) -> Float[Array, "B C"]:
+    def score_items(
+        self, hidden: Float[Array, "B D"], items: Int[Array, "B C"]
+    ) -> Float[Array, "B C"]:
         """Scores of candidate items ``items`` against one hidden state per row."""
         return jnp.einsum("bd,bcd->bc", hidden, self.items.embedding[...][items])
 
-    def next_hidden(self, seq_emb: Float[Array, "B L D"], seq_ids: Int[Array, "B L"], *,
-                    deterministic: bool = True, key: PRNGKeyArray | None = None
-                    ) -> Float[Array, "B D"]:
+    def next_hidden(
+        self,
+        seq_emb: Float[Array, "B L D"],
+        seq_ids: Int[Array, "B L"],
+        *,
+        deterministic: bool = True,
+        key: PRNGKeyArray | None = None,
+    ) -> Float[Array, "B D"]:
         """The hidden state that scores the item following each (left-padded) sequence."""
         return self.encode(seq_emb, seq_ids, deterministic=deterministic, key=key)[:, -1]
 

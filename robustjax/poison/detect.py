@@ -16,6 +16,7 @@ used across data sets of different size. The threshold is fitted on one attack f
 Robust training uses per-interaction weights (``build_train_arrays(..., weight=)``):
 :func:`interaction_weights` gives flagged users weight ``w`` (0 removes them).
 """
+
 import dataclasses
 from types import MappingProxyType
 from typing import Any
@@ -37,19 +38,24 @@ def _dense(train: InteractionTable) -> np.ndarray:
     return x
 
 
-def spectral_scores(train: InteractionTable, *, num_components: int = 10,
-                    normalise: str = "zscore") -> np.ndarray:
+def spectral_scores(
+    train: InteractionTable, *, num_components: int = 10, normalise: str = "zscore"
+) -> np.ndarray:
     """float64 ``[U]`` robust z-scores of each user's leverage on the top ``C`` principal
     components (module docstring). Memory: the dense ``U x I`` matrix (fine for ml-100k
     and ml-1m sizes)."""
     if normalise not in NORMALISATIONS:
-        raise ValueError(f"spectral_scores: normalise={normalise!r} is unknown; expected one "
-                         f"of {NORMALISATIONS}.")
+        raise ValueError(
+            f"spectral_scores: normalise={normalise!r} is unknown; expected one "
+            f"of {NORMALISATIONS}."
+        )
     x = _dense(train)
     limit = min(x.shape)
     if not isinstance(num_components, int) or not 1 <= num_components <= limit:
-        raise ValueError(f"spectral_scores: num_components must be an int in [1, {limit}] "
-                         f"(min(users, items)), got {num_components!r}.")
+        raise ValueError(
+            f"spectral_scores: num_components must be an int in [1, {limit}] "
+            f"(min(users, items)), got {num_components!r}."
+        )
     if normalise == "zscore":
         mu = x.mean(axis=0)
         sd = x.std(axis=0)
@@ -79,7 +85,7 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     _, first, counts = np.unique(allv, return_index=True, return_counts=True)
     avg = first + (counts - 1) / 2.0 + 1.0
     ranks[order] = np.repeat(avg, counts)
-    return float((ranks[:pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
 
 
 def detection_report(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
@@ -90,8 +96,15 @@ def detection_report(scores: np.ndarray, labels: np.ndarray, threshold: float) -
     precision = tp / max(int(flagged.sum()), 1)
     recall = tp / max(int(labels.sum()), 1)
     f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"precision": precision, "recall": recall, "f1": f1, "auc": roc_auc(scores, labels),
-            "flagged": int(flagged.sum()), "true_positives": tp, "num_fake": int(labels.sum())}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "auc": roc_auc(scores, labels),
+        "flagged": int(flagged.sum()),
+        "true_positives": tp,
+        "num_fake": int(labels.sum()),
+    }
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -112,16 +125,16 @@ class SpectralDetector:
         object.__setattr__(self, "train_report", MappingProxyType(dict(self.train_report)))
 
     def scores(self, train: InteractionTable) -> np.ndarray:
-        return spectral_scores(train, num_components=self.num_components,
-                               normalise=self.normalise)
+        return spectral_scores(train, num_components=self.num_components, normalise=self.normalise)
 
     def flag(self, train: InteractionTable) -> np.ndarray:
         """bool ``[U]``: users of ``train`` the detector flags as fake."""
         return self.scores(train) > self.threshold
 
 
-def fit_detector(split: SplitData, profiles: FakeProfiles, *, num_components: int = 10,
-                 normalise: str = "zscore") -> SpectralDetector:
+def fit_detector(
+    split: SplitData, profiles: FakeProfiles, *, num_components: int = 10, normalise: str = "zscore"
+) -> SpectralDetector:
     """Fits the threshold on ``profiles`` injected into the clean ``split``: the score
     threshold (midpoint between consecutive scores) with the highest F1 of flagging the
     fake users. Evaluate it on a *different* attack file (:func:`evaluate_detector`)."""
@@ -133,13 +146,18 @@ def fit_detector(split: SplitData, profiles: FakeProfiles, *, num_components: in
     cands = np.concatenate([(s[1:] + s[:-1]) / 2.0, [s[-1] + 1.0]])
     f1 = [detection_report(scores, labels, t)["f1"] for t in cands]
     threshold = float(cands[int(np.argmax(f1))])
-    return SpectralDetector(threshold=threshold, num_components=num_components,
-                            normalise=normalise, trained_on=profiles.fingerprint(),
-                            train_report=detection_report(scores, labels, threshold))
+    return SpectralDetector(
+        threshold=threshold,
+        num_components=num_components,
+        normalise=normalise,
+        trained_on=profiles.fingerprint(),
+        train_report=detection_report(scores, labels, threshold),
+    )
 
 
-def evaluate_detector(detector: SpectralDetector, split: SplitData,
-                      profiles: FakeProfiles | None) -> dict:
+def evaluate_detector(
+    detector: SpectralDetector, split: SplitData, profiles: FakeProfiles | None
+) -> dict:
     """Precision/recall/F1/AUC of ``detector`` on ``profiles`` injected into the clean
     ``split`` (``profiles=None``: the clean data, only false alarms).
 
@@ -147,9 +165,11 @@ def evaluate_detector(detector: SpectralDetector, split: SplitData,
       ValueError: ``profiles`` is the attack file the detector was fitted on.
     """
     if profiles is not None and profiles.fingerprint() == detector.trained_on:
-        raise ValueError("evaluate_detector: these profiles are the attack file the detector "
-                         f"was fitted on (fingerprint {detector.trained_on[:12]}...); evaluate "
-                         "on a different attack file (another seed or attack kind).")
+        raise ValueError(
+            "evaluate_detector: these profiles are the attack file the detector "
+            f"was fitted on (fingerprint {detector.trained_on[:12]}...); evaluate "
+            "on a different attack file (another seed or attack kind)."
+        )
     poisoned = split if profiles is None else inject(split, profiles)
     labels = np.zeros(poisoned.num_users, bool)
     if profiles is not None:
@@ -157,13 +177,16 @@ def evaluate_detector(detector: SpectralDetector, split: SplitData,
     return detection_report(detector.scores(poisoned.train), labels, detector.threshold)
 
 
-def interaction_weights(train: InteractionTable, flagged: np.ndarray, *, weight: float
-                        ) -> np.ndarray:
+def interaction_weights(
+    train: InteractionTable, flagged: np.ndarray, *, weight: float
+) -> np.ndarray:
     """float32 ``[n]``: ``weight`` for interactions of flagged users, 1 for the rest."""
     flagged = np.asarray(flagged, bool)
     if flagged.shape != (train.num_users,):
-        raise ValueError(f"interaction_weights: flagged must have shape ({train.num_users},) "
-                         f"(one per user), got {flagged.shape}.")
+        raise ValueError(
+            f"interaction_weights: flagged must have shape ({train.num_users},) "
+            f"(one per user), got {flagged.shape}."
+        )
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"interaction_weights: weight must lie in [0, 1], got {weight!r}.")
     return np.where(flagged[train.user], np.float32(weight), np.float32(1.0)).astype(np.float32)
@@ -172,5 +195,6 @@ def interaction_weights(train: InteractionTable, flagged: np.ndarray, *, weight:
 def remove_users(split: SplitData, flagged: np.ndarray) -> SplitData:
     """``split`` without the training rows of flagged users (ids and valid/test kept)."""
     flagged = np.asarray(flagged, bool)
-    return SplitData(split.train.subset(~flagged[split.train.user]), split.valid, split.test,
-                     name=split.name)
+    return SplitData(
+        split.train.subset(~flagged[split.train.user]), split.valid, split.test, name=split.name
+    )

@@ -16,6 +16,7 @@ fake users at once), seeded by a NumPy ``Generator``: host-side data generation,
   who interacted with any target; popularity breaks ties and fills a thin segment) plus
   uniform random fillers.
 """
+
 import numpy as np
 
 from robustjax.data.table import InteractionTable
@@ -29,11 +30,14 @@ def _csr(train, num_items: int | None):
     """``(indptr int64 [U+1], indices int32 [nnz], num_items)`` from a table or a CSR."""
     if isinstance(train, InteractionTable):
         from robustjax.data.csr import user_item_csr
+
         indptr, indices = user_item_csr(train)
         return indptr, indices, train.num_items
     if not isinstance(train, (tuple, list)) or len(train) != 2:
-        raise TypeError(f"train must be an InteractionTable or a CSR pair (indptr, indices), "
-                        f"got {type(train).__name__}.")
+        raise TypeError(
+            f"train must be an InteractionTable or a CSR pair (indptr, indices), "
+            f"got {type(train).__name__}."
+        )
     if num_items is None:
         raise ValueError("num_items= is required when train is a CSR pair (indptr, indices).")
     indptr, indices = np.asarray(train[0], np.int64), np.asarray(train[1], np.int32)
@@ -50,9 +54,16 @@ def item_popularity(train, *, num_items: int | None = None) -> np.ndarray:
     return np.bincount(keys % num_items, minlength=num_items)
 
 
-def pick_targets(train, num_targets: int, band: str = "tail", *, seed: int,
-                 num_items: int | None = None, head_quantile: float = 0.9,
-                 tail_quantile: float = 0.5) -> np.ndarray:
+def pick_targets(
+    train,
+    num_targets: int,
+    band: str = "tail",
+    *,
+    seed: int,
+    num_items: int | None = None,
+    head_quantile: float = 0.9,
+    tail_quantile: float = 0.5,
+) -> np.ndarray:
     """Seeded choice of ``num_targets`` distinct target items from a popularity band.
 
     Bands over the training popularity ``pop``: ``"head"`` items with ``pop`` at or above
@@ -72,8 +83,10 @@ def pick_targets(train, num_targets: int, band: str = "tail", *, seed: int,
     else:
         pool = np.arange(pop.size)
     if not isinstance(num_targets, (int, np.integer)) or not 1 <= num_targets <= pool.size:
-        raise ValueError(f"pick_targets: num_targets must be an int in [1, {pool.size}] (the "
-                         f"{band!r} band's size), got {num_targets!r}.")
+        raise ValueError(
+            f"pick_targets: num_targets must be an int in [1, {pool.size}] (the "
+            f"{band!r} band's size), got {num_targets!r}."
+        )
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(pool, size=num_targets, replace=False)).astype(np.int32)
 
@@ -81,19 +94,23 @@ def pick_targets(train, num_targets: int, band: str = "tail", *, seed: int,
 def _check(targets, num_fake, filler_size, num_items) -> np.ndarray:
     targets = np.unique(np.asarray(targets, np.int64))
     if targets.size == 0 or targets.min() < 0 or targets.max() >= num_items:
-        raise ValueError(f"targets must be non-empty item ids in [0, {num_items}), got "
-                         f"{targets.tolist()}.")
+        raise ValueError(
+            f"targets must be non-empty item ids in [0, {num_items}), got {targets.tolist()}."
+        )
     if not isinstance(num_fake, (int, np.integer)) or num_fake < 1:
         raise ValueError(f"num_fake must be an int >= 1, got {num_fake!r}.")
     free = num_items - targets.size
     if not isinstance(filler_size, (int, np.integer)) or not 0 <= filler_size <= free:
-        raise ValueError(f"filler_size must be an int in [0, {free}] (items that are not "
-                         f"targets), got {filler_size!r}.")
+        raise ValueError(
+            f"filler_size must be an int in [0, {free}] (items that are not "
+            f"targets), got {filler_size!r}."
+        )
     return targets.astype(np.int32)
 
 
-def sample_fillers(weights: np.ndarray, num_fake: int, size: int, *,
-                   rng: np.random.Generator, exclude: np.ndarray) -> np.ndarray:
+def sample_fillers(
+    weights: np.ndarray, num_fake: int, size: int, *, rng: np.random.Generator, exclude: np.ndarray
+) -> np.ndarray:
     """int32 ``[F, size]``: per row, ``size`` distinct items drawn without replacement with
     probability proportional to ``weights [I]`` (Gumbel top-k), never one of ``exclude``.
 
@@ -115,32 +132,51 @@ def sample_fillers(weights: np.ndarray, num_fake: int, size: int, *,
 
 def _profiles(targets, fixed, random_part, num_items, attack, params) -> FakeProfiles:
     num_fake = random_part.shape[0]
-    items = np.concatenate([np.broadcast_to(targets, (num_fake, targets.size)),
-                            np.broadcast_to(fixed, (num_fake, fixed.size)), random_part], axis=1)
+    items = np.concatenate(
+        [
+            np.broadcast_to(targets, (num_fake, targets.size)),
+            np.broadcast_to(fixed, (num_fake, fixed.size)),
+            random_part,
+        ],
+        axis=1,
+    )
     return FakeProfiles(items, targets, num_items, attack, params)
 
 
-def random_attack(train, targets, num_fake: int, filler_size: int, *, seed: int,
-                  num_items: int | None = None) -> FakeProfiles:
+def random_attack(
+    train, targets, num_fake: int, filler_size: int, *, seed: int, num_items: int | None = None
+) -> FakeProfiles:
     """Targets plus ``filler_size`` uniformly random fillers per profile."""
     _, _, num_items = _csr(train, num_items)
     targets = _check(targets, num_fake, filler_size, num_items)
     rng = np.random.default_rng(seed)
     fill = sample_fillers(np.ones(num_items), num_fake, filler_size, rng=rng, exclude=targets)
-    return _profiles(targets, np.zeros(0, np.int32), fill, num_items, "random",
-                     {"seed": seed, "filler_size": filler_size})
+    return _profiles(
+        targets,
+        np.zeros(0, np.int32),
+        fill,
+        num_items,
+        "random",
+        {"seed": seed, "filler_size": filler_size},
+    )
 
 
-def average_attack(train, targets, num_fake: int, filler_size: int, *, seed: int,
-                   num_items: int | None = None) -> FakeProfiles:
+def average_attack(
+    train, targets, num_fake: int, filler_size: int, *, seed: int, num_items: int | None = None
+) -> FakeProfiles:
     """Targets plus fillers drawn proportionally to training popularity."""
     pop = item_popularity(train, num_items=num_items)
     targets = _check(targets, num_fake, filler_size, pop.size)
     rng = np.random.default_rng(seed)
-    fill = sample_fillers(pop.astype(np.float64), num_fake, filler_size, rng=rng,
-                          exclude=targets)
-    return _profiles(targets, np.zeros(0, np.int32), fill, pop.size, "average",
-                     {"seed": seed, "filler_size": filler_size})
+    fill = sample_fillers(pop.astype(np.float64), num_fake, filler_size, rng=rng, exclude=targets)
+    return _profiles(
+        targets,
+        np.zeros(0, np.int32),
+        fill,
+        pop.size,
+        "average",
+        {"seed": seed, "filler_size": filler_size},
+    )
 
 
 def _top_then_random(scores, targets, num_fake, filler_size, fraction, rng, name):
@@ -150,29 +186,60 @@ def _top_then_random(scores, targets, num_fake, filler_size, fraction, rng, name
     s = np.asarray(scores, np.float64).copy()
     s[targets] = -np.inf
     fixed = np.argsort(-s, kind="stable")[:n_fixed].astype(np.int32)
-    fill = sample_fillers(np.ones(s.size), num_fake, filler_size - n_fixed, rng=rng,
-                          exclude=np.concatenate([targets, fixed]))
+    fill = sample_fillers(
+        np.ones(s.size),
+        num_fake,
+        filler_size - n_fixed,
+        rng=rng,
+        exclude=np.concatenate([targets, fixed]),
+    )
     return fixed, fill
 
 
-def bandwagon_attack(train, targets, num_fake: int, filler_size: int, *, seed: int,
-                     num_items: int | None = None, popular_fraction: float = 0.5
-                     ) -> FakeProfiles:
+def bandwagon_attack(
+    train,
+    targets,
+    num_fake: int,
+    filler_size: int,
+    *,
+    seed: int,
+    num_items: int | None = None,
+    popular_fraction: float = 0.5,
+) -> FakeProfiles:
     """Targets, the ``round(popular_fraction * filler_size)`` most popular items, and
     uniformly random fillers for the rest."""
     pop = item_popularity(train, num_items=num_items)
     targets = _check(targets, num_fake, filler_size, pop.size)
     rng = np.random.default_rng(seed)
-    fixed, fill = _top_then_random(pop, targets, num_fake, filler_size, popular_fraction, rng,
-                                   "bandwagon_attack: popular_fraction")
-    return _profiles(targets, fixed, fill, pop.size, "bandwagon",
-                     {"seed": seed, "filler_size": filler_size,
-                      "popular_fraction": popular_fraction})
+    fixed, fill = _top_then_random(
+        pop,
+        targets,
+        num_fake,
+        filler_size,
+        popular_fraction,
+        rng,
+        "bandwagon_attack: popular_fraction",
+    )
+    return _profiles(
+        targets,
+        fixed,
+        fill,
+        pop.size,
+        "bandwagon",
+        {"seed": seed, "filler_size": filler_size, "popular_fraction": popular_fraction},
+    )
 
 
-def segment_attack(train, targets, num_fake: int, filler_size: int, *, seed: int,
-                   num_items: int | None = None, segment_fraction: float = 0.5
-                   ) -> FakeProfiles:
+def segment_attack(
+    train,
+    targets,
+    num_fake: int,
+    filler_size: int,
+    *,
+    seed: int,
+    num_items: int | None = None,
+    segment_fraction: float = 0.5,
+) -> FakeProfiles:
     """Targets, the ``round(segment_fraction * filler_size)`` items most co-consumed with
     the targets (the targets' segment), and uniformly random fillers for the rest."""
     indptr, indices, num_items = _csr(train, num_items)
@@ -182,21 +249,46 @@ def segment_attack(train, targets, num_fake: int, filler_size: int, *, seed: int
     fans[users[np.isin(indices, targets)]] = True
     co = np.bincount(indices[fans[users]], minlength=num_items).astype(np.float64)
     pop = item_popularity((indptr, indices), num_items=num_items)
-    score = co + pop / (pop.max(initial=0) + 1.0)   # co-occurrence first, popularity breaks ties
+    score = co + pop / (pop.max(initial=0) + 1.0)  # co-occurrence first, popularity breaks ties
     rng = np.random.default_rng(seed)
-    fixed, fill = _top_then_random(score, targets, num_fake, filler_size, segment_fraction,
-                                   rng, "segment_attack: segment_fraction")
-    return _profiles(targets, fixed, fill, num_items, "segment",
-                     {"seed": seed, "filler_size": filler_size,
-                      "segment_fraction": segment_fraction})
+    fixed, fill = _top_then_random(
+        score,
+        targets,
+        num_fake,
+        filler_size,
+        segment_fraction,
+        rng,
+        "segment_attack: segment_fraction",
+    )
+    return _profiles(
+        targets,
+        fixed,
+        fill,
+        num_items,
+        "segment",
+        {"seed": seed, "filler_size": filler_size, "segment_fraction": segment_fraction},
+    )
 
 
-def heuristic_attack(name: str, train, targets, num_fake: int, filler_size: int, *, seed: int,
-                     num_items: int | None = None) -> FakeProfiles:
+def heuristic_attack(
+    name: str,
+    train,
+    targets,
+    num_fake: int,
+    filler_size: int,
+    *,
+    seed: int,
+    num_items: int | None = None,
+) -> FakeProfiles:
     """The heuristic attack ``name`` (one of ``HEURISTIC_ATTACKS``) with default options."""
-    fns = {"random": random_attack, "average": average_attack, "bandwagon": bandwagon_attack,
-           "segment": segment_attack}
+    fns = {
+        "random": random_attack,
+        "average": average_attack,
+        "bandwagon": bandwagon_attack,
+        "segment": segment_attack,
+    }
     if name not in fns:
-        raise ValueError(f"heuristic_attack: name={name!r} is unknown; expected one of "
-                         f"{HEURISTIC_ATTACKS}.")
+        raise ValueError(
+            f"heuristic_attack: name={name!r} is unknown; expected one of {HEURISTIC_ATTACKS}."
+        )
     return fns[name](train, targets, num_fake, filler_size, seed=seed, num_items=num_items)

@@ -10,6 +10,7 @@ full ranking of all items except ``u``'s training items::
 ``1 / log2(rank + 2)`` over the same pairs (0 outside the top K): one relevant item, so
 the ideal DCG is 1. Scores come from ``score_all`` in user batches on the device.
 """
+
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -24,8 +25,7 @@ from robustjax.data.table import SplitData
 from robustjax.eval import _host
 
 
-def eligible_users(split: SplitData, targets, *, num_real_users: int | None = None
-                   ) -> np.ndarray:
+def eligible_users(split: SplitData, targets, *, num_real_users: int | None = None) -> np.ndarray:
     """int64 ids of real users (``< num_real_users``, default all) who never interacted
     with any target in train, valid or test."""
     targets = np.asarray(targets)
@@ -37,33 +37,50 @@ def eligible_users(split: SplitData, targets, *, num_real_users: int | None = No
 
 
 @functools.partial(jax.jit, static_argnames=("score_all", "k"))
-def target_rank_step(params: Any, users: Int[Array, " B"], user_mask: Bool[Array, " B"],
-                     exclude_rows: Int[Array, " X"], exclude_cols: Int[Array, " X"],
-                     targets: Int[Array, " T"], *, score_all: Callable, k: int
-                     ) -> tuple[Float[Array, ""], Float[Array, ""], Float[Array, ""]]:
+def target_rank_step(
+    params: Any,
+    users: Int[Array, " B"],
+    user_mask: Bool[Array, " B"],
+    exclude_rows: Int[Array, " X"],
+    exclude_cols: Int[Array, " X"],
+    targets: Int[Array, " T"],
+    *,
+    score_all: Callable,
+    k: int,
+) -> tuple[Float[Array, ""], Float[Array, ""], Float[Array, ""]]:
     """Sums of hits, NDCG and pair counts for one user batch (padding rows masked).
 
     COO exclusion entries with row ``B`` are padding and are dropped.
     """
-    scores = score_all(params, users).astype(jnp.float32)                     # [B, I]
+    scores = score_all(params, users).astype(jnp.float32)  # [B, I]
     b, num_items = scores.shape
-    excl = jnp.zeros((b, num_items), jnp.bool_).at[exclude_rows, exclude_cols].set(
-        True, mode="drop")
+    excl = (
+        jnp.zeros((b, num_items), jnp.bool_).at[exclude_rows, exclude_cols].set(True, mode="drop")
+    )
     scores = jnp.where(excl, -jnp.inf, scores)
-    st = scores[:, targets]                                                   # [B, T]
-    above = scores[:, None, :] > st[:, :, None]                              # [B, T, I]
+    st = scores[:, targets]  # [B, T]
+    above = scores[:, None, :] > st[:, :, None]  # [B, T, I]
     tie = (scores[:, None, :] == st[:, :, None]) & (
-        jnp.arange(num_items)[None, None, :] < targets[None, :, None])
-    rank = jnp.sum(above | tie, axis=-1)                                      # [B, T]
+        jnp.arange(num_items)[None, None, :] < targets[None, :, None]
+    )
+    rank = jnp.sum(above | tie, axis=-1)  # [B, T]
     hit = (rank < k) & user_mask[:, None]
     ndcg = jnp.where(hit, 1.0 / jnp.log2(rank.astype(jnp.float32) + 2.0), 0.0)
     pairs = jnp.sum(user_mask.astype(jnp.float32)) * targets.shape[0]
     return jnp.sum(hit.astype(jnp.float32)), jnp.sum(ndcg), pairs
 
 
-def target_metrics(score_all: Callable, params: Any, *, targets, users: np.ndarray,
-                   exclude_csr: tuple[np.ndarray, np.ndarray], num_items: int, k: int = 50,
-                   batch_size: int = 256) -> dict[str, float]:
+def target_metrics(
+    score_all: Callable,
+    params: Any,
+    *,
+    targets,
+    users: np.ndarray,
+    exclude_csr: tuple[np.ndarray, np.ndarray],
+    num_items: int,
+    k: int = 50,
+    batch_size: int = 256,
+) -> dict[str, float]:
     """HR@K and NDCG@K of ``targets`` over ``users`` (module docstring).
 
     Args:
@@ -82,14 +99,16 @@ def target_metrics(score_all: Callable, params: Any, *, targets, users: np.ndarr
       ``{"hr@K", "ndcg@K", "num_users", "num_pairs"}``; 0 metrics when no user is given.
     """
     if not isinstance(k, int) or not 1 <= k <= num_items:
-        raise ValueError(f"target_metrics: k must be an int in [1, num_items={num_items}], "
-                         f"got {k!r}.")
+        raise ValueError(
+            f"target_metrics: k must be an int in [1, num_items={num_items}], got {k!r}."
+        )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"target_metrics: batch_size must be an int >= 1, got {batch_size!r}.")
     targets = np.asarray(targets, np.int32)
     if targets.ndim != 1 or targets.size == 0 or targets.min() < 0 or targets.max() >= num_items:
-        raise ValueError(f"target_metrics: targets must be item ids in [0, {num_items}), got "
-                         f"{targets.tolist()}.")
+        raise ValueError(
+            f"target_metrics: targets must be item ids in [0, {num_items}), got {targets.tolist()}."
+        )
     excl = _host.check_csr("target_metrics: exclude_csr", exclude_csr, num_items)
     users = np.asarray(users, np.int64)
     n = users.size
@@ -100,23 +119,46 @@ def target_metrics(score_all: Callable, params: Any, *, targets, users: np.ndarr
     cap = _host.batch_capacity([excl], users, bsz)
     sums = []
     for start in range(0, n, bsz):
-        chunk = users[start:start + bsz]
+        chunk = users[start : start + bsz]
         xr, xc = _host.coo_batch([excl], chunk, cap, pad_row=bsz)
-        sums.append(target_rank_step(
-            params, _host.pad_rows(chunk.astype(np.int32), bsz), np.arange(bsz) < chunk.size,
-            xr, xc, targets, score_all=score_all, k=k))
+        sums.append(
+            target_rank_step(
+                params,
+                _host.pad_rows(chunk.astype(np.int32), bsz),
+                np.arange(bsz) < chunk.size,
+                xr,
+                xc,
+                targets,
+                score_all=score_all,
+                k=k,
+            )
+        )
     sums = np.asarray(jax.device_get(sums), np.float64).sum(axis=0)
     out[f"hr@{k}"] = float(sums[0] / sums[2])
     out[f"ndcg@{k}"] = float(sums[1] / sums[2])
     return out
 
 
-def split_target_metrics(score_all: Callable, params: Any, split: SplitData, targets, *,
-                         num_real_users: int, k: int = 50, batch_size: int = 256
-                         ) -> dict[str, float]:
+def split_target_metrics(
+    score_all: Callable,
+    params: Any,
+    split: SplitData,
+    targets,
+    *,
+    num_real_users: int,
+    k: int = 50,
+    batch_size: int = 256,
+) -> dict[str, float]:
     """:func:`target_metrics` over the eligible real users of ``split``, excluding each
     user's training items (``split`` may be poisoned: fake users are never evaluated)."""
     users = eligible_users(split, targets, num_real_users=num_real_users)
-    return target_metrics(score_all, params, targets=targets, users=users,
-                          exclude_csr=user_item_csr(split.train, split.num_users),
-                          num_items=split.num_items, k=k, batch_size=batch_size)
+    return target_metrics(
+        score_all,
+        params,
+        targets=targets,
+        users=users,
+        exclude_csr=user_item_csr(split.train, split.num_users),
+        num_items=split.num_items,
+        k=k,
+        batch_size=batch_size,
+    )

@@ -6,6 +6,7 @@ feedback), the target items every profile contains, and the attack's name and pa
 fingerprint), so an attack can be shared and replayed exactly. :func:`inject` appends the
 fake users to the *training* part of a split; validation and test are never changed.
 """
+
 import dataclasses
 import hashlib
 import json
@@ -24,8 +25,9 @@ def _freeze(params) -> MappingProxyType:
     try:
         json.dumps(dict(params))
     except TypeError as err:
-        raise TypeError(f"FakeProfiles.params must be JSON-serialisable, got {params!r} "
-                        f"({err}).") from None
+        raise TypeError(
+            f"FakeProfiles.params must be JSON-serialisable, got {params!r} ({err})."
+        ) from None
     return MappingProxyType(dict(params))
 
 
@@ -52,31 +54,42 @@ class FakeProfiles:
         items = np.asarray(self.items)
         targets = np.asarray(self.targets)
         if items.ndim != 2 or not np.issubdtype(items.dtype, np.integer):
-            raise ValueError(f"FakeProfiles.items must be an int [F, L] array, got dtype "
-                             f"{items.dtype} and shape {items.shape}.")
+            raise ValueError(
+                f"FakeProfiles.items must be an int [F, L] array, got dtype "
+                f"{items.dtype} and shape {items.shape}."
+            )
         if targets.ndim != 1 or targets.size == 0 or not np.issubdtype(targets.dtype, np.integer):
-            raise ValueError(f"FakeProfiles.targets must be a non-empty int [T] array, got "
-                             f"dtype {targets.dtype} and shape {targets.shape}.")
+            raise ValueError(
+                f"FakeProfiles.targets must be a non-empty int [T] array, got "
+                f"dtype {targets.dtype} and shape {targets.shape}."
+            )
         if not isinstance(self.num_items, (int, np.integer)) or self.num_items < 1:
-            raise ValueError(f"FakeProfiles.num_items must be a positive int, got "
-                             f"{self.num_items!r}.")
+            raise ValueError(
+                f"FakeProfiles.num_items must be a positive int, got {self.num_items!r}."
+            )
         for name, arr in (("items", items), ("targets", targets)):
             if arr.size and (arr.min() < 0 or arr.max() >= self.num_items):
-                raise ValueError(f"FakeProfiles.{name} has ids outside [0, {self.num_items}): "
-                                 f"range [{arr.min()}, {arr.max()}].")
+                raise ValueError(
+                    f"FakeProfiles.{name} has ids outside [0, {self.num_items}): "
+                    f"range [{arr.min()}, {arr.max()}]."
+                )
         if np.unique(targets).size != targets.size:
             raise ValueError(f"FakeProfiles.targets must be distinct, got {targets.tolist()}.")
         srt = np.sort(items, axis=1)
         if items.shape[0] and np.any(srt[:, 1:] == srt[:, :-1]):
             row = int(np.flatnonzero(np.any(srt[:, 1:] == srt[:, :-1], axis=1))[0])
-            raise ValueError(f"FakeProfiles.items: profile {row} repeats an item; each row "
-                             f"must hold distinct items.")
-        has = (items[:, :, None] == targets[None, None, :]).any(axis=1)   # [F, T]
+            raise ValueError(
+                f"FakeProfiles.items: profile {row} repeats an item; each row "
+                f"must hold distinct items."
+            )
+        has = (items[:, :, None] == targets[None, None, :]).any(axis=1)  # [F, T]
         if items.shape[0] and not has.all():
             row = int(np.flatnonzero(~has.all(axis=1))[0])
-            raise ValueError(f"FakeProfiles.items: profile {row} lacks target(s) "
-                             f"{targets[~has[row]].tolist()}; every profile must contain all "
-                             f"targets.")
+            raise ValueError(
+                f"FakeProfiles.items: profile {row} lacks target(s) "
+                f"{targets[~has[row]].tolist()}; every profile must contain all "
+                f"targets."
+            )
         object.__setattr__(self, "items", items.astype(np.int32))
         object.__setattr__(self, "targets", targets.astype(np.int32))
         object.__setattr__(self, "num_items", int(self.num_items))
@@ -103,14 +116,19 @@ class FakeProfiles:
         h.update(np.ascontiguousarray(np.sort(self.items, axis=1)).tobytes())
         return h.hexdigest()
 
-    def to_table(self, first_user: int, user_tokens: np.ndarray,
-                 item_tokens: np.ndarray) -> InteractionTable:
+    def to_table(
+        self, first_user: int, user_tokens: np.ndarray, item_tokens: np.ndarray
+    ) -> InteractionTable:
         """The fake interactions as a table; fake user ``f`` gets id ``first_user + f``."""
         f, length = self.items.shape
         return InteractionTable(
             user=np.repeat(np.arange(first_user, first_user + f, dtype=np.int32), length),
-            item=self.items.reshape(-1), rating=None, timestamp=None,
-            user_tokens=user_tokens, item_tokens=item_tokens)
+            item=self.items.reshape(-1),
+            rating=None,
+            timestamp=None,
+            user_tokens=user_tokens,
+            item_tokens=item_tokens,
+        )
 
     def save(self, path: str) -> str:
         """Writes ``path`` (``.npz`` added if missing) and the ``.json`` sidecar beside it.
@@ -122,9 +140,15 @@ class FakeProfiles:
             path = path + ".npz"
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         np.savez(path, items=self.items, targets=self.targets)
-        meta = {"attack": self.attack, "params": dict(self.params), "num_items": self.num_items,
-                "num_fake": self.num_fake, "filler_size": self.filler_size,
-                "targets": self.targets.tolist(), "fingerprint": self.fingerprint()}
+        meta = {
+            "attack": self.attack,
+            "params": dict(self.params),
+            "num_items": self.num_items,
+            "num_fake": self.num_fake,
+            "filler_size": self.filler_size,
+            "targets": self.targets.tolist(),
+            "fingerprint": self.fingerprint(),
+        }
         with open(path[:-4] + ".json", "w") as f:
             json.dump(meta, f, indent=1, sort_keys=True)
         return path
@@ -137,16 +161,20 @@ def load(path: str) -> FakeProfiles:
     side = path[:-4] + ".json"
     for p in (path, side):
         if not os.path.exists(p):
-            raise FileNotFoundError(f"load: {p!r} does not exist; FakeProfiles.save writes "
-                                    "both the .npz and its .json sidecar.")
+            raise FileNotFoundError(
+                f"load: {p!r} does not exist; FakeProfiles.save writes "
+                "both the .npz and its .json sidecar."
+            )
     with np.load(path) as z:
         items, targets = z["items"], z["targets"]
     with open(side) as f:
         meta = json.load(f)
     out = FakeProfiles(items, targets, meta["num_items"], meta["attack"], meta["params"])
     if out.fingerprint() != meta["fingerprint"]:
-        raise ValueError(f"load: {path!r} does not match the fingerprint in {side!r}; the "
-                         "files were changed separately. Regenerate the attack.")
+        raise ValueError(
+            f"load: {path!r} does not match the fingerprint in {side!r}; the "
+            "files were changed separately. Regenerate the attack."
+        )
     return out
 
 
@@ -171,23 +199,39 @@ def inject(split: SplitData, profiles: FakeProfiles) -> SplitData:
       The poisoned split (same name plus ``+<attack>``).
     """
     if profiles.num_items != split.num_items:
-        raise ValueError(f"inject: the profiles refer to num_items={profiles.num_items} items "
-                         f"but the split has {split.num_items}; generate the attack on this "
-                         "split's training data.")
+        raise ValueError(
+            f"inject: the profiles refer to num_items={profiles.num_items} items "
+            f"but the split has {split.num_items}; generate the attack on this "
+            "split's training data."
+        )
     tr = split.train
-    tokens = np.concatenate([tr.user_tokens, np.array(
-        [f"{FAKE_PREFIX}{i}" for i in range(profiles.num_fake)], dtype=str)])
+    tokens = np.concatenate(
+        [
+            tr.user_tokens,
+            np.array([f"{FAKE_PREFIX}{i}" for i in range(profiles.num_fake)], dtype=str),
+        ]
+    )
     fake = profiles.to_table(split.num_users, tokens, tr.item_tokens)
     n_fake = len(fake)
-    rating = None if tr.rating is None else np.concatenate(
-        [tr.rating, np.full(n_fake, tr.rating.max(initial=1.0), np.float32)])
+    rating = (
+        None
+        if tr.rating is None
+        else np.concatenate([tr.rating, np.full(n_fake, tr.rating.max(initial=1.0), np.float32)])
+    )
     last = 0.0 if tr.timestamp is None or len(tr) == 0 else float(tr.timestamp.max())
-    timestamp = None if tr.timestamp is None else np.concatenate(
-        [tr.timestamp, np.full(n_fake, last + 1.0, np.float64)])
-    train = InteractionTable(np.concatenate([tr.user, fake.user]),
-                             np.concatenate([tr.item, fake.item]), rating, timestamp,
-                             tokens, tr.item_tokens)
+    timestamp = (
+        None
+        if tr.timestamp is None
+        else np.concatenate([tr.timestamp, np.full(n_fake, last + 1.0, np.float64)])
+    )
+    train = InteractionTable(
+        np.concatenate([tr.user, fake.user]),
+        np.concatenate([tr.item, fake.item]),
+        rating,
+        timestamp,
+        tokens,
+        tr.item_tokens,
+    )
     valid = dataclasses.replace(split.valid, user_tokens=tokens)
     test = dataclasses.replace(split.test, user_tokens=tokens)
-    return SplitData(train, valid, test,
-                     name=f"{split.name}+{profiles.attack}")
+    return SplitData(train, valid, test, name=f"{split.name}+{profiles.attack}")

@@ -17,6 +17,7 @@ profiles are then injected into the data of a *different* victim (another model 
 the same class with another seed): the attack transfers when the victim promotes the
 targets too.
 """
+
 from typing import Any
 
 import jax
@@ -40,10 +41,10 @@ def item_embeddings(fns, params: Any, *, batch_size: int = 4096) -> np.ndarray:
       batch_size: items per ``embed`` call.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"item_embeddings: batch_size must be an int >= 1, got "
-                         f"{batch_size!r}.")
-    embed = jax.jit(lambda p, items: fns.embed(
-        p, {"user": jnp.zeros_like(items), "pos": items})["pos"])
+        raise ValueError(f"item_embeddings: batch_size must be an int >= 1, got {batch_size!r}.")
+    embed = jax.jit(
+        lambda p, items: fns.embed(p, {"user": jnp.zeros_like(items), "pos": items})["pos"]
+    )
     out = []
     for start in range(0, fns.num_items, batch_size):
         items = jnp.arange(start, min(start + batch_size, fns.num_items), dtype=jnp.int32)
@@ -51,8 +52,9 @@ def item_embeddings(fns, params: Any, *, batch_size: int = 4096) -> np.ndarray:
     return np.concatenate(out, axis=0)
 
 
-def similarity_logits(item_emb: Float[Array, "I D"] | np.ndarray, targets, *,
-                      temperature: float) -> np.ndarray:
+def similarity_logits(
+    item_emb: Float[Array, "I D"] | np.ndarray, targets, *, temperature: float
+) -> np.ndarray:
     """float64 ``[I]``: ``cos(e_i, c) / temperature`` (module docstring); targets -inf.
 
     Args:
@@ -62,14 +64,18 @@ def similarity_logits(item_emb: Float[Array, "I D"] | np.ndarray, targets, *,
     """
     emb = np.asarray(item_emb, np.float64)
     if emb.ndim != 2 or emb.shape[0] < 2:
-        raise ValueError(f"similarity_logits: item_emb must be [I, D] with I >= 2, got shape "
-                         f"{emb.shape}.")
+        raise ValueError(
+            f"similarity_logits: item_emb must be [I, D] with I >= 2, got shape {emb.shape}."
+        )
     if not np.all(np.isfinite(emb)):
-        raise ValueError("similarity_logits: item_emb holds NaN or inf; the surrogate "
-                         "diverged (lower its learning rate).")
+        raise ValueError(
+            "similarity_logits: item_emb holds NaN or inf; the surrogate "
+            "diverged (lower its learning rate)."
+        )
     if not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f"similarity_logits: temperature must be a number > 0, got "
-                         f"{temperature!r}.")
+        raise ValueError(
+            f"similarity_logits: temperature must be a number > 0, got {temperature!r}."
+        )
     targets = _check(targets, 1, 0, emb.shape[0])
     unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     centre = unit[targets].mean(axis=0)
@@ -87,10 +93,17 @@ def filler_probabilities(item_emb, targets, *, temperature: float) -> np.ndarray
     return w / w.sum()
 
 
-def surrogate_guided_attack(item_emb: Float[Array, "I D"] | np.ndarray, targets,
-                            num_fake: int, filler_size: int, *, seed: int,
-                            temperature: float = 0.1, surrogate: str = "surrogate",
-                            params: dict | None = None) -> FakeProfiles:
+def surrogate_guided_attack(
+    item_emb: Float[Array, "I D"] | np.ndarray,
+    targets,
+    num_fake: int,
+    filler_size: int,
+    *,
+    seed: int,
+    temperature: float = 0.1,
+    surrogate: str = "surrogate",
+    params: dict | None = None,
+) -> FakeProfiles:
     """Targets plus ``filler_size`` fillers per profile, drawn without replacement from
     the softmax over the surrogate's item similarity to the targets (module docstring).
 
@@ -112,18 +125,29 @@ def surrogate_guided_attack(item_emb: Float[Array, "I D"] | np.ndarray, targets,
     emb = np.asarray(item_emb)
     num_items = emb.shape[0] if emb.ndim == 2 else -1
     if num_items < 2:
-        raise ValueError(f"surrogate_guided_attack: item_emb must be [I, D] with I >= 2, got "
-                         f"shape {emb.shape}.")
+        raise ValueError(
+            f"surrogate_guided_attack: item_emb must be [I, D] with I >= 2, got shape {emb.shape}."
+        )
     targets = _check(targets, num_fake, filler_size, num_items)
     probs = filler_probabilities(emb, targets, temperature=temperature)
     rng = np.random.default_rng(seed)
     fill = sample_fillers(probs, num_fake, filler_size, rng=rng, exclude=targets)
     items = np.concatenate([np.broadcast_to(targets, (num_fake, targets.size)), fill], axis=1)
-    record = {"seed": seed, "filler_size": filler_size, "temperature": float(temperature),
-              "surrogate": surrogate, **(params or {})}
-    return FakeProfiles(items.astype(np.int32), targets, num_items, f"surrogate-{surrogate}",
-                        record)
+    record = {
+        "seed": seed,
+        "filler_size": filler_size,
+        "temperature": float(temperature),
+        "surrogate": surrogate,
+        **(params or {}),
+    }
+    return FakeProfiles(
+        items.astype(np.int32), targets, num_items, f"surrogate-{surrogate}", record
+    )
 
 
-__all__ = ["filler_probabilities", "item_embeddings", "similarity_logits",
-           "surrogate_guided_attack"]
+__all__ = [
+    "filler_probabilities",
+    "item_embeddings",
+    "similarity_logits",
+    "surrogate_guided_attack",
+]

@@ -23,6 +23,7 @@ project each row onto ``{x in [0, 1]^I : sum of fillers = filler_size}``; every 
 rounded to a binary profile (targets + its ``filler_size`` largest fillers), and the binary
 profile with the lowest surrogate objective is returned.
 """
+
 import dataclasses
 import functools
 
@@ -96,40 +97,57 @@ class UnrolledConfig:
     surrogates: int = 1
 
     def __post_init__(self):
-        for name in ("dim", "unroll_steps", "outer_steps", "k", "unroll_epochs", "batch_size",
-                     "surrogates"):
+        for name in (
+            "dim",
+            "unroll_steps",
+            "outer_steps",
+            "k",
+            "unroll_epochs",
+            "batch_size",
+            "surrogates",
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"UnrolledConfig.{name} must be an int >= 1, got {v!r}.")
         if not isinstance(self.pretrain_steps, int) or self.pretrain_steps < 0:
-            raise ValueError(f"UnrolledConfig.pretrain_steps must be an int >= 0, got "
-                             f"{self.pretrain_steps!r}.")
+            raise ValueError(
+                f"UnrolledConfig.pretrain_steps must be an int >= 0, got {self.pretrain_steps!r}."
+            )
         for name in ("inner_lr", "outer_lr", "temperature"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"UnrolledConfig.{name} must be > 0, got "
-                                 f"{getattr(self, name)!r}.")
+                raise ValueError(f"UnrolledConfig.{name} must be > 0, got {getattr(self, name)!r}.")
         for name in ("alpha", "l2"):
             if getattr(self, name) < 0:
-                raise ValueError(f"UnrolledConfig.{name} must be >= 0, got "
-                                 f"{getattr(self, name)!r}.")
+                raise ValueError(
+                    f"UnrolledConfig.{name} must be >= 0, got {getattr(self, name)!r}."
+                )
         if self.loss not in LOSSES:
-            raise ValueError(f"UnrolledConfig.loss={self.loss!r} is unknown; expected one of "
-                             f"{LOSSES}.")
+            raise ValueError(
+                f"UnrolledConfig.loss={self.loss!r} is unknown; expected one of {LOSSES}."
+            )
         if self.objective not in OBJECTIVES:
-            raise ValueError(f"UnrolledConfig.objective={self.objective!r} is unknown; "
-                             f"expected one of {OBJECTIVES}.")
+            raise ValueError(
+                f"UnrolledConfig.objective={self.objective!r} is unknown; "
+                f"expected one of {OBJECTIVES}."
+            )
         if not isinstance(self.warm_epochs, int) or self.warm_epochs < 0:
-            raise ValueError(f"UnrolledConfig.warm_epochs must be an int >= 0, got "
-                             f"{self.warm_epochs!r}.")
+            raise ValueError(
+                f"UnrolledConfig.warm_epochs must be an int >= 0, got {self.warm_epochs!r}."
+            )
         if self.surrogate not in SURROGATES:
-            raise ValueError(f"UnrolledConfig.surrogate={self.surrogate!r} is unknown; "
-                             f"expected one of {SURROGATES}.")
+            raise ValueError(
+                f"UnrolledConfig.surrogate={self.surrogate!r} is unknown; "
+                f"expected one of {SURROGATES}."
+            )
         if self.surrogates > 1 and self.surrogate != "victim":
-            raise ValueError(f"UnrolledConfig.surrogates={self.surrogates} needs "
-                             f"surrogate='victim', got surrogate={self.surrogate!r}.")
+            raise ValueError(
+                f"UnrolledConfig.surrogates={self.surrogates} needs "
+                f"surrogate='victim', got surrogate={self.surrogate!r}."
+            )
         if self.init not in INITS:
-            raise ValueError(f"UnrolledConfig.init={self.init!r} is unknown; expected one of "
-                             f"{INITS}.")
+            raise ValueError(
+                f"UnrolledConfig.init={self.init!r} is unknown; expected one of {INITS}."
+            )
 
 
 # ----------------------------------------------------------------------------- surrogate
@@ -137,8 +155,15 @@ class UnrolledConfig:
 LOSSES = ("bpr", "wrmf", "bce")
 
 
-def surrogate_loss(params: dict, x: Float[Array, "U I"], *, alpha, l2, loss: str = "bpr",
-                   neg: Int[Array, "U I"] | None = None) -> Float[Array, ""]:
+def surrogate_loss(
+    params: dict,
+    x: Float[Array, "U I"],
+    *,
+    alpha,
+    l2,
+    loss: str = "bpr",
+    neg: Int[Array, "U I"] | None = None,
+) -> Float[Array, ""]:
     """The surrogate's training loss over the dense matrix, plus ``l2 (|P|^2 + |Q|^2)``,
     divided by U. With ``s = P Q^T``:
 
@@ -161,19 +186,32 @@ def surrogate_loss(params: dict, x: Float[Array, "U I"], *, alpha, l2, loss: str
     return (fit + l2 * (jnp.sum(jnp.square(p)) + jnp.sum(jnp.square(q)))) / x.shape[0]
 
 
-def init_surrogate(num_users: int, num_items: int, dim: int, *, key: Array,
-                   dtype=jnp.float32) -> tuple[dict, tuple]:
+def init_surrogate(
+    num_users: int, num_items: int, dim: int, *, key: Array, dtype=jnp.float32
+) -> tuple[dict, tuple]:
     """Surrogate parameters (normal, std ``0.1``) and a zero Adam state ``(m, v, t)``."""
     ku, ki = jax.random.split(key)
-    params = {"user": 0.1 * jax.random.normal(ku, (num_users, dim), dtype),
-              "item": 0.1 * jax.random.normal(ki, (num_items, dim), dtype)}
+    params = {
+        "user": 0.1 * jax.random.normal(ku, (num_users, dim), dtype),
+        "item": 0.1 * jax.random.normal(ki, (num_items, dim), dtype),
+    }
     zeros = jax.tree.map(jnp.zeros_like, params)
     return params, (zeros, zeros, jnp.zeros((), dtype))
 
 
-def train_surrogate(params: dict, opt: tuple, x: Float[Array, "U I"], *, key: Array,
-                    steps: int, lr, alpha, l2, loss: str = "bpr", remat: bool = True
-                    ) -> tuple[dict, tuple]:
+def train_surrogate(
+    params: dict,
+    opt: tuple,
+    x: Float[Array, "U I"],
+    *,
+    key: Array,
+    steps: int,
+    lr,
+    alpha,
+    l2,
+    loss: str = "bpr",
+    remat: bool = True,
+) -> tuple[dict, tuple]:
     """``steps`` full-batch Adam steps on ``surrogate_loss`` as one ``lax.scan``.
 
     Step ``t`` draws its BPR negatives from ``fold_in(key, t)`` (the same negatives for the
@@ -186,6 +224,7 @@ def train_surrogate(params: dict, opt: tuple, x: Float[Array, "U I"], *, key: Ar
     Returns:
       ``(params, (m, v, t))`` after the steps.
     """
+
     def body(carry, _):
         params, (m, v, t) = carry
         neg = None
@@ -203,33 +242,47 @@ def train_surrogate(params: dict, opt: tuple, x: Float[Array, "U I"], *, key: Ar
 
 # ----------------------------------------------------------------------------- victim surrogate
 
+
 def _adam(params, g, m, v, t, lr):
     b1, b2, eps = 0.9, 0.999, 1e-8
     t = t + 1
     m = jax.tree.map(lambda a, b: b1 * a + (1 - b1) * b, m, g)
     v = jax.tree.map(lambda a, b: b2 * a + (1 - b2) * b * b, v, g)
-    c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+    c1, c2 = 1 - b1**t, 1 - b2**t
     params = jax.tree.map(
-        lambda w, a, b: w - lr * (a / c1) / (jnp.sqrt(b / c2 + 1e-30) + eps), params, m, v)
+        lambda w, a, b: w - lr * (a / c1) / (jnp.sqrt(b / c2 + 1e-30) + eps), params, m, v
+    )
     return params, (m, v, t)
 
 
-def init_victim(num_users: int, num_items: int, dim: int, *, key: Array,
-                dtype=jnp.float32) -> tuple[dict, tuple]:
+def init_victim(
+    num_users: int, num_items: int, dim: int, *, key: Array, dtype=jnp.float32
+) -> tuple[dict, tuple]:
     """Victim-like MF parameters (Xavier-normal, as ``robustjax.models.mf``) and a zero Adam
     state ``(m, v, t)``."""
     ku, ki = jax.random.split(key)
-    params = {"user": jax.random.normal(ku, (num_users, dim), dtype)
-              * jnp.sqrt(2.0 / (num_users + dim)).astype(dtype),
-              "item": jax.random.normal(ki, (num_items, dim), dtype)
-              * jnp.sqrt(2.0 / (num_items + dim)).astype(dtype)}
+    params = {
+        "user": jax.random.normal(ku, (num_users, dim), dtype)
+        * jnp.sqrt(2.0 / (num_users + dim)).astype(dtype),
+        "item": jax.random.normal(ki, (num_items, dim), dtype)
+        * jnp.sqrt(2.0 / (num_items + dim)).astype(dtype),
+    }
     zeros = jax.tree.map(jnp.zeros_like, params)
     return params, (zeros, zeros, jnp.zeros((), dtype))
 
 
-def victim_step_loss(params: dict, x_fake: Float[Array, "F I"], user, pos, neg, mask,
-                     fake_neg: Int[Array, "F I"], *, num_real: int, fake_scale
-                     ) -> Float[Array, ""]:
+def victim_step_loss(
+    params: dict,
+    x_fake: Float[Array, "F I"],
+    user,
+    pos,
+    neg,
+    mask,
+    fake_neg: Int[Array, "F I"],
+    *,
+    num_real: int,
+    fake_scale,
+) -> Float[Array, ""]:
     """One victim BPR batch plus the relaxed fake rows' expected share of it.
 
     The real part is the victim's batch (``softplus(s_un - s_ui)`` with the sampler's
@@ -243,15 +296,24 @@ def victim_step_loss(params: dict, x_fake: Float[Array, "F I"], user, pos, neg, 
     s_pos = jnp.sum(p[user] * q[pos], axis=-1)
     s_neg = jnp.sum(p[user] * q[neg], axis=-1)
     real = jnp.sum(mask * jax.nn.softplus(s_neg - s_pos))
-    s_f = p[num_real:] @ q.T                                                     # [F, I]
+    s_f = p[num_real:] @ q.T  # [F, I]
     w = x_fake * (1.0 - jnp.take_along_axis(x_fake, fake_neg, axis=1)) * fake_scale
     fake = jnp.sum(w * jax.nn.softplus(jnp.take_along_axis(s_f, fake_neg, axis=1) - s_f))
     return (real + fake) / (jnp.sum(mask) + jnp.sum(x_fake) * fake_scale)
 
 
-def train_victim_surrogate(params: dict, opt: tuple, x_fake: Float[Array, "F I"],
-                           data: TrainArrays, *, key: Array, epochs: int, batch_size: int,
-                           lr, remat: bool = True) -> tuple[dict, tuple]:
+def train_victim_surrogate(
+    params: dict,
+    opt: tuple,
+    x_fake: Float[Array, "F I"],
+    data: TrainArrays,
+    *,
+    key: Array,
+    epochs: int,
+    batch_size: int,
+    lr,
+    remat: bool = True,
+) -> tuple[dict, tuple]:
     """``epochs`` epochs of the victim's own training (shuffled mini-batches of
     ``batch_size`` real interactions, exact uniform negatives from ``data``, Adam) with the
     relaxed fake rows ``x_fake`` as per-interaction weights (:func:`victim_step_loss`).
@@ -275,14 +337,27 @@ def train_victim_surrogate(params: dict, opt: tuple, x_fake: Float[Array, "F I"]
         user, pos = data.user[rows], data.item[rows]
         neg = sample_uniform(data, user, jax.random.uniform(k_u, rows.shape))
         fake_neg = jax.random.randint(k_f, (num_fake, num_items), 0, num_items)
-        g = jax.grad(victim_step_loss)(params, x_fake, user, pos, neg, mask, fake_neg,
-                                       num_real=num_real, fake_scale=1.0 / steps)
+        g = jax.grad(victim_step_loss)(
+            params,
+            x_fake,
+            user,
+            pos,
+            neg,
+            mask,
+            fake_neg,
+            num_real=num_real,
+            fake_scale=1.0 / steps,
+        )
         return _adam(params, g, m, v, t, lr), None
 
     def epoch(carry, k):
         k_perm, k_steps = jax.random.split(k)
-        perm = jnp.concatenate([jax.random.permutation(k_perm, n).astype(jnp.int32),
-                                jnp.full(steps * batch_size - n, n, jnp.int32)])
+        perm = jnp.concatenate(
+            [
+                jax.random.permutation(k_perm, n).astype(jnp.int32),
+                jnp.full(steps * batch_size - n, n, jnp.int32),
+            ]
+        )
         xs = (perm.reshape(steps, batch_size), jax.random.split(k_steps, steps))
         carry, _ = jax.lax.scan(jax.checkpoint(step) if remat else step, carry, xs)
         return carry, None
@@ -295,17 +370,25 @@ def train_victim_surrogate(params: dict, opt: tuple, x_fake: Float[Array, "F I"]
 
 # ----------------------------------------------------------------------------- objective
 
-def promotion_loss(scores: Float[Array, "U I"], targets: Int[Array, " T"],
-                   exclude: Bool[Array, "U I"], eligible: Float[Array, " U"], *, k: int,
-                   temperature, kind: str = "cw") -> Float[Array, ""]:
+
+def promotion_loss(
+    scores: Float[Array, "U I"],
+    targets: Int[Array, " T"],
+    exclude: Bool[Array, "U I"],
+    eligible: Float[Array, " U"],
+    *,
+    k: int,
+    temperature,
+    kind: str = "cw",
+) -> Float[Array, ""]:
     """Mean over eligible users (weights ``eligible``) and targets of a function of the
     margin ``m = s_u[K] - s_ut``: ``"cw"`` the smoothed CW margin ``tau softplus(m / tau)``,
     ``"hit"`` the smoothed miss indicator ``sigmoid(m / tau)`` (1 - a soft HR@K). Lower
     means more promotion."""
     is_target = jnp.zeros(scores.shape[1], jnp.bool_).at[targets].set(True)
     masked = jnp.where(exclude | is_target[None, :], -jnp.inf, scores)
-    kth = jax.lax.top_k(masked, k)[0][:, k - 1]                               # [U]
-    margin = kth[:, None] - scores[:, targets]                               # [U, T]
+    kth = jax.lax.top_k(masked, k)[0][:, k - 1]  # [U]
+    margin = kth[:, None] - scores[:, targets]  # [U, T]
     if kind == "cw":
         per = temperature * jax.nn.softplus(margin / temperature)
     else:
@@ -314,11 +397,25 @@ def promotion_loss(scores: Float[Array, "U I"], targets: Int[Array, " T"],
     return jnp.sum(per * eligible[:, None]) / den
 
 
-def unrolled_objective(x_fake: Float[Array, "F I"], x_real: Float[Array, "U I"], base: dict,
-                       base_opt: tuple, targets: Int[Array, " T"], eligible: Float[Array, " U"],
-                       *, key: Array, steps: int, lr, alpha, l2, k: int, temperature,
-                       loss: str = "bpr", kind: str = "hit", remat: bool = True
-                       ) -> Float[Array, ""]:
+def unrolled_objective(
+    x_fake: Float[Array, "F I"],
+    x_real: Float[Array, "U I"],
+    base: dict,
+    base_opt: tuple,
+    targets: Int[Array, " T"],
+    eligible: Float[Array, " U"],
+    *,
+    key: Array,
+    steps: int,
+    lr,
+    alpha,
+    l2,
+    k: int,
+    temperature,
+    loss: str = "bpr",
+    kind: str = "hit",
+    remat: bool = True,
+) -> Float[Array, ""]:
     """The attacker objective after ``steps`` surrogate steps on real + fake rows.
 
     ``base``/``base_opt`` hold parameters and Adam state for all ``U + F`` user rows (the
@@ -326,32 +423,59 @@ def unrolled_objective(x_fake: Float[Array, "F I"], x_real: Float[Array, "U I"],
     training items (``x_real > 0``) from the K-th-item margin.
     """
     x = jnp.concatenate([x_real, x_fake.astype(x_real.dtype)])
-    params, _ = train_surrogate(base, base_opt, x, key=key, steps=steps, lr=lr, alpha=alpha,
-                                l2=l2, loss=loss, remat=remat)
+    params, _ = train_surrogate(
+        base, base_opt, x, key=key, steps=steps, lr=lr, alpha=alpha, l2=l2, loss=loss, remat=remat
+    )
     num_real = x_real.shape[0]
     scores = params["user"][:num_real] @ params["item"].T
-    return promotion_loss(scores, targets, x_real > 0, eligible, k=k, temperature=temperature,
-                          kind=kind)
+    return promotion_loss(
+        scores, targets, x_real > 0, eligible, k=k, temperature=temperature, kind=kind
+    )
 
 
-def victim_objective(x_fake: Float[Array, "F I"], data: TrainArrays, exclude: Bool[Array, "U I"],
-                     base: dict, base_opt: tuple, targets: Int[Array, " T"],
-                     eligible: Float[Array, " U"], *, key: Array, epochs: int, batch_size: int,
-                     lr, k: int, temperature, kind: str = "cw", remat: bool = True
-                     ) -> Float[Array, ""]:
+def victim_objective(
+    x_fake: Float[Array, "F I"],
+    data: TrainArrays,
+    exclude: Bool[Array, "U I"],
+    base: dict,
+    base_opt: tuple,
+    targets: Int[Array, " T"],
+    eligible: Float[Array, " U"],
+    *,
+    key: Array,
+    epochs: int,
+    batch_size: int,
+    lr,
+    k: int,
+    temperature,
+    kind: str = "cw",
+    remat: bool = True,
+) -> Float[Array, ""]:
     """The attacker objective after ``epochs`` epochs of the victim's own training
     (:func:`train_victim_surrogate`) from ``base``/``base_opt`` (all ``U + F`` user rows)."""
-    params, _ = train_victim_surrogate(base, base_opt, x_fake, data, key=key, epochs=epochs,
-                                       batch_size=batch_size, lr=lr, remat=remat)
-    scores = params["user"][:data.num_users] @ params["item"].T
-    return promotion_loss(scores, targets, exclude, eligible, k=k, temperature=temperature,
-                          kind=kind)
+    params, _ = train_victim_surrogate(
+        base,
+        base_opt,
+        x_fake,
+        data,
+        key=key,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        remat=remat,
+    )
+    scores = params["user"][: data.num_users] @ params["item"].T
+    return promotion_loss(
+        scores, targets, exclude, eligible, k=k, temperature=temperature, kind=kind
+    )
 
 
 # ----------------------------------------------------------------------------- projections
 
-def project_budget(x: Float[Array, "F I"], free: Bool[Array, " I"], budget: int,
-                   *, iters: int = 50) -> Float[Array, "F I"]:
+
+def project_budget(
+    x: Float[Array, "F I"], free: Bool[Array, " I"], budget: int, *, iters: int = 50
+) -> Float[Array, "F I"]:
     """Per row, the Euclidean projection of the ``free`` entries onto
     ``{z in [0, 1] : sum z = budget}`` (bisection on the shift ``tau`` of
     ``clip(x - tau, 0, 1)``); the other entries (targets) are set to 1."""
@@ -379,8 +503,9 @@ def binarise(x: np.ndarray, targets: np.ndarray, filler_size: int) -> np.ndarray
     x = np.array(x, np.float64)
     x[:, targets] = -np.inf
     order = np.argsort(-x, axis=1, kind="stable")[:, :filler_size]
-    return np.concatenate([np.broadcast_to(targets, (x.shape[0], targets.size)), order],
-                          axis=1).astype(np.int32)
+    return np.concatenate(
+        [np.broadcast_to(targets, (x.shape[0], targets.size)), order], axis=1
+    ).astype(np.int32)
 
 
 def _dense(items: np.ndarray, num_items: int) -> np.ndarray:
@@ -391,9 +516,18 @@ def _dense(items: np.ndarray, num_items: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- attack
 
-def unrolled_attack(train, targets, num_fake: int, filler_size: int, *, key: Array,
-                    config: UnrolledConfig = UnrolledConfig(), num_items: int | None = None,
-                    progress: bool = False) -> FakeProfiles:
+
+def unrolled_attack(
+    train,
+    targets,
+    num_fake: int,
+    filler_size: int,
+    *,
+    key: Array,
+    config: UnrolledConfig = UnrolledConfig(),
+    num_items: int | None = None,
+    progress: bool = False,
+) -> FakeProfiles:
     """Fake profiles optimised through an unrolled surrogate (module docstring).
 
     Args:
@@ -411,8 +545,9 @@ def unrolled_attack(train, targets, num_fake: int, filler_size: int, *, key: Arr
       material and the surrogate objective of the initial and of the returned profiles.
     """
     if not isinstance(train, InteractionTable):
-        raise TypeError(f"unrolled_attack: train must be an InteractionTable, got "
-                        f"{type(train).__name__}.")
+        raise TypeError(
+            f"unrolled_attack: train must be an InteractionTable, got {type(train).__name__}."
+        )
     del num_items
     cfg = config
     num_users, n_items = train.num_users, train.num_items
@@ -421,13 +556,16 @@ def unrolled_attack(train, targets, num_fake: int, filler_size: int, *, key: Arr
     x_real[np.repeat(np.arange(num_users), np.diff(indptr)), indices] = 1.0
     targets = np.unique(np.asarray(targets, np.int32))
     if cfg.k > n_items - targets.size:
-        raise ValueError(f"unrolled_attack: config.k={cfg.k} exceeds the non-target items "
-                         f"({n_items - targets.size}); lower UnrolledConfig.k.")
+        raise ValueError(
+            f"unrolled_attack: config.k={cfg.k} exceeds the non-target items "
+            f"({n_items - targets.size}); lower UnrolledConfig.k."
+        )
     eligible = (x_real[:, targets].sum(axis=1) == 0).astype(np.float32)
     k_sur, k_init, k_pre, k_unroll = jax.random.split(key, 4)
     init_seed = int(jax.random.randint(k_init, (), 0, 2**31 - 1))
-    init_fn = {"average": average_attack, "random": random_attack,
-               "bandwagon": bandwagon_attack}[cfg.init]
+    init_fn = {"average": average_attack, "random": random_attack, "bandwagon": bandwagon_attack}[
+        cfg.init
+    ]
     start = init_fn(train, targets, num_fake, filler_size, seed=init_seed)
 
     xr, tj, ej = jnp.asarray(x_real), jnp.asarray(targets), jnp.asarray(eligible)
@@ -436,16 +574,34 @@ def unrolled_attack(train, targets, num_fake: int, filler_size: int, *, key: Arr
         # surrogate 0 uses the attack's keys as before; more surrogates fold in their index
         members = [(k_sur, k_pre, k_unroll)] + [
             tuple(jax.random.fold_in(k, m) for k in (k_sur, k_pre, k_unroll))
-            for m in range(1, cfg.surrogates)]
-        inits = [init_victim(num_users + num_fake, n_items, cfg.dim, key=ks)
-                 for ks, _, _ in members]
+            for m in range(1, cfg.surrogates)
+        ]
+        inits = [
+            init_victim(num_users + num_fake, n_items, cfg.dim, key=ks) for ks, _, _ in members
+        ]
         sched = {"batch_size": cfg.batch_size, "lr": cfg.inner_lr}
-        pre = jax.jit(lambda p, o, xf, kp: train_victim_surrogate(
-            p, o, xf, data, key=kp, epochs=cfg.warm_epochs, remat=False, **sched))
-        value_and_grad = jax.jit(jax.value_and_grad(functools.partial(
-            victim_objective, data=data, exclude=xr > 0, targets=tj, eligible=ej,
-            epochs=cfg.unroll_epochs, k=cfg.k, temperature=cfg.temperature,
-            kind=cfg.objective, remat=cfg.remat, **sched)))
+        pre = jax.jit(
+            lambda p, o, xf, kp: train_victim_surrogate(
+                p, o, xf, data, key=kp, epochs=cfg.warm_epochs, remat=False, **sched
+            )
+        )
+        value_and_grad = jax.jit(
+            jax.value_and_grad(
+                functools.partial(
+                    victim_objective,
+                    data=data,
+                    exclude=xr > 0,
+                    targets=tj,
+                    eligible=ej,
+                    epochs=cfg.unroll_epochs,
+                    k=cfg.k,
+                    temperature=cfg.temperature,
+                    kind=cfg.objective,
+                    remat=cfg.remat,
+                    **sched,
+                )
+            )
+        )
 
         def evaluate(items):
             """The victim surrogates' mean objective and gradient at binary profiles
@@ -461,13 +617,26 @@ def unrolled_attack(train, targets, num_fake: int, filler_size: int, *, key: Arr
             return total, grad
     else:
         hyper = {"lr": cfg.inner_lr, "alpha": cfg.alpha, "l2": cfg.l2, "loss": cfg.loss}
-        init_params, init_opt = init_surrogate(num_users + num_fake, n_items, cfg.dim,
-                                               key=k_sur)
-        pre = jax.jit(functools.partial(train_surrogate, steps=cfg.pretrain_steps,
-                                        remat=False, key=k_pre, **hyper))
-        dense_vg = jax.jit(jax.value_and_grad(functools.partial(
-            unrolled_objective, key=k_unroll, steps=cfg.unroll_steps, k=cfg.k,
-            temperature=cfg.temperature, kind=cfg.objective, remat=cfg.remat, **hyper)))
+        init_params, init_opt = init_surrogate(num_users + num_fake, n_items, cfg.dim, key=k_sur)
+        pre = jax.jit(
+            functools.partial(
+                train_surrogate, steps=cfg.pretrain_steps, remat=False, key=k_pre, **hyper
+            )
+        )
+        dense_vg = jax.jit(
+            jax.value_and_grad(
+                functools.partial(
+                    unrolled_objective,
+                    key=k_unroll,
+                    steps=cfg.unroll_steps,
+                    k=cfg.k,
+                    temperature=cfg.temperature,
+                    kind=cfg.objective,
+                    remat=cfg.remat,
+                    **hyper,
+                )
+            )
+        )
 
         def evaluate(items):
             """Warm start at the equilibrium with these binary profiles, then the objective
@@ -492,8 +661,13 @@ def unrolled_attack(train, targets, num_fake: int, filler_size: int, *, key: Arr
     x = jnp.asarray(_dense(items, n_items))
     best_items, history = items, []
     best = None
-    bar = tqdm(range(cfg.outer_steps + 1), desc="unrolled attack", disable=not progress,
-               leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        range(cfg.outer_steps + 1),
+        desc="unrolled attack",
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
     for step in bar:
         v, g = evaluate(items)
         history.append(v)
@@ -506,7 +680,12 @@ def unrolled_attack(train, targets, num_fake: int, filler_size: int, *, key: Arr
         items = binarise(np.asarray(x), targets, filler_size)
     bar.close()
     init_value = history[0]
-    params = {**dataclasses.asdict(cfg), "filler_size": filler_size, "init_seed": init_seed,
-              "objective_init": init_value, "objective_best": best,
-              "objective_history": history}
+    params = {
+        **dataclasses.asdict(cfg),
+        "filler_size": filler_size,
+        "init_seed": init_seed,
+        "objective_init": init_value,
+        "objective_best": best,
+        "objective_history": history,
+    }
     return FakeProfiles(best_items, targets, n_items, "unrolled", params)

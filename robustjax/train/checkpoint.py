@@ -4,6 +4,7 @@ A checkpoint stores the flattened leaves of a pytree; restoring needs a template
 same structure (the freshly initialised state), which also checks that the checkpoint fits
 the model: a leaf-count or shape mismatch is reported with both shapes.
 """
+
 import json
 import os
 import tempfile
@@ -34,14 +35,19 @@ def load_pytree(path: str, template: Any) -> Any:
     with np.load(path) as z:
         saved = [z[f"arr_{i}"] for i in range(len(z.files))]
     if len(saved) != len(leaves):
-        raise ValueError(f"load_pytree: {path!r} holds {len(saved)} arrays but the model "
-                         f"expects {len(leaves)}; was it written by another model config?")
+        raise ValueError(
+            f"load_pytree: {path!r} holds {len(saved)} arrays but the model "
+            f"expects {len(leaves)}; was it written by another model config?"
+        )
     for i, (a, b) in enumerate(zip(saved, leaves)):
         if a.shape != np.shape(b):
-            raise ValueError(f"load_pytree: array {i} in {path!r} has shape {a.shape}, the "
-                             f"model expects {np.shape(b)} (different data set or dims?).")
-    return jax.tree.unflatten(treedef, [jax.numpy.asarray(a, dtype=np.asarray(b).dtype)
-                                        for a, b in zip(saved, leaves)])
+            raise ValueError(
+                f"load_pytree: array {i} in {path!r} has shape {a.shape}, the "
+                f"model expects {np.shape(b)} (different data set or dims?)."
+            )
+    return jax.tree.unflatten(
+        treedef, [jax.numpy.asarray(a, dtype=np.asarray(b).dtype) for a, b in zip(saved, leaves)]
+    )
 
 
 def load_meta(path: str) -> dict:

@@ -1,4 +1,4 @@
-""""Free" adversarial training (Shafahi et al., NeurIPS 2019) as a fused epoch.
+""" "Free" adversarial training (Shafahi et al., NeurIPS 2019) as a fused epoch.
 
 Each batch is replayed ``replays`` (m) times. One backward pass per replay yields both the
 parameter gradient (used for an optimizer step) and the gradient with respect to the
@@ -7,6 +7,7 @@ eps ball), so the perturbation costs no extra passes. ``delta`` starts at zero f
 batch: in recommendation a batch's gathered embeddings are not reused by the next batch.
 An epoch therefore takes ``m`` times as many optimizer steps; compare at equal passes.
 """
+
 import dataclasses
 import functools
 
@@ -23,10 +24,19 @@ from robustjax.train.state import TrainState
 from robustjax.train.step import make_batch
 
 
-def make_free_train_epoch(fns: ModelFns, loss_on_emb, tx: optax.GradientTransformation, *,
-                          replays: int, eps: float, step_size: float | None = None,
-                          names: tuple[str, ...] = ("user", "pos", "neg"), norm: str = "l2",
-                          scope: str = "row", sampler: str = "uniform"):
+def make_free_train_epoch(
+    fns: ModelFns,
+    loss_on_emb,
+    tx: optax.GradientTransformation,
+    *,
+    replays: int,
+    eps: float,
+    step_size: float | None = None,
+    names: tuple[str, ...] = ("user", "pos", "neg"),
+    norm: str = "l2",
+    scope: str = "row",
+    sampler: str = "uniform",
+):
     """Returns ``train_epoch(state, perm, data, key) -> (state, metrics)`` like
     :func:`robustjax.train.make_train_epoch`, training on ``loss(emb + delta)``."""
     if replays < 1:
@@ -35,8 +45,10 @@ def make_free_train_epoch(fns: ModelFns, loss_on_emb, tx: optax.GradientTransfor
         raise ValueError(f"make_free_train_epoch: eps must be >= 0, got {eps}.")
     bad = [n for n in names if n not in fns.embedding_names]
     if bad:
-        raise ValueError(f"make_free_train_epoch: the model does not expose {bad}; valid "
-                         f"names: {fns.embedding_names}.")
+        raise ValueError(
+            f"make_free_train_epoch: the model does not expose {bad}; valid "
+            f"names: {fns.embedding_names}."
+        )
     step_size = eps if step_size is None else step_size
 
     def objective(params, delta, batch):
@@ -54,12 +66,19 @@ def make_free_train_epoch(fns: ModelFns, loss_on_emb, tx: optax.GradientTransfor
             state, delta, _ = carry
             loss, (g_params, g_delta) = grad_fn(state.params, delta, batch)
             updates, opt_state = tx.update(g_params, state.opt_state, state.params)
-            state = dataclasses.replace(state, step=state.step + 1,
-                                        params=optax.apply_updates(state.params, updates),
-                                        opt_state=opt_state)
+            state = dataclasses.replace(
+                state,
+                step=state.step + 1,
+                params=optax.apply_updates(state.params, updates),
+                opt_state=opt_state,
+            )
             step = normalize(g_delta, norm=norm, scope=scope)
-            delta = project(jax.tree.map(lambda d, s: d + step_size * s, delta, step), eps,
-                            norm=norm, scope=scope)
+            delta = project(
+                jax.tree.map(lambda d, s: d + step_size * s, delta, step),
+                eps,
+                norm=norm,
+                scope=scope,
+            )
             return state, delta, loss
 
         state, _, loss = jax.lax.fori_loop(0, replays, replay, (state, delta, jnp.float32(0)))
@@ -70,8 +89,9 @@ def make_free_train_epoch(fns: ModelFns, loss_on_emb, tx: optax.GradientTransfor
         k_uniform, k_steps = jax.random.split(key)
         u01 = jax.random.uniform(k_uniform, perm.shape)
         keys = jax.random.split(k_steps, perm.shape[0])
-        state, metrics = jax.lax.scan(lambda s, xs: one_batch(data, s, *xs), state,
-                                      (perm, u01, keys))
+        state, metrics = jax.lax.scan(
+            lambda s, xs: one_batch(data, s, *xs), state, (perm, u01, keys)
+        )
         w = jnp.sum((perm < data.num_interactions).astype(jnp.float32), axis=1)
         w = w / jnp.maximum(jnp.sum(w), 1.0)
         return state, jax.tree.map(lambda m: jnp.sum(m * w), metrics)

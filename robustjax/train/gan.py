@@ -29,6 +29,7 @@ pairs (no per-batch host round trip):
 The gradient of G never flows into D and vice versa: each epoch takes the other model's
 parameters as a constant input.
 """
+
 import dataclasses
 import functools
 import time
@@ -61,6 +62,7 @@ from robustjax.train.state import TrainState
 
 # ----------------------------------------------------------------------------- epochs
 
+
 def _rows(data: TrainArrays, rows: Array):
     n = data.num_interactions
     mask = (rows < n).astype(jnp.float32)
@@ -73,8 +75,12 @@ def _rows(data: TrainArrays, rows: Array):
 
 def _apply(tx, state: TrainState, grads) -> TrainState:
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return dataclasses.replace(state, step=state.step + 1, opt_state=opt_state,
-                               params=optax.apply_updates(state.params, updates))
+    return dataclasses.replace(
+        state,
+        step=state.step + 1,
+        opt_state=opt_state,
+        params=optax.apply_updates(state.params, updates),
+    )
 
 
 def _scan_epoch(one_step, data: TrainArrays, perm: Array, carry, key: Array):
@@ -87,9 +93,16 @@ def _scan_epoch(one_step, data: TrainArrays, perm: Array, carry, key: Array):
     return carry, jax.tree.map(lambda m: jnp.sum(m * w), metrics)
 
 
-def make_d_epoch(d_fns: ModelFns, g_fns: ModelFns, tx: optax.GradientTransformation, *,
-                 loss: str = "bce", num_negatives: int = 1, temperature: float = 1.0,
-                 exclude_positives: bool = False):
+def make_d_epoch(
+    d_fns: ModelFns,
+    g_fns: ModelFns,
+    tx: optax.GradientTransformation,
+    *,
+    loss: str = "bce",
+    num_negatives: int = 1,
+    temperature: float = 1.0,
+    exclude_positives: bool = False,
+):
     """Returns the jitted ``d_epoch(d_state, g_params, perm, data, positives, key) ->
     (d_state, metrics)``: one discriminator epoch with negatives drawn from G.
 
@@ -120,29 +133,53 @@ def make_d_epoch(d_fns: ModelFns, g_fns: ModelFns, tx: optax.GradientTransformat
         if exclude_positives:
             log_p = jnp.where(positive_mask(positives, user, data.num_items), -jnp.inf, log_p)
         neg = sample_categorical(jax.lax.stop_gradient(log_p), num=num_negatives, key=k_neg)
-        batch = {"user": user, "pos": pos, "neg": neg[:, 0] if num_negatives == 1 else neg,
-                 "mask": mask}
+        batch = {
+            "user": user,
+            "pos": pos,
+            "neg": neg[:, 0] if num_negatives == 1 else neg,
+            "mask": mask,
+        }
         (total, parts), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params, batch, key=k_obj)
+            state.params, batch, key=k_obj
+        )
         scores = d_fns.score_items(state.params, user, jnp.concatenate([pos[:, None], neg], 1))
         prob = jax.nn.sigmoid(scores)
-        metrics = {"loss": total, **parts, "d_real": masked_mean(prob[:, 0], mask),
-                   "d_fake": masked_mean(jnp.mean(prob[:, 1:], axis=-1), mask)}
+        metrics = {
+            "loss": total,
+            **parts,
+            "d_real": masked_mean(prob[:, 0], mask),
+            "d_fake": masked_mean(jnp.mean(prob[:, 1:], axis=-1), mask),
+        }
         return _apply(tx, state, grads), metrics
 
     @functools.partial(jax.jit, donate_argnums=0)
-    def d_epoch(state: TrainState, g_params, perm: Array, data: TrainArrays,
-                positives: Array, key: Array):
-        return _scan_epoch(lambda s, rows, k: one_step(s, g_params, data, positives, rows, k),
-                           data, perm, state, key)
+    def d_epoch(
+        state: TrainState, g_params, perm: Array, data: TrainArrays, positives: Array, key: Array
+    ):
+        return _scan_epoch(
+            lambda s, rows, k: one_step(s, g_params, data, positives, rows, k),
+            data,
+            perm,
+            state,
+            key,
+        )
 
     return d_epoch
 
 
-def make_g_epoch(g_fns: ModelFns, d_fns: ModelFns, tx: optax.GradientTransformation, *,
-                 estimator: str = "reinforce", num_samples: int = 4, temperature: float = 1.0,
-                 reward: str = "log1pexp", baseline: str = "loo", gumbel_tau: float = 0.5,
-                 importance_mix: float = 0.0):
+def make_g_epoch(
+    g_fns: ModelFns,
+    d_fns: ModelFns,
+    tx: optax.GradientTransformation,
+    *,
+    estimator: str = "reinforce",
+    num_samples: int = 4,
+    temperature: float = 1.0,
+    reward: str = "log1pexp",
+    baseline: str = "loo",
+    gumbel_tau: float = 0.5,
+    importance_mix: float = 0.0,
+):
     """Returns the jitted ``g_epoch(g_state, d_params, perm, data, positives, key) ->
     (g_state, metrics)``: one generator epoch maximising D's expected reward.
 
@@ -164,14 +201,18 @@ def make_g_epoch(g_fns: ModelFns, d_fns: ModelFns, tx: optax.GradientTransformat
     _choice("make_g_epoch", "reward", reward, REWARDS)
     _choice("make_g_epoch", "baseline", baseline, BASELINES)
     if num_samples < 1 or (estimator == "reinforce" and baseline == "loo" and num_samples < 2):
-        raise ValueError(f"make_g_epoch: num_samples={num_samples} is too small; need >= 1 "
-                         "(>= 2 for baseline='loo').")
+        raise ValueError(
+            f"make_g_epoch: num_samples={num_samples} is too small; need >= 1 "
+            "(>= 2 for baseline='loo')."
+        )
     for name, value in (("temperature", temperature), ("gumbel_tau", gumbel_tau)):
         if value <= 0:
             raise ValueError(f"make_g_epoch: {name} must be > 0, got {value!r}.")
     if not 0.0 <= importance_mix < 1.0 or (importance_mix and estimator != "reinforce"):
-        raise ValueError(f"make_g_epoch: importance_mix must lie in [0, 1) and needs "
-                         f"estimator='reinforce', got {importance_mix!r} with {estimator!r}.")
+        raise ValueError(
+            f"make_g_epoch: importance_mix must lie in [0, 1) and needs "
+            f"estimator='reinforce', got {importance_mix!r} with {estimator!r}."
+        )
     reward_fn = REWARDS[reward]
     needs_all = estimator == "gumbel" or baseline == "expected"
 
@@ -186,11 +227,18 @@ def make_g_epoch(g_fns: ModelFns, d_fns: ModelFns, tx: optax.GradientTransformat
             values = gumbel_loss(log_p, r_all, num=num_samples, tau=gumbel_tau, key=key)
             parts["reward"] = masked_mean(-values, mask)
         else:
-            items, w = draw_for_generator(log_p, positives[user], num=num_samples,
-                                          importance_mix=importance_mix, key=key)
+            items, w = draw_for_generator(
+                log_p, positives[user], num=num_samples, importance_mix=importance_mix, key=key
+            )
             r = reward_fn(d_fns.score_items(d_params, user, items))
-            values = reinforce_loss(log_p, items, r, baseline=baseline, weights=w,
-                                    expected_reward=expected if r_all is not None else None)
+            values = reinforce_loss(
+                log_p,
+                items,
+                r,
+                baseline=baseline,
+                weights=w,
+                expected_reward=expected if r_all is not None else None,
+            )
             parts["reward"] = masked_mean(jnp.mean(w * r, axis=-1), mask)
         parts["g_loss"] = masked_mean(values, mask)
         return parts["g_loss"], parts
@@ -198,19 +246,27 @@ def make_g_epoch(g_fns: ModelFns, d_fns: ModelFns, tx: optax.GradientTransformat
     def one_step(state, d_params, data, positives, rows, key):
         user, _, mask = _rows(data, rows)
         (_, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, d_params, user, mask, positives, key)
+            state.params, d_params, user, mask, positives, key
+        )
         return _apply(tx, state, grads), parts
 
     @functools.partial(jax.jit, donate_argnums=0)
-    def g_epoch(state: TrainState, d_params, perm: Array, data: TrainArrays,
-                positives: Array, key: Array):
-        return _scan_epoch(lambda s, rows, k: one_step(s, d_params, data, positives, rows, k),
-                           data, perm, state, key)
+    def g_epoch(
+        state: TrainState, d_params, perm: Array, data: TrainArrays, positives: Array, key: Array
+    ):
+        return _scan_epoch(
+            lambda s, rows, k: one_step(s, d_params, data, positives, rows, k),
+            data,
+            perm,
+            state,
+            key,
+        )
 
     return g_epoch
 
 
 # ----------------------------------------------------------------------------- host loop
+
 
 @dataclasses.dataclass(frozen=True)
 class GanResult:
@@ -228,11 +284,25 @@ class GanResult:
     history: list[dict]
 
 
-def fit_gan(*, g_state: TrainState, d_state: TrainState, g_epoch, d_epoch, data: TrainArrays,
-            gan_epochs: int, batch_size: int, seed: int, d_steps: int = 1, g_steps: int = 1,
-            validate_g: Callable | None = None, validate_d: Callable | None = None,
-            early_metric: str = "ndcg@20", eval_every: int = 1, progress: bool = True,
-            on_epoch: Callable[[dict], None] | None = None) -> GanResult:
+def fit_gan(
+    *,
+    g_state: TrainState,
+    d_state: TrainState,
+    g_epoch,
+    d_epoch,
+    data: TrainArrays,
+    gan_epochs: int,
+    batch_size: int,
+    seed: int,
+    d_steps: int = 1,
+    g_steps: int = 1,
+    validate_g: Callable | None = None,
+    validate_d: Callable | None = None,
+    early_metric: str = "ndcg@20",
+    eval_every: int = 1,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> GanResult:
     """Alternates ``d_steps`` D epochs and ``g_steps`` G epochs, ``gan_epochs`` times.
 
     ``g_epoch``/``d_epoch`` come from :func:`make_g_epoch`/:func:`make_d_epoch` (one compile
@@ -246,8 +316,12 @@ def fit_gan(*, g_state: TrainState, d_state: TrainState, g_epoch, d_epoch, data:
 
     from robustjax.train.step import epoch_permutation
 
-    for name, value in (("gan_epochs", gan_epochs), ("d_steps", d_steps), ("g_steps", g_steps),
-                        ("eval_every", eval_every)):
+    for name, value in (
+        ("gan_epochs", gan_epochs),
+        ("d_steps", d_steps),
+        ("g_steps", g_steps),
+        ("eval_every", eval_every),
+    ):
         if value < 1:
             raise ValueError(f"fit_gan: {name} must be >= 1, got {value!r}.")
     positives = user_positives(data)
@@ -264,8 +338,10 @@ def fit_gan(*, g_state: TrainState, d_state: TrainState, g_epoch, d_epoch, data:
                 continue
             metrics = fn((g_state if name == "g" else d_state).params)
             if early_metric not in metrics:
-                raise ValueError(f"fit_gan: early_metric={early_metric!r} is not among the "
-                                 f"validation metrics {sorted(metrics)}.")
+                raise ValueError(
+                    f"fit_gan: early_metric={early_metric!r} is not among the "
+                    f"validation metrics {sorted(metrics)}."
+                )
             record.update({f"{name}/valid/{k}": v for k, v in metrics.items()})
             if epoch > 0 and (best[name][1] is None or metrics[early_metric] > best[name][1]):
                 state = g_state if name == "g" else d_state
@@ -276,14 +352,16 @@ def fit_gan(*, g_state: TrainState, d_state: TrainState, g_epoch, d_epoch, data:
     history.append(record)
     if on_epoch is not None:
         on_epoch(record)
-    bar = tqdm(range(gan_epochs), desc="gan", unit="epoch", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        range(gan_epochs), desc="gan", unit="epoch", disable=not progress, dynamic_ncols=True
+    )
     for e in bar:
         key = jax.random.fold_in(root, e)
         record, t0 = {"epoch": e + 1, "phase": "gan"}, time.perf_counter()
         for j in range(d_steps + g_steps):
-            perm = epoch_permutation(data.num_interactions, batch_size, seed=seed,
-                                     epoch=e * (d_steps + g_steps) + j)
+            perm = epoch_permutation(
+                data.num_interactions, batch_size, seed=seed, epoch=e * (d_steps + g_steps) + j
+            )
             k = jax.random.fold_in(key, j)
             if j < d_steps:
                 d_state, metrics = d_epoch(d_state, g_state.params, perm, data, positives, k)
@@ -298,13 +376,21 @@ def fit_gan(*, g_state: TrainState, d_state: TrainState, g_epoch, d_epoch, data:
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()
-                         if k.endswith(f"valid/{early_metric}")})
+        bar.set_postfix(
+            {k: f"{v:.4f}" for k, v in record.items() if k.endswith(f"valid/{early_metric}")}
+        )
     bar.close()
     for name, state in (("g", g_state), ("d", d_state)):
         if best[name][1] is None:
             best[name] = [state.params, None, gan_epochs]
-    return GanResult(g_params=best["g"][0], d_params=best["d"][0],
-                     final_g_params=g_state.params, final_d_params=d_state.params,
-                     best_g_epoch=best["g"][2], best_d_epoch=best["d"][2],
-                     best_g_metric=best["g"][1], best_d_metric=best["d"][1], history=history)
+    return GanResult(
+        g_params=best["g"][0],
+        d_params=best["d"][0],
+        final_g_params=g_state.params,
+        final_d_params=d_state.params,
+        best_g_epoch=best["g"][2],
+        best_d_epoch=best["d"][2],
+        best_g_metric=best["g"][1],
+        best_d_metric=best["d"][1],
+        history=history,
+    )

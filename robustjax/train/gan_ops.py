@@ -1,6 +1,7 @@
 """Building blocks of IRGAN-style training (:mod:`robustjax.train.gan`): the generator's
 softmax over all items, on-device categorical draws (with optional importance mixing
 toward the user's positives), and the REINFORCE and Gumbel-softmax generator losses."""
+
 from collections.abc import Callable
 
 import jax
@@ -13,7 +14,7 @@ from robustjax.train.sampler import TrainArrays
 
 D_LOSSES = ("bce", "bpr")
 REWARDS: dict[str, Callable[[Array], Array]] = {
-    "log1pexp": jax.nn.softplus,                       # log(1 + exp(f)), IRGAN paper
+    "log1pexp": jax.nn.softplus,  # log(1 + exp(f)), IRGAN paper
     "irgan": lambda f: 2.0 * jax.nn.sigmoid(f) - 1.0,  # IRGAN code: 2 (sigmoid(f) - 0.5)
 }
 ESTIMATORS = ("reinforce", "gumbel")
@@ -22,8 +23,7 @@ BASELINES = ("none", "loo", "expected")
 
 def _choice(where: str, name: str, value, choices) -> None:
     if value not in choices:
-        raise ValueError(f"{where}: {name}={value!r} is unknown; expected one of "
-                         f"{tuple(choices)}.")
+        raise ValueError(f"{where}: {name}={value!r} is unknown; expected one of {tuple(choices)}.")
 
 
 def user_positives(data: TrainArrays) -> Int[Array, "U P"]:
@@ -41,8 +41,9 @@ def user_positives(data: TrainArrays) -> Int[Array, "U P"]:
     return jnp.asarray(out)
 
 
-def positive_mask(positives: Int[Array, "U P"], users: Int[Array, " B"], num_items: int
-                  ) -> Bool[Array, "B I"]:
+def positive_mask(
+    positives: Int[Array, "U P"], users: Int[Array, " B"], num_items: int
+) -> Bool[Array, "B I"]:
     """Dense mask of each batch user's training positives."""
     rows = positives[users]
     mask = jnp.zeros((users.shape[0], num_items + 1), bool)
@@ -50,14 +51,14 @@ def positive_mask(positives: Int[Array, "U P"], users: Int[Array, " B"], num_ite
     return mask[:, :num_items]
 
 
-def generator_log_probs(g_fns: ModelFns, g_params, users: Int[Array, " B"], *,
-                        temperature: float) -> Float[Array, "B I"]:
+def generator_log_probs(
+    g_fns: ModelFns, g_params, users: Int[Array, " B"], *, temperature: float
+) -> Float[Array, "B I"]:
     """``log p_theta(i | u) = log_softmax_i(g(u, i) / temperature)`` over all items."""
     return jax.nn.log_softmax(g_fns.score_all(g_params, users) / temperature, axis=-1)
 
 
-def sample_categorical(log_p: Float[Array, "B I"], *, num: int, key: Array
-                       ) -> Int[Array, "B N"]:
+def sample_categorical(log_p: Float[Array, "B I"], *, num: int, key: Array) -> Int[Array, "B N"]:
     """``num`` i.i.d. draws per row from ``softmax(log_p)`` by inverse CDF.
 
     One uniform per draw and a binary search in the row's cumulative sum (cheaper than
@@ -73,9 +74,14 @@ def sample_categorical(log_p: Float[Array, "B I"], *, num: int, key: Array
     return jnp.minimum(idx, last[:, None]).astype(jnp.int32)
 
 
-def draw_for_generator(log_p: Float[Array, "B I"], positives_rows: Int[Array, "B P"], *,
-                       num: int, importance_mix: float, key: Array
-                       ) -> tuple[Int[Array, "B N"], Float[Array, "B N"]]:
+def draw_for_generator(
+    log_p: Float[Array, "B I"],
+    positives_rows: Int[Array, "B P"],
+    *,
+    num: int,
+    importance_mix: float,
+    key: Array,
+) -> tuple[Int[Array, "B N"], Float[Array, "B N"]]:
     """Draws for the REINFORCE step and their importance weights ``p / q``.
 
     With ``importance_mix = lambda > 0`` each draw comes from the user's positives
@@ -89,11 +95,12 @@ def draw_for_generator(log_p: Float[Array, "B I"], positives_rows: Int[Array, "B
     if importance_mix == 0.0:
         return items, jnp.ones(items.shape, log_p.dtype)
     num_items = log_p.shape[1]
-    deg = jnp.sum(positives_rows < num_items, axis=-1)                  # [B]
+    deg = jnp.sum(positives_rows < num_items, axis=-1)  # [B]
     deg1 = jnp.maximum(deg, 1)[:, None]
     degf = deg1.astype(log_p.dtype)
-    j = jnp.minimum(jnp.floor(jax.random.uniform(k_pick, items.shape) * degf).astype(jnp.int32),
-                    deg1 - 1)
+    j = jnp.minimum(
+        jnp.floor(jax.random.uniform(k_pick, items.shape) * degf).astype(jnp.int32), deg1 - 1
+    )
     pos_items = jnp.take_along_axis(positives_rows, j, axis=-1)
     use_pos = (jax.random.uniform(k_mix, items.shape) < importance_mix) & (deg[:, None] > 0)
     items = jnp.where(use_pos, pos_items, items)
@@ -103,10 +110,15 @@ def draw_for_generator(log_p: Float[Array, "B I"], positives_rows: Int[Array, "B
     return items, p / q
 
 
-def reinforce_loss(log_p: Float[Array, "B I"], items: Int[Array, "B K"],
-                   rewards: Float[Array, "B K"], *, baseline: str = "loo",
-                   weights: Float[Array, "B K"] | None = None,
-                   expected_reward: Float[Array, " B"] | None = None) -> Float[Array, " B"]:
+def reinforce_loss(
+    log_p: Float[Array, "B I"],
+    items: Int[Array, "B K"],
+    rewards: Float[Array, "B K"],
+    *,
+    baseline: str = "loo",
+    weights: Float[Array, "B K"] | None = None,
+    expected_reward: Float[Array, " B"] | None = None,
+) -> Float[Array, " B"]:
     """Per-example REINFORCE surrogate: its gradient is minus the estimate of
     ``grad E_{i~p}[r(i)]``.
 
@@ -121,8 +133,10 @@ def reinforce_loss(log_p: Float[Array, "B I"], items: Int[Array, "B K"],
     k = r.shape[-1]
     if baseline == "loo":
         if k < 2:
-            raise ValueError(f"reinforce_loss: baseline='loo' needs >= 2 draws per example, "
-                             f"got K={k}; raise the number of samples or use baseline='none'.")
+            raise ValueError(
+                f"reinforce_loss: baseline='loo' needs >= 2 draws per example, "
+                f"got K={k}; raise the number of samples or use baseline='none'."
+            )
         b = (jnp.sum(r, axis=-1, keepdims=True) - r) / (k - 1)
     elif baseline == "expected":
         if expected_reward is None:
@@ -135,8 +149,9 @@ def reinforce_loss(log_p: Float[Array, "B I"], items: Int[Array, "B K"],
     return -jnp.mean(adv * logp_k, axis=-1)
 
 
-def gumbel_loss(log_p: Float[Array, "B I"], reward_all: Float[Array, "B I"], *, num: int,
-                tau: float, key: Array) -> Float[Array, " B"]:
+def gumbel_loss(
+    log_p: Float[Array, "B I"], reward_all: Float[Array, "B I"], *, num: int, tau: float, key: Array
+) -> Float[Array, " B"]:
     """Per-example Gumbel-softmax surrogate ``-(1/K) sum_k sum_i y_ki r_i`` with
     ``y_k = softmax((log p + g_k) / tau)``; rewards are constants."""
     g = jax.random.gumbel(key, (log_p.shape[0], num, log_p.shape[1]), log_p.dtype)
@@ -145,4 +160,16 @@ def gumbel_loss(log_p: Float[Array, "B I"], reward_all: Float[Array, "B I"], *, 
     return -jnp.mean(jnp.sum(y * r, axis=-1), axis=-1)
 
 
-__all__ = ["BASELINES", "D_LOSSES", "ESTIMATORS", "REWARDS", "draw_for_generator", "generator_log_probs", "gumbel_loss", "positive_mask", "reinforce_loss", "sample_categorical", "user_positives"]
+__all__ = [
+    "BASELINES",
+    "D_LOSSES",
+    "ESTIMATORS",
+    "REWARDS",
+    "draw_for_generator",
+    "generator_log_probs",
+    "gumbel_loss",
+    "positive_mask",
+    "reinforce_loss",
+    "sample_categorical",
+    "user_positives",
+]

@@ -1,4 +1,5 @@
 """The host training loop: epochs, validation, early stopping, checkpoints, resume."""
+
 import dataclasses
 import os
 import time
@@ -28,22 +29,36 @@ class Phase:
 
 @dataclasses.dataclass(frozen=True)
 class FitResult:
-    params: Params              # best parameters on validation (final ones if no validation)
+    params: Params  # best parameters on validation (final ones if no validation)
     final_params: Params
-    history: list[dict]         # one record per epoch: loss, parts, seconds, valid metrics
-    best_epoch: int             # 1-based epoch of ``params``
+    history: list[dict]  # one record per epoch: loss, parts, seconds, valid metrics
+    best_epoch: int  # 1-based epoch of ``params``
     best_metric: float | None
     epochs_run: int
     compile_seconds: float
 
 
-def fit(*, params: Params, tx: optax.GradientTransformation, phases: Sequence[Phase],
-        data: TrainArrays, epochs: int, batch_size: int, seed: int,
-        validate: Callable[[Params], dict[str, float]] | None = None,
-        early_metric: str = "ndcg@20", eval_every: int = 10, patience: int = 0,
-        num_negatives: int = 1, sampler: str = "uniform", checkpoint_dir: str | None = None,
-        checkpoint_every: int = 10, resume: bool = False, progress: bool = True,
-        on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+def fit(
+    *,
+    params: Params,
+    tx: optax.GradientTransformation,
+    phases: Sequence[Phase],
+    data: TrainArrays,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    validate: Callable[[Params], dict[str, float]] | None = None,
+    early_metric: str = "ndcg@20",
+    eval_every: int = 10,
+    patience: int = 0,
+    num_negatives: int = 1,
+    sampler: str = "uniform",
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 10,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> FitResult:
     """Trains for ``epochs`` epochs, one compiled call per epoch.
 
     Randomness: epoch ``e`` uses ``fold_in(key(seed), e)`` on device and a NumPy shuffle
@@ -55,17 +70,30 @@ def fit(*, params: Params, tx: optax.GradientTransformation, phases: Sequence[Ph
     """
     phases = sorted(phases, key=lambda p: p.start_epoch)
     if not phases or phases[0].start_epoch != 0:
-        raise ValueError("fit: the first phase must start at epoch 0, got "
-                         f"{[p.start_epoch for p in phases]}.")
+        raise ValueError(
+            f"fit: the first phase must start at epoch 0, got {[p.start_epoch for p in phases]}."
+        )
     if any(p.start_epoch >= epochs for p in phases[1:]):
-        raise ValueError(f"fit: a phase starts at or after the last epoch ({epochs}): "
-                         f"{[(p.name, p.start_epoch) for p in phases]}.")
-    epoch_fns = [p.make_epoch(tx) if p.make_epoch is not None else
-                 make_train_epoch(p.objective, tx, num_negatives=num_negatives, sampler=sampler)
-                 for p in phases]
+        raise ValueError(
+            f"fit: a phase starts at or after the last epoch ({epochs}): "
+            f"{[(p.name, p.start_epoch) for p in phases]}."
+        )
+    epoch_fns = [
+        p.make_epoch(tx)
+        if p.make_epoch is not None
+        else make_train_epoch(p.objective, tx, num_negatives=num_negatives, sampler=sampler)
+        for p in phases
+    ]
     root_key = jax.random.key(seed)
     state = init_state(jax.tree.map(jnp.copy, params), tx)  # epochs donate the state
-    best_params, best_metric, best_epoch, bad_evals, history, start = state.params, None, 0, 0, [], 0
+    best_params, best_metric, best_epoch, bad_evals, history, start = (
+        state.params,
+        None,
+        0,
+        0,
+        [],
+        0,
+    )
     ckpt = os.path.join(checkpoint_dir, "state.npz") if checkpoint_dir else None
     best_ckpt = os.path.join(checkpoint_dir, "best.npz") if checkpoint_dir else None
     if resume:
@@ -74,13 +102,26 @@ def fit(*, params: Params, tx: optax.GradientTransformation, phases: Sequence[Ph
         meta = load_meta(ckpt)
         state = load_pytree(ckpt, state)
         start, history = meta["epoch"], meta["history"]
-        best_metric, best_epoch, bad_evals = meta["best_metric"], meta["best_epoch"], meta["bad_evals"]
-        best_params = load_pytree(best_ckpt, state.params) if os.path.exists(best_ckpt) else state.params
+        best_metric, best_epoch, bad_evals = (
+            meta["best_metric"],
+            meta["best_epoch"],
+            meta["bad_evals"],
+        )
+        best_params = (
+            load_pytree(best_ckpt, state.params) if os.path.exists(best_ckpt) else state.params
+        )
 
     last_phase_start = phases[-1].start_epoch
     compile_seconds = 0.0
-    bar = tqdm(range(start, epochs), desc="train", unit="epoch", disable=not progress,
-               initial=start, total=epochs, dynamic_ncols=True)
+    bar = tqdm(
+        range(start, epochs),
+        desc="train",
+        unit="epoch",
+        disable=not progress,
+        initial=start,
+        total=epochs,
+        dynamic_ncols=True,
+    )
     t_prev = time.perf_counter()
     perm = None
     for epoch in bar:
@@ -90,16 +131,25 @@ def fit(*, params: Params, tx: optax.GradientTransformation, phases: Sequence[Ph
         if perm is None:
             perm = epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=epoch)
         t0 = time.perf_counter()
-        state, metrics = epoch_fns[phase_idx](state, perm, data, jax.random.fold_in(root_key, epoch))
+        state, metrics = epoch_fns[phase_idx](
+            state, perm, data, jax.random.fold_in(root_key, epoch)
+        )
         # shuffle the next epoch on the host while the device trains (async dispatch)
-        perm = (epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=epoch + 1)
-                if epoch + 1 < epochs else None)
+        perm = (
+            epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=epoch + 1)
+            if epoch + 1 < epochs
+            else None
+        )
         metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
         now = time.perf_counter()
         if epoch == start or (epoch == phases[phase_idx].start_epoch):
             compile_seconds += now - t0
-        record = {"epoch": epoch + 1, "phase": phases[phase_idx].name, **metrics,
-                  "seconds": now - t_prev}
+        record = {
+            "epoch": epoch + 1,
+            "phase": phases[phase_idx].name,
+            **metrics,
+            "seconds": now - t_prev,
+        }
         t_prev = now
         is_last = epoch + 1 == epochs
         stop = False
@@ -107,8 +157,10 @@ def fit(*, params: Params, tx: optax.GradientTransformation, phases: Sequence[Ph
             valid = validate(state.params)
             record.update({f"valid/{k}": v for k, v in valid.items()})
             if early_metric not in valid:
-                raise ValueError(f"fit: early_metric={early_metric!r} is not among the "
-                                 f"validation metrics {sorted(valid)}.")
+                raise ValueError(
+                    f"fit: early_metric={early_metric!r} is not among the "
+                    f"validation metrics {sorted(valid)}."
+                )
             if epoch >= last_phase_start:
                 if best_metric is None or valid[early_metric] > best_metric:
                     best_metric, best_epoch, bad_evals = valid[early_metric], epoch + 1, 0
@@ -122,17 +174,36 @@ def fit(*, params: Params, tx: optax.GradientTransformation, phases: Sequence[Ph
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()
-                         if k == "loss" or k == f"valid/{early_metric}"})
+        bar.set_postfix(
+            {
+                k: f"{v:.4f}"
+                for k, v in record.items()
+                if k == "loss" or k == f"valid/{early_metric}"
+            }
+        )
         if ckpt and ((epoch + 1) % checkpoint_every == 0 or is_last or stop):
-            save_pytree(ckpt, state, {"epoch": epoch + 1, "history": history,
-                                      "best_metric": best_metric, "best_epoch": best_epoch,
-                                      "bad_evals": bad_evals})
+            save_pytree(
+                ckpt,
+                state,
+                {
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "best_metric": best_metric,
+                    "best_epoch": best_epoch,
+                    "bad_evals": bad_evals,
+                },
+            )
         if stop:
             break
     bar.close()
     if validate is None or best_metric is None:
         best_params, best_epoch = state.params, len(history)
-    return FitResult(params=best_params, final_params=state.params, history=history,
-                     best_epoch=best_epoch, best_metric=best_metric, epochs_run=len(history),
-                     compile_seconds=compile_seconds)
+    return FitResult(
+        params=best_params,
+        final_params=state.params,
+        history=history,
+        best_epoch=best_epoch,
+        best_metric=best_metric,
+        epochs_run=len(history),
+        compile_seconds=compile_seconds,
+    )

@@ -10,6 +10,7 @@ Popularity sampling draws from ``pop(i)**alpha`` by inverse CDF, rejects positiv
 retries a fixed number of rounds; a sample still colliding after those rounds falls back to
 the exact uniform draw (documented bias, negligible unless a user owns most of the mass).
 """
+
 import dataclasses
 import functools
 
@@ -22,9 +23,11 @@ from robustjax.types import Array
 SAMPLERS = ("uniform", "popularity")
 
 
-@functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=("user", "item", "indptr", "shifted", "keys", "cdf", "weight"),
-                   meta_fields=("num_users", "num_items", "search_steps"))
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=("user", "item", "indptr", "shifted", "keys", "cdf", "weight"),
+    meta_fields=("num_users", "num_items", "search_steps"),
+)
 @dataclasses.dataclass(frozen=True)
 class TrainArrays:
     """Device arrays of the training interactions, built once.
@@ -57,10 +60,16 @@ class TrainArrays:
         return int(self.user.shape[0])
 
 
-def build_train_arrays(user: np.ndarray, item: np.ndarray, num_users: int, num_items: int,
-                       *, popularity_alpha: float = 0.75,
-                       global_keys: bool | None = None,
-                       weight: np.ndarray | None = None) -> TrainArrays:
+def build_train_arrays(
+    user: np.ndarray,
+    item: np.ndarray,
+    num_users: int,
+    num_items: int,
+    *,
+    popularity_alpha: float = 0.75,
+    global_keys: bool | None = None,
+    weight: np.ndarray | None = None,
+) -> TrainArrays:
     """Builds the sampler tables from training pairs (duplicates are ignored).
 
     ``global_keys`` forces (True) or disables (False) the single-``searchsorted`` path;
@@ -73,19 +82,27 @@ def build_train_arrays(user: np.ndarray, item: np.ndarray, num_users: int, num_i
     if user.size == 0:
         raise ValueError("build_train_arrays: the training set is empty.")
     if user.min() < 0 or user.max() >= num_users:
-        raise ValueError(f"build_train_arrays: user ids must lie in [0, {num_users}), got "
-                         f"range [{user.min()}, {user.max()}].")
+        raise ValueError(
+            f"build_train_arrays: user ids must lie in [0, {num_users}), got "
+            f"range [{user.min()}, {user.max()}]."
+        )
     if item.min() < 0 or item.max() >= num_items:
-        raise ValueError(f"build_train_arrays: item ids must lie in [0, {num_items}), got "
-                         f"range [{item.min()}, {item.max()}].")
+        raise ValueError(
+            f"build_train_arrays: item ids must lie in [0, {num_items}), got "
+            f"range [{item.min()}, {item.max()}]."
+        )
     if weight is not None:
         weight = np.asarray(weight, np.float32)
         if weight.shape != user.shape:
-            raise ValueError(f"build_train_arrays: weight must have shape {user.shape} (one "
-                             f"per training pair), got {weight.shape}.")
+            raise ValueError(
+                f"build_train_arrays: weight must have shape {user.shape} (one "
+                f"per training pair), got {weight.shape}."
+            )
         if not np.all(np.isfinite(weight)) or weight.min() < 0:
-            raise ValueError("build_train_arrays: weight must be finite and >= 0, got range "
-                             f"[{weight.min()}, {weight.max()}].")
+            raise ValueError(
+                "build_train_arrays: weight must be finite and >= 0, got range "
+                f"[{weight.min()}, {weight.max()}]."
+            )
     if num_users * num_items >= 2**62:
         raise ValueError("build_train_arrays: catalog too large for 64-bit pair keys.")
     keys = np.unique(user * num_items + item)
@@ -93,8 +110,10 @@ def build_train_arrays(user: np.ndarray, item: np.ndarray, num_users: int, num_i
     counts = np.bincount(su, minlength=num_users)
     if counts.max() >= num_items:
         bad = int(np.argmax(counts))
-        raise ValueError(f"build_train_arrays: user {bad} has interacted with every item "
-                         f"({num_items}); no negative exists. Remove such users (kcore) first.")
+        raise ValueError(
+            f"build_train_arrays: user {bad} has interacted with every item "
+            f"({num_items}); no negative exists. Remove such users (kcore) first."
+        )
     indptr = np.concatenate([[0], np.cumsum(counts)])
     shifted = si - (np.arange(keys.size) - indptr[su])
     pop = np.bincount(item, minlength=num_items).astype(np.float64) ** popularity_alpha
@@ -102,15 +121,23 @@ def build_train_arrays(user: np.ndarray, item: np.ndarray, num_users: int, num_i
     cdf = np.cumsum(pop / pop.sum())
     fits = num_users * num_items < 2**31 if global_keys is None else global_keys
     if fits and num_users * num_items >= 2**31:
-        raise ValueError("build_train_arrays: global_keys=True needs num_users * num_items "
-                         f"< 2**31, got {num_users} * {num_items}.")
+        raise ValueError(
+            "build_train_arrays: global_keys=True needs num_users * num_items "
+            f"< 2**31, got {num_users} * {num_items}."
+        )
     global_keys = (su * num_items + shifted) if fits else np.zeros(0, np.int64)
     return TrainArrays(
-        user=jnp.asarray(user, jnp.int32), item=jnp.asarray(item, jnp.int32),
-        indptr=jnp.asarray(indptr, jnp.int32), shifted=jnp.asarray(shifted, jnp.int32),
-        keys=jnp.asarray(global_keys, jnp.int32), cdf=jnp.asarray(cdf, jnp.float32), num_users=num_users, num_items=num_items,
+        user=jnp.asarray(user, jnp.int32),
+        item=jnp.asarray(item, jnp.int32),
+        indptr=jnp.asarray(indptr, jnp.int32),
+        shifted=jnp.asarray(shifted, jnp.int32),
+        keys=jnp.asarray(global_keys, jnp.int32),
+        cdf=jnp.asarray(cdf, jnp.float32),
+        num_users=num_users,
+        num_items=num_items,
         search_steps=int(np.ceil(np.log2(counts.max() + 1))) + 1,
-        weight=None if weight is None else jnp.asarray(weight, jnp.float32))
+        weight=None if weight is None else jnp.asarray(weight, jnp.float32),
+    )
 
 
 def _count_le(data: TrainArrays, user: Array, value: Array) -> Array:
@@ -126,8 +153,7 @@ def _count_le(data: TrainArrays, user: Array, value: Array) -> Array:
     def body(_, carry):
         lo, hi = carry
         mid = (lo + hi) // 2
-        go_right = (mid < hi) & (data.shifted[jnp.minimum(mid, data.shifted.shape[0] - 1)]
-                                 <= value)
+        go_right = (mid < hi) & (data.shifted[jnp.minimum(mid, data.shifted.shape[0] - 1)] <= value)
         return jnp.where(go_right, mid + 1, lo), jnp.where(go_right, hi, mid)
 
     lo, _ = jax.lax.fori_loop(0, data.search_steps, body, (lo, hi), unroll=True)
@@ -167,12 +193,14 @@ def sample_uniform(data: TrainArrays, user: Array, u01: Array) -> Array:
     return r + _count_le(data, user, r)
 
 
-def sample_popularity(data: TrainArrays, user: Array, key: Array, shape: tuple[int, ...],
-                      *, rounds: int = 4) -> Array:
+def sample_popularity(
+    data: TrainArrays, user: Array, key: Array, shape: tuple[int, ...], *, rounds: int = 4
+) -> Array:
     """Popularity-weighted non-positive items (``pop**alpha``), ``rounds`` rejection tries."""
     if shape[: user.ndim] != user.shape:
-        raise ValueError(f"sample_popularity: shape {shape} must start with user.shape "
-                         f"{user.shape}.")
+        raise ValueError(
+            f"sample_popularity: shape {shape} must start with user.shape {user.shape}."
+        )
     if len(shape) > user.ndim:
         user = jnp.broadcast_to(user[..., None], shape)
     k_fallback, k_rounds = jax.random.split(key)
@@ -180,16 +208,18 @@ def sample_popularity(data: TrainArrays, user: Array, key: Array, shape: tuple[i
     found = jnp.zeros(shape, bool)
     u = jax.random.uniform(k_rounds, (rounds, *shape))
     for r in range(rounds):
-        cand = jnp.minimum(jnp.searchsorted(data.cdf, u[r], side="right"),
-                           data.num_items - 1).astype(jnp.int32)
+        cand = jnp.minimum(
+            jnp.searchsorted(data.cdf, u[r], side="right"), data.num_items - 1
+        ).astype(jnp.int32)
         ok = (~found) & ~is_positive(data, user, cand)
         out = jnp.where(ok, cand, out)
         found = found | ok
     return out
 
 
-def sample_negatives(data: TrainArrays, user: Array, key: Array, *, num: int = 1,
-                     kind: str = "uniform") -> Array:
+def sample_negatives(
+    data: TrainArrays, user: Array, key: Array, *, num: int = 1, kind: str = "uniform"
+) -> Array:
     """``num`` negatives per user (``[B]`` if ``num == 1`` else ``[B, num]``)."""
     shape = user.shape if num == 1 else (*user.shape, num)
     if kind == "uniform":

@@ -1,4 +1,5 @@
 """Training state: a frozen dataclass registered as a pytree."""
+
 import dataclasses
 import functools
 
@@ -9,8 +10,9 @@ import optax
 from robustjax.types import Params
 
 
-@functools.partial(jax.tree_util.register_dataclass,
-                   data_fields=("step", "params", "opt_state"), meta_fields=())
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=("step", "params", "opt_state"), meta_fields=()
+)
 @dataclasses.dataclass(frozen=True)
 class TrainState:
     step: jax.Array  # int32 scalar: optimizer steps taken
@@ -25,8 +27,9 @@ def init_state(params: Params, tx: optax.GradientTransformation) -> TrainState:
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 
 
-def make_optimizer(name: str, learning_rate: float, *, weight_decay: float = 0.0
-                   ) -> optax.GradientTransformation:
+def make_optimizer(
+    name: str, learning_rate: float, *, weight_decay: float = 0.0
+) -> optax.GradientTransformation:
     """optax optimizer by name; ``weight_decay`` adds ``wd * w`` to every gradient (dense L2)."""
     if learning_rate <= 0:
         raise ValueError(f"make_optimizer: learning_rate must be > 0, got {learning_rate!r}.")
@@ -39,8 +42,9 @@ def make_optimizer(name: str, learning_rate: float, *, weight_decay: float = 0.0
     elif name == "sgd":
         tx = optax.sgd(learning_rate)
     else:
-        raise ValueError(f"make_optimizer: optimizer={name!r} is unknown; expected one of "
-                         f"{OPTIMIZERS}.")
+        raise ValueError(
+            f"make_optimizer: optimizer={name!r} is unknown; expected one of {OPTIMIZERS}."
+        )
     if weight_decay:
         tx = optax.chain(optax.add_decayed_weights(weight_decay), tx)
     return tx

@@ -5,6 +5,7 @@ block, gathers users and positives, samples negatives on device, differentiates 
 objective, and applies the optimizer. The host dispatches one call per epoch, and because
 dispatch is asynchronous it shuffles the next epoch while the device trains.
 """
+
 import dataclasses
 import functools
 from collections.abc import Callable
@@ -20,8 +21,9 @@ from robustjax.train.state import TrainState
 Objective = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
 
 
-def epoch_permutation(num_interactions: int, batch_size: int, *, seed: int, epoch: int
-                      ) -> np.ndarray:
+def epoch_permutation(
+    num_interactions: int, batch_size: int, *, seed: int, epoch: int
+) -> np.ndarray:
     """Host-side shuffle of the training rows for one epoch, padded to whole batches.
 
     Returns int32 ``[S, B]``; entries ``>= num_interactions`` mark padding. Seeded by
@@ -34,8 +36,9 @@ def epoch_permutation(num_interactions: int, batch_size: int, *, seed: int, epoc
     return out.reshape(steps, batch_size)
 
 
-def make_batch(data: TrainArrays, rows: jax.Array, u01: jax.Array, *, sampler: str,
-               key: jax.Array) -> dict[str, jax.Array]:
+def make_batch(
+    data: TrainArrays, rows: jax.Array, u01: jax.Array, *, sampler: str, key: jax.Array
+) -> dict[str, jax.Array]:
     """Builds ``{"user", "pos", "neg", "mask"}`` for the training rows ``rows`` (padding
     rows, ``>= n``, point at row 0 and get mask 0). With per-interaction weights
     (``data.weight``) the mask of each row is its weight (0 for padding)."""
@@ -48,13 +51,19 @@ def make_batch(data: TrainArrays, rows: jax.Array, u01: jax.Array, *, sampler: s
     if sampler == "uniform":
         neg = sample_uniform(data, user, u01)
     else:
-        neg = sample_negatives(data, user, key, num=1 if u01.ndim == 1 else u01.shape[-1],
-                               kind=sampler)
+        neg = sample_negatives(
+            data, user, key, num=1 if u01.ndim == 1 else u01.shape[-1], kind=sampler
+        )
     return {"user": user, "pos": pos, "neg": neg, "mask": mask}
 
 
-def make_train_epoch(objective: Objective, tx: optax.GradientTransformation, *,
-                     num_negatives: int = 1, sampler: str = "uniform"):
+def make_train_epoch(
+    objective: Objective,
+    tx: optax.GradientTransformation,
+    *,
+    num_negatives: int = 1,
+    sampler: str = "uniform",
+):
     """Returns ``train_epoch(state, perm, data, key) -> (state, metrics)``, jitted.
 
     Args:
@@ -74,7 +83,8 @@ def make_train_epoch(objective: Objective, tx: optax.GradientTransformation, *,
         k_sample, k_obj = jax.random.split(key)
         batch = make_batch(data, rows, u01, sampler=sampler, key=k_sample)
         (loss, parts), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params, batch, key=k_obj)
+            state.params, batch, key=k_obj
+        )
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new = dataclasses.replace(state, step=state.step + 1, params=params, opt_state=opt_state)

@@ -1,4 +1,5 @@
 """Shared tiny fixtures for the attack tests (numpy reference norms, small losses)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,8 +9,11 @@ B, N, D = 4, 3, 5
 
 def make_emb(seed=0, neg_rows=True):
     rng = np.random.default_rng(seed)
-    emb = {"user": rng.normal(size=(B, D)), "pos": rng.normal(size=(B, D)),
-           "neg": rng.normal(size=(B, N, D)) if neg_rows else rng.normal(size=(B, D))}
+    emb = {
+        "user": rng.normal(size=(B, D)),
+        "pos": rng.normal(size=(B, D)),
+        "neg": rng.normal(size=(B, N, D)) if neg_rows else rng.normal(size=(B, D)),
+    }
     return {k: jnp.asarray(v, jnp.float32) for k, v in emb.items()}
 
 
@@ -37,8 +41,9 @@ def np_unit_norms(delta, names, norm, scope):
     if scope == "row":
         return np.concatenate([np.max(np.abs(x), axis=-1).ravel() for x in xs])
     if scope == "example":
-        return np.max(np.stack([np.max(np.abs(x.reshape(x.shape[0], -1)), axis=1)
-                                for x in xs]), axis=0)
+        return np.max(
+            np.stack([np.max(np.abs(x.reshape(x.shape[0], -1)), axis=1) for x in xs]), axis=0
+        )
     return np.array([max(np.max(np.abs(x)) for x in xs)])
 
 

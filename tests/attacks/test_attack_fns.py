@@ -1,5 +1,6 @@
 """FGSM, PGD and noise attacks: ball constraints, hand-derived gradients, monotonicity,
 targets, and jit / vmap / recompile behaviour."""
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -19,16 +20,21 @@ EPS = (0.0, 0.05, 0.5)
 def outputs():
     """Every attack x norm x scope, vmapped over EPS, in one compiled call."""
     emb = make_emb(0)
-    fns = {(k, n, s): make_attack(AttackConfig(kind=k, norm=n, scope=s, num_steps=3,
-                                               random_start=True), NAMES)
-           for k in KINDS for n, s in CASES}
+    fns = {
+        (k, n, s): make_attack(
+            AttackConfig(kind=k, norm=n, scope=s, num_steps=3, random_start=True), NAMES
+        )
+        for k in KINDS
+        for n, s in CASES
+    }
 
     def at(eps, key):
         return {c: f(bpr_loss, emb, key=key, eps=eps) for c, f in fns.items()}
 
     with jax.numpy_dtype_promotion("strict"):
-        res = jax.jit(jax.vmap(at, in_axes=(0, None)))(jnp.asarray(EPS, jnp.float32),
-                                                       jax.random.key(0))
+        res = jax.jit(jax.vmap(at, in_axes=(0, None)))(
+            jnp.asarray(EPS, jnp.float32), jax.random.key(0)
+        )
     return jax.device_get(res)
 
 
@@ -82,8 +88,10 @@ def test_loss_does_not_decrease_and_pgd_beats_fgsm():
             kw = {"eps": eps, "norm": norm, "scope": scope}
             for tag, loss_fn, e in (("mf", bpr_loss, emb), ("quad", _quad_loss, quad)):
                 out[tag, norm, scope] = (
-                    loss_fn(e), _perturbed(loss_fn, e, fgsm(loss_fn, e, **kw)),
-                    _perturbed(loss_fn, e, pgd(loss_fn, e, num_steps=10, **kw)))
+                    loss_fn(e),
+                    _perturbed(loss_fn, e, fgsm(loss_fn, e, **kw)),
+                    _perturbed(loss_fn, e, pgd(loss_fn, e, num_steps=10, **kw)),
+                )
         return out
 
     res = jax.device_get(run(jnp.float32(0.2)))
@@ -114,10 +122,13 @@ def test_untargeted_names_get_zero_and_are_not_differentiated():
         return bpr_loss(e)
 
     emb = make_emb(3)
-    attacks = {kind: make_attack(AttackConfig(kind=kind, targets=("user",), num_steps=2), NAMES)
-               for kind in ("pgd", "fgsm", "uniform")}
+    attacks = {
+        kind: make_attack(AttackConfig(kind=kind, targets=("user",), num_steps=2), NAMES)
+        for kind in ("pgd", "fgsm", "uniform")
+    }
     deltas = jax.jit(lambda e, key: {k: a(loss_fn, e, key=key) for k, a in attacks.items()})(
-        emb, jax.random.key(0))
+        emb, jax.random.key(0)
+    )
     for delta in deltas.values():
         assert jax.tree.structure(delta) == jax.tree.structure(emb)
         for name in ("pos", "neg"):
@@ -130,8 +141,7 @@ def test_unknown_target_raises():
         make_attack(AttackConfig(targets=("user", "item")), ("user", "pos", "neg"))
     attack = make_attack(AttackConfig(kind="fgsm"), ("user", "pos", "neg"))
     with pytest.raises(ValueError, match="'neg'"):  # emb lacks a target at call time
-        attack(bpr_loss, {"user": jnp.ones((2, 3)), "pos": jnp.ones((2, 3))},
-               key=jax.random.key(0))
+        attack(bpr_loss, {"user": jnp.ones((2, 3)), "pos": jnp.ones((2, 3))}, key=jax.random.key(0))
 
 
 def test_jit_vmap_match_eager_without_recompiles(strict_promotion):

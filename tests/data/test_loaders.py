@@ -69,19 +69,26 @@ def test_sequences(shared_data):
 
 # -------------------------------------------------------------------- round trips
 def test_atomic_roundtrip(tmp_path):
-    p = _write(tmp_path, "x.inter", "user_id:token\titem_id:token\trating:float\ttimestamp:float\t"
-               "title:token_seq\nbob\tz\t4\t10\ta b\nal\ty\t3.5\t5\tc d\nbob\ty\t1\t20\te\n")
+    p = _write(
+        tmp_path,
+        "x.inter",
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\t"
+        "title:token_seq\nbob\tz\t4\t10\ta b\nal\ty\t3.5\t5\tc d\nbob\ty\t1\t20\te\n",
+    )
     t = rd.load(p)
     assert t.user_tokens.tolist() == ["al", "bob"] and t.item_tokens.tolist() == ["y", "z"]
     assert t.user.tolist() == [1, 0, 1] and t.item.tolist() == [1, 0, 0]
     assert t.rating.tolist() == [4, 3.5, 1] and t.timestamp.tolist() == [10, 5, 20]
 
 
-@pytest.mark.parametrize("name,text", [
-    ("u.data", "10\t5\t3\t100\n2\t7\t4\t50\n"),
-    ("ratings.dat", "10::5::3::100\n2::7::4::50\n"),
-    ("ratings.csv", "userId,movieId,rating,timestamp\n10,5,3.0,100\n2,7,4.0,50\n"),
-])
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("u.data", "10\t5\t3\t100\n2\t7\t4\t50\n"),
+        ("ratings.dat", "10::5::3::100\n2::7::4::50\n"),
+        ("ratings.csv", "userId,movieId,rating,timestamp\n10,5,3.0,100\n2,7,4.0,50\n"),
+    ],
+)
 def test_movielens_roundtrip(tmp_path, name, text):
     t = rd.load(_write(tmp_path, name, text))
     assert rd.detect_format(str(tmp_path / name)) == "movielens"
@@ -107,8 +114,11 @@ def test_user_lines_roundtrip(tmp_path):
 
 
 def test_pairs_roundtrip_and_seq_idx(tmp_path):
-    p = _write(tmp_path, "p.tsv", "user_id\titem_id\trating\tseq_idx\n"
-               "2\t10\t5\t1\n1\t11\t4\t0\n2\t12\t3\t0\n1\t10\t2\t1\n")
+    p = _write(
+        tmp_path,
+        "p.tsv",
+        "user_id\titem_id\trating\tseq_idx\n2\t10\t5\t1\n1\t11\t4\t0\n2\t12\t3\t0\n1\t10\t2\t1\n",
+    )
     t = rd.load(p)
     assert t.timestamp is None
     assert t.user_tokens[t.user].tolist() == ["1", "1", "2", "2"]
@@ -180,6 +190,7 @@ def test_folder_with_one_data_file_resolves_to_it(shared_data, tmp_path):
     import os
 
     from robustjax.data import load
+
     t = load(os.path.join(shared_data, "ml-100k"))  # .inter beside .item/.user
     assert len(t) == 100_000
     one = tmp_path / "one"

@@ -1,4 +1,5 @@
 """Natural interaction noise (robustjax.data.noise) and the natural-noise experiment."""
+
 import dataclasses
 import json
 import os
@@ -16,11 +17,13 @@ def _table(users, items, num_users=None):
     user = np.asarray(users, dtype=np.int32)
     num_users = num_users or int(user.max()) + 1
     return rd.InteractionTable(
-        user=user, item=np.asarray(items, dtype=np.int32),
+        user=user,
+        item=np.asarray(items, dtype=np.int32),
         rating=np.arange(len(user), dtype=np.float32),
         timestamp=np.arange(len(user), dtype=np.float64),
         user_tokens=np.array([f"u{i}" for i in range(num_users)]),
-        item_tokens=np.array([f"i{i}" for i in range(NUM_ITEMS)]))
+        item_tokens=np.array([f"i{i}" for i in range(NUM_ITEMS)]),
+    )
 
 
 # user 0: items 0..9 (10 rows), user 1: 0..4 (5), user 2: 5..9 (5); rows interleaved
@@ -42,12 +45,14 @@ def _no_dup(t):
 
 
 def _small_split():
-    return rd.split_random(rd.synthetic(num_users=30, num_items=50, interactions_per_user=10,
-                                        seed=0), seed=0)
+    return rd.split_random(
+        rd.synthetic(num_users=30, num_items=50, interactions_per_user=10, seed=0), seed=0
+    )
 
 
-@pytest.mark.parametrize("frac, expected", [(0.0, [10, 5, 5]), (0.2, [8, 4, 4]),
-                                            (0.4, [6, 3, 3]), (1.0, [1, 1, 1])])
+@pytest.mark.parametrize(
+    "frac, expected", [(0.0, [10, 5, 5]), (0.2, [8, 4, 4]), (0.4, [6, 3, 3]), (1.0, [1, 1, 1])]
+)
 def test_drop_exact_counts_order_and_keep_one(frac, expected):
     out = noise.drop(TABLE, frac, seed=3)
     assert _counts(out).tolist() == expected
@@ -58,8 +63,9 @@ def test_drop_exact_counts_order_and_keep_one(frac, expected):
     assert _counts(noise.drop(single, 0.9, seed=0)).tolist() == [1, 1]
 
 
-@pytest.mark.parametrize("frac, expected", [(0.2, [2, 1, 1]), (0.4, [2, 2, 2]),
-                                            (1.0, [2, 5, 5])])  # user 0: only 2 unseen
+@pytest.mark.parametrize(
+    "frac, expected", [(0.2, [2, 1, 1]), (0.4, [2, 2, 2]), (1.0, [2, 5, 5])]
+)  # user 0: only 2 unseen
 def test_add_exact_counts_unseen_items(frac, expected):
     out = noise.add(TABLE, frac, seed=1)
     assert (_counts(out) - _counts(TABLE)).tolist() == expected
@@ -85,8 +91,9 @@ def test_add_and_swap_avoid_excluded_items():
     assert out.item.max() <= 10
 
 
-@pytest.mark.parametrize("frac, expected", [(0.2, [2, 1, 1]), (0.6, [2, 3, 3]),
-                                            (1.0, [2, 5, 5])])  # user 0: only 2 unseen
+@pytest.mark.parametrize(
+    "frac, expected", [(0.2, [2, 1, 1]), (0.6, [2, 3, 3]), (1.0, [2, 5, 5])]
+)  # user 0: only 2 unseen
 def test_swap_exact_counts_in_place(frac, expected):
     out = noise.swap(TABLE, frac, seed=2)
     assert np.array_equal(out.user, TABLE.user) and _no_dup(out)
@@ -139,8 +146,10 @@ def test_apply_noise_invariants(kind):
     assert np.array_equal(again.train.item, out.train.item)
     assert np.array_equal(again.train.user, out.train.user)
     other = rd.apply_noise(split, kind, 0.3, seed=6)
-    assert not (np.array_equal(other.train.item, out.train.item)
-                and np.array_equal(other.train.user, out.train.user))
+    assert not (
+        np.array_equal(other.train.item, out.train.item)
+        and np.array_equal(other.train.user, out.train.user)
+    )
     assert rd.apply_noise(split, kind, 0, seed=5) is split
 
 
@@ -169,12 +178,14 @@ def test_data_config_train_noise_option():
 
     base = rd.DataConfig(synthetic_users=30, synthetic_items=50, synthetic_per_user=10)
     clean = rd.prepare(base)
-    cfg = apply_overrides(get_config("bpr-mf"), ["data.train_noise_level=0.5",
-                                                 "data.train_noise=drop",
-                                                 "data.train_noise_seed=3"])
+    cfg = apply_overrides(
+        get_config("bpr-mf"),
+        ["data.train_noise_level=0.5", "data.train_noise=drop", "data.train_noise_seed=3"],
+    )
     assert (cfg.data.train_noise, cfg.data.train_noise_level) == ("drop", 0.5)
-    noisy = rd.prepare(dataclasses.replace(base, train_noise="drop", train_noise_level=0.5,
-                                           train_noise_seed=3))
+    noisy = rd.prepare(
+        dataclasses.replace(base, train_noise="drop", train_noise_level=0.5, train_noise_seed=3)
+    )
     expected = rd.apply_noise(clean, "drop", 0.5, seed=3)
     assert np.array_equal(noisy.train.pairs(), expected.train.pairs())
     assert np.array_equal(noisy.test.pairs(), clean.test.pairs())
@@ -192,11 +203,13 @@ def test_experiment_config_overrides():
     from experiments import get_config
     from robustjax.config import apply_overrides
 
-    cfg = apply_overrides(get_config("natural-noise"),
-                          ["kinds=drop,swap", "levels=0,0.2", "seeds=1,2", "epochs=3"])
+    cfg = apply_overrides(
+        get_config("natural-noise"), ["kinds=drop,swap", "levels=0,0.2", "seeds=1,2", "epochs=3"]
+    )
     assert cfg.kinds == ("drop", "swap") and cfg.levels == (0.0, 0.2)
     assert cfg.seeds == (1, 2) and cfg.epochs == 3
     from experiments.natural_noise.config import model_config
+
     apr = model_config(cfg, "apr-mf", kind="swap", level=0.2, seed=2)
     assert (apr.train.epochs, apr.adv.warm_epochs, apr.train.seed) == (6, 3, 2)
     assert (apr.data.train_noise, apr.data.train_noise_level) == ("swap", 0.2)
@@ -215,8 +228,10 @@ def test_tiny_experiment_writes_results(tmp_path):
     from robustjax.cli.main import main
 
     out = str(tmp_path / "noise")
-    assert main(["train", "--experiment", "natural-noise", "--tiny", "--out", out,
-                 "--no-progress"]) == 0
+    assert (
+        main(["train", "--experiment", "natural-noise", "--tiny", "--out", out, "--no-progress"])
+        == 0
+    )
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
     assert results["kinds"] == ["swap"] and results["levels"] == [0.0, 0.5]
@@ -238,8 +253,24 @@ def test_lightgcn_test_time_noise(tmp_path):
     from robustjax.cli.main import main
 
     out = str(tmp_path / "noise")
-    assert main(["train", "--experiment", "natural-noise", "--tiny", "--out", out,
-                 "--no-progress", "--set", "models=lightgcn", "--set", "kinds=drop"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--experiment",
+                "natural-noise",
+                "--tiny",
+                "--out",
+                out,
+                "--no-progress",
+                "--set",
+                "models=lightgcn",
+                "--set",
+                "kinds=drop",
+            ]
+        )
+        == 0
+    )
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
     tt = results["test_time"]["drop"]["checkpoints"]["lightgcn"]["summary"]["test/ndcg@10"]

@@ -16,8 +16,13 @@ def _no_leak(s):
 def _table(user, item, ts=None):
     user, item = np.asarray(user, np.int32), np.asarray(item, np.int32)
     return rd.InteractionTable(
-        user, item, None, None if ts is None else np.asarray(ts, np.float64),
-        np.arange(user.max() + 1).astype(str), np.arange(item.max() + 1).astype(str))
+        user,
+        item,
+        None,
+        None if ts is None else np.asarray(ts, np.float64),
+        np.arange(user.max() + 1).astype(str),
+        np.arange(item.max() + 1).astype(str),
+    )
 
 
 @pytest.fixture
@@ -87,9 +92,13 @@ def test_bad_ratios():
 
 def test_preprocess():
     t = rd.InteractionTable(
-        np.array([0, 0, 1, 1, 2, 0], np.int32), np.array([0, 0, 1, 2, 3, 1], np.int32),
-        np.array([5, 1, 4, 2, 5, 3], np.float32), None,
-        np.array(["a", "b", "c"]), np.array(["w", "x", "y", "z"]))
+        np.array([0, 0, 1, 1, 2, 0], np.int32),
+        np.array([0, 0, 1, 2, 3, 1], np.int32),
+        np.array([5, 1, 4, 2, 5, 3], np.float32),
+        None,
+        np.array(["a", "b", "c"]),
+        np.array(["w", "x", "y", "z"]),
+    )
     assert rd.deduplicate(t).rating.tolist() == [5, 4, 2, 5, 3]
     assert rd.deduplicate(t, keep="last").rating.tolist() == [1, 4, 2, 5, 3]
     imp = rd.to_implicit(t, 4)
@@ -120,8 +129,20 @@ def test_csr_and_padded():
 
 def test_table_validation():
     with pytest.raises(ValueError, match="item has id 5 outside 0..1"):
-        rd.InteractionTable(np.zeros(1, np.int32), np.array([5], np.int32), None, None,
-                            np.array(["a"]), np.array(["x", "y"]))
+        rd.InteractionTable(
+            np.zeros(1, np.int32),
+            np.array([5], np.int32),
+            None,
+            None,
+            np.array(["a"]),
+            np.array(["x", "y"]),
+        )
     with pytest.raises(ValueError, match="dtype int32"):
-        rd.InteractionTable(np.zeros(1, np.int64), np.zeros(1, np.int32), None, None,
-                            np.array(["a"]), np.array(["x"]))
+        rd.InteractionTable(
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int32),
+            None,
+            None,
+            np.array(["a"]),
+            np.array(["x"]),
+        )

@@ -23,6 +23,7 @@ def test_synthetic_popularity_skew():
     def top_share(skew):
         c = np.sort(np.bincount(rd.synthetic(popularity_skew=skew).item, minlength=800))[::-1]
         return c[:80].sum() / c.sum()
+
     assert top_share(2.0) > top_share(1.0) > top_share(0.0) + 0.05
 
 
@@ -55,17 +56,27 @@ def test_prepare_synthetic_and_config_errors():
 
 
 def test_prepare_real(shared_data):
-    s = rd.prepare(rd.DataConfig(path=os.path.join(shared_data, "ml-100k", "ml-100k.inter"),
-                                 rating_threshold=4, kcore=5, split="loo"))
+    s = rd.prepare(
+        rd.DataConfig(
+            path=os.path.join(shared_data, "ml-100k", "ml-100k.inter"),
+            rating_threshold=4,
+            kcore=5,
+            split="loo",
+        )
+    )
     assert len(s.test) == s.num_users
     assert s.train.rating.min() >= 4
     g = rd.prepare(rd.DataConfig(path=os.path.join(shared_data, "ml-100k-split")))
     assert (len(g.train), len(g.valid), len(g.test)) == (80024, 9988, 9988)
-    lf = rd.prepare(rd.DataConfig(path=os.path.join(shared_data, "lastfm-lightgcn"),
-                                  drop_cold=True))
+    lf = rd.prepare(
+        rd.DataConfig(path=os.path.join(shared_data, "lastfm-lightgcn"), drop_cold=True)
+    )
     assert len(lf.test) < 10533
-    seq = rd.prepare(rd.DataConfig(path=os.path.join(shared_data, "toys-s3rec",
-                                                     "Toys_and_Games.txt"), split="loo"))
+    seq = rd.prepare(
+        rd.DataConfig(
+            path=os.path.join(shared_data, "toys-s3rec", "Toys_and_Games.txt"), split="loo"
+        )
+    )
     assert len(seq.test) == 19412
     with pytest.raises(ValueError, match="split folder"):
         rd.prepare(rd.DataConfig(path=os.path.join(shared_data, "ml-100k-split"), split="loo"))
@@ -83,20 +94,24 @@ def _make_zip(tmp_path, name, member):
 def test_download_file_url(tmp_path):
     src, digest = _make_zip(tmp_path, "ml-100k", "u.data")
     cache = tmp_path / "cache"
-    p = rd.download_movielens("ml-100k", cache_dir=str(cache), base_url=src.as_uri() + "/",
-                              sha256=digest)
+    p = rd.download_movielens(
+        "ml-100k", cache_dir=str(cache), base_url=src.as_uri() + "/", sha256=digest
+    )
     assert p.endswith(os.path.join("ml-100k", "u.data"))
     assert len(rd.load(p)) == 2
     (src / "ml-100k.zip").unlink()  # second call must use the cache
-    assert rd.download_movielens("ml-100k", cache_dir=str(cache), base_url=src.as_uri() + "/",
-                                 sha256=digest) == p
+    assert (
+        rd.download_movielens(
+            "ml-100k", cache_dir=str(cache), base_url=src.as_uri() + "/", sha256=digest
+        )
+        == p
+    )
 
 
 def test_download_checksum_mismatch(tmp_path):
     src, _ = _make_zip(tmp_path, "ml-1m", "ratings.dat")
     with pytest.raises(ValueError, match="checksum mismatch.*expected a6898adb"):
-        rd.download_movielens("ml-1m", cache_dir=str(tmp_path / "c"),
-                              base_url=src.as_uri() + "/")
+        rd.download_movielens("ml-1m", cache_dir=str(tmp_path / "c"), base_url=src.as_uri() + "/")
     assert not (tmp_path / "c" / "ml-1m.zip").exists()
 
 

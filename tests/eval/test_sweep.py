@@ -16,24 +16,41 @@ def setup():
     split = split_random(table, seed=0)
     fns, params = build_model(ModelConfig(dim=8), split.num_users, split.num_items, seed=0)
     params = jax.tree.map(lambda x: 3.0 * x, params)
-    data = build_train_arrays(split.train.user, split.train.item, split.num_users,
-                              split.num_items)
+    data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
     csr = lambda t: user_item_csr(t, split.num_users)
-    return dict(fns=fns, params=params, data=data, target_csr=csr(split.test),
-                exclude_csrs=[csr(split.train), csr(split.valid)], num_items=split.num_items)
+    return dict(
+        fns=fns,
+        params=params,
+        data=data,
+        target_csr=csr(split.test),
+        exclude_csrs=[csr(split.train), csr(split.valid)],
+        num_items=split.num_items,
+    )
 
 
 def _sweep(setup, **kw):
-    return run_sweep(setup["fns"], setup["params"], data=setup["data"],
-                     target_csr=setup["target_csr"], exclude_csrs=setup["exclude_csrs"],
-                     num_items=setup["num_items"], cfg=SweepConfig(**kw), progress=False)
+    return run_sweep(
+        setup["fns"],
+        setup["params"],
+        data=setup["data"],
+        target_csr=setup["target_csr"],
+        exclude_csrs=setup["exclude_csrs"],
+        num_items=setup["num_items"],
+        cfg=SweepConfig(**kw),
+        progress=False,
+    )
 
 
 def test_eps0_reproduces_clean_metrics_exactly(setup):
     res = _sweep(setup, kind="pgd", eps=(0.0, 0.5), ks=(5, 10), auc=True, user_batch=16)
-    clean = evaluate_full(setup["fns"].score_all, setup["params"],
-                          target_csr=setup["target_csr"], exclude_csrs=setup["exclude_csrs"],
-                          num_items=setup["num_items"], ks=(5, 10))
+    clean = evaluate_full(
+        setup["fns"].score_all,
+        setup["params"],
+        target_csr=setup["target_csr"],
+        exclude_csrs=setup["exclude_csrs"],
+        num_items=setup["num_items"],
+        ks=(5, 10),
+    )
     for name in ("recall@10", "ndcg@10", "hr@5", "precision@5", "mrr@10", "auc"):
         assert res["metrics"][name][0][0] == pytest.approx(clean[name], abs=1e-6), name
     assert res["metrics"]["jaccard@20"][0][0] == 1.0
@@ -49,22 +66,35 @@ def test_vmapped_levels_equal_looped_levels(setup):
             one = _sweep(setup, kind="fgsm", eps=(eps,), seeds=(seed,), user_batch=16)
             for name in ("ndcg@20", "recall@10", "jaccard@20", "tail/ndcg@20"):
                 assert joint["metrics"][name][si][ei] == pytest.approx(
-                    one["metrics"][name][0][0], abs=1e-5), (name, seed, eps)
+                    one["metrics"][name][0][0], abs=1e-5
+                ), (name, seed, eps)
 
 
 def test_worst_case_attack_is_monotone_on_a_toy_model(setup):
     """The held-out objective directly lowers the test positives' scores: NDCG must not
     rise with eps (PGD from the same start, nested balls)."""
-    res = _sweep(setup, kind="pgd", eps=tuple(np.linspace(0, 2, 6)), objective="heldout",
-                 num_steps=20, ks=(10,))
+    res = _sweep(
+        setup,
+        kind="pgd",
+        eps=tuple(np.linspace(0, 2, 6)),
+        objective="heldout",
+        num_steps=20,
+        ks=(10,),
+    )
     curve = np.asarray(res["metrics"]["ndcg@10"][0])
     assert curve[-1] < curve[0]
     assert np.all(np.diff(curve) <= 1e-6)
 
 
 def test_targeted_mode_promotes_targets(setup):
-    res = _sweep(setup, kind="pgd", eps=(0.0, 1.0, 3.0), objective="targeted",
-                 target_items=(3, 7), num_steps=10)
+    res = _sweep(
+        setup,
+        kind="pgd",
+        eps=(0.0, 1.0, 3.0),
+        objective="targeted",
+        target_items=(3, 7),
+        num_steps=10,
+    )
     hr = res["metrics"]["target_hr@20"][0]
     assert hr[2] > hr[0]
 

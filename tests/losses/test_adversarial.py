@@ -44,16 +44,20 @@ def test_adversarial_term_uses_the_perturbed_embeddings(model):
     fns, params = model
     loss = emb_loss(fns, "bpr")
     batch = _batch()
-    shift = {"user": jnp.full((8, D), 0.3), "pos": jnp.full((8, D), -0.2),
-             "neg": jnp.full((8, D), 0.1)}
+    shift = {
+        "user": jnp.full((8, D), 0.3),
+        "pos": jnp.full((8, D), -0.2),
+        "neg": jnp.full((8, D), 0.1),
+    }
     fixed = lambda loss_fn, emb, *, key: shift
     adv = adversarial_term(fns, loss, fixed)(params, batch, key=jax.random.key(0))
     emb = fns.embed(params, batch)
     np.testing.assert_allclose(adv, loss(params, add_delta(emb, shift)), rtol=1e-6)
     assert not np.allclose(adv, loss(params, emb))
     # the gradient flows into the parameters through the embeddings, not through delta
-    g = jax.grad(lambda p: jnp.sum(adversarial_term(fns, loss, fixed)(p, batch,
-                                                                    key=jax.random.key(0))))(params)
+    g = jax.grad(
+        lambda p: jnp.sum(adversarial_term(fns, loss, fixed)(p, batch, key=jax.random.key(0)))
+    )(params)
     assert any(float(jnp.abs(x).sum()) > 0 for x in jax.tree.leaves(g))
 
 
@@ -154,9 +158,18 @@ def test_every_method_trains_compiles_once_and_is_deterministic(method, tiny_dat
             def counted(p, b, *, key, obj=obj):
                 traces.append(1)
                 return obj(p, b, key=key)
+
             phases[-1] = dataclasses.replace(phases[-1], objective=counted)
-        res = fit(params=params, tx=make_optimizer("adam", 1e-2), phases=phases, data=data,
-                  epochs=4, batch_size=64, seed=5, progress=False)
+        res = fit(
+            params=params,
+            tx=make_optimizer("adam", 1e-2),
+            phases=phases,
+            data=data,
+            epochs=4,
+            batch_size=64,
+            seed=5,
+            progress=False,
+        )
         if phases[-1].objective is not None:
             assert len(traces) == 1  # three adversarial epochs, one trace
         results.append(res)
@@ -176,17 +189,22 @@ def test_bad_configuration_fails_at_construction(model):
     with pytest.raises(ValueError, match="method='adversarial' is unknown"):
         AdvConfig(method="adversarial")
     with pytest.raises(ValueError, match="'item_bias'.*valid names"):
-        build_phases(fns, loss="bpr", l2=0.0, epochs=3,
-                     adv=AdvConfig(method="pgd", targets=("user", "item_bias")))
+        build_phases(
+            fns,
+            loss="bpr",
+            l2=0.0,
+            epochs=3,
+            adv=AdvConfig(method="pgd", targets=("user", "item_bias")),
+        )
     with pytest.raises(ValueError, match="warm_epochs=5 leaves no adversarial epoch"):
-        build_phases(fns, loss="bpr", l2=0.0, epochs=5, adv=AdvConfig(method="apr",
-                                                                       warm_epochs=5))
+        build_phases(fns, loss="bpr", l2=0.0, epochs=5, adv=AdvConfig(method="apr", warm_epochs=5))
 
 
 @pytest.mark.parametrize("use_bias", [False, True])
 def test_fused_apr_pair_equals_clean_plus_adversarial_terms(use_bias):
     from robustjax.losses import Term, clean_term, combine
     from robustjax.losses.adversarial import apr_pair_term
+
     fns, params = build_model(ModelConfig(dim=D, use_bias=use_bias), U, I, seed=1)
     params = jax.tree.map(lambda x: 5.0 * x + 0.1, params)
     loss = emb_loss(fns, "bpr")

@@ -1,4 +1,5 @@
 """Span attacks of dot-product models against the generic embedding attacks."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,14 +33,20 @@ def _batch(num_neg=None, seed=0):
     pos = rng.integers(0, I, B)
     neg = rng.integers(0, I - 1, (B, num_neg) if num_neg else B)
     neg = np.where(neg >= (pos[:, None] if num_neg else pos), neg + 1, neg)
-    return {"user": jnp.asarray(rng.integers(0, U, B)), "pos": jnp.asarray(pos),
-            "neg": jnp.asarray(neg), "mask": jnp.ones(B)}
+    return {
+        "user": jnp.asarray(rng.integers(0, U, B)),
+        "pos": jnp.asarray(pos),
+        "neg": jnp.asarray(neg),
+        "mask": jnp.ones(B),
+    }
 
 
 def test_coordinates_factor_the_gram_matrix():
-    e = {"user": jax.random.normal(jax.random.key(0), (B, D)),
-         "pos": jax.random.normal(jax.random.key(1), (B, D)),
-         "neg": jax.random.normal(jax.random.key(2), (B, 3, D))}
+    e = {
+        "user": jax.random.normal(jax.random.key(0), (B, D)),
+        "pos": jax.random.normal(jax.random.key(1), (B, D)),
+        "neg": jax.random.normal(jax.random.key(2), (B, 3, D)),
+    }
     g = gram(e)
     basis = jnp.concatenate([e["user"][:, None], e["pos"][:, None], e["neg"]], axis=1)
     np.testing.assert_allclose(g, jnp.einsum("bkd,bld->bkl", basis, basis), rtol=1e-5, atol=1e-5)
@@ -52,40 +59,49 @@ def test_dependent_vector_gets_no_new_axis():
     u = jnp.array([[1.0, 2.0, 0.0]])
     p = jnp.array([[0.0, 1.0, 1.0]])
     low = coordinates(gram({"user": u, "pos": p, "neg": 2.0 * u - p}))
-    assert float(low[0, 2, 2]) == 0.0           # no third axis
+    assert float(low[0, 2, 2]) == 0.0  # no third axis
     np.testing.assert_allclose(low[0, 2, :2], 2.0 * low[0, 0, :2] - low[0, 1, :2], atol=1e-6)
 
 
-@pytest.mark.parametrize("loss,num_neg", [
-    ("bpr", None), ("softmax", 3),
-    pytest.param("bce", None, marks=pytest.mark.slow),
-    pytest.param("bce", 3, marks=pytest.mark.slow),
-    pytest.param("bpr", 3, marks=pytest.mark.slow),
-    pytest.param("softmax", None, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "loss,num_neg",
+    [
+        ("bpr", None),
+        ("softmax", 3),
+        pytest.param("bce", None, marks=pytest.mark.slow),
+        pytest.param("bce", 3, marks=pytest.mark.slow),
+        pytest.param("bpr", 3, marks=pytest.mark.slow),
+        pytest.param("softmax", None, marks=pytest.mark.slow),
+    ],
+)
 def test_span_attack_equals_generic_attack(loss, num_neg):
     fns, params = _model()
     batch = _batch(num_neg)
     emb = fns.embed(params, batch)
     key = jax.random.key(0)
-    cases = [("fgsm", 1, ("user", "pos", "neg"), "row"),
-             ("pgd", 7, ("user", "pos", "neg"), "row"),
-             ("pgd", 4, ("user", "neg"), "example"),
-             ("pgd", 3, ("pos",), "batch")]
+    cases = [
+        ("fgsm", 1, ("user", "pos", "neg"), "row"),
+        ("pgd", 7, ("user", "pos", "neg"), "row"),
+        ("pgd", 4, ("user", "neg"), "example"),
+        ("pgd", 3, ("pos",), "batch"),
+    ]
     loss_on_emb = emb_loss(fns, loss)
     for kind, steps, targets, scope in cases:
-        attack = make_attack(AttackConfig(kind=kind, eps=0.6, num_steps=steps,
-                                          scope=scope, targets=targets),
-                             fns.embedding_names)
+        attack = make_attack(
+            AttackConfig(kind=kind, eps=0.6, num_steps=steps, scope=scope, targets=targets),
+            fns.embedding_names,
+        )
         ref = attack(lambda e: loss_on_emb(params, e), emb, key=key)
         got = span_delta(emb, span_attack(attack, loss_on_emb, params, emb, key=key))
         for name in ("user", "pos", "neg"):
-            np.testing.assert_allclose(got[name], ref[name], atol=2e-6,
-                                       err_msg=f"{kind} {scope} {name}")
+            np.testing.assert_allclose(
+                got[name], ref[name], atol=2e-6, err_msg=f"{kind} {scope} {name}"
+            )
 
 
-@pytest.mark.parametrize("loss,num_neg", [
-    ("bpr", None), ("softmax", 3),
-    pytest.param("bce", 9, marks=pytest.mark.slow)])  # 9 negatives: the generic fallback
+@pytest.mark.parametrize(
+    "loss,num_neg", [("bpr", None), ("softmax", 3), pytest.param("bce", 9, marks=pytest.mark.slow)]
+)  # 9 negatives: the generic fallback
 def test_span_term_matches_clean_and_adversarial_terms(loss, num_neg):
     """Values and parameter gradients (the perturbation a constant, as in
     adversarial_term) equal the generic terms."""
@@ -102,8 +118,9 @@ def test_span_term_matches_clean_and_adversarial_terms(loss, num_neg):
         return jnp.sum(out["clean"]) + 0.7 * jnp.sum(out["adv"])
 
     def reference(p):
-        return (jnp.sum(generic_clean(p, batch, key=key))
-                + 0.7 * jnp.sum(generic_adv(p, batch, key=key)))
+        return jnp.sum(generic_clean(p, batch, key=key)) + 0.7 * jnp.sum(
+            generic_adv(p, batch, key=key)
+        )
 
     v1, g1 = jax.value_and_grad(ours)(params)
     v2, g2 = jax.value_and_grad(reference)(params)
@@ -138,8 +155,7 @@ def test_repeated_item_stays_exact():
     loss_on_emb = emb_loss(fns, "bpr")
     key = jax.random.key(0)
     for kind in ("fgsm", "pgd"):
-        attack = make_attack(AttackConfig(kind=kind, eps=0.5, num_steps=4),
-                             fns.embedding_names)
+        attack = make_attack(AttackConfig(kind=kind, eps=0.5, num_steps=4), fns.embedding_names)
         ref = attack(lambda e: loss_on_emb(params, e), emb, key=key)
         delta = span_delta(emb, span_attack(attack, loss_on_emb, params, emb, key=key))
         for name in ("user", "pos", "neg"):
@@ -150,16 +166,18 @@ def test_repeated_item_stays_exact():
 
 def test_build_phases_picks_the_span_path_only_where_it_is_exact():
     fns, _ = _model()
-    names = lambda adv, f=fns: list(build_phases(f, loss="bpr", l2=0.0, adv=adv,
-                                                 epochs=2)[-1].objective.terms)
+    names = lambda adv, f=fns: list(
+        build_phases(f, loss="bpr", l2=0.0, adv=adv, epochs=2)[-1].objective.terms
+    )
     assert names(AdvConfig(method="apr")) == ["apr_span"]
     assert names(AdvConfig(method="pgd", num_steps=3)) == ["pgd_span"]
     assert names(AdvConfig(method="apr", span=False)) == ["apr_pair"]
     assert names(AdvConfig(method="pgd", norm="linf")) == ["bpr", "pgd"]
     assert names(AdvConfig(method="fast")) == ["bpr", "fast"]  # random start
     # adversarial sample injection scales the coordinate perturbation per example
-    objective = build_phases(fns, loss="bpr", l2=0.0, adv=AdvConfig(method="apr", fraction=0.5),
-                             epochs=2)[-1].objective
+    objective = build_phases(
+        fns, loss="bpr", l2=0.0, adv=AdvConfig(method="apr", fraction=0.5), epochs=2
+    )[-1].objective
     assert list(objective.terms) == ["apr_span"]
     total, parts = objective(_model()[1], _batch(), key=jax.random.key(0))
     assert np.isfinite(float(total)) and float(parts["apr"]) >= float(parts["bpr"]) - 1e-6

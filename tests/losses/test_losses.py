@@ -35,8 +35,9 @@ def test_bce_and_softmax_hand_math(strict_promotion):
     np.testing.assert_allclose(sampled_softmax(pos, neg), [want], rtol=1e-6)
     # logQ correction subtracts the log sampling probability from every logit
     lq = jnp.log(jnp.array([[0.1, 0.2]]))
-    want = -(0.5 - np.log(0.3)) + np.log(np.exp(0.5 - np.log(0.3)) + np.exp(-0.5 - np.log(0.1))
-                                         + np.exp(1.0 - np.log(0.2)))
+    want = -(0.5 - np.log(0.3)) + np.log(
+        np.exp(0.5 - np.log(0.3)) + np.exp(-0.5 - np.log(0.1)) + np.exp(1.0 - np.log(0.2))
+    )
     got = sampled_softmax(pos, neg, log_q_pos=jnp.log(jnp.array([0.3])), log_q_neg=lq)
     np.testing.assert_allclose(got, [want], rtol=1e-5)
 

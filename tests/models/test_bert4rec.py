@@ -1,5 +1,6 @@
 """BERT4Rec: bidirectionality, padding invariance, the [MASK] next-item state, masking,
 training, evaluation (sampled + full ranking), errors and the experiment's tiny path."""
+
 import json
 import math
 
@@ -28,8 +29,7 @@ SEQ = jnp.array([[0, 0, 3, 5, 7, 2], [1, 4, 9, 11, 13, 17]], jnp.int32)
 
 
 def _model(dropout=0.0, num_heads=2):
-    return BERT4Rec(I, L, D, num_blocks=2, num_heads=num_heads, dropout=dropout,
-                    rngs=nnx.Rngs(0))
+    return BERT4Rec(I, L, D, num_blocks=2, num_heads=num_heads, dropout=dropout, rngs=nnx.Rngs(0))
 
 
 def _encode(model, seq):
@@ -52,8 +52,9 @@ def test_shapes_scale_and_dropout_key(strict_promotion):
     items = jnp.array([[1, 2, 3], [I, 5, 6]], jnp.int32)
     s_items, s_all = model.score_items(nh, items), model.score_all(nh)
     assert s_items.shape == (2, 3) and s_all.shape == (2, I)
-    np.testing.assert_allclose(s_items, jnp.take_along_axis(s_all, items - 1, axis=1),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        s_items, jnp.take_along_axis(s_all, items - 1, axis=1), rtol=1e-5, atol=1e-6
+    )
     assert model.score_all(h).shape == (2, L, I)
 
 
@@ -63,8 +64,8 @@ def test_bidirectional(strict_promotion, num_heads):
     out = _encode(model, SEQ)
     for t in range(2, L - 1):  # a later item changes every earlier real position
         out2 = _encode(model, SEQ.at[:, t + 1].set(19))
-        assert not np.allclose(out2[0, 2:t + 1], out[0, 2:t + 1], atol=1e-4)
-        assert not np.allclose(out2[1, :t + 1], out[1, :t + 1], atol=1e-4)
+        assert not np.allclose(out2[0, 2 : t + 1], out[0, 2 : t + 1], atol=1e-4)
+        assert not np.allclose(out2[1, : t + 1], out[1, : t + 1], atol=1e-4)
 
 
 @pytest.mark.slow
@@ -80,8 +81,11 @@ def test_padding_does_not_leak(strict_promotion):
     # removing (or adding) leading padding, positions stay right-aligned: no change
     np.testing.assert_allclose(_encode(model, SEQ[:1, 2:]), out[:1, 2:], atol=1e-5)
     shorter = SEQ[:1, 1:]  # next_hidden drops a padding slot either way
-    np.testing.assert_allclose(model.next_hidden(model.embed({"seq": shorter})["seq"], shorter),
-                               model.next_hidden(emb[:1], SEQ[:1]), atol=1e-5)
+    np.testing.assert_allclose(
+        model.next_hidden(model.embed({"seq": shorter})["seq"], shorter),
+        model.next_hidden(emb[:1], SEQ[:1]),
+        atol=1e-5,
+    )
 
 
 def test_next_hidden_uses_mask_token(strict_promotion):
@@ -92,31 +96,41 @@ def test_next_hidden_uses_mask_token(strict_promotion):
     np.testing.assert_allclose(nh, _encode(model, shifted)[:, -1], atol=1e-5)
     # the oldest item is dropped, so changing it (ids and embedding) changes nothing
     seq2 = SEQ.at[1, 0].set(19)
-    np.testing.assert_allclose(model.next_hidden(model.embed({"seq": seq2})["seq"], seq2), nh,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        model.next_hidden(model.embed({"seq": seq2})["seq"], seq2), nh, atol=1e-5
+    )
     # the [MASK] row of the table feeds the last position
     table = model.items.embedding[...]
-    bump = jnp.linspace(-1.0, 1.0, D)   # not constant: LayerNorm removes constant shifts
+    bump = jnp.linspace(-1.0, 1.0, D)  # not constant: LayerNorm removes constant shifts
     model.items.embedding[...] = table.at[I + 1].add(bump)
     assert not np.allclose(model.next_hidden(emb, SEQ), nh, atol=1e-4)
-    np.testing.assert_allclose(jax.jit(lambda e: model.next_hidden(e, SEQ))(emb),
-                               model.next_hidden(emb, SEQ), atol=1e-5)
+    np.testing.assert_allclose(
+        jax.jit(lambda e: model.next_hidden(e, SEQ))(emb), model.next_hidden(emb, SEQ), atol=1e-5
+    )
 
 
 def test_mask_items():
-    rows = jnp.array([[0, 0, 0, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
-                      [0, 0, 0, 0, 0, 0, 0, 0, 0, 5]], jnp.int32)
+    rows = jnp.array(
+        [
+            [0, 0, 0, 3, 4, 5, 6, 7, 8, 9],
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 5],
+        ],
+        jnp.int32,
+    )
     p = num_predictions(0.3, 10)
     assert p == 3
-    seq, pos, tgt, valid = mask_items(rows, mask_prob=0.3, mask_id=99, num_slots=p,
-                                      key=jax.random.key(0))
-    np.testing.assert_array_equal(valid.sum(1), [2, 3, 1])   # round(0.3 * len), at least 1
+    seq, pos, tgt, valid = mask_items(
+        rows, mask_prob=0.3, mask_id=99, num_slots=p, key=jax.random.key(0)
+    )
+    np.testing.assert_array_equal(valid.sum(1), [2, 3, 1])  # round(0.3 * len), at least 1
     np.testing.assert_array_equal((seq == 99).sum(1), [2, 3, 1])
     np.testing.assert_array_equal(jnp.where(seq == 99, rows, seq), rows)
     np.testing.assert_array_equal(jnp.where(valid, jnp.take_along_axis(rows, pos, 1), 0), tgt)
     assert bool(jnp.all(jnp.where(valid, tgt, 1) > 0))
-    seq, pos, tgt, valid = mask_items(rows, mask_prob=0.3, mask_id=99, num_slots=p,
-                                      mask_last_prob=1.0, key=jax.random.key(0))
+    seq, pos, tgt, valid = mask_items(
+        rows, mask_prob=0.3, mask_id=99, num_slots=p, mask_last_prob=1.0, key=jax.random.key(0)
+    )
     np.testing.assert_array_equal(seq[:, -1], [99, 99, 99])
     np.testing.assert_array_equal(seq[:, :-1], rows[:, :-1])
     np.testing.assert_array_equal(pos[:, 0], [9, 9, 9])
@@ -134,8 +148,9 @@ def test_masked_loss_decreases():
     model = BERT4Rec(data.num_items, L, 16, num_heads=2, dropout=0.0, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
     tx = optax.adam(1e-2)
-    epoch = make_bert4rec_epoch_fn(graphdef, tx, data.num_items, mask_prob=0.4, max_len=L,
-                                   mask_last_prob=0.2)
+    epoch = make_bert4rec_epoch_fn(
+        graphdef, tx, data.num_items, mask_prob=0.4, max_len=L, mask_last_prob=0.2
+    )
     state = init_state(params, tx)
     batches = jnp.zeros((80, 16), jnp.int32) + jnp.arange(16, dtype=jnp.int32)[None, :]
     state, losses = epoch(state, data.train[:, 1:], batches, jax.random.key(0))
@@ -162,8 +177,9 @@ def test_loss_values_and_all_masked(strict_promotion):
     np.testing.assert_allclose(v[0, 0], jax.nn.logsumexp(sub) - sub[0], rtol=1e-5)
     assert float(v[0, 1]) == 0.0
     none = jnp.zeros_like(valid)
-    g = jax.grad(lambda e: jnp.sum(masked_item_loss(model, e, seq, pos, tgt, none,
-                                                    deterministic=True)))(emb)
+    g = jax.grad(
+        lambda e: jnp.sum(masked_item_loss(model, e, seq, pos, tgt, none, deterministic=True))
+    )(emb)
     assert bool(jnp.all(jnp.isfinite(g)))
 
 
@@ -172,7 +188,7 @@ def test_eval_fn_sampled_and_full():
     data = _data()
     model = BERT4Rec(data.num_items, L, D, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
-    evaluate = make_bert4rec_eval_fn(graphdef, batch_size=5)   # 16 users: padded last batch
+    evaluate = make_bert4rec_eval_fn(graphdef, batch_size=5)  # 16 users: padded last batch
     res = evaluate(params, data.test_input, data.test_cands, data.seen_train)
     for k, v in res.items():
         assert 0.0 <= float(v) <= 1.0, k
@@ -184,8 +200,9 @@ def test_eval_fn_sampled_and_full():
     assert float(res["full/hr@10"]) == 1.0 == float(res["full/ndcg@10"])
     # sampled rank, by hand for user 0
     m = nnx.merge(graphdef, params)
-    s = m.score_items(m.next_hidden(m.embed({"seq": data.test_input})["seq"],
-                                    data.test_input), data.test_cands)
+    s = m.score_items(
+        m.next_hidden(m.embed({"seq": data.test_input})["seq"], data.test_input), data.test_cands
+    )
     ranks = np.sum(np.asarray(s[:, 1:] > s[:, :1]), axis=1)
     res = evaluate(params, data.test_input, data.test_cands, data.seen_train)
     np.testing.assert_allclose(res["hr@10"], np.mean(ranks < 10), rtol=1e-6)
@@ -202,25 +219,28 @@ def test_attack_on_seq_embeddings(strict_promotion):
         h = model.next_hidden(e["seq"], SEQ, deterministic=False, key=key)
         return -jax.nn.log_softmax(model.score_items(h, cands), axis=-1)[:, 0]
 
-    attack = make_attack(AttackConfig(kind="pgd", eps=0.1, num_steps=2, targets=("seq",)),
-                         ("seq",))
+    attack = make_attack(AttackConfig(kind="pgd", eps=0.1, num_steps=2, targets=("seq",)), ("seq",))
     delta = jax.jit(lambda e: attack(loss_fn, e, key=jax.random.key(3)))(emb)
     assert bool(jnp.all(jnp.linalg.norm(delta["seq"], axis=-1) <= 0.1 + 1e-5))
     adv = jax.tree.map(jnp.add, emb, delta)
     assert float(jnp.sum(loss_fn(adv))) >= float(jnp.sum(loss_fn(emb))) - 1e-5
 
 
-@pytest.mark.parametrize("kwargs, err, match", [
-    ({"num_heads": 3}, ValueError, "num_heads=3 must divide dim=8"),
-    ({"dropout": 1.0}, ValueError, "dropout"),
-    ({"num_blocks": 0}, ValueError, "num_blocks"),
-    ({"max_len": 6.0}, TypeError, "max_len"),
-])
+@pytest.mark.parametrize(
+    "kwargs, err, match",
+    [
+        ({"num_heads": 3}, ValueError, "num_heads=3 must divide dim=8"),
+        ({"dropout": 1.0}, ValueError, "dropout"),
+        ({"num_blocks": 0}, ValueError, "num_blocks"),
+        ({"max_len": 6.0}, TypeError, "max_len"),
+    ],
+)
 def test_constructor_errors(kwargs, err, match):
     args = {"num_items": I, "max_len": L, "dim": D, **kwargs}
     with pytest.raises(err, match=match):
-        BERT4Rec(args.pop("num_items"), args.pop("max_len"), args.pop("dim"), **args,
-                 rngs=nnx.Rngs(0))
+        BERT4Rec(
+            args.pop("num_items"), args.pop("max_len"), args.pop("dim"), **args, rngs=nnx.Rngs(0)
+        )
 
 
 def test_call_errors():
@@ -236,15 +256,18 @@ def test_call_errors():
     with pytest.raises(ValueError, match="score_items"):
         model.score_items(emb[:, -1], jnp.ones((3,), jnp.int32))
     graphdef, _ = nnx.split(model, nnx.Param)
-    for kw, match in (({"mask_prob": 0.0}, "mask_prob"),
-                      ({"mask_prob": 0.2, "mask_last_prob": 1.5}, "mask_last_prob"),
-                      ({"mask_prob": 0.2, "num_sampled": -1}, "num_sampled")):
+    for kw, match in (
+        ({"mask_prob": 0.0}, "mask_prob"),
+        ({"mask_prob": 0.2, "mask_last_prob": 1.5}, "mask_last_prob"),
+        ({"mask_prob": 0.2, "num_sampled": -1}, "num_sampled"),
+    ):
         with pytest.raises(ValueError, match=match):
             make_bert4rec_epoch_fn(graphdef, optax.adam(1e-3), I, max_len=L, **kw)
 
 
 def test_experiment_config_errors():
     from experiments.bert4rec_ml1m.config import get_config
+
     with pytest.raises(ValueError, match="mask_prob"):
         get_config(mask_prob=1.5)
     with pytest.raises(ValueError, match="--data"):
@@ -256,11 +279,22 @@ def test_experiment_tiny_cli(tmp_path, capsys):
     from robustjax.cli.main import main
 
     out = tmp_path / "run"
-    assert main(["train", "--experiment", "bert4rec-ml1m", "--tiny", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            ["train", "--experiment", "bert4rec-ml1m", "--tiny", "--out", str(out), "--no-progress"]
+        )
+        == 0
+    )
     m = json.loads((out / "metrics.json").read_text())
-    for k in ("test/hr@10", "test/ndcg@10", "test/full/hr@10", "test/full/ndcg@10",
-              "test/full/recall@20", "test/full/ndcg@20", "valid/ndcg@10"):
+    for k in (
+        "test/hr@10",
+        "test/ndcg@10",
+        "test/full/hr@10",
+        "test/full/ndcg@10",
+        "test/full/recall@20",
+        "test/full/ndcg@20",
+        "valid/ndcg@10",
+    ):
         assert 0.0 <= m[k] <= 1.0, k
     assert m["epochs_run"] == 2
     assert len((out / "history.jsonl").read_text().splitlines()) == 2

@@ -1,4 +1,5 @@
 """NeuMF and LightGCN behind the ModelFns boundary: numerics, attacks, training, tables."""
+
 import functools
 
 import jax
@@ -50,8 +51,9 @@ def _module(name):
         return nnx.Rngs(params=jax.random.key(0, impl="rbg"))
 
     if name == "neumf":
-        return nnx.jit(lambda: NeuMF(U, I, gmf_dim=4, mlp_dim=3, hidden=(8,), embed_std=0.5,
-                                     rngs=rngs()))()
+        return nnx.jit(
+            lambda: NeuMF(U, I, gmf_dim=4, mlp_dim=3, hidden=(8,), embed_std=0.5, rngs=rngs())
+        )()
     return nnx.jit(lambda: LightGCN(U, I, 4, num_layers=2, rngs=rngs()))()
 
 
@@ -69,11 +71,16 @@ MODELS = ["neumf", "lightgcn-layer0", "lightgcn-output"]
 def _batch(neg_rows=False):
     rng = np.random.default_rng(0)
     neg = rng.integers(0, I, (B, N) if neg_rows else (B,))
-    return {"user": jnp.array([0, 1, 2, 6, 0]), "pos": jnp.array([1, 2, 4, 8, 0]),
-            "neg": jnp.asarray(neg, jnp.int32), "mask": jnp.ones(B, jnp.float32)}
+    return {
+        "user": jnp.array([0, 1, 2, 6, 0]),
+        "pos": jnp.array([1, 2, 4, 8, 0]),
+        "neg": jnp.asarray(neg, jnp.int32),
+        "mask": jnp.ones(B, jnp.float32),
+    }
 
 
 # ------------------------------------------------------------------ LightGCN graph numerics
+
 
 @pytest.mark.parametrize("num_layers", [0, 1, 3])
 def test_lightgcn_propagation_equals_dense_reference(num_layers, strict_promotion):
@@ -95,15 +102,17 @@ def test_lightgcn_propagation_equals_dense_reference(num_layers, strict_promotio
     graph = build_graph(PAIRS_U, PAIRS_I, U, I)
     assert graph.num_edges == 12
     got_u, got_i = jax.jit(propagate, static_argnums=3)(
-        jnp.asarray(e_user, jnp.float32), jnp.asarray(e_item, jnp.float32), graph, num_layers)
+        jnp.asarray(e_user, jnp.float32), jnp.asarray(e_item, jnp.float32), graph, num_layers
+    )
     np.testing.assert_allclose(got_u, want[:U], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got_i, want[U:], rtol=1e-5, atol=1e-6)
     # the module's propagation is the same function of its layer-0 tables
     fns, params = _make("lightgcn-layer0")
     t = fns.get_tables(params)
     want_u, _ = propagate(t["user"], t["item"], _graph(), 2)
-    np.testing.assert_allclose(fns.embed(params, {"user": jnp.arange(SMALL_U)})["user"],
-                               want_u[:SMALL_U], rtol=1e-6)
+    np.testing.assert_allclose(
+        fns.embed(params, {"user": jnp.arange(SMALL_U)})["user"], want_u[:SMALL_U], rtol=1e-6
+    )
 
 
 def test_build_graph_and_lightgcn_fns_validate_inputs():
@@ -124,6 +133,7 @@ def test_build_graph_and_lightgcn_fns_validate_inputs():
 
 # ------------------------------------------------------------------ both models: the boundary
 
+
 @pytest.mark.parametrize("name", MODELS)
 def test_shapes_scores_and_gradients(name):
     fns, params = _make(name)
@@ -135,33 +145,43 @@ def test_shapes_scores_and_gradients(name):
         for tag, neg in (("1", batch["neg"][:, 0]), ("N", batch["neg"])):
             emb = fns.embed(params, {**batch, "neg": neg})
             user = emb["user"] if tag == "1" else emb["user"][:, None, :]
-            out[tag] = {"emb": emb, "pos": fns.score(params, emb["user"], emb["pos"]),
-                        "neg": fns.score(params, user, emb["neg"]),
-                        "loss": emb_loss(fns, "bpr" if tag == "1" else "softmax")(params, emb)}
+            out[tag] = {
+                "emb": emb,
+                "pos": fns.score(params, emb["user"], emb["pos"]),
+                "neg": fns.score(params, user, emb["neg"]),
+                "loss": emb_loss(fns, "bpr" if tag == "1" else "softmax")(params, emb),
+            }
         out["all"] = fns.score_all(params, batch["user"])
-        out["items"] = fns.score_items(params, batch["user"],
-                                       jnp.broadcast_to(jnp.arange(I), (B, I)))
+        out["items"] = fns.score_items(
+            params, batch["user"], jnp.broadcast_to(jnp.arange(I), (B, I))
+        )
         out["grads"] = jax.grad(
-            lambda p: jnp.mean(emb_loss(fns)(p, fns.embed(p, {**batch, "neg": neg[:, 0]}))))(
-            params)
+            lambda p: jnp.mean(emb_loss(fns)(p, fns.embed(p, {**batch, "neg": neg[:, 0]})))
+        )(params)
         return out
 
     batch = _batch(neg_rows=True)
     out = run(params, batch)
     d = out["1"]["emb"]["user"].shape[-1]
-    assert jax.tree.map(jnp.shape, out["1"]["emb"]) == {"user": (B, d), "pos": (B, d),
-                                                         "neg": (B, d)}
+    assert jax.tree.map(jnp.shape, out["1"]["emb"]) == {
+        "user": (B, d),
+        "pos": (B, d),
+        "neg": (B, d),
+    }
     assert out["N"]["emb"]["neg"].shape == (B, N, d)
     assert out["1"]["loss"].shape == out["N"]["loss"].shape == (B,)
     assert out["1"]["loss"].dtype == jnp.float32
     assert out["N"]["neg"].shape == (B, N) and out["all"].shape == (B, I)
     # score_all / score_items agree with score on the embedded pairs
-    np.testing.assert_allclose(out["all"][rows, batch["pos"]], out["1"]["pos"], rtol=1e-5,
-                               atol=1e-6)
-    np.testing.assert_allclose(out["all"][rows, batch["neg"][:, 0]], out["1"]["neg"],
-                               rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(out["all"][rows[:, None], batch["neg"]], out["N"]["neg"],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        out["all"][rows, batch["pos"]], out["1"]["pos"], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        out["all"][rows, batch["neg"][:, 0]], out["1"]["neg"], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        out["all"][rows[:, None], batch["neg"]], out["N"]["neg"], rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(out["items"], out["all"], rtol=1e-5, atol=1e-6)
     for path, g in jax.tree_util.tree_leaves_with_path(out["grads"]):
         assert np.all(np.isfinite(g)), path
@@ -170,8 +190,9 @@ def test_shapes_scores_and_gradients(name):
         assert float(jnp.abs(g).sum()) > 0, path
 
 
-ATTACKS = [(kind, norm) for kind in ("fgsm", "pgd", "gaussian", "uniform")
-           for norm in ("l2", "linf")]
+ATTACKS = [
+    (kind, norm) for kind in ("fgsm", "pgd", "gaussian", "uniform") for norm in ("l2", "linf")
+]
 
 
 @pytest.mark.parametrize("name", ["neumf", "lightgcn-layer0"])
@@ -179,8 +200,10 @@ def test_every_attack_stays_in_the_ball(name):
     fns, params = _make(name)
     eps = 0.05  # small enough for one FGSM step to raise the loss (first order)
     loss = emb_loss(fns, "softmax")
-    attacks = [make_attack(AttackConfig(kind=kind, eps=eps, num_steps=2, norm=norm),
-                           fns.embedding_names) for kind, norm in ATTACKS]
+    attacks = [
+        make_attack(AttackConfig(kind=kind, eps=eps, num_steps=2, norm=norm), fns.embedding_names)
+        for kind, norm in ATTACKS
+    ]
 
     @jax.jit
     def run(params, batch, key):
@@ -202,6 +225,7 @@ def test_every_attack_stays_in_the_ball(name):
 
 # ------------------------------------------------------------------ tables
 
+
 @pytest.mark.parametrize("name", MODELS)
 def test_table_round_trip_and_table_attack(name):
     fns, params = _make(name)
@@ -209,16 +233,19 @@ def test_table_round_trip_and_table_attack(name):
     assert {k: v.shape[0] for k, v in tables.items()} == fns.table_sizes
     same = fns.set_tables(params, tables)
     users = jnp.arange(U)
-    np.testing.assert_allclose(fns.score_all(same, users), fns.score_all(params, users),
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        fns.score_all(same, users), fns.score_all(params, users), rtol=1e-6, atol=1e-7
+    )
     moved = fns.set_tables(params, {"item": tables["item"] + 1.0})
     np.testing.assert_allclose(fns.get_tables(moved)["item"], tables["item"] + 1.0, rtol=1e-6)
     np.testing.assert_array_equal(fns.get_tables(moved)["user"], tables["user"])
     if name == "neumf":  # the concatenated view splits back into both towers
-        np.testing.assert_array_equal(moved["gmf_items"]["embedding"][...],
-                                      params["gmf_items"]["embedding"][...] + 1.0)
-        np.testing.assert_array_equal(moved["mlp_items"]["embedding"][...],
-                                      params["mlp_items"]["embedding"][...] + 1.0)
+        np.testing.assert_array_equal(
+            moved["gmf_items"]["embedding"][...], params["gmf_items"]["embedding"][...] + 1.0
+        )
+        np.testing.assert_array_equal(
+            moved["mlp_items"]["embedding"][...], params["mlp_items"]["embedding"][...] + 1.0
+        )
     if name == "lightgcn-output":
         assert isinstance(moved, OutputTables)
     data = _data()
@@ -241,28 +268,42 @@ def test_lightgcn_layer0_fns_reject_output_tables():
     fns_out, params = _make("lightgcn-output")
     fns_l0, _ = _make("lightgcn-layer0")
     cached = fns_out.set_tables(params, fns_out.get_tables(params))
-    np.testing.assert_allclose(fns_l0.score_all(cached, jnp.arange(U)),
-                               fns_l0.score_all(params, jnp.arange(U)), rtol=1e-6)
+    np.testing.assert_allclose(
+        fns_l0.score_all(cached, jnp.arange(U)), fns_l0.score_all(params, jnp.arange(U)), rtol=1e-6
+    )
     with pytest.raises(TypeError, match="perturb='output'"):
         fns_l0.get_tables(cached)
 
 
 # ------------------------------------------------------------------ training
 
+
 @pytest.mark.parametrize("name", ["neumf", "lightgcn-layer0"])
 # each fit compiles one epoch program (3 to 8 s on a loaded 2-core CPU): the PGD-based
 # methods run with -m slow (all pass)
-@pytest.mark.parametrize("method", ["apr", "free"] + [
-    pytest.param(m, marks=pytest.mark.slow) for m in ("pgd", "trades", "vat")])
+@pytest.mark.parametrize(
+    "method",
+    ["apr", "free"] + [pytest.param(m, marks=pytest.mark.slow) for m in ("pgd", "trades", "vat")],
+)
 def test_every_objective_trains_two_epochs(name, method):
     fns, params = _make(name)
     adv = AdvConfig(method=method, eps=0.1, num_steps=2, replays=2)
     phases = build_phases(fns, loss="bpr", l2=0.0, adv=adv, epochs=2)  # l2: a bigger program
-    res = fit(params=params, tx=make_optimizer("adam", 1e-2), phases=phases, data=_data(),
-              epochs=2, batch_size=64, seed=0, progress=False)
+    res = fit(
+        params=params,
+        tx=make_optimizer("adam", 1e-2),
+        phases=phases,
+        data=_data(),
+        epochs=2,
+        batch_size=64,
+        seed=0,
+        progress=False,
+    )
     assert [r["phase"] for r in res.history] == [method, method]
     assert all(np.isfinite(r["loss"]) for r in res.history)
     for leaf in jax.tree.leaves(res.final_params):
         assert np.all(np.isfinite(leaf))
-    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params),
-                                                          jax.tree.leaves(res.final_params)))
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(res.final_params))
+    )

@@ -1,4 +1,5 @@
 """SASRec: causality, padding invariance, shapes, a tiny training run, and attacks."""
+
 import json
 import math
 
@@ -29,8 +30,7 @@ I, L, D = 20, 6, 8
 
 
 def _model(dropout=0.0, num_heads=1):
-    return SASRec(I, L, D, num_blocks=2, num_heads=num_heads, dropout=dropout,
-                  rngs=nnx.Rngs(0))
+    return SASRec(I, L, D, num_blocks=2, num_heads=num_heads, dropout=dropout, rngs=nnx.Rngs(0))
 
 
 SEQ = jnp.array([[0, 0, 3, 5, 7, 2], [1, 4, 9, 11, 13, 17]], jnp.int32)
@@ -45,10 +45,10 @@ def test_causal(strict_promotion, num_heads):
     model = _model(num_heads=num_heads)
     out = _encode(model, SEQ)
     for t in range(2, L - 1):
-        changed = SEQ.at[:, t + 1:].set(19)
+        changed = SEQ.at[:, t + 1 :].set(19)
         out2 = _encode(model, changed)
-        np.testing.assert_allclose(out2[:, :t + 1], out[:, :t + 1], atol=1e-5)
-        assert not np.allclose(out2[:, t + 1:], out[:, t + 1:])
+        np.testing.assert_allclose(out2[:, : t + 1], out[:, : t + 1], atol=1e-5)
+        assert not np.allclose(out2[:, t + 1 :], out[:, t + 1 :])
 
 
 def test_padding_does_not_leak(strict_promotion):
@@ -104,10 +104,26 @@ def test_sequence_data_split():
 
 def test_tiny_training_run(tmp_path):
     table = synthetic(num_users=12, num_items=130, interactions_per_user=10, seed=0)
-    m = run_sasrec(data_path="synthetic", out_dir=str(tmp_path), epochs=2, max_len=8, dim=8,
-                   num_blocks=1, batch_size=4, eval_every=1, progress=False, table=table)
-    for k in ("test/hr@10", "test/ndcg@10", "valid/hr@10", "valid/ndcg@10",
-              "epoch_seconds_median", "train_seconds"):
+    m = run_sasrec(
+        data_path="synthetic",
+        out_dir=str(tmp_path),
+        epochs=2,
+        max_len=8,
+        dim=8,
+        num_blocks=1,
+        batch_size=4,
+        eval_every=1,
+        progress=False,
+        table=table,
+    )
+    for k in (
+        "test/hr@10",
+        "test/ndcg@10",
+        "valid/hr@10",
+        "valid/ndcg@10",
+        "epoch_seconds_median",
+        "train_seconds",
+    ):
         assert math.isfinite(m[k]), k
     hist = [json.loads(x) for x in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert len(hist) == 2 and all(math.isfinite(h["loss"]) for h in hist)
@@ -134,10 +150,10 @@ def test_epoch_and_eval_fns():
 
 def test_bucketed_batches_plan():
     rng = np.random.default_rng(0)
-    need = rng.integers(1, 21, 50)                     # input history lengths, max_len 20
+    need = rng.integers(1, 21, 50)  # input history lengths, max_len 20
     train = np.zeros((50, 21), np.int32)
     for u, n in enumerate(need):
-        train[u, 20 - n:] = rng.integers(1, 9, n + 1)
+        train[u, 20 - n :] = rng.integers(1, 9, n + 1)
     bounds = length_buckets(train, 4)
     assert bounds.tolist() == [5, 10, 15, 20]
     assert length_buckets(train, 1).tolist() == [20]
@@ -149,10 +165,10 @@ def test_bucketed_batches_plan():
         assert np.array_equal(history_lengths(train), need)
         plan = bucketed_batches(need, perm, 8, bounds)
         users = np.concatenate([b.reshape(-1) for _, b in plan])
-        assert len(set(users.tolist())) == len(users) == 48       # only the last remainder
+        assert len(set(users.tolist())) == len(users) == 48  # only the last remainder
         for length, b in plan:
             assert b.dtype == np.int32 and b.shape[1] == 8
-            assert np.all(need[b] <= length)                       # every history fits
+            assert np.all(need[b] <= length)  # every history fits
         # the batch counts depend only on the lengths: compiled functions are reused
         got = [(length, b.shape) for length, b in plan]
         assert shapes is None or got == shapes
@@ -177,17 +193,26 @@ def test_short_length_epoch_equals_full_length():
     out = {}
     for length in (None, 6):
         state = init_state(jax.tree.map(jnp.copy, params), tx)
-        state, parts = epoch(state, data.train, data.seen_train, batches, jax.random.key(0),
-                             length=length)
+        state, parts = epoch(
+            state, data.train, data.seen_train, batches, jax.random.key(0), length=length
+        )
         out[length] = (state.params, parts["loss"])
     np.testing.assert_allclose(out[6][1], out[None][1], rtol=1e-5)
-    assert not np.allclose(out[6][0]["items"]["embedding"][...],
-                           params["items"]["embedding"][...])                  # it trained
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
-                 out[6][0], out[None][0])
+    assert not np.allclose(
+        out[6][0]["items"]["embedding"][...], params["items"]["embedding"][...]
+    )  # it trained
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), out[6][0], out[None][0]
+    )
     with pytest.raises(ValueError, match="length must lie in"):
-        epoch(init_state(params, tx), data.train, data.seen_train, batches,
-              jax.random.key(0), length=13)
+        epoch(
+            init_state(params, tx),
+            data.train,
+            data.seen_train,
+            batches,
+            jax.random.key(0),
+            length=13,
+        )
 
 
 @pytest.mark.parametrize("kind", ["pgd", "fgsm"])
@@ -198,8 +223,7 @@ def test_attack_on_seq_embeddings(strict_promotion, kind):
     key = jax.random.key(0)
 
     def loss_fn(e):  # per-example; same dropout key so clean and attacked compare
-        return jnp.sum(sequence_loss(model, e, batch["seq"], deterministic=False, key=key),
-                       axis=1)
+        return jnp.sum(sequence_loss(model, e, batch["seq"], deterministic=False, key=key), axis=1)
 
     cfg = AttackConfig(kind=kind, eps=0.1, num_steps=2, targets=("seq",))
     attack = make_attack(cfg, ("seq", "pos", "neg"))

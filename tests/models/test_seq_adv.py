@@ -1,4 +1,5 @@
 """Adversarial training of SASRec, saved sequential runs, and sequence robustness sweeps."""
+
 import json
 import math
 
@@ -32,17 +33,30 @@ def _model(data, dropout=0.0, seed=0):
 
 def _batch(data):
     rows = data.train[:8]
-    return {"seq": rows[:, :-1], "pos": rows[:, 1:], "neg": jnp.where(
-        rows[:, :-1] != 0, (rows[:, 1:] % data.num_items) + 1, 0)}
+    return {
+        "seq": rows[:, :-1],
+        "pos": rows[:, 1:],
+        "neg": jnp.where(rows[:, :-1] != 0, (rows[:, 1:] % data.num_items) + 1, 0),
+    }
 
 
 def _per_pos(model, emb, ids, key):
     return sequence_loss(model, emb, ids, deterministic=True)
 
 
-@pytest.mark.parametrize("kw", [{"method": "magic"}, {"eps": -1.0}, {"lam": float("nan")},
-                                {"num_steps": 0}, {"method": "apr", "num_steps": 3},
-                                {"norm": "l3"}, {"start_epoch": 0}, {"budget": 0}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"method": "magic"},
+        {"eps": -1.0},
+        {"lam": float("nan")},
+        {"num_steps": 0},
+        {"method": "apr", "num_steps": 3},
+        {"norm": "l3"},
+        {"start_epoch": 0},
+        {"budget": 0},
+    ],
+)
 def test_config_errors_name_the_value(kw):
     with pytest.raises(ValueError, match=next(iter(kw))):
         SeqAdvConfig(**kw)
@@ -55,8 +69,7 @@ def test_adversarial_term_not_below_clean_and_eps0_is_clean(data, method):
     emb = model.embed(batch)
     steps = 1 if method == "apr" else 3
     for eps, check in ((0.5, "ge"), (0.0, "eq")):
-        obj = sequence_objective(SeqAdvConfig(method=method, eps=eps, num_steps=steps),
-                                 _per_pos)
+        obj = sequence_objective(SeqAdvConfig(method=method, eps=eps, num_steps=steps), _per_pos)
         total, parts = obj(model, emb, batch["seq"], key=jax.random.key(0))
         if check == "ge":
             assert float(parts["adv"]) > float(parts["clean"])
@@ -68,8 +81,9 @@ def test_adversarial_term_not_below_clean_and_eps0_is_clean(data, method):
 def test_no_adv_objective_is_the_masked_mean_bce(data):
     model = _model(data)
     batch = _batch(data)
-    total, parts = sequence_objective(None, _per_pos)(model, model.embed(batch), batch["seq"],
-                                                      key=jax.random.key(0))
+    total, parts = sequence_objective(None, _per_pos)(
+        model, model.embed(batch), batch["seq"], key=jax.random.key(0)
+    )
     v = sequence_loss(model, model.embed(batch), batch["seq"], deterministic=True)
     ref = float(jnp.sum(v) / jnp.sum(batch["seq"] != 0))
     np.testing.assert_allclose(total, ref, rtol=1e-6)
@@ -92,20 +106,41 @@ def test_adversarial_epoch_compiles_once_and_trains(data):
 
 @pytest.mark.slow
 def test_run_saves_reloadable_checkpoint_and_fine_tunes(tmp_path):
-    plain = run_sasrec(data_path=None, out_dir=str(tmp_path / "plain"), epochs=2, max_len=L,
-                       dim=D, num_blocks=1, batch_size=4, eval_every=1, progress=False,
-                       synthetic=SYN)
+    plain = run_sasrec(
+        data_path=None,
+        out_dir=str(tmp_path / "plain"),
+        epochs=2,
+        max_len=L,
+        dim=D,
+        num_blocks=1,
+        batch_size=4,
+        eval_every=1,
+        progress=False,
+        synthetic=SYN,
+    )
     assert is_sequence_run(str(tmp_path / "plain"))
     loaded = load_sequence_run(str(tmp_path / "plain"))
-    res = make_eval_fn(loaded.graphdef)(loaded.params, loaded.data.test_input,
-                                        loaded.data.test_cands)
+    res = make_eval_fn(loaded.graphdef)(
+        loaded.params, loaded.data.test_input, loaded.data.test_cands
+    )
     np.testing.assert_allclose(float(res["hr@10"]), plain["test/hr@10"], rtol=1e-6)
     np.testing.assert_allclose(float(res["ndcg@10"]), plain["test/ndcg@10"], rtol=1e-6)
 
     adv = SeqAdvConfig(method="apr", eps=0.5, start_epoch=2)
-    m = run_sasrec(data_path=None, out_dir=str(tmp_path / "adv"), epochs=3, max_len=L, dim=D,
-                   num_blocks=1, batch_size=4, eval_every=1, progress=False, synthetic=SYN,
-                   adv=adv, init_from=str(tmp_path / "plain"))
+    m = run_sasrec(
+        data_path=None,
+        out_dir=str(tmp_path / "adv"),
+        epochs=3,
+        max_len=L,
+        dim=D,
+        num_blocks=1,
+        batch_size=4,
+        eval_every=1,
+        progress=False,
+        synthetic=SYN,
+        adv=adv,
+        init_from=str(tmp_path / "plain"),
+    )
     hist = [json.loads(x) for x in (tmp_path / "adv" / "history.jsonl").read_text().splitlines()]
     assert [h["adversarial"] for h in hist] == [False, True, True]
     assert "adv" not in hist[0] and all("adv" in h for h in hist[1:])
@@ -113,13 +148,30 @@ def test_run_saves_reloadable_checkpoint_and_fine_tunes(tmp_path):
     assert m["config"]["init_from"] == str(tmp_path / "plain")
 
     with pytest.raises(ValueError, match="init_from"):
-        run_sasrec(data_path=None, out_dir=str(tmp_path / "bad"), epochs=1, max_len=L,
-                   dim=D + 4, num_blocks=1, batch_size=4, progress=False, synthetic=SYN,
-                   init_from=str(tmp_path / "plain"))
+        run_sasrec(
+            data_path=None,
+            out_dir=str(tmp_path / "bad"),
+            epochs=1,
+            max_len=L,
+            dim=D + 4,
+            num_blocks=1,
+            batch_size=4,
+            progress=False,
+            synthetic=SYN,
+            init_from=str(tmp_path / "plain"),
+        )
     with pytest.raises(ValueError, match="start_epoch"):
-        run_sasrec(data_path=None, out_dir=str(tmp_path / "late"), epochs=1, max_len=L,
-                   dim=D, num_blocks=1, progress=False, synthetic=SYN,
-                   adv=SeqAdvConfig(method="apr", start_epoch=5))
+        run_sasrec(
+            data_path=None,
+            out_dir=str(tmp_path / "late"),
+            epochs=1,
+            max_len=L,
+            dim=D,
+            num_blocks=1,
+            progress=False,
+            synthetic=SYN,
+            adv=SeqAdvConfig(method="apr", start_epoch=5),
+        )
 
 
 @pytest.mark.slow
@@ -128,21 +180,33 @@ def test_embedding_sweep_level0_is_clean_and_vmap_matches_loop(data):
     graphdef, params = nnx.split(model, nnx.Param)
     clean = make_eval_fn(graphdef)(params, data.test_input, data.test_cands)
     cfg = SeqSweepConfig(kind="pgd", levels=(0.0, 0.5, 2.0), num_steps=3, user_batch=5)
-    out = run_seq_sweep(graphdef, params, data.test_input, data.test_cands,
-                        num_items=data.num_items, cfg=cfg, progress=False)
+    out = run_seq_sweep(
+        graphdef,
+        params,
+        data.test_input,
+        data.test_cands,
+        num_items=data.num_items,
+        cfg=cfg,
+        progress=False,
+    )
     hr = out["metrics"]["hr@10"][0]
     np.testing.assert_allclose(hr[0], float(clean["hr@10"]), rtol=1e-6)
-    np.testing.assert_allclose(out["metrics"]["ndcg@10"][0][0], float(clean["ndcg@10"]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(out["metrics"]["ndcg@10"][0][0], float(clean["ndcg@10"]), rtol=1e-6)
     assert out["metrics"]["target_score_shift"][0][0] == pytest.approx(0.0, abs=1e-6)
-    assert out["metrics"]["target_score_shift"][0][2] < 0   # the attack lowers the target
-    for i, eps in enumerate(cfg.levels):   # one level at a time gives the same numbers
-        one = run_seq_sweep(graphdef, params, data.test_input, data.test_cands,
-                            num_items=data.num_items,
-                            cfg=SeqSweepConfig(kind="pgd", levels=(eps,), num_steps=3,
-                                               user_batch=7), progress=False)
-        np.testing.assert_allclose(one["metrics"]["ndcg@10"][0][0],
-                                   out["metrics"]["ndcg@10"][0][i], rtol=1e-5)
+    assert out["metrics"]["target_score_shift"][0][2] < 0  # the attack lowers the target
+    for i, eps in enumerate(cfg.levels):  # one level at a time gives the same numbers
+        one = run_seq_sweep(
+            graphdef,
+            params,
+            data.test_input,
+            data.test_cands,
+            num_items=data.num_items,
+            cfg=SeqSweepConfig(kind="pgd", levels=(eps,), num_steps=3, user_batch=7),
+            progress=False,
+        )
+        np.testing.assert_allclose(
+            one["metrics"]["ndcg@10"][0][0], out["metrics"]["ndcg@10"][0][i], rtol=1e-5
+        )
 
 
 def test_candidate_loss_is_cross_entropy_of_column_0(data):
@@ -186,17 +250,27 @@ def test_hull_objective_raises_the_loss_and_trains_the_table(data):
 def test_cli_history_kinds_match_the_attack_module():
     from robustjax.attacks.sequence import SEQUENCE_ATTACKS
     from robustjax.cli.sweep import HISTORY_KINDS
+
     assert tuple(HISTORY_KINDS) == tuple(SEQUENCE_ATTACKS)
 
 
-@pytest.mark.parametrize("kind", ["substitute_gradient", "substitute_random", "truncate",
-                                  "insert_gradient", "delete_gradient"])
+@pytest.mark.parametrize(
+    "kind",
+    ["substitute_gradient", "substitute_random", "truncate", "insert_gradient", "delete_gradient"],
+)
 def test_history_sweep_budget0_is_clean_and_never_improves_much(data, kind):
     model = _model(data, seed=3)
     graphdef, params = nnx.split(model, nnx.Param)
     cfg = SeqSweepConfig(kind=kind, levels=(0, 2), user_batch=8)
-    out = run_seq_sweep(graphdef, params, data.test_input, data.test_cands,
-                        num_items=data.num_items, cfg=cfg, progress=False)
+    out = run_seq_sweep(
+        graphdef,
+        params,
+        data.test_input,
+        data.test_cands,
+        num_items=data.num_items,
+        cfg=cfg,
+        progress=False,
+    )
     clean = make_eval_fn(graphdef)(params, data.test_input, data.test_cands)
     np.testing.assert_allclose(out["metrics"]["hr@10"][0][0], float(clean["hr@10"]), rtol=1e-6)
     assert out["metrics"]["changed_positions"][0][0] == 0

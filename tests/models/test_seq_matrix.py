@@ -1,4 +1,5 @@
 """Every sequential model x every history/embedding attack and every adversarial objective."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,15 +29,16 @@ def data():
 
 def _model(name, data):
     cls = SASRec if name == "sasrec" else BERT4Rec
-    return cls(data.num_items, L, D, num_blocks=1, num_heads=1, dropout=0.1,
-               rngs=nnx.Rngs(0))
+    return cls(data.num_items, L, D, num_blocks=1, num_heads=1, dropout=0.1, rngs=nnx.Rngs(0))
 
 
 # the model-agnostic kinds (noise, random edits, truncation) run with -m slow; the default
 # run keeps every kind that differentiates through the model
 GRADIENT_KINDS = ("fgsm", "pgd", "substitute_gradient", "insert_gradient", "delete_gradient")
-KINDS = [k if k in GRADIENT_KINDS else pytest.param(k, marks=pytest.mark.slow)
-         for k in EMBEDDING_KINDS + SEQUENCE_ATTACKS]
+KINDS = [
+    k if k in GRADIENT_KINDS else pytest.param(k, marks=pytest.mark.slow)
+    for k in EMBEDDING_KINDS + SEQUENCE_ATTACKS
+]
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -44,39 +46,50 @@ KINDS = [k if k in GRADIENT_KINDS else pytest.param(k, marks=pytest.mark.slow)
 def test_every_attack_on_every_sequence_model(data, name, kind):
     graphdef, params = nnx.split(_model(name, data), nnx.Param)
     discrete = kind in SEQUENCE_ATTACKS
-    cfg = SeqSweepConfig(kind=kind, levels=(0, 2) if discrete else (0.0, 1.0), num_steps=2,
-                         user_batch=12)
-    out = run_seq_sweep(graphdef, params, data.test_input, data.test_cands,
-                        num_items=data.num_items, cfg=cfg, progress=False)
+    cfg = SeqSweepConfig(
+        kind=kind, levels=(0, 2) if discrete else (0.0, 1.0), num_steps=2, user_batch=12
+    )
+    out = run_seq_sweep(
+        graphdef,
+        params,
+        data.test_input,
+        data.test_cands,
+        num_items=data.num_items,
+        cfg=cfg,
+        progress=False,
+    )
     m = out["metrics"]
     assert all(np.isfinite(v).all() for v in m.values())
-    assert m["target_score_shift"][0][0] == pytest.approx(0.0, abs=1e-6)   # level 0 = clean
+    assert m["target_score_shift"][0][0] == pytest.approx(0.0, abs=1e-6)  # level 0 = clean
     if discrete:
-        assert 0 < m["changed_positions"][0][1] / 12 <= L   # something changed, within L
-    if kind in ("fgsm", "pgd", "substitute_gradient"):    # gradient attacks lower the target
+        assert 0 < m["changed_positions"][0][1] / 12 <= L  # something changed, within L
+    if kind in ("fgsm", "pgd", "substitute_gradient"):  # gradient attacks lower the target
         assert m["target_score_shift"][0][1] < 0
 
 
 @pytest.mark.parametrize("name", MODELS)
 # apr runs by default; pgd and hull (a longer inner loop to compile) with -m slow
-@pytest.mark.parametrize("method", ["apr"] + [pytest.param(m, marks=pytest.mark.slow)
-                                              for m in ("pgd", "hull")])
+@pytest.mark.parametrize(
+    "method", ["apr"] + [pytest.param(m, marks=pytest.mark.slow) for m in ("pgd", "hull")]
+)
 def test_every_objective_on_every_sequence_model(data, name, method):
     graphdef, params = nnx.split(_model(name, data), nnx.Param)
     tx = optax.adam(1e-2)
-    adv = SeqAdvConfig(method=method, eps=0.5, num_steps=1 if method == "apr" else 2,
-                       budget=2, num_candidates=3)
+    adv = SeqAdvConfig(
+        method=method, eps=0.5, num_steps=1 if method == "apr" else 2, budget=2, num_candidates=3
+    )
     batches = jnp.arange(12, dtype=jnp.int32).reshape(3, 4)
     before = [np.asarray(x) for x in jax.tree.leaves(params)]
-    state = init_state(params, tx)   # donated by the epoch call
+    state = init_state(params, tx)  # donated by the epoch call
     if name == "sasrec":
         epoch = make_epoch_fn(graphdef, tx, data.num_items, adv)
         state, parts = epoch(state, data.train, data.seen_train, batches, jax.random.key(0))
         assert bool(jnp.all(parts["adv"] >= parts["clean"] - 1e-3))
         losses = parts["loss"]
     else:
-        epoch = make_bert4rec_epoch_fn(graphdef, tx, data.num_items, mask_prob=0.4,
-                                       max_len=L, adv=adv)
+        epoch = make_bert4rec_epoch_fn(
+            graphdef, tx, data.num_items, mask_prob=0.4, max_len=L, adv=adv
+        )
         state, losses = epoch(state, data.train[:, 1:], batches, jax.random.key(0))
     assert losses.shape == (3,) and bool(jnp.all(jnp.isfinite(losses)))
     assert epoch._cache_size() == 1

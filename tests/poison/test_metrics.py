@@ -12,7 +12,7 @@ def _reference(scores, train_mask, targets, users, k):
     for u in users:
         s = scores[u].astype(np.float64).copy()
         s[train_mask[u]] = -np.inf
-        order = np.argsort(-s, kind="stable")          # ties: lower item id first
+        order = np.argsort(-s, kind="stable")  # ties: lower item id first
         pos = np.empty_like(order)
         pos[order] = np.arange(order.size)
         for t in targets:
@@ -36,9 +36,16 @@ def test_target_metrics_match_brute_force(k, batch_size):
     indices = np.nonzero(train_mask)[1].astype(np.int32)
     users = np.array([0, 2, 3, 5, 8])
     table = jnp.asarray(scores)
-    out = target_metrics(lambda p, u: p[u], table, targets=targets, users=users,
-                         exclude_csr=(indptr, indices), num_items=num_items, k=k,
-                         batch_size=batch_size)
+    out = target_metrics(
+        lambda p, u: p[u],
+        table,
+        targets=targets,
+        users=users,
+        exclude_csr=(indptr, indices),
+        num_items=num_items,
+        k=k,
+        batch_size=batch_size,
+    )
     hr, ndcg = _reference(scores, train_mask, targets, users, k)
     assert out[f"hr@{k}"] == pytest.approx(hr, abs=1e-6)
     assert out[f"ndcg@{k}"] == pytest.approx(ndcg, abs=1e-6)
@@ -52,19 +59,22 @@ def test_eligible_users_exclude_every_part_and_fakes():
     assert el.max() < 25
     for part in (split.train, split.valid, split.test):
         assert not np.isin(part.user[np.isin(part.item, targets)], el).any()
-    out = split_target_metrics(lambda p, u: p[u], jnp.zeros((30, 40)), split, targets,
-                               num_real_users=25, k=5)
+    out = split_target_metrics(
+        lambda p, u: p[u], jnp.zeros((30, 40)), split, targets, num_real_users=25, k=5
+    )
     assert out["num_users"] == el.size
     # all-zero scores: ties go to lower ids, so a target is a hit iff few lower unseen ids
     assert 0.0 <= out["hr@5"] <= 1.0
 
 
 def test_target_metrics_validate_arguments():
-    csr = user_item_csr(prepare(DataConfig(synthetic_users=5, synthetic_items=10,
-                                           synthetic_per_user=2)).train)
+    csr = user_item_csr(
+        prepare(DataConfig(synthetic_users=5, synthetic_items=10, synthetic_per_user=2)).train
+    )
     kw = {"targets": [1], "users": np.array([0]), "exclude_csr": csr, "num_items": 10}
     with pytest.raises(ValueError, match="k must"):
         target_metrics(lambda p, u: p[u], jnp.zeros((5, 10)), k=11, **kw)
-    empty = target_metrics(lambda p, u: p[u], jnp.zeros((5, 10)), k=3,
-                           **{**kw, "users": np.zeros(0, int)})
+    empty = target_metrics(
+        lambda p, u: p[u], jnp.zeros((5, 10)), k=3, **{**kw, "users": np.zeros(0, int)}
+    )
     assert empty["hr@3"] == 0.0 and empty["num_pairs"] == 0

@@ -23,10 +23,10 @@ def _check_budget(prof: FakeProfiles, targets, num_fake, filler_size, num_items)
     assert prof.items.shape == (num_fake, len(targets) + filler_size)
     assert prof.items.dtype == np.int32
     for row in prof.items:
-        assert len(set(row.tolist())) == row.size                 # distinct
-        assert set(targets.tolist()) <= set(row.tolist())         # all targets
+        assert len(set(row.tolist())) == row.size  # distinct
+        assert set(targets.tolist()) <= set(row.tolist())  # all targets
         fillers = [i for i in row if i not in targets]
-        assert len(fillers) == filler_size                          # exactly the budget
+        assert len(fillers) == filler_size  # exactly the budget
     assert prof.items.min() >= 0 and prof.items.max() < num_items
     assert prof.fillers().shape == (num_fake, filler_size)
 
@@ -38,15 +38,17 @@ def test_heuristic_profiles_respect_budget(split, attack, filler_size):
     prof = heuristic_attack(attack, split.train, targets, 4, filler_size, seed=1)
     _check_budget(prof, targets, 4, filler_size, split.num_items)
     again = heuristic_attack(attack, split.train, targets, 4, filler_size, seed=1)
-    assert prof.fingerprint() == again.fingerprint()                # seeded
+    assert prof.fingerprint() == again.fingerprint()  # seeded
 
 
 def test_heuristic_attacks_accept_csr(split):
     from robustjax.data import user_item_csr
+
     targets = np.array([1, 2], np.int32)
     a = heuristic_attack("average", split.train, targets, 3, 5, seed=4)
-    b = heuristic_attack("average", user_item_csr(split.train), targets, 3, 5, seed=4,
-                         num_items=split.num_items)
+    b = heuristic_attack(
+        "average", user_item_csr(split.train), targets, 3, 5, seed=4, num_items=split.num_items
+    )
     assert a.fingerprint() == b.fingerprint()
     with pytest.raises(ValueError, match="num_items"):
         heuristic_attack("random", user_item_csr(split.train), targets, 3, 5, seed=4)

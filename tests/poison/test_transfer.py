@@ -25,9 +25,12 @@ def _angles_embedding(num_items: int) -> tuple[np.ndarray, np.ndarray]:
 def test_profiles_respect_budget_targets_and_differ_across_surrogates():
     rng = np.random.default_rng(0)
     targets = np.array([3, 17, 40])
-    profs = [surrogate_guided_attack(rng.standard_normal((60, 8)), targets, 7, 10, seed=5,
-                                     temperature=0.2, surrogate=name)
-             for name in ("mf", "neumf")]
+    profs = [
+        surrogate_guided_attack(
+            rng.standard_normal((60, 8)), targets, 7, 10, seed=5, temperature=0.2, surrogate=name
+        )
+        for name in ("mf", "neumf")
+    ]
     for prof in profs:
         assert prof.items.shape == (7, 13) and prof.items.dtype == np.int32
         assert prof.num_fake == 7 and prof.filler_size == 10
@@ -51,7 +54,7 @@ def test_most_similar_items_are_preferred():
     emb, targets = _angles_embedding(40)
     probs = filler_probabilities(emb, targets, temperature=0.1)
     assert probs[targets].sum() == 0.0 and np.isclose(probs.sum(), 1.0)
-    assert np.all(np.diff(probs[2:]) < 0)            # similarity falls with the id
+    assert np.all(np.diff(probs[2:]) < 0)  # similarity falls with the id
     prof = surrogate_guided_attack(emb, targets, 20000, 4, seed=0, temperature=0.1)
     fill = prof.items[:, 2:]
     # the first filler of a Gumbel top-k draw is distributed as softmax(logits)
@@ -59,12 +62,11 @@ def test_most_similar_items_are_preferred():
     np.testing.assert_allclose(first, probs, atol=0.015)
     freq = np.bincount(fill.reshape(-1), minlength=40)
     assert freq[2:7].min() > 10 * freq[20:].max()
-    assert np.all(np.diff(freq[2:12]) <= 0.02 * fill.shape[0])   # non-increasing up to noise
+    assert np.all(np.diff(freq[2:12]) <= 0.02 * fill.shape[0])  # non-increasing up to noise
     # a higher temperature spreads the fillers out
     hot = surrogate_guided_attack(emb, targets, 20000, 4, seed=0, temperature=10.0)
     assert np.unique(hot.items[:, 2:]).size == 38
-    assert (np.bincount(hot.items[:, 2:].reshape(-1), minlength=40)[20:].sum()
-            > 10 * freq[20:].sum())
+    assert np.bincount(hot.items[:, 2:].reshape(-1), minlength=40)[20:].sum() > 10 * freq[20:].sum()
 
 
 def test_bad_arguments_name_the_value():
@@ -81,12 +83,17 @@ def test_bad_arguments_name_the_value():
 
 def test_item_embeddings_are_the_rows_models_score_with():
     from robustjax.models import ModelConfig, build_model
+
     users, items = np.array([0, 0, 1, 2, 3]), np.array([0, 1, 2, 3, 4])
     fns, params = build_model(ModelConfig(name="mf", dim=4), 4, 7, seed=0)
-    np.testing.assert_allclose(item_embeddings(fns, params, batch_size=3),
-                               np.asarray(fns.get_tables(params)["item"]), rtol=1e-6)
-    fns, params = build_model(ModelConfig(name="lightgcn", dim=4, num_layers=1), 4, 7, seed=0,
-                              train_pairs=(users, items))
+    np.testing.assert_allclose(
+        item_embeddings(fns, params, batch_size=3),
+        np.asarray(fns.get_tables(params)["item"]),
+        rtol=1e-6,
+    )
+    fns, params = build_model(
+        ModelConfig(name="lightgcn", dim=4, num_layers=1), 4, 7, seed=0, train_pairs=(users, items)
+    )
     emb = item_embeddings(fns, params)
     assert emb.shape == (7, 4)
     # propagated rows: an item with an edge differs from its layer-0 row, an isolated one not
@@ -100,38 +107,59 @@ def seq_setup():
     from robustjax.models.bert4rec import BERT4Rec
     from robustjax.models.sasrec import SASRec
     from robustjax.seq import make_sequence_data
-    data = make_sequence_data(synthetic(num_users=24, num_items=120, interactions_per_user=10,
-                                        seed=1), max_len=8, seed=0)
-    kw = {"num_items": data.num_items, "max_len": 8, "dim": 8, "num_blocks": 1,
-          "num_heads": 1, "dropout": 0.0}
-    models = {"sasrec-s0": nnx.split(SASRec(**kw, rngs=nnx.Rngs(0)), nnx.Param),
-              "sasrec-s1": nnx.split(SASRec(**kw, rngs=nnx.Rngs(1)), nnx.Param),
-              "bert4rec-s0": nnx.split(BERT4Rec(**kw, rngs=nnx.Rngs(0)), nnx.Param)}
+
+    data = make_sequence_data(
+        synthetic(num_users=24, num_items=120, interactions_per_user=10, seed=1), max_len=8, seed=0
+    )
+    kw = {
+        "num_items": data.num_items,
+        "max_len": 8,
+        "dim": 8,
+        "num_blocks": 1,
+        "num_heads": 1,
+        "dropout": 0.0,
+    }
+    models = {
+        "sasrec-s0": nnx.split(SASRec(**kw, rngs=nnx.Rngs(0)), nnx.Param),
+        "sasrec-s1": nnx.split(SASRec(**kw, rngs=nnx.Rngs(1)), nnx.Param),
+        "bert4rec-s0": nnx.split(BERT4Rec(**kw, rngs=nnx.Rngs(0)), nnx.Param),
+    }
     return data, models
 
 
 def test_victims_see_exactly_the_histories_crafted_on_the_surrogate(seq_setup, tmp_path):
     from experiments.transfer.sequence import craft_histories, histories_hash, transfer_matrix
+
     data, models = seq_setup
-    out = transfer_matrix(models, data, ("sasrec-s0",), budget=2, seed=3,
-                          out_dir=str(tmp_path))
+    out = transfer_matrix(models, data, ("sasrec-s0",), budget=2, seed=3, out_dir=str(tmp_path))
     saved = np.load(tmp_path / "edits.npz")
     clean = np.asarray(data.test_input)
     np.testing.assert_array_equal(saved["clean"], clean)
     g, p = models["sasrec-s0"]
-    crafted = craft_histories(g, p, data.test_input, data.test_cands, kind="gradient",
-                              budget=2, num_items=data.num_items, key=jax.random.key(3))
+    crafted = craft_histories(
+        g,
+        p,
+        data.test_input,
+        data.test_cands,
+        kind="gradient",
+        budget=2,
+        num_items=data.num_items,
+        key=jax.random.key(3),
+    )
     np.testing.assert_array_equal(saved["sasrec-s0"], crafted)
     cands = np.asarray(data.test_cands)
     for row in out["rows"]:
         edited = saved[row["surrogate"]]
-        assert {c["histories_sha1"] for c in row["cells"].values()} == {
-            histories_hash(edited)} == {row["histories_sha1"]}
+        assert (
+            {c["histories_sha1"] for c in row["cells"].values()}
+            == {histories_hash(edited)}
+            == {row["histories_sha1"]}
+        )
         changed = edited != clean
         assert changed.sum(axis=1).max() <= 2 and row["changed"] > 0
-        assert np.all((edited == 0) == (clean == 0))          # layout kept, real ids only
+        assert np.all((edited == 0) == (clean == 0))  # layout kept, real ids only
         for u, pos in zip(*np.nonzero(changed)):
-            assert edited[u, pos] not in cands[u]             # candidates never written
+            assert edited[u, pos] not in cands[u]  # candidates never written
         assert set(row["cells"]) == set(models)
         for m, cell in row["cells"].items():
             assert np.isclose(cell["hr@10/drop"], out["clean"][m]["hr@10"] - cell["hr@10"])
@@ -141,6 +169,7 @@ def test_victims_see_exactly_the_histories_crafted_on_the_surrogate(seq_setup, t
 
 def test_config_validation():
     from experiments import get_config
+
     with pytest.raises(ValueError, match="victim_seed"):
         get_config("transfer", surrogate_seed=3, victim_seed=3)
     with pytest.raises(ValueError, match="surrogates"):
@@ -154,9 +183,9 @@ def test_config_validation():
 @pytest.mark.slow  # runs with -m slow (long compile on 2 cores)
 def test_tiny_experiment_writes_results(tmp_path):
     from robustjax.cli.main import main
+
     out = str(tmp_path / "transfer")
-    assert main(["train", "--experiment", "transfer", "--tiny", "--out", out,
-                 "--no-progress"]) == 0
+    assert main(["train", "--experiment", "transfer", "--tiny", "--out", out, "--no-progress"]) == 0
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
     fake, hist = results["fake_profiles"], results["histories"]

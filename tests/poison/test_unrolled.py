@@ -27,18 +27,41 @@ def test_unrolled_gradient_matches_finite_differences(loss, kind):
         num_real, num_fake, num_items, dim = 6, 2, 8, 3
         x_real = jnp.asarray((rng.random((num_real, num_items)) < 0.35).astype(np.float64))
         x_fake = jnp.asarray(rng.uniform(0.2, 0.8, (num_fake, num_items)))
-        base, opt = init_surrogate(num_real + num_fake, num_items, dim,
-                                   key=jax.random.key(1), dtype=jnp.float64)
-        base, opt = train_surrogate(base, opt, jnp.concatenate([x_real, x_fake]),
-                                    key=jax.random.key(2), steps=3, lr=0.05, alpha=2.0,
-                                    l2=0.1, loss=loss)
+        base, opt = init_surrogate(
+            num_real + num_fake, num_items, dim, key=jax.random.key(1), dtype=jnp.float64
+        )
+        base, opt = train_surrogate(
+            base,
+            opt,
+            jnp.concatenate([x_real, x_fake]),
+            key=jax.random.key(2),
+            steps=3,
+            lr=0.05,
+            alpha=2.0,
+            l2=0.1,
+            loss=loss,
+        )
         targets = jnp.array([1, 4])
         eligible = jnp.asarray((np.asarray(x_real)[:, [1, 4]].sum(1) == 0).astype(np.float64))
 
         def f(xf):
-            return unrolled_objective(xf, x_real, base, opt, targets, eligible,
-                                      key=jax.random.key(3), steps=4, lr=0.05, alpha=2.0,
-                                      l2=0.1, k=2, temperature=0.5, loss=loss, kind=kind)
+            return unrolled_objective(
+                xf,
+                x_real,
+                base,
+                opt,
+                targets,
+                eligible,
+                key=jax.random.key(3),
+                steps=4,
+                lr=0.05,
+                alpha=2.0,
+                l2=0.1,
+                k=2,
+                temperature=0.5,
+                loss=loss,
+                kind=kind,
+            )
 
         f = jax.jit(f)
         g = jax.jit(jax.grad(f))(x_fake)
@@ -56,19 +79,33 @@ def test_victim_surrogate_gradient_matches_finite_differences():
         rng = np.random.default_rng(0)
         num_real, num_fake, num_items, dim = 6, 2, 8, 3
         dense = rng.random((num_real, num_items)) < 0.35
-        dense[np.arange(num_real), np.arange(num_real)] = True   # every user has a positive
+        dense[np.arange(num_real), np.arange(num_real)] = True  # every user has a positive
         user, item = np.nonzero(dense)
         data = build_train_arrays(user, item, num_real, num_items)
         x_fake = jnp.asarray(rng.uniform(0.2, 0.8, (num_fake, num_items)))
-        base, opt = init_victim(num_real + num_fake, num_items, dim, key=jax.random.key(1),
-                                dtype=jnp.float64)
+        base, opt = init_victim(
+            num_real + num_fake, num_items, dim, key=jax.random.key(1), dtype=jnp.float64
+        )
         targets = jnp.array([1, 4])
         eligible = jnp.asarray((dense[:, [1, 4]].sum(1) == 0).astype(np.float64))
 
         def f(xf):
-            return victim_objective(xf, data, jnp.asarray(dense), base, opt, targets, eligible,
-                                    key=jax.random.key(3), epochs=2, batch_size=4, lr=0.05,
-                                    k=2, temperature=0.5, kind="cw")
+            return victim_objective(
+                xf,
+                data,
+                jnp.asarray(dense),
+                base,
+                opt,
+                targets,
+                eligible,
+                key=jax.random.key(3),
+                epochs=2,
+                batch_size=4,
+                lr=0.05,
+                k=2,
+                temperature=0.5,
+                kind="cw",
+            )
 
         f = jax.jit(f)
         g = jax.jit(jax.grad(f))(x_fake)
@@ -110,13 +147,15 @@ def test_unrolled_attack_respects_budget_and_is_seeded():
     assert a.fingerprint() == b.fingerprint()
     assert len(a.params["objective_history"]) == 3
     assert a.params["objective_best"] == min(a.params["objective_history"])
-    vcfg = UnrolledConfig(surrogate="victim", dim=4, warm_epochs=1, unroll_epochs=1,
-                          batch_size=32, outer_steps=1, k=5)
+    vcfg = UnrolledConfig(
+        surrogate="victim", dim=4, warm_epochs=1, unroll_epochs=1, batch_size=32, outer_steps=1, k=5
+    )
     c = unrolled_attack(table, targets, 3, 6, key=jax.random.key(0), config=vcfg)
     assert c.items.shape == (3, 8) and len(c.params["objective_history"]) == 2
     # an ensemble of surrogate initialisations: member 0 is the single surrogate above
-    e = unrolled_attack(table, targets, 3, 6, key=jax.random.key(0),
-                        config=dataclasses.replace(vcfg, surrogates=2))
+    e = unrolled_attack(
+        table, targets, 3, 6, key=jax.random.key(0), config=dataclasses.replace(vcfg, surrogates=2)
+    )
     assert e.items.shape == (3, 8) and e.params["surrogates"] == 2
     v1, v2 = c.params["objective_history"][0], e.params["objective_history"][0]
     assert np.isfinite(v2) and v2 != v1

@@ -31,7 +31,8 @@ def small():
     table = synthetic(num_users=24, num_items=30, interactions_per_user=6, seed=0)
     data = build_train_arrays(table.user, table.item, table.num_users, table.num_items)
     (g_fns, g_params), (d_fns, d_params) = (
-        build_model(ModelConfig(dim=8), table.num_users, table.num_items, seed=s) for s in (0, 1))
+        build_model(ModelConfig(dim=8), table.num_users, table.num_items, seed=s) for s in (0, 1)
+    )
     return data, g_fns, g_params, d_fns, d_params
 
 
@@ -43,10 +44,12 @@ def _chi2(counts, probs):
 
 
 def test_generator_sampling_matches_its_softmax(strict_promotion):
-    logits = jnp.array([[0.5, -1.0, 2.0, 0.0, 1.0, -0.5],
-                        [1.0, -jnp.inf, 0.0, 3.0, -2.0, -jnp.inf]], jnp.float32)
-    draws = np.asarray(sample_categorical(jax.nn.log_softmax(logits), num=40_000,
-                                          key=jax.random.key(0)))
+    logits = jnp.array(
+        [[0.5, -1.0, 2.0, 0.0, 1.0, -0.5], [1.0, -jnp.inf, 0.0, 3.0, -2.0, -jnp.inf]], jnp.float32
+    )
+    draws = np.asarray(
+        sample_categorical(jax.nn.log_softmax(logits), num=40_000, key=jax.random.key(0))
+    )
     assert draws.shape == (2, 40_000) and draws.dtype == np.int32
     probs = np.asarray(jax.nn.softmax(logits, axis=-1), np.float64)
     for row in range(2):
@@ -59,8 +62,9 @@ def test_importance_draws_follow_the_mixture(strict_promotion):
     log_p = jax.nn.log_softmax(jnp.array([[0.2, -1.0, 1.5, 0.0, 0.7]], jnp.float32))
     positives = jnp.array([[1, 3, 5]], jnp.int32)  # padded with num_items = 5
     lam = 0.3
-    items, w = draw_for_generator(log_p, positives, num=40_000, importance_mix=lam,
-                                  key=jax.random.key(1))
+    items, w = draw_for_generator(
+        log_p, positives, num=40_000, importance_mix=lam, key=jax.random.key(1)
+    )
     p = np.asarray(jnp.exp(log_p[0]), np.float64)
     q = (1 - lam) * p + lam * np.isin(np.arange(5), [1, 3]) / 2
     stat, dof = _chi2(np.bincount(np.asarray(items[0]), minlength=5), q)
@@ -68,8 +72,9 @@ def test_importance_draws_follow_the_mixture(strict_promotion):
     np.testing.assert_allclose(np.asarray(w[0]), (p / q)[np.asarray(items[0])], rtol=1e-5)
 
 
-@pytest.mark.parametrize("baseline,mix", [("none", 0.0), ("loo", 0.0), ("expected", 0.0),
-                                          ("loo", 0.3)])
+@pytest.mark.parametrize(
+    "baseline,mix", [("none", 0.0), ("loo", 0.0), ("expected", 0.0), ("loo", 0.3)]
+)
 def test_reinforce_gradient_is_unbiased(baseline, mix, strict_promotion):
     theta = jnp.array([0.3, -0.8, 1.2, 0.0, -0.4], jnp.float32)
     r = jnp.array([1.0, -0.5, 0.2, 2.0, 0.7], jnp.float32)
@@ -84,8 +89,17 @@ def test_reinforce_gradient_is_unbiased(baseline, mix, strict_promotion):
         def surrogate(t):
             log_p = jax.nn.log_softmax(t)[None, :]
             items, w = draw_for_generator(log_p, positives, num=4, importance_mix=mix, key=key)
-            return jnp.mean(reinforce_loss(log_p, items, r[items], baseline=baseline, weights=w,
-                                           expected_reward=expected_reward(t)[None]))
+            return jnp.mean(
+                reinforce_loss(
+                    log_p,
+                    items,
+                    r[items],
+                    baseline=baseline,
+                    weights=w,
+                    expected_reward=expected_reward(t)[None],
+                )
+            )
+
         return -jax.grad(surrogate)(theta)
 
     grads = np.asarray(jax.jit(jax.vmap(estimate))(jax.random.split(jax.random.key(2), 20_000)))
@@ -95,8 +109,9 @@ def test_reinforce_gradient_is_unbiased(baseline, mix, strict_promotion):
 
 def test_loo_baseline_needs_two_draws():
     with pytest.raises(ValueError, match="K=1"):
-        reinforce_loss(jnp.zeros((1, 3)), jnp.zeros((1, 1), jnp.int32), jnp.zeros((1, 1)),
-                       baseline="loo")
+        reinforce_loss(
+            jnp.zeros((1, 3)), jnp.zeros((1, 1), jnp.int32), jnp.zeros((1, 1)), baseline="loo"
+        )
 
 
 def test_positive_mask_and_exclusion(small):
@@ -119,8 +134,9 @@ def _run_d(small, calls, **kw):
     perm = jnp.asarray(epoch_permutation(data.num_interactions, 64, seed=0, epoch=0)[:1])
     state, losses = init_state(jax.tree.map(jnp.copy, d_params), tx), []  # donated
     for _ in range(calls):  # one fixed batch, same negatives (same key, G fixed)
-        state, metrics = d_epoch(state, g_params, perm, data, user_positives(data),
-                                 jax.random.key(4))
+        state, metrics = d_epoch(
+            state, g_params, perm, data, user_positives(data), jax.random.key(4)
+        )
         losses.append(float(metrics["loss"]))
     return d_epoch, losses
 
@@ -132,26 +148,37 @@ def test_d_step_lowers_the_discriminator_loss(small, loss, exclude):
     assert d_epoch._cache_size() == 1
 
 
-@pytest.mark.parametrize("estimator,baseline", [("reinforce", "loo"), ("reinforce", "expected"),
-                                                ("gumbel", "none")])
+@pytest.mark.parametrize(
+    "estimator,baseline", [("reinforce", "loo"), ("reinforce", "expected"), ("gumbel", "none")]
+)
 def test_g_steps_raise_the_expected_reward_with_one_compile(small, estimator, baseline):
     data, g_fns, g_params, d_fns, d_params = small
     tx = make_optimizer("adam", 0.05)
-    g_epoch = make_g_epoch(g_fns, d_fns, tx, estimator=estimator, baseline=baseline,
-                           num_samples=4, reward="irgan", importance_mix=0.0)
+    g_epoch = make_g_epoch(
+        g_fns,
+        d_fns,
+        tx,
+        estimator=estimator,
+        baseline=baseline,
+        num_samples=4,
+        reward="irgan",
+        importance_mix=0.0,
+    )
     positives = user_positives(data)
     users = jnp.arange(data.num_users, dtype=jnp.int32)
 
     def expected_reward(params):
         p = jax.nn.softmax(g_fns.score_all(params, users), axis=-1)
-        return float(jnp.mean(jnp.sum(p * (2 * jax.nn.sigmoid(d_fns.score_all(d_params, users))
-                                           - 1), axis=-1)))
+        return float(
+            jnp.mean(
+                jnp.sum(p * (2 * jax.nn.sigmoid(d_fns.score_all(d_params, users)) - 1), axis=-1)
+            )
+        )
 
     state, before = init_state(jax.tree.map(jnp.copy, g_params), tx), expected_reward(g_params)
     for epoch in range(4):
         perm = jnp.asarray(epoch_permutation(data.num_interactions, 64, seed=0, epoch=epoch))
-        state, metrics = g_epoch(state, d_params, perm, data, positives,
-                                 jax.random.key(epoch))
+        state, metrics = g_epoch(state, d_params, perm, data, positives, jax.random.key(epoch))
         assert all(np.isfinite(float(v)) for v in metrics.values())
     assert expected_reward(state.params) > before + 0.01
     assert g_epoch._cache_size() == 1

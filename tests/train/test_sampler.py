@@ -57,8 +57,9 @@ def test_is_positive_matches_dense():
     u, i, dense = _random_pairs(3)
     data = build_train_arrays(u, i, *dense.shape)
     uu, ii = np.meshgrid(np.arange(dense.shape[0]), np.arange(dense.shape[1]), indexing="ij")
-    got = np.asarray(is_positive(data, jnp.asarray(uu.ravel(), jnp.int32),
-                                 jnp.asarray(ii.ravel(), jnp.int32)))
+    got = np.asarray(
+        is_positive(data, jnp.asarray(uu.ravel(), jnp.int32), jnp.asarray(ii.ravel(), jnp.int32))
+    )
     np.testing.assert_array_equal(got, dense.ravel())
 
 

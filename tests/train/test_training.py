@@ -31,10 +31,20 @@ def _fit(small, tmp_path=None, *, epochs=6, resume=False, **kw):
     table, data = small
     fns, params = build_model(ModelConfig(dim=8), table.num_users, table.num_items, seed=0)
     tx = make_optimizer("adam", 1e-2)
-    return fit(params=params, tx=tx, phases=[Phase(0, combine(bpr=Term(clean_term(fns))))],
-               data=data, epochs=epochs, batch_size=128, seed=3, progress=False,
-               checkpoint_dir=None if tmp_path is None else str(tmp_path),
-               checkpoint_every=3, resume=resume, **kw)
+    return fit(
+        params=params,
+        tx=tx,
+        phases=[Phase(0, combine(bpr=Term(clean_term(fns))))],
+        data=data,
+        epochs=epochs,
+        batch_size=128,
+        seed=3,
+        progress=False,
+        checkpoint_dir=None if tmp_path is None else str(tmp_path),
+        checkpoint_every=3,
+        resume=resume,
+        **kw,
+    )
 
 
 def test_permutation_covers_every_row_once():
@@ -115,16 +125,32 @@ def test_phases_switch_objective(small):
 
         def fn(p, b, *, key):
             return base(p, b, key=key)
+
         return combine(**{name: Term(fn)})
 
-    res = fit(params=params, tx=make_optimizer("adam", 1e-2),
-              phases=[Phase(0, tagged("first"), "a"), Phase(2, tagged("second"), "b")],
-              data=data, epochs=4, batch_size=128, seed=0, progress=False,
-              on_epoch=lambda r: seen.append(r))
+    res = fit(
+        params=params,
+        tx=make_optimizer("adam", 1e-2),
+        phases=[Phase(0, tagged("first"), "a"), Phase(2, tagged("second"), "b")],
+        data=data,
+        epochs=4,
+        batch_size=128,
+        seed=0,
+        progress=False,
+        on_epoch=lambda r: seen.append(r),
+    )
     assert [r["phase"] for r in seen] == ["a", "a", "b", "b"]
     assert "first" in seen[0] and "second" in seen[-1]
     assert res.epochs_run == 4
     with pytest.raises(ValueError, match="first phase must start at epoch 0"):
-        fit(params=params, tx=make_optimizer("adam", 1e-2), phases=[Phase(1, tagged("x"))],
-            data=data, epochs=2, batch_size=8, seed=0, progress=False)
+        fit(
+            params=params,
+            tx=make_optimizer("adam", 1e-2),
+            phases=[Phase(1, tagged("x"))],
+            data=data,
+            epochs=2,
+            batch_size=8,
+            seed=0,
+            progress=False,
+        )
     _ = dataclasses
