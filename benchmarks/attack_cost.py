@@ -28,7 +28,7 @@ from robustjax.train import (
     epoch_permutation,
     init_state,
     make_optimizer,
-    make_train_epoch,
+    pair_epoch_fn,
 )
 
 # forward/backward passes of the score function per step, beyond the shared table gather,
@@ -67,11 +67,7 @@ def variants():
 def time_variant(fns, params, data, adv, *, epochs, batch_size, seed):
     tx = make_optimizer("adam", 1e-3)
     phase = build_phases(fns, loss="bpr", l2=0.0, adv=adv, epochs=epochs + 1)[-1]
-    epoch_fn = (
-        phase.make_epoch(tx)
-        if phase.make_epoch is not None
-        else make_train_epoch(phase.objective, tx)
-    )
+    epoch_fn = pair_epoch_fn(phase, tx)
     state = init_state(jax.tree.map(jnp.copy, params), tx)
     root = jax.random.key(seed)
     perms = [

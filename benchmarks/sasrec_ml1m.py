@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import SHARED, environment, write_record
 
-from robustjax.seq_run import run_sasrec
+from robustjax.runs import run_sasrec
 
 SETTINGS = {
     "max_len": 200,

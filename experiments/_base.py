@@ -5,14 +5,27 @@ import json
 
 
 class ConfigBase:
-    """Mixin for frozen experiment config dataclasses.
+    """Mixin for frozen experiment config dataclasses that define their own ``run``.
 
     ``validate`` runs after every ``--set`` override has been applied (override it for
-    cross-field checks); ``to_json`` is what the experiment writes to ``config.json``.
+    cross-field checks); ``to_json`` is what the experiment writes to ``config.json``;
+    ``with_data`` applies the CLI's ``--data``/``--format``; ``headline`` picks the metrics
+    the CLI prints.
     """
 
     def validate(self):
         return self
+
+    def with_data(self, path: str | None, fmt: str | None):
+        if fmt is not None:
+            raise ValueError(
+                f"{self.name}: --format is not supported here (the data format is "
+                f"auto-detected from --data); got --format {fmt!r}."
+            )
+        return self if path is None else dataclasses.replace(self, data_path=path)
+
+    def headline(self, metrics: dict) -> dict:
+        return {k: v for k, v in metrics.items() if k.startswith("test/")}
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=1, sort_keys=True)
@@ -28,14 +41,18 @@ def build_config(cls, *, tiny: bool, tiny_fields: dict, overrides: dict):
 
 
 def start_sequence_run(cfg, out_dir: str, *, resume: bool) -> dict | None:
-    """Common start of the sequential experiments: rejects ``resume``, validates, writes
+    """Common start of the sequential experiments: validates, writes
     ``out_dir/config.json``; returns the synthetic-data arguments of a ``--tiny`` run
     without ``--data`` (else None, meaning ``cfg.data_path``)."""
     import os
 
-    if resume:
-        raise ValueError(f"{cfg.name} does not support --resume yet.")
+    if resume and not os.path.exists(os.path.join(out_dir, "checkpoint", "state.npz")):
+        raise FileNotFoundError(
+            f"{cfg.name}: --resume needs {out_dir}/checkpoint/state.npz; run without --resume."
+        )
     cfg.validate()
+    if cfg.data_path is None and not cfg.tiny:
+        raise ValueError(f"{cfg.name} needs --data (e.g. ../shared/data/ml-1m), or --tiny.")
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         f.write(cfg.to_json())

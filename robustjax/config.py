@@ -104,6 +104,21 @@ class ExperimentConfig:
             )
         return self
 
+    def with_data(self, path: str | None, fmt: str | None) -> "ExperimentConfig":
+        """The config with the CLI's ``--data PATH`` / ``--format FMT`` applied."""
+        data = self.data
+        if path is not None:
+            data = dataclasses.replace(data, path=path)
+        if fmt is not None:
+            data = dataclasses.replace(data, format=fmt)
+        return dataclasses.replace(self, data=data)
+
+    def headline(self, metrics: dict) -> dict:
+        """The test metrics the CLI prints: recall and NDCG at the selection cutoff, AUC."""
+        k = self.train.early_metric.partition("@")[2]
+        wanted = [f"test/recall@{k}", f"test/ndcg@{k}", "test/auc"] if k else ["test/auc"]
+        return {key: metrics[key] for key in wanted if key in metrics}
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

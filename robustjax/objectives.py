@@ -6,6 +6,7 @@ This module only wires configs to the building blocks of :mod:`robustjax.losses`
 """
 
 import dataclasses
+from collections.abc import Callable
 
 from robustjax.attacks import AttackConfig, make_attack
 from robustjax.losses import Term, clean_term, combine, emb_loss, l2_term
@@ -20,8 +21,33 @@ from robustjax.losses.adversarial import (
 )
 from robustjax.losses.gram import span_adversarial_term
 from robustjax.models.base import ModelFns
-from robustjax.train.free import make_free_train_epoch
-from robustjax.train.loop import Phase
+
+
+@dataclasses.dataclass(frozen=True)
+class FreeAT:
+    """"Free" adversarial training (``robustjax.train.free``): each batch replayed
+    ``replays`` times, one ascent step on the perturbation per replay."""
+
+    fns: ModelFns
+    loss_on_emb: Callable
+    replays: int
+    eps: float
+    step_size: float | None
+    names: tuple[str, ...]
+    norm: str
+    scope: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectivePhase:
+    """An objective used from ``start_epoch`` (0-based) until the next phase starts; the
+    trainer turns it into an epoch. ``free`` replaces the objective by free AT."""
+
+    start_epoch: int
+    objective: Callable | None
+    name: str = "train"
+    free: FreeAT | None = None
+
 
 METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free")
 APR_MODES = ("per-lookup", "published")
@@ -109,13 +135,13 @@ class AdvConfig:
 
 def build_phases(
     fns: ModelFns, *, loss: str, l2: float, adv: AdvConfig, epochs: int
-) -> list[Phase]:
+) -> list[ObjectivePhase]:
     """Phases of a run: a clean phase, then (from ``adv.warm_epochs``) the adversarial one."""
     loss_on_emb = emb_loss(fns, loss)
     clean = {loss: Term(clean_term(fns, loss))}
     if l2:
         clean["l2"] = Term(l2_term(fns), l2)
-    phases = [Phase(0, combine(**clean), "clean")]
+    phases = [ObjectivePhase(0, combine(**clean), "clean")]
     if adv.method == "none":
         return phases
     if adv.warm_epochs >= epochs:
@@ -135,22 +161,17 @@ def build_phases(
         attack = inject(attack, adv.fraction)
     name = adv.method
     if adv.method == "free":
-        phase = Phase(
-            adv.warm_epochs,
-            None,
-            "free",
-            make_epoch=lambda tx: make_free_train_epoch(
-                fns,
-                loss_on_emb,
-                tx,
-                replays=adv.replays,
-                eps=adv.eps,
-                step_size=adv.step_size,
-                names=adv.targets,
-                norm=adv.norm,
-                scope=adv.scope,
-            ),
+        free = FreeAT(
+            fns,
+            loss_on_emb,
+            replays=adv.replays,
+            eps=adv.eps,
+            step_size=adv.step_size,
+            names=adv.targets,
+            norm=adv.norm,
+            scope=adv.scope,
         )
+        phase = ObjectivePhase(adv.warm_epochs, None, "free", free=free)
         return phases + [phase] if adv.warm_epochs else [dataclasses.replace(phase, start_epoch=0)]
     if (
         adv.span
@@ -214,5 +235,5 @@ def build_phases(
         raise AssertionError(adv.method)
     if l2 and "l2" not in terms:
         terms["l2"] = Term(l2_term(fns), l2)
-    phase = Phase(adv.warm_epochs, combine(**terms), name)
+    phase = ObjectivePhase(adv.warm_epochs, combine(**terms), name)
     return phases + [phase] if adv.warm_epochs else [phase]

@@ -19,8 +19,8 @@ from robustjax.config import ExperimentConfig
 from robustjax.data import SplitData, prepare, user_item_csr
 from robustjax.eval import evaluate_full, evaluate_sampled, make_sampled_candidates
 from robustjax.models import ModelFns, build_model
-from robustjax.objectives import build_phases
-from robustjax.train import Phase, build_train_arrays, fit, make_optimizer, save_pytree
+from robustjax.objectives import ObjectivePhase, build_phases
+from robustjax.train import build_train_arrays, fit, make_optimizer, save_pytree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Evaluator:
         return (metrics, top) if top_n else metrics
 
 
-def default_phases(cfg: ExperimentConfig, fns: ModelFns) -> list[Phase]:
+def default_phases(cfg: ExperimentConfig, fns: ModelFns) -> list[ObjectivePhase]:
     """The configured objective: the clean loss (+ L2), then the adversarial phase."""
     return build_phases(
         fns, loss=cfg.train.loss, l2=cfg.train.l2, adv=cfg.adv, epochs=cfg.train.epochs
@@ -84,7 +84,7 @@ def run_experiment(
     *,
     resume: bool = False,
     progress: bool = True,
-    make_phases: Callable[[ExperimentConfig, ModelFns], list[Phase]] | None = None,
+    make_phases: Callable[[ExperimentConfig, ModelFns], list[ObjectivePhase]] | None = None,
 ) -> dict[str, float]:
     """Trains, selects on validation, evaluates on test, writes every output file."""
     cfg.validate()

@@ -23,7 +23,7 @@ Measured numbers and the per-epoch time are in README.md.
 import dataclasses
 
 from experiments._base import ConfigBase, build_config, start_sequence_run
-from robustjax.seq_adv import SeqAdvConfig
+from robustjax.losses.sequence import SeqAdvConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -94,12 +94,6 @@ class BERT4RecConfig(ConfigBase):
                 f"BERT4RecConfig.time_budget_s must be > 0 or None, got {self.time_budget_s!r}."
             )
 
-    def validate(self) -> "BERT4RecConfig":
-        if self.data_path is None and not self.tiny:
-            raise ValueError("bert4rec-ml1m needs --data (e.g. ../shared/data/ml-1m), or --tiny.")
-        return self
-
-
 def get_config(*, tiny: bool = False, **overrides) -> BERT4RecConfig:
     return build_config(
         BERT4RecConfig,
@@ -112,7 +106,7 @@ def get_config(*, tiny: bool = False, **overrides) -> BERT4RecConfig:
 def run(cfg: BERT4RecConfig, out_dir: str, *, resume: bool = False, progress: bool = True) -> dict:
     """Trains and evaluates; writes ``out_dir/{config.json,metrics.json,history.jsonl}`` and
     the selected parameters to ``out_dir/checkpoint/params.npz``."""
-    from robustjax.seq_bert4rec import run_bert4rec
+    from robustjax.runs import run_bert4rec
 
     synthetic = start_sequence_run(cfg, out_dir, resume=resume)
     return run_bert4rec(
@@ -135,6 +129,7 @@ def run(cfg: BERT4RecConfig, out_dir: str, *, resume: bool = False, progress: bo
         eval_every=cfg.eval_every,
         time_budget_s=cfg.time_budget_s,
         progress=progress,
+        resume=resume,
         synthetic=synthetic,
         adv=cfg.adv,
     )

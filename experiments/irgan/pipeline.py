@@ -11,9 +11,9 @@ import jax
 from robustjax.data import prepare
 from robustjax.losses import Term, clean_term, combine
 from robustjax.models import ModelConfig, build_model
+from robustjax.objectives import ObjectivePhase
 from robustjax.run import Evaluator, run_experiment
 from robustjax.train import (
-    Phase,
     build_train_arrays,
     fit,
     fit_gan,
@@ -51,7 +51,7 @@ def _pretrain(fns, params, data, cfg, progress):
     result = fit(
         params=params,
         tx=make_optimizer(cfg.optimizer, cfg.learning_rate),
-        phases=[Phase(0, combine(bpr=Term(clean_term(fns))), "bpr")],
+        phases=[ObjectivePhase(0, combine(bpr=Term(clean_term(fns))), "bpr")],
         data=data,
         epochs=cfg.pretrain_epochs,
         batch_size=cfg.batch_size,
@@ -247,9 +247,9 @@ def plot_history(history: list[dict], rows: dict, metric: str, path: str) -> Non
     ax = fig.add_subplot()
     for name, label in (("g", "IRGAN generator"), ("d", "IRGAN discriminator")):
         pts = [
-            (r["epoch"], r[f"{name}/valid/{metric}"])
+            (r["epoch"], r[f"valid/{name}/{metric}"])
             for r in history
-            if f"{name}/valid/{metric}" in r
+            if f"valid/{name}/{metric}" in r
         ]
         if pts:
             ax.plot(*zip(*pts), marker=".", label=label)

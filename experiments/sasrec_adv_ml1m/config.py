@@ -19,7 +19,7 @@ import dataclasses
 
 from experiments.sasrec_ml1m.config import SASRecConfig
 from experiments.sasrec_ml1m.config import run as _run_sasrec
-from robustjax.seq_adv import SeqAdvConfig
+from robustjax.losses.sequence import SeqAdvConfig
 
 DEFAULT_ADV = SeqAdvConfig(method="apr", eps=1.0, lam=1.0, start_epoch=1)
 

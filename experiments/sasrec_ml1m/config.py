@@ -20,7 +20,7 @@ ML-1M history is under 100 items. ``--set buckets=1`` trains on full-length batc
 import dataclasses
 
 from experiments._base import ConfigBase, build_config, start_sequence_run
-from robustjax.seq_adv import SeqAdvConfig
+from robustjax.losses.sequence import SeqAdvConfig
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -58,12 +58,6 @@ class SASRecConfig(ConfigBase):
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"SASRecConfig.dropout must lie in [0, 1), got {self.dropout!r}.")
 
-    def validate(self) -> "SASRecConfig":
-        if self.data_path is None and not self.tiny:
-            raise ValueError("sasrec-ml1m needs --data (e.g. ../shared/data/ml-1m), or --tiny.")
-        return self
-
-
 def get_config(*, tiny: bool = False, **overrides) -> SASRecConfig:
     return build_config(
         SASRecConfig,
@@ -82,7 +76,7 @@ def get_config(*, tiny: bool = False, **overrides) -> SASRecConfig:
 
 def run(cfg: SASRecConfig, out_dir: str, *, resume: bool = False, progress: bool = True) -> dict:
     """Trains and evaluates; writes ``out_dir/{config.json,metrics.json,history.jsonl}``."""
-    from robustjax.seq_run import run_sasrec
+    from robustjax.runs import run_sasrec
 
     synthetic = start_sequence_run(cfg, out_dir, resume=resume)
     return run_sasrec(
@@ -99,6 +93,7 @@ def run(cfg: SASRecConfig, out_dir: str, *, resume: bool = False, progress: bool
         seed=cfg.seed,
         eval_every=cfg.eval_every,
         progress=progress,
+        resume=resume,
         synthetic=synthetic,
         adv=cfg.adv,
         init_from=cfg.init_from,

@@ -13,11 +13,10 @@ from flax import nnx
 from experiments.transfer.config import parse_seq_model
 from robustjax.attacks.sequence import apply_sequence_attack
 from robustjax.data import load, synthetic
+from robustjax.data.sequences import SequenceData, make_sequence_data
 from robustjax.data.table import InteractionTable
 from robustjax.eval.seq_sweep import candidate_loss
-from robustjax.seq import SequenceData, make_sequence_data
-from robustjax.seq_bert4rec import run_bert4rec
-from robustjax.seq_run import load_sequence_run, run_sasrec
+from robustjax.runs import load_sequence_run, run_bert4rec, run_sasrec
 
 ATTACKS = ("gradient", "random")  # substitute_gradient on a surrogate; substitute_random
 
@@ -156,7 +155,7 @@ def craft_histories(
     return np.concatenate(out).astype(np.int32)
 
 
-def make_eval_fn(graphdef: nnx.GraphDef):
+def make_sasrec_eval_fn(graphdef: nnx.GraphDef):
     """Jitted ``evaluate(params, ids [B, L], cands [B, C]) -> (hit [B], ndcg [B])`` at 10
     (sampled protocol: rank = candidates scored strictly above the target)."""
 
@@ -176,9 +175,9 @@ def evaluate_histories(
     graphdef, params, inputs, cands, *, batch_size: int = 256, evaluate=None
 ) -> dict:
     """``{"hr@10", "ndcg@10", "histories_sha1"}`` of a model on the given histories; the
-    hash identifies the exact ids evaluated. ``evaluate``: a :func:`make_eval_fn` of
+    hash identifies the exact ids evaluated. ``evaluate``: a :func:`make_sasrec_eval_fn` of
     ``graphdef`` to reuse (compiled once per model)."""
-    evaluate = evaluate or make_eval_fn(graphdef)
+    evaluate = evaluate or make_sasrec_eval_fn(graphdef)
     inputs_np = np.asarray(inputs, np.int32)
     inputs, cands = jnp.asarray(inputs_np), jnp.asarray(cands)
     n = inputs.shape[0]
@@ -227,7 +226,7 @@ def transfer_matrix(
     """
     inputs, cands = data.test_input, data.test_cands
     clean_ids = np.asarray(inputs, np.int32)
-    evals = {m: make_eval_fn(g) for m, (g, _) in models.items()}
+    evals = {m: make_sasrec_eval_fn(g) for m, (g, _) in models.items()}
     clean = {
         m: evaluate_histories(g, p, clean_ids, cands, evaluate=evals[m])
         for m, (g, p) in models.items()

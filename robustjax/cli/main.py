@@ -1,7 +1,6 @@
 """The ``robustjax`` console script."""
 
 import argparse
-import dataclasses
 import json
 import sys
 
@@ -94,17 +93,7 @@ def resolve_config(args):
     from experiments import get_config
     from robustjax.config import apply_overrides
 
-    cfg = get_config(args.experiment, tiny=args.tiny)
-    if not hasattr(cfg, "data"):  # a self-contained experiment config (e.g. sasrec-ml1m)
-        if args.data is not None:
-            cfg = dataclasses.replace(cfg, data_path=args.data)
-        return apply_overrides(cfg, args.overrides)
-    data = cfg.data
-    if args.data is not None:
-        data = dataclasses.replace(data, path=args.data)
-    if args.format is not None:
-        data = dataclasses.replace(data, format=args.format)
-    cfg = dataclasses.replace(cfg, data=data)
+    cfg = get_config(args.experiment, tiny=args.tiny).with_data(args.data, args.format)
     return apply_overrides(cfg, args.overrides)
 
 
@@ -139,14 +128,7 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError, TypeError) as e:
         print(f"robustjax: error: {e}", file=sys.stderr)
         return 2
-    if not hasattr(cfg, "train"):
-        print(json.dumps({k: round(v, 4) for k, v in metrics.items() if k.startswith("test/")}))
-        print(f"wrote {args.out}/metrics.json")
-        return 0
-    k = cfg.train.early_metric.partition("@")[2]
-    wanted = [f"test/recall@{k}", f"test/ndcg@{k}", "test/auc"] if k else ["test/auc"]
-    shown = {key: round(metrics[key], 4) for key in wanted if key in metrics}
-    print(json.dumps(shown))
+    print(json.dumps({k: round(v, 4) for k, v in cfg.headline(metrics).items()}))
     print(f"wrote {args.out}/metrics.json")
     return 0
 

@@ -93,7 +93,7 @@ def _ints(text):
 
 
 def run(args) -> int:
-    from robustjax.seq_run import is_sequence_run
+    from robustjax.runs import is_sequence_run
 
     seq = [is_sequence_run(p) for p in args.checkpoint]
     if any(seq):
@@ -186,7 +186,7 @@ def run_sequential(args) -> int:
     """Sweep of sequential runs (``robustjax.eval.seq_sweep``) on their test histories."""
     from robustjax.eval.seq_sweep import SeqSweepConfig, run_seq_sweep
     from robustjax.report import summarise, write_report
-    from robustjax.seq_run import load_sequence_run
+    from robustjax.runs import load_sequence_run
 
     first = load_sequence_run(args.checkpoint[0])
     runs = [first] + [load_sequence_run(p, data=first.data) for p in args.checkpoint[1:]]

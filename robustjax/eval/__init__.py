@@ -1,9 +1,14 @@
-"""Evaluation: per-user ranking metrics, mergeable metric sums, full and sampled protocols."""
+"""Evaluation: per-user ranking metrics, mergeable metric sums, full and sampled protocols.
 
+The host-side batching helpers of the drivers (CSR checks, padded COO batches) are public
+here for other per-user drivers (poisoning target metrics).
+"""
+
+from robustjax.eval._host import batch_capacity, check_csr, coo_batch, pad_rows
 from robustjax.eval.attacked import make_table_attack, table_targets
 from robustjax.eval.full import TopK, eval_full_step, evaluate_full
 from robustjax.eval.metrics import MetricSums, sum_metrics
-from robustjax.eval.ranking import METRIC_NAMES, metric_keys, rank_metrics
+from robustjax.eval.ranking import METRIC_NAMES, metric_keys, rank_metrics, single_target_metrics
 from robustjax.eval.sampled import (
     SampledCandidates,
     eval_sampled_step,
@@ -23,6 +28,9 @@ __all__ = [
     "MetricSums",
     "SampledCandidates",
     "TopK",
+    "batch_capacity",
+    "check_csr",
+    "coo_batch",
     "eval_full_step",
     "eval_sampled_step",
     "evaluate_full",
@@ -32,9 +40,11 @@ __all__ = [
     "make_table_attack",
     "mean_score_change",
     "metric_keys",
+    "pad_rows",
     "prediction_shift",
     "rank_metrics",
     "rbo_at_k",
+    "single_target_metrics",
     "sum_metrics",
     "table_targets",
     "target_hit_ratio",

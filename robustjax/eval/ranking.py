@@ -34,6 +34,17 @@ def metric_keys(ks: tuple[int, ...]) -> tuple[str, ...]:
     return tuple(f"{m}@{k}" for k in ks for m in METRIC_NAMES) + ("auc",)
 
 
+def single_target_metrics(
+    rank: Int[Array, "*B"], k: int
+) -> tuple[Float[Array, "*B"], Float[Array, "*B"]]:
+    """HR@k and NDCG@k of one target per row from its 0-based ``rank`` (the number of
+    candidates ranked above it): ``hr = 1[rank < k]``, ``ndcg = hr / log2(rank + 2)``. With
+    one target, recall@k equals hr@k and IDCG is 1."""
+    hit = rank < k
+    gain = 1.0 / jnp.log2(rank.astype(jnp.float32) + 2.0)
+    return hit.astype(jnp.float32), jnp.where(hit, gain, jnp.zeros_like(gain))
+
+
 def _check_ks(ks, num_candidates: int) -> tuple[int, ...]:
     if isinstance(ks, int) or not isinstance(ks, (tuple, list)) or len(ks) == 0:
         raise TypeError(f"rank_metrics: ks must be a non-empty tuple of ints, got ks={ks!r}.")

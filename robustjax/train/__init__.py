@@ -11,7 +11,8 @@ from robustjax.train.gan_ops import (
     sample_categorical,
     user_positives,
 )
-from robustjax.train.loop import FitResult, Phase, fit
+from robustjax.train.loop import EpochTask, LoopResult, Phase, Selected, Selector, train_loop
+from robustjax.train.pairs import FitResult, PairEpoch, fit, pair_epoch_fn
 from robustjax.train.sampler import (
     SAMPLERS,
     TrainArrays,
@@ -21,16 +22,27 @@ from robustjax.train.sampler import (
     sample_uniform,
 )
 from robustjax.train.state import OPTIMIZERS, TrainState, init_state, make_optimizer
-from robustjax.train.step import epoch_permutation, make_batch, make_train_epoch
+from robustjax.train.step import (
+    apply_gradients,
+    epoch_permutation,
+    make_batch,
+    make_train_epoch,
+)
 
 __all__ = [
     "OPTIMIZERS",
     "SAMPLERS",
+    "EpochTask",
     "FitResult",
     "GanResult",
+    "LoopResult",
+    "PairEpoch",
     "Phase",
+    "Selected",
+    "Selector",
     "TrainArrays",
     "TrainState",
+    "apply_gradients",
     "build_train_arrays",
     "draw_for_generator",
     "epoch_permutation",
@@ -47,11 +59,13 @@ __all__ = [
     "make_g_epoch",
     "make_optimizer",
     "make_train_epoch",
+    "pair_epoch_fn",
     "positive_mask",
     "reinforce_loss",
     "sample_categorical",
     "sample_negatives",
     "sample_uniform",
     "save_pytree",
+    "train_loop",
     "user_positives",
 ]

@@ -8,7 +8,6 @@ batch: in recommendation a batch's gathered embeddings are not reused by the nex
 An epoch therefore takes ``m`` times as many optimizer steps; compare at equal passes.
 """
 
-import dataclasses
 import functools
 
 import jax
@@ -21,7 +20,7 @@ from robustjax.losses.combine import masked_mean
 from robustjax.models.base import ModelFns
 from robustjax.train.sampler import TrainArrays
 from robustjax.train.state import TrainState
-from robustjax.train.step import make_batch
+from robustjax.train.step import apply_gradients, make_batch
 
 
 def make_free_train_epoch(
@@ -65,13 +64,7 @@ def make_free_train_epoch(
         def replay(_, carry):
             state, delta, _ = carry
             loss, (g_params, g_delta) = grad_fn(state.params, delta, batch)
-            updates, opt_state = tx.update(g_params, state.opt_state, state.params)
-            state = dataclasses.replace(
-                state,
-                step=state.step + 1,
-                params=optax.apply_updates(state.params, updates),
-                opt_state=opt_state,
-            )
+            state = apply_gradients(state, g_params, tx)
             step = normalize(g_delta, norm=norm, scope=scope)
             delta = project(
                 jax.tree.map(lambda d, s: d + step_size * s, delta, step),

@@ -32,7 +32,6 @@ parameters as a constant input.
 
 import dataclasses
 import functools
-import time
 from collections.abc import Callable
 
 import jax
@@ -57,8 +56,10 @@ from robustjax.train.gan_ops import (
     sample_categorical,
     user_positives,
 )
+from robustjax.train.loop import Selected
 from robustjax.train.sampler import TrainArrays
 from robustjax.train.state import TrainState
+from robustjax.train.step import apply_gradients
 
 # ----------------------------------------------------------------------------- epochs
 
@@ -71,16 +72,6 @@ def _rows(data: TrainArrays, rows: Array):
     if weight is not None:
         mask = mask * weight[rows]
     return data.user[rows], data.item[rows], mask
-
-
-def _apply(tx, state: TrainState, grads) -> TrainState:
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return dataclasses.replace(
-        state,
-        step=state.step + 1,
-        opt_state=opt_state,
-        params=optax.apply_updates(state.params, updates),
-    )
 
 
 def _scan_epoch(one_step, data: TrainArrays, perm: Array, carry, key: Array):
@@ -150,7 +141,7 @@ def make_d_epoch(
             "d_real": masked_mean(prob[:, 0], mask),
             "d_fake": masked_mean(jnp.mean(prob[:, 1:], axis=-1), mask),
         }
-        return _apply(tx, state, grads), metrics
+        return apply_gradients(state, grads, tx), metrics
 
     @functools.partial(jax.jit, donate_argnums=0)
     def d_epoch(
@@ -248,7 +239,7 @@ def make_g_epoch(
         (_, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, d_params, user, mask, positives, key
         )
-        return _apply(tx, state, grads), parts
+        return apply_gradients(state, grads, tx), parts
 
     @functools.partial(jax.jit, donate_argnums=0)
     def g_epoch(
@@ -284,6 +275,54 @@ class GanResult:
     history: list[dict]
 
 
+@functools.partial(jax.tree_util.register_dataclass, data_fields=("g", "d"), meta_fields=())
+@dataclasses.dataclass(frozen=True)
+class GanState:
+    """The generator's and the discriminator's training states."""
+
+    g: TrainState
+    d: TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class GanEpoch:
+    """One GAN epoch as a loop task: ``d_steps`` D epochs, then ``g_steps`` G epochs.
+
+    Sub-epoch ``j`` of GAN epoch ``e`` uses the shuffle ``(seed, e * (d_steps + g_steps) +
+    j)`` and the key ``fold_in(epoch_key, j)``."""
+
+    g_epoch: Callable
+    d_epoch: Callable
+    data: TrainArrays
+    positives: Array
+    batch_size: int
+    seed: int
+    d_steps: int
+    g_steps: int
+
+    def plan(self, epoch: int):
+        from robustjax.train.step import epoch_permutation
+
+        n, per = self.data.num_interactions, self.d_steps + self.g_steps
+        return [
+            epoch_permutation(n, self.batch_size, seed=self.seed, epoch=epoch * per + j)
+            for j in range(per)
+        ]
+
+    def __call__(self, state: GanState, plan, key):
+        g, d, out = state.g, state.d, {}
+        for j, perm in enumerate(plan):
+            k = jax.random.fold_in(key, j)
+            if j < self.d_steps:
+                d, metrics = self.d_epoch(d, g.params, perm, self.data, self.positives, k)
+                prefix = "d/"
+            else:
+                g, metrics = self.g_epoch(g, d.params, perm, self.data, self.positives, k)
+                prefix = "g/"
+            out.update({prefix + n: v for n, v in metrics.items()})
+        return GanState(g, d), out
+
+
 def fit_gan(
     *,
     g_state: TrainState,
@@ -300,97 +339,74 @@ def fit_gan(
     validate_d: Callable | None = None,
     early_metric: str = "ndcg@20",
     eval_every: int = 1,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 10,
+    resume: bool = False,
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> GanResult:
-    """Alternates ``d_steps`` D epochs and ``g_steps`` G epochs, ``gan_epochs`` times.
+    """Alternates ``d_steps`` D epochs and ``g_steps`` G epochs, ``gan_epochs`` times,
+    through the library's host loop (:func:`robustjax.train.loop.train_loop`: resume,
+    checkpoints).
 
     ``g_epoch``/``d_epoch`` come from :func:`make_g_epoch`/:func:`make_d_epoch` (one compile
-    each). Sub-epoch ``j`` of GAN epoch ``e`` uses the shuffle ``(seed, e * (d_steps +
-    g_steps) + j)`` and the key ``fold_in(fold_in(key(seed), e), j)``. Validation (never
-    test) runs before the first GAN epoch (logged as epoch 0, not a candidate), every
-    ``eval_every`` GAN epochs and after the last; G and D are selected separately on
-    ``early_metric``.
+    each); see :class:`GanEpoch` for the randomness. Validation (never test) runs before the
+    first GAN epoch (logged as epoch 0, not a candidate), every ``eval_every`` GAN epochs
+    and after the last; G and D are selected separately on ``early_metric`` (history keys
+    ``valid/g/<metric>`` and ``valid/d/<metric>``).
     """
-    from tqdm.auto import tqdm
+    from robustjax.train.loop import Phase, Selector, train_loop
 
-    from robustjax.train.step import epoch_permutation
-
-    for name, value in (
-        ("gan_epochs", gan_epochs),
-        ("d_steps", d_steps),
-        ("g_steps", g_steps),
-        ("eval_every", eval_every),
-    ):
+    for name, value in (("d_steps", d_steps), ("g_steps", g_steps)):
         if value < 1:
             raise ValueError(f"fit_gan: {name} must be >= 1, got {value!r}.")
-    positives = user_positives(data)
-    root = jax.random.key(seed)
-    copy = functools.partial(jax.tree.map, jnp.copy)
-    g_state, d_state = copy(g_state), copy(d_state)  # the epochs donate their state
-    best = {"g": [copy(g_state.params), None, 0], "d": [copy(d_state.params), None, 0]}
-    validators = {"g": validate_g, "d": validate_d}
-    history = []
-
-    def validate(record, epoch):
-        for name, fn in validators.items():
-            if fn is None:
-                continue
-            metrics = fn((g_state if name == "g" else d_state).params)
-            if early_metric not in metrics:
-                raise ValueError(
-                    f"fit_gan: early_metric={early_metric!r} is not among the "
-                    f"validation metrics {sorted(metrics)}."
-                )
-            record.update({f"{name}/valid/{k}": v for k, v in metrics.items()})
-            if epoch > 0 and (best[name][1] is None or metrics[early_metric] > best[name][1]):
-                state = g_state if name == "g" else d_state
-                best[name] = [copy(state.params), metrics[early_metric], epoch]
-
-    record = {"epoch": 0, "phase": "pretrained"}
-    validate(record, 0)
-    history.append(record)
-    if on_epoch is not None:
-        on_epoch(record)
-    bar = tqdm(
-        range(gan_epochs), desc="gan", unit="epoch", disable=not progress, dynamic_ncols=True
+    task = GanEpoch(
+        g_epoch, d_epoch, data, user_positives(data), batch_size, seed, d_steps, g_steps
     )
-    for e in bar:
-        key = jax.random.fold_in(root, e)
-        record, t0 = {"epoch": e + 1, "phase": "gan"}, time.perf_counter()
-        for j in range(d_steps + g_steps):
-            perm = epoch_permutation(
-                data.num_interactions, batch_size, seed=seed, epoch=e * (d_steps + g_steps) + j
-            )
-            k = jax.random.fold_in(key, j)
-            if j < d_steps:
-                d_state, metrics = d_epoch(d_state, g_state.params, perm, data, positives, k)
-                prefix = "d/"
-            else:
-                g_state, metrics = g_epoch(g_state, d_state.params, perm, data, positives, k)
-                prefix = "g/"
-            record.update({prefix + n: float(v) for n, v in jax.device_get(metrics).items()})
-        record["seconds"] = time.perf_counter() - t0  # training only (metrics fetched)
-        if (e + 1) % eval_every == 0 or e + 1 == gan_epochs:
-            validate(record, e + 1)
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-        bar.set_postfix(
-            {k: f"{v:.4f}" for k, v in record.items() if k.endswith(f"valid/{early_metric}")}
-        )
-    bar.close()
-    for name, state in (("g", g_state), ("d", d_state)):
-        if best[name][1] is None:
-            best[name] = [state.params, None, gan_epochs]
+    validators = {"g": validate_g, "d": validate_d}
+    validators = {k: fn for k, fn in validators.items() if fn is not None}
+
+    def validate(state: GanState):
+        out = {}
+        for name, fn in validators.items():
+            params = (state.g if name == "g" else state.d).params
+            out.update({f"{name}/{k}": v for k, v in fn(params).items()})
+        return out
+
+    selectors = {
+        name: Selector(f"{name}/{early_metric}", lambda s, n=name: getattr(s, n).params)
+        for name in validators
+    }
+    result = train_loop(
+        state=GanState(g_state, d_state),
+        phases=[Phase(0, task, "gan")],
+        epochs=gan_epochs,
+        seed=seed,
+        validate=validate if validators else None,
+        selectors=selectors or None,
+        eval_every=eval_every,
+        validate_first=True,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=progress,
+        desc="gan",
+        on_epoch=on_epoch,
+    )
+    final = result.state
+    picked = {
+        name: result.selected.get(name)
+        or Selected(getattr(final, name).params, result.epochs_run, None)
+        for name in ("g", "d")
+    }
     return GanResult(
-        g_params=best["g"][0],
-        d_params=best["d"][0],
-        final_g_params=g_state.params,
-        final_d_params=d_state.params,
-        best_g_epoch=best["g"][2],
-        best_d_epoch=best["d"][2],
-        best_g_metric=best["g"][1],
-        best_d_metric=best["d"][1],
-        history=history,
+        g_params=picked["g"].params,
+        d_params=picked["d"].params,
+        final_g_params=final.g.params,
+        final_d_params=final.d.params,
+        best_g_epoch=picked["g"].epoch,
+        best_d_epoch=picked["d"].epoch,
+        best_g_metric=picked["g"].metric,
+        best_d_metric=picked["d"].metric,
+        history=result.history,
     )

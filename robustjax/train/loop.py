@@ -1,209 +1,255 @@
-"""The host training loop: epochs, validation, early stopping, checkpoints, resume."""
+"""The host training loop, the only one: epochs, validation, selection, checkpoints, resume.
+
+Every model family (pair models, free AT, IRGAN, SASRec, BERT4Rec) trains through
+:func:`train_loop`. What differs between them is an :class:`EpochTask`: ``plan(epoch)``
+does the host-side work of an epoch (a seeded shuffle into batches) and
+``task(state, plan, key)`` runs it on device, usually as one compiled ``lax.scan``. The loop
+prepares epoch ``e + 1``'s plan while the device runs epoch ``e`` (async dispatch).
+
+Randomness: epoch ``e`` (0-based) gets the key ``fold_in(key(seed), e)`` and plans are
+seeded by the epoch, so a run resumed from the checkpoint of epoch ``e`` replays epochs
+``e + 1, ...`` exactly and ends bit-identical to an uninterrupted run.
+"""
 
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
-import optax
 from tqdm.auto import tqdm
 
 from robustjax.train.checkpoint import load_meta, load_pytree, save_pytree
-from robustjax.train.sampler import TrainArrays
-from robustjax.train.state import init_state
-from robustjax.train.step import Objective, epoch_permutation, make_train_epoch
-from robustjax.types import Params
+
+
+class EpochTask(Protocol):
+    """One phase's epoch: host plan, then device work."""
+
+    def plan(self, epoch: int) -> Any:
+        """Host-side work of epoch ``epoch`` (0-based), e.g. the shuffled batches."""
+
+    def __call__(self, state: Any, plan: Any, key: jax.Array) -> tuple[Any, dict]:
+        """Runs the epoch; returns the new state and a dict of scalar epoch means."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
-    """An objective used from ``start_epoch`` (0-based) until the next phase starts."""
+    """An epoch task used from ``start_epoch`` (0-based) until the next phase starts."""
 
     start_epoch: int
-    objective: Objective | None
+    task: EpochTask
     name: str = "train"
-    make_epoch: Callable | None = None  # ``make_epoch(tx) -> train_epoch`` (e.g. free AT)
 
 
 @dataclasses.dataclass(frozen=True)
-class FitResult:
-    params: Params  # best parameters on validation (final ones if no validation)
-    final_params: Params
-    history: list[dict]  # one record per epoch: loss, parts, seconds, valid metrics
-    best_epoch: int  # 1-based epoch of ``params``
-    best_metric: float | None
+class Selector:
+    """Model selection on validation: keeps the state's ``params_of(state)`` with the best
+    ``metric`` (a key of the validation dict), among validations of the last phase."""
+
+    metric: str
+    params_of: Callable[[Any], Any] = lambda state: state.params
+
+
+@dataclasses.dataclass(frozen=True)
+class Selected:
+    params: Any
+    epoch: int  # 1-based epoch of ``params`` (the last epoch when nothing was validated)
+    metric: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopResult:
+    state: Any  # the final training state
+    selected: dict[str, Selected]  # one entry per selector
+    history: list[dict]  # one record per epoch: metrics, seconds, validation metrics
     epochs_run: int
     compile_seconds: float
 
 
-def fit(
+@dataclasses.dataclass
+class _Progress:
+    """What a checkpoint stores besides the state (JSON)."""
+
+    epoch: int = 0
+    history: list = dataclasses.field(default_factory=list)
+    best: dict = dataclasses.field(default_factory=dict)  # name -> [metric, epoch]
+    bad_evals: int = 0
+
+
+def train_loop(
     *,
-    params: Params,
-    tx: optax.GradientTransformation,
+    state: Any,
     phases: Sequence[Phase],
-    data: TrainArrays,
     epochs: int,
-    batch_size: int,
     seed: int,
-    validate: Callable[[Params], dict[str, float]] | None = None,
-    early_metric: str = "ndcg@20",
+    validate: Callable[[Any], dict[str, float]] | None = None,
+    selectors: Mapping[str, Selector] | None = None,
     eval_every: int = 10,
+    validate_first: bool = False,
     patience: int = 0,
-    num_negatives: int = 1,
-    sampler: str = "uniform",
+    time_budget_s: float | None = None,
     checkpoint_dir: str | None = None,
     checkpoint_every: int = 10,
     resume: bool = False,
     progress: bool = True,
+    desc: str = "train",
     on_epoch: Callable[[dict], None] | None = None,
-) -> FitResult:
-    """Trains for ``epochs`` epochs, one compiled call per epoch.
+) -> LoopResult:
+    """Trains ``state`` for ``epochs`` epochs through ``phases``.
 
-    Randomness: epoch ``e`` uses ``fold_in(key(seed), e)`` on device and a NumPy shuffle
-    seeded by ``(seed, e)``, so a run resumed from the checkpoint of epoch ``e`` replays
-    epochs ``e+1..`` exactly and ends with the same parameters as an uninterrupted run.
-
-    Model selection and early stopping use ``validate`` (never test data), counted only
-    within the last phase (a warm-start phase is not a candidate).
+    Args:
+      state: the initial training state (any pytree; epochs may donate it, so it is copied).
+      phases: epoch tasks by start epoch; the first starts at 0.
+      validate: ``validate(state) -> {metric: value}`` on validation data, never test; run
+        every ``eval_every`` epochs, after the last epoch, and when the time budget runs
+        out. Record keys get the prefix ``valid/``.
+      selectors: named model selections (default: one, ``"model"``, on ``ndcg@20``);
+        only validations in the last phase are candidates (a warm-up is not).
+      validate_first: also validate the initial state (logged as epoch 0, not a candidate).
+      patience: stop after this many validations without improvement of the first
+        selector (0 = never).
+      time_budget_s: stop after the epoch in which the training seconds reach it.
+      checkpoint_dir: writes ``state.npz`` (every ``checkpoint_every`` epochs and at the
+        end) and ``best_<name>.npz`` for each selector; ``resume`` continues from them.
+      on_epoch: called with each epoch's record (e.g. to append it to ``history.jsonl``).
     """
     phases = sorted(phases, key=lambda p: p.start_epoch)
     if not phases or phases[0].start_epoch != 0:
         raise ValueError(
-            f"fit: the first phase must start at epoch 0, got {[p.start_epoch for p in phases]}."
+            f"train_loop: the first phase must start at epoch 0, got "
+            f"{[p.start_epoch for p in phases]}."
         )
     if any(p.start_epoch >= epochs for p in phases[1:]):
         raise ValueError(
-            f"fit: a phase starts at or after the last epoch ({epochs}): "
+            f"train_loop: a phase starts at or after the last epoch ({epochs}): "
             f"{[(p.name, p.start_epoch) for p in phases]}."
         )
-    epoch_fns = [
-        p.make_epoch(tx)
-        if p.make_epoch is not None
-        else make_train_epoch(p.objective, tx, num_negatives=num_negatives, sampler=sampler)
-        for p in phases
-    ]
-    root_key = jax.random.key(seed)
-    state = init_state(jax.tree.map(jnp.copy, params), tx)  # epochs donate the state
-    best_params, best_metric, best_epoch, bad_evals, history, start = (
-        state.params,
-        None,
-        0,
-        0,
-        [],
-        0,
-    )
-    ckpt = os.path.join(checkpoint_dir, "state.npz") if checkpoint_dir else None
-    best_ckpt = os.path.join(checkpoint_dir, "best.npz") if checkpoint_dir else None
+    for name, value in (("epochs", epochs), ("eval_every", eval_every)):
+        if value < 1:
+            raise ValueError(f"train_loop: {name} must be >= 1, got {value!r}.")
+    selectors = dict(selectors or {"model": Selector("ndcg@20")})
+    paths = _checkpoint_paths(checkpoint_dir, selectors)
+    state = jax.tree.map(jnp.copy, state)  # epoch tasks donate their state
+    prog = _Progress()
+    best_params = {}
     if resume:
-        if not (ckpt and os.path.exists(ckpt)):
-            raise FileNotFoundError(f"fit: resume=True but no checkpoint at {ckpt!r}.")
-        meta = load_meta(ckpt)
-        state = load_pytree(ckpt, state)
-        start, history = meta["epoch"], meta["history"]
-        best_metric, best_epoch, bad_evals = (
-            meta["best_metric"],
-            meta["best_epoch"],
-            meta["bad_evals"],
-        )
-        best_params = (
-            load_pytree(best_ckpt, state.params) if os.path.exists(best_ckpt) else state.params
-        )
+        state, prog, best_params = _restore(paths, state, selectors)
+    root_key = jax.random.key(seed)
+    last_start = phases[-1].start_epoch
 
-    last_phase_start = phases[-1].start_epoch
-    compile_seconds = 0.0
+    def phase_at(epoch):
+        return max((p for p in phases if p.start_epoch <= epoch), key=lambda p: p.start_epoch)
+
+    def run_validation(record, epoch, candidate):
+        valid = validate(state)
+        record.update({f"valid/{k}": v for k, v in valid.items()})
+        improved = False
+        for name, sel in selectors.items():
+            if sel.metric not in valid:
+                raise ValueError(
+                    f"train_loop: selection metric {sel.metric!r} is not among the "
+                    f"validation metrics {sorted(valid)}."
+                )
+            if not candidate:
+                continue
+            old = prog.best.get(name)
+            if old is None or valid[sel.metric] > old[0]:
+                prog.best[name] = [valid[sel.metric], epoch]
+                best_params[name] = jax.tree.map(jnp.copy, sel.params_of(state))
+                if paths:
+                    save_pytree(paths[name], best_params[name])
+                improved |= name == next(iter(selectors))
+        if candidate:
+            prog.bad_evals = 0 if improved else prog.bad_evals + 1
+        return candidate and patience > 0 and prog.bad_evals >= patience
+
+    if validate is not None and validate_first and prog.epoch == 0:
+        record = {"epoch": 0, "phase": "initial"}
+        run_validation(record, 0, candidate=False)
+        _log(prog, record, on_epoch)
+
+    compile_seconds, train_seconds = 0.0, sum(r.get("seconds", 0.0) for r in prog.history)
     bar = tqdm(
-        range(start, epochs),
-        desc="train",
+        range(prog.epoch, epochs),
+        desc=desc,
         unit="epoch",
         disable=not progress,
-        initial=start,
+        initial=prog.epoch,
         total=epochs,
         dynamic_ncols=True,
     )
-    t_prev = time.perf_counter()
-    perm = None
+    plan = None
     for epoch in bar:
-        phase_idx = max(i for i, p in enumerate(phases) if p.start_epoch <= epoch)
-        if epoch == phases[phase_idx].start_epoch and epoch > 0:
-            bad_evals = 0
-        if perm is None:
-            perm = epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=epoch)
+        phase = phase_at(epoch)
+        if epoch == phase.start_epoch and epoch > 0:
+            prog.bad_evals = 0
+        if plan is None:
+            plan = phase.task.plan(epoch)
         t0 = time.perf_counter()
-        state, metrics = epoch_fns[phase_idx](
-            state, perm, data, jax.random.fold_in(root_key, epoch)
-        )
-        # shuffle the next epoch on the host while the device trains (async dispatch)
-        perm = (
-            epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=epoch + 1)
-            if epoch + 1 < epochs
-            else None
-        )
-        metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-        now = time.perf_counter()
-        if epoch == start or (epoch == phases[phase_idx].start_epoch):
-            compile_seconds += now - t0
-        record = {
-            "epoch": epoch + 1,
-            "phase": phases[phase_idx].name,
-            **metrics,
-            "seconds": now - t_prev,
-        }
-        t_prev = now
-        is_last = epoch + 1 == epochs
-        stop = False
+        state, metrics = phase.task(state, plan, jax.random.fold_in(root_key, epoch))
+        # the next epoch's host work overlaps the device's (async dispatch)
+        plan = phase_at(epoch + 1).task.plan(epoch + 1) if epoch + 1 < epochs else None
+        record = {"epoch": epoch + 1, "phase": phase.name}
+        record.update({k: float(v) for k, v in jax.device_get(metrics).items()})
+        seconds = time.perf_counter() - t0
+        if epoch == prog.epoch or epoch == phase.start_epoch:
+            compile_seconds += seconds
+        record["seconds"] = seconds
+        train_seconds += seconds
+        out_of_time = time_budget_s is not None and train_seconds >= time_budget_s
+        is_last = epoch + 1 == epochs or out_of_time
+        stop = out_of_time
         if validate is not None and ((epoch + 1) % eval_every == 0 or is_last):
-            valid = validate(state.params)
-            record.update({f"valid/{k}": v for k, v in valid.items()})
-            if early_metric not in valid:
-                raise ValueError(
-                    f"fit: early_metric={early_metric!r} is not among the "
-                    f"validation metrics {sorted(valid)}."
-                )
-            if epoch >= last_phase_start:
-                if best_metric is None or valid[early_metric] > best_metric:
-                    best_metric, best_epoch, bad_evals = valid[early_metric], epoch + 1, 0
-                    best_params = jax.tree.map(lambda x: x.copy(), state.params)
-                    if best_ckpt:
-                        save_pytree(best_ckpt, best_params)
-                else:
-                    bad_evals += 1
-                    stop = patience > 0 and bad_evals >= patience
-            t_prev = time.perf_counter()
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
+            stop |= run_validation(record, epoch + 1, candidate=epoch >= last_start)
+        prog.epoch = epoch + 1
+        _log(prog, record, on_epoch)
         bar.set_postfix(
-            {
-                k: f"{v:.4f}"
-                for k, v in record.items()
-                if k == "loss" or k == f"valid/{early_metric}"
-            }
+            {k: f"{v:.4f}" for k, v in record.items() if k == "loss" or k.startswith("valid/")}
         )
-        if ckpt and ((epoch + 1) % checkpoint_every == 0 or is_last or stop):
-            save_pytree(
-                ckpt,
-                state,
-                {
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "best_metric": best_metric,
-                    "best_epoch": best_epoch,
-                    "bad_evals": bad_evals,
-                },
-            )
+        if paths and ((epoch + 1) % checkpoint_every == 0 or is_last or stop):
+            save_pytree(paths["state"], state, dataclasses.asdict(prog))
         if stop:
             break
     bar.close()
-    if validate is None or best_metric is None:
-        best_params, best_epoch = state.params, len(history)
-    return FitResult(
-        params=best_params,
-        final_params=state.params,
-        history=history,
-        best_epoch=best_epoch,
-        best_metric=best_metric,
-        epochs_run=len(history),
-        compile_seconds=compile_seconds,
-    )
+    selected = {}
+    for name, sel in selectors.items():
+        if name in best_params:
+            metric, epoch = prog.best[name]
+            selected[name] = Selected(best_params[name], epoch, metric)
+        else:  # no candidate validation: the final parameters
+            selected[name] = Selected(sel.params_of(state), prog.epoch, None)
+    return LoopResult(state, selected, prog.history, prog.epoch, compile_seconds)
+
+
+def _log(prog: _Progress, record: dict, on_epoch) -> None:
+    prog.history.append(record)
+    if on_epoch is not None:
+        on_epoch(record)
+
+
+def _checkpoint_paths(checkpoint_dir, selectors) -> dict[str, str]:
+    if not checkpoint_dir:
+        return {}
+    paths = {"state": os.path.join(checkpoint_dir, "state.npz")}
+    for name in selectors:
+        if name == "state":
+            raise ValueError("train_loop: 'state' is reserved; name the selector otherwise.")
+        paths[name] = os.path.join(checkpoint_dir, f"best_{name}.npz")
+    return paths
+
+
+def _restore(paths, state, selectors):
+    if not paths or not os.path.exists(paths["state"]):
+        raise FileNotFoundError(
+            f"train_loop: resume=True but no checkpoint at {paths.get('state')!r}."
+        )
+    prog = _Progress(**load_meta(paths["state"]))
+    state = load_pytree(paths["state"], state)
+    best_params = {
+        name: load_pytree(paths[name], sel.params_of(state))
+        for name, sel in selectors.items()
+        if name in prog.best and os.path.exists(paths[name])
+    }
+    return state, prog, best_params

@@ -17,8 +17,23 @@ import optax
 
 from robustjax.train.sampler import TrainArrays, sample_negatives, sample_uniform
 from robustjax.train.state import TrainState
+from robustjax.types import Params
 
 Objective = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+
+
+def apply_gradients(
+    state: TrainState, grads: Params, tx: optax.GradientTransformation
+) -> TrainState:
+    """One optimizer step: the library's only ``tx.update``. Returns the state with the
+    updated parameters and optimizer state, and ``step + 1``."""
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return dataclasses.replace(
+        state,
+        step=state.step + 1,
+        params=optax.apply_updates(state.params, updates),
+        opt_state=opt_state,
+    )
 
 
 def epoch_permutation(
@@ -85,10 +100,7 @@ def make_train_epoch(
         (loss, parts), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params, batch, key=k_obj
         )
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        new = dataclasses.replace(state, step=state.step + 1, params=params, opt_state=opt_state)
-        return new, {"loss": loss, **parts}
+        return apply_gradients(state, grads, tx), {"loss": loss, **parts}
 
     @functools.partial(jax.jit, donate_argnums=0)
     def train_epoch(state: TrainState, perm: jax.Array, data: TrainArrays, key: jax.Array):

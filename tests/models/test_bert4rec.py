@@ -13,15 +13,12 @@ from flax import nnx
 
 from robustjax.attacks import AttackConfig, make_attack
 from robustjax.data import synthetic
+from robustjax.data.cloze import mask_items, num_predictions
+from robustjax.data.sequences import make_sequence_data
+from robustjax.eval.sequence import make_bert4rec_eval_fn
+from robustjax.losses.sequence import masked_item_loss
 from robustjax.models import BERT4Rec
-from robustjax.seq import make_sequence_data
-from robustjax.seq_bert4rec import (
-    make_bert4rec_epoch_fn,
-    make_bert4rec_eval_fn,
-    mask_items,
-    masked_item_loss,
-    num_predictions,
-)
+from robustjax.train.sequence import make_bert4rec_epoch_fn
 from robustjax.train.state import init_state
 
 I, L, D = 20, 6, 8
@@ -265,13 +262,16 @@ def test_call_errors():
             make_bert4rec_epoch_fn(graphdef, optax.adam(1e-3), I, max_len=L, **kw)
 
 
-def test_experiment_config_errors():
+def test_experiment_config_errors(tmp_path):
     from experiments.bert4rec_ml1m.config import get_config
 
     with pytest.raises(ValueError, match="mask_prob"):
         get_config(mask_prob=1.5)
+    # the config itself is printable without data (`robustjax config`); the run needs it
+    from experiments.bert4rec_ml1m.config import run
+
     with pytest.raises(ValueError, match="--data"):
-        get_config().validate()
+        run(get_config(), str(tmp_path / "run"))
 
 
 @pytest.mark.slow  # runs with -m slow (long compile on 2 cores)

@@ -12,18 +12,18 @@ from flax import nnx
 
 from robustjax.attacks import AttackConfig, make_attack
 from robustjax.data import synthetic
-from robustjax.models.sasrec import SASRec
-from robustjax.seq import (
+from robustjax.data.sequences import (
     bucketed_batches,
     history_lengths,
     length_buckets,
-    make_epoch_fn,
-    make_eval_fn,
     make_sequence_data,
-    sample_negatives,
-    sequence_loss,
+    sample_unseen,
 )
-from robustjax.seq_run import run_sasrec
+from robustjax.eval.sequence import make_sasrec_eval_fn
+from robustjax.losses.sequence import next_item_bce
+from robustjax.models.sasrec import SASRec
+from robustjax.runs import run_sasrec
+from robustjax.train.sequence import make_sasrec_epoch_fn
 from robustjax.train.state import init_state
 
 I, L, D = 20, 6, 8
@@ -83,7 +83,7 @@ def test_shapes_and_dropout_key(strict_promotion):
 def test_sample_negatives_avoid_seen():
     # 5 of 20 items seen: all 8 rejection draws hit a seen item with prob. 0.25**8 ~ 2e-5
     seen = jnp.zeros((3, I + 1), bool).at[:, 1:6].set(True)
-    neg = sample_negatives(seen, (3, 50), I, key=jax.random.key(0))
+    neg = sample_unseen(seen, (3, 50), I, key=jax.random.key(0))
     assert neg.dtype == jnp.int32 and neg.shape == (3, 50)
     assert bool(jnp.all((neg >= 6) & (neg <= I)))
 
@@ -137,14 +137,14 @@ def test_epoch_and_eval_fns():
     model = SASRec(data.num_items, L, D, dropout=0.2, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
     tx = optax.adam(1e-2, b1=0.9, b2=0.98)
-    epoch = make_epoch_fn(graphdef, tx, data.num_items)
+    epoch = make_sasrec_epoch_fn(graphdef, tx, data.num_items)
     state = init_state(params, tx)
     batches = jnp.arange(8, dtype=jnp.int32).reshape(2, 4)
     state, parts = epoch(state, data.train, data.seen_train, batches, jax.random.key(0))
     losses = parts["loss"]
     assert losses.shape == (2,) and bool(jnp.all(jnp.isfinite(losses)))
     assert int(state.step) == 2
-    res = make_eval_fn(graphdef, batch_size=3)(state.params, data.test_input, data.test_cands)
+    res = make_sasrec_eval_fn(graphdef, batch_size=3)(state.params, data.test_input, data.test_cands)
     assert 0.0 <= float(res["ndcg@10"]) <= float(res["hr@10"]) <= 1.0
 
 
@@ -188,7 +188,7 @@ def test_short_length_epoch_equals_full_length():
     # SGD: Adam would blow roundoff-sized gradients (e.g. of the padding row) up to lr-sized
     # steps, hiding the comparison behind float noise
     tx = optax.sgd(0.5)
-    epoch = make_epoch_fn(graphdef, tx, data.num_items)
+    epoch = make_sasrec_epoch_fn(graphdef, tx, data.num_items)
     batches = jnp.arange(8, dtype=jnp.int32).reshape(2, 4)
     out = {}
     for length in (None, 6):
@@ -223,7 +223,7 @@ def test_attack_on_seq_embeddings(strict_promotion, kind):
     key = jax.random.key(0)
 
     def loss_fn(e):  # per-example; same dropout key so clean and attacked compare
-        return jnp.sum(sequence_loss(model, e, batch["seq"], deterministic=False, key=key), axis=1)
+        return jnp.sum(next_item_bce(model, e, batch["seq"], deterministic=False, key=key), axis=1)
 
     cfg = AttackConfig(kind=kind, eps=0.1, num_steps=2, targets=("seq",))
     attack = make_attack(cfg, ("seq", "pos", "neg"))

@@ -11,11 +11,13 @@ import pytest
 from flax import nnx
 
 from robustjax.data import synthetic
+from robustjax.data.sequences import make_sequence_data
 from robustjax.eval.seq_sweep import SeqSweepConfig, candidate_loss, run_seq_sweep
+from robustjax.eval.sequence import make_sasrec_eval_fn
+from robustjax.losses.sequence import SeqAdvConfig, next_item_bce, sequence_objective
 from robustjax.models.sasrec import SASRec
-from robustjax.seq import make_epoch_fn, make_eval_fn, make_sequence_data, sequence_loss
-from robustjax.seq_adv import SeqAdvConfig, sequence_objective
-from robustjax.seq_run import is_sequence_run, load_sequence_run, run_sasrec
+from robustjax.runs import is_sequence_run, load_sequence_run, run_sasrec
+from robustjax.train.sequence import make_sasrec_epoch_fn
 from robustjax.train.state import init_state
 
 L, D = 6, 8
@@ -41,7 +43,7 @@ def _batch(data):
 
 
 def _per_pos(model, emb, ids, key):
-    return sequence_loss(model, emb, ids, deterministic=True)
+    return next_item_bce(model, emb, ids, deterministic=True)
 
 
 @pytest.mark.parametrize(
@@ -84,7 +86,7 @@ def test_no_adv_objective_is_the_masked_mean_bce(data):
     total, parts = sequence_objective(None, _per_pos)(
         model, model.embed(batch), batch["seq"], key=jax.random.key(0)
     )
-    v = sequence_loss(model, model.embed(batch), batch["seq"], deterministic=True)
+    v = next_item_bce(model, model.embed(batch), batch["seq"], deterministic=True)
     ref = float(jnp.sum(v) / jnp.sum(batch["seq"] != 0))
     np.testing.assert_allclose(total, ref, rtol=1e-6)
     assert set(parts) == {"clean"}
@@ -94,7 +96,7 @@ def test_adversarial_epoch_compiles_once_and_trains(data):
     model = _model(data, dropout=0.2)
     graphdef, params = nnx.split(model, nnx.Param)
     tx = optax.adam(1e-2)
-    epoch = make_epoch_fn(graphdef, tx, data.num_items, SeqAdvConfig(method="apr", eps=0.3))
+    epoch = make_sasrec_epoch_fn(graphdef, tx, data.num_items, SeqAdvConfig(method="apr", eps=0.3))
     state = init_state(params, tx)
     batches = jnp.arange(16, dtype=jnp.int32).reshape(4, 4)
     for e in range(3):
@@ -120,7 +122,7 @@ def test_run_saves_reloadable_checkpoint_and_fine_tunes(tmp_path):
     )
     assert is_sequence_run(str(tmp_path / "plain"))
     loaded = load_sequence_run(str(tmp_path / "plain"))
-    res = make_eval_fn(loaded.graphdef)(
+    res = make_sasrec_eval_fn(loaded.graphdef)(
         loaded.params, loaded.data.test_input, loaded.data.test_cands
     )
     np.testing.assert_allclose(float(res["hr@10"]), plain["test/hr@10"], rtol=1e-6)
@@ -178,7 +180,7 @@ def test_run_saves_reloadable_checkpoint_and_fine_tunes(tmp_path):
 def test_embedding_sweep_level0_is_clean_and_vmap_matches_loop(data):
     model = _model(data, seed=3)
     graphdef, params = nnx.split(model, nnx.Param)
-    clean = make_eval_fn(graphdef)(params, data.test_input, data.test_cands)
+    clean = make_sasrec_eval_fn(graphdef)(params, data.test_input, data.test_cands)
     cfg = SeqSweepConfig(kind="pgd", levels=(0.0, 0.5, 2.0), num_steps=3, user_batch=5)
     out = run_seq_sweep(
         graphdef,
@@ -271,7 +273,7 @@ def test_history_sweep_budget0_is_clean_and_never_improves_much(data, kind):
         cfg=cfg,
         progress=False,
     )
-    clean = make_eval_fn(graphdef)(params, data.test_input, data.test_cands)
+    clean = make_sasrec_eval_fn(graphdef)(params, data.test_input, data.test_cands)
     np.testing.assert_allclose(out["metrics"]["hr@10"][0][0], float(clean["hr@10"]), rtol=1e-6)
     assert out["metrics"]["changed_positions"][0][0] == 0
     if kind == "substitute_gradient":

@@ -9,12 +9,12 @@ from flax import nnx
 
 from robustjax.attacks.sequence import SEQUENCE_ATTACKS
 from robustjax.data import synthetic
+from robustjax.data.sequences import make_sequence_data
 from robustjax.eval.seq_sweep import EMBEDDING_KINDS, SeqSweepConfig, run_seq_sweep
+from robustjax.losses.sequence import SeqAdvConfig
 from robustjax.models.bert4rec import BERT4Rec
 from robustjax.models.sasrec import SASRec
-from robustjax.seq import make_epoch_fn, make_sequence_data
-from robustjax.seq_adv import SeqAdvConfig
-from robustjax.seq_bert4rec import make_bert4rec_epoch_fn
+from robustjax.train.sequence import make_bert4rec_epoch_fn, make_sasrec_epoch_fn
 from robustjax.train.state import init_state
 
 L, D = 6, 8
@@ -82,7 +82,7 @@ def test_every_objective_on_every_sequence_model(data, name, method):
     before = [np.asarray(x) for x in jax.tree.leaves(params)]
     state = init_state(params, tx)  # donated by the epoch call
     if name == "sasrec":
-        epoch = make_epoch_fn(graphdef, tx, data.num_items, adv)
+        epoch = make_sasrec_epoch_fn(graphdef, tx, data.num_items, adv)
         state, parts = epoch(state, data.train, data.seen_train, batches, jax.random.key(0))
         assert bool(jnp.all(parts["adv"] >= parts["clean"] - 1e-3))
         losses = parts["loss"]

@@ -104,9 +104,9 @@ def test_item_embeddings_are_the_rows_models_score_with():
 @pytest.fixture(scope="module")
 def seq_setup():
     from robustjax.data import synthetic
+    from robustjax.data.sequences import make_sequence_data
     from robustjax.models.bert4rec import BERT4Rec
     from robustjax.models.sasrec import SASRec
-    from robustjax.seq import make_sequence_data
 
     data = make_sequence_data(
         synthetic(num_users=24, num_items=120, interactions_per_user=10, seed=1), max_len=8, seed=0

@@ -9,7 +9,8 @@ import pytest
 from robustjax.data import synthetic
 from robustjax.losses import Term, clean_term, combine
 from robustjax.models import ModelConfig, build_model
-from robustjax.train import Phase, build_train_arrays, fit, make_batch, make_optimizer
+from robustjax.objectives import ObjectivePhase
+from robustjax.train import build_train_arrays, fit, make_batch, make_optimizer
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def _fit(table, weight):
     return fit(
         params=params,
         tx=make_optimizer("adam", 1e-2),
-        phases=[Phase(0, combine(bpr=Term(clean_term(fns))))],
+        phases=[ObjectivePhase(0, combine(bpr=Term(clean_term(fns))))],
         data=data,
         epochs=2,
         batch_size=64,

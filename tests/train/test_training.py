@@ -9,8 +9,8 @@ import pytest
 from robustjax.data import synthetic
 from robustjax.losses import Term, clean_term, combine
 from robustjax.models import ModelConfig, build_model
+from robustjax.objectives import ObjectivePhase
 from robustjax.train import (
-    Phase,
     build_train_arrays,
     epoch_permutation,
     fit,
@@ -34,7 +34,7 @@ def _fit(small, tmp_path=None, *, epochs=6, resume=False, **kw):
     return fit(
         params=params,
         tx=tx,
-        phases=[Phase(0, combine(bpr=Term(clean_term(fns))))],
+        phases=[ObjectivePhase(0, combine(bpr=Term(clean_term(fns))))],
         data=data,
         epochs=epochs,
         batch_size=128,
@@ -131,7 +131,7 @@ def test_phases_switch_objective(small):
     res = fit(
         params=params,
         tx=make_optimizer("adam", 1e-2),
-        phases=[Phase(0, tagged("first"), "a"), Phase(2, tagged("second"), "b")],
+        phases=[ObjectivePhase(0, tagged("first"), "a"), ObjectivePhase(2, tagged("second"), "b")],
         data=data,
         epochs=4,
         batch_size=128,
@@ -146,7 +146,7 @@ def test_phases_switch_objective(small):
         fit(
             params=params,
             tx=make_optimizer("adam", 1e-2),
-            phases=[Phase(1, tagged("x"))],
+            phases=[ObjectivePhase(1, tagged("x"))],
             data=data,
             epochs=2,
             batch_size=8,

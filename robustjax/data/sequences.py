@@ -1,30 +1,26 @@
-"""Sequential recommendation with SASRec: data, training and the paper's evaluation.
+"""Leave-one-out sequences for sequential recommendation, their negatives and length buckets.
 
 Protocol (Kang & McAuley, ICDM 2018): per user, the last item is the test target, the
 second-to-last the validation target, the rest the training sequence. Each target is ranked
 against 100 negatives sampled uniformly (seeded, fixed) from the items the user never
-interacted with; HR@10 and NDCG@10 are averaged over users.
+interacted with.
 
-Training negatives: for every position, one item drawn uniformly from ``1..I`` minus the
-user's *training* items (as the official code), by rejection sampling on device against a
-dense ``[U, I + 1]`` boolean "seen" matrix: ``_NEG_TRIES`` uniform draws, keeping the first
-unseen one (the last draw if all were seen; with at most 62% of ML-1M seen by any user this
-happens with probability < 0.62**8 = 2% for the heaviest user and ~0 for a typical one).
+Training negatives (:func:`sample_unseen`): for every position, one item drawn uniformly
+from ``1..I`` minus the user's *training* items (as the official code), by rejection sampling
+on device against a dense ``[U, I + 1]`` boolean "seen" matrix: ``_NEG_TRIES`` uniform
+draws, keeping the first unseen one (the last draw if all were seen; with at most 62% of
+ML-1M seen by any user this happens with probability < 0.62**8 = 2% for the heaviest user
+and ~0 for a typical one).
 """
 
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
 from jaxtyping import PRNGKeyArray
 
 from robustjax.data.table import InteractionTable
-from robustjax.models.sasrec import SASRec
-from robustjax.seq_adv import SeqAdvConfig, sequence_objective
 
 _NEG_TRIES = 8
 NUM_EVAL_NEGATIVES = 100
@@ -130,7 +126,7 @@ def make_sequence_data(
     )
 
 
-def sample_negatives(
+def sample_unseen(
     seen: jax.Array, shape: tuple[int, int], num_items: int, *, key: PRNGKeyArray
 ) -> jax.Array:
     """Items in ``1..I`` not marked in ``seen`` [B, I + 1], by rejection; int32 [B, L]."""
@@ -139,78 +135,6 @@ def sample_negatives(
     first = jnp.argmax(~hit, axis=0)  # first unseen draw (0 if none)
     first = jnp.where(jnp.any(~hit, axis=0), first, _NEG_TRIES - 1)
     return jnp.take_along_axis(draws, first[None], axis=0)[0]
-
-
-def sequence_loss(
-    model: SASRec,
-    emb: dict,
-    seq_ids: jax.Array,
-    *,
-    deterministic: bool,
-    key: PRNGKeyArray | None = None,
-) -> jax.Array:
-    """Per-position BCE loss [B, L] (0 at padding) from (possibly perturbed) embeddings."""
-    hidden = model.encode(emb["seq"], seq_ids, deterministic=deterministic, key=key)
-    v = -jax.nn.log_sigmoid(model.score(hidden, emb["pos"])) - jax.nn.log_sigmoid(
-        -model.score(hidden, emb["neg"])
-    )
-    return jnp.where(seq_ids != 0, v, jnp.zeros_like(v))
-
-
-def make_epoch_fn(
-    graphdef: nnx.GraphDef,
-    tx: optax.GradientTransformation,
-    num_items: int,
-    adv: SeqAdvConfig | None = None,
-):
-    """``epoch(state, train [U, L+1], seen [U, I+1], batches int32 [NB, B], root_key,
-    length=None)``.
-
-    One jitted call runs a whole epoch (``lax.scan`` over batches); ``state`` is donated.
-    ``adv`` adds an adversarial term on the input embeddings (``robustjax.seq_adv``).
-    ``length`` (static) trains on the last ``length`` positions only: exact for batches of
-    users whose histories fit in it (see ``length_buckets``): padding is masked, positions
-    are right-aligned and negatives are drawn at full width, so only the dropout masks
-    differ in their draws. About ``L / length`` times cheaper.
-    Returns ``(state, parts)``: ``parts["loss"]`` [NB] is each batch's objective,
-    ``parts["clean"]`` its masked mean BCE, ``parts["adv"]`` the adversarial term's.
-    """
-    objective = sequence_objective(
-        adv,
-        lambda model, emb, ids, key: sequence_loss(model, emb, ids, deterministic=False, key=key),
-    )
-
-    def loss_fn(params, batch, key):
-        model = nnx.merge(graphdef, params)
-        return objective(model, model.embed(batch), batch["seq"], key=key)
-
-    def step(state, users, train, seen, root_key, length):
-        key = jax.random.fold_in(root_key, state.step)
-        k_neg, k_drop = jax.random.split(key)
-        rows = train[users] if length is None else train[:, -(length + 1) :][users]
-        seq, pos = rows[:, :-1], rows[:, 1:]
-        # drawn at full width, so a bucket's negatives are those of the full-length batch
-        neg = sample_negatives(seen[users], (len(users), train.shape[1] - 1), num_items, key=k_neg)[
-            :, -seq.shape[1] :
-        ]
-        neg = jnp.where(seq != 0, neg, jnp.zeros_like(neg))
-        batch = {"seq": seq, "pos": pos, "neg": neg}
-        (loss, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, batch, k_drop
-        )
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return dataclasses.replace(
-            state, step=state.step + 1, params=params, opt_state=opt_state
-        ), {"loss": loss, **parts}
-
-    @functools.partial(jax.jit, donate_argnames="state", static_argnames="length")
-    def epoch(state, train, seen, batches, root_key, length=None):
-        if length is not None and not 1 <= length <= train.shape[1] - 1:
-            raise ValueError(f"epoch: length must lie in [1, {train.shape[1] - 1}], got {length}.")
-        return jax.lax.scan(lambda s, u: step(s, u, train, seen, root_key, length), state, batches)
-
-    return epoch
 
 
 def length_buckets(train: np.ndarray, num_buckets: int) -> np.ndarray:
@@ -254,33 +178,3 @@ def bucketed_batches(
             )
         carry = users[nb * batch_size :]
     return out
-
-
-def make_eval_fn(graphdef: nnx.GraphDef, batch_size: int = 512):
-    """``evaluate(params, inputs [U, L], cands [U, C]) -> {"hr@10", "ndcg@10"}`` (means).
-
-    Candidate 0 is the target; its rank is the number of candidates scored strictly higher
-    (ties favour the target). ``hr@10 = 1[rank < 10]``, ``ndcg@10 = 1[rank < 10] /
-    log2(rank + 2)``.
-    """
-
-    def one(params, inputs, cands):
-        model = nnx.merge(graphdef, params)
-        emb = model.embed({"seq": inputs})
-        hidden = model.encode(emb["seq"], inputs, deterministic=True)[:, -1]  # [B, D]
-        scores = model.score_items(hidden, cands)  # [B, C]
-        rank = jnp.sum(scores[:, 1:] > scores[:, :1], axis=1)
-        hit = rank < 10
-        return hit.astype(jnp.float32), jnp.where(hit, 1.0 / jnp.log2(rank + 2.0), 0.0)
-
-    @jax.jit
-    def evaluate(params, inputs, cands):
-        n = inputs.shape[0]
-        nb = -(-n // batch_size)
-        pad = nb * batch_size - n
-        inp = jnp.pad(inputs, ((0, pad), (0, 0))).reshape(nb, batch_size, -1)
-        cnd = jnp.pad(cands, ((0, pad), (0, 0))).reshape(nb, batch_size, -1)
-        hr, ndcg = jax.lax.map(lambda xs: one(params, *xs), (inp, cnd))
-        return {"hr@10": jnp.mean(hr.reshape(-1)[:n]), "ndcg@10": jnp.mean(ndcg.reshape(-1)[:n])}
-
-    return evaluate

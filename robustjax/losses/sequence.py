@@ -1,4 +1,9 @@
-"""Adversarial training objectives for sequential recommenders (SASRec, BERT4Rec-style).
+"""Sequence losses and their adversarial objectives (SASRec, BERT4Rec).
+
+- :func:`next_item_bce`: SASRec's per-position BCE of the next item against one sampled
+  negative.
+- :func:`masked_item_loss`: BERT4Rec's cross-entropy of the masked items (full or sampled
+  softmax).
 
 The threat model is the user's *history*: the input item embeddings of the sequence.
 
@@ -23,11 +28,65 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import PRNGKeyArray
+import optax
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from robustjax.attacks import AttackConfig, make_attack
 
 METHODS = ("none", "apr", "pgd", "hull")
+_NEG = -1e9
+
+
+def next_item_bce(
+    model,
+    emb: dict,
+    seq_ids: jax.Array,
+    *,
+    deterministic: bool,
+    key: PRNGKeyArray | None = None,
+) -> jax.Array:
+    """Per-position BCE loss [B, L] (0 at padding) from (possibly perturbed) embeddings."""
+    hidden = model.encode(emb["seq"], seq_ids, deterministic=deterministic, key=key)
+    v = -jax.nn.log_sigmoid(model.score(hidden, emb["pos"])) - jax.nn.log_sigmoid(
+        -model.score(hidden, emb["neg"])
+    )
+    return jnp.where(seq_ids != 0, v, jnp.zeros_like(v))
+
+
+def masked_item_loss(
+    model,
+    seq_emb: Float[Array, "B L D"],
+    seq_ids: Int[Array, "B L"],
+    positions: Int[Array, "B P"],
+    targets: Int[Array, "B P"],
+    valid: Bool[Array, "B P"],
+    *,
+    negatives: Int[Array, "B P N"] | None = None,
+    deterministic: bool,
+    key: PRNGKeyArray | None = None,
+) -> Float[Array, "B P"]:
+    """Per-slot cross-entropy of the masked items [B, P] (0 at invalid slots).
+
+    Full softmax over items ``1..I`` when ``negatives`` is None, else a sampled softmax
+    over ``[target, negatives]`` with negatives equal to the target removed.
+    """
+    hidden = model.encode(seq_emb, seq_ids, deterministic=deterministic, key=key)
+    h = jnp.take_along_axis(hidden, positions[..., None], axis=1)  # [B, P, D]
+    if negatives is None:
+        logits = model.score_all(h)  # [B, P, I]
+        labels = jnp.where(valid, targets - 1, 0)
+    else:
+        b, p, d = h.shape
+        cands = jnp.concatenate([targets[..., None], negatives], axis=-1)  # [B, P, 1 + N]
+        logits = model.score_items(h.reshape(b * p, d), cands.reshape(b * p, -1))
+        logits = logits.reshape(cands.shape)
+        accidental = jnp.concatenate(
+            [jnp.zeros_like(targets[..., None], bool), negatives == targets[..., None]], -1
+        )
+        logits = jnp.where(accidental, _NEG, logits)
+        labels = jnp.zeros_like(targets)
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return jnp.where(valid, ce, jnp.zeros_like(ce))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,142 @@
+"""Training on (user, item) pairs: the epoch task of pair models and :func:`fit`.
+
+:func:`fit` turns the objective phases of :mod:`robustjax.objectives` into epoch tasks
+(one compiled ``lax.scan`` per epoch: :func:`robustjax.train.step.make_train_epoch`, or
+free AT) and runs them through the library's one host loop,
+:func:`robustjax.train.loop.train_loop`.
+"""
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from robustjax.objectives import ObjectivePhase
+from robustjax.train.free import make_free_train_epoch
+from robustjax.train.loop import Phase, Selector, train_loop
+from robustjax.train.sampler import TrainArrays
+from robustjax.train.state import init_state
+from robustjax.train.step import epoch_permutation, make_train_epoch
+from robustjax.types import Params
+
+
+@dataclasses.dataclass(frozen=True)
+class PairEpoch:
+    """Epoch task over shuffled training pairs: ``plan`` is the seeded permutation
+    (:func:`epoch_permutation`), the call runs ``epoch_fn(state, perm, data, key)``."""
+
+    epoch_fn: Callable
+    data: TrainArrays
+    batch_size: int
+    seed: int
+
+    def plan(self, epoch: int):
+        n = self.data.num_interactions
+        return epoch_permutation(n, self.batch_size, seed=self.seed, epoch=epoch)
+
+    def __call__(self, state, plan, key):
+        return self.epoch_fn(state, plan, self.data, key)
+
+
+def pair_epoch_fn(
+    phase: ObjectivePhase,
+    tx: optax.GradientTransformation,
+    *,
+    num_negatives: int = 1,
+    sampler: str = "uniform",
+):
+    """The compiled epoch of an objective phase: the fused step, or free AT."""
+    if phase.free is None:
+        return make_train_epoch(phase.objective, tx, num_negatives=num_negatives, sampler=sampler)
+    f = phase.free
+    return make_free_train_epoch(
+        f.fns,
+        f.loss_on_emb,
+        tx,
+        replays=f.replays,
+        eps=f.eps,
+        step_size=f.step_size,
+        names=f.names,
+        norm=f.norm,
+        scope=f.scope,
+        sampler=sampler,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    params: Params  # best parameters on validation (final ones if no validation)
+    final_params: Params
+    history: list[dict]  # one record per epoch: loss, parts, seconds, valid metrics
+    best_epoch: int  # 1-based epoch of ``params``
+    best_metric: float | None
+    epochs_run: int
+    compile_seconds: float
+
+
+def fit(
+    *,
+    params: Params,
+    tx: optax.GradientTransformation,
+    phases: Sequence[ObjectivePhase],
+    data: TrainArrays,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    validate: Callable[[Params], dict[str, float]] | None = None,
+    early_metric: str = "ndcg@20",
+    eval_every: int = 10,
+    patience: int = 0,
+    num_negatives: int = 1,
+    sampler: str = "uniform",
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 10,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> FitResult:
+    """Trains a pair model for ``epochs`` epochs, one compiled call per epoch.
+
+    Epoch ``e`` uses ``fold_in(key(seed), e)`` on device and a NumPy shuffle seeded by
+    ``(seed, e)`` (see :func:`robustjax.train.loop.train_loop` for resume and selection).
+    """
+    loop_phases = [
+        Phase(
+            p.start_epoch,
+            PairEpoch(
+                pair_epoch_fn(p, tx, num_negatives=num_negatives, sampler=sampler),
+                data,
+                batch_size,
+                seed,
+            ),
+            p.name,
+        )
+        for p in phases
+    ]
+    result = train_loop(
+        state=init_state(jax.tree.map(jnp.copy, params), tx),
+        phases=loop_phases,
+        epochs=epochs,
+        seed=seed,
+        validate=None if validate is None else (lambda state: validate(state.params)),
+        selectors={"model": Selector(early_metric)},
+        eval_every=eval_every,
+        patience=patience,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=progress,
+        on_epoch=on_epoch,
+    )
+    best = result.selected["model"]
+    return FitResult(
+        params=best.params,
+        final_params=result.state.params,
+        history=result.history,
+        best_epoch=best.epoch,
+        best_metric=best.metric,
+        epochs_run=result.epochs_run,
+        compile_seconds=result.compile_seconds,
+    )
