@@ -1,0 +1,127 @@
+"""Saved sequential runs: the selected parameters with the model's constructor arguments
+and the recipe of its data, so sweeps and transfer studies rebuild a trained model from its
+run folder alone (``checkpoint/params.npz`` with the JSON sidecar ``params.json``)."""
+
+import dataclasses
+import json
+import os
+
+from flax import nnx
+
+from robustjax.data.sequences import SequenceData, make_sequence_data
+from robustjax.data.table import InteractionTable
+from robustjax.models.bert4rec import BERT4Rec
+from robustjax.models.sasrec import SASRec
+from robustjax.train.checkpoint import load_meta, load_pytree, save_pytree
+
+SEQUENCE_MODELS = {"sasrec": SASRec, "bert4rec": BERT4Rec}
+
+
+def register_sequence_model(name: str, cls) -> None:
+    """Makes ``load_sequence_run`` able to rebuild checkpoints of model class ``cls``."""
+    SEQUENCE_MODELS[name] = cls
+
+
+def _model_class(name: str):
+    if name not in SEQUENCE_MODELS:
+        raise ValueError(f"unknown sequence model {name!r}; known: {sorted(SEQUENCE_MODELS)}.")
+    return SEQUENCE_MODELS[name]
+
+
+def load_table(data_spec: dict) -> InteractionTable:
+    """The interaction table of ``{"path": PATH}`` or ``{"synthetic": {kwargs}}``."""
+    if data_spec.get("synthetic") is not None:
+        from robustjax.data import synthetic
+
+        return synthetic(**data_spec["synthetic"])
+    from robustjax.data import load
+
+    return load(data_spec["path"])
+
+
+def save_sequence_run(
+    out_dir: str,
+    params,
+    *,
+    model: str,
+    model_kwargs: dict,
+    data_spec: dict,
+    max_len: int,
+    seed: int,
+    extra: dict | None = None,
+) -> str:
+    """Writes ``out_dir/checkpoint/params.npz`` (+ ``params.json``); returns the path."""
+    path = os.path.join(out_dir, "checkpoint", "params.npz")
+    save_pytree(
+        path,
+        params,
+        {
+            "model": model,
+            "model_kwargs": model_kwargs,
+            "data": data_spec,
+            "max_len": max_len,
+            "seed": seed,
+            **(extra or {}),
+        },
+    )
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceRun:
+    """A reloaded sequential run: ``nnx.merge(graphdef, params)`` is the trained model."""
+
+    path: str
+    graphdef: nnx.GraphDef
+    params: object
+    data: SequenceData
+    meta: dict
+
+    @property
+    def model(self):
+        return nnx.merge(self.graphdef, self.params)
+
+
+def is_sequence_run(run_dir: str) -> bool:
+    path = os.path.join(run_dir, "checkpoint", "params.json")
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        return "model_kwargs" in json.load(f)
+
+
+def load_sequence_run(run_dir: str, *, data: SequenceData | None = None) -> SequenceRun:
+    """Rebuilds the model and (unless given) the leave-one-out data of a saved run."""
+    path = os.path.join(run_dir, "checkpoint", "params.npz")
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"load_sequence_run: {run_dir!r} has no checkpoint/params.npz; "
+            f"is it the --out folder of a sequential training run?"
+        )
+    meta = load_meta(path)
+    cls = _model_class(meta["model"])
+    model = cls(**meta["model_kwargs"], rngs=nnx.Rngs(0))
+    graphdef, template = nnx.split(model, nnx.Param)
+    params = load_pytree(path, template)
+    if data is None:
+        data = make_sequence_data(
+            load_table(meta["data"]), max_len=meta["max_len"], seed=meta["seed"]
+        )
+    elif data.num_items != meta["model_kwargs"]["num_items"]:
+        raise ValueError(
+            f"load_sequence_run: {run_dir!r} was trained on "
+            f"{meta['model_kwargs']['num_items']} items, the data has "
+            f"{data.num_items}."
+        )
+    return SequenceRun(run_dir, graphdef, params, data, meta)
+
+
+__all__ = [
+    "SEQUENCE_MODELS",
+    "SequenceRun",
+    "is_sequence_run",
+    "load_sequence_run",
+    "load_table",
+    "register_sequence_model",
+    "save_sequence_run",
+]
