@@ -62,13 +62,13 @@ def main(argv=None):
         fns, params = build_model(ModelConfig(dim=64), split.num_users, split.num_items, seed=0)
     data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
     csr = lambda t: user_item_csr(t, split.num_users)
-    kw = dict(
-        data=data,
-        target_csr=csr(split.test),
-        exclude_csrs=[csr(split.train), csr(split.valid)],
-        num_items=split.num_items,
-        progress=False,
-    )
+    kw = {
+        "data": data,
+        "target_csr": csr(split.test),
+        "exclude_csrs": [csr(split.train), csr(split.valid)],
+        "num_items": split.num_items,
+        "progress": False,
+    }
 
     def sweep(eps):
         cfg = SweepConfig(kind=args.kind, eps=tuple(eps), ks=(10, 20))

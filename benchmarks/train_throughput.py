@@ -28,6 +28,7 @@ from robustjax.data import DataConfig, prepare
 from robustjax.losses import Term, clean_term, combine
 from robustjax.models import ModelConfig, build_model
 from robustjax.train import (
+    apply_gradients,
     build_train_arrays,
     epoch_permutation,
     init_state,
@@ -137,12 +138,10 @@ def bench_floor(params, data, *, epochs, batch_size, seed):
 
     @jax.jit
     def adam(t, u):
-        def body(c, _):
-            p, st = c
-            updates, st = tx.update(p, st, p)
-            return (optax.apply_updates(p, updates), st), None
+        def body(state, _):
+            return apply_gradients(state, state.params, tx), None
 
-        return jax.lax.scan(body, (t, tx.init(t)), u)[0]
+        return jax.lax.scan(body, init_state(t, tx), u)[0]
 
     def med(fn, *a):
         jax.block_until_ready(fn(*a))
@@ -168,11 +167,10 @@ def bench_per_step(fns, params, user, item, num_items, *, epochs, batch_size, se
     loss_on = clean_term(fns)
 
     @jax.jit
-    def step(params, opt_state, u, i, j):
+    def step(state, u, i, j):
         batch = {"user": u, "pos": i, "neg": j}
-        loss, g = jax.value_and_grad(lambda p: jnp.mean(loss_on(p, batch, key=None)))(params)
-        updates, opt_state = tx.update(g, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
+        loss, g = jax.value_and_grad(lambda p: jnp.mean(loss_on(p, batch, key=None)))(state.params)
+        return apply_gradients(state, g, tx), loss
 
     positives = set((user.astype(np.int64) * num_items + item).tolist())
     rng = np.random.default_rng(seed)
@@ -186,23 +184,23 @@ def bench_per_step(fns, params, user, item, num_items, *, epochs, batch_size, se
             bad[bad] = np.array([a * num_items + b in positives for a, b in zip(u[bad], j[bad])])
         return j
 
-    def epoch(params, opt_state):
+    def epoch(state):
         perm = rng.permutation(n)
         for s in range(0, n, batch_size):
             rows = perm[s : s + batch_size]
             u, i = user[rows], item[rows]
-            params, opt_state, loss = step(params, opt_state, u, i, sample(u))
-        return params, opt_state, loss
+            state, loss = step(state, u, i, sample(u))
+        return state, loss
 
-    opt_state = tx.init(params)
+    state = init_state(params, tx)
     t = time.perf_counter()
-    params, opt_state, loss = epoch(params, opt_state)
+    state, loss = epoch(state)
     jax.block_until_ready(loss)
     compile_s = time.perf_counter() - t
     times = []
     for _ in range(epochs):
         t = time.perf_counter()
-        params, opt_state, loss = epoch(params, opt_state)
+        state, loss = epoch(state)
         jax.block_until_ready(loss)
         times.append(time.perf_counter() - t)
     return {

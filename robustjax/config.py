@@ -79,11 +79,11 @@ class EvalConfig:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ExperimentConfig:
     name: str = "custom"
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    adv: AdvConfig = AdvConfig()
-    eval: EvalConfig = EvalConfig()
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    adv: AdvConfig = dataclasses.field(default_factory=AdvConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
     def validate(self) -> "ExperimentConfig":
         """Cross-section checks (run after all overrides, so their order does not matter)."""
@@ -189,9 +189,8 @@ def parse_value(raw: str, annotation, key: str):
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        if raw.lower() in ("none", "null", ""):
-            if type(None) in args:
-                return None
+        if raw.lower() in ("none", "null", "") and type(None) in args:
+            return None
         errors = []
         for a in args:
             if a is type(None):

@@ -25,7 +25,7 @@ from robustjax.models.base import ModelFns
 
 @dataclasses.dataclass(frozen=True)
 class FreeAT:
-    """"Free" adversarial training (``robustjax.train.free``): each batch replayed
+    """ "Free" adversarial training (``robustjax.train.free``): each batch replayed
     ``replays`` times, one ascent step on the perturbation per replay."""
 
     fns: ModelFns

@@ -94,6 +94,7 @@ class BERT4RecConfig(ConfigBase):
                 f"BERT4RecConfig.time_budget_s must be > 0 or None, got {self.time_budget_s!r}."
             )
 
+
 def get_config(*, tiny: bool = False, **overrides) -> BERT4RecConfig:
     return build_config(
         BERT4RecConfig,

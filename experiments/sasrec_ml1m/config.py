@@ -58,6 +58,7 @@ class SASRecConfig(ConfigBase):
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"SASRecConfig.dropout must lie in [0, 1), got {self.dropout!r}.")
 
+
 def get_config(*, tiny: bool = False, **overrides) -> SASRecConfig:
     return build_config(
         SASRecConfig,

@@ -1,4 +1,8 @@
-"""Host-side helpers shared by the evaluation drivers (numpy only, no row loops)."""
+"""Host-side helpers shared by the evaluation drivers (numpy only, no row loops).
+
+``check_csr``, ``batch_capacity``, ``coo_batch`` and ``pad_rows`` are public through
+``robustjax.eval``; import them from there outside this package.
+"""
 
 from collections.abc import Sequence
 

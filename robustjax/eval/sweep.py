@@ -300,7 +300,7 @@ def run_sweep(
     # head items: the most popular head_share of items by training interactions
     pop = np.bincount(excludes[0][1], minlength=num_items) if excludes else np.zeros(num_items)
     head = np.zeros(num_items, bool)
-    head[np.argsort(-pop, kind="stable")[: max(1, int(round(cfg.head_share * num_items)))]] = True
+    head[np.argsort(-pop, kind="stable")[: max(1, round(cfg.head_share * num_items))]] = True
 
     seed_idx, eps = cfg.levels
     keys = jnp.stack([jax.random.key(s) for s in np.asarray(cfg.seeds)[seed_idx]])

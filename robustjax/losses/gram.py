@@ -212,7 +212,7 @@ def _span_bwd(score_loss, res, cts):
     a_pos = dc_pos[:, None] * eye["user"] + da_pos[:, None] * x_adv["user"]
     grads = span_delta(emb, {"user": a_user, "pos": a_pos, "neg": a_neg})
     d_emb = {n: jnp.zeros_like(v) for n, v in emb.items()}
-    d_emb.update(grads)
+    d_emb |= grads
     if "pos_bias" in emb:
         d_emb["pos_bias"] = dc_pos + da_pos
     if "neg_bias" in emb:

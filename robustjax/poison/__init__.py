@@ -30,21 +30,26 @@ from robustjax.poison.metrics import (
     target_metrics,
     target_rank_step,
 )
-from robustjax.poison.profiles import FakeProfiles, fake_user_ids, inject, load
-from robustjax.poison.unrolled import (
-    UnrolledConfig,
+from robustjax.poison.objective import (
     binarise,
-    init_surrogate,
-    init_victim,
+    dense_profiles,
     project_budget,
     promotion_loss,
-    surrogate_loss,
-    train_surrogate,
-    train_victim_surrogate,
-    unrolled_attack,
     unrolled_objective,
     victim_objective,
 )
+from robustjax.poison.profiles import FakeProfiles, fake_user_ids, inject, load
+from robustjax.poison.surrogate import (
+    init_surrogate,
+    init_victim,
+    inner_optimizer,
+    mf_surrogate,
+    surrogate_loss,
+    train_surrogate,
+    train_victim_surrogate,
+    victim_step_loss,
+)
+from robustjax.poison.unrolled import UnrolledConfig, unrolled_attack
 
 __all__ = [
     "BANDS",
@@ -56,6 +61,7 @@ __all__ = [
     "average_attack",
     "bandwagon_attack",
     "binarise",
+    "dense_profiles",
     "detection_report",
     "eligible_users",
     "evaluate_detector",
@@ -65,9 +71,11 @@ __all__ = [
     "init_surrogate",
     "init_victim",
     "inject",
+    "inner_optimizer",
     "interaction_weights",
     "item_popularity",
     "load",
+    "mf_surrogate",
     "pick_targets",
     "project_budget",
     "promotion_loss",
@@ -86,4 +94,5 @@ __all__ = [
     "unrolled_attack",
     "unrolled_objective",
     "victim_objective",
+    "victim_step_loss",
 ]

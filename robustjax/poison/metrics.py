@@ -22,7 +22,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from robustjax.data.csr import user_item_csr
 from robustjax.data.table import SplitData
-from robustjax.eval import _host
+from robustjax.eval import batch_capacity, check_csr, coo_batch, pad_rows
 
 
 def eligible_users(split: SplitData, targets, *, num_real_users: int | None = None) -> np.ndarray:
@@ -109,22 +109,22 @@ def target_metrics(
         raise ValueError(
             f"target_metrics: targets must be item ids in [0, {num_items}), got {targets.tolist()}."
         )
-    excl = _host.check_csr("target_metrics: exclude_csr", exclude_csr, num_items)
+    excl = check_csr("target_metrics: exclude_csr", exclude_csr, num_items)
     users = np.asarray(users, np.int64)
     n = users.size
     out = {f"hr@{k}": 0.0, f"ndcg@{k}": 0.0, "num_users": n, "num_pairs": n * targets.size}
     if n == 0:
         return out
     bsz = min(batch_size, n)
-    cap = _host.batch_capacity([excl], users, bsz)
+    cap = batch_capacity([excl], users, bsz)
     sums = []
     for start in range(0, n, bsz):
         chunk = users[start : start + bsz]
-        xr, xc = _host.coo_batch([excl], chunk, cap, pad_row=bsz)
+        xr, xc = coo_batch([excl], chunk, cap, pad_row=bsz)
         sums.append(
             target_rank_step(
                 params,
-                _host.pad_rows(chunk.astype(np.int32), bsz),
+                pad_rows(chunk.astype(np.int32), bsz),
                 np.arange(bsz) < chunk.size,
                 xr,
                 xc,

@@ -18,14 +18,14 @@ def setup():
     params = jax.tree.map(lambda x: 3.0 * x, params)
     data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
     csr = lambda t: user_item_csr(t, split.num_users)
-    return dict(
-        fns=fns,
-        params=params,
-        data=data,
-        target_csr=csr(split.test),
-        exclude_csrs=[csr(split.train), csr(split.valid)],
-        num_items=split.num_items,
-    )
+    return {
+        "fns": fns,
+        "params": params,
+        "data": data,
+        "target_csr": csr(split.test),
+        "exclude_csrs": [csr(split.train), csr(split.valid)],
+        "num_items": split.num_items,
+    }
 
 
 def _sweep(setup, **kw):

@@ -155,7 +155,7 @@ def test_every_method_trains_compiles_once_and_is_deterministic(method, tiny_dat
         if phases[-1].objective is not None:
             obj = phases[-1].objective
 
-            def counted(p, b, *, key, obj=obj):
+            def counted(p, b, *, key, obj=obj, traces=traces):
                 traces.append(1)
                 return obj(p, b, key=key)
 

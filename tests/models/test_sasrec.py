@@ -144,7 +144,9 @@ def test_epoch_and_eval_fns():
     losses = parts["loss"]
     assert losses.shape == (2,) and bool(jnp.all(jnp.isfinite(losses)))
     assert int(state.step) == 2
-    res = make_sasrec_eval_fn(graphdef, batch_size=3)(state.params, data.test_input, data.test_cands)
+    res = make_sasrec_eval_fn(graphdef, batch_size=3)(
+        state.params, data.test_input, data.test_cands
+    )
     assert 0.0 <= float(res["ndcg@10"]) <= float(res["hr@10"]) <= 1.0
 
 

@@ -213,3 +213,51 @@ def test_tiny_experiment_writes_one_table(tmp_path):
     assert [r["epoch"] for r in history] == [0, 1, 2]
     with open(os.path.join(out, "results.md")) as f:
         assert "IRGAN discriminator" in f.read()
+
+
+def test_fit_gan_resumes_bit_exactly(small, tmp_path):
+    from robustjax.train import fit_gan
+
+    data, g_fns, g_params, d_fns, d_params = small
+    tx = make_optimizer("adam", 0.05)
+    g_epoch = make_g_epoch(g_fns, d_fns, tx, num_samples=4)
+    d_epoch = make_d_epoch(d_fns, g_fns, tx)
+    evaluated = []
+
+    def validate(params):
+        evaluated.append(1)
+        return {"score": float(jnp.sum(params["users"]["embedding"][...] ** 2))}
+
+    def run(out, epochs, resume=False):
+        return fit_gan(
+            g_state=init_state(g_params, tx),
+            d_state=init_state(d_params, tx),
+            g_epoch=g_epoch,
+            d_epoch=d_epoch,
+            data=data,
+            gan_epochs=epochs,
+            batch_size=64,
+            seed=5,
+            validate_g=validate,
+            validate_d=validate,
+            early_metric="score",
+            checkpoint_dir=str(out),
+            checkpoint_every=1,
+            resume=resume,
+            progress=False,
+        )
+
+    full = run(tmp_path / "full", 3)
+    run(tmp_path / "part", 1)
+    n_before = len(evaluated)
+    resumed = run(tmp_path / "part", 3, resume=True)
+    assert len(evaluated) - n_before == 2 * 2  # epochs 2 and 3 only, for G and D
+    assert [r["epoch"] for r in resumed.history] == [0, 1, 2, 3]
+    for a, b in (
+        (full.final_g_params, resumed.final_g_params),
+        (full.g_params, resumed.g_params),
+        (full.final_d_params, resumed.final_d_params),
+    ):
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert (full.best_g_epoch, full.best_d_epoch) == (resumed.best_g_epoch, resumed.best_d_epoch)
