@@ -165,10 +165,18 @@ def _load_data(data_path, table, synthetic, *, max_len, seed, who):
     return make_sequence_data(table, max_len=max_len, seed=seed), data_spec
 
 
-def _check_positive(who, **values):
-    for name, value in values.items():
+def _prologue(who, *, out_dir, data_path, table, synthetic, seed, batch_size, **model):
+    """Checks, data and model arguments shared by both families: returns the data, its
+    recipe, the batch size (at most the number of users) and the model's kwargs."""
+    for name in ("epochs", "eval_every", "batch_size", "buckets"):
+        value = model.pop(name, 1) if name != "batch_size" else batch_size
         if value < 1:
             raise ValueError(f"{who}: {name} must be >= 1, got {name}={value!r}.")
+    os.makedirs(out_dir, exist_ok=True)
+    data, data_spec = _load_data(
+        data_path, table, synthetic, max_len=model["max_len"], seed=seed, who=who
+    )
+    return data, data_spec, min(batch_size, data.num_users), {"num_items": data.num_items, **model}
 
 
 def run_sasrec(
@@ -209,20 +217,23 @@ def run_sasrec(
     Data: ``synthetic`` (kwargs of ``robustjax.data.synthetic``), else ``table`` (not
     reloadable by sweeps), else ``load(data_path)``. Returns the metrics.
     """
-    _check_positive("run_sasrec", epochs=epochs, eval_every=eval_every, buckets=buckets)
-    os.makedirs(out_dir, exist_ok=True)
-    data, data_spec = _load_data(
-        data_path, table, synthetic, max_len=max_len, seed=seed, who="run_sasrec"
+    data, data_spec, batch_size, kwargs = _prologue(
+        "run_sasrec",
+        out_dir=out_dir,
+        data_path=data_path,
+        table=table,
+        synthetic=synthetic,
+        seed=seed,
+        batch_size=batch_size,
+        epochs=epochs,
+        eval_every=eval_every,
+        buckets=buckets,
+        max_len=max_len,
+        dim=dim,
+        num_blocks=num_blocks,
+        num_heads=num_heads,
+        dropout=dropout,
     )
-    batch_size = min(batch_size, data.num_users)
-    kwargs = {
-        "num_items": data.num_items,
-        "max_len": max_len,
-        "dim": dim,
-        "num_blocks": num_blocks,
-        "num_heads": num_heads,
-        "dropout": dropout,
-    }
     init_params = None
     if init_from is not None:
         prev = load_sequence_run(init_from, data=data)
@@ -260,14 +271,12 @@ def run_sasrec(
         "init_from": init_from,
     }
     recipe = _Recipe("sasrec", SASRec, kwargs, tx, make_task, make_eval)
+    common = {"data": data, "data_spec": data_spec, "out_dir": out_dir, "seed": seed}
     return _train_sequence_model(
         recipe,
-        data=data,
-        data_spec=data_spec,
-        out_dir=out_dir,
+        **common,
         epochs=epochs,
         eval_every=eval_every,
-        seed=seed,
         adv=adv,
         init_params=init_params,
         time_budget_s=time_budget_s,
@@ -316,20 +325,22 @@ def run_bert4rec(
     (``full/hr@10``, ``full/ndcg@10``, ``full/recall@20``, ``full/ndcg@20``); see
     :func:`robustjax.eval.sequence.make_bert4rec_eval_fn`. Returns the metrics.
     """
-    _check_positive("run_bert4rec", epochs=epochs, eval_every=eval_every, batch_size=batch_size)
-    os.makedirs(out_dir, exist_ok=True)
-    data, data_spec = _load_data(
-        data_path, table, synthetic, max_len=max_len, seed=seed, who="run_bert4rec"
+    data, data_spec, batch_size, kwargs = _prologue(
+        "run_bert4rec",
+        out_dir=out_dir,
+        data_path=data_path,
+        table=table,
+        synthetic=synthetic,
+        seed=seed,
+        batch_size=batch_size,
+        epochs=epochs,
+        eval_every=eval_every,
+        max_len=max_len,
+        dim=dim,
+        num_blocks=num_blocks,
+        num_heads=num_heads,
+        dropout=dropout,
     )
-    batch_size = min(batch_size, data.num_users)
-    kwargs = {
-        "num_items": data.num_items,
-        "max_len": max_len,
-        "dim": dim,
-        "num_blocks": num_blocks,
-        "num_heads": num_heads,
-        "dropout": dropout,
-    }
     tx = optax.chain(
         optax.clip_by_global_norm(clip_norm),
         optax.adamw(lr, b1=0.9, b2=0.999, weight_decay=weight_decay),
@@ -375,14 +386,12 @@ def run_bert4rec(
         "adv": None if adv is None else dataclasses.asdict(adv),
     }
     recipe = _Recipe("bert4rec", BERT4Rec, kwargs, tx, make_task, make_eval)
+    common = {"data": data, "data_spec": data_spec, "out_dir": out_dir, "seed": seed}
     return _train_sequence_model(
         recipe,
-        data=data,
-        data_spec=data_spec,
-        out_dir=out_dir,
+        **common,
         epochs=epochs,
         eval_every=eval_every,
-        seed=seed,
         adv=adv,
         init_params=None,
         time_budget_s=time_budget_s,
