@@ -2,7 +2,11 @@ import csv
 import json
 import os
 
+import numpy as np
 import pytest
+
+from experiments import get_config
+from robustjax.cli.main import main
 
 
 def _read(path):
@@ -10,7 +14,44 @@ def _read(path):
         return f.read()
 
 
-from robustjax.cli.main import main
+def _config(run_dir):
+    return json.loads(_read(os.path.join(run_dir, "config.json")))
+
+
+def _history(run_dir):
+    return [json.loads(x) for x in _read(os.path.join(run_dir, "history.jsonl")).splitlines()]
+
+
+def _params(run_dir):
+    """The selected model's parameter leaves, in the order of checkpoint/params.npz."""
+    with np.load(os.path.join(run_dir, "checkpoint", "params.npz")) as z:
+        return [z[f"arr_{i}"] for i in range(len(z.files))]
+
+
+def _same_params(a, b):
+    pa, pb = _params(a), _params(b)
+    return len(pa) == len(pb) and all(
+        x.shape == y.shape and np.array_equal(x, y) for x, y in zip(pa, pb)
+    )
+
+
+@pytest.fixture(scope="module")
+def train_tiny(tmp_path_factory):
+    """`robustjax train --tiny` with --set overrides; each distinct run happens once per module
+    (the runs are deterministic and the tests only read their folders)."""
+    runs = {}
+
+    def run(*overrides):
+        if overrides not in runs:
+            out = str(tmp_path_factory.mktemp("run") / "out")
+            args = ["train", "--tiny", "--out", out, "--no-progress"]
+            for item in overrides:
+                args += ["--set", item]
+            assert main(args) == 0, overrides
+            runs[overrides] = out
+        return runs[overrides]
+
+    return run
 
 
 def test_help_explains_every_option(capsys):
@@ -31,9 +72,8 @@ def test_help_explains_every_option(capsys):
     assert main([]) == 0
 
 
-def test_tiny_train_writes_every_output(tmp_path, capsys):
-    out = str(tmp_path / "run")
-    assert main(["train", "--tiny", "--out", out, "--no-progress"]) == 0
+def test_tiny_train_writes_every_output(train_tiny):
+    out = train_tiny()
     for name in (
         "metrics.json",
         "config.json",
@@ -52,8 +92,7 @@ def test_tiny_train_writes_every_output(tmp_path, capsys):
     )
     assert rows[0] == ["user", "item", "rank", "score"]
     assert rows[1][2] == "1"
-    history = [json.loads(line) for line in _read(os.path.join(out, "history.jsonl")).splitlines()]
-    assert [h["epoch"] for h in history] == [1, 2]
+    assert [h["epoch"] for h in _history(out)] == [1, 2]
 
 
 def test_train_on_real_split_tiny(tmp_path, shared_data):
@@ -82,6 +121,9 @@ def test_train_on_real_split_tiny(tmp_path, shared_data):
     assert metrics["test/num_users"] > 900
     rows = _read(os.path.join(out, "recommendations.tsv")).splitlines()
     assert len(rows) == 1 + 50 * metrics["test/num_users"]
+    # both --set overrides took effect: one epoch, 8-dimensional user and item tables
+    assert [h["epoch"] for h in _history(out)] == [1]
+    assert sorted(p.shape for p in _params(out)) == [(943, 8), (1682, 8)]
 
 
 def test_bad_input_is_a_clean_error(tmp_path, capsys):
@@ -94,10 +136,8 @@ def test_bad_input_is_a_clean_error(tmp_path, capsys):
     assert "Valid keys" in capsys.readouterr().err
 
 
-def test_sweep_compares_checkpoints_in_one_report(tmp_path, capsys):
-    a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    assert main(["train", "--tiny", "--out", a, "--no-progress"]) == 0
-    assert main(["train", "--tiny", "--out", b, "--no-progress", "--set", "train.seed=3"]) == 0
+def test_sweep_compares_checkpoints_in_one_report(tmp_path, train_tiny):
+    a, b = train_tiny(), train_tiny("train.seed=3")
     out = str(tmp_path / "sweep")
     assert (
         main(
@@ -135,13 +175,8 @@ def test_sweep_compares_checkpoints_in_one_report(tmp_path, capsys):
     assert "shifted test data" in _read(os.path.join(out, "sweep.md"))
 
 
-def test_sweep_rejects_checkpoints_of_another_data_set(tmp_path, capsys):
-    a, b = str(tmp_path / "a"), str(tmp_path / "b")
-    assert main(["train", "--tiny", "--out", a, "--no-progress"]) == 0
-    assert (
-        main(["train", "--tiny", "--out", b, "--no-progress", "--set", "data.synthetic_items=70"])
-        == 0
-    )
+def test_sweep_rejects_checkpoints_of_another_data_set(tmp_path, train_tiny, capsys):
+    a, b = train_tiny(), train_tiny("data.synthetic_items=70")
     assert (
         main(
             [
@@ -167,22 +202,45 @@ def test_sweep_rejects_checkpoints_of_another_data_set(tmp_path, capsys):
     assert "eps must be finite and >= 0" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        ["train.loss=softmax", "train.num_negatives=4"],
-        ["train.loss=bce", "train.sampler=popularity"],
-        ["train.optimizer=adagrad", "train.l2=1e-4", "model.use_bias=true"],
-        ["train.optimizer=sgd", "train.learning_rate=0.05", "train.weight_decay=1e-4"],
-    ],
-)
-def test_loss_sampler_and_optimizer_options_train(tmp_path, overrides):
-    args = ["train", "--tiny", "--out", str(tmp_path / "o"), "--no-progress"]
+OPTION_CASES = {
+    "softmax-negatives": ("train.loss=softmax", "train.num_negatives=4"),
+    "bce-popularity": ("train.loss=bce", "train.sampler=popularity"),
+    "adagrad-l2-bias": ("train.optimizer=adagrad", "train.l2=1e-4", "model.use_bias=true"),
+    "sgd-lr-decay": ("train.optimizer=sgd", "train.learning_rate=0.05", "train.weight_decay=1e-4"),
+}
+
+
+@pytest.mark.parametrize("overrides", OPTION_CASES.values(), ids=OPTION_CASES)
+def test_loss_sampler_and_optimizer_options_take_effect(train_tiny, overrides):
+    """Every option is recorded in config.json and changes training: leaving any one of them
+    out (same seed, otherwise the same run) gives different trained parameters."""
+    out = train_tiny(*overrides)
+    config = _config(out)
     for item in overrides:
-        args += ["--set", item]
-    assert main(args) == 0
-    history = [json.loads(x) for x in _read(str(tmp_path / "o" / "history.jsonl")).splitlines()]
-    assert all(abs(h["loss"]) < 1e6 for h in history)
+        key, value = item.split("=")
+        section, name = key.split(".")
+        try:
+            expected = json.loads(value)
+        except json.JSONDecodeError:
+            expected = value  # a bare string such as softmax
+        assert config[section][name] == expected, item
+    history = _history(out)
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(np.isfinite(h["loss"]) for h in history)
+    # the loss is logged under its own name
+    assert all(config["train"]["loss"] in h for h in history)
+    for i, item in enumerate(overrides):
+        without = overrides[:i] + overrides[i + 1 :]
+        assert not _same_params(out, train_tiny(*without)), f"{item} had no effect"
+    if "train.num_negatives=4" in overrides:
+        # sampled softmax over 1 + N near-zero scores: log(1 + N) (log 2 with one negative)
+        assert history[0]["loss"] == pytest.approx(np.log(5.0), abs=0.05)
+    if "train.l2=1e-4" in overrides:
+        for h in history:
+            assert h["loss"] == pytest.approx(h["bpr"] + 1e-4 * h["l2"], rel=1e-6)
+    if "model.use_bias=true" in overrides:
+        num_items = json.loads(_read(os.path.join(out, "data.json")))["num_items"]
+        assert [p.shape for p in _params(out) if p.ndim == 1] == [(num_items,)]
 
 
 @pytest.mark.parametrize(
@@ -194,3 +252,14 @@ def test_named_experiments_run_tiny(tmp_path, experiment):
     assert main(["train", "--experiment", experiment, "--tiny", "--out", out, "--no-progress"]) == 0
     metrics = json.loads(_read(os.path.join(out, "metrics.json")))
     assert any(k.startswith("test/") for k in metrics)
+    # the named experiment ran, not the default bpr-mf: its name, model and phases
+    expected = get_config(experiment, tiny=True)
+    config = _config(out)
+    assert config["name"] == expected.name == experiment
+    if hasattr(expected, "model"):
+        assert config["model"]["name"] == expected.model.name
+    if experiment == "apr-mf":
+        history = _history(out)
+        assert config["adv"]["method"] == "apr"
+        assert history[0]["phase"] == "clean" and history[-1]["phase"] == "apr"
+        assert history[-1]["loss"] > history[-1]["bpr"] > 0  # the APR term is added

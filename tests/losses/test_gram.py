@@ -77,22 +77,33 @@ def test_dependent_vector_gets_no_new_axis():
 def test_span_attack_equals_generic_attack(loss, num_neg):
     fns, params = _model()
     batch = _batch(num_neg)
-    emb = fns.embed(params, batch)
-    key = jax.random.key(0)
     cases = [
         ("fgsm", 1, ("user", "pos", "neg"), "row"),
         ("pgd", 7, ("user", "pos", "neg"), "row"),
         ("pgd", 4, ("user", "neg"), "example"),
         ("pgd", 3, ("pos",), "batch"),
     ]
-    loss_on_emb = emb_loss(fns, loss)
-    for kind, steps, targets, scope in cases:
-        attack = make_attack(
+    attacks = [
+        make_attack(
             AttackConfig(kind=kind, eps=0.6, num_steps=steps, scope=scope, targets=targets),
             fns.embedding_names,
         )
-        ref = attack(lambda e: loss_on_emb(params, e), emb, key=key)
-        got = span_delta(emb, span_attack(attack, loss_on_emb, params, emb, key=key))
+        for kind, steps, targets, scope in cases
+    ]
+    loss_on_emb = emb_loss(fns, loss)
+
+    @jax.jit  # one compilation for every case (eager dispatch of the loops is slow on CPU)
+    def run(params, batch, key):
+        emb = fns.embed(params, batch)
+        return [
+            (
+                attack(lambda e: loss_on_emb(params, e), emb, key=key),
+                span_delta(emb, span_attack(attack, loss_on_emb, params, emb, key=key)),
+            )
+            for attack in attacks
+        ]
+
+    for (kind, _, _, scope), (ref, got) in zip(cases, run(params, batch, jax.random.key(0))):
         for name in ("user", "pos", "neg"):
             np.testing.assert_allclose(
                 got[name], ref[name], atol=2e-6, err_msg=f"{kind} {scope} {name}"
@@ -122,8 +133,9 @@ def test_span_term_matches_clean_and_adversarial_terms(loss, num_neg):
             generic_adv(p, batch, key=key)
         )
 
-    v1, g1 = jax.value_and_grad(ours)(params)
-    v2, g2 = jax.value_and_grad(reference)(params)
+    (v1, g1), (v2, g2) = jax.jit(
+        lambda p: (jax.value_and_grad(ours)(p), jax.value_and_grad(reference)(p))
+    )(params)
     np.testing.assert_allclose(v1, v2, rtol=1e-5)
     for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
