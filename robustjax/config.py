@@ -7,12 +7,14 @@ import typing
 from typing import Any
 
 from robustjax.data import DataConfig
-from robustjax.models.registry import ModelConfig
-from robustjax.objectives import AdvConfig
+from robustjax.models.registry import SEQUENCE_MODELS, ModelConfig
+from robustjax.objectives import PAIR_ADV_METHODS, SEQUENCE_ADV_METHODS, AdvConfig
 from robustjax.train.sampler import SAMPLERS
 from robustjax.train.state import OPTIMIZERS
 
 LOSSES = ("bpr", "bce", "softmax")
+# the loss each sequence model trains with: next-item BCE (SASRec), masked-item softmax
+SEQUENCE_LOSSES = {"sasrec": "bce", "bert4rec": "softmax"}
 
 
 def _positive(cfg, *names):
@@ -46,12 +48,35 @@ class TrainConfig:
     early_metric: str = "ndcg@20"
     checkpoint_every: int = 10
     seed: int = 2024
+    beta2: float = 0.999  # adam/adamw second-moment decay (SASRec: 0.98)
+    clip_norm: float = 0.0  # > 0 clips the global gradient norm (BERT4Rec: 5)
+    time_budget_s: float | None = None  # stop after the epoch that reaches it
+    init_from: str | None = None  # a run folder whose selected parameters start training
+    buckets: int = 1  # sequence models: history-length buckets per epoch
+    mask_prob: float = 0.2  # bert4rec: share of each row's positions masked (Cloze)
+    mask_last_prob: float = 0.0  # bert4rec: rows that mask only their last item
+    cloze_negatives: int = 0  # bert4rec: 0 = full softmax, > 0 = sampled softmax
 
     def __post_init__(self):
-        _positive(self, "epochs", "batch_size", "num_negatives", "eval_every", "checkpoint_every")
-        if self.learning_rate <= 0:
+        _positive(
+            self, "epochs", "batch_size", "num_negatives", "eval_every", "checkpoint_every",
+            "buckets",
+        )
+        if not self.learning_rate > 0:
             raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}.")
-        for name in ("l2", "weight_decay", "patience"):
+        if not 0.0 <= self.beta2 < 1.0:
+            raise ValueError(f"TrainConfig.beta2 must lie in [0, 1), got {self.beta2!r}.")
+        if not 0.0 < self.mask_prob <= 1.0:
+            raise ValueError(f"TrainConfig.mask_prob must lie in (0, 1], got {self.mask_prob!r}.")
+        if not 0.0 <= self.mask_last_prob <= 1.0:
+            raise ValueError(
+                f"TrainConfig.mask_last_prob must lie in [0, 1], got {self.mask_last_prob!r}."
+            )
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(
+                f"TrainConfig.time_budget_s must be > 0 or None, got {self.time_budget_s!r}."
+            )
+        for name in ("l2", "weight_decay", "patience", "clip_norm", "cloze_negatives"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
         _choice(self, "optimizer", OPTIMIZERS)
@@ -88,19 +113,34 @@ class ExperimentConfig:
     def validate(self) -> "ExperimentConfig":
         """Cross-section checks (run after all overrides, so their order does not matter)."""
         metric = self.train.early_metric
-        name, _, k = metric.partition("@")
-        if name not in ("recall", "ndcg", "hr", "precision", "mrr", "auc") or (
-            k and (not k.isdigit() or int(k) not in self.eval.ks)
+        name, _, k = metric.removeprefix("sampled_").partition("@")
+        sequential = self.model.name in SEQUENCE_MODELS
+        names = ("hr", "ndcg", "recall") if sequential else ("recall", "ndcg", "hr", "precision", "mrr", "auc")
+        if (
+            name not in names
+            or (k and (not k.isdigit() or int(k) not in self.eval.ks))
+            or (metric.startswith("sampled_") and not self.eval.sampled_negatives)
         ):
             raise ValueError(
                 f"TrainConfig.early_metric={metric!r} is not computed: use "
-                f"<recall|ndcg|hr|precision|mrr>@K with K in eval.ks={self.eval.ks}, "
-                "or 'auc'."
+                f"<{'|'.join(names)}>@K with K in eval.ks={self.eval.ks} (full ranking), "
+                "or sampled_<metric>@K when eval.sampled_negatives > 0."
             )
         if self.adv.method != "none" and self.adv.warm_epochs >= self.train.epochs:
             raise ValueError(
                 f"AdvConfig.warm_epochs={self.adv.warm_epochs} leaves no "
                 f"adversarial epoch out of train.epochs={self.train.epochs}."
+            )
+        allowed = SEQUENCE_ADV_METHODS if sequential else PAIR_ADV_METHODS
+        if self.adv.method not in allowed:
+            raise ValueError(
+                f"AdvConfig.method={self.adv.method!r} does not apply to model "
+                f"{self.model.name!r}; expected one of {allowed}."
+            )
+        if sequential and self.train.loss != SEQUENCE_LOSSES[self.model.name]:
+            raise ValueError(
+                f"TrainConfig.loss={self.train.loss!r}: {self.model.name} trains with "
+                f"loss={SEQUENCE_LOSSES[self.model.name]!r}."
             )
         return self
 
@@ -242,8 +282,20 @@ def from_dict(cls, data: dict):
 
 
 def tiny_config(cfg: ExperimentConfig, **model_changes) -> ExperimentConfig:
-    """The seconds-long smoke version of an experiment (``--tiny``): 40 synthetic users x 60
-    items, embedding dim 8, 2 epochs of batch 64, validation every epoch."""
+    """The seconds-long smoke version of an experiment (``--tiny``): synthetic data (pair
+    models: 40 users x 60 items; sequence models: 40 users x 150 items, histories of 15,
+    length 12), embedding dim 8, 2 epochs of small batches, validation every epoch."""
+    if cfg.model.name in SEQUENCE_MODELS:
+        return dataclasses.replace(
+            cfg,
+            data=DataConfig(
+                synthetic_users=40, synthetic_items=150, synthetic_per_user=15, seed=cfg.train.seed
+            ),
+            model=dataclasses.replace(cfg.model, **{"dim": 8, "max_len": 12, **model_changes}),
+            train=dataclasses.replace(
+                cfg.train, epochs=2, batch_size=16, eval_every=1, buckets=min(cfg.train.buckets, 2)
+            ),
+        )
     return dataclasses.replace(
         cfg,
         data=DataConfig(synthetic_users=40, synthetic_items=60, synthetic_per_user=8),

@@ -49,7 +49,9 @@ class ObjectivePhase:
     free: FreeAT | None = None
 
 
-METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free")
+METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free", "hull")
+PAIR_ADV_METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free")
+SEQUENCE_ADV_METHODS = ("none", "apr", "pgd", "hull")
 APR_MODES = ("per-lookup", "published")
 
 
@@ -58,7 +60,9 @@ class AdvConfig:
     """Adversarial training. ``method="none"`` trains the clean objective only.
 
     Attributes:
-      method: one of ``METHODS``.
+      method: one of ``METHODS``; pair models take ``PAIR_ADV_METHODS``, sequence models
+        ``SEQUENCE_ADV_METHODS`` (``hull``: soft item substitutions in the convex hull of
+        item embeddings, :mod:`robustjax.losses.sequence`).
       eps: perturbation radius (norm/scope below).
       weight: weight of the adversarial term (APR's lambda, TRADES' beta, VAT's alpha).
       warm_epochs: clean epochs before the adversarial phase (APR needs a warm start: from
@@ -66,12 +70,16 @@ class AdvConfig:
       num_steps: PGD steps (``pgd``/``trades``); static.
       step_size: PGD step; None = ``2.5 * eps / num_steps`` (``fast``: ``1.25 * eps``).
       norm, scope: the ball, see :func:`robustjax.attacks.project`.
-      targets: embeddings to perturb.
+      targets: embeddings to perturb. Sequence models perturb their input sequence
+        (``("seq",)``); the pair default ``("user", "pos", "neg")`` reads as that.
       apr_mode: ``"per-lookup"`` (each gathered embedding its own delta) or ``"published"``
         (delta per table row from the batch-summed gradient, sum-reduced loss).
       fraction: share of each batch that is perturbed (adversarial sample injection).
       replays: ``free`` AT: times each batch is replayed.
       power_iterations, xi: VAT's power iteration.
+      budget, num_candidates: ``hull``: positions substituted per sequence, random items in
+        each position's hull besides the original (``step_size``: the ascent step on the
+        hull weights, default 1).
       span: for models whose score is a dot product (``ModelFns.bilinear``: MF, LightGCN),
         solve L2 zero-start attacks (APR, PGD) in the span of each example's embeddings
         from the batch's Gram matrix (:mod:`robustjax.losses.gram`): the same objective to
@@ -93,6 +101,8 @@ class AdvConfig:
     power_iterations: int = 1
     xi: float = 1e-3
     span: bool = True
+    budget: int = 2
+    num_candidates: int = 16
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -108,7 +118,7 @@ class AdvConfig:
         for name in ("warm_epochs", "weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"AdvConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
-        for name in ("replays", "power_iterations"):
+        for name in ("replays", "power_iterations", "budget", "num_candidates"):
             if getattr(self, name) < 1:
                 raise ValueError(f"AdvConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
         self.attack_config()  # validates eps, num_steps, step_size, norm, scope, targets

@@ -19,6 +19,7 @@ from robustjax.config import ExperimentConfig
 from robustjax.data import SplitData, prepare, user_item_csr
 from robustjax.eval import evaluate_full, evaluate_sampled, make_sampled_candidates
 from robustjax.models import ModelFns, build_model
+from robustjax.models.registry import SEQUENCE_MODELS
 from robustjax.objectives import ObjectivePhase, build_phases
 from robustjax.train import build_train_arrays, fit, make_optimizer, save_pytree
 
@@ -86,7 +87,17 @@ def run_experiment(
     progress: bool = True,
     make_phases: Callable[[ExperimentConfig, ModelFns], list[ObjectivePhase]] | None = None,
 ) -> dict[str, float]:
-    """Trains, selects on validation, evaluates on test, writes every output file."""
+    """Trains, selects on validation, evaluates on test, writes every output file.
+
+    Sequence models (``cfg.model.name`` in ``SEQUENCE_MODELS``) run through
+    :func:`robustjax.runs.sequence.run_sequence_experiment` (same sections, loop and run
+    folder)."""
+    if cfg.model.name in SEQUENCE_MODELS:
+        if make_phases is not None:
+            raise ValueError("run_experiment: make_phases applies to pair models only.")
+        from robustjax.runs.sequence import run_sequence_experiment
+
+        return run_sequence_experiment(cfg, out_dir, resume=resume, progress=progress)
     cfg.validate()
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.perf_counter()
@@ -102,6 +113,8 @@ def run_experiment(
         seed=cfg.train.seed,
         train_pairs=(split.train.user, split.train.item),
     )
+    if cfg.train.init_from is not None:
+        params = load_run_params(cfg.train.init_from, params)
     data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
     sampled = None
     if cfg.eval.sampled_negatives:
@@ -122,7 +135,11 @@ def run_experiment(
     evaluator = Evaluator(fns, split, cfg.eval.ks, cfg.eval.batch_size, sampled)
     phases = (make_phases or default_phases)(cfg, fns)
     tx = make_optimizer(
-        cfg.train.optimizer, cfg.train.learning_rate, weight_decay=cfg.train.weight_decay
+        cfg.train.optimizer,
+        cfg.train.learning_rate,
+        weight_decay=cfg.train.weight_decay,
+        beta2=cfg.train.beta2,
+        clip_norm=cfg.train.clip_norm,
     )
     history_path = os.path.join(out_dir, "history.jsonl")
     if not resume and os.path.exists(history_path):
@@ -182,6 +199,20 @@ def run_experiment(
         json.dump(metrics, f, indent=1, sort_keys=True)
     write_recommendations(os.path.join(out_dir, "recommendations.tsv"), split, top)
     return metrics
+
+
+def load_run_params(run_dir: str, template):
+    """The selected parameters of an earlier pair-model run (``RUN/checkpoint/params.npz``),
+    shaped like ``template`` (the freshly built model's): warm start with
+    ``train.init_from`` (e.g. APR from a trained BPR run, with fresh model selection)."""
+    from robustjax.train import load_pytree
+
+    path = os.path.join(run_dir, "checkpoint", "params.npz")
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"train.init_from={run_dir!r}: no {path}; is it the --out folder of a training run?"
+        )
+    return load_pytree(path, template)
 
 
 def write_recommendations(path: str, split: SplitData, top) -> None:

@@ -6,11 +6,11 @@ cd "$(dirname "$0")/../.."
 R="${ROBUSTJAX:-robustjax}"
 D=../shared/data/ml-1m
 O="${1:-runs/item3}"
-M="--set max_len=100 --set buckets=1"  # the settings of the figures in README.md
+M="--set model.max_len=100 --set train.buckets=1"  # the settings of the figures in README.md
 [ -f "$O/sasrec/checkpoint/params.npz" ] || \
-  $R train --experiment sasrec-ml1m --data $D $M --set epochs=100 --out "$O/sasrec" --no-progress
-$R train --experiment sasrec-ml1m --data $D $M --set init_from="$O/sasrec" --set epochs=30 --out "$O/sasrec_ft" --no-progress
-$R train --experiment sasrec-adv-ml1m --data $D $M --set init_from="$O/sasrec" --out "$O/sasrec_adv" --no-progress
+  $R train --experiment sasrec-ml1m --data $D $M --set train.epochs=100 --out "$O/sasrec" --no-progress
+$R train --experiment sasrec-ml1m --data $D $M --set train.init_from="$O/sasrec" --set train.epochs=30 --out "$O/sasrec_ft" --no-progress
+$R train --experiment sasrec-adv-ml1m --data $D $M --set train.init_from="$O/sasrec" --out "$O/sasrec_adv" --no-progress
 C="--checkpoint $O/sasrec_ft --checkpoint $O/sasrec_adv --no-progress"
 $R sweep $C --attack substitute_gradient --eps 0,1,2,3,4 --out "$O/sweep_subst"
 $R sweep $C --attack pgd --steps 5 --eps 0,1,2,4,8 --out "$O/sweep_pgd"

@@ -7,14 +7,21 @@ from flax import nnx
 from robustjax.models.base import ModelFns
 from robustjax.types import Params
 
-MODEL_NAMES = ("mf", "neumf", "lightgcn")
+PAIR_MODELS = ("mf", "neumf", "lightgcn")
+SEQUENCE_MODELS = ("sasrec", "bert4rec")
+MODEL_NAMES = PAIR_MODELS + SEQUENCE_MODELS
 INITS = ("normal", "xavier")
 PERTURB_POINTS = ("layer0", "output")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    """Which model. ``dim`` is the embedding size (NeuMF: of each tower)."""
+    """Which model. ``dim`` is the embedding size (NeuMF: of each tower).
+
+    Pair models (``PAIR_MODELS``) are built by :func:`build_model`; sequence models
+    (``SEQUENCE_MODELS``) by :mod:`robustjax.runs.sequence`, from ``dim``, ``max_len``,
+    ``num_blocks``, ``num_heads`` and ``dropout``.
+    """
 
     name: str = "mf"
     dim: int = 64
@@ -23,6 +30,10 @@ class ModelConfig:
     num_layers: int = 3  # lightgcn: propagation layers
     init: str = "normal"  # lightgcn: "normal" (std 0.1) | "xavier"
     perturb: str = "layer0"  # lightgcn: table-attack point
+    max_len: int = 200  # sasrec/bert4rec: history length
+    num_blocks: int = 2  # sasrec/bert4rec: transformer blocks
+    num_heads: int = 1  # sasrec/bert4rec: attention heads (must divide dim)
+    dropout: float = 0.2  # sasrec/bert4rec
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
@@ -36,6 +47,15 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.hidden must be positive layer sizes, got {self.hidden!r}."
             )
+        for name in ("max_len", "num_blocks", "num_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
+        if self.name in SEQUENCE_MODELS and self.dim % self.num_heads:
+            raise ValueError(
+                f"ModelConfig.num_heads={self.num_heads} must divide dim={self.dim}."
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout must lie in [0, 1), got {self.dropout!r}.")
         if self.num_layers < 0:
             raise ValueError(f"ModelConfig.num_layers must be >= 0, got {self.num_layers!r}.")
         if self.init not in INITS:
@@ -54,6 +74,11 @@ def build_model(
 
     ``train_pairs=(user, item)`` (the training interactions) is needed by graph models.
     """
+    if cfg.name in SEQUENCE_MODELS:
+        raise ValueError(
+            f"build_model: {cfg.name!r} is a sequence model; its runs build it "
+            "(robustjax.runs.sequence)."
+        )
     rngs = nnx.Rngs(params=seed)
     if cfg.name == "mf":
         from robustjax.models.mf import MatrixFactorization, mf_fns

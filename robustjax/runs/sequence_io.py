@@ -29,14 +29,19 @@ def _model_class(name: str):
 
 
 def load_table(data_spec: dict) -> InteractionTable:
-    """The interaction table of ``{"path": PATH}`` or ``{"synthetic": {kwargs}}``."""
+    """The interaction table of ``{"path": PATH[, "format": FMT]}`` or
+    ``{"synthetic": {kwargs}}``."""
     if data_spec.get("synthetic") is not None:
         from robustjax.data import synthetic
 
         return synthetic(**data_spec["synthetic"])
+    if "path" not in data_spec:
+        raise ValueError(
+            f"load_table: the run's data ({data_spec}) cannot be rebuilt from its folder."
+        )
     from robustjax.data import load
 
-    return load(data_spec["path"])
+    return load(data_spec["path"], format=data_spec.get("format"))
 
 
 def save_sequence_run(

@@ -15,7 +15,7 @@ from robustjax.attacks import AttackConfig, make_attack
 from robustjax.data import synthetic
 from robustjax.data.cloze import mask_items, num_predictions
 from robustjax.data.sequences import make_sequence_data
-from robustjax.eval.sequence import make_bert4rec_eval_fn
+from robustjax.eval.sequence import make_sequence_eval_fn
 from robustjax.losses.sequence import masked_item_loss
 from robustjax.models import BERT4Rec
 from robustjax.train.sequence import make_bert4rec_epoch_fn
@@ -185,16 +185,18 @@ def test_eval_fn_sampled_and_full():
     data = _data()
     model = BERT4Rec(data.num_items, L, D, rngs=nnx.Rngs(0))
     graphdef, params = nnx.split(model, nnx.Param)
-    evaluate = make_bert4rec_eval_fn(graphdef, batch_size=5)  # 16 users: padded last batch
+    evaluate = make_sequence_eval_fn(
+        graphdef, ks=(10, 20), batch_size=5
+    )  # 16 users: padded last batch
     res = evaluate(params, data.test_input, data.test_cands, data.seen_train)
     for k, v in res.items():
         assert 0.0 <= float(v) <= 1.0, k
-    assert float(res["ndcg@10"]) <= float(res["hr@10"])
-    assert float(res["full/hr@10"]) <= float(res["full/recall@20"])
+    assert float(res["sampled_ndcg@10"]) <= float(res["sampled_hr@10"])
+    assert float(res["hr@10"]) <= float(res["recall@20"])
     # excluding every item but the target puts it first in the full ranking
     everything = jnp.ones_like(data.seen_train)
     res = evaluate(params, data.test_input, data.test_cands, everything)
-    assert float(res["full/hr@10"]) == 1.0 == float(res["full/ndcg@10"])
+    assert float(res["hr@10"]) == 1.0 == float(res["ndcg@10"])
     # sampled rank, by hand for user 0
     m = nnx.merge(graphdef, params)
     s = m.score_items(
@@ -202,7 +204,7 @@ def test_eval_fn_sampled_and_full():
     )
     ranks = np.sum(np.asarray(s[:, 1:] > s[:, :1]), axis=1)
     res = evaluate(params, data.test_input, data.test_cands, data.seen_train)
-    np.testing.assert_allclose(res["hr@10"], np.mean(ranks < 10), rtol=1e-6)
+    np.testing.assert_allclose(res["sampled_hr@10"], np.mean(ranks < 10), rtol=1e-6)
 
 
 @pytest.mark.slow  # the same attack path runs on SASRec by default
@@ -262,16 +264,26 @@ def test_call_errors():
             make_bert4rec_epoch_fn(graphdef, optax.adam(1e-3), I, max_len=L, **kw)
 
 
-def test_experiment_config_errors(tmp_path):
+def test_experiment_config_errors():
     from experiments.bert4rec_ml1m.config import get_config
+    from robustjax.config import apply_overrides
+    from robustjax.data import DataConfig
 
     with pytest.raises(ValueError, match="mask_prob"):
-        get_config(mask_prob=1.5)
-    # the config itself is printable without data (`robustjax config`); the run needs it
-    from experiments.bert4rec_ml1m.config import run
-
-    with pytest.raises(ValueError, match="--data"):
-        run(get_config(), str(tmp_path / "run"))
+        apply_overrides(get_config(), ["train.mask_prob=1.5"])
+    with pytest.raises(ValueError, match="num_heads=3 must divide dim=64"):
+        apply_overrides(get_config(), ["model.num_heads=3"])
+    with pytest.raises(ValueError, match="early_metric='sampled_ndcg@10' is not computed"):
+        apply_overrides(get_config(), ["eval.sampled_negatives=0"])
+    with pytest.raises(ValueError, match="does not apply to model 'bert4rec'"):
+        apply_overrides(get_config(), ["adv.method=trades"])
+    with pytest.raises(ValueError, match="trains with loss='softmax'"):
+        apply_overrides(get_config(), ["train.loss=bpr"])
+    # full ranking only: the same config with the sampled protocol off
+    cfg = apply_overrides(
+        get_config(tiny=True), ["eval.sampled_negatives=0", "train.early_metric=ndcg@10"]
+    )
+    assert cfg.eval.sampled_negatives == 0 and isinstance(cfg.data, DataConfig)
 
 
 @pytest.mark.slow  # runs with -m slow (long compile on 2 cores)
@@ -287,13 +299,13 @@ def test_experiment_tiny_cli(tmp_path, capsys):
     )
     m = json.loads((out / "metrics.json").read_text())
     for k in (
+        "test/sampled_hr@10",
+        "test/sampled_ndcg@10",
         "test/hr@10",
         "test/ndcg@10",
-        "test/full/hr@10",
-        "test/full/ndcg@10",
-        "test/full/recall@20",
-        "test/full/ndcg@20",
-        "valid/ndcg@10",
+        "test/recall@20",
+        "test/ndcg@20",
+        "valid/sampled_ndcg@10",
     ):
         assert 0.0 <= m[k] <= 1.0, k
     assert m["epochs_run"] == 2

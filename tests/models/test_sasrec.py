@@ -19,7 +19,7 @@ from robustjax.data.sequences import (
     make_sequence_data,
     sample_unseen,
 )
-from robustjax.eval.sequence import make_sasrec_eval_fn
+from robustjax.eval.sequence import make_sequence_eval_fn
 from robustjax.losses.sequence import next_item_bce
 from robustjax.models.sasrec import SASRec
 from robustjax.runs import run_sasrec
@@ -119,8 +119,10 @@ def test_tiny_training_run(tmp_path):
     for k in (
         "test/hr@10",
         "test/ndcg@10",
-        "valid/hr@10",
-        "valid/ndcg@10",
+        "test/sampled_hr@10",
+        "test/sampled_ndcg@10",
+        "valid/sampled_hr@10",
+        "valid/sampled_ndcg@10",
         "epoch_seconds_median",
         "train_seconds",
     ):
@@ -144,9 +146,10 @@ def test_epoch_and_eval_fns():
     losses = parts["loss"]
     assert losses.shape == (2,) and bool(jnp.all(jnp.isfinite(losses)))
     assert int(state.step) == 2
-    res = make_sasrec_eval_fn(graphdef, batch_size=3)(
-        state.params, data.test_input, data.test_cands
+    res = make_sequence_eval_fn(graphdef, ks=(10,), batch_size=3)(
+        state.params, data.test_input, data.test_cands, data.seen_train
     )
+    assert 0.0 <= float(res["sampled_ndcg@10"]) <= float(res["sampled_hr@10"]) <= 1.0
     assert 0.0 <= float(res["ndcg@10"]) <= float(res["hr@10"]) <= 1.0
 
 

@@ -13,7 +13,7 @@ from flax import nnx
 from robustjax.data import synthetic
 from robustjax.data.sequences import make_sequence_data
 from robustjax.eval.seq_sweep import SeqSweepConfig, candidate_loss, run_seq_sweep
-from robustjax.eval.sequence import make_sasrec_eval_fn
+from robustjax.eval.sequence import make_sequence_eval_fn
 from robustjax.losses.sequence import SeqAdvConfig, next_item_bce, sequence_objective
 from robustjax.models.sasrec import SASRec
 from robustjax.runs import is_sequence_run, load_sequence_run, run_sasrec
@@ -27,6 +27,13 @@ SYN = {"num_users": 16, "num_items": 140, "interactions_per_user": 10, "seed": 0
 @pytest.fixture(scope="module")
 def data():
     return make_sequence_data(synthetic(**SYN), max_len=L, num_negatives=20)
+
+
+def _sampled_metrics(graphdef, params, data):
+    """Test metrics of the sampled protocol (the sweeps' clean reference)."""
+    return make_sequence_eval_fn(graphdef, ks=(10,))(
+        params, data.test_input, data.test_cands, data.seen_train
+    )
 
 
 def _model(data, dropout=0.0, seed=0):
@@ -122,11 +129,15 @@ def test_run_saves_reloadable_checkpoint_and_fine_tunes(tmp_path):
     )
     assert is_sequence_run(str(tmp_path / "plain"))
     loaded = load_sequence_run(str(tmp_path / "plain"))
-    res = make_sasrec_eval_fn(loaded.graphdef)(
-        loaded.params, loaded.data.test_input, loaded.data.test_cands
+    d = loaded.data
+    res = make_sequence_eval_fn(loaded.graphdef, ks=(10,))(
+        loaded.params,
+        d.test_input,
+        d.test_cands,
+        d.seen_train.at[jnp.arange(d.num_users), d.valid_target].set(True),  # + the valid item
     )
-    np.testing.assert_allclose(float(res["hr@10"]), plain["test/hr@10"], rtol=1e-6)
-    np.testing.assert_allclose(float(res["ndcg@10"]), plain["test/ndcg@10"], rtol=1e-6)
+    for key in ("sampled_hr@10", "sampled_ndcg@10", "hr@10", "ndcg@10"):
+        np.testing.assert_allclose(float(res[key]), plain[f"test/{key}"], rtol=1e-6)
 
     adv = SeqAdvConfig(method="apr", eps=0.5, start_epoch=2)
     m = run_sasrec(
@@ -180,7 +191,7 @@ def test_run_saves_reloadable_checkpoint_and_fine_tunes(tmp_path):
 def test_embedding_sweep_level0_is_clean_and_vmap_matches_loop(data):
     model = _model(data, seed=3)
     graphdef, params = nnx.split(model, nnx.Param)
-    clean = make_sasrec_eval_fn(graphdef)(params, data.test_input, data.test_cands)
+    clean = _sampled_metrics(graphdef, params, data)
     cfg = SeqSweepConfig(kind="pgd", levels=(0.0, 0.5, 2.0), num_steps=3, user_batch=5)
     out = run_seq_sweep(
         graphdef,
@@ -192,8 +203,10 @@ def test_embedding_sweep_level0_is_clean_and_vmap_matches_loop(data):
         progress=False,
     )
     hr = out["metrics"]["hr@10"][0]
-    np.testing.assert_allclose(hr[0], float(clean["hr@10"]), rtol=1e-6)
-    np.testing.assert_allclose(out["metrics"]["ndcg@10"][0][0], float(clean["ndcg@10"]), rtol=1e-6)
+    np.testing.assert_allclose(hr[0], float(clean["sampled_hr@10"]), rtol=1e-6)
+    np.testing.assert_allclose(
+        out["metrics"]["ndcg@10"][0][0], float(clean["sampled_ndcg@10"]), rtol=1e-6
+    )
     assert out["metrics"]["target_score_shift"][0][0] == pytest.approx(0.0, abs=1e-6)
     assert out["metrics"]["target_score_shift"][0][2] < 0  # the attack lowers the target
     for i, eps in enumerate(cfg.levels):  # one level at a time gives the same numbers
@@ -249,13 +262,6 @@ def test_hull_objective_raises_the_loss_and_trains_the_table(data):
     assert float(jnp.abs(g["items"]["embedding"][...]).sum()) > 0
 
 
-def test_cli_history_kinds_match_the_attack_module():
-    from robustjax.attacks.sequence import SEQUENCE_ATTACKS
-    from robustjax.cli.sweep import HISTORY_KINDS
-
-    assert tuple(HISTORY_KINDS) == tuple(SEQUENCE_ATTACKS)
-
-
 @pytest.mark.parametrize(
     "kind",
     ["substitute_gradient", "substitute_random", "truncate", "insert_gradient", "delete_gradient"],
@@ -273,8 +279,10 @@ def test_history_sweep_budget0_is_clean_and_never_improves_much(data, kind):
         cfg=cfg,
         progress=False,
     )
-    clean = make_sasrec_eval_fn(graphdef)(params, data.test_input, data.test_cands)
-    np.testing.assert_allclose(out["metrics"]["hr@10"][0][0], float(clean["hr@10"]), rtol=1e-6)
+    clean = _sampled_metrics(graphdef, params, data)
+    np.testing.assert_allclose(
+        out["metrics"]["hr@10"][0][0], float(clean["sampled_hr@10"]), rtol=1e-6
+    )
     assert out["metrics"]["changed_positions"][0][0] == 0
     if kind == "substitute_gradient":
         assert 0 < out["metrics"]["changed_positions"][0][1] <= 2

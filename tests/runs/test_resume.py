@@ -27,7 +27,13 @@ def _interrupted_equals_uninterrupted(run, tmp_path, **kw):
     run(out_dir=str(part), epochs=2, **kw)  # "killed" right after the epoch-2 checkpoint
     first_two = (part / "history.jsonl").read_text().splitlines()
     resumed = run(out_dir=str(part), epochs=4, resume=True, **kw)
-    for key in ("valid/ndcg@10", "test/ndcg@10", "test/hr@10", "best_epoch", "epochs_run"):
+    for key in (
+        "valid/sampled_ndcg@10",
+        "test/ndcg@10",
+        "test/sampled_hr@10",
+        "best_epoch",
+        "epochs_run",
+    ):
         assert resumed[key] == full[key], key
     a = np.load(tmp_path / "full" / "checkpoint" / "state.npz")
     b = np.load(part / "checkpoint" / "state.npz")
