@@ -1,14 +1,25 @@
-"""Embedding-space attacks: ``attack(loss_fn, emb, *, key) -> delta``.
+"""Embedding-space attacks: ``attack(loss_fn, emb, *, key) -> delta``, and history attacks.
+
+Every attack name comes from the registries ``EMBEDDING_ATTACKS`` and ``HISTORY_ATTACKS``
+(``robustjax.attacks.registry``).
 
 All attacks return ``jax.lax.stop_gradient(delta)``: the training objective treats the
 perturbation as a constant (Danskin's theorem; the APR convention of He et al., 2018).
 """
 
-from robustjax.attacks.config import KINDS, AttackConfig, make_attack
+from robustjax.attacks.config import AttackConfig, make_attack
 from robustjax.attacks.fgsm import fgsm
 from robustjax.attacks.noise import gaussian_noise, uniform_noise
 from robustjax.attacks.pgd import pgd
 from robustjax.attacks.project import DISTS, NORMS, SCOPES, normalize, norms, project, random_ball
+from robustjax.attacks.registry import (
+    EMBEDDING_ATTACKS,
+    HISTORY_ATTACKS,
+    EmbeddingAttack,
+    HistoryAttack,
+    embedding_kinds,
+    history_kinds,
+)
 from robustjax.attacks.sequence import (
     SEQUENCE_ATTACKS,
     SUBSTITUTION_METHODS,
@@ -27,19 +38,24 @@ from robustjax.attacks.sequence import (
 
 __all__ = [
     "DISTS",
-    "KINDS",
+    "EMBEDDING_ATTACKS",
+    "HISTORY_ATTACKS",
     "NORMS",
     "SCOPES",
     "SEQUENCE_ATTACKS",
     "SUBSTITUTION_METHODS",
     "AttackConfig",
+    "EmbeddingAttack",
+    "HistoryAttack",
     "HullPerturbation",
     "apply_sequence_attack",
     "convex_hull_perturbation",
     "delete_gradient",
     "delete_random",
+    "embedding_kinds",
     "fgsm",
     "gaussian_noise",
+    "history_kinds",
     "insert_gradient",
     "insert_random",
     "is_left_padded",

@@ -4,18 +4,11 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterable
 
-import jax
-import jax.numpy as jnp
 from jaxtyping import PRNGKeyArray, Scalar
 
-from robustjax.attacks import _tree
-from robustjax.attacks.fgsm import fgsm
-from robustjax.attacks.noise import gaussian_noise, uniform_noise
-from robustjax.attacks.pgd import pgd
 from robustjax.attacks.project import NORMS, SCOPES
+from robustjax.attacks.registry import EMBEDDING_ATTACKS
 from robustjax.types import Array, Emb
-
-KINDS = ("pgd", "fgsm", "gaussian", "uniform", "none")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -23,7 +16,8 @@ class AttackConfig:
     """Which attack, how strong, and on which embeddings.
 
     Attributes:
-      kind: ``"pgd"``, ``"fgsm"``, ``"gaussian"``, ``"uniform"`` (noise) or ``"none"``.
+      kind: a key of ``robustjax.attacks.EMBEDDING_ATTACKS``: ``"pgd"``, ``"fgsm"``,
+        ``"gaussian"``, ``"uniform"`` (noise), ``"none"`` or a registered attack.
       eps: radius of the ball (per row, example or batch, see ``scope``); overridable
         (and traceable) per call of the attack function.
       step_size: PGD step length; None means ``2.5 * eps / num_steps`` with the eps in use.
@@ -48,8 +42,8 @@ class AttackConfig:
             value = getattr(self, field)
             raise ValueError(f"AttackConfig.{field} must be {expected}, got {field}={value!r}.")
 
-        if self.kind not in KINDS:
-            bad("kind", f"one of {KINDS}")
+        if self.kind not in EMBEDDING_ATTACKS:
+            bad("kind", f"one of {tuple(EMBEDDING_ATTACKS)}")
         if self.norm not in NORMS:
             bad("norm", f"one of {NORMS}")
         if self.scope not in SCOPES:
@@ -123,7 +117,14 @@ def make_attack(cfg: AttackConfig, embedding_names: Iterable[str]) -> AttackFn:
             f"{unknown}, which the model does not expose; valid names are "
             f"{valid}."
         )
-    common = {"norm": cfg.norm, "scope": cfg.scope, "targets": cfg.targets}
+    attack = EMBEDDING_ATTACKS[cfg.kind].fn
+    settings = {
+        "num_steps": cfg.num_steps,
+        "random_start": cfg.random_start,
+        "norm": cfg.norm,
+        "scope": cfg.scope,
+        "targets": cfg.targets,
+    }
 
     def attack_fn(
         loss_fn: Callable[[Emb], Array],
@@ -134,25 +135,8 @@ def make_attack(cfg: AttackConfig, embedding_names: Iterable[str]) -> AttackFn:
         step_size: float | Scalar | None = None,
     ) -> Emb:
         eps = cfg.eps if eps is None else eps
-        if cfg.kind == "none":
-            _tree.resolve_targets(emb, cfg.targets, where="attack(kind='none')")
-            return jax.tree.map(jnp.zeros_like, emb)
-        if cfg.kind == "fgsm":
-            return fgsm(loss_fn, emb, eps=eps, key=key, **common)
-        if cfg.kind == "gaussian":
-            return gaussian_noise(loss_fn, emb, eps=eps, key=key, **common)
-        if cfg.kind == "uniform":
-            return uniform_noise(loss_fn, emb, eps=eps, key=key, **common)
-        return pgd(
-            loss_fn,
-            emb,
-            eps=eps,
-            key=key,
-            num_steps=cfg.num_steps,
-            step_size=cfg.step_size if step_size is None else step_size,
-            random_start=cfg.random_start,
-            **common,
-        )
+        step_size = cfg.step_size if step_size is None else step_size
+        return attack(loss_fn, emb, key=key, eps=eps, step_size=step_size, **settings)
 
     attack_fn.__name__ = f"{cfg.kind}_attack"
     return attack_fn

@@ -21,6 +21,9 @@ already in the sequence are kept even when excluded. Substitutions always change
 item. When no allowed item exists (tiny ``I``, large ``exclude``) the edit is skipped.
 """
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
@@ -46,16 +49,6 @@ from robustjax.attacks._seq_ops import (
     is_left_padded,
 )
 from robustjax.attacks.hull import HullPerturbation, convex_hull_perturbation
-
-SEQUENCE_ATTACKS = (
-    "substitute_random",
-    "substitute_gradient",
-    "insert_random",
-    "insert_gradient",
-    "delete_random",
-    "delete_gradient",
-    "truncate",
-)
 
 
 # --------------------------------------------------------------------------- substitution
@@ -280,6 +273,64 @@ def truncate_recent(seq_ids: Int[Array, "B L"], budget: int) -> Int[Array, "B L"
 
 
 # --------------------------------------------------------------------------- registry
+class HistoryAttack(NamedTuple):
+    """An entry of ``HISTORY_ATTACKS``.
+
+    Attributes:
+      fn: ``fn(seq_ids, budget, *, num_items, key, loss_fn, table, exclude, method, step,
+        iterative) -> seq_ids`` (every option as a keyword; unused ones are ignored).
+      gradient: needs ``loss_fn`` and ``table`` (checked by ``apply_sequence_attack``).
+    """
+
+    fn: Callable[..., Int[Array, "B L"]]
+    gradient: bool = False
+
+
+def _substitute_random(seq, budget, *, num_items, key, exclude, **_):
+    return substitute_random(seq, budget, num_items, key=key, exclude=exclude)
+
+
+def _substitute_gradient(seq, budget, *, loss_fn, table, exclude, step, method, iterative, **_):
+    return substitute_gradient(
+        loss_fn, table, seq, budget, exclude=exclude, step=step, method=method, iterative=iterative
+    )
+
+
+def _insert_random(seq, budget, *, num_items, key, exclude, **_):
+    return insert_random(seq, budget, num_items, key=key, exclude=exclude)
+
+
+def _insert_gradient(seq, budget, *, loss_fn, table, exclude, **_):
+    return insert_gradient(loss_fn, table, seq, budget, exclude=exclude)
+
+
+def _delete_random(seq, budget, *, key, **_):
+    return delete_random(seq, budget, key=key)
+
+
+def _delete_gradient(seq, budget, *, loss_fn, table, **_):
+    return delete_gradient(loss_fn, table, seq, budget)
+
+
+def _truncate(seq, budget, **_):
+    return truncate_recent(seq, budget)
+
+
+# The registry of history attacks (``robustjax.attacks.registry``): a new entry is
+# available to ``apply_sequence_attack``, ``SeqSweepConfig`` and ``robustjax sweep``.
+HISTORY_ATTACKS: dict[str, HistoryAttack] = {
+    "substitute_random": HistoryAttack(_substitute_random),
+    "substitute_gradient": HistoryAttack(_substitute_gradient, gradient=True),
+    "insert_random": HistoryAttack(_insert_random),
+    "insert_gradient": HistoryAttack(_insert_gradient, gradient=True),
+    "delete_random": HistoryAttack(_delete_random),
+    "delete_gradient": HistoryAttack(_delete_gradient, gradient=True),
+    "truncate": HistoryAttack(_truncate),
+}
+# The built-in kinds (a snapshot taken at import; ``HISTORY_ATTACKS`` is the registry).
+SEQUENCE_ATTACKS = tuple(HISTORY_ATTACKS)
+
+
 def apply_sequence_attack(
     kind: str,
     seq_ids: Int[Array, "B L"],
@@ -294,21 +345,23 @@ def apply_sequence_attack(
     step: float | Scalar = 1.0,
     iterative: bool = False,
 ) -> Int[Array, "B L"]:
-    """Runs the attack ``kind`` (one of ``SEQUENCE_ATTACKS``) with a static ``budget``.
+    """Runs the attack ``kind`` (a key of ``HISTORY_ATTACKS``) with a static ``budget``.
 
-    ``loss_fn`` and ``table`` are required by the ``*_gradient`` kinds; ``method``,
-    ``step`` and ``iterative`` go to ``substitute_gradient``. ``key`` is used by the
-    ``*_random`` kinds only; ``exclude`` by substitution and insertion only.
+    ``loss_fn`` and ``table`` are required by the gradient kinds; ``method``, ``step``
+    and ``iterative`` go to ``substitute_gradient``. ``key`` is used by the ``*_random``
+    kinds only; ``exclude`` by substitution and insertion only.
     """
     where = f"apply_sequence_attack(kind={kind!r})"
-    if kind not in SEQUENCE_ATTACKS:
+    if kind not in HISTORY_ATTACKS:
         raise ValueError(
-            f"apply_sequence_attack: kind={kind!r} is unknown; expected one of {SEQUENCE_ATTACKS}."
+            f"apply_sequence_attack: kind={kind!r} is unknown; expected one of "
+            f"{tuple(HISTORY_ATTACKS)}."
         )
+    attack = HISTORY_ATTACKS[kind]
     seq = _check_seq(seq_ids, where)
     budget = _check_budget(budget, seq.shape[1], where)
     num_items = _check_int("num_items", num_items, 1, None, where, "pass I, the item count")
-    if kind.endswith("_gradient"):
+    if attack.gradient:
         missing = [n for n, v in (("loss_fn", loss_fn), ("table", table)) if v is None]
         if missing:
             raise ValueError(
@@ -320,33 +373,25 @@ def apply_sequence_attack(
                 f"{where}: table has {jnp.shape(table)[0]} rows but "
                 f"num_items={num_items} needs num_items + 1 = {num_items + 1}."
             )
-    if kind == "substitute_random":
-        return substitute_random(seq, budget, num_items, key=key, exclude=exclude)
-    if kind == "substitute_gradient":
-        return substitute_gradient(
-            loss_fn,
-            table,
-            seq,
-            budget,
-            exclude=exclude,
-            step=step,
-            method=method,
-            iterative=iterative,
-        )
-    if kind == "insert_random":
-        return insert_random(seq, budget, num_items, key=key, exclude=exclude)
-    if kind == "insert_gradient":
-        return insert_gradient(loss_fn, table, seq, budget, exclude=exclude)
-    if kind == "delete_random":
-        return delete_random(seq, budget, key=key)
-    if kind == "delete_gradient":
-        return delete_gradient(loss_fn, table, seq, budget)
-    return truncate_recent(seq, budget)
+    return attack.fn(
+        seq,
+        budget,
+        num_items=num_items,
+        key=key,
+        loss_fn=loss_fn,
+        table=table,
+        exclude=exclude,
+        method=method,
+        step=step,
+        iterative=iterative,
+    )
 
 
 __all__ = [
+    "HISTORY_ATTACKS",
     "SEQUENCE_ATTACKS",
     "SUBSTITUTION_METHODS",
+    "HistoryAttack",
     "HullPerturbation",
     "apply_sequence_attack",
     "convex_hull_perturbation",

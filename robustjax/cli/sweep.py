@@ -1,19 +1,16 @@
-"""``robustjax sweep``: robustness curves of one or more trained runs in one report."""
+"""``robustjax sweep``: robustness curves of one or more trained runs in one report.
 
-import dataclasses
-import os
+One engine for every model family (``robustjax.eval.sweep_engine``): the command parses the
+grid, checks the attack against the kinds the family offers (the registries of
+``robustjax.attacks``), evaluates each checkpoint and writes one report. A family
+(``_ITEMS``, ``_SEQUENCE``) only says how its runs are loaded, how its config is built
+and which metrics its report shows.
+"""
 
-from robustjax.eval.sweep import KINDS, OBJECTIVES, SweepConfig, parse_eps
+from collections.abc import Callable
+from typing import NamedTuple
 
-HISTORY_KINDS = (
-    "substitute_random",
-    "substitute_gradient",
-    "insert_random",
-    "insert_gradient",
-    "delete_random",
-    "delete_gradient",
-    "truncate",
-)
+from robustjax.eval.sweep_engine import OBJECTIVES, all_sweep_kinds, parse_eps, sweep_kinds
 
 
 def add_parser(sub) -> None:
@@ -36,9 +33,11 @@ def add_parser(sub) -> None:
     s.add_argument(
         "--attack",
         default="pgd",
-        choices=KINDS + HISTORY_KINDS,
-        help="perturbation kind; for sequential runs (sasrec-*, bert4rec-*) also "
-        "the history attacks substitute_*, insert_*, delete_*, truncate",
+        choices=all_sweep_kinds(),
+        help="perturbation kind; embedding kinds for every run: "
+        + ", ".join(sweep_kinds("items"))
+        + "; for sequential runs (sasrec-*, bert4rec-*) also the history attacks: "
+        + ", ".join(k for k in sweep_kinds("sequence") if k not in sweep_kinds("items")),
     )
     s.add_argument(
         "--eps",
@@ -55,10 +54,12 @@ def add_parser(sub) -> None:
     )
     s.add_argument(
         "--objective",
-        default="train",
+        default=None,
         choices=OBJECTIVES,
-        help="train: max BPR over training triples (APR study); heldout: max BPR "
-        "of the test positives; targeted: promote --target-items",
+        help="train (default for user-item runs): max BPR over training triples (APR "
+        "study); heldout: max BPR of the test positives (sequential runs: the target's "
+        "cross-entropy among its candidates, their only objective); targeted: promote "
+        "--target-items",
     )
     s.add_argument(
         "--target-items",
@@ -92,37 +93,89 @@ def _ints(text):
     return tuple(int(x) for x in text.split(",") if x.strip())
 
 
+class _Family(NamedTuple):
+    """What differs between model families; the rest of ``run`` is shared."""
+
+    name: str  # "items" or "sequence" (``robustjax.eval.sweep_engine.sweep_kinds``)
+    level: str  # what the printed summary calls a level
+    load: Callable  # (paths) -> (runs, context)
+    config: Callable  # (args, context) -> config
+    header: Callable  # (config, context) -> the report's attack/eps/seeds/data entries
+    evaluate: Callable  # (run, config, context, progress) -> checkpoint entry
+    report: Callable  # (config) -> (metrics, stability, extra markdown fn or None)
+
+
 def run(args) -> int:
+    from tqdm.auto import tqdm
+
+    from robustjax.report import summarise, write_report
     from robustjax.runs import is_sequence_run
 
     seq = [is_sequence_run(p) for p in args.checkpoint]
-    if any(seq):
-        if not all(seq):
-            raise ValueError(
-                "robustjax sweep: mix of sequential and user-item checkpoints "
-                f"{args.checkpoint}; compare runs of one kind per report."
-            )
-        return run_sequential(args)
-    if args.attack not in KINDS:
+    if any(seq) and not all(seq):
+        raise ValueError(
+            "robustjax sweep: mix of sequential and user-item checkpoints "
+            f"{args.checkpoint}; compare runs of one kind per report."
+        )
+    family = _SEQUENCE if all(seq) else _ITEMS
+    kinds = sweep_kinds(family.name)
+    if args.attack not in kinds:
         raise ValueError(
             f"--attack {args.attack} is a history attack for sequential runs; "
-            f"user-item runs take one of {KINDS}."
+            f"user-item runs take one of {kinds}."
         )
-    from tqdm.auto import tqdm
+    # load (and check) every checkpoint before the long part starts
+    runs, context = family.load(args.checkpoint)
+    cfg = family.config(args, context)
+    sweep = {**family.header(cfg, context), "checkpoints": {}}
+    for loaded in tqdm(runs, desc="checkpoints", unit="run", disable=args.no_progress):
+        sweep["checkpoints"][loaded.path] = family.evaluate(
+            loaded, cfg, context, not args.no_progress
+        )
+    metrics, stability, extra = family.report(cfg)
+    written = write_report(sweep, args.out, metrics=metrics, stability=stability)
+    if extra is not None:
+        with open(written["markdown"], "a") as f:
+            f.write("\n" + extra(sweep))
+    for path, ck in summarise(sweep, metrics)["checkpoints"].items():
+        s = ck["summary"][metrics[0]]
+        print(
+            f"{path}: clean {metrics[0]} {s['clean']:.4f}, area under curve {s['auc']:.4f}, "
+            f"{family.level} at half {s['eps_half']}"
+        )
+    print("wrote " + ", ".join(sorted(written.values())))
+    return 0
 
+
+# ------------------------------------------------------------------------ user-item runs
+def _items_load(paths):
     from robustjax.data import user_item_csr
-    from robustjax.report import shift_table, summarise, write_report
     from robustjax.run import load_run
     from robustjax.train import build_train_arrays
 
-    first = load_run(args.checkpoint[0])
+    first = load_run(paths[0])
     split = first.split
-    tokens = {t: i for i, t in enumerate(split.train.item_tokens)}
+    runs = [first] + [load_run(path, split=split) for path in paths[1:]]
+    data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
+    csr = lambda t: user_item_csr(t, split.num_users)
+    context = {
+        "split": split,
+        "data": data,
+        "target": csr(split.test),
+        "exclude": [csr(split.train), csr(split.valid)],
+    }
+    return runs, context
+
+
+def _items_config(args, context):
+    from robustjax.eval.sweep import SweepConfig
+
+    tokens = {t: i for i, t in enumerate(context["split"].train.item_tokens)}
     wanted = [t for t in args.target_items.split(",") if t.strip()]
     missing = [t for t in wanted if t not in tokens]
     if missing:
         raise ValueError(f"--target-items {missing} are not item ids of this data set.")
-    cfg = SweepConfig(
+    return SweepConfig(
         kind=args.attack,
         eps=parse_eps(args.eps),
         seeds=_ints(args.seeds),
@@ -130,67 +183,68 @@ def run(args) -> int:
         norm=args.norm,
         scope=args.scope,
         targets=tuple(t for t in args.targets.split(",") if t),
-        objective=args.objective,
+        objective=args.objective or "train",
         target_items=tuple(tokens[t] for t in wanted),
         ks=_ints(args.ks),
         stability_k=args.stability_k,
         auc=args.auc,
         user_batch=args.user_batch,
     )
-    data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
-    csr = lambda t: user_item_csr(t, split.num_users)
-    target, exclude = csr(split.test), [csr(split.train), csr(split.valid)]
-    sweep = {
-        "attack": {
-            k: v
-            for k, v in dataclasses.asdict(cfg).items()
-            if k not in ("eps", "seeds", "user_batch", "memory_mb")
-        },
+
+
+def _items_header(cfg, context):
+    from robustjax.eval.sweep import attack_header
+
+    return {
+        "attack": attack_header(cfg),
         "eps": list(cfg.eps),
         "seeds": list(cfg.seeds),
-        "data": split.name,
-        "checkpoints": {},
+        "data": context["split"].name,
     }
-    # load (and check) every checkpoint before the long part starts
-    runs = [first] + [load_run(path, split=split) for path in args.checkpoint[1:]]
-    bar = tqdm(runs, desc="checkpoints", unit="run", disable=args.no_progress)
-    for loaded in bar:
-        path = loaded.path
-        result = _sweep_one(
-            loaded, data, target, exclude, split.num_items, cfg, not args.no_progress
-        )
-        sweep["checkpoints"][path] = result
-    os.makedirs(args.out, exist_ok=True)
-    metric = f"ndcg@{max(cfg.ks)}"
-    sweep = summarise(sweep, metrics=(metric, f"recall@{max(cfg.ks)}"))
-    k = max(cfg.ks)
-    written = write_report(
-        sweep,
-        args.out,
-        metrics=(metric, f"recall@{k}"),
-        stability=(f"jaccard@{cfg.stability_k}", f"rbo@{cfg.stability_k}"),
+
+
+def _items_evaluate(loaded, cfg, context, progress):
+    from robustjax.eval.sweep import run_sweep
+
+    return run_sweep(
+        loaded.fns,
+        loaded.params,
+        data=context["data"],
+        target_csr=context["target"],
+        exclude_csrs=context["exclude"],
+        num_items=context["split"].num_items,
+        cfg=cfg,
+        progress=progress,
     )
-    with open(written["markdown"], "a") as f:
-        f.write("\n" + shift_table(sweep, metric))
-    for path, ck in sweep["checkpoints"].items():
-        s = ck["summary"][metric]
-        print(
-            f"{path}: clean {metric} {s['clean']:.4f}, area under curve {s['auc']:.4f}, "
-            f"eps at half {s['eps_half']}"
-        )
-    print("wrote " + ", ".join(sorted(written.values())))
-    return 0
 
 
-def run_sequential(args) -> int:
-    """Sweep of sequential runs (``robustjax.eval.seq_sweep``) on their test histories."""
-    from robustjax.eval.seq_sweep import SeqSweepConfig, run_seq_sweep
-    from robustjax.report import summarise, write_report
+def _items_report(cfg):
+    from robustjax.report import shift_table
+
+    k = max(cfg.ks)
+    metric = f"ndcg@{k}"
+    stability = (f"jaccard@{cfg.stability_k}", f"rbo@{cfg.stability_k}")
+    return (metric, f"recall@{k}"), stability, lambda sweep: shift_table(sweep, metric)
+
+
+_ITEMS = _Family(
+    "items", "eps", _items_load, _items_config, _items_header, _items_evaluate, _items_report
+)
+
+
+# ------------------------------------------------------------------------ sequential runs
+def _seq_load(paths):
     from robustjax.runs import load_sequence_run
 
-    first = load_sequence_run(args.checkpoint[0])
-    runs = [first] + [load_sequence_run(p, data=first.data) for p in args.checkpoint[1:]]
-    cfg = SeqSweepConfig(
+    first = load_sequence_run(paths[0])
+    runs = [first] + [load_sequence_run(p, data=first.data) for p in paths[1:]]
+    return runs, {"data": first.meta["data"]}
+
+
+def _seq_config(args, context):
+    from robustjax.eval.seq_sweep import SeqSweepConfig
+
+    return SeqSweepConfig(
         kind=args.attack,
         levels=parse_eps(args.eps),
         seeds=_ints(args.seeds),
@@ -199,57 +253,49 @@ def run_sequential(args) -> int:
         scope=args.scope,
         ks=_ints(args.ks),
         user_batch=args.user_batch,
+        objective=args.objective or "heldout",
     )
-    sweep = {
-        "attack": {
-            "kind": cfg.kind,
-            "norm": cfg.norm,
-            "scope": cfg.scope,
-            "num_steps": cfg.num_steps,
-            "targets": ["seq"],
-            "objective": "heldout (target among its sampled candidates)",
-            "level": "budget (items)" if cfg.discrete else "eps",
-        },
+
+
+def _seq_header(cfg, context):
+    attack = {
+        "kind": cfg.kind,
+        "norm": cfg.norm,
+        "scope": cfg.scope,
+        "num_steps": cfg.num_steps,
+        "targets": ["seq"],
+        "objective": "heldout (target among its sampled candidates)",
+        "level": "budget (items)" if cfg.discrete else "eps",
+    }
+    return {
+        "attack": attack,
         "eps": list(cfg.levels),
         "seeds": list(cfg.seeds),
-        "data": first.meta["data"],
-        "checkpoints": {},
+        "data": context["data"],
     }
-    for loaded in runs:
-        sweep["checkpoints"][loaded.path] = run_seq_sweep(
-            loaded.graphdef,
-            loaded.params,
-            loaded.data.test_input,
-            loaded.data.test_cands,
-            num_items=loaded.data.num_items,
-            cfg=cfg,
-            progress=not args.no_progress,
-        )
-    metrics = tuple(f"{m}@{k}" for k in cfg.ks for m in ("hr", "ndcg"))
-    written = write_report(sweep, args.out, metrics=metrics, stability=())
-    for path, ck in summarise(sweep, metrics)["checkpoints"].items():
-        s = ck["summary"][metrics[0]]
-        print(
-            f"{path}: clean {metrics[0]} {s['clean']:.4f}, area under curve {s['auc']:.4f}, "
-            f"level at half {s['eps_half']}"
-        )
-    print("wrote " + ", ".join(sorted(written.values())))
-    return 0
 
 
-def _sweep_one(loaded, data, target, exclude, num_items, cfg, progress):
-    from robustjax.eval.sweep import run_sweep
+def _seq_evaluate(loaded, cfg, context, progress):
+    from robustjax.eval.seq_sweep import run_seq_sweep
 
-    return run_sweep(
-        loaded.fns,
+    return run_seq_sweep(
+        loaded.graphdef,
         loaded.params,
-        data=data,
-        target_csr=target,
-        exclude_csrs=exclude,
-        num_items=num_items,
+        loaded.data.test_input,
+        loaded.data.test_cands,
+        num_items=loaded.data.num_items,
         cfg=cfg,
         progress=progress,
     )
+
+
+def _seq_report(cfg):
+    return tuple(f"{m}@{k}" for k in cfg.ks for m in ("hr", "ndcg")), (), None
+
+
+_SEQUENCE = _Family(
+    "sequence", "level", _seq_load, _seq_config, _seq_header, _seq_evaluate, _seq_report
+)
 
 
 __all__ = ["add_parser", "run"]

@@ -19,6 +19,9 @@ negatives) into the history, so an attack cannot win by simply showing the answe
 Metrics per level: ``hr@K`` and ``ndcg@K`` (sampled protocol: the target's rank is the
 number of candidates scored strictly higher) and ``target_score_shift``, the mean change
 of the target's score from the clean one.
+
+This module is the sequential family of the sweep engine (``robustjax.eval.sweep_engine``:
+grid, kinds, batch loop); it scores a batch on its candidates and perturbs the history.
 """
 
 import dataclasses
@@ -28,11 +31,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from robustjax.attacks import AttackConfig, make_attack
-from robustjax.attacks.sequence import SEQUENCE_ATTACKS, apply_sequence_attack
+from robustjax.attacks import AttackConfig, apply_sequence_attack, make_attack
+from robustjax.attacks.registry import HISTORY_ATTACKS, embedding_kinds
+from robustjax.eval.ranking import single_target_metrics
+from robustjax.eval.sweep_engine import check_kind, check_objective, per_seed, sum_batches
 
-EMBEDDING_KINDS = ("gaussian", "uniform", "fgsm", "pgd")
-SEQ_SWEEP_KINDS = EMBEDDING_KINDS + tuple(SEQUENCE_ATTACKS)
+# The built-in embedding kinds (a snapshot; the registries of robustjax.attacks decide).
+EMBEDDING_KINDS = embedding_kinds(sweep=True)
+OBJECTIVES = ("heldout",)  # the target against its sampled candidates
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -48,12 +54,11 @@ class SeqSweepConfig:
     scope: str = "row"
     ks: tuple[int, ...] = (10,)
     user_batch: int = 256
+    objective: str = "heldout"
 
     def __post_init__(self):
-        if self.kind not in SEQ_SWEEP_KINDS:
-            raise ValueError(
-                f"SeqSweepConfig.kind must be one of {SEQ_SWEEP_KINDS}, got kind={self.kind!r}."
-            )
+        check_kind("SeqSweepConfig", self.kind, "sequence")
+        check_objective("SeqSweepConfig", self.objective, OBJECTIVES)
         if not self.levels:
             raise ValueError("SeqSweepConfig.levels is empty; give at least one level.")
         if any(b <= a for a, b in zip(self.levels, self.levels[1:])):
@@ -80,7 +85,7 @@ class SeqSweepConfig:
 
     @property
     def discrete(self) -> bool:
-        return self.kind not in EMBEDDING_KINDS
+        return self.kind in HISTORY_ATTACKS
 
 
 def candidate_loss(model, seq_emb, seq_ids, cands):
@@ -94,9 +99,9 @@ def _metrics(scores, clean_target, valid, ks):
     rank = jnp.sum(scores[:, 1:] > scores[:, :1], axis=1)
     out = {}
     for k in ks:
-        hit = rank < k
-        out[f"hr@{k}"] = jnp.sum(hit * valid)
-        out[f"ndcg@{k}"] = jnp.sum(jnp.where(hit, 1.0 / jnp.log2(rank + 2.0), 0.0) * valid)
+        hr, ndcg = single_target_metrics(rank, k)
+        out[f"hr@{k}"] = jnp.sum(hr * valid)
+        out[f"ndcg@{k}"] = jnp.sum(ndcg * valid)
     out["target_score_shift"] = jnp.sum((scores[:, 0] - clean_target) * valid)
     return out
 
@@ -180,8 +185,6 @@ def run_seq_sweep(
       ``{"metrics": {name: [[value per level] per seed]}, "num_users": U}`` (means over
       users), the per-checkpoint entry of a ``robustjax.report`` sweep.
     """
-    from tqdm.auto import tqdm
-
     inputs, cands = jnp.asarray(inputs), jnp.asarray(cands)
     if inputs.ndim != 2 or cands.ndim != 2 or inputs.shape[0] != cands.shape[0]:
         raise ValueError(
@@ -200,47 +203,44 @@ def run_seq_sweep(
     ids_all = jnp.pad(inputs, ((0, pad), (0, 0)))
     cands_all = jnp.pad(cands, ((0, pad), (0, 0)))
     valid_all = (jnp.arange(nb * b) < n).astype(jnp.float32)
-    levels = [float(v) for v in cfg.levels]
-    per_seed: dict[str, list[list[float]]] = {}
-    steps = [(s, i) for s in cfg.seeds for i in range(nb)]
-    bar = tqdm(
-        total=len(steps) * (len(levels) if cfg.discrete else 1),
-        disable=not progress,
-        desc=f"{cfg.kind} sweep",
-        unit="batch",
-    )
-    fns = (
-        {int(v): _discrete_fn(graphdef, cfg, num_items, int(v)) for v in levels}
-        if cfg.discrete
-        else None
-    )
-    emb_fn = None if cfg.discrete else _embedding_fn(graphdef, cfg)
-    for seed in cfg.seeds:
-        totals: dict[str, np.ndarray] = {}
-        for i in range(nb):
-            sl = slice(i * b, (i + 1) * b)
-            key = jax.random.fold_in(jax.random.key(seed), i)
-            args = (params, ids_all[sl], cands_all[sl], valid_all[sl])
-            if cfg.discrete:
-                outs = []
-                for v in levels:
-                    outs.append(jax.device_get(fns[int(v)](*args, key)))
-                    bar.update()
-                out = {k: np.array([o[k] for o in outs]) for k in outs[0]}
-            else:
-                out = jax.device_get(emb_fn(*args, jnp.asarray(levels), key))
-                bar.update()
-            for k, v in out.items():
-                totals[k] = totals.get(k, 0.0) + np.asarray(v, np.float64)
-        for k, v in totals.items():
-            per_seed.setdefault(k, []).append([float(x) / n for x in v])
-    bar.close()
-    return {"metrics": per_seed, "num_users": int(n)}
+    levels_fn = _level_fn(graphdef, cfg, num_items)
+
+    def step(i):  # one user batch, every seed and level; float64 sums [S, E] on the host
+        sl = slice(i * b, (i + 1) * b)
+        args = (params, ids_all[sl], cands_all[sl], valid_all[sl])
+        outs = [levels_fn(*args, jax.random.fold_in(jax.random.key(s), i)) for s in cfg.seeds]
+        return {k: np.stack([o[k] for o in outs]) for k in outs[0]}
+
+    totals = sum_batches(step, nb, desc=f"{cfg.kind} sweep", progress=progress)
+    shape = (len(cfg.seeds), len(cfg.levels))
+    metrics = {k: per_seed(v / n, *shape) for k, v in totals.items()}
+    return {"metrics": metrics, "num_users": int(n)}
+
+
+def _level_fn(graphdef, cfg: SeqSweepConfig, num_items: int):
+    """``fn(params, ids, cands, valid, key) -> {name: float64 [E]}``: every level of one
+    batch and seed (one vmapped call for eps, one call per static budget)."""
+    if not cfg.discrete:
+        emb_fn = _embedding_fn(graphdef, cfg)
+        levels = jnp.asarray([float(v) for v in cfg.levels])
+
+        def vmapped(*args):
+            out = jax.device_get(emb_fn(*args[:-1], levels, args[-1]))
+            return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+        return vmapped
+    fns = [_discrete_fn(graphdef, cfg, num_items, int(v)) for v in cfg.levels]
+
+    def looped(*args):
+        outs = [jax.device_get(fn(*args)) for fn in fns]
+        return {k: np.asarray(np.array([o[k] for o in outs]), np.float64) for k in outs[0]}
+
+    return looped
 
 
 __all__ = [
     "EMBEDDING_KINDS",
-    "SEQ_SWEEP_KINDS",
+    "OBJECTIVES",
     "SeqSweepConfig",
     "candidate_loss",
     "run_seq_sweep",

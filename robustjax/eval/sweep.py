@@ -29,19 +29,24 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from robustjax.attacks import AttackConfig, make_attack
 from robustjax.eval import _host
 from robustjax.eval.attacked import table_targets
 from robustjax.eval.ranking import metrics_from_top, rank_metrics, top_candidates
 from robustjax.eval.stability import jaccard_at_k, prediction_shift, rbo_at_k, target_hit_ratio
+from robustjax.eval.sweep_engine import (
+    OBJECTIVES,
+    check_kind,
+    check_objective,
+    parse_eps,
+    per_seed,
+    sum_batches,
+)
 from robustjax.losses.pairwise import bpr
 from robustjax.models.base import ModelFns
 from robustjax.train.sampler import TrainArrays, sample_uniform
 
-KINDS = ("gaussian", "uniform", "fgsm", "pgd")
-OBJECTIVES = ("train", "heldout", "targeted")
 _USER_LEVEL = ("jaccard", "rbo", "prediction_shift", "mean_score_change", "target_hr")
 
 
@@ -73,10 +78,8 @@ class SweepConfig:
                 f"SweepConfig.{field} must be {expected}, got {field}={getattr(self, field)!r}."
             )
 
-        if self.kind not in KINDS:
-            bad("kind", f"one of {KINDS}")
-        if self.objective not in OBJECTIVES:
-            bad("objective", f"one of {OBJECTIVES}")
+        check_kind("SweepConfig", self.kind, "items")
+        check_objective("SweepConfig", self.objective, OBJECTIVES)
         if not self.eps:
             bad("eps", "a non-empty grid")
         negative = [e for e in self.eps if not (math.isfinite(e) and e >= 0)]
@@ -111,22 +114,6 @@ class SweepConfig:
             np.arange(len(self.seeds)), np.asarray(self.eps, np.float32), indexing="ij"
         )
         return s.ravel(), e.ravel()
-
-
-def parse_eps(text: str) -> tuple[float, ...]:
-    """``"0:1:32"`` (32 evenly spaced levels from 0 to 1) or ``"0,0.25,0.5"``."""
-    try:
-        if ":" in text:
-            lo, hi, n = text.split(":")
-            if int(n) < 1:
-                raise ValueError
-            return tuple(float(x) for x in np.linspace(float(lo), float(hi), int(n)))
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ValueError(
-            f"--eps {text!r}: expected START:STOP:COUNT (e.g. 0:1:32) or a "
-            "comma-separated list (e.g. 0,0.25,0.5)."
-        ) from None
 
 
 # ------------------------------------------------------------------------ attacks per level
@@ -277,6 +264,57 @@ def run_sweep(
       "clean": {name: value}, "num_users"}``. Stratified names are prefixed ``head/`` and
       ``tail/``. Level ``eps = 0`` reproduces the clean metrics exactly.
     """
+    _check_items(cfg, num_items)
+    target, excludes, num_users = _host.check_csrs("run_sweep", target_csr, exclude_csrs, num_items)
+    users = np.nonzero(np.diff(target[0]) > 0)[0]
+    if users.size == 0:
+        raise ValueError("run_sweep: no user has a held-out item to evaluate.")
+    group, labels = _activity_groups(cfg, excludes, users, num_users)
+    head = _head_items(cfg, excludes, num_items)
+
+    seed_idx, eps = cfg.levels
+    keys = jnp.stack([jax.random.key(s) for s in np.asarray(cfg.seeds)[seed_idx]])
+    heldout = (np.repeat(np.arange(num_users), np.diff(target[0])), target[1])
+    perturb = make_level_attack(fns, cfg, data, heldout)
+    tables = perturb(params, keys, jnp.asarray(eps))
+    num_levels = eps.size
+    cap = cfg.memory_mb * 2**20 // max(1, 4 * 4 * num_levels * num_items)
+    bsz = int(max(1, min(cfg.user_batch, users.size, cap)))
+    t_cap = _host.batch_capacity([target], users, bsz)
+    x_cap = _host.batch_capacity(excludes, users, bsz)
+    targets_arr = jnp.asarray(np.asarray(cfg.target_items, np.int32))
+    static = {
+        "fns": fns,
+        "ks": tuple(cfg.ks),
+        "stab_k": cfg.stability_k,
+        "auc": cfg.auc,
+        "num_groups": len(labels),
+        "num_items": num_items,
+    }
+
+    def step(i):  # one user batch, all levels
+        chunk = users[i * bsz : (i + 1) * bsz]
+        tr, tc = _host.coo_batch([target], chunk, t_cap, pad_row=bsz)
+        xr, xc = _host.coo_batch(excludes, chunk, x_cap, pad_row=bsz)
+        padded = _host.pad_rows(chunk.astype(np.int32), bsz)
+        mask = np.arange(bsz) < chunk.size
+        return sweep_step(
+            params, tables, padded, mask, group[padded], tr, tc, xr, xc, jnp.asarray(head),
+            targets_arr, **static,
+        )  # fmt: skip
+
+    totals, counts = sum_batches(
+        step,
+        -(-users.size // bsz),
+        desc=f"sweep {num_levels} levels",
+        progress=progress,
+        on_batch=None if on_batch is None else lambda i: on_batch(i * bsz),
+    )
+    totals, counts = jax.device_get((totals, counts))
+    return _finish(totals, counts, cfg, labels, num_levels)
+
+
+def _check_items(cfg: SweepConfig, num_items: int) -> None:
     if max(cfg.ks) > num_items or cfg.stability_k > num_items:
         raise ValueError(
             f"SweepConfig.ks={cfg.ks} / stability_k={cfg.stability_k} exceed the "
@@ -287,84 +325,32 @@ def run_sweep(
         raise ValueError(
             f"SweepConfig.target_items {bad_targets} are not item ids in [0, {num_items})."
         )
-    target, excludes, num_users = _host.check_csrs("run_sweep", target_csr, exclude_csrs, num_items)
-    users = np.nonzero(np.diff(target[0]) > 0)[0]
-    if users.size == 0:
-        raise ValueError("run_sweep: no user has a held-out item to evaluate.")
-    # activity groups: quantiles of the number of training interactions
+
+
+def _activity_groups(cfg: SweepConfig, excludes, users, num_users):
+    """Group per user (quantiles of the number of training interactions) and labels."""
     activity = np.diff(excludes[0][0]) if excludes else np.zeros(num_users)
     g = max(cfg.user_groups, 1)
     edges = np.quantile(activity[users], np.linspace(0, 1, g + 1)[1:-1]) if g > 1 else []
     group = np.searchsorted(edges, activity, side="right").astype(np.int32)
-    labels = [f"activity_q{i + 1}" for i in range(g)]
-    # head items: the most popular head_share of items by training interactions
+    return group, [f"activity_q{i + 1}" for i in range(g)]
+
+
+def _head_items(cfg: SweepConfig, excludes, num_items: int) -> np.ndarray:
+    """The most popular ``head_share`` of items by training interactions."""
     pop = np.bincount(excludes[0][1], minlength=num_items) if excludes else np.zeros(num_items)
     head = np.zeros(num_items, bool)
     head[np.argsort(-pop, kind="stable")[: max(1, round(cfg.head_share * num_items))]] = True
+    return head
 
-    seed_idx, eps = cfg.levels
-    keys = jnp.stack([jax.random.key(s) for s in np.asarray(cfg.seeds)[seed_idx]])
-    heldout = (np.repeat(np.arange(num_users), np.diff(target[0])), target[1])
-    perturb = make_level_attack(fns, cfg, data, heldout)
-    tables = perturb(params, keys, jnp.asarray(eps))
-    num_levels = eps.size
-    bsz = int(
-        max(
-            1,
-            min(
-                cfg.user_batch,
-                users.size,
-                cfg.memory_mb * 2**20 // max(1, 4 * 4 * num_levels * num_items),
-            ),
-        )
-    )
-    t_cap = _host.batch_capacity([target], users, bsz)
-    x_cap = _host.batch_capacity(excludes, users, bsz)
-    totals, counts = None, None
-    targets_arr = jnp.asarray(np.asarray(cfg.target_items, np.int32))
-    starts = range(0, users.size, bsz)
-    for start in tqdm(
-        starts,
-        desc=f"sweep {num_levels} levels",
-        unit="batch",
-        disable=not progress or len(starts) < 2,
-        dynamic_ncols=True,
-    ):
-        chunk = users[start : start + bsz]
-        tr, tc = _host.coo_batch([target], chunk, t_cap, pad_row=bsz)
-        xr, xc = _host.coo_batch(excludes, chunk, x_cap, pad_row=bsz)
-        padded = _host.pad_rows(chunk.astype(np.int32), bsz)
-        sums, count = sweep_step(
-            params,
-            tables,
-            padded,
-            np.arange(bsz) < chunk.size,
-            group[padded],
-            tr,
-            tc,
-            xr,
-            xc,
-            jnp.asarray(head),
-            targets_arr,
-            fns=fns,
-            ks=tuple(cfg.ks),
-            stab_k=cfg.stability_k,
-            auc=cfg.auc,
-            num_groups=g,
-            num_items=num_items,
-        )
-        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-        counts = count if counts is None else counts + count
-        if on_batch is not None:
-            on_batch(start)
-    totals, counts = jax.device_get((totals, counts))
-    return _finish(totals, counts, cfg, labels, num_levels)
+
+def attack_header(cfg: SweepConfig) -> dict:
+    """The ``"attack"`` entry of the report: the config without the grid and batching."""
+    skip = ("eps", "seeds", "user_batch", "memory_mb")
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
 
 
 def _finish(totals, counts, cfg: SweepConfig, labels, num_levels) -> dict:
-    def per_seed(values):  # [L] -> [[E] per seed]
-        return np.asarray(values).reshape(len(cfg.seeds), len(cfg.eps)).tolist()
-
     def means(col):
         out = {}
         for name, v in totals.items():
@@ -375,17 +361,13 @@ def _finish(totals, counts, cfg: SweepConfig, labels, num_levels) -> dict:
             else:  # ranking metrics: users with a target in the (stratified) test set
                 prefix = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
                 denom = totals[prefix + "valid"][:, col]
-            out[name] = per_seed(v[:, col] / np.maximum(denom, 1))
+            out[name] = per_seed(v[:, col] / np.maximum(denom, 1), len(cfg.seeds), len(cfg.eps))
         return out
 
-    result = {
+    return {
         "eps": list(map(float, cfg.eps)),
         "seeds": list(cfg.seeds),
-        "attack": {
-            k: v
-            for k, v in dataclasses.asdict(cfg).items()
-            if k not in ("eps", "seeds", "user_batch", "memory_mb")
-        },
+        "attack": attack_header(cfg),
         "metrics": means(0),
         "num_users": int(counts[0]),
         "groups": {
@@ -393,13 +375,12 @@ def _finish(totals, counts, cfg: SweepConfig, labels, num_levels) -> dict:
             for i, label in enumerate(labels)
         },
     }
-    return result
 
 
 __all__ = [
-    "KINDS",
     "OBJECTIVES",
     "SweepConfig",
+    "attack_header",
     "make_level_attack",
     "parse_eps",
     "run_sweep",

@@ -115,3 +115,20 @@ def test_bad_input_is_reported(setup):
         parse_eps("0:1")
     assert parse_eps("0:1:5") == (0.0, 0.25, 0.5, 0.75, 1.0)
     _ = jnp
+
+
+def test_a_registered_attack_runs_in_the_sweep(setup, monkeypatch):
+    """One registry entry, no other file: the sweep runs it (here a deterministic shift
+    of every table row by eps / 2 per coordinate)."""
+    from robustjax.attacks import EMBEDDING_ATTACKS, EmbeddingAttack
+
+    def shift(loss_fn, emb, *, eps, targets, **_):
+        del loss_fn
+        return {k: jnp.full_like(v, 0.5 * eps) * (k in targets) for k, v in emb.items()}
+
+    monkeypatch.setitem(EMBEDDING_ATTACKS, "shift", EmbeddingAttack(shift))
+    res = _sweep(setup, kind="shift", eps=(0.0, 5.0), ks=(10,))
+    base = _sweep(setup, kind="pgd", eps=(0.0,), ks=(10,))
+    assert res["metrics"]["ndcg@10"][0][0] == base["metrics"]["ndcg@10"][0][0]
+    assert res["metrics"]["prediction_shift"][0][1] > 0
+    assert res["attack"]["kind"] == "shift"
