@@ -115,6 +115,59 @@ def train_loop(
         end) and ``best_<name>.npz`` for each selector; ``resume`` continues from them.
       on_epoch: called with each epoch's record (e.g. to append it to ``history.jsonl``).
     """
+    phases = _check_phases(phases, epochs, eval_every)
+    selectors = dict(selectors or {"model": Selector("ndcg@20")})
+    paths = _checkpoint_paths(checkpoint_dir, selectors)
+    state = jax.tree.map(jnp.copy, state)  # epoch tasks donate their state
+    prog, best_params = _Progress(), {}
+    if resume:
+        state, prog, best_params = _restore(paths, state, selectors)
+    selection = _Selection(selectors, paths, prog, best_params, patience)
+    root_key = jax.random.key(seed)
+
+    def phase_at(epoch):
+        return max((p for p in phases if p.start_epoch <= epoch), key=lambda p: p.start_epoch)
+
+    if validate is not None and validate_first and prog.epoch == 0:
+        record = {"epoch": 0, "phase": "initial"}
+        selection.update(record, validate(state), state, 0, candidate=False)
+        _log(prog, record, on_epoch)
+    compile_seconds, train_seconds = 0.0, sum(r.get("seconds", 0.0) for r in prog.history)
+    bar = tqdm(range(prog.epoch, epochs), desc=desc, unit="epoch", disable=not progress,
+               initial=prog.epoch, total=epochs, dynamic_ncols=True)  # fmt: skip
+    plan = None
+    for epoch in bar:
+        phase = phase_at(epoch)
+        if epoch == phase.start_epoch and epoch > 0:
+            prog.bad_evals = 0
+        plan = phase.task.plan(epoch) if plan is None else plan
+        t0 = time.perf_counter()
+        state, metrics = phase.task(state, plan, jax.random.fold_in(root_key, epoch))
+        # the next epoch's host work overlaps the device's (async dispatch)
+        plan = phase_at(epoch + 1).task.plan(epoch + 1) if epoch + 1 < epochs else None
+        record = {"epoch": epoch + 1, "phase": phase.name}
+        record.update({k: float(v) for k, v in jax.device_get(metrics).items()})
+        record["seconds"] = seconds = time.perf_counter() - t0
+        if epoch in (prog.epoch, phase.start_epoch):
+            compile_seconds += seconds
+        train_seconds += seconds
+        stop = time_budget_s is not None and train_seconds >= time_budget_s
+        is_last = epoch + 1 == epochs or stop
+        if validate is not None and ((epoch + 1) % eval_every == 0 or is_last):
+            candidate = epoch >= phases[-1].start_epoch
+            stop |= selection.update(record, validate(state), state, epoch + 1, candidate)
+        prog.epoch = epoch + 1
+        _log(prog, record, on_epoch)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k == "loss" or "valid/" in k})
+        if paths and ((epoch + 1) % checkpoint_every == 0 or is_last or stop):
+            save_pytree(paths["state"], state, dataclasses.asdict(prog))
+        if stop:
+            break
+    bar.close()
+    return LoopResult(state, selection.result(state), prog.history, prog.epoch, compile_seconds)
+
+
+def _check_phases(phases, epochs: int, eval_every: int) -> list[Phase]:
     phases = sorted(phases, key=lambda p: p.start_epoch)
     if not phases or phases[0].start_epoch != 0:
         raise ValueError(
@@ -129,98 +182,48 @@ def train_loop(
     for name, value in (("epochs", epochs), ("eval_every", eval_every)):
         if value < 1:
             raise ValueError(f"train_loop: {name} must be >= 1, got {value!r}.")
-    selectors = dict(selectors or {"model": Selector("ndcg@20")})
-    paths = _checkpoint_paths(checkpoint_dir, selectors)
-    state = jax.tree.map(jnp.copy, state)  # epoch tasks donate their state
-    prog = _Progress()
-    best_params = {}
-    if resume:
-        state, prog, best_params = _restore(paths, state, selectors)
-    root_key = jax.random.key(seed)
-    last_start = phases[-1].start_epoch
+    return phases
 
-    def phase_at(epoch):
-        return max((p for p in phases if p.start_epoch <= epoch), key=lambda p: p.start_epoch)
 
-    def run_validation(record, epoch, candidate):
-        valid = validate(state)
+class _Selection:
+    """The best validation result of each selector so far (and early stopping on the
+    first one); best parameters are copied and written to ``best_<name>.npz``."""
+
+    def __init__(self, selectors, paths, prog: _Progress, best_params: dict, patience: int):
+        self.selectors, self.paths, self.prog = selectors, paths, prog
+        self.best_params, self.patience = best_params, patience
+
+    def update(self, record: dict, valid: dict, state, epoch: int, candidate: bool) -> bool:
+        """Logs ``valid`` into ``record``; returns whether patience ran out."""
         record.update({f"valid/{k}": v for k, v in valid.items()})
         improved = False
-        for name, sel in selectors.items():
+        for name, sel in self.selectors.items():
             if sel.metric not in valid:
                 raise ValueError(
                     f"train_loop: selection metric {sel.metric!r} is not among the "
                     f"validation metrics {sorted(valid)}."
                 )
-            if not candidate:
-                continue
-            old = prog.best.get(name)
-            if old is None or valid[sel.metric] > old[0]:
-                prog.best[name] = [valid[sel.metric], epoch]
-                best_params[name] = jax.tree.map(jnp.copy, sel.params_of(state))
-                if paths:
-                    save_pytree(paths[name], best_params[name])
-                improved |= name == next(iter(selectors))
-        if candidate:
-            prog.bad_evals = 0 if improved else prog.bad_evals + 1
-        return candidate and patience > 0 and prog.bad_evals >= patience
+            old = self.prog.best.get(name)
+            if candidate and (old is None or valid[sel.metric] > old[0]):
+                self.prog.best[name] = [valid[sel.metric], epoch]
+                self.best_params[name] = jax.tree.map(jnp.copy, sel.params_of(state))
+                if self.paths:
+                    save_pytree(self.paths[name], self.best_params[name])
+                improved |= name == next(iter(self.selectors))
+        if not candidate:
+            return False
+        self.prog.bad_evals = 0 if improved else self.prog.bad_evals + 1
+        return self.patience > 0 and self.prog.bad_evals >= self.patience
 
-    if validate is not None and validate_first and prog.epoch == 0:
-        record = {"epoch": 0, "phase": "initial"}
-        run_validation(record, 0, candidate=False)
-        _log(prog, record, on_epoch)
-
-    compile_seconds, train_seconds = 0.0, sum(r.get("seconds", 0.0) for r in prog.history)
-    bar = tqdm(
-        range(prog.epoch, epochs),
-        desc=desc,
-        unit="epoch",
-        disable=not progress,
-        initial=prog.epoch,
-        total=epochs,
-        dynamic_ncols=True,
-    )
-    plan = None
-    for epoch in bar:
-        phase = phase_at(epoch)
-        if epoch == phase.start_epoch and epoch > 0:
-            prog.bad_evals = 0
-        if plan is None:
-            plan = phase.task.plan(epoch)
-        t0 = time.perf_counter()
-        state, metrics = phase.task(state, plan, jax.random.fold_in(root_key, epoch))
-        # the next epoch's host work overlaps the device's (async dispatch)
-        plan = phase_at(epoch + 1).task.plan(epoch + 1) if epoch + 1 < epochs else None
-        record = {"epoch": epoch + 1, "phase": phase.name}
-        record.update({k: float(v) for k, v in jax.device_get(metrics).items()})
-        seconds = time.perf_counter() - t0
-        if epoch == prog.epoch or epoch == phase.start_epoch:
-            compile_seconds += seconds
-        record["seconds"] = seconds
-        train_seconds += seconds
-        out_of_time = time_budget_s is not None and train_seconds >= time_budget_s
-        is_last = epoch + 1 == epochs or out_of_time
-        stop = out_of_time
-        if validate is not None and ((epoch + 1) % eval_every == 0 or is_last):
-            stop |= run_validation(record, epoch + 1, candidate=epoch >= last_start)
-        prog.epoch = epoch + 1
-        _log(prog, record, on_epoch)
-        bar.set_postfix(
-            {k: f"{v:.4f}" for k, v in record.items() if k == "loss" or k.startswith("valid/")}
-        )
-        if paths and ((epoch + 1) % checkpoint_every == 0 or is_last or stop):
-            save_pytree(paths["state"], state, dataclasses.asdict(prog))
-        if stop:
-            break
-    bar.close()
-    selected = {}
-    for name, sel in selectors.items():
-        if name in best_params:
-            metric, epoch = prog.best[name]
-            selected[name] = Selected(best_params[name], epoch, metric)
-        else:  # no candidate validation: the final parameters
-            selected[name] = Selected(sel.params_of(state), prog.epoch, None)
-    return LoopResult(state, selected, prog.history, prog.epoch, compile_seconds)
+    def result(self, state) -> dict[str, Selected]:
+        out = {}
+        for name, sel in self.selectors.items():
+            if name in self.best_params:
+                metric, epoch = self.prog.best[name]
+                out[name] = Selected(self.best_params[name], epoch, metric)
+            else:  # no candidate validation: the final parameters
+                out[name] = Selected(sel.params_of(state), self.prog.epoch, None)
+        return out
 
 
 def _log(prog: _Progress, record: dict, on_epoch) -> None:
