@@ -1,6 +1,6 @@
 """Recommender models (Flax NNX) behind a functional ``embed`` / ``score`` boundary."""
 
-from robustjax.models.base import ModelFns, count_params, slot_scores, split_model
+from robustjax.models.base import FrozenMap, ModelFns, count_params, slot_scores, split_model
 from robustjax.models.bert4rec import BERT4Rec
 from robustjax.models.lightgcn import Graph, LightGCN, build_graph, lightgcn_fns, propagate
 from robustjax.models.mf import MatrixFactorization, mf_fns
@@ -9,6 +9,7 @@ from robustjax.models.registry import ModelConfig, build_model
 
 __all__ = [
     "BERT4Rec",
+    "FrozenMap",
     "Graph",
     "LightGCN",
     "MatrixFactorization",

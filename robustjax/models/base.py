@@ -5,9 +5,9 @@ Code outside ``robustjax.models`` never touches modules: it sees a :class:`Model
 ``vmap`` apply directly (Flax's "functional training loop").
 """
 
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
-from typing import NamedTuple
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -15,9 +15,65 @@ from flax import nnx
 
 from robustjax.types import Array, Batch, Emb, Params
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
-class ModelFns(NamedTuple):
+
+class FrozenMap(Mapping[_K, _V]):
+    """An immutable mapping that is hashable by value.
+
+    Equal to any mapping with the same items (``FrozenMap({"a": 1}) == {"a": 1}``), so it
+    can stand in for a ``dict`` field of a static (hashed) jit argument. Values must be
+    hashable.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[_K, _V] | Iterable[tuple[_K, _V]] = ()):
+        object.__setattr__(self, "_items", dict(items))
+
+    def __getitem__(self, key: _K) -> _V:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[_K]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return self._items == dict(other.items())
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"FrozenMap is immutable; cannot set {name!r}.")
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._items!r})"
+
+
+def _cached_hash(obj) -> int:
+    """Hash of a frozen dataclass's fields, computed once: jit hashes its static arguments
+    on every call, and graphdefs are slow to hash."""
+    h = obj.__dict__.get("_hash")
+    if h is None:
+        h = hash(tuple(getattr(obj, f.name) for f in dataclasses.fields(obj)))
+        object.__setattr__(obj, "_hash", h)
+    return h
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFns:
     """Pure functions of a model.
+
+    Compared and hashed by value (its functions, sizes and mappings), so it can be a static
+    argument of ``jax.jit``: two instances built from the same functions and sizes share
+    one compiled step. ``lookups`` and ``table_sizes`` are stored as :class:`FrozenMap`
+    (any mapping is accepted) and ``embedding_names`` as a tuple.
 
     Attributes:
       embed: ``embed(params, batch) -> {name: [B, D] or [B, N, D]}``; the perturbation point
@@ -46,18 +102,36 @@ class ModelFns(NamedTuple):
     embedding_names: tuple[str, ...]
     num_users: int
     num_items: int
-    lookups: Mapping[str, tuple[str, str]] = MappingProxyType({})
-    table_sizes: Mapping[str, int] = MappingProxyType({})
+    lookups: Mapping[str, tuple[str, str]] = FrozenMap()
+    table_sizes: Mapping[str, int] = FrozenMap()
     get_tables: Callable | None = None
     set_tables: Callable | None = None
     bilinear: bool = False
 
-    # identity semantics, so a ModelFns can be a static argument of jax.jit
-    def __eq__(self, other):
-        return self is other
+    def __post_init__(self):
+        for name in ("embedding_names", "lookups", "table_sizes"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, Iterable):
+                raise TypeError(
+                    f"ModelFns.{name} must be a "
+                    f"{'tuple of names' if name == 'embedding_names' else 'mapping'}, "
+                    f"got {name}={value!r} ({type(value).__name__})."
+                )
+        # mutable containers would make the instance unhashable (no static jit argument)
+        object.__setattr__(self, "embedding_names", tuple(self.embedding_names))
+        lookups = {k: tuple(v) for k, v in dict(self.lookups).items()}
+        object.__setattr__(self, "lookups", FrozenMap(lookups))
+        object.__setattr__(self, "table_sizes", FrozenMap(self.table_sizes))
+        try:
+            _cached_hash(self)
+        except TypeError as e:
+            raise TypeError(
+                f"ModelFns must be hashable to serve as a static jit argument: {e}; pass "
+                "functions, ints, bools, tuples and mappings of hashable values."
+            ) from None
 
-    def __hash__(self):
-        return id(self)
+    def __hash__(self) -> int:
+        return _cached_hash(self)
 
 
 def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, Params]:
@@ -102,6 +176,44 @@ def set_embedding_tables(
     return nnx.split(model, nnx.Param)[1]
 
 
+@dataclasses.dataclass(frozen=True)
+class MergedMethod:
+    """``MergedMethod(graphdef, name)(params, *args)`` is
+    ``nnx.merge(graphdef, params).name(*args)``.
+
+    A function of ``params`` that, unlike a closure, compares equal for equal graphdefs, so
+    a :class:`ModelFns` built twice from equal modules is equal (one compiled step).
+    """
+
+    graphdef: nnx.GraphDef
+    name: str
+
+    def __call__(self, params: Params, *args, **kwargs):
+        return getattr(nnx.merge(self.graphdef, params), self.name)(*args, **kwargs)
+
+    def __hash__(self) -> int:
+        return _cached_hash(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """``Bound(fn, *args)(*more) == fn(*args, *more)``: ``functools.partial`` compared and
+    hashed by value (``fn`` and ``args``), for the functions of a :class:`ModelFns`."""
+
+    fn: Callable
+    args: tuple
+
+    def __init__(self, fn: Callable, *args):
+        object.__setattr__(self, "fn", fn)
+        object.__setattr__(self, "args", args)
+
+    def __call__(self, *more, **kwargs):
+        return self.fn(*self.args, *more, **kwargs)
+
+    def __hash__(self) -> int:
+        return _cached_hash(self)
+
+
 def lookup_model_fns(
     graphdef: nnx.GraphDef,
     model,
@@ -112,16 +224,13 @@ def lookup_model_fns(
 ) -> ModelFns:
     """``ModelFns`` of a module whose ``user``/``pos``/``neg`` embeddings are rows of a user
     and an item table and whose methods are ``embed``, ``score``, ``score_all`` and
-    ``score_items`` (MF, NeuMF)."""
-
-    def merge(p):  # trace-time only
-        return nnx.merge(graphdef, p)
-
+    ``score_items`` (MF, NeuMF). Equal graphdefs (and equal ``get_tables``/``set_tables``)
+    give equal ``ModelFns``."""
     return ModelFns(
-        embed=lambda p, batch: merge(p).embed(batch),
-        score=lambda p, user, item, bias=None: merge(p).score(user, item, bias),
-        score_all=lambda p, users: merge(p).score_all(users),
-        score_items=lambda p, users, items: merge(p).score_items(users, items),
+        embed=MergedMethod(graphdef, "embed"),
+        score=MergedMethod(graphdef, "score"),
+        score_all=MergedMethod(graphdef, "score_all"),
+        score_items=MergedMethod(graphdef, "score_items"),
         embedding_names=("user", "pos", "neg"),
         num_users=model.num_users,
         num_items=model.num_items,

@@ -10,7 +10,8 @@ Architecture (the paper's, i.e. BERT's post-LN encoder):
     per block:  x = LN(x + Dropout(Attention(x)));  x = LN(x + Dropout(FFN(x)))
     out = LN(GELU(W x + b))                           # the output projection of the paper
 
-with ``FFN(x) = W2 GELU(W1 x)`` (inner size ``4 D``), attention over all non-padding keys
+with ``FFN(x) = W2 GELU(W1 x)`` (inner size ``4 D``; the blocks are
+:class:`robustjax.models.transformer.TransformerBlock` with ``norm_first=False``), attention over all non-padding keys
 (no causal mask: every position sees the past *and* the future), padding positions zeroed
 after the embedding and after each block. Scores are dot products with the (tied) item
 table plus a per-item output bias. Embeddings are initialised N(0, 0.02^2) as in BERT.
@@ -29,60 +30,20 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Float, Int, PRNGKeyArray
 
-from robustjax.models.sasrec import dropout, embed_sequence_batch
+from robustjax.models.sasrec import embed_sequence_batch
+from robustjax.models.transformer import (
+    KEYS_PER_BLOCK,
+    TransformerBlock,
+    attention_mask,
+    dropout,
+    gelu,
+    run_blocks,
+)
 from robustjax.types import Array
-
-_NEG = -1e9  # finite "minus infinity": rows whose keys are all padding stay NaN-free
 
 
 def _dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool) -> Array:
     return dropout(x, rate, key, deterministic, where="BERT4Rec")
-
-
-def _gelu(x: Array) -> Array:
-    return jax.nn.gelu(x, approximate=False)
-
-
-class _Block(nnx.Module):
-    """One post-LN transformer block (BERT): attention and FFN sublayers with residuals."""
-
-    def __init__(self, dim: int, num_heads: int, *, rngs: nnx.Rngs):
-        init = nnx.initializers.truncated_normal(0.02)
-        self.q = nnx.Linear(dim, dim, kernel_init=init, rngs=rngs)
-        self.k = nnx.Linear(dim, dim, kernel_init=init, rngs=rngs)
-        self.v = nnx.Linear(dim, dim, kernel_init=init, rngs=rngs)
-        self.out = nnx.Linear(dim, dim, kernel_init=init, rngs=rngs)
-        self.ln_attn = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
-        self.ff1 = nnx.Linear(dim, 4 * dim, kernel_init=init, rngs=rngs)
-        self.ff2 = nnx.Linear(4 * dim, dim, kernel_init=init, rngs=rngs)
-        self.ln_ff = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
-        self.num_heads = num_heads
-
-    def __call__(
-        self,
-        x: Array,
-        mask: Array,
-        key_mask: Array,
-        rate: float,
-        keys: Array | None,
-        deterministic: bool,
-    ) -> Array:
-        b, length, dim = x.shape
-        h = self.num_heads
-        kk = (None,) * 3 if keys is None else tuple(keys)
-
-        def heads(t):  # [B, L, D] -> [B, H, L, D/H]
-            return t.reshape(b, length, h, dim // h).transpose(0, 2, 1, 3)
-
-        q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
-        logits = jnp.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(dim // h)
-        logits = jnp.where(key_mask[:, None, None, :], logits, _NEG)
-        weights = _dropout(jax.nn.softmax(logits, axis=-1), rate, kk[0], deterministic)
-        att = jnp.einsum("bhqk,bhkd->bhqd", weights, v).transpose(0, 2, 1, 3)
-        att = _dropout(self.out(att.reshape(b, length, dim)), rate, kk[1], deterministic)
-        x = self.ln_attn(x + att)
-        y = _dropout(self.ff2(_gelu(self.ff1(x))), rate, kk[2], deterministic)
-        return self.ln_ff(x + y) * mask[..., None]
 
 
 class BERT4Rec(nnx.Module):
@@ -133,7 +94,22 @@ class BERT4Rec(nnx.Module):
         self.items = nnx.Embed(num_items + 2, dim, embedding_init=init, rngs=rngs)
         self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
         self.ln_emb = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
-        self.blocks = nnx.List([_Block(dim, num_heads, rngs=rngs) for _ in range(num_blocks)])
+        self.blocks = nnx.List(
+            [
+                TransformerBlock(
+                    dim,
+                    num_heads,
+                    ff_dim=4 * dim,
+                    activation="gelu",
+                    norm_first=False,
+                    epsilon=1e-12,
+                    kernel_init=init,
+                    rngs=rngs,
+                    where="BERT4Rec",
+                )
+                for _ in range(num_blocks)
+            ]
+        )
         self.head = nnx.Linear(dim, dim, kernel_init=init, rngs=rngs)
         self.ln_head = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
         self.out_bias = nnx.Param(jnp.zeros((num_items + 2,), jnp.float32))
@@ -211,17 +187,23 @@ class BERT4Rec(nnx.Module):
             )
         if not deterministic and key is None:
             raise ValueError("BERT4Rec.encode: deterministic=False needs key=.")
-        keys = None if deterministic else jax.random.split(key, 1 + 3 * len(self.blocks))
-        real = seq_ids != 0  # [B, L]
-        mask = real.astype(seq_emb.dtype)
+        n_keys = 1 + KEYS_PER_BLOCK * len(self.blocks)
+        keys = None if deterministic else jax.random.split(key, n_keys)
+        mask = (seq_ids != 0).astype(seq_emb.dtype)  # [B, L]
         pos = self.positions.embedding[...][self.max_len - length :]  # [L, D]
         x = self.ln_emb(seq_emb + pos[None, :, :])
         x = _dropout(x, self.dropout, None if keys is None else keys[0], deterministic)
         x = x * mask[..., None]
-        for i, block in enumerate(self.blocks):
-            bk = None if keys is None else keys[1 + 3 * i : 4 + 3 * i]
-            x = block(x, mask, real, self.dropout, bk, deterministic)
-        return self.ln_head(_gelu(self.head(x)))
+        x = run_blocks(
+            self.blocks,
+            x,
+            mask,
+            attention_mask(seq_ids, causal=False),
+            self.dropout,
+            None if keys is None else keys[1:],
+            deterministic,
+        )
+        return self.ln_head(gelu(self.head(x)))
 
     def next_hidden(
         self,

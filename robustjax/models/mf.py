@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 from flax import nnx
 
-from robustjax.models.base import lookup_model_fns, set_embedding_tables, split_model
+from robustjax.models.base import Bound, lookup_model_fns, set_embedding_tables, split_model
 from robustjax.types import Array, Batch, Emb
 
 
@@ -59,11 +59,12 @@ def mf_fns(model: MatrixFactorization):
     fns = lookup_model_fns(
         graphdef,
         model,
-        get_tables=lambda p: {
-            "user": p["users"]["embedding"][...],
-            "item": p["items"]["embedding"][...],
-        },
-        set_tables=lambda p, tables: set_embedding_tables(graphdef, p, tables),
+        get_tables=_get_tables,
+        set_tables=Bound(set_embedding_tables, graphdef),
         bilinear=True,
     )
     return fns, params
+
+
+def _get_tables(params):
+    return {"user": params["users"]["embedding"][...], "item": params["items"]["embedding"][...]}

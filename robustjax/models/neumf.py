@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Float, Int
 
-from robustjax.models.base import ModelFns, lookup_model_fns, split_model
+from robustjax.models.base import Bound, ModelFns, lookup_model_fns, split_model
 from robustjax.types import Array, Batch, Emb
 
 
@@ -171,17 +171,18 @@ def neumf_fns(model: NeuMF) -> tuple[ModelFns, nnx.State]:
     towers.
     """
     graphdef, params = split_model(model)
-
-    def merge(p):  # trace-time only
-        return nnx.merge(graphdef, p)
-
     fns = lookup_model_fns(
         graphdef,
         model,
-        get_tables=lambda p: {"user": merge(p).user_table(), "item": merge(p).item_table()},
-        set_tables=lambda p, tables: _set_tables(graphdef, p, tables),
+        get_tables=Bound(_get_tables, graphdef),
+        set_tables=Bound(_set_tables, graphdef),
     )
     return fns, params
+
+
+def _get_tables(graphdef, params):
+    model = nnx.merge(graphdef, params)
+    return {"user": model.user_table(), "item": model.item_table()}
 
 
 def _set_tables(graphdef, params, tables):

@@ -5,7 +5,9 @@ The architecture follows the official code (pre-LN blocks): input item embedding
 
     q = LN(x);  x = q + CausalAttention(q, x, x);  x = LN(x);  x = x + FFN(x)
 
-with padding positions zeroed after each block, then a final layer norm. Items are
+(:class:`robustjax.models.transformer.TransformerBlock` with ``norm_first=True`` and a ReLU
+feed-forward of inner size ``D``) with padding positions zeroed after each block, then a
+final layer norm. Items are
 ``1..I``; id 0 is padding (sequences are left-padded, so the last item sits at ``L - 1``).
 
 ``embed`` and ``encode`` are separate so an attack can perturb the input embeddings
@@ -24,24 +26,14 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Float, Int, PRNGKeyArray
 
+from robustjax.models.transformer import (
+    KEYS_PER_BLOCK,
+    TransformerBlock,
+    attention_mask,
+    dropout,
+    run_blocks,
+)
 from robustjax.types import Array
-
-_NEG = -1e9  # finite "minus infinity": fully masked padding rows stay NaN-free
-
-
-def dropout(
-    x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool, *, where: str = "SASRec"
-) -> Array:
-    """Inverted dropout with an explicit key (identity when deterministic or rate 0)."""
-    if deterministic or rate == 0.0:
-        return x
-    if key is None:
-        raise ValueError(
-            f"{where}: dropout needs key= when deterministic=False; pass a "
-            "jax.random key or deterministic=True."
-        )
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
 def _dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool) -> Array:
@@ -58,47 +50,6 @@ def embed_sequence_batch(
         if slot in batch:
             out[slot] = table[batch[slot]]
     return out
-
-
-class _Block(nnx.Module):
-    def __init__(self, dim: int, num_heads: int, *, rngs: nnx.Rngs):
-        self.ln_attn = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
-        self.q = nnx.Linear(dim, dim, rngs=rngs)
-        self.k = nnx.Linear(dim, dim, rngs=rngs)
-        self.v = nnx.Linear(dim, dim, rngs=rngs)
-        self.out = nnx.Linear(dim, dim, rngs=rngs)
-        self.ln_ff = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
-        self.ff1 = nnx.Linear(dim, dim, rngs=rngs)
-        self.ff2 = nnx.Linear(dim, dim, rngs=rngs)
-        self.num_heads = num_heads
-
-    def __call__(
-        self,
-        x: Array,
-        mask: Array,
-        attn_mask: Array,
-        rate: float,
-        keys: Array | None,
-        deterministic: bool,
-    ) -> Array:
-        b, length, dim = x.shape
-        h = self.num_heads
-        kk = (None,) * 4 if keys is None else tuple(keys)
-        q_in = self.ln_attn(x)
-
-        def heads(t):  # [B, L, D] -> [B, H, L, D/H]
-            return t.reshape(b, length, h, dim // h).transpose(0, 2, 1, 3)
-
-        q, k, v = heads(self.q(q_in)), heads(self.k(x)), heads(self.v(x))
-        logits = jnp.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(dim // h)
-        logits = jnp.where(attn_mask[:, None, :, :], logits, _NEG)
-        weights = _dropout(jax.nn.softmax(logits, axis=-1), rate, kk[0], deterministic)
-        att = jnp.einsum("bhqk,bhkd->bhqd", weights, v).transpose(0, 2, 1, 3)
-        x = q_in + self.out(att.reshape(b, length, dim))
-        x = self.ln_ff(x)
-        y = jax.nn.relu(_dropout(self.ff1(x), rate, kk[1], deterministic))
-        y = _dropout(self.ff2(y), rate, kk[2], deterministic)
-        return (x + y) * mask[..., None]
 
 
 class SASRec(nnx.Module):
@@ -140,7 +91,21 @@ class SASRec(nnx.Module):
         init = nnx.initializers.xavier_normal()
         self.items = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)
         self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
-        self.blocks = nnx.List([_Block(dim, num_heads, rngs=rngs) for _ in range(num_blocks)])
+        self.blocks = nnx.List(
+            [
+                TransformerBlock(
+                    dim,
+                    num_heads,
+                    ff_dim=dim,
+                    activation="relu",
+                    norm_first=True,
+                    epsilon=1e-8,
+                    rngs=rngs,
+                    where="SASRec",
+                )
+                for _ in range(num_blocks)
+            ]
+        )
         self.ln_out = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
         self.num_items, self.max_len, self.dim = num_items, max_len, dim
         self.dropout = dropout
@@ -184,17 +149,23 @@ class SASRec(nnx.Module):
             )
         if not deterministic and key is None:
             raise ValueError("SASRec.encode: deterministic=False needs key=.")
-        keys = None if deterministic else jax.random.split(key, 1 + 3 * len(self.blocks))
+        n_keys = 1 + KEYS_PER_BLOCK * len(self.blocks)
+        keys = None if deterministic else jax.random.split(key, n_keys)
         mask = (seq_ids != 0).astype(seq_emb.dtype)  # [B, L]
         pos = self.positions.embedding[...][self.max_len - length :]  # [L, D]
         x = seq_emb + pos[None, :, :]
         x = _dropout(x, self.dropout, None if keys is None else keys[0], deterministic)
         x = x * mask[..., None]
-        causal = jnp.tril(jnp.ones((length, length), bool))
-        attn_mask = causal[None, :, :] & (seq_ids != 0)[:, None, :]  # [B, Lq, Lk]
-        for i, block in enumerate(self.blocks):
-            bk = None if keys is None else keys[1 + 3 * i : 4 + 3 * i]
-            x = block(x, mask, attn_mask, self.dropout, bk, deterministic)
+        attn_mask = attention_mask(seq_ids, causal=True)  # [B, Lq, Lk]
+        x = run_blocks(
+            self.blocks,
+            x,
+            mask,
+            attn_mask,
+            self.dropout,
+            None if keys is None else keys[1:],
+            deterministic,
+        )
         return self.ln_out(x)
 
     @staticmethod
