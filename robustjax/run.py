@@ -21,7 +21,8 @@ from robustjax.eval import evaluate_full, evaluate_sampled, make_sampled_candida
 from robustjax.models import ModelFns, build_model
 from robustjax.models.registry import SEQUENCE_MODELS
 from robustjax.objectives import ObjectivePhase, build_phases
-from robustjax.train import build_train_arrays, fit, make_optimizer, save_pytree
+from robustjax.runs.folder import RunFolder, optimizer_of
+from robustjax.train import build_train_arrays, fit, save_pytree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,13 +100,11 @@ def run_experiment(
 
         return run_sequence_experiment(cfg, out_dir, resume=resume, progress=progress)
     cfg.validate()
-    os.makedirs(out_dir, exist_ok=True)
     t0 = time.perf_counter()
+    folder = RunFolder(out_dir, resume=resume)
+    folder.write_config(cfg)
     split = prepare(cfg.data)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        f.write(cfg.to_json())
-    with open(os.path.join(out_dir, "data.json"), "w") as f:
-        json.dump(split.summary(), f, indent=1, default=str)
+    folder.write_json("data.json", split.summary(), default=str)
     fns, params = build_model(
         cfg.model,
         split.num_users,
@@ -115,90 +114,75 @@ def run_experiment(
     )
     if cfg.train.init_from is not None:
         params = load_run_params(cfg.train.init_from, params)
-    data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
-    sampled = None
-    if cfg.eval.sampled_negatives:
-        csrs = {
-            p: user_item_csr(getattr(split, p), split.num_users) for p in ("train", "valid", "test")
-        }
-        known = list(csrs.values())
-        sampled = {
-            p: make_sampled_candidates(
-                csrs[p],
-                known,
-                num_items=split.num_items,
-                num_negatives=cfg.eval.sampled_negatives,
-                seed=cfg.train.seed,
-            )
-            for p in ("valid", "test")
-        }
-    evaluator = Evaluator(fns, split, cfg.eval.ks, cfg.eval.batch_size, sampled)
-    phases = (make_phases or default_phases)(cfg, fns)
-    tx = make_optimizer(
-        cfg.train.optimizer,
-        cfg.train.learning_rate,
-        weight_decay=cfg.train.weight_decay,
-        beta2=cfg.train.beta2,
-        clip_norm=cfg.train.clip_norm,
-    )
-    history_path = os.path.join(out_dir, "history.jsonl")
-    if not resume and os.path.exists(history_path):
-        os.remove(history_path)
-
-    def log(record):
-        with open(history_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
+    evaluator = Evaluator(fns, split, cfg.eval.ks, cfg.eval.batch_size, _sampled(cfg, split))
+    t = cfg.train
     result = fit(
         params=params,
-        tx=tx,
-        phases=phases,
-        data=data,
-        epochs=cfg.train.epochs,
-        batch_size=cfg.train.batch_size,
-        seed=cfg.train.seed,
+        tx=optimizer_of(t),
+        phases=(make_phases or default_phases)(cfg, fns),
+        data=build_train_arrays(
+            split.train.user, split.train.item, split.num_users, split.num_items
+        ),
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        seed=t.seed,
         validate=lambda p: evaluator(p, "valid"),
-        early_metric=cfg.train.early_metric,
-        eval_every=cfg.train.eval_every,
-        patience=cfg.train.patience,
-        num_negatives=cfg.train.num_negatives,
-        sampler=cfg.train.sampler,
-        checkpoint_dir=os.path.join(out_dir, "checkpoint"),
-        checkpoint_every=cfg.train.checkpoint_every,
+        early_metric=t.early_metric,
+        eval_every=t.eval_every,
+        patience=t.patience,
+        num_negatives=t.num_negatives,
+        sampler=t.sampler,
+        checkpoint_dir=folder.checkpoint_dir,
+        checkpoint_every=t.checkpoint_every,
         resume=resume,
         progress=progress,
-        on_epoch=log,
+        on_epoch=folder.log,
     )
-    save_pytree(
-        os.path.join(out_dir, "checkpoint", "params.npz"),
-        result.params,
-        {
-            "best_epoch": result.best_epoch,
-            "num_users": split.num_users,
-            "num_items": split.num_items,
-            "model": dataclasses.asdict(cfg.model),
-        },
-    )
+    meta = {"best_epoch": result.best_epoch, "num_users": split.num_users,
+            "num_items": split.num_items, "model": dataclasses.asdict(cfg.model)}  # fmt: skip
+    save_pytree(os.path.join(folder.checkpoint_dir, "params.npz"), result.params, meta)
     valid = evaluator(result.params, "valid")
     test, top = evaluator(result.params, "test", top_n=min(cfg.eval.top_n, split.num_items))
     metrics = {
         **{f"valid/{k}": v for k, v in valid.items()},
         **{f"test/{k}": v for k, v in test.items()},
+        **_timings(result, t.early_metric),
+        "total_seconds": time.perf_counter() - t0,
+    }
+    folder.write_metrics(metrics)
+    write_recommendations(folder.path("recommendations.tsv"), split, top)
+    return metrics
+
+
+def _sampled(cfg: ExperimentConfig, split: SplitData):
+    """The sampled protocol's fixed candidates of valid and test (None when it is off)."""
+    if not cfg.eval.sampled_negatives:
+        return None
+    parts = ("train", "valid", "test")
+    csrs = {p: user_item_csr(getattr(split, p), split.num_users) for p in parts}
+    return {
+        p: make_sampled_candidates(
+            csrs[p],
+            list(csrs.values()),
+            num_items=split.num_items,
+            num_negatives=cfg.eval.sampled_negatives,
+            seed=cfg.train.seed,
+        )
+        for p in ("valid", "test")
+    }
+
+
+def _timings(result, early_metric: str) -> dict:
+    out = {
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "train_seconds": float(sum(r["seconds"] for r in result.history)),
         "compile_seconds": result.compile_seconds,
-        "total_seconds": time.perf_counter() - t0,
     }
-    epoch_s = [r["seconds"] for r in result.history if "valid/" + cfg.train.early_metric not in r][
-        1:
-    ]
+    epoch_s = [r["seconds"] for r in result.history if "valid/" + early_metric not in r][1:]
     if epoch_s:
-        metrics["epoch_seconds_median"] = float(np.median(epoch_s))
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1, sort_keys=True)
-    write_recommendations(os.path.join(out_dir, "recommendations.tsv"), split, top)
-    return metrics
+        out["epoch_seconds_median"] = float(np.median(epoch_s))
+    return out
 
 
 def load_run_params(run_dir: str, template):

@@ -51,9 +51,7 @@ class ModelConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
         if self.name in SEQUENCE_MODELS and self.dim % self.num_heads:
-            raise ValueError(
-                f"ModelConfig.num_heads={self.num_heads} must divide dim={self.dim}."
-            )
+            raise ValueError(f"ModelConfig.num_heads={self.num_heads} must divide dim={self.dim}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must lie in [0, 1), got {self.dropout!r}.")
         if self.num_layers < 0:

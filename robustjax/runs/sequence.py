@@ -16,8 +16,6 @@ The run folder holds ``config.json``, ``data.json``, ``history.jsonl``, ``metric
 see :mod:`robustjax.runs.sequence_io`).
 """
 
-import json
-import os
 import time
 
 import jax
@@ -28,6 +26,7 @@ from robustjax.data.sequences import history_lengths, length_buckets, make_seque
 from robustjax.data.table import InteractionTable
 from robustjax.eval.sequence import make_sequence_eval_fn
 from robustjax.losses.sequence import SeqAdvConfig
+from robustjax.runs.folder import RunFolder, optimizer_of
 from robustjax.runs.sequence_io import (
     SEQUENCE_MODELS,
     load_sequence_run,
@@ -41,7 +40,7 @@ from robustjax.train.sequence import (
     make_bert4rec_epoch_fn,
     make_sasrec_epoch_fn,
 )
-from robustjax.train.state import init_state, make_optimizer
+from robustjax.train.state import init_state
 
 _PAIR_TARGETS = ("user", "pos", "neg")
 
@@ -188,13 +187,8 @@ def run_sequence_experiment(
     """
     cfg.validate()
     t_start = time.perf_counter()
-    if resume and not os.path.exists(os.path.join(out_dir, "checkpoint", "state.npz")):
-        raise FileNotFoundError(
-            f"resume: no checkpoint at {out_dir}/checkpoint/state.npz; run without --resume."
-        )
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        f.write(cfg.to_json())
+    folder = RunFolder(out_dir, resume=resume)
+    folder.write_config(cfg)
     spec = data_spec(cfg.data) if table is None else {"table": "given in memory"}
     data = make_sequence_data(
         load_table(spec) if table is None else table,
@@ -202,29 +196,15 @@ def run_sequence_experiment(
         seed=cfg.train.seed,
         num_negatives=cfg.eval.sampled_negatives,
     )
-    summary = {"num_users": data.num_users, "num_items": data.num_items, "data": spec}
-    with open(os.path.join(out_dir, "data.json"), "w") as f:
-        json.dump(summary, f, indent=1)
+    folder.write_json(
+        "data.json", {"num_users": data.num_users, "num_items": data.num_items, "data": spec}
+    )
     batch_size = min(cfg.train.batch_size, data.num_users)
     kwargs = _model_kwargs(cfg, data.num_items)
     graphdef, params = _initial_params(cfg, kwargs, data)
     t = cfg.train
-    tx = make_optimizer(
-        t.optimizer,
-        t.learning_rate,
-        weight_decay=t.weight_decay,
-        beta2=t.beta2,
-        clip_norm=t.clip_norm,
-    )
+    tx = optimizer_of(t)
     evaluate = _evaluator(cfg, graphdef, data)
-    hist_path = os.path.join(out_dir, "history.jsonl")
-    if not resume:
-        open(hist_path, "w").close()
-
-    def log(record):
-        with open(hist_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
     result = train_loop(
         state=init_state(params, tx),
         phases=_phases(cfg, graphdef, data, tx, batch_size),
@@ -236,11 +216,11 @@ def run_sequence_experiment(
         patience=t.patience,
         checkpoint_every=t.checkpoint_every,
         time_budget_s=t.time_budget_s,
-        checkpoint_dir=os.path.join(out_dir, "checkpoint"),
+        checkpoint_dir=folder.checkpoint_dir,
         resume=resume,
         progress=progress,
         desc=cfg.name,
-        on_epoch=log,
+        on_epoch=folder.log,
     )
     best = result.selected["model"]
     metrics = {
@@ -262,8 +242,7 @@ def run_sequence_experiment(
         seed=t.seed,
         extra={"best_epoch": best.epoch, "name": cfg.name},
     )
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1, sort_keys=True)
+    folder.write_metrics(metrics)
     return metrics
 
 
