@@ -5,21 +5,19 @@ epoch (one ``lax.scan`` per epoch); the step time is the median epoch time divid
 steps per epoch, measured side by side in one process, compile time apart. ``free`` counts
 one batch (its m replays, m optimizer updates) as a step.
 
-Usage: python benchmarks/attack_cost.py [--epochs 15] [--data PATH]
+Usage: python -m benchmarks.attack_cost [--epochs 15] [--data PATH]
+or: robustjax bench attack_cost [the same arguments]
 """
 
 import argparse
 import os
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED, environment, write_record
-
+from benchmarks._common import SHARED, environment, write_record
 from robustjax.data import DataConfig, prepare
 from robustjax.models import ModelConfig, build_model
 from robustjax.objectives import AdvConfig, build_phases

@@ -7,23 +7,21 @@ Side by side in one process, compile time apart:
   * one clean full-ranking evaluation (``evaluate_full``, with and without AUC) against
     the bare score matrix product ``U @ I^T`` of the same model.
 
-Usage: python benchmarks/eval_sweep.py [--checkpoint runs/bpr] [--kind pgd]
+Usage: python -m benchmarks.eval_sweep [--checkpoint runs/bpr] [--kind pgd]
+or: robustjax bench eval_sweep [the same arguments]
 Without a checkpoint, a freshly initialised MF model on ml-100k-split is used (timings do
 not depend on the weights).
 """
 
 import argparse
 import os
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED, environment, write_record
-
+from benchmarks._common import SHARED, environment, write_record
 from robustjax.data import DataConfig, prepare, user_item_csr
 from robustjax.eval import evaluate_full
 from robustjax.eval.sweep import SweepConfig, run_sweep

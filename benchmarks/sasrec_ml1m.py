@@ -10,20 +10,18 @@ bucketed epoch time is the speed-up of length bucketing. The same command runs o
 GPU (JAX picks the accelerator); there ``--epochs 20 --buckets 4`` also gives the
 accuracy after 20 epochs.
 
-Usage: python benchmarks/sasrec_ml1m.py [--epochs 3] [--buckets 4,1] [--data ../shared/data/ml-1m]
+Usage: python -m benchmarks.sasrec_ml1m [--epochs 3] [--buckets 4,1] [--data ../shared/data/ml-1m]
+or: robustjax bench sasrec_ml1m [the same arguments]
 """
 
 import argparse
 import json
 import os
-import sys
 import tempfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED, environment, write_record
-
+from benchmarks._common import SHARED, environment, write_record
 from robustjax.runs import run_sasrec
 
 SETTINGS = {

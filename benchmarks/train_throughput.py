@@ -8,12 +8,12 @@ Measures, side by side in one process:
   * ``cornac``: cornac's compiled BPR on the same split, if cornac is installed.
 Compile time is reported apart. Epoch times are medians over ``--epochs`` epochs.
 
-Usage: python benchmarks/train_throughput.py [--data PATH] [--epochs 30]
+Usage: python -m benchmarks.train_throughput [--data PATH] [--epochs 30]
+or: robustjax bench train_throughput [the same arguments]
 """
 
 import argparse
 import os
-import sys
 import time
 
 import jax
@@ -21,9 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED, environment, write_record
-
+from benchmarks._common import SHARED, environment, write_record
 from robustjax.data import DataConfig, prepare
 from robustjax.losses import Term, clean_term, combine
 from robustjax.models import ModelConfig, build_model

@@ -5,8 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from experiments import get_config
 from robustjax.cli.main import main
+from robustjax.experiments import get_config
 
 
 def _read(path):
@@ -254,8 +254,15 @@ def test_loss_sampler_and_optimizer_options_take_effect(train_tiny, overrides):
 
 @pytest.mark.parametrize(
     "experiment",
-    ["neumf", "lightgcn", "apr-mf", pytest.param("sasrec-ml1m", marks=pytest.mark.slow)],
-)  # run_sasrec itself: tests/models/test_sasrec.py
+    [
+        "neumf",
+        "lightgcn",
+        "apr-mf",
+        "irgan",
+        "natural-noise",
+        pytest.param("sasrec-ml1m", marks=pytest.mark.slow),
+    ],
+)  # run_sasrec itself: tests/models/test_sasrec.py; poisoning, transfer: tests/poison (slow)
 def test_named_experiments_run_tiny(tmp_path, experiment):
     out = str(tmp_path / experiment)
     assert main(["train", "--experiment", experiment, "--tiny", "--out", out, "--no-progress"]) == 0
@@ -272,3 +279,41 @@ def test_named_experiments_run_tiny(tmp_path, experiment):
         assert config["adv"]["method"] == "apr"
         assert history[0]["phase"] == "clean" and history[-1]["phase"] == "apr"
         assert history[-1]["loss"] > history[-1]["bpr"] > 0  # the APR term is added
+
+
+def test_study_runs_a_study_and_refuses_single_runs(tmp_path, capsys):
+    out = str(tmp_path / "apr")
+    args = ["study", "apr-reproduction", "--tiny", "--out", out, "--no-progress"]
+    assert main(args + ["--set", "methods=bpr"]) == 0
+    metrics = json.loads(_read(os.path.join(out, "metrics.json")))
+    assert set(metrics) == {
+        f"test/synthetic/bpr/{col}/ndcg@10"
+        for col in ["clean"] + [f"{k}@{e}" for k in ("fgsm", "pgd") for e in (0.1, 0.25, 0.5, 1.0)]
+    }
+    assert "| bpr | " in _read(os.path.join(out, "results.md"))
+    assert _config(os.path.join(out, "synthetic", "bpr"))["name"] == "apr-reproduction/bpr"
+    assert main(["study", "bpr-mf", "--tiny", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "not a study" in err and "poisoning" in err and "train --experiment bpr-mf" in err
+
+
+def test_bench_loads_the_benchmarks_folder_by_path(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "attack_cost", "--help"])
+    assert exit_info.value.code == 0
+    assert "--epochs" in capsys.readouterr().out
+    assert main(["bench", "no_such_benchmark"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown benchmark 'no_such_benchmark'" in err and "train_throughput" in err
+
+
+def test_experiments_folder_can_be_overridden(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.py").write_text("def get_config(*, tiny=False):\n    return 1\n")
+    monkeypatch.setenv("ROBUSTJAX_EXPERIMENTS", str(tmp_path))
+    assert main(["experiments"]) == 0
+    assert capsys.readouterr().out.split() == ["mine"]
+    assert get_config("mine") == 1
+    monkeypatch.setenv("ROBUSTJAX_EXPERIMENTS", str(tmp_path / "missing"))
+    assert main(["experiments"]) == 2
+    assert "set ROBUSTJAX_EXPERIMENTS=" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 import pytest
 
-from experiments import get_config, names
 from robustjax.config import apply_overrides, valid_keys
+from robustjax.experiments import get_config, names
 
 
 def test_overrides_parse_by_type():

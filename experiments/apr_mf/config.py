@@ -14,12 +14,12 @@ sum-reduced loss), as the reference TensorFlow code does.
 
 import dataclasses
 
-from experiments.bpr_mf.config import get_config as bpr_config
+from robustjax import experiments
 from robustjax.objectives import AdvConfig
 
 
 def get_config(*, tiny: bool = False, **overrides):
-    base = bpr_config(tiny=tiny)
+    base = experiments.get_config("bpr-mf", tiny=tiny)
     epochs = base.train.epochs
     cfg = dataclasses.replace(
         base,

@@ -2,7 +2,7 @@
 
 Command::
 
-    robustjax train --experiment irgan --data ../shared/data/ml-100k-split --out runs/irgan
+    robustjax study irgan --data ../shared/data/ml-100k-split --out runs/irgan
 
 Trains, on the same split, ``bpr-mf`` and ``apr-mf`` (their own configs, unchanged, through
 ``run_experiment``) and IRGAN: a generator and a discriminator (both MF, dim 64), each
@@ -20,93 +20,7 @@ IRGAN discriminator 0.3096 (both selected at the first GAN epoch); see README.md
 
 import dataclasses
 
-from experiments._base import ConfigBase
-from robustjax.train.gan import BASELINES, D_LOSSES, ESTIMATORS, REWARDS
-from robustjax.train.state import OPTIMIZERS
-
-MODELS = ("mf", "neumf", "lightgcn")
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class IrganConfig(ConfigBase):
-    """IRGAN settings (the baselines use their own experiment configs)."""
-
-    name: str = "irgan"
-    data_path: str | None = None  # None: the embedded synthetic data set
-    tiny: bool = False
-    g_model: str = "mf"
-    d_model: str = "mf"
-    dim: int = 64
-    pretrain_epochs: int = 100  # BPR epochs for G and for D (bpr-mf protocol)
-    gan_epochs: int = 20
-    d_steps: int = 1  # D epochs per GAN epoch
-    g_steps: int = 1  # G epochs per GAN epoch
-    batch_size: int = 2048
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3  # pretraining, D and G
-    weight_decay: float = 0.0  # dense L2 through the optimizer (GAN phase)
-    temperature: float = 1.0  # G's softmax temperature
-    d_loss: str = "bce"
-    d_negatives: int = 1
-    exclude_positives: bool = False  # IRGAN's code draws from all items
-    g_estimator: str = "reinforce"
-    g_samples: int = 4
-    reward: str = "log1pexp"
-    baseline: str = "loo"
-    gumbel_tau: float = 0.5
-    importance_mix: float = 0.0  # IRGAN: 0.2
-    eval_every: int = 1  # GAN epochs between validations
-    seed: int = 2024
-    baselines: tuple[str, ...] = ("bpr-mf", "apr-mf")  # experiments run on the same split
-
-    def __post_init__(self):
-        object.__setattr__(self, "baselines", tuple(self.baselines))
-        for name in (
-            "dim",
-            "gan_epochs",
-            "d_steps",
-            "g_steps",
-            "batch_size",
-            "d_negatives",
-            "g_samples",
-            "eval_every",
-        ):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(
-                    f"IrganConfig.{name} must be an integer >= 1, got {getattr(self, name)!r}."
-                )
-        if self.pretrain_epochs < 0:
-            raise ValueError(
-                f"IrganConfig.pretrain_epochs must be >= 0, got {self.pretrain_epochs!r}."
-            )
-        for name in ("learning_rate", "temperature", "gumbel_tau"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"IrganConfig.{name} must be > 0, got {getattr(self, name)!r}.")
-        if self.weight_decay < 0 or not 0 <= self.importance_mix < 1:
-            raise ValueError(
-                "IrganConfig: weight_decay must be >= 0 and importance_mix in "
-                f"[0, 1), got {self.weight_decay!r} and {self.importance_mix!r}."
-            )
-        for name, choices in (
-            ("g_model", MODELS),
-            ("d_model", MODELS),
-            ("optimizer", OPTIMIZERS),
-            ("d_loss", D_LOSSES),
-            ("g_estimator", ESTIMATORS),
-            ("reward", tuple(REWARDS)),
-            ("baseline", BASELINES),
-        ):
-            if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"IrganConfig.{name}={getattr(self, name)!r} is unknown; "
-                    f"expected one of {choices}."
-                )
-        unknown = [b for b in self.baselines if b not in ("bpr-mf", "apr-mf")]
-        if unknown:
-            raise ValueError(
-                f"IrganConfig.baselines={self.baselines!r} names {unknown}; "
-                "expected a subset of ('bpr-mf', 'apr-mf')."
-            )
+from robustjax.studies.irgan import IrganConfig
 
 
 def get_config(*, tiny: bool = False, **overrides) -> IrganConfig:
@@ -116,12 +30,3 @@ def get_config(*, tiny: bool = False, **overrides) -> IrganConfig:
             cfg, tiny=True, dim=8, pretrain_epochs=2, gan_epochs=2, batch_size=64
         )
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
-
-
-def run(cfg: IrganConfig, out_dir: str, *, resume: bool = False, progress: bool = True) -> dict:
-    """Trains the baselines and IRGAN; writes ``out_dir/results.{json,md}`` (see module doc)."""
-    if resume:
-        raise ValueError("irgan does not support --resume; rerun without it.")
-    from experiments.irgan.pipeline import run_irgan_comparison
-
-    return run_irgan_comparison(cfg, out_dir, progress=progress)

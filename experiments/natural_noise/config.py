@@ -2,7 +2,7 @@
 
 Command::
 
-    robustjax train --experiment natural-noise --data ../shared/data/ml-100k-split \\
+    robustjax study natural-noise --data ../shared/data/ml-100k-split \\
         --out runs/noise
 
 For every model (a named experiment: ``bpr-mf``, ``apr-mf``, also ``lightgcn``,
@@ -42,74 +42,7 @@ CPU. Measured ml-100k-split numbers (test NDCG@20 clean 0.320 / 0.338; at 30% no
 
 import dataclasses
 
-from experiments._base import ConfigBase
-from robustjax.data.noise import KINDS, check_level
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class NaturalNoiseConfig(ConfigBase):
-    """The noise grid; every model is a named experiment trained with its own protocol."""
-
-    name: str = "natural-noise"
-    data_path: str | None = None
-    models: tuple[str, ...] = ("bpr-mf", "apr-mf")
-    kinds: tuple[str, ...] = KINDS
-    levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
-    seeds: tuple[int, ...] = (2024,)
-    epochs: int | None = None  # None: each model's own; else clean epochs (see doc)
-    metrics: tuple[str, ...] = ("ndcg@20", "recall@20")  # tabulated and plotted
-    test_time: bool = True  # graph models: also noise the evaluation graph
-    tiny: bool = False
-
-    def __post_init__(self):
-        def bad(field, expected):
-            return ValueError(
-                f"NaturalNoiseConfig.{field} must be {expected}, got "
-                f"{field}={getattr(self, field)!r}."
-            )
-
-        for f in ("models", "kinds", "levels", "seeds", "metrics"):
-            value = getattr(self, f)
-            if not isinstance(value, tuple) or not value:
-                raise bad(f, "a non-empty tuple")
-            if len(set(value)) != len(value):
-                raise bad(f, "free of repeats")
-        for kind in self.kinds:
-            if kind not in KINDS:
-                raise bad("kinds", f"a tuple of {list(KINDS)}")
-        if self.levels[0] != 0 or any(b <= a for a, b in zip(self.levels, self.levels[1:])):
-            raise bad("levels", "strictly ascending and start at 0 (the clean level)")
-        for kind in self.kinds:
-            for level in self.levels:
-                try:
-                    check_level(kind, level)
-                except (ValueError, TypeError):
-                    raise bad(
-                        "levels",
-                        f"valid for kind {kind!r} (fractions in [0, 1], "
-                        "'add': any finite value >= 0)",
-                    ) from None
-        if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
-            raise bad("seeds", "a tuple of ints >= 0")
-        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
-            raise bad("epochs", "None or an int >= 1")
-        for m in self.metrics:
-            name, _, k = m.partition("@")
-            if not name or not k.isdigit():
-                raise bad("metrics", "a tuple of names like 'ndcg@20'")
-
-    def validate(self) -> "NaturalNoiseConfig":
-        """Checks the models against the named experiments (after all overrides)."""
-        for model in self.models:
-            base = model_config(self, model, seed=self.seeds[0])
-            missing = [m for m in self.metrics if int(m.partition("@")[2]) not in base.eval.ks]
-            if missing:
-                raise ValueError(
-                    f"NaturalNoiseConfig.metrics={self.metrics!r}: {missing} are "
-                    f"not computed by {model!r} (eval.ks={base.eval.ks}); use "
-                    "cutoffs from eval.ks."
-                )
-        return self
+from robustjax.studies.natural_noise import NaturalNoiseConfig
 
 
 def get_config(*, tiny: bool = False, **overrides) -> NaturalNoiseConfig:
@@ -125,47 +58,3 @@ def get_config(*, tiny: bool = False, **overrides) -> NaturalNoiseConfig:
             tiny=True,
         )
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
-
-
-def model_config(
-    cfg: NaturalNoiseConfig, model: str, *, kind: str | None = None, level: float = 0.0, seed: int
-):
-    """The ExperimentConfig of one training run: ``model`` with ``kind`` noise at ``level``."""
-    from experiments import get_config as experiment_config
-
-    if model == cfg.name:
-        raise ValueError(f"NaturalNoiseConfig.models may not contain {cfg.name!r} itself.")
-    base = experiment_config(model, tiny=cfg.tiny)
-    if not all(hasattr(base, a) for a in ("data", "train", "adv", "eval")):
-        raise ValueError(
-            f"NaturalNoiseConfig.models: {model!r} is not a train/evaluate "
-            "experiment (it has no data/train/eval sections); use e.g. bpr-mf, "
-            "apr-mf, lightgcn or neumf."
-        )
-    data = (
-        base.data if cfg.data_path is None else dataclasses.replace(base.data, path=cfg.data_path)
-    )
-    noisy = level != 0
-    data = dataclasses.replace(
-        data,
-        train_noise=kind if noisy else None,
-        train_noise_level=float(level) if noisy else 0.0,
-        train_noise_seed=seed,
-    )
-    train, adv = dataclasses.replace(base.train, seed=seed), base.adv
-    if cfg.epochs is not None:
-        if adv.method != "none":
-            train = dataclasses.replace(train, epochs=2 * cfg.epochs)
-            adv = dataclasses.replace(adv, warm_epochs=cfg.epochs)
-        else:
-            train = dataclasses.replace(train, epochs=cfg.epochs)
-    return dataclasses.replace(base, data=data, train=train, adv=adv).validate()
-
-
-def run(
-    cfg: NaturalNoiseConfig, out_dir: str, *, resume: bool = False, progress: bool = True
-) -> dict:
-    """Trains every model x kind x level x seed; writes results.json/.md and plots."""
-    from experiments.natural_noise.sweep import run_grid
-
-    return run_grid(cfg, out_dir, resume=resume, progress=progress)

@@ -1,7 +1,10 @@
 """The ``robustjax`` console script."""
 
 import argparse
+import importlib
+import importlib.util
 import json
+import os
 import sys
 
 EPILOG = """examples:
@@ -11,8 +14,11 @@ EPILOG = """examples:
       --set train.epochs=20 --out runs/quick
   robustjax sweep --checkpoint runs/bpr --checkpoint runs/apr --attack pgd --eps 0:1:32 \\
       --out runs/sweep                                 (robustness curves, one report)
+  robustjax study poisoning --data ../shared/data/ml-100k-split --out runs/poison
+                                                       (a study: many runs, one report)
   robustjax experiments                                (list named experiments)
   robustjax config --experiment bpr-mf                 (print a config and every --set key)
+  robustjax bench attack_cost --epochs 5               (run benchmarks/attack_cost.py)
 """
 
 
@@ -25,14 +31,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    def common(sp):
-        sp.add_argument(
-            "--experiment",
-            default="bpr-mf",
-            metavar="NAME",
-            help="named config from experiments/ (default: bpr-mf); "
-            "`robustjax experiments` lists them",
-        )
+    def common(sp, *, named: bool = True):
+        if named:
+            sp.add_argument(
+                "--experiment",
+                default="bpr-mf",
+                metavar="NAME",
+                help="named config from experiments/ (default: bpr-mf); "
+                "`robustjax experiments` lists them",
+            )
         sp.add_argument(
             "--data",
             default=None,
@@ -62,22 +69,44 @@ def _parser() -> argparse.ArgumentParser:
             help="a tiny version of the experiment (smoke test, seconds)",
         )
 
+    def run_options(sp, out_default=None):
+        sp.add_argument(
+            "--out",
+            required=out_default is None,
+            default=out_default,
+            metavar="DIR",
+            help="output folder" + ("" if out_default is None else f" (default: {out_default})"),
+        )
+        sp.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue from OUT/checkpoint/state.npz (same final result as an "
+            "uninterrupted run)",
+        )
+        sp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     t = sub.add_parser(
         "train",
         help="train a model, evaluate it, write outputs",
         description="Train, select on validation, evaluate on test. Writes "
         "OUT/metrics.json (keys <split>/<metric>@<k>), config.json, "
         "history.jsonl, data.json, recommendations.tsv (top-N per test user, "
-        "original ids) and checkpoint/.",
+        "original ids) and checkpoint/. A study's name (see `robustjax study`) runs "
+        "the study.",
     )
     common(t)
-    t.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    t.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from OUT/checkpoint/state.npz (same final result as an uninterrupted run)",
+    run_options(t)
+
+    st = sub.add_parser(
+        "study",
+        help="run a study: several trainings, one report",
+        description="Run a study (apr-reproduction, irgan, natural-noise, poisoning, "
+        "transfer): its config is experiments/NAME/config.py; it writes "
+        "OUT/results.json, results.md, metrics.json and every run's own outputs.",
     )
-    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    st.add_argument("name", metavar="NAME", help="the study, e.g. poisoning")
+    common(st, named=False)
+    run_options(st, out_default="runs/NAME")
 
     from robustjax.cli import sweep as sweep_cli
 
@@ -86,15 +115,86 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="print the resolved config and the valid --set keys")
     common(c)
     sub.add_parser("experiments", help="list the named experiments")
+    b = sub.add_parser(
+        "bench",
+        help="run a benchmark (benchmarks/NAME.py)",
+        description="Run benchmarks/NAME.py with the remaining arguments "
+        "(the same as `python -m benchmarks.NAME ARGS` from the checkout).",
+    )
+    b.add_argument("name", metavar="NAME", help="e.g. attack_cost, eval_sweep, train_throughput")
+    b.add_argument("args", nargs=argparse.REMAINDER, help="the benchmark's own arguments")
     return p
 
 
-def resolve_config(args):
-    from experiments import get_config
+def resolve_config(args, name: str | None = None):
     from robustjax.config import apply_overrides
+    from robustjax.experiments import get_config
 
-    cfg = get_config(args.experiment, tiny=args.tiny).with_data(args.data, args.format)
+    name = args.experiment if name is None else name
+    cfg = get_config(name, tiny=args.tiny).with_data(args.data, args.format)
     return apply_overrides(cfg, args.overrides)
+
+
+def _runner(name: str, cfg):
+    """What runs ``cfg``: its study, a config module's own ``run`` (the sequence configs,
+    until they are ExperimentConfigs), else ``run_experiment``."""
+    from robustjax import studies
+    from robustjax.experiments import load_module
+    from robustjax.run import run_experiment
+
+    if studies.is_study(cfg):
+        return studies.run_study
+    return getattr(load_module(name), "run", None) or run_experiment
+
+
+def _study_names() -> list[str]:
+    from robustjax import studies
+    from robustjax.experiments import get_config, names
+
+    return [n for n in names() if studies.is_study(get_config(n, tiny=True))]
+
+
+def _run(args, name: str) -> int:
+    cfg = resolve_config(args, name)
+    if args.command == "study":
+        from robustjax import studies
+
+        if not studies.is_study(cfg):
+            raise ValueError(
+                f"{name!r} is one training run, not a study; run it with `robustjax train "
+                f"--experiment {name}`. Studies: {', '.join(_study_names())}."
+            )
+        if args.out == "runs/NAME":
+            args.out = os.path.join("runs", name)
+    run = _runner(name, cfg)
+    metrics = run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    print(json.dumps({k: round(v, 4) for k, v in cfg.headline(metrics).items()}))
+    print(f"wrote {args.out}/metrics.json")
+    return 0
+
+
+def _bench(name: str, argv: list[str]) -> int:
+    """Runs ``benchmarks/<name>.py``'s ``main(argv)``; the ``benchmarks`` folder of the
+    source checkout is imported as the package ``benchmarks`` (loaded by path)."""
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "benchmarks")
+    available = (
+        sorted(f[:-3] for f in os.listdir(root) if f.endswith(".py") and not f.startswith("_"))
+        if os.path.isdir(root)
+        else []
+    )
+    if name not in available:
+        raise ValueError(
+            f"unknown benchmark {name!r}; available in {root}: {', '.join(available) or 'none'}."
+        )
+    if "benchmarks" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "benchmarks", os.path.join(root, "__init__.py"), submodule_search_locations=[root]
+        )
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["benchmarks"] = package
+        spec.loader.exec_module(package)
+    importlib.import_module(f"benchmarks.{name}").main(argv)
+    return 0
 
 
 def main(argv=None) -> int:
@@ -108,29 +208,24 @@ def main(argv=None) -> int:
             from robustjax.cli import sweep as sweep_cli
 
             return sweep_cli.run(args)
+        if args.command == "bench":
+            return _bench(args.name, args.args)
         if args.command == "experiments":
-            from experiments import names
+            from robustjax.experiments import names
 
             print("\n".join(names()))
             return 0
-        cfg = resolve_config(args)
         if args.command == "config":
             from robustjax.config import valid_keys
 
+            cfg = resolve_config(args)
             print(cfg.to_json())
             print("\n--set keys: " + ", ".join(valid_keys(cfg)))
             return 0
-        from experiments import runner
-        from robustjax.run import run_experiment
-
-        run = runner(args.experiment) or run_experiment
-        metrics = run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+        return _run(args, args.name if args.command == "study" else args.experiment)
     except (ValueError, FileNotFoundError, TypeError) as e:
         print(f"robustjax: error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({k: round(v, 4) for k, v in cfg.headline(metrics).items()}))
-    print(f"wrote {args.out}/metrics.json")
-    return 0
 
 
 if __name__ == "__main__":

@@ -173,8 +173,8 @@ def test_errors_name_the_bad_value():
 
 
 def test_data_config_train_noise_option():
-    from experiments import get_config
     from robustjax.config import apply_overrides
+    from robustjax.experiments import get_config
 
     base = rd.DataConfig(synthetic_users=30, synthetic_items=50, synthetic_per_user=10)
     clean = rd.prepare(base)
@@ -200,15 +200,15 @@ def test_data_config_train_noise_option():
 
 
 def test_experiment_config_overrides():
-    from experiments import get_config
     from robustjax.config import apply_overrides
+    from robustjax.experiments import get_config
 
     cfg = apply_overrides(
         get_config("natural-noise"), ["kinds=drop,swap", "levels=0,0.2", "seeds=1,2", "epochs=3"]
     )
     assert cfg.kinds == ("drop", "swap") and cfg.levels == (0.0, 0.2)
     assert cfg.seeds == (1, 2) and cfg.epochs == 3
-    from experiments.natural_noise.config import model_config
+    from robustjax.studies.natural_noise import model_config
 
     apr = model_config(cfg, "apr-mf", kind="swap", level=0.2, seed=2)
     assert (apr.train.epochs, apr.adv.warm_epochs, apr.train.seed) == (6, 3, 2)

@@ -265,9 +265,11 @@ def test_call_errors():
 
 
 def test_experiment_config_errors():
-    from experiments.bert4rec_ml1m.config import get_config
     from robustjax.config import apply_overrides
     from robustjax.data import DataConfig
+    from robustjax.experiments import load_module
+
+    get_config = load_module("bert4rec-ml1m").get_config
 
     with pytest.raises(ValueError, match="mask_prob"):
         apply_overrides(get_config(), ["train.mask_prob=1.5"])

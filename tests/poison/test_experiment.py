@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from experiments import get_config
 from robustjax.cli.main import main
+from robustjax.experiments import get_config
 
 
 @pytest.mark.slow  # runs with -m slow (long compile on 2 cores)
@@ -55,7 +55,7 @@ def test_config_overrides_and_validation():
 
 
 def test_optimisation_lead_is_paired_by_seed():
-    from experiments.poisoning.run import optimisation_lead
+    from robustjax.studies.poisoning import optimisation_lead
 
     def row(attack, after, defence="none"):
         return {

@@ -128,7 +128,11 @@ def seq_setup():
 
 
 def test_victims_see_exactly_the_histories_crafted_on_the_surrogate(seq_setup, tmp_path):
-    from experiments.transfer.sequence import craft_histories, histories_hash, transfer_matrix
+    from robustjax.studies._transfer_histories import (
+        craft_histories,
+        histories_hash,
+        transfer_matrix,
+    )
 
     data, models = seq_setup
     out = transfer_matrix(models, data, ("sasrec-s0",), budget=2, seed=3, out_dir=str(tmp_path))
@@ -168,7 +172,7 @@ def test_victims_see_exactly_the_histories_crafted_on_the_surrogate(seq_setup, t
 
 
 def test_config_validation():
-    from experiments import get_config
+    from robustjax.experiments import get_config
 
     with pytest.raises(ValueError, match="victim_seed"):
         get_config("transfer", surrogate_seed=3, victim_seed=3)

@@ -6,14 +6,14 @@ import os
 import numpy as np
 import pytest
 
-from experiments.sasrec_ml1m.config import get_config as sasrec_config
 from robustjax.config import apply_overrides
+from robustjax.experiments import get_config
 from robustjax.run import run_experiment
 
 
 def test_sasrec_full_ranking_only(tmp_path):
     cfg = apply_overrides(
-        sasrec_config(tiny=True),
+        get_config("sasrec-ml1m", tiny=True),
         ["eval.sampled_negatives=0", "train.early_metric=ndcg@10", "train.epochs=1"],
     )
     out = str(tmp_path / "run")
@@ -28,12 +28,10 @@ def test_sasrec_full_ranking_only(tmp_path):
 
 
 def test_pair_run_warm_starts_from_an_earlier_run(tmp_path):
-    from experiments.bpr_mf.config import get_config
-
     first = str(tmp_path / "bpr")
-    run_experiment(get_config(tiny=True), first, progress=False)
+    run_experiment(get_config("bpr-mf", tiny=True), first, progress=False)
     cfg = apply_overrides(
-        get_config(tiny=True), [f"train.init_from={first}", "train.learning_rate=1e-9"]
+        get_config("bpr-mf", tiny=True), [f"train.init_from={first}", "train.learning_rate=1e-9"]
     )
     second = str(tmp_path / "warm")
     run_experiment(cfg, second, progress=False)
@@ -43,7 +41,7 @@ def test_pair_run_warm_starts_from_an_earlier_run(tmp_path):
         np.testing.assert_allclose(a[name], b[name], atol=1e-6)
     with pytest.raises(FileNotFoundError, match="init_from"):
         run_experiment(
-            apply_overrides(get_config(tiny=True), [f"train.init_from={tmp_path}/none"]),
+            apply_overrides(get_config("bpr-mf", tiny=True), [f"train.init_from={tmp_path}/none"]),
             str(tmp_path / "bad"),
             progress=False,
         )

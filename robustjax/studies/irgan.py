@@ -1,5 +1,9 @@
-"""The irgan experiment: baselines through ``run_experiment``, IRGAN through ``fit_gan``,
-one results table."""
+"""IRGAN (Wang et al., SIGIR 2017) for item recommendation next to BPR-MF and APR-MF.
+
+The protocol is described in ``experiments/irgan/config.py``: the baselines run through
+``run_experiment`` with their own experiment configs, IRGAN through ``fit_gan``; one
+results table (``results.json``, ``results.md``), ``irgan_valid.png`` and ``metrics.json``.
+"""
 
 import dataclasses
 import json
@@ -9,10 +13,12 @@ import time
 import jax
 
 from robustjax.data import prepare
+from robustjax.experiments import get_config
 from robustjax.losses import Term, clean_term, combine
 from robustjax.models import ModelConfig, build_model
 from robustjax.objectives import ObjectivePhase
 from robustjax.run import Evaluator, run_experiment
+from robustjax.studies._common import StudyConfig, check_no_resume, start, write_json
 from robustjax.train import (
     build_train_arrays,
     fit,
@@ -23,6 +29,93 @@ from robustjax.train import (
     make_optimizer,
     save_pytree,
 )
+from robustjax.train.gan import BASELINES, D_LOSSES, ESTIMATORS, REWARDS
+from robustjax.train.state import OPTIMIZERS
+
+MODELS = ("mf", "neumf", "lightgcn")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IrganConfig(StudyConfig):
+    """IRGAN settings (the baselines use their own experiment configs)."""
+
+    name: str = "irgan"
+    data_path: str | None = None  # None: the embedded synthetic data set
+    tiny: bool = False
+    g_model: str = "mf"
+    d_model: str = "mf"
+    dim: int = 64
+    pretrain_epochs: int = 100  # BPR epochs for G and for D (bpr-mf protocol)
+    gan_epochs: int = 20
+    d_steps: int = 1  # D epochs per GAN epoch
+    g_steps: int = 1  # G epochs per GAN epoch
+    batch_size: int = 2048
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3  # pretraining, D and G
+    weight_decay: float = 0.0  # dense L2 through the optimizer (GAN phase)
+    temperature: float = 1.0  # G's softmax temperature
+    d_loss: str = "bce"
+    d_negatives: int = 1
+    exclude_positives: bool = False  # IRGAN's code draws from all items
+    g_estimator: str = "reinforce"
+    g_samples: int = 4
+    reward: str = "log1pexp"
+    baseline: str = "loo"
+    gumbel_tau: float = 0.5
+    importance_mix: float = 0.0  # IRGAN: 0.2
+    eval_every: int = 1  # GAN epochs between validations
+    seed: int = 2024
+    baselines: tuple[str, ...] = ("bpr-mf", "apr-mf")  # experiments run on the same split
+
+    def __post_init__(self):
+        object.__setattr__(self, "baselines", tuple(self.baselines))
+        for name in (
+            "dim",
+            "gan_epochs",
+            "d_steps",
+            "g_steps",
+            "batch_size",
+            "d_negatives",
+            "g_samples",
+            "eval_every",
+        ):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(
+                    f"IrganConfig.{name} must be an integer >= 1, got {getattr(self, name)!r}."
+                )
+        if self.pretrain_epochs < 0:
+            raise ValueError(
+                f"IrganConfig.pretrain_epochs must be >= 0, got {self.pretrain_epochs!r}."
+            )
+        for name in ("learning_rate", "temperature", "gumbel_tau"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"IrganConfig.{name} must be > 0, got {getattr(self, name)!r}.")
+        if self.weight_decay < 0 or not 0 <= self.importance_mix < 1:
+            raise ValueError(
+                "IrganConfig: weight_decay must be >= 0 and importance_mix in "
+                f"[0, 1), got {self.weight_decay!r} and {self.importance_mix!r}."
+            )
+        for name, choices in (
+            ("g_model", MODELS),
+            ("d_model", MODELS),
+            ("optimizer", OPTIMIZERS),
+            ("d_loss", D_LOSSES),
+            ("g_estimator", ESTIMATORS),
+            ("reward", tuple(REWARDS)),
+            ("baseline", BASELINES),
+        ):
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"IrganConfig.{name}={getattr(self, name)!r} is unknown; "
+                    f"expected one of {choices}."
+                )
+        unknown = [b for b in self.baselines if b not in ("bpr-mf", "apr-mf")]
+        if unknown:
+            raise ValueError(
+                f"IrganConfig.baselines={self.baselines!r} names {unknown}; "
+                "expected a subset of ('bpr-mf', 'apr-mf')."
+            )
+
 
 LABELS = {
     "bpr-mf": "BPR-MF",
@@ -35,8 +128,6 @@ LABELS = {
 
 def baseline_config(name: str, cfg):
     """The named experiment's own config on ``cfg``'s data (tiny when ``cfg`` is)."""
-    from experiments import get_config
-
     base = get_config(name, tiny=cfg.tiny)
     return dataclasses.replace(base, data=dataclasses.replace(base.data, path=cfg.data_path))
 
@@ -59,6 +150,32 @@ def _pretrain(fns, params, data, cfg, progress):
         progress=progress,
     )
     return result.final_params
+
+
+def _gan_epochs(cfg: IrganConfig, g_fns, d_fns, tx):
+    """``(g_epoch, d_epoch)``: one epoch of G against D, one of D against G's samples."""
+    d_epoch = make_d_epoch(
+        d_fns,
+        g_fns,
+        tx,
+        loss=cfg.d_loss,
+        num_negatives=cfg.d_negatives,
+        temperature=cfg.temperature,
+        exclude_positives=cfg.exclude_positives,
+    )
+    g_epoch = make_g_epoch(
+        g_fns,
+        d_fns,
+        tx,
+        estimator=cfg.g_estimator,
+        num_samples=cfg.g_samples,
+        temperature=cfg.temperature,
+        reward=cfg.reward,
+        baseline=cfg.baseline,
+        gumbel_tau=cfg.gumbel_tau,
+        importance_mix=cfg.importance_mix,
+    )
+    return g_epoch, d_epoch
 
 
 def train_irgan(cfg, ref, out_dir: str, *, progress: bool) -> dict:
@@ -92,27 +209,7 @@ def train_irgan(cfg, ref, out_dir: str, *, progress: bool) -> dict:
     pretrain_seconds = time.perf_counter() - t0
 
     tx = make_optimizer(cfg.optimizer, cfg.learning_rate, weight_decay=cfg.weight_decay)
-    d_epoch = make_d_epoch(
-        d_fns,
-        g_fns,
-        tx,
-        loss=cfg.d_loss,
-        num_negatives=cfg.d_negatives,
-        temperature=cfg.temperature,
-        exclude_positives=cfg.exclude_positives,
-    )
-    g_epoch = make_g_epoch(
-        g_fns,
-        d_fns,
-        tx,
-        estimator=cfg.g_estimator,
-        num_samples=cfg.g_samples,
-        temperature=cfg.temperature,
-        reward=cfg.reward,
-        baseline=cfg.baseline,
-        gumbel_tau=cfg.gumbel_tau,
-        importance_mix=cfg.importance_mix,
-    )
+    g_epoch, d_epoch = _gan_epochs(cfg, g_fns, d_fns, tx)
     history_path = os.path.join(out_dir, "history.jsonl")
     if os.path.exists(history_path):
         os.remove(history_path)
@@ -160,11 +257,13 @@ def train_irgan(cfg, ref, out_dir: str, *, progress: bool) -> dict:
     return {"rows": out, "history": result.history}
 
 
-def run_irgan_comparison(cfg, out_dir: str, *, progress: bool = True) -> dict:
-    """Runs every baseline and IRGAN on one split and writes one table."""
-    os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        f.write(cfg.to_json())
+def run_irgan_comparison(
+    cfg: IrganConfig, out_dir: str, *, resume: bool = False, progress: bool = True
+) -> dict:
+    """Runs every baseline and IRGAN on one split and writes one table; returns the test
+    metrics (also written to ``metrics.json``)."""
+    check_no_resume(cfg.name, resume)
+    start(cfg, out_dir)
     ref = baseline_config("bpr-mf", cfg)
     k = int(ref.train.early_metric.partition("@")[2])
     rows = {}
@@ -209,7 +308,9 @@ def run_irgan_comparison(cfg, out_dir: str, *, progress: bool = True) -> dict:
     plot_history(
         irgan["history"], rows, ref.train.early_metric, os.path.join(out_dir, "irgan_valid.png")
     )
-    return {f"test/{name}/{m}@{k}": v for name, row in rows.items() for m, v in row["test"].items()}
+    flat = {f"test/{name}/{m}@{k}": v for name, row in rows.items() for m, v in row["test"].items()}
+    write_json(os.path.join(out_dir, "metrics.json"), flat, sort_keys=True)
+    return flat
 
 
 def markdown(results: dict) -> str:

@@ -1,4 +1,4 @@
-"""Fake-profile transfer: surrogate-crafted profiles against victims of every model class."""
+"""The transfer study, part 1, fake-profile transfer: surrogate-crafted profiles against victims of every model class."""
 
 import os
 import time
@@ -6,19 +6,18 @@ import time
 import jax
 from tqdm.auto import tqdm
 
-from experiments._base import load_split
-from experiments.poisoning.config import get_config as poisoning_config
-from experiments.poisoning.run import measure, train_victim
 from robustjax.data import SplitData
 from robustjax.poison.heuristic import heuristic_attack, pick_targets
 from robustjax.poison.profiles import inject
 from robustjax.poison.transfer import item_embeddings, surrogate_guided_attack
 from robustjax.poison.unrolled import UnrolledConfig, unrolled_attack
+from robustjax.studies._common import load_split
+from robustjax.studies._victims import VictimConfig, measure, train_victim
 
 
-def training_config(cfg, model: str, seed: int):
-    """The poisoning experiment's victim config (its ``train_victim``/``measure`` read it)
-    with this experiment's per-model epochs, batch and learning rate, and ``seed``."""
+def training_config(cfg, model: str, seed: int) -> VictimConfig:
+    """How ``model`` is trained as a surrogate or victim (the poisoning study's protocol)
+    with this study's per-model epochs, batch and learning rate, and ``seed``."""
     epochs = {"mf": cfg.epochs_mf, "neumf": cfg.epochs_neumf, "lightgcn": cfg.epochs_lightgcn}[
         model
     ]
@@ -26,15 +25,14 @@ def training_config(cfg, model: str, seed: int):
     lr = cfg.lr_lightgcn if model == "lightgcn" else cfg.learning_rate
     # validate twice (mf: every 20 epochs): NeuMF's full-ranking validation is costly
     every = max(1, epochs // 2) if model != "mf" else max(1, min(20, epochs))
-    return poisoning_config(
-        tiny=cfg.tiny,
+    return VictimConfig(
         dim=cfg.dim,
         epochs=epochs,
         batch_size=batch,
         learning_rate=lr,
         eval_every=every,
-        k=cfg.k,
         seed=seed,
+        tiny=cfg.tiny,
     )
 
 
@@ -112,8 +110,7 @@ def run_fake_profiles(cfg, out_dir: str, *, progress: bool = True) -> dict:
         bar.set_postfix_str(f"{row or 'clean'} -> {victim}")
         split = clean if row is None else inject(clean, profiles[row])
         fns, params = train(cfg, victim, split, seed=cfg.victim_seed)
-        pcfg = training_config(cfg, victim, cfg.victim_seed)
-        measured[(row, victim)] = measure(pcfg, fns, params, split, clean, targets)
+        measured[(row, victim)] = measure(fns, params, split, clean, targets, k=cfg.k)
     bar.close()
     k = cfg.k
     cells = []

@@ -1,4 +1,4 @@
-"""History-edit transfer: substitutions crafted on a surrogate sequential model, replayed on
+"""The transfer study, part 2, history-edit transfer: substitutions crafted on a surrogate sequential model, replayed on
 every model (the surrogate itself gives the white-box diagonal)."""
 
 import hashlib
@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from experiments.transfer.config import parse_seq_model
 from robustjax.attacks.sequence import apply_sequence_attack
 from robustjax.data import load, synthetic
 from robustjax.data.sequences import SequenceData, make_sequence_data
@@ -19,6 +18,16 @@ from robustjax.eval.seq_sweep import candidate_loss
 from robustjax.runs import load_sequence_run, run_bert4rec, run_sasrec
 
 ATTACKS = ("gradient", "random")  # substitute_gradient on a surrogate; substitute_random
+
+
+def parse_seq_model(name: str) -> tuple[str, int]:
+    """``"sasrec-s1" -> ("sasrec", 1)``."""
+    kind, _, seed = name.rpartition("-s")
+    if kind not in ("sasrec", "bert4rec") or not seed.isdigit():
+        raise ValueError(
+            f"sequence model name {name!r} must look like 'sasrec-s<seed>' or 'bert4rec-s<seed>'."
+        )
+    return kind, int(seed)
 
 
 def default_seq_path(data_path: str | None) -> str | None:

@@ -1,1 +1,0 @@
-"""Transfer attacks: fake profiles and history edits crafted on surrogates (config.py)."""

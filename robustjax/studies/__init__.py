@@ -1,0 +1,48 @@
+"""Studies: drivers of several training runs each (method comparisons, poisoning, transfer).
+
+A study's config is a frozen dataclass defined here and instantiated by
+``experiments/<name>/config.py``; ``run_study`` runs it. Only the CLI imports this
+package (``robustjax study NAME``, or ``robustjax train --experiment NAME``).
+"""
+
+from robustjax.studies._common import StudyConfig
+from robustjax.studies.apr_reproduction import AprReproductionConfig, run_apr_reproduction
+from robustjax.studies.irgan import IrganConfig, run_irgan_comparison
+from robustjax.studies.natural_noise import NaturalNoiseConfig, run_grid
+from robustjax.studies.poisoning import PoisonConfig, run_poisoning
+from robustjax.studies.transfer import TransferConfig, run_transfer
+
+_RUNNERS = {
+    AprReproductionConfig: run_apr_reproduction,
+    IrganConfig: run_irgan_comparison,
+    NaturalNoiseConfig: run_grid,
+    PoisonConfig: run_poisoning,
+    TransferConfig: run_transfer,
+}
+
+
+def is_study(cfg) -> bool:
+    """Whether ``cfg`` is the config of a study (else: of one training run)."""
+    return type(cfg) in _RUNNERS
+
+
+def run_study(cfg: StudyConfig, out_dir: str, *, resume: bool = False, progress: bool = True):
+    """Runs the study configured by ``cfg``; returns its flat metrics (``metrics.json``)."""
+    if not is_study(cfg):
+        raise TypeError(
+            f"run_study: cfg is a {type(cfg).__name__}, not a study config; expected one "
+            f"of {', '.join(c.__name__ for c in _RUNNERS)}."
+        )
+    return _RUNNERS[type(cfg)](cfg, out_dir, resume=resume, progress=progress)
+
+
+__all__ = [
+    "AprReproductionConfig",
+    "IrganConfig",
+    "NaturalNoiseConfig",
+    "PoisonConfig",
+    "StudyConfig",
+    "TransferConfig",
+    "is_study",
+    "run_study",
+]

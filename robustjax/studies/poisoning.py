@@ -1,0 +1,323 @@
+"""Data poisoning (fake-user injection) against victims, with and without defences.
+
+The threat model, attacks and defences are described in ``experiments/poisoning/config.py``.
+Writes ``config.json``, ``results.json``, ``results.md`` (one table), ``results.png`` (needs
+matplotlib), ``metrics.json`` and every fake-profile file under ``profiles/``.
+"""
+
+import dataclasses
+import os
+import time
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from robustjax.data import SplitData
+from robustjax.poison import (
+    UnrolledConfig,
+    evaluate_detector,
+    fit_detector,
+    heuristic_attack,
+    inject,
+    interaction_weights,
+    pick_targets,
+    remove_users,
+    unrolled_attack,
+)
+from robustjax.studies._common import (
+    StudyConfig,
+    check_no_resume,
+    load_split,
+    start,
+    try_plot,
+    write_json,
+    write_text,
+)
+from robustjax.studies._poisoning_report import markdown_table, optimisation_lead, plot
+from robustjax.studies._victims import VictimConfig, measure, train_victim
+
+ATTACKS = ("random", "average", "bandwagon", "segment", "unrolled")
+VICTIMS = ("mf", "lightgcn")
+DEFENCES = ("none", "apr", "detect", "downweight")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PoisonConfig(StudyConfig):
+    """The poisoning study (module docstring). ``--set key=value`` sets any field."""
+
+    name: str = "poisoning"
+    data_path: str | None = None
+    attacks: tuple[str, ...] = ATTACKS
+    victims: tuple[str, ...] = ("mf",)
+    defences: tuple[str, ...] = DEFENCES
+    fake_fraction: float = 0.01
+    filler_size: int = 30
+    num_targets: int = 5
+    target_band: str = "head"
+    k: int = 50
+    # victim (bpr-mf protocol)
+    dim: int = 64
+    epochs: int = 100
+    batch_size: int = 2048
+    learning_rate: float = 1e-3
+    eval_every: int = 10
+    victim_seeds: int = 3  # each victim trained with seeds seed, seed+1, ...; means
+    apr_epochs: int = 100  # APR epochs after the clean warm start of ``epochs``
+    apr_eps: float = 0.5
+    apr_weight: float = 1.0
+    # unrolled attack
+    surrogate: str = "victim"  # "victim": the victim's own BPR-MF training; "dense"
+    warm_epochs: int = 60  # victim surrogate: epochs on real + fakes, not unrolled
+    unroll_epochs: int = 10  # victim surrogate: differentiated epochs
+    unroll_steps: int = 20  # dense surrogate: differentiated Adam steps
+    pretrain_steps: int = 300  # dense surrogate: warm-start steps
+    outer_steps: int = 4
+    surrogates: int = 3  # victim surrogate: initialisations averaged per gradient
+    outer_lr: float = 6.0
+    surrogate_lr: float = 1e-3  # the victim's Adam rate (dense surrogate: 0.01 before)
+    # detector and robust training
+    detector_attack: str = "random"
+    detector_components: int = 10
+    detector_normalise: str = "degree"
+    down_weight: float = 0.1
+    seed: int = 2024
+    # synthetic data (no data_path)
+    synthetic_users: int = 500
+    synthetic_items: int = 800
+    synthetic_per_user: int = 30
+    tiny: bool = False
+
+    def __post_init__(self):
+        for name, allowed in (("attacks", ATTACKS), ("victims", VICTIMS), ("defences", DEFENCES)):
+            value = tuple(getattr(self, name))
+            object.__setattr__(self, name, value)
+            bad = [v for v in value if v not in allowed]
+            if not value or bad or len(set(value)) != len(value):
+                raise ValueError(
+                    f"PoisonConfig.{name}={value!r}: expected distinct names from {allowed}."
+                )
+        if not 0.0 < self.fake_fraction < 1.0:
+            raise ValueError(
+                f"PoisonConfig.fake_fraction must lie in (0, 1), got {self.fake_fraction!r}."
+            )
+        for name in (
+            "filler_size",
+            "num_targets",
+            "k",
+            "dim",
+            "epochs",
+            "batch_size",
+            "eval_every",
+            "victim_seeds",
+            "apr_epochs",
+            "unroll_steps",
+            "outer_steps",
+            "unroll_epochs",
+            "detector_components",
+            "surrogates",
+        ):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"PoisonConfig.{name} must be an int >= 1, got {v!r}.")
+        if self.target_band not in ("head", "tail", "any"):
+            raise ValueError(
+                f"PoisonConfig.target_band must be 'head', 'tail' or 'any', got "
+                f"{self.target_band!r}."
+            )
+        if self.detector_attack not in ATTACKS[:4]:
+            raise ValueError(
+                f"PoisonConfig.detector_attack must be a heuristic attack "
+                f"{ATTACKS[:4]}, got {self.detector_attack!r}."
+            )
+        if not 0.0 <= self.down_weight <= 1.0:
+            raise ValueError(
+                f"PoisonConfig.down_weight must lie in [0, 1], got {self.down_weight!r}."
+            )
+
+
+def victim_config(cfg: PoisonConfig) -> VictimConfig:
+    """How ``cfg``'s victims are trained."""
+    return VictimConfig(
+        dim=cfg.dim,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        eval_every=cfg.eval_every,
+        seed=cfg.seed,
+        tiny=cfg.tiny,
+        apr_epochs=cfg.apr_epochs,
+        apr_eps=cfg.apr_eps,
+        apr_weight=cfg.apr_weight,
+    )
+
+
+def make_attacks(
+    cfg, split: SplitData, targets: np.ndarray, num_fake: int, out_dir: str, progress: bool
+) -> dict:
+    """Every configured attack's profiles, saved under ``out_dir/profiles/``."""
+    out = {}
+    for i, name in enumerate(cfg.attacks):
+        t0 = time.perf_counter()
+        if name == "unrolled":
+            ucfg = UnrolledConfig(
+                dim=cfg.dim,
+                pretrain_steps=cfg.pretrain_steps,
+                unroll_steps=cfg.unroll_steps,
+                outer_steps=cfg.outer_steps,
+                inner_lr=cfg.surrogate_lr,
+                outer_lr=cfg.outer_lr,
+                surrogate=cfg.surrogate,
+                warm_epochs=cfg.warm_epochs,
+                unroll_epochs=cfg.unroll_epochs,
+                surrogates=cfg.surrogates,
+                batch_size=min(cfg.batch_size, len(split.train)),
+                objective="cw" if cfg.surrogate == "victim" else "hit",
+                k=min(cfg.k, split.num_items - targets.size),
+            )
+            prof = unrolled_attack(
+                split.train,
+                targets,
+                num_fake,
+                cfg.filler_size,
+                key=jax.random.fold_in(jax.random.key(cfg.seed), i),
+                config=ucfg,
+                progress=progress,
+            )
+        else:
+            prof = heuristic_attack(
+                name, split.train, targets, num_fake, cfg.filler_size, seed=cfg.seed + 1 + i
+            )
+        prof.save(os.path.join(out_dir, "profiles", f"{name}.npz"))
+        out[name] = (prof, time.perf_counter() - t0)
+    return out
+
+
+def _fit_detector(cfg: PoisonConfig, clean: SplitData, num_fake: int, out_dir: str):
+    """The spectral detector, fitted on its own attack file (other targets, other seed);
+    None when no defence needs it."""
+    if not {"detect", "downweight"} & set(cfg.defences):
+        return None
+    other = pick_targets(clean.train, cfg.num_targets, cfg.target_band, seed=cfg.seed + 7)
+    train_file = heuristic_attack(
+        cfg.detector_attack, clean.train, other, num_fake, cfg.filler_size, seed=cfg.seed + 1000
+    )
+    train_file.save(os.path.join(out_dir, "profiles", f"detector_train_{cfg.detector_attack}.npz"))
+    return fit_detector(
+        clean,
+        train_file,
+        num_components=cfg.detector_components,
+        normalise=cfg.detector_normalise,
+    )
+
+
+def _train_victims(cfg, clean, attacks, detector, targets, seeds, progress):
+    """Every victim x scenario x defence x seed, measured. Returns ``(measured, detection)``."""
+    scenarios = [("clean", None)] + [(a, attacks[a][0]) for a in cfg.attacks]
+    jobs = [
+        (v, s, d, r) for v in cfg.victims for s in scenarios for d in cfg.defences for r in seeds
+    ]
+    vcfg = victim_config(cfg)
+    measured, detection = {}, {}
+    bar = tqdm(jobs, desc="poisoning", unit="run", disable=not progress, dynamic_ncols=True)
+    for victim, (scenario, prof), defence, seed in bar:
+        bar.set_postfix_str(f"{victim}/{scenario}/{defence}/seed {seed}")
+        split = clean if prof is None else inject(clean, prof)
+        train_split, weight = split, None
+        if defence in ("detect", "downweight"):
+            flagged = detector.flag(split.train)
+            if scenario not in detection:
+                detection[scenario] = evaluate_detector(detector, clean, prof)
+            if defence == "detect":
+                train_split = remove_users(split, flagged)
+            else:
+                weight = interaction_weights(split.train, flagged, weight=cfg.down_weight)
+        fns, params = train_victim(
+            vcfg, victim, train_split, defence=defence, weight=weight, seed=seed
+        )
+        measured[(victim, scenario, defence, seed)] = measure(
+            fns, params, split, clean, targets, k=cfg.k
+        )
+    bar.close()
+    return measured, detection
+
+
+def _row(measured, detection, victim, attack, defence, seeds) -> dict:
+    """One table row: before/after means, the paired gain and the detector's scores."""
+    row = {"attack": attack, "victim": victim, "defence": defence, "seeds": seeds}
+    for key in measured[(victim, "clean", defence, seeds[0])]:
+        if key == "target_users":
+            continue
+        before = np.array([measured[(victim, "clean", defence, r)][key] for r in seeds])
+        after = np.array([measured[(victim, attack, defence, r)][key] for r in seeds])
+        row[f"{key}/before"] = float(before.mean())
+        row[f"{key}/after"] = float(after.mean())
+        # paired by seed: the same victim seed trained on clean and poisoned data
+        row[f"{key}/gain"] = float((after - before).mean())
+        row[f"{key}/gain_sd"] = float((after - before).std(ddof=1)) if len(seeds) > 1 else None
+        row[f"{key}/per_seed"] = {"before": before.tolist(), "after": after.tolist()}
+    if defence in ("detect", "downweight"):
+        row["detector_precision"] = detection[attack]["precision"]
+        row["detector_recall"] = detection[attack]["recall"]
+        row["detector_auc"] = detection[attack]["auc"]
+        row["detector_clean_flagged"] = detection["clean"]["flagged"]
+    return row
+
+
+def run_poisoning(
+    cfg: PoisonConfig, out_dir: str, *, resume: bool = False, progress: bool = True
+) -> dict:
+    """Runs the study; returns flat metrics (also written to ``metrics.json``)."""
+    check_no_resume(cfg.name, resume)
+    t_start = time.perf_counter()
+    start(cfg, out_dir)
+    clean = load_split(cfg)
+    num_fake = max(1, round(cfg.fake_fraction * clean.num_users))
+    targets = pick_targets(clean.train, cfg.num_targets, cfg.target_band, seed=cfg.seed)
+    attacks = make_attacks(cfg, clean, targets, num_fake, out_dir, progress)
+    detector = _fit_detector(cfg, clean, num_fake, out_dir)
+    seeds = [cfg.seed + r for r in range(cfg.victim_seeds)]
+    measured, detection = _train_victims(cfg, clean, attacks, detector, targets, seeds, progress)
+    rows = [
+        _row(measured, detection, victim, attack, defence, seeds)
+        for victim in cfg.victims
+        for attack in cfg.attacks
+        for defence in cfg.defences
+    ]
+    results = {
+        "config": dataclasses.asdict(cfg),
+        "data": clean.summary(),
+        "num_fake": num_fake,
+        "lead": optimisation_lead(rows, cfg.k),
+        "targets": targets.tolist(),
+        "target_users": measured[(cfg.victims[0], "clean", cfg.defences[0], seeds[0])][
+            "target_users"
+        ],
+        "attack_seconds": {a: t for a, (_, t) in attacks.items()},
+        "unrolled": (
+            {k: v for k, v in attacks["unrolled"][0].params.items()}
+            if "unrolled" in attacks
+            else None
+        ),
+        "detector": None
+        if detector is None
+        else {
+            "threshold": detector.threshold,
+            "trained_on_attack": cfg.detector_attack,
+            "train_report": dict(detector.train_report),
+            "evaluation": detection,
+        },
+        "rows": rows,
+        "total_seconds": time.perf_counter() - t_start,
+    }
+    write_json(os.path.join(out_dir, "results.json"), results, default=float)
+    write_text(os.path.join(out_dir, "results.md"), markdown_table(results, cfg.k))
+    try_plot(cfg.name, plot, results, os.path.join(out_dir, "results.png"), cfg.k)
+    flat = {
+        f"test/target_hr@{cfg.k}/{r['attack']}/{r['victim']}/{r['defence']}": r[
+            f"target_hr@{cfg.k}/after"
+        ]
+        for r in rows
+    }
+    write_json(os.path.join(out_dir, "metrics.json"), flat, sort_keys=True)
+    return flat
