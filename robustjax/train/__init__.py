@@ -1,7 +1,8 @@
 """Training: on-device sampling, fused epochs, the host loop, checkpoints."""
 
 from robustjax.train.checkpoint import load_meta, load_pytree, save_pytree
-from robustjax.train.gan import GanResult, fit_gan, make_d_epoch, make_g_epoch
+from robustjax.train.gan import make_d_epoch, make_g_epoch
+from robustjax.train.gan_fit import GanEpoch, GanResult, GanState, fit_gan
 from robustjax.train.gan_ops import (
     draw_for_generator,
     generator_log_probs,
@@ -34,7 +35,9 @@ __all__ = [
     "SAMPLERS",
     "EpochTask",
     "FitResult",
+    "GanEpoch",
     "GanResult",
+    "GanState",
     "LoopResult",
     "PairEpoch",
     "Phase",

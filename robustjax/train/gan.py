@@ -30,9 +30,7 @@ The gradient of G never flows into D and vice versa: each epoch takes the other 
 parameters as a constant input.
 """
 
-import dataclasses
 import functools
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -54,9 +52,7 @@ from robustjax.train.gan_ops import (
     positive_mask,
     reinforce_loss,
     sample_categorical,
-    user_positives,
 )
-from robustjax.train.loop import Selected
 from robustjax.train.sampler import TrainArrays
 from robustjax.train.state import TrainState
 from robustjax.train.step import apply_gradients
@@ -254,159 +250,3 @@ def make_g_epoch(
         )
 
     return g_epoch
-
-
-# ----------------------------------------------------------------------------- host loop
-
-
-@dataclasses.dataclass(frozen=True)
-class GanResult:
-    """Outcome of :func:`fit_gan`. ``*_params`` are the validation-selected models (the final
-    ones without validation); ``best_*_epoch`` is a 1-based GAN epoch."""
-
-    g_params: object
-    d_params: object
-    final_g_params: object
-    final_d_params: object
-    best_g_epoch: int
-    best_d_epoch: int
-    best_g_metric: float | None
-    best_d_metric: float | None
-    history: list[dict]
-
-
-@functools.partial(jax.tree_util.register_dataclass, data_fields=("g", "d"), meta_fields=())
-@dataclasses.dataclass(frozen=True)
-class GanState:
-    """The generator's and the discriminator's training states."""
-
-    g: TrainState
-    d: TrainState
-
-
-@dataclasses.dataclass(frozen=True)
-class GanEpoch:
-    """One GAN epoch as a loop task: ``d_steps`` D epochs, then ``g_steps`` G epochs.
-
-    Sub-epoch ``j`` of GAN epoch ``e`` uses the shuffle ``(seed, e * (d_steps + g_steps) +
-    j)`` and the key ``fold_in(epoch_key, j)``."""
-
-    g_epoch: Callable
-    d_epoch: Callable
-    data: TrainArrays
-    positives: Array
-    batch_size: int
-    seed: int
-    d_steps: int
-    g_steps: int
-
-    def plan(self, epoch: int):
-        from robustjax.train.step import epoch_permutation
-
-        n, per = self.data.num_interactions, self.d_steps + self.g_steps
-        return [
-            epoch_permutation(n, self.batch_size, seed=self.seed, epoch=epoch * per + j)
-            for j in range(per)
-        ]
-
-    def __call__(self, state: GanState, plan, key):
-        g, d, out = state.g, state.d, {}
-        for j, perm in enumerate(plan):
-            k = jax.random.fold_in(key, j)
-            if j < self.d_steps:
-                d, metrics = self.d_epoch(d, g.params, perm, self.data, self.positives, k)
-                prefix = "d/"
-            else:
-                g, metrics = self.g_epoch(g, d.params, perm, self.data, self.positives, k)
-                prefix = "g/"
-            out.update({prefix + n: v for n, v in metrics.items()})
-        return GanState(g, d), out
-
-
-def fit_gan(
-    *,
-    g_state: TrainState,
-    d_state: TrainState,
-    g_epoch,
-    d_epoch,
-    data: TrainArrays,
-    gan_epochs: int,
-    batch_size: int,
-    seed: int,
-    d_steps: int = 1,
-    g_steps: int = 1,
-    validate_g: Callable | None = None,
-    validate_d: Callable | None = None,
-    early_metric: str = "ndcg@20",
-    eval_every: int = 1,
-    checkpoint_dir: str | None = None,
-    checkpoint_every: int = 10,
-    resume: bool = False,
-    progress: bool = True,
-    on_epoch: Callable[[dict], None] | None = None,
-) -> GanResult:
-    """Alternates ``d_steps`` D epochs and ``g_steps`` G epochs, ``gan_epochs`` times,
-    through the library's host loop (:func:`robustjax.train.loop.train_loop`: resume,
-    checkpoints).
-
-    ``g_epoch``/``d_epoch`` come from :func:`make_g_epoch`/:func:`make_d_epoch` (one compile
-    each); see :class:`GanEpoch` for the randomness. Validation (never test) runs before the
-    first GAN epoch (logged as epoch 0, not a candidate), every ``eval_every`` GAN epochs
-    and after the last; G and D are selected separately on ``early_metric`` (history keys
-    ``valid/g/<metric>`` and ``valid/d/<metric>``).
-    """
-    from robustjax.train.loop import Phase, Selector, train_loop
-
-    for name, value in (("d_steps", d_steps), ("g_steps", g_steps)):
-        if value < 1:
-            raise ValueError(f"fit_gan: {name} must be >= 1, got {value!r}.")
-    task = GanEpoch(
-        g_epoch, d_epoch, data, user_positives(data), batch_size, seed, d_steps, g_steps
-    )
-    validators = {"g": validate_g, "d": validate_d}
-    validators = {k: fn for k, fn in validators.items() if fn is not None}
-
-    def validate(state: GanState):
-        out = {}
-        for name, fn in validators.items():
-            params = (state.g if name == "g" else state.d).params
-            out.update({f"{name}/{k}": v for k, v in fn(params).items()})
-        return out
-
-    selectors = {
-        name: Selector(f"{name}/{early_metric}", lambda s, n=name: getattr(s, n).params)
-        for name in validators
-    }
-    result = train_loop(
-        state=GanState(g_state, d_state),
-        phases=[Phase(0, task, "gan")],
-        epochs=gan_epochs,
-        seed=seed,
-        validate=validate if validators else None,
-        selectors=selectors or None,
-        eval_every=eval_every,
-        validate_first=True,
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        progress=progress,
-        desc="gan",
-        on_epoch=on_epoch,
-    )
-    final = result.state
-    picked = {
-        name: result.selected.get(name)
-        or Selected(getattr(final, name).params, result.epochs_run, None)
-        for name in ("g", "d")
-    }
-    return GanResult(
-        g_params=picked["g"].params,
-        d_params=picked["d"].params,
-        final_g_params=final.g.params,
-        final_d_params=final.d.params,
-        best_g_epoch=picked["g"].epoch,
-        best_d_epoch=picked["d"].epoch,
-        best_g_metric=picked["g"].metric,
-        best_d_metric=picked["d"].metric,
-        history=result.history,
-    )
