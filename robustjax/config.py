@@ -59,7 +59,12 @@ class TrainConfig:
 
     def __post_init__(self):
         _positive(
-            self, "epochs", "batch_size", "num_negatives", "eval_every", "checkpoint_every",
+            self,
+            "epochs",
+            "batch_size",
+            "num_negatives",
+            "eval_every",
+            "checkpoint_every",
             "buckets",
         )
         if not self.learning_rate > 0:
@@ -115,7 +120,11 @@ class ExperimentConfig:
         metric = self.train.early_metric
         name, _, k = metric.removeprefix("sampled_").partition("@")
         sequential = self.model.name in SEQUENCE_MODELS
-        names = ("hr", "ndcg", "recall") if sequential else ("recall", "ndcg", "hr", "precision", "mrr", "auc")
+        names = (
+            ("hr", "ndcg", "recall")
+            if sequential
+            else ("recall", "ndcg", "hr", "precision", "mrr", "auc")
+        )
         if (
             name not in names
             or (k and (not k.isdigit() or int(k) not in self.eval.ks))

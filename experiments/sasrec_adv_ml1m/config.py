@@ -16,14 +16,14 @@ Measured figures and the robustness comparison with plain SASRec: README.md.
 
 import dataclasses
 
-from experiments.sasrec_ml1m.config import get_config as sasrec_config
+from robustjax import experiments
 from robustjax.objectives import AdvConfig
 
 DEFAULT_ADV = AdvConfig(method="apr", eps=1.0, weight=1.0, warm_epochs=0, targets=("seq",))
 
 
 def get_config(*, tiny: bool = False, **overrides):
-    base = sasrec_config(tiny=tiny)
+    base = experiments.get_config("sasrec-ml1m", tiny=tiny)
     cfg = dataclasses.replace(
         base,
         name="sasrec-adv-ml1m",

@@ -236,3 +236,30 @@ def sequence_objective(cfg: SeqAdvConfig | None, per_position_loss):
 
 
 __all__ = ["METHODS", "SeqAdvConfig", "sequence_objective"]
+
+
+def cloze_objective(graphdef, adv: SeqAdvConfig | None):
+    """BERT4Rec's training loss ``loss(params, seq, positions, targets, valid, negatives,
+    key) -> scalar``: the mean masked-item cross-entropy over valid slots
+    (:func:`masked_item_loss`), plus ``adv.lam`` times its value on the perturbed input with
+    an enabled ``adv`` (:func:`sequence_objective`)."""
+    from flax import nnx
+
+    def loss_fn(params, seq, positions, targets, valid, negatives, key):
+        model = nnx.merge(graphdef, params)
+        emb = model.embed({"seq": seq})
+
+        def per_slot(m, e, ids, k):
+            return masked_item_loss(
+                m, e["seq"], ids, positions, targets, valid, negatives=negatives,
+                deterministic=False, key=k,
+            )  # fmt: skip
+
+        if adv is not None and adv.enabled:
+            return sequence_objective(adv, per_slot)(
+                model, emb, seq, key=key, count=jnp.sum(valid)
+            )[0]
+        v = per_slot(model, emb, seq, key)
+        return jnp.sum(v) / jnp.maximum(jnp.sum(valid), 1).astype(v.dtype)
+
+    return loss_fn

@@ -295,7 +295,15 @@ def run_histories(cfg, out_dir: str, *, progress: bool = True) -> dict:
     matrix = transfer_matrix(
         models, data, cfg.seq_surrogates, budget=cfg.seq_budget, seed=cfg.seq_seed, out_dir=seq_dir
     )
-    keep = ("test/hr@10", "test/ndcg@10", "best_epoch", "epochs_run", "train_seconds")
+    keep = (
+        "test/sampled_hr@10",
+        "test/sampled_ndcg@10",
+        "test/hr@10",
+        "test/ndcg@10",
+        "best_epoch",
+        "epochs_run",
+        "train_seconds",
+    )
     return {
         "source": source,
         "num_users": data.num_users,

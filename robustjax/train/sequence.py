@@ -20,7 +20,7 @@ from robustjax.data.cloze import mask_items, num_predictions
 from robustjax.data.sequences import SequenceData, bucketed_batches, sample_unseen
 from robustjax.losses.sequence import (
     SeqAdvConfig,
-    masked_item_loss,
+    cloze_objective,
     next_item_bce,
     sequence_objective,
 )
@@ -101,56 +101,11 @@ def make_bert4rec_epoch_fn(
     masking, negative sampling and dropout keys, so a resumed run replays them.
     ``losses`` holds each batch's mean cross-entropy over masked slots.
     """
-    if not 0.0 < mask_prob <= 1.0:
-        raise ValueError(
-            f"make_bert4rec_epoch_fn: mask_prob must be in (0, 1], got mask_prob={mask_prob!r}."
-        )
-    if not 0.0 <= mask_last_prob <= 1.0:
-        raise ValueError(
-            f"make_bert4rec_epoch_fn: mask_last_prob must be in [0, 1], got "
-            f"mask_last_prob={mask_last_prob!r}."
-        )
-    if num_sampled < 0:
-        raise ValueError(
-            f"make_bert4rec_epoch_fn: num_sampled must be >= 0 (0 = full "
-            f"softmax), got num_sampled={num_sampled!r}."
-        )
+    _check_cloze(mask_prob, mask_last_prob, num_sampled)
     num_slots = num_predictions(mask_prob, max_len)
     mask_id = num_items + 1
 
-    def loss_fn(params, seq, positions, targets, valid, negatives, key):
-        model = nnx.merge(graphdef, params)
-        emb = model.embed({"seq": seq})
-        if adv is not None and adv.enabled:
-
-            def per_slot(m, e, ids, k):
-                return masked_item_loss(
-                    m,
-                    e["seq"],
-                    ids,
-                    positions,
-                    targets,
-                    valid,
-                    negatives=negatives,
-                    deterministic=False,
-                    key=k,
-                )
-
-            return sequence_objective(adv, per_slot)(
-                model, emb, seq, key=key, count=jnp.sum(valid)
-            )[0]
-        v = masked_item_loss(
-            model,
-            emb["seq"],
-            seq,
-            positions,
-            targets,
-            valid,
-            negatives=negatives,
-            deterministic=False,
-            key=key,
-        )
-        return jnp.sum(v) / jnp.maximum(jnp.sum(valid), 1).astype(v.dtype)
+    loss_fn = cloze_objective(graphdef, adv)
 
     def step(state, users, train, root_key):
         key = jax.random.fold_in(root_key, state.step)
@@ -186,6 +141,23 @@ def make_bert4rec_epoch_fn(
         return jax.lax.scan(lambda s, u: step(s, u, train, root_key), state, batches)
 
     return epoch
+
+
+def _check_cloze(mask_prob: float, mask_last_prob: float, num_sampled: int) -> None:
+    if not 0.0 < mask_prob <= 1.0:
+        raise ValueError(
+            f"make_bert4rec_epoch_fn: mask_prob must be in (0, 1], got mask_prob={mask_prob!r}."
+        )
+    if not 0.0 <= mask_last_prob <= 1.0:
+        raise ValueError(
+            f"make_bert4rec_epoch_fn: mask_last_prob must be in [0, 1], got "
+            f"mask_last_prob={mask_last_prob!r}."
+        )
+    if num_sampled < 0:
+        raise ValueError(
+            f"make_bert4rec_epoch_fn: num_sampled must be >= 0 (0 = full "
+            f"softmax), got num_sampled={num_sampled!r}."
+        )
 
 
 @dataclasses.dataclass(frozen=True)
