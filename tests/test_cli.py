@@ -317,3 +317,13 @@ def test_experiments_folder_can_be_overridden(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ROBUSTJAX_EXPERIMENTS", str(tmp_path / "missing"))
     assert main(["experiments"]) == 2
     assert "set ROBUSTJAX_EXPERIMENTS=" in capsys.readouterr().err
+
+
+def test_init_from_warm_starts_any_family(train_tiny, tmp_path, capsys):
+    base = train_tiny()
+    out = str(tmp_path / "apr")
+    args = ["train", "--experiment", "apr-mf", "--tiny", "--no-progress", "--out", out]
+    assert main([*args, "--init-from", base]) == 0
+    assert _config(out)["train"]["init_from"] == base
+    assert main([*args, "--init-from", str(tmp_path / "missing")]) == 2
+    assert "init_from" in capsys.readouterr().err

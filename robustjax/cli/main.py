@@ -84,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
             "uninterrupted run)",
         )
         sp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+        sp.add_argument(
+            "--init-from",
+            default=None,
+            metavar="RUN",
+            help="start from the selected parameters of an earlier run's folder (same model "
+            "and data; e.g. APR from a trained BPR run), with fresh model selection "
+            "(= --set train.init_from=RUN)",
+        )
 
     t = sub.add_parser(
         "train",
@@ -132,19 +140,18 @@ def resolve_config(args, name: str | None = None):
 
     name = args.experiment if name is None else name
     cfg = get_config(name, tiny=args.tiny).with_data(args.data, args.format)
-    return apply_overrides(cfg, args.overrides)
+    overrides = list(args.overrides)
+    if getattr(args, "init_from", None) is not None:
+        overrides.append(f"train.init_from={args.init_from}")
+    return apply_overrides(cfg, overrides)
 
 
-def _runner(name: str, cfg):
-    """What runs ``cfg``: its study, a config module's own ``run`` (the sequence configs,
-    until they are ExperimentConfigs), else ``run_experiment``."""
+def _runner(cfg):
+    """What runs ``cfg``: its study, else ``run_experiment`` (every model family)."""
     from robustjax import studies
-    from robustjax.experiments import load_module
     from robustjax.run import run_experiment
 
-    if studies.is_study(cfg):
-        return studies.run_study
-    return getattr(load_module(name), "run", None) or run_experiment
+    return studies.run_study if studies.is_study(cfg) else run_experiment
 
 
 def _study_names() -> list[str]:
@@ -166,7 +173,7 @@ def _run(args, name: str) -> int:
             )
         if args.out == "runs/NAME":
             args.out = os.path.join("runs", name)
-    run = _runner(name, cfg)
+    run = _runner(cfg)
     metrics = run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     print(json.dumps({k: round(v, 4) for k, v in cfg.headline(metrics).items()}))
     print(f"wrote {args.out}/metrics.json")

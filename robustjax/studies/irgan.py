@@ -18,7 +18,7 @@ from robustjax.losses import Term, clean_term, combine
 from robustjax.models import ModelConfig, build_model
 from robustjax.objectives import ObjectivePhase
 from robustjax.run import Evaluator, run_experiment
-from robustjax.studies._common import StudyConfig, check_no_resume, start, write_json
+from robustjax.studies._common import StudyConfig, start, write_json
 from robustjax.train import (
     build_train_arrays,
     fit,
@@ -136,10 +136,17 @@ def _row(metrics: dict, k: int, prefix: str = "test/") -> dict:
     return {m: float(metrics[f"{prefix}{m}@{k}"]) for m in ("recall", "ndcg", "precision")}
 
 
-def _pretrain(fns, params, data, cfg, progress):
+def _resumable(checkpoint_dir: str, resume: bool) -> bool:
+    """Resume a part of the study only where it left a checkpoint (else start it)."""
+    return resume and os.path.exists(os.path.join(checkpoint_dir, "state.npz"))
+
+
+def _pretrain(fns, params, data, cfg, progress, checkpoint_dir, resume):
     if cfg.pretrain_epochs == 0:
         return params
     result = fit(
+        checkpoint_dir=checkpoint_dir,
+        resume=_resumable(checkpoint_dir, resume),
         params=params,
         tx=make_optimizer(cfg.optimizer, cfg.learning_rate),
         phases=[ObjectivePhase(0, combine(bpr=Term(clean_term(fns))), "bpr")],
@@ -178,7 +185,7 @@ def _gan_epochs(cfg: IrganConfig, g_fns, d_fns, tx):
     return g_epoch, d_epoch
 
 
-def train_irgan(cfg, ref, out_dir: str, *, progress: bool) -> dict:
+def train_irgan(cfg, ref, out_dir: str, *, progress: bool, resume: bool = False) -> dict:
     """Pretrains G and D with BPR, runs ``fit_gan``, evaluates the selected G and D on test.
 
     ``ref`` is the bpr-mf config: its data (the same split as the baselines), evaluation
@@ -201,7 +208,10 @@ def train_irgan(cfg, ref, out_dir: str, *, progress: bool) -> dict:
     }
     # IRGAN starts G and D from the same pretrained MF: one pretraining per model kind
     pretrained = {
-        m: _pretrain(fns, params, data, cfg, progress) for m, (fns, params) in build.items()
+        m: _pretrain(
+            fns, params, data, cfg, progress, os.path.join(out_dir, f"pretrain_{m}"), resume
+        )
+        for m, (fns, params) in build.items()
     }
     (g_fns, _), (d_fns, _) = build[cfg.g_model], build[cfg.d_model]
     g_eval = Evaluator(g_fns, split, ref.eval.ks, ref.eval.batch_size)
@@ -210,8 +220,10 @@ def train_irgan(cfg, ref, out_dir: str, *, progress: bool) -> dict:
 
     tx = make_optimizer(cfg.optimizer, cfg.learning_rate, weight_decay=cfg.weight_decay)
     g_epoch, d_epoch = _gan_epochs(cfg, g_fns, d_fns, tx)
+    checkpoint_dir = os.path.join(out_dir, "checkpoint")
+    resume = _resumable(checkpoint_dir, resume)
     history_path = os.path.join(out_dir, "history.jsonl")
-    if os.path.exists(history_path):
+    if os.path.exists(history_path) and not resume:
         os.remove(history_path)
 
     def log(record):
@@ -234,6 +246,9 @@ def train_irgan(cfg, ref, out_dir: str, *, progress: bool) -> dict:
         validate_d=lambda p: d_eval(p, "valid"),
         early_metric=ref.train.early_metric,
         eval_every=cfg.eval_every,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=1,
+        resume=resume,
         progress=progress,
         on_epoch=log,
     )
@@ -262,7 +277,6 @@ def run_irgan_comparison(
 ) -> dict:
     """Runs every baseline and IRGAN on one split and writes one table; returns the test
     metrics (also written to ``metrics.json``)."""
-    check_no_resume(cfg.name, resume)
     start(cfg, out_dir)
     ref = baseline_config("bpr-mf", cfg)
     k = int(ref.train.early_metric.partition("@")[2])
@@ -274,7 +288,9 @@ def run_irgan_comparison(
                 f"irgan: baseline {name!r} uses other data or cutoffs than "
                 f"bpr-mf ({bcfg.data} vs {ref.data}); the table needs one split."
             )
-        metrics = run_experiment(bcfg, os.path.join(out_dir, name), progress=progress)
+        run_dir = os.path.join(out_dir, name)
+        resume_run = _resumable(os.path.join(run_dir, "checkpoint"), resume)
+        metrics = run_experiment(bcfg, run_dir, resume=resume_run, progress=progress)
         rows[name] = {
             "test": _row(metrics, k),
             "valid": _row(metrics, k, "valid/"),
@@ -282,7 +298,8 @@ def run_irgan_comparison(
             "epochs": bcfg.train.epochs,
             "seconds": metrics["total_seconds"],
         }
-    irgan = train_irgan(cfg, ref, os.path.join(out_dir, "irgan"), progress=progress)
+    irgan_dir = os.path.join(out_dir, "irgan")
+    irgan = train_irgan(cfg, ref, irgan_dir, progress=progress, resume=resume)
     for name, row in irgan["rows"].items():
         if name == "seconds":
             continue
