@@ -154,6 +154,11 @@ def build_phases(
     phases = [ObjectivePhase(0, combine(**clean), "clean")]
     if adv.method == "none":
         return phases
+    if adv.method not in PAIR_ADV_METHODS:
+        raise ValueError(
+            f"AdvConfig.method={adv.method!r} applies to sequence models only; pair models "
+            f"take one of {PAIR_ADV_METHODS}."
+        )
     if adv.warm_epochs >= epochs:
         raise ValueError(
             f"AdvConfig.warm_epochs={adv.warm_epochs} leaves no adversarial "
@@ -183,6 +188,21 @@ def build_phases(
         )
         phase = ObjectivePhase(adv.warm_epochs, None, "free", free=free)
         return phases + [phase] if adv.warm_epochs else [dataclasses.replace(phase, start_epoch=0)]
+    terms = _adversarial_terms(fns, loss, l2, adv, attack, clean)
+    phase = ObjectivePhase(adv.warm_epochs, combine(**terms), name)
+    return phases + [phase] if adv.warm_epochs else [phase]
+
+
+def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, attack, clean):
+    """The named terms of the adversarial phase (``clean`` holds the clean loss and L2).
+
+    Three exact implementations of APR are chosen here, in this order: the span path of
+    dot-product models (:mod:`robustjax.losses.gram`, ``adv.span``), APR as published
+    (``adv.apr_mode``), and the pair term that reuses the FGSM gradient for the clean
+    loss; everything else is the generic ``adversarial_term`` of the configured attack.
+    """
+    name = adv.method
+    loss_on_emb = emb_loss(fns, loss)
     if (
         adv.span
         and fns.bilinear
@@ -245,5 +265,6 @@ def build_phases(
         raise AssertionError(adv.method)
     if l2 and "l2" not in terms:
         terms["l2"] = Term(l2_term(fns), l2)
-    phase = ObjectivePhase(adv.warm_epochs, combine(**terms), name)
-    return phases + [phase] if adv.warm_epochs else [phase]
+    if l2 and "l2" not in terms:
+        terms["l2"] = Term(l2_term(fns), l2)
+    return terms

@@ -18,7 +18,7 @@ from robustjax.losses.adversarial import (
     vat_term,
 )
 from robustjax.models import ModelConfig, build_model
-from robustjax.objectives import METHODS, AdvConfig, build_phases
+from robustjax.objectives import PAIR_ADV_METHODS, AdvConfig, build_phases
 from robustjax.train import build_train_arrays, fit, make_optimizer
 
 U, I, D = 12, 20, 6
@@ -143,7 +143,7 @@ def tiny_data():
     return table, build_train_arrays(table.user, table.item, table.num_users, table.num_items)
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if m != "none"])
+@pytest.mark.parametrize("method", [m for m in PAIR_ADV_METHODS if m != "none"])
 def test_every_method_trains_compiles_once_and_is_deterministic(method, tiny_data):
     table, data = tiny_data
     adv = AdvConfig(method=method, eps=0.3, warm_epochs=1, num_steps=2, replays=2)
