@@ -7,9 +7,9 @@ import typing
 from typing import Any
 
 from robustjax.data import DataConfig
+from robustjax.data.negatives import SAMPLERS
 from robustjax.models.registry import SEQUENCE_MODELS, ModelConfig
 from robustjax.objectives import PAIR_ADV_METHODS, SEQUENCE_ADV_METHODS, AdvConfig
-from robustjax.train.sampler import SAMPLERS
 from robustjax.train.state import OPTIMIZERS
 
 LOSSES = ("bpr", "bce", "softmax")

@@ -11,6 +11,14 @@ from robustjax.data.loaders import (
     load_pairs_in_order,
     load_user_lines,
 )
+from robustjax.data.negatives import (
+    SAMPLERS,
+    TrainArrays,
+    build_train_arrays,
+    is_positive,
+    sample_negatives,
+    sample_uniform,
+)
 from robustjax.data.noise import KINDS as NOISE_KINDS
 from robustjax.data.noise import add, apply_noise, drop, subsample, swap
 from robustjax.data.preprocess import deduplicate, kcore, remap, to_implicit
@@ -22,17 +30,21 @@ __all__ = [
     "FORMATS",
     "KNOWN_SHA256",
     "NOISE_KINDS",
+    "SAMPLERS",
     "DataConfig",
     "InteractionTable",
     "SplitData",
+    "TrainArrays",
     "add",
     "apply_noise",
+    "build_train_arrays",
     "carve_valid",
     "check_cold",
     "deduplicate",
     "detect_format",
     "download_movielens",
     "drop",
+    "is_positive",
     "kcore",
     "load",
     "load_atomic",
@@ -44,6 +56,8 @@ __all__ = [
     "padded_lists",
     "prepare",
     "remap",
+    "sample_negatives",
+    "sample_uniform",
     "split_leave_one_out",
     "split_random",
     "split_temporal",

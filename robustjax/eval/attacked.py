@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 
 from robustjax.attacks import AttackConfig, make_attack
+from robustjax.data.negatives import TrainArrays, sample_negatives
 from robustjax.losses.terms import emb_loss
 from robustjax.models.base import ModelFns
-from robustjax.train.sampler import TrainArrays, sample_negatives
 from robustjax.types import Array, Params
 
 _TABLE_OF = {"user": "user", "pos": "item", "neg": "item", "item": "item"}

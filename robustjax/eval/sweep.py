@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from robustjax.attacks import AttackConfig, make_attack
+from robustjax.data.negatives import TrainArrays, sample_uniform
 from robustjax.eval import _host
 from robustjax.eval.attacked import table_targets
 from robustjax.eval.ranking import metrics_from_top, rank_metrics, top_candidates
@@ -45,7 +46,6 @@ from robustjax.eval.sweep_engine import (
 )
 from robustjax.losses.pairwise import bpr
 from robustjax.models.base import ModelFns
-from robustjax.train.sampler import TrainArrays, sample_uniform
 
 _USER_LEVEL = ("jaccard", "rbo", "prediction_shift", "mean_score_change", "target_hr")
 

@@ -19,9 +19,9 @@ import numpy as np
 import optax
 from jaxtyping import Array, Bool, Float, Int
 
+from robustjax.data.negatives import TrainArrays
 from robustjax.models.base import ModelFns
 from robustjax.poison.surrogate import train_surrogate, train_victim_surrogate
-from robustjax.train.sampler import TrainArrays
 from robustjax.train.state import TrainState
 
 

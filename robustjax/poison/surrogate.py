@@ -20,10 +20,10 @@ import optax
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
+from robustjax.data.negatives import TrainArrays
 from robustjax.losses import bpr
 from robustjax.models.base import ModelFns, slot_scores
 from robustjax.models.mf import MatrixFactorization, mf_fns
-from robustjax.train.sampler import TrainArrays
 from robustjax.train.state import TrainState
 from robustjax.train.step import apply_gradients, make_batch
 from robustjax.types import Params

@@ -31,6 +31,7 @@ from jaxtyping import Array
 from tqdm.auto import tqdm
 
 from robustjax.data.csr import user_item_csr
+from robustjax.data.negatives import build_train_arrays
 from robustjax.data.table import InteractionTable
 from robustjax.poison.heuristic import average_attack, bandwagon_attack, random_attack
 from robustjax.poison.objective import (
@@ -49,7 +50,6 @@ from robustjax.poison.surrogate import (
     train_surrogate,
     train_victim_surrogate,
 )
-from robustjax.train.sampler import build_train_arrays
 from robustjax.train.state import init_state
 
 INITS = ("average", "random", "bandwagon")

@@ -1,5 +1,13 @@
 """Training: on-device sampling, fused epochs, the host loop, checkpoints."""
 
+from robustjax.data.negatives import (
+    SAMPLERS,
+    TrainArrays,
+    build_train_arrays,
+    is_positive,
+    sample_negatives,
+    sample_uniform,
+)
 from robustjax.train.checkpoint import load_meta, load_pytree, save_pytree
 from robustjax.train.gan import make_d_epoch, make_g_epoch
 from robustjax.train.gan_fit import GanEpoch, GanResult, GanState, fit_gan
@@ -14,14 +22,6 @@ from robustjax.train.gan_ops import (
 )
 from robustjax.train.loop import EpochTask, LoopResult, Phase, Selected, Selector, train_loop
 from robustjax.train.pairs import FitResult, PairEpoch, fit, pair_epoch_fn
-from robustjax.train.sampler import (
-    SAMPLERS,
-    TrainArrays,
-    build_train_arrays,
-    is_positive,
-    sample_negatives,
-    sample_uniform,
-)
 from robustjax.train.state import OPTIMIZERS, TrainState, init_state, make_optimizer
 from robustjax.train.step import (
     apply_gradients,

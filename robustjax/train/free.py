@@ -15,10 +15,10 @@ import jax.numpy as jnp
 import optax
 
 from robustjax.attacks import normalize, project
+from robustjax.data.negatives import TrainArrays
 from robustjax.losses.adversarial import add_delta
 from robustjax.losses.combine import masked_mean
 from robustjax.models.base import ModelFns
-from robustjax.train.sampler import TrainArrays
 from robustjax.train.state import TrainState
 from robustjax.train.step import apply_gradients, make_batch
 

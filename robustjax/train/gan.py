@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array
 
+from robustjax.data.negatives import TrainArrays
 from robustjax.losses import Term, clean_term, combine
 from robustjax.losses.combine import masked_mean
 from robustjax.models.base import ModelFns
@@ -53,7 +54,6 @@ from robustjax.train.gan_ops import (
     reinforce_loss,
     sample_categorical,
 )
-from robustjax.train.sampler import TrainArrays
 from robustjax.train.state import TrainState
 from robustjax.train.step import apply_gradients
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import jax
 from jaxtyping import Array
 
+from robustjax.data.negatives import TrainArrays
 from robustjax.train.gan_ops import user_positives
 from robustjax.train.loop import Phase, Selected, Selector, train_loop
-from robustjax.train.sampler import TrainArrays
 from robustjax.train.state import TrainState
 from robustjax.train.step import epoch_permutation
 

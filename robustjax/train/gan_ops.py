@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from robustjax.data.negatives import TrainArrays
 from robustjax.models.base import ModelFns
-from robustjax.train.sampler import TrainArrays
 
 D_LOSSES = ("bce", "bpr")
 REWARDS: dict[str, Callable[[Array], Array]] = {

@@ -13,10 +13,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from robustjax.data.negatives import TrainArrays
 from robustjax.objectives import ObjectivePhase
 from robustjax.train.free import make_free_train_epoch
 from robustjax.train.loop import Phase, Selector, train_loop
-from robustjax.train.sampler import TrainArrays
 from robustjax.train.state import init_state
 from robustjax.train.step import epoch_permutation, make_train_epoch
 from robustjax.types import Params

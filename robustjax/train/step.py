@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from robustjax.train.sampler import TrainArrays, sample_negatives, sample_uniform
+from robustjax.data.negatives import TrainArrays, sample_negatives, sample_uniform
 from robustjax.train.state import TrainState
 from robustjax.types import Params
 
