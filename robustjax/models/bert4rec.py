@@ -25,25 +25,18 @@ them, ``next_hidden`` gives the state that scores the next item, ``score_items``
 
 import math
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Float, Int, PRNGKeyArray
 
 from robustjax.models.sasrec import embed_sequence_batch
 from robustjax.models.transformer import (
-    KEYS_PER_BLOCK,
     TransformerBlock,
-    attention_mask,
-    dropout,
+    check_encoder_args,
+    encode_sequence,
     gelu,
-    run_blocks,
 )
 from robustjax.types import Array
-
-
-def _dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool) -> Array:
-    return dropout(x, rate, key, deterministic, where="BERT4Rec")
 
 
 class BERT4Rec(nnx.Module):
@@ -70,26 +63,15 @@ class BERT4Rec(nnx.Module):
         dropout: float = 0.1,
         rngs: nnx.Rngs,
     ):
-        for name, value in (
-            ("num_items", num_items),
-            ("max_len", max_len),
-            ("dim", dim),
-            ("num_blocks", num_blocks),
-            ("num_heads", num_heads),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(
-                    f"BERT4Rec: {name} must be an int, got {name}={value!r} "
-                    f"({type(value).__name__})."
-                )
-            if value < 1:
-                raise ValueError(f"BERT4Rec: {name} must be >= 1, got {name}={value}.")
-        if dim % num_heads:
-            raise ValueError(
-                f"BERT4Rec: num_heads={num_heads} must divide dim={dim}; choose a divisor of {dim}."
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"BERT4Rec: dropout must be in [0, 1), got dropout={dropout!r}.")
+        check_encoder_args(
+            "BERT4Rec",
+            num_items=num_items,
+            max_len=max_len,
+            dim=dim,
+            num_blocks=num_blocks,
+            num_heads=num_heads,
+            dropout=dropout,
+        )
         init = nnx.initializers.truncated_normal(0.02)
         self.items = nnx.Embed(num_items + 2, dim, embedding_init=init, rngs=rngs)
         self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
@@ -179,29 +161,17 @@ class BERT4Rec(nnx.Module):
                 f"BERT4Rec.encode: seq_emb has dim {seq_emb.shape[2]}, the model "
                 f"has dim={self.dim}."
             )
-        length = seq_emb.shape[1]
-        if length > self.max_len:
-            raise ValueError(
-                f"BERT4Rec.encode: sequence length {length} exceeds "
-                f"max_len={self.max_len}; truncate the sequences."
-            )
-        if not deterministic and key is None:
-            raise ValueError("BERT4Rec.encode: deterministic=False needs key=.")
-        n_keys = 1 + KEYS_PER_BLOCK * len(self.blocks)
-        keys = None if deterministic else jax.random.split(key, n_keys)
-        mask = (seq_ids != 0).astype(seq_emb.dtype)  # [B, L]
-        pos = self.positions.embedding[...][self.max_len - length :]  # [L, D]
-        x = self.ln_emb(seq_emb + pos[None, :, :])
-        x = _dropout(x, self.dropout, None if keys is None else keys[0], deterministic)
-        x = x * mask[..., None]
-        x = run_blocks(
+        x = encode_sequence(
             self.blocks,
-            x,
-            mask,
-            attention_mask(seq_ids, causal=False),
-            self.dropout,
-            None if keys is None else keys[1:],
-            deterministic,
+            self.positions.embedding[...],
+            seq_emb,
+            seq_ids,
+            rate=self.dropout,
+            causal=False,
+            deterministic=deterministic,
+            key=key,
+            where="BERT4Rec",
+            input_norm=self.ln_emb,
         )
         return self.ln_head(gelu(self.head(x)))
 

@@ -21,23 +21,12 @@ queries attend to the constant, bias-only keys of padding slots).
 
 import math
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Float, Int, PRNGKeyArray
 
-from robustjax.models.transformer import (
-    KEYS_PER_BLOCK,
-    TransformerBlock,
-    attention_mask,
-    dropout,
-    run_blocks,
-)
+from robustjax.models.transformer import TransformerBlock, check_encoder_args, encode_sequence
 from robustjax.types import Array
-
-
-def _dropout(x: Array, rate: float, key: PRNGKeyArray | None, deterministic: bool) -> Array:
-    return dropout(x, rate, key, deterministic, where="SASRec")
 
 
 def embed_sequence_batch(
@@ -75,19 +64,15 @@ class SASRec(nnx.Module):
         dropout: float = 0.2,
         rngs: nnx.Rngs,
     ):
-        for name, value in (
-            ("num_items", num_items),
-            ("max_len", max_len),
-            ("dim", dim),
-            ("num_blocks", num_blocks),
-            ("num_heads", num_heads),
-        ):
-            if value < 1:
-                raise ValueError(f"SASRec: {name} must be >= 1, got {name}={value}.")
-        if dim % num_heads:
-            raise ValueError(f"SASRec: num_heads={num_heads} must divide dim={dim}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"SASRec: dropout must be in [0, 1), got dropout={dropout!r}.")
+        check_encoder_args(
+            "SASRec",
+            num_items=num_items,
+            max_len=max_len,
+            dim=dim,
+            num_blocks=num_blocks,
+            num_heads=num_heads,
+            dropout=dropout,
+        )
         init = nnx.initializers.xavier_normal()
         self.items = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)
         self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
@@ -141,30 +126,16 @@ class SASRec(nnx.Module):
         Returns:
           Hidden state at each position, [B, L, D]; row t depends only on items ``<= t``.
         """
-        length = seq_emb.shape[1]
-        if length > self.max_len:
-            raise ValueError(
-                f"SASRec.encode: sequence length {length} exceeds "
-                f"max_len={self.max_len}; truncate the sequences."
-            )
-        if not deterministic and key is None:
-            raise ValueError("SASRec.encode: deterministic=False needs key=.")
-        n_keys = 1 + KEYS_PER_BLOCK * len(self.blocks)
-        keys = None if deterministic else jax.random.split(key, n_keys)
-        mask = (seq_ids != 0).astype(seq_emb.dtype)  # [B, L]
-        pos = self.positions.embedding[...][self.max_len - length :]  # [L, D]
-        x = seq_emb + pos[None, :, :]
-        x = _dropout(x, self.dropout, None if keys is None else keys[0], deterministic)
-        x = x * mask[..., None]
-        attn_mask = attention_mask(seq_ids, causal=True)  # [B, Lq, Lk]
-        x = run_blocks(
+        x = encode_sequence(
             self.blocks,
-            x,
-            mask,
-            attn_mask,
-            self.dropout,
-            None if keys is None else keys[1:],
-            deterministic,
+            self.positions.embedding[...],
+            seq_emb,
+            seq_ids,
+            rate=self.dropout,
+            causal=True,
+            deterministic=deterministic,
+            key=key,
+            where="SASRec",
         )
         return self.ln_out(x)
 

@@ -14,7 +14,7 @@ BERT4Rec (:func:`attention_mask`). Dropout takes explicit keys; no hidden RNG st
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -62,6 +62,42 @@ def attention_mask(seq_ids: Int[Array, "B L"], *, causal: bool) -> Bool[Array, "
         return real
     length = seq_ids.shape[1]
     return jnp.tril(jnp.ones((length, length), bool))[None, :, :] & real
+
+
+def check_encoder_args(
+    where: str,
+    *,
+    num_items: int,
+    max_len: int,
+    dim: int,
+    num_blocks: int,
+    num_heads: int,
+    dropout: float,
+) -> None:
+    """Validates the constructor arguments of a sequence encoder (SASRec, BERT4Rec).
+
+    Sizes must be ints >= 1 (TypeError for a non-int, ValueError below 1), ``num_heads``
+    must divide ``dim`` and ``dropout`` lie in [0, 1). ``where`` names the model.
+    """
+    for name, value in (
+        ("num_items", num_items),
+        ("max_len", max_len),
+        ("dim", dim),
+        ("num_blocks", num_blocks),
+        ("num_heads", num_heads),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(
+                f"{where}: {name} must be an int, got {name}={value!r} ({type(value).__name__})."
+            )
+        if value < 1:
+            raise ValueError(f"{where}: {name} must be >= 1, got {name}={value}.")
+    if dim % num_heads:
+        raise ValueError(
+            f"{where}: num_heads={num_heads} must divide dim={dim}; choose a divisor of {dim}."
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"{where}: dropout must be in [0, 1), got dropout={dropout!r}.")
 
 
 class TransformerBlock(nnx.Module):
@@ -212,3 +248,62 @@ def run_blocks(
         bk = None if keys is None else keys[n * i : n * (i + 1)]
         x = block(x, mask, attn_mask, rate, bk, deterministic)
     return x
+
+
+def encode_sequence(
+    blocks: Sequence[TransformerBlock],
+    positions: Float[Array, "M D"],
+    seq_emb: Float[Array, "B L D"],
+    seq_ids: Int[Array, "B L"],
+    *,
+    rate: float,
+    causal: bool,
+    deterministic: bool,
+    key: PRNGKeyArray | None,
+    where: str,
+    input_norm: Callable[[Array], Array] | None = None,
+) -> Float[Array, "B L D"]:
+    """The encoder body shared by SASRec and BERT4Rec, before their output heads.
+
+    ``x = input_norm(seq_emb + P)`` (no norm when None) with the positional rows
+    right-aligned (``positions[M - L:]``), dropout, padding zeroed, then ``blocks`` under
+    :func:`attention_mask` (``causal``). Dropout keys: one for the input, then
+    ``KEYS_PER_BLOCK`` per block, split from ``key``.
+
+    Args:
+      blocks: the transformer blocks.
+      positions: the positional table, ``M = max_len`` rows.
+      seq_emb: scaled (possibly perturbed) input embeddings.
+      seq_ids: item ids, for the padding mask (0 = padding).
+      rate: dropout rate.
+      causal: whether a query sees only keys at or before it.
+      deterministic: static; True disables dropout.
+      key: dropout key, required when ``deterministic=False``.
+      where: the model named in error messages (``"SASRec"``: ``"SASRec.encode: ..."``).
+      input_norm: applied to the summed input embeddings (BERT4Rec's layer norm).
+    """
+    length, max_len = seq_emb.shape[1], positions.shape[0]
+    if length > max_len:
+        raise ValueError(
+            f"{where}.encode: sequence length {length} exceeds "
+            f"max_len={max_len}; truncate the sequences."
+        )
+    if not deterministic and key is None:
+        raise ValueError(f"{where}.encode: deterministic=False needs key=.")
+    n_keys = 1 + KEYS_PER_BLOCK * len(blocks)
+    keys = None if deterministic else jax.random.split(key, n_keys)
+    mask = (seq_ids != 0).astype(seq_emb.dtype)  # [B, L]
+    x = seq_emb + positions[max_len - length :][None, :, :]
+    if input_norm is not None:
+        x = input_norm(x)
+    x = dropout(x, rate, None if keys is None else keys[0], deterministic, where=where)
+    x = x * mask[..., None]
+    return run_blocks(
+        blocks,
+        x,
+        mask,
+        attention_mask(seq_ids, causal=causal),
+        rate,
+        None if keys is None else keys[1:],
+        deterministic,
+    )

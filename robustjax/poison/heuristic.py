@@ -179,9 +179,24 @@ def average_attack(
     )
 
 
-def _top_then_random(scores, targets, num_fake, filler_size, fraction, rng, name):
+def _ranked_attack(
+    kind: str,
+    option: str,
+    fraction: float,
+    scores,
+    targets,
+    num_fake: int,
+    filler_size: int,
+    num_items: int,
+    *,
+    seed: int,
+) -> FakeProfiles:
+    """Profiles of the targets, the ``round(fraction * filler_size)`` non-target items of
+    highest ``scores`` and uniform random fillers for the rest: the ``kind`` attack
+    (bandwagon, segment), whose ``option`` (e.g. ``"popular_fraction"``) is ``fraction``."""
+    rng = np.random.default_rng(seed)
     if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {fraction!r}.")
+        raise ValueError(f"{kind}_attack: {option} must lie in [0, 1], got {fraction!r}.")
     n_fixed = round(fraction * filler_size)
     s = np.asarray(scores, np.float64).copy()
     s[targets] = -np.inf
@@ -193,7 +208,14 @@ def _top_then_random(scores, targets, num_fake, filler_size, fraction, rng, name
         rng=rng,
         exclude=np.concatenate([targets, fixed]),
     )
-    return fixed, fill
+    return _profiles(
+        targets,
+        fixed,
+        fill,
+        num_items,
+        kind,
+        {"seed": seed, "filler_size": filler_size, option: fraction},
+    )
 
 
 def bandwagon_attack(
@@ -210,23 +232,16 @@ def bandwagon_attack(
     uniformly random fillers for the rest."""
     pop = item_popularity(train, num_items=num_items)
     targets = _check(targets, num_fake, filler_size, pop.size)
-    rng = np.random.default_rng(seed)
-    fixed, fill = _top_then_random(
+    return _ranked_attack(
+        "bandwagon",
+        "popular_fraction",
+        popular_fraction,
         pop,
         targets,
         num_fake,
         filler_size,
-        popular_fraction,
-        rng,
-        "bandwagon_attack: popular_fraction",
-    )
-    return _profiles(
-        targets,
-        fixed,
-        fill,
         pop.size,
-        "bandwagon",
-        {"seed": seed, "filler_size": filler_size, "popular_fraction": popular_fraction},
+        seed=seed,
     )
 
 
@@ -250,23 +265,16 @@ def segment_attack(
     co = np.bincount(indices[fans[users]], minlength=num_items).astype(np.float64)
     pop = item_popularity((indptr, indices), num_items=num_items)
     score = co + pop / (pop.max(initial=0) + 1.0)  # co-occurrence first, popularity breaks ties
-    rng = np.random.default_rng(seed)
-    fixed, fill = _top_then_random(
+    return _ranked_attack(
+        "segment",
+        "segment_fraction",
+        segment_fraction,
         score,
         targets,
         num_fake,
         filler_size,
-        segment_fraction,
-        rng,
-        "segment_attack: segment_fraction",
-    )
-    return _profiles(
-        targets,
-        fixed,
-        fill,
         num_items,
-        "segment",
-        {"seed": seed, "filler_size": filler_size, "segment_fraction": segment_fraction},
+        seed=seed,
     )
 
 

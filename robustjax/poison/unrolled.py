@@ -30,6 +30,7 @@ import numpy as np
 from jaxtyping import Array
 from tqdm.auto import tqdm
 
+from robustjax._config_checks import check_int_fields
 from robustjax.data.csr import user_item_csr
 from robustjax.data.negatives import build_train_arrays
 from robustjax.data.table import InteractionTable
@@ -110,22 +111,19 @@ class UnrolledConfig:
     surrogates: int = 1
 
     def __post_init__(self):
-        for name in (
-            "dim",
-            "unroll_steps",
-            "outer_steps",
-            "k",
-            "unroll_epochs",
-            "batch_size",
-            "surrogates",
-        ):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"UnrolledConfig.{name} must be an int >= 1, got {v!r}.")
-        if not isinstance(self.pretrain_steps, int) or self.pretrain_steps < 0:
-            raise ValueError(
-                f"UnrolledConfig.pretrain_steps must be an int >= 0, got {self.pretrain_steps!r}."
-            )
+        check_int_fields(
+            self,
+            (
+                "dim",
+                "unroll_steps",
+                "outer_steps",
+                "k",
+                "unroll_epochs",
+                "batch_size",
+                "surrogates",
+            ),
+        )
+        check_int_fields(self, ("pretrain_steps",), minimum=0)
         for name in ("inner_lr", "outer_lr", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"UnrolledConfig.{name} must be > 0, got {getattr(self, name)!r}.")
@@ -143,10 +141,7 @@ class UnrolledConfig:
                 f"UnrolledConfig.objective={self.objective!r} is unknown; "
                 f"expected one of {OBJECTIVES}."
             )
-        if not isinstance(self.warm_epochs, int) or self.warm_epochs < 0:
-            raise ValueError(
-                f"UnrolledConfig.warm_epochs must be an int >= 0, got {self.warm_epochs!r}."
-            )
+        check_int_fields(self, ("warm_epochs",), minimum=0)
         if self.surrogate not in SURROGATES:
             raise ValueError(
                 f"UnrolledConfig.surrogate={self.surrogate!r} is unknown; "

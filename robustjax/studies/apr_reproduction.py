@@ -14,6 +14,7 @@ import os
 import jax
 import jax.numpy as jnp
 
+from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.attacks import AttackConfig
 from robustjax.eval import make_table_attack
 from robustjax.experiments import get_config
@@ -46,19 +47,8 @@ class AprReproductionConfig(StudyConfig):
     tiny: bool = False
 
     def __post_init__(self):
-        for field, allowed in (("datasets", DATASETS), ("methods", tuple(METHODS))):
-            value = tuple(getattr(self, field))
-            object.__setattr__(self, field, value)
-            bad = [v for v in value if v not in allowed]
-            if not value or bad or len(set(value)) != len(value):
-                raise ValueError(
-                    f"AprReproductionConfig.{field}={value!r}: expected distinct names "
-                    f"from {allowed}."
-                )
-        if not isinstance(self.ml1m_epochs, int) or self.ml1m_epochs < 1:
-            raise ValueError(
-                f"AprReproductionConfig.ml1m_epochs must be an int >= 1, got {self.ml1m_epochs!r}."
-            )
+        check_name_fields(self, (("datasets", DATASETS), ("methods", tuple(METHODS))))
+        check_int_fields(self, ("ml1m_epochs",))
 
     def headline(self, metrics: dict) -> dict:
         return {k: v for k, v in metrics.items() if "/clean/" in k}

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.data import SplitData
 from robustjax.poison import (
     UnrolledConfig,
@@ -89,37 +90,32 @@ class PoisonConfig(StudyConfig):
     tiny: bool = False
 
     def __post_init__(self):
-        for name, allowed in (("attacks", ATTACKS), ("victims", VICTIMS), ("defences", DEFENCES)):
-            value = tuple(getattr(self, name))
-            object.__setattr__(self, name, value)
-            bad = [v for v in value if v not in allowed]
-            if not value or bad or len(set(value)) != len(value):
-                raise ValueError(
-                    f"PoisonConfig.{name}={value!r}: expected distinct names from {allowed}."
-                )
+        check_name_fields(
+            self, (("attacks", ATTACKS), ("victims", VICTIMS), ("defences", DEFENCES))
+        )
         if not 0.0 < self.fake_fraction < 1.0:
             raise ValueError(
                 f"PoisonConfig.fake_fraction must lie in (0, 1), got {self.fake_fraction!r}."
             )
-        for name in (
-            "filler_size",
-            "num_targets",
-            "k",
-            "dim",
-            "epochs",
-            "batch_size",
-            "eval_every",
-            "victim_seeds",
-            "apr_epochs",
-            "unroll_steps",
-            "outer_steps",
-            "unroll_epochs",
-            "detector_components",
-            "surrogates",
-        ):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"PoisonConfig.{name} must be an int >= 1, got {v!r}.")
+        check_int_fields(
+            self,
+            (
+                "filler_size",
+                "num_targets",
+                "k",
+                "dim",
+                "epochs",
+                "batch_size",
+                "eval_every",
+                "victim_seeds",
+                "apr_epochs",
+                "unroll_steps",
+                "outer_steps",
+                "unroll_epochs",
+                "detector_components",
+                "surrogates",
+            ),
+        )
         if self.target_band not in ("head", "tail", "any"):
             raise ValueError(
                 f"PoisonConfig.target_band must be 'head', 'tail' or 'any', got "

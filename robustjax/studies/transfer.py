@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.studies._common import (
     StudyConfig,
     check_no_resume,
@@ -82,14 +83,7 @@ class TransferConfig(StudyConfig):
     tiny: bool = False
 
     def __post_init__(self):
-        for name, allowed in (("surrogates", SURROGATES), ("victims", USER_ITEM_MODELS)):
-            value = tuple(getattr(self, name))
-            object.__setattr__(self, name, value)
-            bad = [v for v in value if v not in allowed]
-            if not value or bad or len(set(value)) != len(value):
-                raise ValueError(
-                    f"TransferConfig.{name}={value!r}: expected distinct names from {allowed}."
-                )
+        check_name_fields(self, (("surrogates", SURROGATES), ("victims", USER_ITEM_MODELS)))
         for name in ("seq_models", "seq_surrogates"):
             value = tuple(getattr(self, name))
             object.__setattr__(self, name, value)
@@ -123,31 +117,31 @@ class TransferConfig(StudyConfig):
             raise ValueError(f"TransferConfig.seq_lr must be > 0, got {self.seq_lr!r}.")
         if not self.temperature > 0:
             raise ValueError(f"TransferConfig.temperature must be > 0, got {self.temperature!r}.")
-        for name in (
-            "filler_size",
-            "num_targets",
-            "k",
-            "dim",
-            "epochs_mf",
-            "epochs_neumf",
-            "epochs_lightgcn",
-            "batch_size",
-            "batch_lightgcn",
-            "unroll_dim",
-            "unroll_steps",
-            "outer_steps",
-            "seq_budget",
-            "seq_max_len",
-            "epochs_sasrec",
-            "epochs_bert4rec",
-            "seq_batch_size",
-            "seq_eval_every",
-            "seq_blocks",
-            "pretrain_steps",
-        ):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"TransferConfig.{name} must be an int >= 1, got {v!r}.")
+        check_int_fields(
+            self,
+            (
+                "filler_size",
+                "num_targets",
+                "k",
+                "dim",
+                "epochs_mf",
+                "epochs_neumf",
+                "epochs_lightgcn",
+                "batch_size",
+                "batch_lightgcn",
+                "unroll_dim",
+                "unroll_steps",
+                "outer_steps",
+                "seq_budget",
+                "seq_max_len",
+                "epochs_sasrec",
+                "epochs_bert4rec",
+                "seq_batch_size",
+                "seq_eval_every",
+                "seq_blocks",
+                "pretrain_steps",
+            ),
+        )
         if self.seq_budget >= self.seq_max_len:
             raise ValueError(
                 f"TransferConfig.seq_budget={self.seq_budget} must be below "

@@ -80,6 +80,31 @@ def _scan_epoch(one_step, data: TrainArrays, perm: Array, carry, key: Array):
     return carry, jax.tree.map(lambda m: jnp.sum(m * w), metrics)
 
 
+def _jit_epoch(one_step):
+    """The jitted ``epoch(state, other_params, perm, data, positives, key)`` that scans
+    ``one_step(state, other_params, data, positives, rows, key)`` over ``perm``
+    (:func:`_scan_epoch`); ``other_params`` are the other network's, held fixed."""
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def epoch(
+        state: TrainState,
+        other_params,
+        perm: Array,
+        data: TrainArrays,
+        positives: Array,
+        key: Array,
+    ):
+        return _scan_epoch(
+            lambda s, rows, k: one_step(s, other_params, data, positives, rows, k),
+            data,
+            perm,
+            state,
+            key,
+        )
+
+    return epoch
+
+
 def make_d_epoch(
     d_fns: ModelFns,
     g_fns: ModelFns,
@@ -139,19 +164,7 @@ def make_d_epoch(
         }
         return apply_gradients(state, grads, tx), metrics
 
-    @functools.partial(jax.jit, donate_argnums=0)
-    def d_epoch(
-        state: TrainState, g_params, perm: Array, data: TrainArrays, positives: Array, key: Array
-    ):
-        return _scan_epoch(
-            lambda s, rows, k: one_step(s, g_params, data, positives, rows, k),
-            data,
-            perm,
-            state,
-            key,
-        )
-
-    return d_epoch
+    return _jit_epoch(one_step)
 
 
 def make_g_epoch(
@@ -237,16 +250,4 @@ def make_g_epoch(
         )
         return apply_gradients(state, grads, tx), parts
 
-    @functools.partial(jax.jit, donate_argnums=0)
-    def g_epoch(
-        state: TrainState, d_params, perm: Array, data: TrainArrays, positives: Array, key: Array
-    ):
-        return _scan_epoch(
-            lambda s, rows, k: one_step(s, d_params, data, positives, rows, k),
-            data,
-            perm,
-            state,
-            key,
-        )
-
-    return g_epoch
+    return _jit_epoch(one_step)

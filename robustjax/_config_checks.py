@@ -1,0 +1,29 @@
+"""Field checks shared by the frozen config dataclasses (run from ``__post_init__``).
+
+Messages name the config class and the field, as ``PoisonConfig.k must be an int >= 1,
+got 0.``
+"""
+
+from collections.abc import Iterable
+
+
+def check_int_fields(cfg, names: Iterable[str], *, minimum: int = 1) -> None:
+    """Raises ValueError unless every field in ``names`` is an int >= ``minimum``."""
+    for name in names:
+        v = getattr(cfg, name)
+        if not isinstance(v, int) or v < minimum:
+            raise ValueError(f"{type(cfg).__name__}.{name} must be an int >= {minimum}, got {v!r}.")
+
+
+def check_name_fields(cfg, fields: Iterable[tuple[str, tuple[str, ...]]]) -> None:
+    """For each ``(field, allowed)``: stores the field as a tuple (on the frozen ``cfg``)
+    and raises ValueError unless it is a non-empty tuple of distinct names from
+    ``allowed``."""
+    for name, allowed in fields:
+        value = tuple(getattr(cfg, name))
+        object.__setattr__(cfg, name, value)
+        bad = [v for v in value if v not in allowed]
+        if not value or bad or len(set(value)) != len(value):
+            raise ValueError(
+                f"{type(cfg).__name__}.{name}={value!r}: expected distinct names from {allowed}."
+            )
