@@ -27,3 +27,11 @@ def check_name_fields(cfg, fields: Iterable[tuple[str, tuple[str, ...]]]) -> Non
             raise ValueError(
                 f"{type(cfg).__name__}.{name}={value!r}: expected distinct names from {allowed}."
             )
+
+
+def field_error(cfg, field: str, expected: str) -> ValueError:
+    """``ValueError("<Class>.<field> must be <expected>, got <field>=<value>.")`` for
+    ``raise field_error(self, "eps", "a finite number >= 0")`` in ``__post_init__``."""
+    return ValueError(
+        f"{type(cfg).__name__}.{field} must be {expected}, got {field}={getattr(cfg, field)!r}."
+    )

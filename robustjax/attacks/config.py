@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 from jaxtyping import PRNGKeyArray, Scalar
 
+from robustjax._config_checks import field_error
 from robustjax.attacks.project import NORMS, SCOPES
 from robustjax.attacks.registry import EMBEDDING_ATTACKS
 from robustjax.types import Array, Emb
@@ -38,20 +39,16 @@ class AttackConfig:
     targets: tuple[str, ...] = ("user", "pos", "neg")
 
     def __post_init__(self):
-        def bad(field, expected):
-            value = getattr(self, field)
-            raise ValueError(f"AttackConfig.{field} must be {expected}, got {field}={value!r}.")
-
         if self.kind not in EMBEDDING_ATTACKS:
-            bad("kind", f"one of {tuple(EMBEDDING_ATTACKS)}")
+            raise field_error(self, "kind", f"one of {tuple(EMBEDDING_ATTACKS)}")
         if self.norm not in NORMS:
-            bad("norm", f"one of {NORMS}")
+            raise field_error(self, "norm", f"one of {NORMS}")
         if self.scope not in SCOPES:
-            bad("scope", f"one of {SCOPES}")
+            raise field_error(self, "scope", f"one of {SCOPES}")
         if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)):
             raise TypeError(f"AttackConfig.eps must be a number, got eps={self.eps!r}.")
         if not (math.isfinite(self.eps) and self.eps >= 0):
-            bad("eps", "a finite number >= 0")
+            raise field_error(self, "eps", "a finite number >= 0")
         if self.step_size is not None:
             if isinstance(self.step_size, bool) or not isinstance(self.step_size, (int, float)):
                 raise TypeError(
@@ -59,13 +56,15 @@ class AttackConfig:
                     f"step_size={self.step_size!r}."
                 )
             if not (math.isfinite(self.step_size) and self.step_size > 0):
-                bad("step_size", "a finite number > 0 (or None for 2.5 * eps / num_steps)")
+                raise field_error(
+                    self, "step_size", "a finite number > 0 (or None for 2.5 * eps / num_steps)"
+                )
         if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, int):
             raise TypeError(
                 f"AttackConfig.num_steps must be a Python int, got num_steps={self.num_steps!r}."
             )
         if self.num_steps < 1:
-            bad("num_steps", "an int >= 1")
+            raise field_error(self, "num_steps", "an int >= 1")
         if not isinstance(self.random_start, bool):
             raise TypeError(
                 f"AttackConfig.random_start must be a bool, got random_start={self.random_start!r}."
@@ -77,9 +76,9 @@ class AttackConfig:
             )
         object.__setattr__(self, "targets", tuple(self.targets))
         if not self.targets or not all(isinstance(t, str) for t in self.targets):
-            bad("targets", "a non-empty tuple of embedding names")
+            raise field_error(self, "targets", "a non-empty tuple of embedding names")
         if len(set(self.targets)) != len(self.targets):
-            bad("targets", "a tuple without repeated names")
+            raise field_error(self, "targets", "a tuple without repeated names")
 
 
 AttackFn = Callable[..., Emb]

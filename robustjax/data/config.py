@@ -3,6 +3,7 @@
 import dataclasses
 import os
 
+from robustjax._config_checks import field_error
 from robustjax.data import folder, noise, preprocess, splits
 from robustjax.data.synthetic import synthetic
 from robustjax.data.table import InteractionTable, SplitData
@@ -60,37 +61,34 @@ class DataConfig:
     train_noise_seed: int = 0
 
     def __post_init__(self):
-        def bad(field, expected):
-            return ValueError(
-                f"DataConfig.{field} must be {expected}, got {field}={getattr(self, field)!r}."
-            )
-
         if self.format is not None and self.format not in folder.FORMATS:
-            raise bad("format", f"None or one of {list(folder.FORMATS)}")
+            raise field_error(self, "format", f"None or one of {list(folder.FORMATS)}")
         if self.path is None and self.format not in (None, "synthetic"):
-            raise bad("format", "None or 'synthetic' when path=None")
+            raise field_error(self, "format", "None or 'synthetic' when path=None")
         if self.format == "synthetic" and self.path is not None:
-            raise bad("path", "None for format='synthetic'")
+            raise field_error(self, "path", "None for format='synthetic'")
         if self.split not in _SPLITS:
-            raise bad("split", f"one of {list(_SPLITS)}")
+            raise field_error(self, "split", f"one of {list(_SPLITS)}")
         if self.loo_order not in _LOO_ORDERS:
-            raise bad("loo_order", f"one of {list(_LOO_ORDERS)}")
+            raise field_error(self, "loo_order", f"one of {list(_LOO_ORDERS)}")
         if not isinstance(self.kcore, int) or self.kcore < 0:
-            raise bad("kcore", "an int >= 0")
+            raise field_error(self, "kcore", "an int >= 0")
         if not isinstance(self.seed, int):
-            raise bad("seed", "an int")
+            raise field_error(self, "seed", "an int")
         splits._check_ratios(self.ratios)
         if len(tuple(self.ratios)) != 3:
-            raise bad("ratios", "three numbers")
+            raise field_error(self, "ratios", "three numbers")
         for f in ("synthetic_users", "synthetic_items", "synthetic_per_user"):
             if not isinstance(getattr(self, f), int) or getattr(self, f) < 1:
-                raise bad(f, "a positive int")
+                raise field_error(self, f, "a positive int")
         if self.synthetic_per_user > self.synthetic_items:
-            raise bad("synthetic_per_user", f"<= synthetic_items={self.synthetic_items}")
+            raise field_error(
+                self, "synthetic_per_user", f"<= synthetic_items={self.synthetic_items}"
+            )
         if self.columns is not None and not isinstance(self.columns, tuple):
-            raise bad("columns", "None or a tuple of column names")
+            raise field_error(self, "columns", "None or a tuple of column names")
         if self.train_noise is not None and self.train_noise not in noise.KINDS:
-            raise bad("train_noise", f"None or one of {list(noise.KINDS)}")
+            raise field_error(self, "train_noise", f"None or one of {list(noise.KINDS)}")
         # The level is checked against the kind in ``prepare``: ``--set`` replaces one
         # field at a time, so the pair may be inconsistent in between.
         if (
@@ -98,13 +96,13 @@ class DataConfig:
             or not isinstance(self.train_noise_level, (int, float))
             or not (0 <= self.train_noise_level < float("inf"))
         ):
-            raise bad("train_noise_level", "a finite number >= 0")
+            raise field_error(self, "train_noise_level", "a finite number >= 0")
         if (
             isinstance(self.train_noise_seed, bool)
             or not isinstance(self.train_noise_seed, int)
             or self.train_noise_seed < 0
         ):
-            raise bad("train_noise_seed", "an int >= 0")
+            raise field_error(self, "train_noise_seed", "an int >= 0")
 
 
 def _loader_options(cfg: DataConfig, fmt: str) -> dict:

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from robustjax._config_checks import field_error
 from robustjax.attacks import AttackConfig, make_attack
 from robustjax.data.negatives import TrainArrays, sample_uniform
 from robustjax.eval import _host
@@ -73,15 +74,10 @@ class SweepConfig:
     memory_mb: int = 1024  # bound on the per-batch score tensor [L, B, I]
 
     def __post_init__(self):
-        def bad(field, expected):
-            raise ValueError(
-                f"SweepConfig.{field} must be {expected}, got {field}={getattr(self, field)!r}."
-            )
-
         check_kind("SweepConfig", self.kind, "items")
         check_objective("SweepConfig", self.objective, OBJECTIVES)
         if not self.eps:
-            bad("eps", "a non-empty grid")
+            raise field_error(self, "eps", "a non-empty grid")
         negative = [e for e in self.eps if not (math.isfinite(e) and e >= 0)]
         if negative:
             raise ValueError(
@@ -89,15 +85,15 @@ class SweepConfig:
                 f"grid {list(self.eps)}; use e.g. --eps 0:1:32."
             )
         if not self.seeds:
-            bad("seeds", "a non-empty tuple of ints")
+            raise field_error(self, "seeds", "a non-empty tuple of ints")
         if not self.ks or min(self.ks) < 1 or self.stability_k < 1:
-            bad("ks", "positive cutoffs (and stability_k >= 1)")
+            raise field_error(self, "ks", "positive cutoffs (and stability_k >= 1)")
         if self.objective == "targeted" and not self.target_items:
-            bad("target_items", "non-empty with objective='targeted'")
+            raise field_error(self, "target_items", "non-empty with objective='targeted'")
         if not 0.0 < self.head_share < 1.0:
-            bad("head_share", "in (0, 1)")
+            raise field_error(self, "head_share", "in (0, 1)")
         if self.user_batch < 1 or self.memory_mb < 1 or self.user_groups < 0:
-            bad("user_batch", "positive (and memory_mb >= 1, user_groups >= 0)")
+            raise field_error(self, "user_batch", "positive (and memory_mb >= 1, user_groups >= 0)")
         AttackConfig(
             kind=self.kind,
             eps=max(self.eps),

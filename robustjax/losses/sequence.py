@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from robustjax._config_checks import field_error
 from robustjax.attacks import AttackConfig, make_attack
 
 METHODS = ("none", "apr", "pgd", "hull")
@@ -121,13 +122,8 @@ class SeqAdvConfig:
     step_size: float = 1.0
 
     def __post_init__(self):
-        def bad(name, expected):
-            raise ValueError(
-                f"SeqAdvConfig.{name} must be {expected}, got {name}={getattr(self, name)!r}."
-            )
-
         if self.method not in METHODS:
-            bad("method", f"one of {METHODS}")
+            raise field_error(self, "method", f"one of {METHODS}")
         for name in ("eps", "lam", "step_size"):
             v = getattr(self, name)
             if (
@@ -135,13 +131,15 @@ class SeqAdvConfig:
                 or not isinstance(v, (int, float))
                 or not (math.isfinite(v) and v >= 0)
             ):
-                bad(name, "a finite number >= 0")
+                raise field_error(self, name, "a finite number >= 0")
         for name in ("num_steps", "start_epoch", "budget", "num_candidates"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                bad(name, "an int >= 1")
+                raise field_error(self, name, "an int >= 1")
         if self.method == "apr" and self.num_steps != 1:
-            bad("num_steps", "1 for method='apr' (one FGSM step; use method='pgd' for more)")
+            raise field_error(
+                self, "num_steps", "1 for method='apr' (one FGSM step; use method='pgd' for more)"
+            )
         # validates norm and scope with the attack module's own messages
         AttackConfig(
             kind="pgd",

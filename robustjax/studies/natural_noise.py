@@ -13,6 +13,7 @@ import json
 import os
 import time
 
+from robustjax._config_checks import field_error
 from robustjax.data import SplitData, apply_noise, prepare
 from robustjax.data.noise import KINDS, check_level
 from robustjax.experiments import get_config as experiment_config
@@ -37,41 +38,36 @@ class NaturalNoiseConfig(StudyConfig):
     tiny: bool = False
 
     def __post_init__(self):
-        def bad(field, expected):
-            return ValueError(
-                f"NaturalNoiseConfig.{field} must be {expected}, got "
-                f"{field}={getattr(self, field)!r}."
-            )
-
         for f in ("models", "kinds", "levels", "seeds", "metrics"):
             value = getattr(self, f)
             if not isinstance(value, tuple) or not value:
-                raise bad(f, "a non-empty tuple")
+                raise field_error(self, f, "a non-empty tuple")
             if len(set(value)) != len(value):
-                raise bad(f, "free of repeats")
+                raise field_error(self, f, "free of repeats")
         for kind in self.kinds:
             if kind not in KINDS:
-                raise bad("kinds", f"a tuple of {list(KINDS)}")
+                raise field_error(self, "kinds", f"a tuple of {list(KINDS)}")
         if self.levels[0] != 0 or any(b <= a for a, b in zip(self.levels, self.levels[1:])):
-            raise bad("levels", "strictly ascending and start at 0 (the clean level)")
+            raise field_error(self, "levels", "strictly ascending and start at 0 (the clean level)")
         for kind in self.kinds:
             for level in self.levels:
                 try:
                     check_level(kind, level)
                 except (ValueError, TypeError):
-                    raise bad(
+                    raise field_error(
+                        self,
                         "levels",
                         f"valid for kind {kind!r} (fractions in [0, 1], "
                         "'add': any finite value >= 0)",
                     ) from None
         if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
-            raise bad("seeds", "a tuple of ints >= 0")
+            raise field_error(self, "seeds", "a tuple of ints >= 0")
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
-            raise bad("epochs", "None or an int >= 1")
+            raise field_error(self, "epochs", "None or an int >= 1")
         for m in self.metrics:
             name, _, k = m.partition("@")
             if not name or not k.isdigit():
-                raise bad("metrics", "a tuple of names like 'ndcg@20'")
+                raise field_error(self, "metrics", "a tuple of names like 'ndcg@20'")
 
     def validate(self) -> "NaturalNoiseConfig":
         """Checks the models against the named experiments (after all overrides)."""
