@@ -199,7 +199,7 @@ def apply_overrides(cfg: Any, overrides: list[str] | dict[str, Any]) -> Any:
     items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
     for key, raw in items:
         cfg = _set(cfg, key.split("."), raw, key, "")
-    return cfg.validate() if hasattr(cfg, "validate") else cfg
+    return cfg.validate()  # ExperimentConfig and every study config define it
 
 
 def _split(item: str) -> tuple[str, str]:
