@@ -214,6 +214,19 @@ class Bound:
         return _cached_hash(self)
 
 
+def user_item_layout(model) -> dict:
+    """The :class:`ModelFns` fields of a model whose ``user``/``pos``/``neg`` embeddings are
+    rows of a user and an item table (``model.num_users`` x ``model.num_items``):
+    ``embedding_names``, ``num_users``, ``num_items``, ``lookups`` and ``table_sizes``."""
+    return {
+        "embedding_names": ("user", "pos", "neg"),
+        "num_users": model.num_users,
+        "num_items": model.num_items,
+        "lookups": {"user": ("user", "user"), "pos": ("item", "pos"), "neg": ("item", "neg")},
+        "table_sizes": {"user": model.num_users, "item": model.num_items},
+    }
+
+
 def lookup_model_fns(
     graphdef: nnx.GraphDef,
     model,
@@ -231,11 +244,7 @@ def lookup_model_fns(
         score=MergedMethod(graphdef, "score"),
         score_all=MergedMethod(graphdef, "score_all"),
         score_items=MergedMethod(graphdef, "score_items"),
-        embedding_names=("user", "pos", "neg"),
-        num_users=model.num_users,
-        num_items=model.num_items,
-        lookups={"user": ("user", "user"), "pos": ("item", "pos"), "neg": ("item", "neg")},
-        table_sizes={"user": model.num_users, "item": model.num_items},
+        **user_item_layout(model),
         get_tables=get_tables,
         set_tables=set_tables,
         bilinear=bilinear,

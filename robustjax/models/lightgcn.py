@@ -34,7 +34,7 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Float, Int
 
-from robustjax.models.base import ModelFns, set_embedding_tables, split_model
+from robustjax.models.base import ModelFns, set_embedding_tables, split_model, user_item_layout
 from robustjax.types import Array, Batch, Emb
 
 PERTURB_POINTS = ("layer0", "output")
@@ -306,12 +306,8 @@ def lightgcn_fns(
         score=lambda p, user, item, bias=None: LightGCN.score(user, item, bias),
         score_all=score_all,
         score_items=score_items,
-        embedding_names=("user", "pos", "neg"),
-        num_users=model.num_users,
-        num_items=model.num_items,
         # embeddings are rows of the propagated tables (APR-published perturbs those rows)
-        lookups={"user": ("user", "user"), "pos": ("item", "pos"), "neg": ("item", "neg")},
-        table_sizes={"user": model.num_users, "item": model.num_items},
+        **user_item_layout(model),
         get_tables=get_tables,
         set_tables=set_tables,
         bilinear=True,
