@@ -290,7 +290,7 @@ def _seq_evaluate(loaded, cfg, context, progress):
 
 
 def _seq_report(cfg):
-    return tuple(f"{m}@{k}" for k in cfg.ks for m in ("hr", "ndcg")), (), None
+    return tuple(f"{m}@{k}" for k in cfg.ks for m in ("sampled_hr", "sampled_ndcg")), (), None
 
 
 _SEQUENCE = _Family(

@@ -16,7 +16,7 @@ the target among its evaluation candidates (the target and its 100 sampled negat
 from. Discrete attacks never insert any of the user's candidates (the target or its
 negatives) into the history, so an attack cannot win by simply showing the answer.
 
-Metrics per level: ``hr@K`` and ``ndcg@K`` (sampled protocol: the target's rank is the
+Metrics per level: ``sampled_hr@K`` and ``sampled_ndcg@K`` (the sampled protocol, named as in training runs: the target's rank is the
 number of candidates scored strictly higher) and ``target_score_shift``, the mean change
 of the target's score from the clean one.
 
@@ -100,8 +100,8 @@ def _metrics(scores, clean_target, valid, ks):
     out = {}
     for k in ks:
         hr, ndcg = single_target_metrics(rank, k)
-        out[f"hr@{k}"] = jnp.sum(hr * valid)
-        out[f"ndcg@{k}"] = jnp.sum(ndcg * valid)
+        out[f"sampled_hr@{k}"] = jnp.sum(hr * valid)
+        out[f"sampled_ndcg@{k}"] = jnp.sum(ndcg * valid)
     out["target_score_shift"] = jnp.sum((scores[:, 0] - clean_target) * valid)
     return out
 
