@@ -73,7 +73,10 @@ def add_parser(sub) -> None:
         "--scope",
         default="row",
         choices=("row", "example", "batch"),
-        help="ball per embedding row, per table, or over all tables jointly",
+        help="the eps ball: per embedding row (row); per example, i.e. jointly over "
+        "everything perturbed at one leading index, such as a user's whole history "
+        "(example; table attacks need tables of equal size for it); or one ball over "
+        "everything perturbed (batch)",
     )
     s.add_argument(
         "--targets",
