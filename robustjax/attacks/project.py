@@ -112,7 +112,25 @@ def _sumsq(x, axis, keepdims):
 
 
 def _maxabs(x, axis, keepdims):
+    if axis == -1 and x.ndim >= 2 and x.shape[-1] <= 8:  # unrolled, as in _sumsq
+        total = functools.reduce(jnp.maximum, [jnp.abs(x[..., j]) for j in range(x.shape[-1])])
+        return total[..., None] if keepdims else total
     return jnp.max(jnp.abs(x), axis=axis, keepdims=keepdims)
+
+
+def _scaled_l2(leaves, scope: str, where: str):
+    """L2 norms without the overflow or underflow of squaring: per scope unit the max-abs
+    entry ``m``, the leaves divided by it, and the norm ``s`` of those (``1 <= s <=
+    sqrt(d)`` where ``m > 0``), so that ``||x|| = m * s``. Squaring a float32 gradient
+    with entries of 1e-20 gives 0 and with entries of 1e20 gives inf; ``x / m`` does
+    neither. Units with ``m = 0`` give zeros and ``s = 0``."""
+    ms = _reduce(leaves, scope, _maxabs, jnp.maximum, where)
+    scaled = [
+        jnp.where(m > 0, x / jnp.where(m > 0, m, jnp.ones_like(m)), jnp.zeros_like(x))
+        for x, m in zip(leaves, ms, strict=True)
+    ]
+    ss = [_safe_sqrt(t) for t in _reduce(scaled, scope, _sumsq, jnp.add, where)]
+    return ms, scaled, ss
 
 
 def _safe_sqrt(s: Array) -> Array:
@@ -128,7 +146,8 @@ def norms(tree: Emb, *, norm: str, scope: str) -> list[Array]:
     check_norm_scope(norm, scope, where="norms")
     leaves, _ = _leaves(tree, "norms")
     if norm == "l2":
-        return [_safe_sqrt(s) for s in _reduce(leaves, scope, _sumsq, jnp.add, "norms")]
+        ms, _, ss = _scaled_l2(leaves, scope, "norms")
+        return [m * n for m, n in zip(ms, ss, strict=True)]
     return _reduce(leaves, scope, _maxabs, jnp.maximum, "norms")
 
 
@@ -139,7 +158,8 @@ def _cast(eps, x):
 def project(delta: Emb, eps: float | Scalar, *, norm: str = "l2", scope: str = "row") -> Emb:
     """Euclidean projection of ``delta`` onto the ``eps`` ball of ``norm`` over ``scope``.
 
-    L2: ``delta * min(1, eps / ||delta||)`` per scope unit (rows, examples or the batch).
+    L2: ``delta * min(1, eps / ||delta||)`` per scope unit (rows, examples or the batch),
+    with the norm taken scale-safely (no overflow or underflow for any finite ``delta``).
     Linf: ``clip(delta, -eps, eps)`` elementwise; the scope does not matter (see module doc).
 
     Args:
@@ -156,11 +176,14 @@ def project(delta: Emb, eps: float | Scalar, *, norm: str = "l2", scope: str = "
     if norm == "linf":
         out = [jnp.clip(x, -_cast(eps, x), _cast(eps, x)) for x in leaves]
     else:
-        ns = [_safe_sqrt(s) for s in _reduce(leaves, scope, _sumsq, jnp.add, "project")]
-        out = [
-            x * jnp.minimum(jnp.ones_like(n), _cast(eps, x) / jnp.maximum(n, _tiny(x)))
-            for x, n in zip(leaves, ns)
-        ]
+        ms, _, ss = _scaled_l2(leaves, scope, "project")
+        out = []
+        for x, m, n in zip(leaves, ms, ss, strict=True):
+            # eps / ||x|| as (eps / m) / s: neither factor overflows for finite x
+            ratio = (_cast(eps, x) / jnp.where(m > 0, m, jnp.ones_like(m))) / jnp.maximum(
+                n, jnp.ones_like(n)
+            )
+            out.append(x * jnp.where(m > 0, jnp.minimum(jnp.ones_like(n), ratio), 1))
     return jax.tree.unflatten(treedef, out)
 
 
@@ -172,15 +195,18 @@ def normalize(g: Emb, *, norm: str = "l2", scope: str = "row") -> Emb:
     """Unit-norm steepest-ascent direction for the gradient ``g``.
 
     ``argmax_{||v|| <= 1} <g, v>`` per scope unit: ``g / ||g||`` for L2 (a zero gradient
-    gives a zero direction, not NaN) and ``sign(g)`` for Linf (any scope).
+    gives a zero direction, not NaN) and ``sign(g)`` for Linf (any scope). The L2
+    direction is computed as ``(g / m) / ||g / m||`` with ``m`` the unit's max-abs entry,
+    so it has norm 1 (to rounding) for every finite gradient, from 1e-30 to 1e30, where
+    ``g / ||g||`` underflows or overflows in float32 and bfloat16.
     """
     check_norm_scope(norm, scope, where="normalize")
     leaves, treedef = _leaves(g, "normalize")
     if norm == "linf":
         out = [jnp.sign(x) for x in leaves]
     else:
-        ns = [_safe_sqrt(s) for s in _reduce(leaves, scope, _sumsq, jnp.add, "normalize")]
-        out = [x / jnp.maximum(n, _tiny(x)) for x, n in zip(leaves, ns)]
+        _, scaled, ss = _scaled_l2(leaves, scope, "normalize")
+        out = [t / jnp.maximum(n, jnp.ones_like(n)) for t, n in zip(scaled, ss, strict=True)]
     return jax.tree.unflatten(treedef, out)
 
 
