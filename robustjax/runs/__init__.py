@@ -1,6 +1,7 @@
 """Training runs that write a run folder: sequential models (SASRec, BERT4Rec)."""
 
-from robustjax.runs.sequence import run_bert4rec, run_sasrec
+from robustjax.runs.keywords import run_bert4rec, run_sasrec
+from robustjax.runs.sequence import run_sequence_experiment
 from robustjax.runs.sequence_io import (
     SEQUENCE_MODELS,
     SequenceRun,
@@ -20,5 +21,6 @@ __all__ = [
     "register_sequence_model",
     "run_bert4rec",
     "run_sasrec",
+    "run_sequence_experiment",
     "save_sequence_run",
 ]

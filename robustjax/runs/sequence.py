@@ -171,6 +171,43 @@ def _initial_params(cfg, kwargs, data):
     return graphdef, prev.params
 
 
+def _sequence_data(cfg, folder: RunFolder, table):
+    spec = data_spec(cfg.data) if table is None else {"table": "given in memory"}
+    data = make_sequence_data(
+        load_table(spec) if table is None else table,
+        max_len=cfg.model.max_len,
+        seed=cfg.train.seed,
+        num_negatives=cfg.eval.sampled_negatives,
+    )
+    summary = {"num_users": data.num_users, "num_items": data.num_items, "data": spec}
+    folder.write_json("data.json", summary)
+    return data, spec
+
+
+def _train(cfg, graphdef, params, data, folder: RunFolder, evaluate, resume, progress):
+    """The host loop over the configured phases; selection on validation only."""
+    t = cfg.train
+    tx = optimizer_of(t)
+    batch_size = min(t.batch_size, data.num_users)
+    return train_loop(
+        state=init_state(params, tx),
+        phases=_phases(cfg, graphdef, data, tx, batch_size),
+        epochs=t.epochs,
+        seed=t.seed,
+        validate=lambda state: evaluate(state.params, "valid"),
+        selectors={"model": Selector(t.early_metric)},
+        eval_every=t.eval_every,
+        patience=t.patience,
+        checkpoint_every=t.checkpoint_every,
+        time_budget_s=t.time_budget_s,
+        checkpoint_dir=folder.checkpoint_dir,
+        resume=resume,
+        progress=progress,
+        desc=cfg.name,
+        on_epoch=folder.log,
+    )
+
+
 def run_sequence_experiment(
     cfg,
     out_dir: str,
@@ -189,39 +226,11 @@ def run_sequence_experiment(
     t_start = time.perf_counter()
     folder = RunFolder(out_dir, resume=resume)
     folder.write_config(cfg)
-    spec = data_spec(cfg.data) if table is None else {"table": "given in memory"}
-    data = make_sequence_data(
-        load_table(spec) if table is None else table,
-        max_len=cfg.model.max_len,
-        seed=cfg.train.seed,
-        num_negatives=cfg.eval.sampled_negatives,
-    )
-    folder.write_json(
-        "data.json", {"num_users": data.num_users, "num_items": data.num_items, "data": spec}
-    )
-    batch_size = min(cfg.train.batch_size, data.num_users)
+    data, spec = _sequence_data(cfg, folder, table)
     kwargs = _model_kwargs(cfg, data.num_items)
     graphdef, params = _initial_params(cfg, kwargs, data)
-    t = cfg.train
-    tx = optimizer_of(t)
     evaluate = _evaluator(cfg, graphdef, data)
-    result = train_loop(
-        state=init_state(params, tx),
-        phases=_phases(cfg, graphdef, data, tx, batch_size),
-        epochs=t.epochs,
-        seed=t.seed,
-        validate=lambda state: evaluate(state.params, "valid"),
-        selectors={"model": Selector(t.early_metric)},
-        eval_every=t.eval_every,
-        patience=t.patience,
-        checkpoint_every=t.checkpoint_every,
-        time_budget_s=t.time_budget_s,
-        checkpoint_dir=folder.checkpoint_dir,
-        resume=resume,
-        progress=progress,
-        desc=cfg.name,
-        on_epoch=folder.log,
-    )
+    result = _train(cfg, graphdef, params, data, folder, evaluate, resume, progress)
     best = result.selected["model"]
     metrics = {
         **{f"valid/{k}": v for k, v in evaluate(best.params, "valid").items()},
@@ -239,140 +248,11 @@ def run_sequence_experiment(
         model_kwargs=kwargs,
         data_spec=spec,
         max_len=cfg.model.max_len,
-        seed=t.seed,
+        seed=cfg.train.seed,
         extra={"best_epoch": best.epoch, "name": cfg.name},
     )
     folder.write_metrics(metrics)
     return metrics
 
 
-_LEGACY_DEFAULTS = {
-    "sasrec": {
-        "epochs": 200,
-        "max_len": 200,
-        "dim": 50,
-        "num_heads": 1,
-        "dropout": 0.2,
-        "eval_every": 20,
-        "buckets": 1,
-    },
-    "bert4rec": {
-        "epochs": 200,
-        "max_len": 100,
-        "dim": 64,
-        "num_heads": 2,
-        "dropout": 0.1,
-        "eval_every": 10,
-        "mask_prob": 0.2,
-        "mask_last_prob": 0.0,
-        "num_sampled": 0,
-        "weight_decay": 0.0,
-        "clip_norm": 5.0,
-    },
-}
-_LEGACY_COMMON = {
-    "num_blocks": 2,
-    "lr": 1e-3,
-    "batch_size": 128,
-    "seed": 0,
-    "time_budget_s": None,
-    "data_path": None,
-    "table": None,
-    "synthetic": None,
-    "adv": None,
-    "name": None,
-    "init_from": None,
-}
-
-
-def _legacy_config(model: str, kw: dict):
-    """An ``ExperimentConfig`` from the keyword arguments of :func:`run_sasrec` /
-    :func:`run_bert4rec` (their defaults are those of the original runs)."""
-    from robustjax.config import EvalConfig, ExperimentConfig, TrainConfig
-    from robustjax.data import DataConfig
-    from robustjax.models import ModelConfig
-    from robustjax.objectives import AdvConfig
-
-    allowed = {**_LEGACY_COMMON, **_LEGACY_DEFAULTS[model]}
-    if model == "bert4rec":
-        allowed.pop("init_from")
-    unknown = sorted(set(kw) - set(allowed))
-    if unknown:
-        raise TypeError(f"run_{model}: unexpected arguments {unknown}; valid: {sorted(allowed)}.")
-    kw = {**allowed, **kw, "name": kw.get("name") or model}
-    synthetic = kw.pop("synthetic", None)
-    if synthetic is not None:
-        data = DataConfig(
-            synthetic_users=synthetic["num_users"],
-            synthetic_items=synthetic["num_items"],
-            synthetic_per_user=synthetic["interactions_per_user"],
-            seed=synthetic.get("seed", 0),
-        )
-    elif kw.get("data_path") is not None or kw.get("table") is not None:
-        data = DataConfig(path=kw.get("data_path"))
-    else:
-        raise ValueError(
-            f"run_{model}: pass data_path= (e.g. ../shared/data/ml-1m), synthetic= or table=."
-        )
-    adv = kw.pop("adv", None) or SeqAdvConfig()
-    model_keys = ("max_len", "dim", "num_blocks", "num_heads", "dropout")
-    train_keys = ("epochs", "batch_size", "seed", "eval_every", "time_budget_s", "init_from")
-    train_keys += ("buckets", "weight_decay", "clip_norm", "mask_prob", "mask_last_prob")
-    train = {k: kw[k] for k in train_keys if k in kw and k != "clip_norm"}
-    if "num_sampled" in kw:
-        train["cloze_negatives"] = kw["num_sampled"]
-    loss = "bce" if model == "sasrec" else "softmax"
-    optimizer = {"optimizer": "adam", "beta2": 0.98}
-    if model == "bert4rec":
-        optimizer = {"optimizer": "adamw", "beta2": 0.999, "clip_norm": kw["clip_norm"]}
-    return ExperimentConfig(
-        name=kw["name"],
-        data=data,
-        model=ModelConfig(name=model, **{k: kw[k] for k in model_keys if k in kw}),
-        train=TrainConfig(
-            learning_rate=kw["lr"],
-            loss=loss,
-            early_metric="sampled_ndcg@10",
-            checkpoint_every=kw["eval_every"],
-            **{**optimizer, **train},
-        ),
-        adv=AdvConfig(
-            method=adv.method,
-            eps=adv.eps,
-            weight=adv.lam,
-            warm_epochs=adv.start_epoch - 1,
-            num_steps=adv.num_steps,
-            step_size=adv.step_size if adv.method == "hull" else None,
-            norm=adv.norm,
-            scope=adv.scope,
-            targets=("seq",),
-            budget=adv.budget,
-            num_candidates=adv.num_candidates,
-        ),
-        eval=EvalConfig(ks=(10,), sampled_negatives=100, batch_size=256),
-    ).validate()
-
-
-def run_sasrec(*, out_dir: str, resume: bool = False, progress: bool = True, **kw) -> dict:
-    """SASRec through :func:`run_sequence_experiment`, configured by keywords: ``data_path``
-    / ``synthetic`` (kwargs of ``robustjax.data.synthetic``) / ``table``, ``epochs``,
-    ``max_len``, ``dim``, ``num_blocks``, ``num_heads``, ``dropout``, ``lr``,
-    ``batch_size``, ``seed``, ``eval_every``, ``time_budget_s``, ``adv``
-    (:class:`SeqAdvConfig`), ``init_from``, ``name``, ``buckets``. Adam with ``b2 = 0.98``
-    (the paper's); selection on sampled NDCG@10 (100 negatives)."""
-    table = kw.pop("table", None)
-    cfg = _legacy_config("sasrec", {"table": table, **kw})
-    return run_sequence_experiment(cfg, out_dir, resume=resume, progress=progress, table=table)
-
-
-def run_bert4rec(*, out_dir: str, resume: bool = False, progress: bool = True, **kw) -> dict:
-    """BERT4Rec through :func:`run_sequence_experiment`, configured by keywords: those of
-    :func:`run_sasrec` (but ``buckets``, ``init_from``) and ``mask_prob``,
-    ``mask_last_prob``, ``num_sampled`` (0 = full softmax), ``weight_decay``,
-    ``clip_norm``. Optimiser: global-norm clipping, then AdamW."""
-    table = kw.pop("table", None)
-    cfg = _legacy_config("bert4rec", {"table": table, **kw})
-    return run_sequence_experiment(cfg, out_dir, resume=resume, progress=progress, table=table)
-
-
-__all__ = ["data_spec", "run_bert4rec", "run_sasrec", "run_sequence_experiment", "sequence_adv"]
+__all__ = ["data_spec", "run_sequence_experiment", "sequence_adv"]
