@@ -22,77 +22,72 @@ EPILOG = """examples:
 """
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="robustjax",
-        description="Robustness analysis and adversarial training of recommender models in JAX.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def _add_common(sp, *, named: bool = True) -> None:
+    """The data/config options shared by ``train``, ``study`` and ``config``."""
+    if named:
+        sp.add_argument(
+            "--experiment",
+            default="bpr-mf",
+            metavar="NAME",
+            help="named config from experiments/ (default: bpr-mf); "
+            "`robustjax experiments` lists them",
+        )
+    sp.add_argument(
+        "--data",
+        default=None,
+        metavar="PATH",
+        help="data file or split folder (format auto-detected); omitted: the "
+        "embedded synthetic data set",
     )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sp.add_argument(
+        "--format",
+        default=None,
+        metavar="FMT",
+        help="data format when auto-detection is ambiguous: atomic, movielens, "
+        "delimited, user-lines, pairs, split-folder",
+    )
+    sp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a config field, e.g. train.epochs=20 "
+        "or model.dim=32 (repeatable; `robustjax config` lists the keys)",
+    )
+    sp.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a tiny version of the experiment (smoke test, seconds)",
+    )
 
-    def common(sp, *, named: bool = True):
-        if named:
-            sp.add_argument(
-                "--experiment",
-                default="bpr-mf",
-                metavar="NAME",
-                help="named config from experiments/ (default: bpr-mf); "
-                "`robustjax experiments` lists them",
-            )
-        sp.add_argument(
-            "--data",
-            default=None,
-            metavar="PATH",
-            help="data file or split folder (format auto-detected); omitted: the "
-            "embedded synthetic data set",
-        )
-        sp.add_argument(
-            "--format",
-            default=None,
-            metavar="FMT",
-            help="data format when auto-detection is ambiguous: atomic, movielens, "
-            "delimited, user-lines, pairs, split-folder",
-        )
-        sp.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            dest="overrides",
-            help="override a config field, e.g. train.epochs=20 "
-            "or model.dim=32 (repeatable; `robustjax config` lists the keys)",
-        )
-        sp.add_argument(
-            "--tiny",
-            action="store_true",
-            help="a tiny version of the experiment (smoke test, seconds)",
-        )
 
-    def run_options(sp, out_default=None):
-        sp.add_argument(
-            "--out",
-            required=out_default is None,
-            default=out_default,
-            metavar="DIR",
-            help="output folder" + ("" if out_default is None else f" (default: {out_default})"),
-        )
-        sp.add_argument(
-            "--resume",
-            action="store_true",
-            help="continue from OUT/checkpoint/state.npz (same final result as an "
-            "uninterrupted run)",
-        )
-        sp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-        sp.add_argument(
-            "--init-from",
-            default=None,
-            metavar="RUN",
-            help="start from the selected parameters of an earlier run's folder (same model "
-            "and data; e.g. APR from a trained BPR run), with fresh model selection "
-            "(= --set train.init_from=RUN)",
-        )
+def _add_run_options(sp, out_default=None) -> None:
+    """The output/resume options shared by ``train`` and ``study``."""
+    sp.add_argument(
+        "--out",
+        required=out_default is None,
+        default=out_default,
+        metavar="DIR",
+        help="output folder" + ("" if out_default is None else f" (default: {out_default})"),
+    )
+    sp.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUT/checkpoint/state.npz (same final result as an uninterrupted run)",
+    )
+    sp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sp.add_argument(
+        "--init-from",
+        default=None,
+        metavar="RUN",
+        help="start from the selected parameters of an earlier run's folder (same model "
+        "and data; e.g. APR from a trained BPR run), with fresh model selection "
+        "(= --set train.init_from=RUN)",
+    )
 
+
+def _add_train(sub) -> None:
     t = sub.add_parser(
         "train",
         help="train a model, evaluate it, write outputs",
@@ -102,9 +97,11 @@ def _parser() -> argparse.ArgumentParser:
         "original ids) and checkpoint/. A study's name (see `robustjax study`) runs "
         "the study.",
     )
-    common(t)
-    run_options(t)
+    _add_common(t)
+    _add_run_options(t)
 
+
+def _add_study(sub) -> None:
     st = sub.add_parser(
         "study",
         help="run a study: several trainings, one report",
@@ -113,16 +110,16 @@ def _parser() -> argparse.ArgumentParser:
         "OUT/results.json, results.md, metrics.json and every run's own outputs.",
     )
     st.add_argument("name", metavar="NAME", help="the study, e.g. poisoning")
-    common(st, named=False)
-    run_options(st, out_default="runs/NAME")
+    _add_common(st, named=False)
+    _add_run_options(st, out_default="runs/NAME")
 
-    from robustjax.cli import sweep as sweep_cli
 
-    sweep_cli.add_parser(sub)
-
+def _add_config(sub) -> None:
     c = sub.add_parser("config", help="print the resolved config and the valid --set keys")
-    common(c)
-    sub.add_parser("experiments", help="list the named experiments")
+    _add_common(c)
+
+
+def _add_bench(sub) -> None:
     b = sub.add_parser(
         "bench",
         help="run a benchmark (benchmarks/NAME.py)",
@@ -131,6 +128,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("name", metavar="NAME", help="e.g. attack_cost, eval_sweep, train_throughput")
     b.add_argument("args", nargs=argparse.REMAINDER, help="the benchmark's own arguments")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="robustjax",
+        description="Robustness analysis and adversarial training of recommender models in JAX.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub)
+    _add_study(sub)
+
+    from robustjax.cli import sweep as sweep_cli
+
+    sweep_cli.add_parser(sub)
+    _add_config(sub)
+    sub.add_parser("experiments", help="list the named experiments")
+    _add_bench(sub)
     return p
 
 

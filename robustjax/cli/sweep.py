@@ -23,6 +23,12 @@ def add_parser(sub) -> None:
         "of metric-vs-eps and stability-vs-eps (needs matplotlib: pip install "
         "'robustjax[plot]'; the JSON never does).",
     )
+    _add_attack_args(s)
+    _add_eval_args(s)
+
+
+def _add_attack_args(s) -> None:
+    """What is evaluated and how it is perturbed: runs, kind, grid, seeds, objective."""
     s.add_argument(
         "--checkpoint",
         action="append",
@@ -84,6 +90,10 @@ def add_parser(sub) -> None:
         metavar="T,T",
         help="embedding tables to perturb: user, item or both (default)",
     )
+
+
+def _add_eval_args(s) -> None:
+    """What is measured and where it goes: cutoffs, batching, output."""
     s.add_argument("--ks", default="10,20", help="ranking cutoffs (default 10,20)")
     s.add_argument("--stability-k", type=int, default=20, help="K of Jaccard@K and RBO@K")
     s.add_argument("--auc", action="store_true", help="also compute AUC at every level")
