@@ -91,34 +91,62 @@ def convex_hull_perturbation(
     seq = _check_seq(seq_ids, where)
     live_table = jnp.asarray(table)
     table = _check_table(table, where)
-    num_items = table.shape[0] - 1
     n_cand = _check_int("num_candidates", num_candidates, 1, None, where, "use at least 1")
     steps = _check_int("steps", steps, 0, None, where, "use 0 or more ascent steps")
     exclude = _check_exclude(exclude, seq.shape[0], where)
     base = table[seq]
+    clean_loss, sel = _hull_positions(loss_fn, base, seq, budget, where)
+    cands = _hull_candidates(key, seq, sel, exclude, table.shape[0] - 1, n_cand)
+    cand_rows = table[cands]
+    one_hot = jnp.broadcast_to((jnp.arange(n_cand + 1) == 0).astype(table.dtype), cands.shape)
+    best_w = _ascend_weights(
+        loss_fn, base, seq, sel, cand_rows, one_hot, clean_loss, steps, step_size, init_logit,
+        where,
+    )  # fmt: skip
+    weights = jax.lax.stop_gradient(jnp.where(sel[..., None], best_w, one_hot))
+    rows = jnp.where(
+        sel[..., None], jnp.einsum("blm,blmd->bld", weights, live_table[cands]), live_table[seq]
+    )
+    return HullPerturbation(rows, weights, cands)
+
+
+def _banned_with(orig: Int[Array, "B K 1"], exclude: Int[Array, "B C"] | None) -> Array:
+    """``[B, K, 1 + C]`` ids a sampled item must avoid: the original item, then ``exclude``
+    (shared with :func:`robustjax.attacks.sequence.substitute_random`)."""
+    if exclude is None:
+        return orig
+    return jnp.concatenate(
+        [orig, jnp.broadcast_to(exclude[:, None, :], (*orig.shape[:-1], exclude.shape[1]))], -1
+    )
+
+
+def _hull_positions(loss_fn, base, seq, budget, where):
+    """The clean loss ``[B]`` and the ``[B, L]`` mask of perturbed positions: every real
+    one, or the ``budget`` with the largest clean gradient norm."""
     real = seq != 0
     if budget is None:
-        clean_loss, sel = _call_loss(loss_fn, base, seq, where), real
-    else:
-        budget = _check_budget(budget, seq.shape[1], where)
-        clean_loss, g = _loss_grad(loss_fn, base, seq, where)
-        idx, ok = _top_positions(jnp.linalg.norm(g, axis=-1), real, budget)
-        sel = _mask_at(seq.shape, idx, ok)
-    banned = (
-        seq[..., None]
-        if exclude is None
-        else jnp.concatenate(
-            [seq[..., None], jnp.broadcast_to(exclude[:, None, :], (*seq.shape, exclude.shape[1]))],
-            -1,
-        )
-    )
-    draws, free = _sample_allowed(key, banned, num_items, n_cand)  # [B, L, N]
+        return _call_loss(loss_fn, base, seq, where), real
+    budget = _check_budget(budget, seq.shape[1], where)
+    clean_loss, g = _loss_grad(loss_fn, base, seq, where)
+    idx, ok = _top_positions(jnp.linalg.norm(g, axis=-1), real, budget)
+    return clean_loss, _mask_at(seq.shape, idx, ok)
+
+
+def _hull_candidates(key, seq, sel, exclude, num_items, n_cand):
+    """``[B, L, 1 + n_cand]`` candidate ids: the original item, then ``n_cand`` allowed
+    random items at perturbed positions (the original elsewhere or when none is allowed)."""
+    draws, free = _sample_allowed(key, _banned_with(seq[..., None], exclude), num_items, n_cand)
     orig = jnp.broadcast_to(seq[..., None], draws.shape)
     draws = jnp.where((sel & free)[..., None], draws.astype(seq.dtype), orig)
-    cands = jnp.concatenate([seq[..., None], draws], axis=-1)  # [B, L, M]
-    cand_rows = table[cands]
-    m = n_cand + 1
-    one_hot = jnp.broadcast_to((jnp.arange(m) == 0).astype(table.dtype), cands.shape)
+    return jnp.concatenate([seq[..., None], draws], axis=-1)  # [B, L, M]
+
+
+def _ascend_weights(
+    loss_fn, base, seq, sel, cand_rows, one_hot, clean_loss, steps, step_size, init_logit, where
+):
+    """``steps`` of gradient ascent on the candidate logits (``[B, L, M]``, started at
+    ``init_logit`` on the original); returns each sequence's best weights, ``one_hot``
+    when no iterate beats ``clean_loss``."""
 
     def mix(w):
         return jnp.where(sel[..., None], jnp.einsum("blm,blmd->bld", w, cand_rows), base)
@@ -133,11 +161,11 @@ def convex_hull_perturbation(
         return jnp.where(better[:, None, None], w, best_w), jnp.where(better, v, best_v)
 
     z0 = (
-        jnp.zeros(cands.shape, table.dtype)
+        jnp.zeros(one_hot.shape, base.dtype)
         .at[..., 0]
-        .set(jnp.asarray(init_logit).astype(table.dtype))
+        .set(jnp.asarray(init_logit).astype(base.dtype))
     )
-    lr = jnp.asarray(step_size).astype(table.dtype)
+    lr = jnp.asarray(step_size).astype(base.dtype)
 
     def step(_, carry):
         z, best_w, best_v = carry
@@ -147,12 +175,7 @@ def convex_hull_perturbation(
 
     z, best_w, best_v = jax.lax.fori_loop(0, steps, step, (z0, one_hot, clean_loss))
     _, (v, w) = loss_of(z)
-    best_w, _ = keep_best(best_w, best_v, w, v)
-    weights = jax.lax.stop_gradient(jnp.where(sel[..., None], best_w, one_hot))
-    rows = jnp.where(
-        sel[..., None], jnp.einsum("blm,blmd->bld", weights, live_table[cands]), live_table[seq]
-    )
-    return HullPerturbation(rows, weights, cands)
+    return keep_best(best_w, best_v, w, v)[0]
 
 
 __all__ = ["HullPerturbation", "convex_hull_perturbation"]

@@ -11,6 +11,18 @@ from robustjax.attacks.project import check_norm_scope, normalize, project, rand
 from robustjax.types import Array, Emb
 
 
+def _check_pgd_args(
+    norm: str, scope: str, num_steps: int, random_start: bool, key: PRNGKeyArray | None
+) -> None:
+    check_norm_scope(norm, scope, where="pgd")
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(
+            f"pgd: num_steps must be a Python int >= 1 (it is static), got num_steps={num_steps!r}."
+        )
+    if random_start and key is None:
+        raise ValueError("pgd: random_start=True needs a PRNG key; pass key=.")
+
+
 def pgd(
     loss_fn: Callable[[Emb], Array],
     emb: Emb,
@@ -50,13 +62,7 @@ def pgd(
     Returns:
       ``delta`` shaped like ``emb``.
     """
-    check_norm_scope(norm, scope, where="pgd")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(
-            f"pgd: num_steps must be a Python int >= 1 (it is static), got num_steps={num_steps!r}."
-        )
-    if random_start and key is None:
-        raise ValueError("pgd: random_start=True needs a PRNG key; pass key=.")
+    _check_pgd_args(norm, scope, num_steps, random_start, key)
     names = _tree.resolve_targets(emb, targets, where="pgd")
     sel = _tree.select(emb, names)
     if step_size is None:

@@ -48,7 +48,7 @@ from robustjax.attacks._seq_ops import (
     _top_positions,
     is_left_padded,
 )
-from robustjax.attacks.hull import HullPerturbation, convex_hull_perturbation
+from robustjax.attacks.hull import HullPerturbation, _banned_with, convex_hull_perturbation
 
 
 # --------------------------------------------------------------------------- substitution
@@ -72,14 +72,7 @@ def substitute_random(
     k_pos, k_item = jax.random.split(key)
     idx, ok = _top_positions(jax.random.uniform(k_pos, seq.shape), seq != 0, budget)
     orig = jnp.take_along_axis(seq, idx, axis=1)[..., None]  # [B, K, 1]
-    banned = (
-        orig
-        if exclude is None
-        else jnp.concatenate(
-            [orig, jnp.broadcast_to(exclude[:, None, :], (*idx.shape, exclude.shape[1]))], -1
-        )
-    )
-    items, free = _sample_allowed(k_item, banned, num_items, 1)
+    items, free = _sample_allowed(k_item, _banned_with(orig, exclude), num_items, 1)
     return _scatter(seq, idx, items[..., 0], ok & free)
 
 
