@@ -249,20 +249,7 @@ def lightgcn_fns(
     needs a non-trainable slot in ``ModelFns`` (e.g. ``consts`` passed next to ``params``);
     :func:`propagate` already takes the graph as a (traceable) argument.
     """
-    if perturb not in PERTURB_POINTS:
-        raise ValueError(
-            f"lightgcn_fns: perturb={perturb!r} is unknown; expected one of {PERTURB_POINTS}."
-        )
-    if not isinstance(graph, Graph):
-        raise TypeError(
-            f"lightgcn_fns: graph must be a Graph from build_graph, got {type(graph).__name__}."
-        )
-    if (graph.num_users, graph.num_items) != (model.num_users, model.num_items):
-        raise ValueError(
-            f"lightgcn_fns: the graph has {graph.num_users} users x "
-            f"{graph.num_items} items but the model {model.num_users} x "
-            f"{model.num_items}; build the graph with the model's table sizes."
-        )
+    _check_fns_args(model, graph, perturb)
     graphdef, params = split_model(model)
 
     def final(p):  # propagated tables
@@ -278,6 +265,43 @@ def lightgcn_fns(
         u, i = final(p)
         return jnp.sum(u[users][:, None, :] * i[items], axis=-1)
 
+    get_tables, set_tables = _table_fns(model, graphdef, final, perturb)
+    fns = ModelFns(
+        embed=lambda p, batch: _gather(*final(p), batch),
+        score=lambda p, user, item, bias=None: LightGCN.score(user, item, bias),
+        score_all=score_all,
+        score_items=score_items,
+        # embeddings are rows of the propagated tables (APR-published perturbs those rows)
+        **user_item_layout(model),
+        get_tables=get_tables,
+        set_tables=set_tables,
+        bilinear=True,
+    )
+    return fns, params
+
+
+def _check_fns_args(model: LightGCN, graph: Graph, perturb: str) -> None:
+    if perturb not in PERTURB_POINTS:
+        raise ValueError(
+            f"lightgcn_fns: perturb={perturb!r} is unknown; expected one of {PERTURB_POINTS}."
+        )
+    if not isinstance(graph, Graph):
+        raise TypeError(
+            f"lightgcn_fns: graph must be a Graph from build_graph, got {type(graph).__name__}."
+        )
+    if (graph.num_users, graph.num_items) != (model.num_users, model.num_items):
+        raise ValueError(
+            f"lightgcn_fns: the graph has {graph.num_users} users x "
+            f"{graph.num_items} items but the model {model.num_users} x "
+            f"{model.num_items}; build the graph with the model's table sizes."
+        )
+
+
+def _table_fns(model: LightGCN, graphdef, final, perturb: str):
+    """``(get_tables, set_tables)`` of :func:`lightgcn_fns` at the attack point ``perturb``.
+
+    ``final`` maps params to the propagated ``(user, item)`` tables.
+    """
     if perturb == "layer0":
 
         def get_tables(p):
@@ -301,18 +325,7 @@ def lightgcn_fns(
             base = p.params if isinstance(p, OutputTables) else p
             return OutputTables(base, tables["user"], tables["item"])
 
-    fns = ModelFns(
-        embed=lambda p, batch: _gather(*final(p), batch),
-        score=lambda p, user, item, bias=None: LightGCN.score(user, item, bias),
-        score_all=score_all,
-        score_items=score_items,
-        # embeddings are rows of the propagated tables (APR-published perturbs those rows)
-        **user_item_layout(model),
-        get_tables=get_tables,
-        set_tables=set_tables,
-        bilinear=True,
-    )
-    return fns, params
+    return get_tables, set_tables
 
 
 def _no_override(p):
