@@ -23,6 +23,19 @@ from robustjax.train.state import TrainState
 from robustjax.train.step import apply_gradients, make_batch
 
 
+def _check_free_args(fns: ModelFns, *, replays: int, eps: float, names) -> None:
+    if replays < 1:
+        raise ValueError(f"make_free_train_epoch: replays must be >= 1, got {replays}.")
+    if eps < 0:
+        raise ValueError(f"make_free_train_epoch: eps must be >= 0, got {eps}.")
+    bad = [n for n in names if n not in fns.embedding_names]
+    if bad:
+        raise ValueError(
+            f"make_free_train_epoch: the model does not expose {bad}; valid "
+            f"names: {fns.embedding_names}."
+        )
+
+
 def make_free_train_epoch(
     fns: ModelFns,
     loss_on_emb,
@@ -38,16 +51,7 @@ def make_free_train_epoch(
 ):
     """Returns ``train_epoch(state, perm, data, key) -> (state, metrics)`` like
     :func:`robustjax.train.make_train_epoch`, training on ``loss(emb + delta)``."""
-    if replays < 1:
-        raise ValueError(f"make_free_train_epoch: replays must be >= 1, got {replays}.")
-    if eps < 0:
-        raise ValueError(f"make_free_train_epoch: eps must be >= 0, got {eps}.")
-    bad = [n for n in names if n not in fns.embedding_names]
-    if bad:
-        raise ValueError(
-            f"make_free_train_epoch: the model does not expose {bad}; valid "
-            f"names: {fns.embedding_names}."
-        )
+    _check_free_args(fns, replays=replays, eps=eps, names=names)
     step_size = eps if step_size is None else step_size
 
     def objective(params, delta, batch):
