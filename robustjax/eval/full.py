@@ -107,26 +107,11 @@ def evaluate_full(
       ``{"recall@K", "ndcg@K", "hr@K", "precision@K", "mrr@K", "auc": float,
       "num_users": int}``; with ``return_topk`` a pair ``(metrics, TopK)``.
     """
-    ks = _check_ks(ks, num_items)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"evaluate_full: batch_size must be an int >= 1, got {batch_size!r}.")
-    topn = int(return_topk or 0)
-    if topn < 0 or topn > num_items:
-        raise ValueError(
-            f"evaluate_full: return_topk={return_topk!r} must be in [0, num_items={num_items}]."
-        )
+    ks, topn = _check_full_args(ks, num_items, batch_size, return_topk)
     target, excludes, num_users = _host.check_csrs(
         "evaluate_full", target_csr, exclude_csrs, num_items
     )
-    all_users = np.arange(num_users) if users is None else np.asarray(users).astype(np.int64)
-    bad = all_users.size and (all_users.min() < 0 or all_users.max() >= num_users)
-    if all_users.ndim != 1 or bad:
-        raise ValueError(
-            f"evaluate_full: users must be a 1-D array of ids in [0, {num_users}), got shape "
-            f"{all_users.shape}."
-        )
-    has_target = target[0][all_users + 1] > target[0][all_users]
-    eval_users = all_users[has_target]
+    eval_users = _users_with_target(users, target, num_users)
 
     names = metric_keys(ks) if auc else metric_keys(ks)[:-1]
     n = eval_users.size
@@ -158,7 +143,41 @@ def evaluate_full(
     metrics = _host.finish(states, names)
     if not topn:
         return metrics
+    return metrics, _gather_topk(tops, eval_users, topn)
+
+
+def _check_full_args(
+    ks: tuple[int, ...], num_items: int, batch_size: int, return_topk: int | None
+) -> tuple[tuple[int, ...], int]:
+    """Validated ``ks`` and the top-N count (0: no top-N) of ``evaluate_full``."""
+    ks = _check_ks(ks, num_items)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"evaluate_full: batch_size must be an int >= 1, got {batch_size!r}.")
+    topn = int(return_topk or 0)
+    if topn < 0 or topn > num_items:
+        raise ValueError(
+            f"evaluate_full: return_topk={return_topk!r} must be in [0, num_items={num_items}]."
+        )
+    return ks, topn
+
+
+def _users_with_target(users: np.ndarray | None, target: CSR, num_users: int) -> np.ndarray:
+    """The users to evaluate (``users``, default all) that have at least one target item."""
+    all_users = np.arange(num_users) if users is None else np.asarray(users).astype(np.int64)
+    bad = all_users.size and (all_users.min() < 0 or all_users.max() >= num_users)
+    if all_users.ndim != 1 or bad:
+        raise ValueError(
+            f"evaluate_full: users must be a 1-D array of ids in [0, {num_users}), got shape "
+            f"{all_users.shape}."
+        )
+    has_target = target[0][all_users + 1] > target[0][all_users]
+    return all_users[has_target]
+
+
+def _gather_topk(tops: list, eval_users: np.ndarray, topn: int) -> TopK:
+    """Concatenates the per-batch ``(items, scores)`` of ``eval_full_step`` into a ``TopK``."""
+    n = eval_users.size
     tops = jax.device_get(tops)
     items = np.concatenate([t[0] for t in tops])[:n] if n else np.zeros((0, topn), np.int32)
     scores = np.concatenate([t[1] for t in tops])[:n] if n else np.zeros((0, topn), np.float32)
-    return metrics, TopK(eval_users.astype(np.int32), items, scores)
+    return TopK(eval_users.astype(np.int32), items, scores)

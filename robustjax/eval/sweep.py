@@ -276,6 +276,25 @@ def run_sweep(
     num_levels = eps.size
     cap = cfg.memory_mb * 2**20 // max(1, 4 * 4 * num_levels * num_items)
     bsz = int(max(1, min(cfg.user_batch, users.size, cap)))
+    step = _batch_step(
+        fns, cfg, params, tables, users, bsz, target, excludes, group, labels, head, num_items
+    )
+    totals, counts = sum_batches(
+        step,
+        -(-users.size // bsz),
+        desc=f"sweep {num_levels} levels",
+        progress=progress,
+        on_batch=None if on_batch is None else lambda i: on_batch(i * bsz),
+    )
+    totals, counts = jax.device_get((totals, counts))
+    return _finish(totals, counts, cfg, labels, num_levels)
+
+
+def _batch_step(
+    fns, cfg, params, tables, users, bsz, target, excludes, group, labels, head, num_items
+) -> Callable:
+    """``step(i)``: ``sweep_step`` on the ``i``-th batch of ``bsz`` users, all levels (the
+    host side pads the users and gathers their target and excluded items)."""
     t_cap = _host.batch_capacity([target], users, bsz)
     x_cap = _host.batch_capacity(excludes, users, bsz)
     targets_arr = jnp.asarray(np.asarray(cfg.target_items, np.int32))
@@ -299,15 +318,7 @@ def run_sweep(
             targets_arr, **static,
         )  # fmt: skip
 
-    totals, counts = sum_batches(
-        step,
-        -(-users.size // bsz),
-        desc=f"sweep {num_levels} levels",
-        progress=progress,
-        on_batch=None if on_batch is None else lambda i: on_batch(i * bsz),
-    )
-    totals, counts = jax.device_get((totals, counts))
-    return _finish(totals, counts, cfg, labels, num_levels)
+    return step
 
 
 def _check_items(cfg: SweepConfig, num_items: int) -> None:
