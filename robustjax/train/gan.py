@@ -131,11 +131,7 @@ def make_d_epoch(
     the state is donated. Metrics: epoch means of the loss and ``d_real`` / ``d_fake``
     (mean ``sigmoid(f)`` of the positives and of the drawn items).
     """
-    _choice("make_d_epoch", "loss", loss, D_LOSSES)
-    if num_negatives < 1:
-        raise ValueError(f"make_d_epoch: num_negatives must be >= 1, got {num_negatives}.")
-    if temperature <= 0:
-        raise ValueError(f"make_d_epoch: temperature must be > 0, got {temperature!r}.")
+    _check_d_args(loss, num_negatives, temperature)
     objective = combine(**{loss: Term(clean_term(d_fns, loss))})
 
     def one_step(state, g_params, data, positives, rows, key):
@@ -154,17 +150,31 @@ def make_d_epoch(
         (total, parts), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params, batch, key=k_obj
         )
-        scores = d_fns.score_items(state.params, user, jnp.concatenate([pos[:, None], neg], 1))
-        prob = jax.nn.sigmoid(scores)
-        metrics = {
-            "loss": total,
-            **parts,
-            "d_real": masked_mean(prob[:, 0], mask),
-            "d_fake": masked_mean(jnp.mean(prob[:, 1:], axis=-1), mask),
-        }
+        metrics = _d_metrics(d_fns, state.params, user, pos, neg, mask, total, parts)
         return apply_gradients(state, grads, tx), metrics
 
     return _jit_epoch(one_step)
+
+
+def _check_d_args(loss: str, num_negatives: int, temperature: float) -> None:
+    _choice("make_d_epoch", "loss", loss, D_LOSSES)
+    if num_negatives < 1:
+        raise ValueError(f"make_d_epoch: num_negatives must be >= 1, got {num_negatives}.")
+    if temperature <= 0:
+        raise ValueError(f"make_d_epoch: temperature must be > 0, got {temperature!r}.")
+
+
+def _d_metrics(d_fns: ModelFns, params, user, pos, neg, mask, total, parts):
+    """The D step's metrics: the loss terms and the mean ``sigmoid(f)`` of the positives
+    (``d_real``) and of the drawn items (``d_fake``), from the pre-update ``params``."""
+    scores = d_fns.score_items(params, user, jnp.concatenate([pos[:, None], neg], 1))
+    prob = jax.nn.sigmoid(scores)
+    return {
+        "loss": total,
+        **parts,
+        "d_real": masked_mean(prob[:, 0], mask),
+        "d_fake": masked_mean(jnp.mean(prob[:, 1:], axis=-1), mask),
+    }
 
 
 def make_g_epoch(
@@ -197,6 +207,47 @@ def make_g_epoch(
     Metrics: ``g_loss`` (the surrogate), ``reward`` (mean reward of the draws, importance
     weighted), ``entropy`` of ``p_theta``, and ``expected_reward`` when D scores all items.
     """
+    _check_g_args(
+        estimator=estimator,
+        reward=reward,
+        baseline=baseline,
+        num_samples=num_samples,
+        temperature=temperature,
+        gumbel_tau=gumbel_tau,
+        importance_mix=importance_mix,
+    )
+    loss_fn = _g_loss_fn(
+        g_fns,
+        d_fns,
+        estimator=estimator,
+        num_samples=num_samples,
+        temperature=temperature,
+        reward=reward,
+        baseline=baseline,
+        gumbel_tau=gumbel_tau,
+        importance_mix=importance_mix,
+    )
+
+    def one_step(state, d_params, data, positives, rows, key):
+        user, _, mask = _rows(data, rows)
+        (_, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, d_params, user, mask, positives, key
+        )
+        return apply_gradients(state, grads, tx), parts
+
+    return _jit_epoch(one_step)
+
+
+def _check_g_args(
+    *,
+    estimator: str,
+    reward: str,
+    baseline: str,
+    num_samples: int,
+    temperature: float,
+    gumbel_tau: float,
+    importance_mix: float,
+) -> None:
     _choice("make_g_epoch", "estimator", estimator, ESTIMATORS)
     _choice("make_g_epoch", "reward", reward, REWARDS)
     _choice("make_g_epoch", "baseline", baseline, BASELINES)
@@ -213,6 +264,22 @@ def make_g_epoch(
             f"make_g_epoch: importance_mix must lie in [0, 1) and needs "
             f"estimator='reinforce', got {importance_mix!r} with {estimator!r}."
         )
+
+
+def _g_loss_fn(
+    g_fns: ModelFns,
+    d_fns: ModelFns,
+    *,
+    estimator: str,
+    num_samples: int,
+    temperature: float,
+    reward: str,
+    baseline: str,
+    gumbel_tau: float,
+    importance_mix: float,
+):
+    """G's ``loss_fn(params, d_params, user, mask, positives, key) -> (g_loss, parts)``
+    for :func:`make_g_epoch` (arguments as there)."""
     reward_fn = REWARDS[reward]
     needs_all = estimator == "gumbel" or baseline == "expected"
 
@@ -243,11 +310,4 @@ def make_g_epoch(
         parts["g_loss"] = masked_mean(values, mask)
         return parts["g_loss"], parts
 
-    def one_step(state, d_params, data, positives, rows, key):
-        user, _, mask = _rows(data, rows)
-        (_, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, d_params, user, mask, positives, key
-        )
-        return apply_gradients(state, grads, tx), parts
-
-    return _jit_epoch(one_step)
+    return loss_fn
