@@ -71,31 +71,42 @@ def download_movielens(
         return target
     if not os.path.exists(zip_path) or (expected and _sha256(zip_path) != expected.lower()):
         url = base_url + ("" if base_url.endswith("/") else "/") + f"{name}.zip"
-        fd, tmp = tempfile.mkstemp(dir=cache, suffix=".part")
-        os.close(fd)
-        try:
-            with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
-                shutil.copyfileobj(r, f)
-        except (urllib.error.URLError, OSError) as e:
-            os.remove(tmp)
-            raise ValueError(f"download_movielens: could not download {url!r}: {e}.") from None
-        got = _sha256(tmp)
-        if expected is not None and got != expected.lower():
-            os.remove(tmp)
-            raise ValueError(
-                f"download_movielens: checksum mismatch for {url!r}: sha256 {got}, expected "
-                f"{expected}. The download is corrupt or the file changed upstream; pass "
-                f"sha256= to accept a new version."
-            )
-        os.replace(tmp, zip_path)
-        if expected is None:
-            with open(record, "w") as f:
-                f.write(got + "\n")
+        _fetch_verified(url, cache, zip_path, record, expected)
+    _extract(zip_path, cache, target, f"{name}/{_RATINGS[name]}")
+    return target
+
+
+def _fetch_verified(url: str, cache: str, zip_path: str, record: str, expected: str | None) -> None:
+    """Downloads ``url`` to ``zip_path`` (via a temporary file in ``cache``), checking its
+    sha256 against ``expected``, or recording it in ``record`` when none is expected."""
+    fd, tmp = tempfile.mkstemp(dir=cache, suffix=".part")
+    os.close(fd)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+            shutil.copyfileobj(r, f)
+    except (urllib.error.URLError, OSError) as e:
+        os.remove(tmp)
+        raise ValueError(f"download_movielens: could not download {url!r}: {e}.") from None
+    got = _sha256(tmp)
+    if expected is not None and got != expected.lower():
+        os.remove(tmp)
+        raise ValueError(
+            f"download_movielens: checksum mismatch for {url!r}: sha256 {got}, expected "
+            f"{expected}. The download is corrupt or the file changed upstream; pass "
+            f"sha256= to accept a new version."
+        )
+    os.replace(tmp, zip_path)
+    if expected is None:
+        with open(record, "w") as f:
+            f.write(got + "\n")
+
+
+def _extract(zip_path: str, cache: str, target: str, member: str) -> None:
+    """Extracts ``zip_path`` into ``cache`` and checks that ``target`` (``member``) exists."""
     try:
         with zipfile.ZipFile(zip_path) as z:
             z.extractall(cache)
     except zipfile.BadZipFile as e:
         raise ValueError(f"download_movielens: {zip_path!r} is not a zip file ({e}).") from None
     if not os.path.exists(target):
-        raise ValueError(f"download_movielens: {zip_path!r} has no {name}/{_RATINGS[name]} member.")
-    return target
+        raise ValueError(f"download_movielens: {zip_path!r} has no {member} member.")

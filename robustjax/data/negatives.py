@@ -60,25 +60,10 @@ class TrainArrays:
         return int(self.user.shape[0])
 
 
-def build_train_arrays(
-    user: np.ndarray,
-    item: np.ndarray,
-    num_users: int,
-    num_items: int,
-    *,
-    popularity_alpha: float = 0.75,
-    global_keys: bool | None = None,
-    weight: np.ndarray | None = None,
-) -> TrainArrays:
-    """Builds the sampler tables from training pairs (duplicates are ignored).
-
-    ``global_keys`` forces (True) or disables (False) the single-``searchsorted`` path;
-    by default it is used whenever ``num_users * num_items < 2**31``. ``weight`` (float
-    ``[n]``, >= 0, aligned with ``user``/``item``) adds per-interaction loss weights; the
-    default None keeps training bit-identical to the unweighted version.
-    """
-    user = np.asarray(user, np.int64)
-    item = np.asarray(item, np.int64)
+def _check_train_pairs(
+    user: np.ndarray, item: np.ndarray, num_users: int, num_items: int, weight: np.ndarray | None
+) -> np.ndarray | None:
+    """Checks the int64 training pairs and returns ``weight`` as float32 (or None)."""
     if user.size == 0:
         raise ValueError("build_train_arrays: the training set is empty.")
     if user.min() < 0 or user.max() >= num_users:
@@ -103,6 +88,29 @@ def build_train_arrays(
                 "build_train_arrays: weight must be finite and >= 0, got range "
                 f"[{weight.min()}, {weight.max()}]."
             )
+    return weight
+
+
+def build_train_arrays(
+    user: np.ndarray,
+    item: np.ndarray,
+    num_users: int,
+    num_items: int,
+    *,
+    popularity_alpha: float = 0.75,
+    global_keys: bool | None = None,
+    weight: np.ndarray | None = None,
+) -> TrainArrays:
+    """Builds the sampler tables from training pairs (duplicates are ignored).
+
+    ``global_keys`` forces (True) or disables (False) the single-``searchsorted`` path;
+    by default it is used whenever ``num_users * num_items < 2**31``. ``weight`` (float
+    ``[n]``, >= 0, aligned with ``user``/``item``) adds per-interaction loss weights; the
+    default None keeps training bit-identical to the unweighted version.
+    """
+    user = np.asarray(user, np.int64)
+    item = np.asarray(item, np.int64)
+    weight = _check_train_pairs(user, item, num_users, num_items, weight)
     if num_users * num_items >= 2**62:
         raise ValueError("build_train_arrays: catalog too large for 64-bit pair keys.")
     keys = np.unique(user * num_items + item)

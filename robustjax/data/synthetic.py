@@ -7,6 +7,26 @@ from robustjax.data.table import InteractionTable
 _SIGNAL = 3.0  # std of the preference logits; large enough for a model to beat popularity
 
 
+def _check_synthetic_args(
+    num_users: int, num_items: int, dim: int, interactions_per_user: int, popularity_skew: float
+) -> None:
+    for name, v in (
+        ("num_users", num_users),
+        ("num_items", num_items),
+        ("dim", dim),
+        ("interactions_per_user", interactions_per_user),
+    ):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"synthetic: {name} must be a positive int, got {name}={v!r}.")
+    if interactions_per_user > num_items:
+        raise ValueError(
+            f"synthetic: interactions_per_user={interactions_per_user} exceeds "
+            f"num_items={num_items}; items are sampled without replacement."
+        )
+    if popularity_skew < 0:
+        raise ValueError(f"synthetic: popularity_skew must be >= 0, got {popularity_skew!r}.")
+
+
 def synthetic(
     *,
     num_users: int = 500,
@@ -36,21 +56,7 @@ def synthetic(
     Returns:
         Table with U * interactions_per_user rows, ratings and timestamps.
     """
-    for name, v in (
-        ("num_users", num_users),
-        ("num_items", num_items),
-        ("dim", dim),
-        ("interactions_per_user", interactions_per_user),
-    ):
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"synthetic: {name} must be a positive int, got {name}={v!r}.")
-    if interactions_per_user > num_items:
-        raise ValueError(
-            f"synthetic: interactions_per_user={interactions_per_user} exceeds "
-            f"num_items={num_items}; items are sampled without replacement."
-        )
-    if popularity_skew < 0:
-        raise ValueError(f"synthetic: popularity_skew must be >= 0, got {popularity_skew!r}.")
+    _check_synthetic_args(num_users, num_items, dim, interactions_per_user, popularity_skew)
     rng = np.random.default_rng(seed)
     p = rng.standard_normal((num_users, dim), dtype=np.float32)
     q = rng.standard_normal((num_items, dim), dtype=np.float32)
