@@ -243,41 +243,60 @@ def transfer_matrix(
     plans = [("gradient", s) for s in surrogates] + [("random", None)]
     rows, saved = [], {"clean": clean_ids}
     for attack, surrogate in plans:
-        t0 = time.perf_counter()
-        g, p = models[surrogate] if surrogate is not None else next(iter(models.values()))
-        edited = craft_histories(
-            g,
-            p,
-            inputs,
-            cands,
-            kind=attack,
-            budget=budget,
-            num_items=data.num_items,
-            key=jax.random.key(seed),
+        edited, row = _transfer_row(
+            models, data, evals, clean, clean_ids, attack, surrogate, budget=budget, seed=seed
         )
-        craft_s = time.perf_counter() - t0
-        cells = {}
-        for m, (gm, pm) in models.items():
-            res = evaluate_histories(gm, pm, edited, cands, evaluate=evals[m])
-            res["hr@10/drop"] = clean[m]["hr@10"] - res["hr@10"]
-            res["ndcg@10/drop"] = clean[m]["ndcg@10"] - res["ndcg@10"]
-            cells[m] = res
-        row = "random" if surrogate is None else surrogate
-        saved[row] = edited
-        rows.append(
-            {
-                "attack": attack,
-                "surrogate": row,
-                "histories_sha1": histories_hash(edited),
-                "changed": float(np.mean(np.sum(edited != clean_ids, axis=1))),
-                "craft_seconds": craft_s,
-                "cells": cells,
-            }
-        )
+        saved[row["surrogate"]] = edited
+        rows.append(row)
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         np.savez(os.path.join(out_dir, "edits.npz"), **saved)
     return {"clean": clean, "rows": rows}
+
+
+def _transfer_row(
+    models: dict,
+    data: SequenceData,
+    evals: dict,
+    clean: dict,
+    clean_ids: np.ndarray,
+    attack: str,
+    surrogate,
+    *,
+    budget: int,
+    seed: int,
+) -> tuple[np.ndarray, dict]:
+    """One row of :func:`transfer_matrix`: ``(edited histories, row entry)`` for the edits
+    crafted by ``attack`` on ``surrogate`` (``None``: the random baseline)."""
+    inputs, cands = data.test_input, data.test_cands
+    t0 = time.perf_counter()
+    g, p = models[surrogate] if surrogate is not None else next(iter(models.values()))
+    edited = craft_histories(
+        g,
+        p,
+        inputs,
+        cands,
+        kind=attack,
+        budget=budget,
+        num_items=data.num_items,
+        key=jax.random.key(seed),
+    )
+    craft_s = time.perf_counter() - t0
+    cells = {}
+    for m, (gm, pm) in models.items():
+        res = evaluate_histories(gm, pm, edited, cands, evaluate=evals[m])
+        res["hr@10/drop"] = clean[m]["hr@10"] - res["hr@10"]
+        res["ndcg@10/drop"] = clean[m]["ndcg@10"] - res["ndcg@10"]
+        cells[m] = res
+    row = {
+        "attack": attack,
+        "surrogate": "random" if surrogate is None else surrogate,
+        "histories_sha1": histories_hash(edited),
+        "changed": float(np.mean(np.sum(edited != clean_ids, axis=1))),
+        "craft_seconds": craft_s,
+        "cells": cells,
+    }
+    return edited, row
 
 
 def run_histories(cfg, out_dir: str, *, progress: bool = True) -> dict:

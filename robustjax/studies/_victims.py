@@ -51,6 +51,26 @@ def train_victim(
     data = build_train_arrays(
         split.train.user, split.train.item, split.num_users, split.num_items, weight=weight
     )
+    phases, epochs = _victim_phases(cfg, fns, victim, defence=defence)
+    validate = _validator(fns, split)
+    result = fit(
+        params=params,
+        tx=make_optimizer("adam", cfg.learning_rate),
+        phases=phases,
+        data=data,
+        epochs=epochs,
+        batch_size=cfg.batch_size,
+        seed=seed,
+        validate=validate,
+        early_metric="ndcg@20" if not cfg.tiny else "ndcg@10",
+        eval_every=cfg.eval_every,
+        progress=progress,
+    )
+    return fns, result.params
+
+
+def _victim_phases(cfg: VictimConfig, fns, victim: str, *, defence: str):
+    """``(phases, epochs)``: BPR (L2 for LightGCN), then APR for the ``apr`` defence."""
     epochs = cfg.epochs
     adv = AdvConfig()
     if defence == "apr":
@@ -59,7 +79,11 @@ def train_victim(
         )
         epochs = cfg.epochs + cfg.apr_epochs
     l2 = 1e-4 if victim == "lightgcn" else 0.0
-    phases = build_phases(fns, loss="bpr", l2=l2, adv=adv, epochs=epochs)
+    return build_phases(fns, loss="bpr", l2=l2, adv=adv, epochs=epochs), epochs
+
+
+def _validator(fns, split: SplitData):
+    """``validate(params)``: full-ranking validation metrics @10 and @20."""
     train_csr = user_item_csr(split.train, split.num_users)
     valid_csr = user_item_csr(split.valid, split.num_users)
 
@@ -75,20 +99,7 @@ def train_victim(
             auc=False,
         )
 
-    result = fit(
-        params=params,
-        tx=make_optimizer("adam", cfg.learning_rate),
-        phases=phases,
-        data=data,
-        epochs=epochs,
-        batch_size=cfg.batch_size,
-        seed=seed,
-        validate=validate,
-        early_metric="ndcg@20" if not cfg.tiny else "ndcg@10",
-        eval_every=cfg.eval_every,
-        progress=progress,
-    )
-    return fns, result.params
+    return validate
 
 
 def measure(fns, params, split: SplitData, clean: SplitData, targets, *, k: int) -> dict:
