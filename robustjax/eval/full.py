@@ -114,32 +114,10 @@ def evaluate_full(
     eval_users = _users_with_target(users, target, num_users)
 
     names = metric_keys(ks) if auc else metric_keys(ks)[:-1]
-    n = eval_users.size
-    bsz = max(min(batch_size, n), 1)
-    t_cap = _host.batch_capacity([target], eval_users, bsz)
-    x_cap = _host.batch_capacity(excludes, eval_users, bsz)
-    states, tops = [], []
-    for start in range(0, n, bsz):
-        chunk = eval_users[start : start + bsz]
-        tr, tc = _host.coo_batch([target], chunk, t_cap, pad_row=bsz)
-        xr, xc = _host.coo_batch(excludes, chunk, x_cap, pad_row=bsz)
-        mask = np.arange(bsz) < chunk.size
-        sums, top = eval_full_step(
-            params,
-            _host.pad_rows(chunk.astype(np.int32), bsz),
-            mask,
-            tr,
-            tc,
-            xr,
-            xc,
-            score_users_fn=score_users_fn,
-            num_items=num_items,
-            ks=ks,
-            topn=topn,
-            auc=auc,
-        )
-        states.append(sums)
-        tops.append(top)
+    bsz = max(min(batch_size, eval_users.size), 1)
+    states, tops = _eval_batches(
+        score_users_fn, params, eval_users, target, excludes, bsz, num_items, ks, topn, auc
+    )
     metrics = _host.finish(states, names)
     if not topn:
         return metrics
@@ -172,6 +150,48 @@ def _users_with_target(users: np.ndarray | None, target: CSR, num_users: int) ->
         )
     has_target = target[0][all_users + 1] > target[0][all_users]
     return all_users[has_target]
+
+
+def _eval_batches(
+    score_users_fn: Callable,
+    params: Any,
+    eval_users: np.ndarray,
+    target: CSR,
+    excludes: Sequence[CSR],
+    bsz: int,
+    num_items: int,
+    ks: tuple[int, ...],
+    topn: int,
+    auc: bool,
+) -> tuple[list, list]:
+    """Runs ``eval_full_step`` over ``eval_users`` in host batches of ``bsz`` (the last one
+    padded); returns the per-batch metric sums and top-N pairs."""
+    n = eval_users.size
+    t_cap = _host.batch_capacity([target], eval_users, bsz)
+    x_cap = _host.batch_capacity(excludes, eval_users, bsz)
+    states, tops = [], []
+    for start in range(0, n, bsz):
+        chunk = eval_users[start : start + bsz]
+        tr, tc = _host.coo_batch([target], chunk, t_cap, pad_row=bsz)
+        xr, xc = _host.coo_batch(excludes, chunk, x_cap, pad_row=bsz)
+        mask = np.arange(bsz) < chunk.size
+        sums, top = eval_full_step(
+            params,
+            _host.pad_rows(chunk.astype(np.int32), bsz),
+            mask,
+            tr,
+            tc,
+            xr,
+            xc,
+            score_users_fn=score_users_fn,
+            num_items=num_items,
+            ks=ks,
+            topn=topn,
+            auc=auc,
+        )
+        states.append(sums)
+        tops.append(top)
+    return states, tops
 
 
 def _gather_topk(tops: list, eval_users: np.ndarray, topn: int) -> TopK:

@@ -70,6 +70,52 @@ def target_rank_step(
     return jnp.sum(hit.astype(jnp.float32)), jnp.sum(ndcg), pairs
 
 
+def _check_target_args(k: int, num_items: int, batch_size: int, targets) -> np.ndarray:
+    """Checks ``target_metrics``'s options; returns ``targets`` as int32 ``[T]``."""
+    if not isinstance(k, int) or not 1 <= k <= num_items:
+        raise ValueError(
+            f"target_metrics: k must be an int in [1, num_items={num_items}], got {k!r}."
+        )
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"target_metrics: batch_size must be an int >= 1, got {batch_size!r}.")
+    targets = np.asarray(targets, np.int32)
+    if targets.ndim != 1 or targets.size == 0 or targets.min() < 0 or targets.max() >= num_items:
+        raise ValueError(
+            f"target_metrics: targets must be item ids in [0, {num_items}), got {targets.tolist()}."
+        )
+    return targets
+
+
+def _rank_sums(
+    score_all: Callable,
+    params: Any,
+    targets: np.ndarray,
+    users: np.ndarray,
+    excl: tuple[np.ndarray, np.ndarray],
+    k: int,
+    bsz: int,
+) -> np.ndarray:
+    """``target_rank_step`` over ``users`` in host batches of ``bsz``; the float64 sums."""
+    cap = batch_capacity([excl], users, bsz)
+    sums = []
+    for start in range(0, users.size, bsz):
+        chunk = users[start : start + bsz]
+        xr, xc = coo_batch([excl], chunk, cap, pad_row=bsz)
+        sums.append(
+            target_rank_step(
+                params,
+                pad_rows(chunk.astype(np.int32), bsz),
+                np.arange(bsz) < chunk.size,
+                xr,
+                xc,
+                targets,
+                score_all=score_all,
+                k=k,
+            )
+        )
+    return np.asarray(jax.device_get(sums), np.float64).sum(axis=0)
+
+
 def target_metrics(
     score_all: Callable,
     params: Any,
@@ -98,42 +144,14 @@ def target_metrics(
     Returns:
       ``{"hr@K", "ndcg@K", "num_users", "num_pairs"}``; 0 metrics when no user is given.
     """
-    if not isinstance(k, int) or not 1 <= k <= num_items:
-        raise ValueError(
-            f"target_metrics: k must be an int in [1, num_items={num_items}], got {k!r}."
-        )
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"target_metrics: batch_size must be an int >= 1, got {batch_size!r}.")
-    targets = np.asarray(targets, np.int32)
-    if targets.ndim != 1 or targets.size == 0 or targets.min() < 0 or targets.max() >= num_items:
-        raise ValueError(
-            f"target_metrics: targets must be item ids in [0, {num_items}), got {targets.tolist()}."
-        )
+    targets = _check_target_args(k, num_items, batch_size, targets)
     excl = check_csr("target_metrics: exclude_csr", exclude_csr, num_items)
     users = np.asarray(users, np.int64)
     n = users.size
     out = {f"hr@{k}": 0.0, f"ndcg@{k}": 0.0, "num_users": n, "num_pairs": n * targets.size}
     if n == 0:
         return out
-    bsz = min(batch_size, n)
-    cap = batch_capacity([excl], users, bsz)
-    sums = []
-    for start in range(0, n, bsz):
-        chunk = users[start : start + bsz]
-        xr, xc = coo_batch([excl], chunk, cap, pad_row=bsz)
-        sums.append(
-            target_rank_step(
-                params,
-                pad_rows(chunk.astype(np.int32), bsz),
-                np.arange(bsz) < chunk.size,
-                xr,
-                xc,
-                targets,
-                score_all=score_all,
-                k=k,
-            )
-        )
-    sums = np.asarray(jax.device_get(sums), np.float64).sum(axis=0)
+    sums = _rank_sums(score_all, params, targets, users, excl, k, min(batch_size, n))
     out[f"hr@{k}"] = float(sums[0] / sums[2])
     out[f"ndcg@{k}"] = float(sums[1] / sums[2])
     return out

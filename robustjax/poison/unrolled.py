@@ -312,6 +312,36 @@ def _outer_loop(
     return best_items, best, history
 
 
+def _dense_interactions(train: InteractionTable) -> np.ndarray:
+    """The ``[U, I]`` float32 0/1 matrix of ``train``'s interactions."""
+    num_users, n_items = train.num_users, train.num_items
+    indptr, indices = user_item_csr(train)
+    x_real = np.zeros((num_users, n_items), np.float32)
+    x_real[np.repeat(np.arange(num_users), np.diff(indptr)), indices] = 1.0
+    return x_real
+
+
+def _initial_profiles(
+    cfg: UnrolledConfig, train, targets, num_fake: int, filler_size: int, key: Array
+) -> tuple[int, FakeProfiles]:
+    """The seed drawn from ``key`` and the ``cfg.init`` heuristic's profiles built with it."""
+    init_seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+    init_fn = {"average": average_attack, "random": random_attack, "bandwagon": bandwagon_attack}[
+        cfg.init
+    ]
+    return init_seed, init_fn(train, targets, num_fake, filler_size, seed=init_seed)
+
+
+def _make_evaluator(
+    cfg: UnrolledConfig, x_real, targets, eligible, train, num_fake: int, keys
+) -> Evaluate:
+    """The surrogate objective of ``cfg.surrogate`` (``"victim"`` or the dense one)."""
+    xr, tj, ej = jnp.asarray(x_real), jnp.asarray(targets), jnp.asarray(eligible)
+    if cfg.surrogate == "victim":
+        return _victim_evaluator(cfg, xr, tj, ej, train=train, num_fake=num_fake, keys=keys)
+    return _dense_evaluator(cfg, xr, tj, ej, num_fake=num_fake, keys=keys)
+
+
 def unrolled_attack(
     train,
     targets,
@@ -345,10 +375,8 @@ def unrolled_attack(
         )
     del num_items
     cfg = config
-    num_users, n_items = train.num_users, train.num_items
-    indptr, indices = user_item_csr(train)
-    x_real = np.zeros((num_users, n_items), np.float32)
-    x_real[np.repeat(np.arange(num_users), np.diff(indptr)), indices] = 1.0
+    n_items = train.num_items
+    x_real = _dense_interactions(train)
     targets = np.unique(np.asarray(targets, np.int32))
     if cfg.k > n_items - targets.size:
         raise ValueError(
@@ -357,18 +385,10 @@ def unrolled_attack(
         )
     eligible = (x_real[:, targets].sum(axis=1) == 0).astype(np.float32)
     k_sur, k_init, k_pre, k_unroll = jax.random.split(key, 4)
-    init_seed = int(jax.random.randint(k_init, (), 0, 2**31 - 1))
-    init_fn = {"average": average_attack, "random": random_attack, "bandwagon": bandwagon_attack}[
-        cfg.init
-    ]
-    start = init_fn(train, targets, num_fake, filler_size, seed=init_seed)
-
-    xr, tj, ej = jnp.asarray(x_real), jnp.asarray(targets), jnp.asarray(eligible)
-    keys = (k_sur, k_pre, k_unroll)
-    if cfg.surrogate == "victim":
-        evaluate = _victim_evaluator(cfg, xr, tj, ej, train=train, num_fake=num_fake, keys=keys)
-    else:
-        evaluate = _dense_evaluator(cfg, xr, tj, ej, num_fake=num_fake, keys=keys)
+    init_seed, start = _initial_profiles(cfg, train, targets, num_fake, filler_size, k_init)
+    evaluate = _make_evaluator(
+        cfg, x_real, targets, eligible, train, num_fake, (k_sur, k_pre, k_unroll)
+    )
     best_items, best, history = _outer_loop(
         evaluate, start.items, targets, filler_size, n_items, cfg=cfg, progress=progress
     )
