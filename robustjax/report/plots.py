@@ -63,49 +63,59 @@ def plot_curves(
         if _level_name(sweep) == "budget"
         else "eps (perturbation budget)"
     )
-    written = []
-
-    for metric in metrics:
-        fig = Figure(figsize=(6.0, 4.0), layout="constrained")
-        ax = fig.add_subplot()
-        for name in sweep["checkpoints"]:
-            mean, std = _mean_std(_curves(sweep, name, metric))
-            (line,) = ax.plot(eps, mean, marker="o", markersize=3, label=name)
-            ax.fill_between(eps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-        ax.set(xlabel=xlabel, ylabel=metric, title=f"{metric} under {title}")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        written.append(os.path.join(path, _file_name(metric)))
-        fig.savefig(written[-1], dpi=120)
-
+    written = [_plot_metric(Figure, sweep, eps, metric, xlabel, title, path) for metric in metrics]
     present = [m for m in stability if _has(sweep, m)]
     if present:
-        fig = Figure(figsize=(6.0, 4.0), layout="constrained")
-        ax = fig.add_subplot()
-        styles = ["-", "--", ":", "-."]
-        for c, name in enumerate(sweep["checkpoints"]):
-            for s, m in enumerate(present):
-                if m not in sweep["checkpoints"][name].get("metrics", {}):
-                    continue
-                mean, _ = _mean_std(_curves(sweep, name, m))
-                ax.plot(
-                    eps,
-                    mean,
-                    color=f"C{c}",
-                    linestyle=styles[s % 4],
-                    label=f"{name}: {m}",
-                )
-        ax.set(
-            xlabel=xlabel,
-            ylabel="overlap with clean top-K",
-            title=f"Stability under {title}",
-            ylim=(0.0, 1.05),
-        )
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
-        written.append(os.path.join(path, "stability.png"))
-        fig.savefig(written[-1], dpi=120)
+        written.append(_plot_stability(Figure, sweep, eps, present, xlabel, title, path))
     return written
+
+
+def _plot_metric(Figure, sweep: dict, eps, metric: str, xlabel: str, title: str, path: str) -> str:
+    """Writes the ``metric``-vs-eps figure (seed mean, +-1 std band per checkpoint)."""
+    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for name in sweep["checkpoints"]:
+        mean, std = _mean_std(_curves(sweep, name, metric))
+        (line,) = ax.plot(eps, mean, marker="o", markersize=3, label=name)
+        ax.fill_between(eps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    ax.set(xlabel=xlabel, ylabel=metric, title=f"{metric} under {title}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    out = os.path.join(path, _file_name(metric))
+    fig.savefig(out, dpi=120)
+    return out
+
+
+def _plot_stability(
+    Figure, sweep: dict, eps, present: list[str], xlabel: str, title: str, path: str
+) -> str:
+    """Writes ``stability.png``: the seed means of the ``present`` stability metrics."""
+    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    styles = ["-", "--", ":", "-."]
+    for c, name in enumerate(sweep["checkpoints"]):
+        for s, m in enumerate(present):
+            if m not in sweep["checkpoints"][name].get("metrics", {}):
+                continue
+            mean, _ = _mean_std(_curves(sweep, name, m))
+            ax.plot(
+                eps,
+                mean,
+                color=f"C{c}",
+                linestyle=styles[s % 4],
+                label=f"{name}: {m}",
+            )
+    ax.set(
+        xlabel=xlabel,
+        ylabel="overlap with clean top-K",
+        title=f"Stability under {title}",
+        ylim=(0.0, 1.05),
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    out = os.path.join(path, "stability.png")
+    fig.savefig(out, dpi=120)
+    return out
 
 
 __all__ = ["plot_curves"]

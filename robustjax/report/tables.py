@@ -40,6 +40,23 @@ def _level_name(sweep: dict) -> str:
     )
 
 
+def _metric_row(sweep: dict, name: str, ckpt: dict, metric: str, eps, levels) -> str:
+    """One checkpoint's row of ``markdown_table``'s first table (summarised if needed)."""
+    summary = ckpt.get("summary", {}).get(metric)
+    if summary is None:
+        summary = summarise({"eps": sweep["eps"], "checkpoints": {name: ckpt}}, (metric,))
+        summary = summary["checkpoints"][name]["summary"][metric]
+    mean = summary["mean_over_seeds"]
+    cells = [_cell(name), _fmt(summary["clean"])]
+    for i in levels:
+        drop = summary[_eps_key(eps[i])]
+        rel = "" if drop is None else f" ({100 * drop:+.1f}%)"
+        cells.append(_fmt(mean[i]) + rel)
+    eps_half = summary["eps_half"]
+    cells += [_fmt(summary["auc"]), "–" if eps_half is None else f"{eps_half:.4g}"]
+    return "| " + " | ".join(cells) + " |"
+
+
 def markdown_table(
     sweep: dict,
     metric: str = "ndcg@20",
@@ -72,19 +89,7 @@ def markdown_table(
         "|---" * (len(heads) + 4) + "|",
     ]
     for name, ckpt in sweep["checkpoints"].items():
-        summary = ckpt.get("summary", {}).get(metric)
-        if summary is None:
-            summary = summarise({"eps": sweep["eps"], "checkpoints": {name: ckpt}}, (metric,))
-            summary = summary["checkpoints"][name]["summary"][metric]
-        mean = summary["mean_over_seeds"]
-        cells = [_cell(name), _fmt(summary["clean"])]
-        for i in levels:
-            drop = summary[_eps_key(eps[i])]
-            rel = "" if drop is None else f" ({100 * drop:+.1f}%)"
-            cells.append(_fmt(mean[i]) + rel)
-        eps_half = summary["eps_half"]
-        cells += [_fmt(summary["auc"]), "–" if eps_half is None else f"{eps_half:.4g}"]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(_metric_row(sweep, name, ckpt, metric, eps, levels))
 
     present = [m for m in stability if _has(sweep, m)]
     if present:
