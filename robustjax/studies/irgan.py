@@ -196,23 +196,7 @@ def train_irgan(cfg, ref, out_dir: str, *, progress: bool, resume: bool = False)
     split = prepare(ref.data)
     pairs = (split.train.user, split.train.item)
     data = build_train_arrays(*pairs, split.num_users, split.num_items)
-    build = {
-        m: build_model(
-            ModelConfig(name=m, dim=cfg.dim),
-            split.num_users,
-            split.num_items,
-            seed=cfg.seed,
-            train_pairs=pairs,
-        )
-        for m in {cfg.g_model, cfg.d_model}
-    }
-    # IRGAN starts G and D from the same pretrained MF: one pretraining per model kind
-    pretrained = {
-        m: _pretrain(
-            fns, params, data, cfg, progress, os.path.join(out_dir, f"pretrain_{m}"), resume
-        )
-        for m, (fns, params) in build.items()
-    }
+    build, pretrained = _pretrained_models(cfg, split, data, out_dir, progress, resume)
     (g_fns, _), (d_fns, _) = build[cfg.g_model], build[cfg.d_model]
     g_eval = Evaluator(g_fns, split, ref.eval.ks, ref.eval.batch_size)
     d_eval = Evaluator(d_fns, split, ref.eval.ks, ref.eval.batch_size)
@@ -222,14 +206,7 @@ def train_irgan(cfg, ref, out_dir: str, *, progress: bool, resume: bool = False)
     g_epoch, d_epoch = _gan_epochs(cfg, g_fns, d_fns, tx)
     checkpoint_dir = os.path.join(out_dir, "checkpoint")
     resume = _resumable(checkpoint_dir, resume)
-    history_path = os.path.join(out_dir, "history.jsonl")
-    if os.path.exists(history_path) and not resume:
-        os.remove(history_path)
-
-    def log(record):
-        with open(history_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
+    log = _history_logger(out_dir, resume)
     t1 = time.perf_counter()
     result = fit_gan(
         g_state=init_state(pretrained[cfg.g_model], tx),
@@ -253,23 +230,67 @@ def train_irgan(cfg, ref, out_dir: str, *, progress: bool, resume: bool = False)
         on_epoch=log,
     )
     gan_seconds = time.perf_counter() - t1
+    out = _save_and_evaluate(result, pretrained[cfg.d_model], g_eval, d_eval, out_dir)
+    out["seconds"] = {"pretrain": pretrain_seconds, "gan": gan_seconds}
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True, default=float)
+    return {"rows": out, "history": result.history}
+
+
+def _pretrained_models(cfg: IrganConfig, split, data, out_dir: str, progress, resume):
+    """``(build, pretrained)``: ``{model: (fns, params)}`` of G's and D's model kinds and
+    ``{model: BPR-pretrained params}``."""
+    pairs = (split.train.user, split.train.item)
+    build = {
+        m: build_model(
+            ModelConfig(name=m, dim=cfg.dim),
+            split.num_users,
+            split.num_items,
+            seed=cfg.seed,
+            train_pairs=pairs,
+        )
+        for m in {cfg.g_model, cfg.d_model}
+    }
+    # IRGAN starts G and D from the same pretrained MF: one pretraining per model kind
+    pretrained = {
+        m: _pretrain(
+            fns, params, data, cfg, progress, os.path.join(out_dir, f"pretrain_{m}"), resume
+        )
+        for m, (fns, params) in build.items()
+    }
+    return build, pretrained
+
+
+def _history_logger(out_dir: str, resume: bool):
+    """``log(record)`` appending to ``out_dir/history.jsonl`` (cleared unless resuming)."""
+    history_path = os.path.join(out_dir, "history.jsonl")
+    if os.path.exists(history_path) and not resume:
+        os.remove(history_path)
+
+    def log(record):
+        with open(history_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    return log
+
+
+def _save_and_evaluate(result, init_params, g_eval, d_eval, out_dir: str) -> dict:
+    """Saves the selected G and D parameters; ``{row: {"metrics", "selected_epoch"}}`` of
+    them and of D's pretrained start ``init_params`` on valid and test."""
     for name, params in (("g", result.g_params), ("d", result.d_params)):
         save_pytree(os.path.join(out_dir, "checkpoint", f"{name}_params.npz"), params)
     out = {}
     for name, fn, params, epoch in (
         ("irgan-g", g_eval, result.g_params, result.best_g_epoch),
         ("irgan-d", d_eval, result.d_params, result.best_d_epoch),
-        ("irgan-init", d_eval, pretrained[cfg.d_model], 0),
+        ("irgan-init", d_eval, init_params, 0),
     ):
         metrics = {
             **{f"valid/{k}": v for k, v in fn(params, "valid").items()},
             **{f"test/{k}": v for k, v in fn(params, "test").items()},
         }
         out[name] = {"metrics": metrics, "selected_epoch": epoch}
-    out["seconds"] = {"pretrain": pretrain_seconds, "gan": gan_seconds}
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(out, f, indent=1, sort_keys=True, default=float)
-    return {"rows": out, "history": result.history}
+    return out
 
 
 def run_irgan_comparison(

@@ -29,6 +29,29 @@ SURROGATES = ("mf-unrolled", "mf", "neumf", "lightgcn")
 REFERENCES = ("none", "random", "average", "bandwagon", "segment")
 SEQ_MODELS = ("sasrec-s0", "sasrec-s1", "bert4rec-s0")
 
+_INT_FIELDS = (
+    "filler_size",
+    "num_targets",
+    "k",
+    "dim",
+    "epochs_mf",
+    "epochs_neumf",
+    "epochs_lightgcn",
+    "batch_size",
+    "batch_lightgcn",
+    "unroll_dim",
+    "unroll_steps",
+    "outer_steps",
+    "seq_budget",
+    "seq_max_len",
+    "epochs_sasrec",
+    "epochs_bert4rec",
+    "seq_batch_size",
+    "seq_eval_every",
+    "seq_blocks",
+    "pretrain_steps",
+)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TransferConfig(StudyConfig):
@@ -84,6 +107,13 @@ class TransferConfig(StudyConfig):
 
     def __post_init__(self):
         check_name_fields(self, (("surrogates", SURROGATES), ("victims", USER_ITEM_MODELS)))
+        self._check_seq_names()
+        self._check_values()
+        check_int_fields(self, _INT_FIELDS)
+        self._check_budget_and_band()
+
+    def _check_seq_names(self):
+        """Normalises ``seq_models``/``seq_surrogates`` to tuples of distinct, valid names."""
         for name in ("seq_models", "seq_surrogates"):
             value = tuple(getattr(self, name))
             object.__setattr__(self, name, value)
@@ -99,6 +129,8 @@ class TransferConfig(StudyConfig):
                 f"TransferConfig.seq_surrogates {missing} are not in seq_models="
                 f"{self.seq_models}; every surrogate is also evaluated."
             )
+
+    def _check_values(self):
         if self.reference not in REFERENCES:
             raise ValueError(
                 f"TransferConfig.reference={self.reference!r}: expected one of {REFERENCES}."
@@ -117,31 +149,8 @@ class TransferConfig(StudyConfig):
             raise ValueError(f"TransferConfig.seq_lr must be > 0, got {self.seq_lr!r}.")
         if not self.temperature > 0:
             raise ValueError(f"TransferConfig.temperature must be > 0, got {self.temperature!r}.")
-        check_int_fields(
-            self,
-            (
-                "filler_size",
-                "num_targets",
-                "k",
-                "dim",
-                "epochs_mf",
-                "epochs_neumf",
-                "epochs_lightgcn",
-                "batch_size",
-                "batch_lightgcn",
-                "unroll_dim",
-                "unroll_steps",
-                "outer_steps",
-                "seq_budget",
-                "seq_max_len",
-                "epochs_sasrec",
-                "epochs_bert4rec",
-                "seq_batch_size",
-                "seq_eval_every",
-                "seq_blocks",
-                "pretrain_steps",
-            ),
-        )
+
+    def _check_budget_and_band(self):
         if self.seq_budget >= self.seq_max_len:
             raise ValueError(
                 f"TransferConfig.seq_budget={self.seq_budget} must be below "
@@ -206,8 +215,8 @@ def _label(row: str, reference: str) -> str:
     return row if row == "mf-unrolled" else f"{row} surrogate"
 
 
-def markdown(results: dict) -> str:
-    cfg, fake, hist = results["config"], results["fake_profiles"], results["histories"]
+def _fake_markdown(cfg: dict, fake: dict) -> list[str]:
+    """The fake-profile table of :func:`markdown`."""
     k = fake["k"]
     lines = [
         (
@@ -237,7 +246,12 @@ def markdown(results: dict) -> str:
         for v in fake["victims"]
     )
     lines += [f"| clean victim: target HR@{k} / test NDCG@20 | {clean} |", ""]
-    lines += [
+    return lines
+
+
+def _history_markdown(hist: dict) -> list[str]:
+    """The history-edit table of :func:`markdown`."""
+    lines = [
         (
             f"### History-edit transfer, {hist['source']}: {hist['num_users']} users, "
             f"{hist['num_items']} items, max_len {hist['max_len']}, {hist['budget']} substituted "
@@ -268,6 +282,12 @@ def markdown(results: dict) -> str:
         + " | ".join(f"{hist['clean'][m]['hr@10']:.4f}" for m in hist["models"])
         + " |"
     )
+    return lines
+
+
+def markdown(results: dict) -> str:
+    cfg, fake, hist = results["config"], results["fake_profiles"], results["histories"]
+    lines = _fake_markdown(cfg, fake) + _history_markdown(hist)
     lines.append("")
     lines.append(
         f"Total time {results['total_seconds']:.0f} s (fake profiles "
