@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
 
 
 def _add_attack_args(s) -> None:
-    """What is evaluated and how it is perturbed: runs, kind, grid, seeds, objective."""
+    """What is evaluated under which perturbation: runs, kind, grid, seeds, objective."""
     s.add_argument(
         "--checkpoint",
         action="append",
@@ -58,6 +58,11 @@ def _add_attack_args(s) -> None:
         metavar="S,S,..",
         help="attack seeds (negatives, random starts, noise); spread is plotted",
     )
+    _add_objective_args(s)
+
+
+def _add_objective_args(s) -> None:
+    """What the attack maximises and its PGD/ball settings."""
     s.add_argument(
         "--objective",
         default=None,
