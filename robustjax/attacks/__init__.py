@@ -7,6 +7,7 @@ All attacks return ``jax.lax.stop_gradient(delta)``: the training objective trea
 perturbation as a constant (Danskin's theorem; the APR convention of He et al., 2018).
 """
 
+from robustjax.attacks.budget import BUDGETS, relative_budget
 from robustjax.attacks.config import AttackConfig, make_attack
 from robustjax.attacks.fgsm import fgsm
 from robustjax.attacks.noise import gaussian_noise, uniform_noise
@@ -37,6 +38,7 @@ from robustjax.attacks.sequence import (
 )
 
 __all__ = [
+    "BUDGETS",
     "DISTS",
     "EMBEDDING_ATTACKS",
     "HISTORY_ATTACKS",
@@ -65,6 +67,7 @@ __all__ = [
     "pgd",
     "project",
     "random_ball",
+    "relative_budget",
     "substitute_gradient",
     "substitute_random",
     "truncate_recent",

@@ -10,6 +10,7 @@ and which metrics its report shows.
 from collections.abc import Callable
 from typing import NamedTuple
 
+from robustjax.attacks.budget import BUDGETS
 from robustjax.eval.sweep_engine import OBJECTIVES, all_sweep_kinds, parse_eps, sweep_kinds
 
 
@@ -80,6 +81,14 @@ def _add_objective_args(s) -> None:
     )
     s.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")
     s.add_argument("--norm", default="l2", choices=("l2", "linf"))
+    s.add_argument(
+        "--budget",
+        default="absolute",
+        choices=BUDGETS,
+        help="absolute: ||delta|| <= eps; relative: ||delta|| <= eps * ||x|| per scope unit "
+        "(the size of the perturbed embedding rows; invariant to rescalings that leave the "
+        "scores unchanged, e.g. MF users x a, items x 1/a). Default absolute",
+    )
     s.add_argument(
         "--scope",
         default="row",
@@ -200,6 +209,7 @@ def _items_config(args, context):
         num_steps=args.steps,
         norm=args.norm,
         scope=args.scope,
+        budget=args.budget,
         targets=tuple(t for t in args.targets.split(",") if t),
         objective=args.objective or "train",
         target_items=tuple(tokens[t] for t in wanted),
@@ -269,6 +279,7 @@ def _seq_config(args, context):
         num_steps=args.steps,
         norm=args.norm,
         scope=args.scope,
+        budget=args.budget,
         ks=_ints(args.ks),
         user_batch=args.user_batch,
         objective=args.objective or "heldout",
@@ -280,6 +291,7 @@ def _seq_header(cfg, context):
         "kind": cfg.kind,
         "norm": cfg.norm,
         "scope": cfg.scope,
+        "budget": cfg.budget,
         "num_steps": cfg.num_steps,
         "targets": ["seq"],
         "objective": "heldout (target among its sampled candidates)",

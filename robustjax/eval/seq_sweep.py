@@ -32,6 +32,7 @@ import numpy as np
 from flax import nnx
 
 from robustjax.attacks import AttackConfig, apply_sequence_attack, make_attack
+from robustjax.attacks.budget import BUDGETS, relative_budget
 from robustjax.attacks.registry import HISTORY_ATTACKS, embedding_kinds
 from robustjax.eval.ranking import single_target_metrics
 from robustjax.eval.sweep_engine import check_kind, check_objective, per_seed, sum_batches
@@ -52,11 +53,16 @@ class SeqSweepConfig:
     num_steps: int = 10
     norm: str = "l2"
     scope: str = "row"
+    budget: str = "absolute"  # "relative": ||delta|| <= eps * ||input row|| (embedding kinds)
     ks: tuple[int, ...] = (10,)
     user_batch: int = 256
     objective: str = "heldout"
 
     def __post_init__(self):
+        if self.budget not in BUDGETS:
+            raise ValueError(
+                f"SeqSweepConfig.budget={self.budget!r} is unknown; expected one of {BUDGETS}."
+            )
         check_kind("SeqSweepConfig", self.kind, "sequence")
         check_objective("SeqSweepConfig", self.objective, OBJECTIVES)
         if not self.levels:
@@ -113,6 +119,8 @@ def _embedding_fn(graphdef, cfg: SeqSweepConfig):
         ),
         ("seq",),
     )
+    if cfg.budget == "relative":
+        attack = relative_budget(attack, norm=cfg.norm, scope=cfg.scope)
 
     @jax.jit
     def fn(params, ids, cands, valid, levels, key):

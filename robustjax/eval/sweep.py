@@ -32,6 +32,7 @@ import numpy as np
 
 from robustjax._config_checks import field_error
 from robustjax.attacks import AttackConfig, make_attack
+from robustjax.attacks.budget import BUDGETS, relative_budget
 from robustjax.data.negatives import TrainArrays, sample_uniform
 from robustjax.eval import _host
 from robustjax.eval.attacked import table_targets
@@ -60,6 +61,7 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)
     num_steps: int = 10
     step_size: float | None = None  # None: 2.5 * eps / num_steps
+    budget: str = "absolute"  # "relative": ||delta|| <= eps * ||row|| (attacks.budget)
     norm: str = "l2"
     scope: str = "row"
     targets: tuple[str, ...] = ("user", "item")
@@ -92,6 +94,8 @@ class SweepConfig:
             raise field_error(self, "target_items", "non-empty with objective='targeted'")
         if not 0.0 < self.head_share < 1.0:
             raise field_error(self, "head_share", "in (0, 1)")
+        if self.budget not in BUDGETS:
+            raise field_error(self, "budget", f"one of {BUDGETS}")
         if self.user_batch < 1 or self.memory_mb < 1 or self.user_groups < 0:
             raise field_error(self, "user_batch", "positive (and memory_mb >= 1, user_groups >= 0)")
         AttackConfig(
@@ -135,6 +139,8 @@ def make_level_attack(
         ),
         tuple(fns.table_sizes),
     )
+    if cfg.budget == "relative":
+        attack = relative_budget(attack, norm=cfg.norm, scope=cfg.scope)
     if cfg.objective == "train":
         users, pos = data.user, data.item
     elif cfg.objective == "heldout":
@@ -287,7 +293,18 @@ def run_sweep(
         on_batch=None if on_batch is None else lambda i: on_batch(i * bsz),
     )
     totals, counts = jax.device_get((totals, counts))
-    return _finish(totals, counts, cfg, labels, num_levels)
+    return {**_finish(totals, counts, cfg, labels, num_levels), "norms": table_norms(fns, params)}
+
+
+def table_norms(fns: ModelFns, params) -> dict:
+    """Mean and median L2 row norm of each embedding table: what an absolute eps is
+    measured against (reported with every sweep, so curves of differently scaled models
+    can be read side by side)."""
+    out = {}
+    for name, table in fns.get_tables(params).items():
+        n = np.linalg.norm(np.asarray(table, np.float64), axis=-1)
+        out[name] = {"mean": float(n.mean()), "median": float(np.median(n))}
+    return out
 
 
 def _batch_step(

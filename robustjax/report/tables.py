@@ -29,7 +29,20 @@ def _title(sweep: dict) -> str:
     attack = sweep.get("attack", {})
     keys = ("kind",) if _level_name(sweep) != "eps" else ("kind", "norm")
     parts = [str(attack[k]) for k in keys if k in attack]
+    if "budget" in attack and _level_name(sweep) == "eps":
+        parts.append(f"{attack['budget']} budget")
     return " / ".join(parts) if parts else "attack"
+
+
+def _norms_line(sweep: dict) -> list[str]:
+    """The checkpoints' mean row norms: what an absolute eps is measured against."""
+    rows = []
+    for name, ckpt in sweep["checkpoints"].items():
+        norms = ckpt.get("norms")
+        if norms:
+            sizes = ", ".join(f"{t} {v['mean']:.3g}" for t, v in norms.items())
+            rows.append(f"{name}: {sizes}")
+    return ["", "Mean L2 row norms: " + "; ".join(rows) + "."] if rows else []
 
 
 def _level_name(sweep: dict) -> str:
@@ -90,6 +103,7 @@ def markdown_table(
     ]
     for name, ckpt in sweep["checkpoints"].items():
         lines.append(_metric_row(sweep, name, ckpt, metric, eps, levels))
+    lines += _norms_line(sweep)
 
     present = [m for m in stability if _has(sweep, m)]
     if present:

@@ -132,3 +132,44 @@ def test_a_registered_attack_runs_in_the_sweep(setup, monkeypatch):
     assert res["metrics"]["ndcg@10"][0][0] == base["metrics"]["ndcg@10"][0][0]
     assert res["metrics"]["prediction_shift"][0][1] > 0
     assert res["attack"]["kind"] == "shift"
+
+
+def _rescaled(setup, a):
+    """The same MF with users x a and items x 1/a: every score is unchanged."""
+    fns = setup["fns"]
+    t = fns.get_tables(setup["params"])
+    return fns.set_tables(setup["params"], {"user": t["user"] * a, "item": t["item"] / a})
+
+
+@pytest.mark.parametrize("kind", ["pgd", "gaussian"])
+def test_relative_budget_is_invariant_to_score_preserving_rescaling(setup, kind):
+    kw = {"kind": kind, "eps": (0.0, 0.25, 0.5), "num_steps": 3, "seeds": (0,)}
+    curves = {}
+    for a in (1.0, 2.0):
+        params = _rescaled(setup, a)
+        for budget in ("absolute", "relative"):
+            res = run_sweep(
+                setup["fns"], params, data=setup["data"], target_csr=setup["target_csr"],
+                exclude_csrs=setup["exclude_csrs"], num_items=setup["num_items"],
+                cfg=SweepConfig(budget=budget, **kw), progress=False,
+            )  # fmt: skip
+            curves[a, budget] = np.asarray(res["metrics"]["ndcg@10"][0])
+            if budget == "relative":
+                norms = res["norms"]
+                assert set(norms) == {"user", "item"} and norms["user"]["mean"] > 0
+    # relative: the same curve to float tolerance; absolute: the rescaling changes it
+    np.testing.assert_allclose(curves[1.0, "relative"], curves[2.0, "relative"], atol=1e-5)
+    assert curves[1.0, "absolute"][0] == curves[2.0, "absolute"][0]  # eps 0: clean
+    assert not np.allclose(curves[1.0, "absolute"][1:], curves[2.0, "absolute"][1:], atol=1e-3)
+
+
+def test_relative_budget_bounds_each_row_by_its_norm():
+    from robustjax.attacks import AttackConfig, make_attack, relative_budget
+
+    emb = {"user": jnp.asarray([[3.0, 4.0], [0.3, 0.4], [0.0, 0.0]])}
+    attack = relative_budget(
+        make_attack(AttackConfig(kind="pgd", num_steps=3, targets=("user",)), ("user",))
+    )
+    delta = attack(lambda e: jnp.sum(e["user"] ** 2, axis=-1), emb, key=None, eps=0.5)["user"]
+    n = np.linalg.norm(np.asarray(delta), axis=-1)
+    np.testing.assert_allclose(n, [2.5, 0.25, 0.0], rtol=1e-5)  # eps * ||row||, 0 for 0
