@@ -11,7 +11,13 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from robustjax.attacks.budget import BUDGETS
-from robustjax.eval.sweep_engine import OBJECTIVES, all_sweep_kinds, parse_eps, sweep_kinds
+from robustjax.eval.sweep_engine import (
+    OBJECTIVES,
+    ORACLE_LABEL,
+    all_sweep_kinds,
+    parse_eps,
+    sweep_kinds,
+)
 
 
 def add_parser(sub) -> None:
@@ -68,10 +74,12 @@ def _add_objective_args(s) -> None:
         "--objective",
         default=None,
         choices=OBJECTIVES,
-        help="train (default for user-item runs): max BPR over training triples (APR "
-        "study); heldout: max BPR of the test positives (sequential runs: the target's "
-        "cross-entropy among its candidates, their only objective); targeted: promote "
-        "--target-items",
+        help="label-free: train (default for user-item runs; max BPR over training "
+        "triples, the APR study), prediction (default for sequential runs; max "
+        "cross-entropy of the model's own clean top item); oracle, an upper bound that "
+        "knows the test items (user-item: max BPR of the test positives; sequential: "
+        "the target's cross-entropy among its candidates), labelled so in every output; "
+        "targeted: promote --target-items",
     )
     s.add_argument(
         "--target-items",
@@ -282,7 +290,7 @@ def _seq_config(args, context):
         budget=args.budget,
         ks=_ints(args.ks),
         user_batch=args.user_batch,
-        objective=args.objective or "heldout",
+        objective=args.objective or "prediction",
     )
 
 
@@ -294,7 +302,11 @@ def _seq_header(cfg, context):
         "budget": cfg.budget,
         "num_steps": cfg.num_steps,
         "targets": ["seq"],
-        "objective": "heldout (target among its sampled candidates)",
+        "objective": (
+            f"oracle: the target among its sampled candidates, {ORACLE_LABEL}"
+            if cfg.objective == "oracle"
+            else "prediction: the model's own clean top item over the catalogue (label-free)"
+        ),
         "level": "budget (items)" if cfg.discrete else "eps",
     }
     return {

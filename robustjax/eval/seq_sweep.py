@@ -10,11 +10,16 @@ Two families of threat, one report format (``robustjax.report``):
   deletion and truncation of the history, with an integer budget per level (one compiled
   call per budget: the budget is a static shape).
 
-The attacks are untargeted against the held-out item: they maximise the cross-entropy of
-the target among its evaluation candidates (the target and its 100 sampled negatives,
-``SequenceData.test_cands``), i.e. push the target down the ranking the metrics are taken
-from. Discrete attacks never insert any of the user's candidates (the target or its
-negatives) into the history, so an attack cannot win by simply showing the answer.
+Objectives (what the attacker maximises):
+
+- ``"prediction"`` (default, label-free): the cross-entropy, over the whole catalogue, of
+  the item the model itself ranks first from the clean history. The attacker sees the
+  history and the model, never the test item or the evaluation candidates.
+- ``"oracle"``: the cross-entropy of the held-out test item among its evaluation
+  candidates (the target and its sampled negatives, ``SequenceData.test_cands``). An
+  upper bound: the attacker knows the test item. Its discrete attacks never insert any
+  of the user's candidates into the history, so they cannot win by showing the answer.
+  Every output of this objective says "oracle / upper bound".
 
 Metrics per level: ``sampled_hr@K`` and ``sampled_ndcg@K`` (the sampled protocol, named as in training runs: the target's rank is the
 number of candidates scored strictly higher) and ``target_score_shift``, the mean change
@@ -39,7 +44,7 @@ from robustjax.eval.sweep_engine import check_kind, check_objective, per_seed, s
 
 # The built-in embedding kinds (a snapshot; the registries of robustjax.attacks decide).
 EMBEDDING_KINDS = embedding_kinds(sweep=True)
-OBJECTIVES = ("heldout",)  # the target against its sampled candidates
+OBJECTIVES = ("prediction", "oracle")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -56,7 +61,7 @@ class SeqSweepConfig:
     budget: str = "absolute"  # "relative": ||delta|| <= eps * ||input row|| (embedding kinds)
     ks: tuple[int, ...] = (10,)
     user_batch: int = 256
-    objective: str = "heldout"
+    objective: str = "prediction"
 
     def __post_init__(self):
         if self.budget not in BUDGETS:
@@ -100,6 +105,22 @@ def candidate_loss(model, seq_emb, seq_ids, cands):
     return -jax.nn.log_softmax(scores, axis=-1)[:, 0]
 
 
+def prediction_loss(model, seq_emb, seq_ids, pseudo):
+    """Cross-entropy of ``pseudo`` [B] (the clean top-ranked items, ids ``1..I``) over the
+    whole catalogue; [B]. Label-free: nothing of the test data enters."""
+    logits = model.score_all(model.next_hidden(seq_emb, seq_ids))  # [B, I]
+    return -jnp.take_along_axis(jax.nn.log_softmax(logits, axis=-1), pseudo[:, None] - 1, 1)[:, 0]
+
+
+def _objective(model, cfg, ids, cands, emb):
+    """``loss(seq_emb, seq_ids) -> [B]`` of the configured objective (see module doc)."""
+    if cfg.objective == "oracle":
+        return lambda e, i: candidate_loss(model, e, i, cands)
+    clean = model.score_all(model.next_hidden(emb, ids))
+    pseudo = jax.lax.stop_gradient(jnp.argmax(clean, axis=-1).astype(jnp.int32) + 1)
+    return lambda e, i: prediction_loss(model, e, i, pseudo)
+
+
 def _metrics(scores, clean_target, valid, ks):
     """Sums over the valid users (``valid`` 1/0 weights): hr@k, ndcg@k, target score shift."""
     rank = jnp.sum(scores[:, 1:] > scores[:, :1], axis=1)
@@ -128,8 +149,10 @@ def _embedding_fn(graphdef, cfg: SeqSweepConfig):
         emb = model.embed({"seq": ids})["seq"]
         clean = model.score_items(model.next_hidden(emb, ids), cands)[:, 0]
 
+        objective = _objective(model, cfg, ids, cands, emb)
+
         def at(eps):
-            loss = lambda e: candidate_loss(model, e["seq"], ids, cands) * valid
+            loss = lambda e: objective(e["seq"], ids) * valid
             delta = attack(loss, {"seq": emb}, key=key, eps=eps)["seq"]
             scores = model.score_items(model.next_hidden(emb + delta, ids), cands)
             return _metrics(scores, clean, valid, cfg.ks)
@@ -147,8 +170,10 @@ def _discrete_fn(graphdef, cfg: SeqSweepConfig, num_items: int, budget: int):
         emb = model.embed({"seq": ids})["seq"]
         clean = model.score_items(model.next_hidden(emb, ids), cands)[:, 0]
 
+        objective = _objective(model, cfg, ids, cands, emb)
+
         def loss_rows(rows, seq_ids):
-            return candidate_loss(model, rows * model.input_scale, seq_ids, cands) * valid
+            return objective(rows * model.input_scale, seq_ids) * valid
 
         new_ids = apply_sequence_attack(
             cfg.kind,
@@ -158,7 +183,7 @@ def _discrete_fn(graphdef, cfg: SeqSweepConfig, num_items: int, budget: int):
             table=table,
             num_items=num_items,
             key=key,
-            exclude=cands,
+            exclude=cands if cfg.objective == "oracle" else None,
         )
         scores = model.score_items(
             model.next_hidden(model.embed({"seq": new_ids})["seq"], new_ids), cands

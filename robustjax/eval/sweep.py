@@ -15,8 +15,9 @@ for every level:
 * in targeted mode, the hit ratio of the target items in the top-K.
 
 Threat models (``objective``): ``"train"`` maximises the BPR loss over one sampled epoch of
-training triples (the APR paper's study); ``"heldout"`` maximises the BPR loss of the
-held-out positives against sampled negatives (worst case for the reported metric);
+training triples (the APR paper's study; label-free); ``"oracle"`` maximises the BPR loss
+of the held-out test positives against sampled negatives (an upper bound: the attacker
+knows the test items; its outputs say so);
 ``"targeted"`` maximises the scores of ``target_items`` for every user against sampled
 items (promotion). Attacks perturb the embedding tables named in ``targets``.
 """
@@ -40,6 +41,7 @@ from robustjax.eval.ranking import metrics_from_top, rank_metrics, top_candidate
 from robustjax.eval.stability import jaccard_at_k, prediction_shift, rbo_at_k, target_hit_ratio
 from robustjax.eval.sweep_engine import (
     OBJECTIVES,
+    ORACLE_LABEL,
     check_kind,
     check_objective,
     parse_eps,
@@ -50,6 +52,9 @@ from robustjax.losses.pairwise import bpr
 from robustjax.models.base import ModelFns
 
 _USER_LEVEL = ("jaccard", "rbo", "prediction_shift", "mean_score_change", "target_hr")
+
+
+PAIR_OBJECTIVES = ("train", "oracle", "targeted")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -77,7 +82,7 @@ class SweepConfig:
 
     def __post_init__(self):
         check_kind("SweepConfig", self.kind, "items")
-        check_objective("SweepConfig", self.objective, OBJECTIVES)
+        check_objective("SweepConfig", self.objective, PAIR_OBJECTIVES)
         if not self.eps:
             raise field_error(self, "eps", "a non-empty grid")
         negative = [e for e in self.eps if not (math.isfinite(e) and e >= 0)]
@@ -143,7 +148,7 @@ def make_level_attack(
         attack = relative_budget(attack, norm=cfg.norm, scope=cfg.scope)
     if cfg.objective == "train":
         users, pos = data.user, data.item
-    elif cfg.objective == "heldout":
+    elif cfg.objective == "oracle":
         users, pos = (jnp.asarray(heldout[0], jnp.int32), jnp.asarray(heldout[1], jnp.int32))
     else:
         targets = np.asarray(cfg.target_items, np.int32)
@@ -371,7 +376,10 @@ def _head_items(cfg: SweepConfig, excludes, num_items: int) -> np.ndarray:
 def attack_header(cfg: SweepConfig) -> dict:
     """The ``"attack"`` entry of the report: the config without the grid and batching."""
     skip = ("eps", "seeds", "user_batch", "memory_mb")
-    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
+    out = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
+    if cfg.objective == "oracle":
+        out["label"] = ORACLE_LABEL
+    return out
 
 
 def _finish(totals, counts, cfg: SweepConfig, labels, num_levels) -> dict:

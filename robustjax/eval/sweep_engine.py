@@ -24,7 +24,9 @@ from tqdm.auto import tqdm
 
 from robustjax.attacks.registry import embedding_kinds, history_kinds
 
-OBJECTIVES = ("train", "heldout", "targeted")
+OBJECTIVES = ("train", "oracle", "targeted", "prediction")
+# every output of an objective that sees test data says so
+ORACLE_LABEL = "oracle / upper bound (the attacker knows the test items)"
 
 
 def sweep_kinds(family: str) -> tuple[str, ...]:
@@ -106,6 +108,7 @@ def per_seed(values, num_seeds: int, num_levels: int) -> list[list[float]]:
 
 __all__ = [
     "OBJECTIVES",
+    "ORACLE_LABEL",
     "all_sweep_kinds",
     "check_kind",
     "check_objective",

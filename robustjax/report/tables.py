@@ -31,6 +31,8 @@ def _title(sweep: dict) -> str:
     parts = [str(attack[k]) for k in keys if k in attack]
     if "budget" in attack and _level_name(sweep) == "eps":
         parts.append(f"{attack['budget']} budget")
+    if str(attack.get("objective", "")).startswith("oracle"):
+        parts.append("ORACLE objective: upper bound, the attacker knows the test items")
     return " / ".join(parts) if parts else "attack"
 
 

@@ -77,7 +77,7 @@ def test_worst_case_attack_is_monotone_on_a_toy_model(setup):
         setup,
         kind="pgd",
         eps=tuple(np.linspace(0, 2, 6)),
-        objective="heldout",
+        objective="oracle",
         num_steps=20,
         ks=(10,),
     )

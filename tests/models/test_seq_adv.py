@@ -192,7 +192,9 @@ def test_embedding_sweep_level0_is_clean_and_vmap_matches_loop(data):
     model = _model(data, seed=3)
     graphdef, params = nnx.split(model, nnx.Param)
     clean = _sampled_metrics(graphdef, params, data)
-    cfg = SeqSweepConfig(kind="pgd", levels=(0.0, 0.5, 2.0), num_steps=3, user_batch=5)
+    cfg = SeqSweepConfig(
+        kind="pgd", levels=(0.0, 0.5, 2.0), num_steps=3, user_batch=5, objective="oracle"
+    )
     out = run_seq_sweep(
         graphdef,
         params,
@@ -216,7 +218,9 @@ def test_embedding_sweep_level0_is_clean_and_vmap_matches_loop(data):
             data.test_input,
             data.test_cands,
             num_items=data.num_items,
-            cfg=SeqSweepConfig(kind="pgd", levels=(eps,), num_steps=3, user_batch=7),
+            cfg=SeqSweepConfig(
+                kind="pgd", levels=(eps,), num_steps=3, user_batch=7, objective="oracle"
+            ),
             progress=False,
         )
         np.testing.assert_allclose(
@@ -224,6 +228,35 @@ def test_embedding_sweep_level0_is_clean_and_vmap_matches_loop(data):
             out["metrics"]["sampled_ndcg@10"][0][i],
             rtol=1e-5,
         )
+
+
+def test_default_objective_is_label_free(data):
+    """The default sequential attack never reads the test item or the evaluation
+    candidates: its gradient is the same whatever candidates the evaluation uses; the
+    oracle objective's is not."""
+    from robustjax.eval.seq_sweep import _objective
+
+    model = _model(data, seed=3)
+    ids = data.test_input[:6]
+    emb = model.embed({"seq": ids})["seq"]
+    a = data.test_cands[:6]
+    b = jnp.roll(a, 1, axis=0)  # other targets and negatives
+
+    def grad(cfg, cands):
+        loss = _objective(model, cfg, ids, cands, emb)
+        return np.asarray(jax.grad(lambda e: jnp.sum(loss(e, ids)))(emb))
+
+    default = SeqSweepConfig()
+    assert default.objective == "prediction"
+    np.testing.assert_array_equal(grad(default, a), grad(default, b))
+    oracle = SeqSweepConfig(objective="oracle")
+    assert not np.allclose(grad(oracle, a), grad(oracle, b))
+    out = run_seq_sweep(
+        nnx.split(model, nnx.Param)[0], nnx.split(model, nnx.Param)[1], data.test_input,
+        data.test_cands, num_items=data.num_items, progress=False,
+        cfg=SeqSweepConfig(kind="substitute_gradient", levels=(0, 2), user_batch=8),
+    )  # fmt: skip
+    assert out["metrics"]["changed_positions"][0][1] > 0
 
 
 def test_candidate_loss_is_cross_entropy_of_column_0(data):
@@ -271,7 +304,7 @@ def test_hull_objective_raises_the_loss_and_trains_the_table(data):
 def test_history_sweep_budget0_is_clean_and_never_improves_much(data, kind):
     model = _model(data, seed=3)
     graphdef, params = nnx.split(model, nnx.Param)
-    cfg = SeqSweepConfig(kind=kind, levels=(0, 2), user_batch=8)
+    cfg = SeqSweepConfig(kind=kind, levels=(0, 2), user_batch=8, objective="oracle")
     out = run_seq_sweep(
         graphdef,
         params,
