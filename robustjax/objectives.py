@@ -214,7 +214,14 @@ def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, atta
         # exact, in the span of each example: see robustjax.losses.gram
         terms = {
             f"{name}_span": Term(
-                span_adversarial_term(fns, loss, attack, clean_name=loss, adv_name=name),
+                span_adversarial_term(
+                    fns,
+                    loss,
+                    adv.attack_config(),
+                    fraction=adv.fraction,
+                    clean_name=loss,
+                    adv_name=name,
+                ),
                 {loss: 1.0, name: adv.weight},
             )
         }

@@ -29,7 +29,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from robustjax.losses.adversarial import add_delta
+from robustjax.attacks import AttackConfig, make_attack
+from robustjax.losses.adversarial import add_delta, inject
 from robustjax.losses.terms import SCORE_LOSSES, emb_loss
 from robustjax.models.base import ModelFns
 from robustjax.types import Array, Emb
@@ -223,11 +224,38 @@ def _span_bwd(score_loss, res, cts):
 _span_losses.defvjp(_span_fwd, _span_bwd)
 
 
+def check_span_attack(cfg: AttackConfig, loss: str) -> None:
+    """Raises unless the span path is exact for ``cfg`` and ``loss``: an L2 FGSM or PGD
+    from zero on a score loss. An L-inf ball is not preserved by the change of basis, and
+    a random start in the span is not the generic random start, so those would be wrong."""
+    problems = []
+    if cfg.norm != "l2":
+        problems.append(f"norm={cfg.norm!r} (needs 'l2')")
+    if cfg.kind not in ("fgsm", "pgd"):
+        problems.append(f"kind={cfg.kind!r} (needs 'fgsm' or 'pgd')")
+    if cfg.random_start:
+        problems.append("random_start=True (needs a zero start)")
+    if loss not in SCORE_LOSSES:
+        problems.append(f"loss={loss!r} (needs one of {tuple(SCORE_LOSSES)})")
+    if problems:
+        raise ValueError(
+            "span_adversarial_term: the span path is exact only for L2, zero-start FGSM/PGD "
+            f"on score losses; got {', '.join(problems)}. Use adversarial_term instead."
+        )
+
+
 def span_adversarial_term(
-    fns: ModelFns, loss: str, attack, *, clean_name: str | None = None, adv_name: str = "adv"
+    fns: ModelFns,
+    loss: str,
+    attack_cfg: AttackConfig,
+    *,
+    fraction: float = 1.0,
+    clean_name: str | None = None,
+    adv_name: str = "adv",
 ):
-    """Term: the loss at the point found by an L2, zero-start ``attack``, all from the
-    batch's Gram matrix (see the module doc).
+    """Term: the loss at the point found by the L2, zero-start attack ``attack_cfg`` (with
+    adversarial-sample injection when ``fraction < 1``), all from the batch's Gram matrix
+    (see the module doc). Other attacks are refused (:func:`check_span_attack`).
 
     With ``clean_name``, returns ``{clean_name: clean loss, adv_name: adversarial loss}``
     (the clean scores are entries of ``G``); else the adversarial loss alone. Values and
@@ -241,6 +269,10 @@ def span_adversarial_term(
             "product (ModelFns.bilinear is False); use adversarial_term "
             "instead."
         )
+    check_span_attack(attack_cfg, loss)
+    attack = make_attack(attack_cfg, fns.embedding_names)
+    if fraction < 1.0:
+        attack = inject(attack, fraction)
     loss_on_emb = emb_loss(fns, loss)
     score_loss = SCORE_LOSSES[loss]
 

@@ -118,8 +118,9 @@ def test_span_term_matches_clean_and_adversarial_terms(loss, num_neg):
     adversarial_term) equal the generic terms."""
     fns, params = _model()
     batch = _batch(num_neg, seed=1)
-    attack = make_attack(AttackConfig(kind="pgd", eps=0.8, num_steps=5), fns.embedding_names)
-    span = span_adversarial_term(fns, loss, attack, clean_name="clean", adv_name="adv")
+    cfg = AttackConfig(kind="pgd", eps=0.8, num_steps=5)
+    attack = make_attack(cfg, fns.embedding_names)
+    span = span_adversarial_term(fns, loss, cfg, clean_name="clean", adv_name="adv")
     generic_adv = adversarial_term(fns, emb_loss(fns, loss), attack)
     generic_clean = clean_term(fns, loss)
     key = jax.random.key(3)
@@ -146,7 +147,7 @@ def test_span_term_invariants():
     batch = _batch()
     key = jax.random.key(0)
     loss_on_emb = emb_loss(fns, "bpr")
-    zero = make_attack(AttackConfig(kind="pgd", eps=0.0, num_steps=3), fns.embedding_names)
+    zero = AttackConfig(kind="pgd", eps=0.0, num_steps=3)
     out = span_adversarial_term(fns, "bpr", zero, clean_name="clean")(params, batch, key=key)
     np.testing.assert_allclose(out["adv"], out["clean"], rtol=1e-6)  # eps = 0 is clean
     attack = make_attack(AttackConfig(kind="pgd", eps=0.5, num_steps=5), fns.embedding_names)
@@ -199,6 +200,20 @@ def test_build_phases_picks_the_span_path_only_where_it_is_exact():
 
 def test_span_term_rejects_a_model_that_is_not_bilinear():
     neumf, _ = build_model(ModelConfig(name="neumf", dim=D), U, I, seed=0)
-    attack = make_attack(AttackConfig(kind="fgsm"), neumf.embedding_names)
     with pytest.raises(ValueError, match="bilinear"):
-        span_adversarial_term(neumf, "bpr", attack)
+        span_adversarial_term(neumf, "bpr", AttackConfig(kind="fgsm"))
+
+
+@pytest.mark.parametrize(
+    "cfg,loss,match",
+    [
+        (AttackConfig(kind="pgd", norm="linf"), "bpr", "norm='linf'"),
+        (AttackConfig(kind="pgd", random_start=True), "bpr", "random_start=True"),
+        (AttackConfig(kind="gaussian"), "bpr", "kind='gaussian'"),
+        (AttackConfig(kind="pgd"), "hinge", "loss='hinge'"),
+    ],
+)
+def test_span_term_refuses_attacks_it_would_get_wrong(cfg, loss, match):
+    fns, _ = _model()
+    with pytest.raises(ValueError, match=match):
+        span_adversarial_term(fns, loss, cfg)
