@@ -140,6 +140,7 @@ class ExperimentConfig:
                 f"AdvConfig.warm_epochs={self.adv.warm_epochs} leaves no "
                 f"adversarial epoch out of train.epochs={self.train.epochs}."
             )
+        _check_unused_adv_options(self)
         allowed = SEQUENCE_ADV_METHODS if sequential else PAIR_ADV_METHODS
         if self.adv.method not in allowed:
             raise ValueError(
@@ -288,6 +289,23 @@ def from_dict(cls, data: dict):
             value = tuple(value)
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _check_unused_adv_options(cfg: "ExperimentConfig") -> None:
+    """Options a method would silently ignore are an error, not a no-op."""
+    adv, t = cfg.adv, cfg.train
+    ignored = []
+    if adv.method == "free":  # trains on the adversarial loss alone, one negative per row
+        ignored += [("train.l2", t.l2, 0.0), ("train.num_negatives", t.num_negatives, 1)]
+        ignored += [("adv.weight", adv.weight, 1.0), ("adv.fraction", adv.fraction, 1.0)]
+    if adv.method == "vat":  # perturbs every example
+        ignored += [("adv.fraction", adv.fraction, 1.0)]
+    used = [f"{name}={value!r}" for name, value, default in ignored if value != default]
+    if used:
+        raise ValueError(
+            f"AdvConfig.method={adv.method!r} does not use {', '.join(used)}; leave "
+            "them at their defaults, or pick a method that uses them."
+        )
 
 
 def tiny_config(cfg: ExperimentConfig, **model_changes) -> ExperimentConfig:

@@ -58,3 +58,19 @@ def test_every_experiment_has_a_tiny_config():
         assert all(v <= 5 for v in epochs.values() if v is not None), (name, epochs)
     with pytest.raises(ValueError, match="unknown experiment"):
         get_config("no-such-experiment")
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (["adv.method=free", "train.l2=0.01"], "does not use train.l2=0.01"),
+        (["adv.method=free", "train.num_negatives=4"], "train.num_negatives=4"),
+        (["adv.method=free", "adv.weight=2"], "adv.weight=2.0"),
+        (["adv.method=free", "adv.fraction=0.5"], "adv.fraction=0.5"),
+        (["adv.method=vat", "adv.fraction=0.5"], "'vat' does not use adv.fraction=0.5"),
+    ],
+)
+def test_options_a_method_would_ignore_are_errors(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        apply_overrides(get_config("bpr-mf"), overrides)
+    apply_overrides(get_config("bpr-mf"), overrides[:1])  # the method alone is fine
