@@ -59,7 +59,8 @@ def apr_published_term(
     In per-lookup mode (:func:`adversarial_term` with an L2/row FGSM) each gathered
     embedding gets its own ``delta`` from its own gradient instead; the two coincide when no
     row repeats in a batch. Pair with :func:`summed` to reproduce the sum-reduced loss of the
-    reference code.
+    reference code. Each example's gradient is weighted by ``batch["mask"]`` (when given),
+    so the padding rows of a partial last batch do not move the real rows' perturbations.
     """
     missing = [n for n in names if n not in fns.lookups]
     if missing:
@@ -73,9 +74,14 @@ def apr_published_term(
         del key
         emb = fns.embed(params, batch)
         sub = {n: jax.lax.stop_gradient(emb[n]) for n in names}
-        grads = jax.grad(lambda d: jnp.sum(loss_on_emb(params, add_delta(emb, d))))(
-            jax.tree.map(jnp.zeros_like, sub)
-        )
+        # padding rows (mask 0) must not enter the per-row gradient sums
+        weight = batch.get("mask")
+
+        def total(d):
+            values = loss_on_emb(params, add_delta(emb, d))
+            return jnp.sum(values if weight is None else values * weight)
+
+        grads = jax.grad(total)(jax.tree.map(jnp.zeros_like, sub))
         del sub
         delta = {}
         for table in sorted({fns.lookups[n][0] for n in names}):

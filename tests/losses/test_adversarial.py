@@ -91,6 +91,24 @@ def test_apr_published_equals_per_lookup_without_repeated_rows(model):
     assert not np.allclose(c, d)
 
 
+def test_apr_published_ignores_padding_rows(model):
+    """Padding rows of a partial batch (mask 0; make_batch points them at training row 0,
+    a real triple, with a sampled negative) must not change the real rows' perturbations."""
+    fns, params = model
+    loss = emb_loss(fns, "bpr")
+    real = _batch()
+    pad = {
+        "user": jnp.concatenate([real["user"], jnp.full(4, 1, real["user"].dtype)]),
+        "pos": jnp.concatenate([real["pos"], jnp.full(4, 2, real["pos"].dtype)]),
+        "neg": jnp.concatenate([real["neg"], jnp.array([11, 3, 17, 4], real["neg"].dtype)]),
+        "mask": jnp.concatenate([real["mask"], jnp.zeros(4)]),
+    }
+    term = apr_published_term(fns, loss, eps=0.5)
+    a = term(params, real, key=jax.random.key(0))
+    b = term(params, pad, key=jax.random.key(0))[:8]
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
 def test_apr_published_delta_is_per_row_and_in_the_ball(model):
     """Rows looked up twice get the same delta of norm eps."""
     fns, params = model
