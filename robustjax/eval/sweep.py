@@ -51,7 +51,7 @@ from robustjax.eval.sweep_engine import (
 from robustjax.losses.pairwise import bpr
 from robustjax.models.base import ModelFns
 
-_USER_LEVEL = ("jaccard", "rbo", "prediction_shift", "mean_score_change", "target_hr")
+_USER_LEVEL = ("jaccard", "rbo", "prediction_shift", "mean_score_change")
 
 
 PAIR_OBJECTIVES = ("train", "oracle", "targeted")
@@ -240,7 +240,13 @@ def sweep_step(
         out[f"rbo@{stab_k}"] = rbo_at_k(clean_top, top)
         out["prediction_shift"] = prediction_shift(clean_scores, scores, ~exclude)
         if target_items.shape[0]:
-            out[f"target_hr@{stab_k}"] = target_hit_ratio(top, target_items)
+            # eligible users never interacted with a target (as robustjax.poison.metrics):
+            # for the others an excluded target can never be hit
+            t = jnp.clip(target_items, 0, None)
+            seen = jnp.any(exclude[:, t] & (target_items >= 0)[None, :], axis=1)
+            eligible = (~seen).astype(jnp.float32)
+            out[f"target_hr@{stab_k}"] = target_hit_ratio(top, target_items) * eligible
+            out["target_valid"] = eligible
         return {k: v @ onehot for k, v in out.items()}  # [G+1] sums
 
     return jax.vmap(level)(tables), jnp.sum(onehot, axis=0)
@@ -388,7 +394,9 @@ def _finish(totals, counts, cfg: SweepConfig, labels, num_levels) -> dict:
         for name, v in totals.items():
             if name.endswith("valid"):
                 continue
-            if name.startswith(_USER_LEVEL):  # defined for every evaluated user
+            if name.startswith("target_hr"):  # eligible users only (see sweep_step)
+                denom = totals["target_valid"][:, col]
+            elif name.startswith(_USER_LEVEL):  # defined for every evaluated user
                 denom = np.full(num_levels, counts[col])
             else:  # ranking metrics: users with a target in the (stratified) test set
                 prefix = name.rsplit("/", 1)[0] + "/" if "/" in name else ""

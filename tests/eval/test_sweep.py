@@ -99,6 +99,31 @@ def test_targeted_mode_promotes_targets(setup):
     assert hr[2] > hr[0]
 
 
+def test_target_hit_ratio_averages_over_eligible_users_only(setup):
+    """Users who already interacted with a target can never be hit by it (it is excluded
+    from their ranking); the hit ratio counts only users who saw no target, as
+    robustjax.poison.metrics does. Checked against a NumPy recomputation at eps 0."""
+    targets = (3, 7)
+    res = _sweep(setup, kind="gaussian", eps=(0.0,), objective="targeted", target_items=targets)
+    fns, params = setup["fns"], setup["params"]
+    n_users = setup["target_csr"][0].shape[0] - 1
+    users = np.nonzero(np.diff(setup["target_csr"][0]) > 0)[0]
+    seen = np.zeros((n_users, setup["num_items"]), bool)
+    for indptr, indices in setup["exclude_csrs"]:
+        for u in range(n_users):
+            seen[u, indices[indptr[u] : indptr[u + 1]]] = True
+    scores = np.asarray(fns.score_all(params, jnp.asarray(users, jnp.int32)), np.float64)
+    scores[seen[users]] = -np.inf
+    ratios = []
+    for row, u in enumerate(users):
+        if seen[u, list(targets)].any():
+            continue  # not eligible
+        top = np.argsort(-scores[row], kind="stable")[:20]
+        ratios.append(np.isin(list(targets), top).mean())
+    assert 0 < len(ratios) < len(users)  # some users are not eligible
+    np.testing.assert_allclose(res["metrics"]["target_hr@20"][0][0], np.mean(ratios), rtol=1e-6)
+
+
 def test_groups_partition_the_users(setup):
     res = _sweep(setup, kind="gaussian", eps=(0.0, 0.1))
     assert sum(g["num_users"] for g in res["groups"].values()) == res["num_users"]
