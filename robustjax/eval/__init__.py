@@ -20,6 +20,7 @@ from robustjax.eval.stability import (
     mean_score_change,
     prediction_shift,
     rbo_at_k,
+    rbo_normalized_at_k,
     target_hit_ratio,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "prediction_shift",
     "rank_metrics",
     "rbo_at_k",
+    "rbo_normalized_at_k",
     "single_target_metrics",
     "sum_metrics",
     "table_targets",

@@ -58,10 +58,69 @@ def jaccard_at_k(clean_top: Int[Array, "B K"], pert_top: Int[Array, "B K"]) -> F
     return jnp.where(union > 0, ratio, _F32(1.0))
 
 
+def _prefix_overlaps(clean_top, pert_top):
+    """``X_d`` for d = 1..K [B, K], each list's real length ``L`` [B] (the larger one)."""
+    # X_d = #{(i, j) : match, i < d, j < d}: the diagonal of the 2-D prefix sum of matches.
+    matches = _matches(clean_top, pert_top).astype(jnp.int32)
+    prefix = jnp.cumsum(jnp.cumsum(matches, axis=1), axis=2)
+    overlap = jnp.diagonal(prefix, axis1=1, axis2=2).astype(_F32)  # [B, K], X_1 .. X_K
+    length = jnp.maximum(
+        jnp.sum(clean_top >= 0, axis=1, dtype=jnp.int32),
+        jnp.sum(pert_top >= 0, axis=1, dtype=jnp.int32),
+    )
+    return overlap, length
+
+
+def _check_p(where: str, p) -> None:
+    if isinstance(p, (int, float)) and not 0.0 < p <= 1.0:
+        raise ValueError(
+            f"{where}: p must lie in (0, 1], got p={p!r}; typical values are 0.9 (the top 10 "
+            "ranks carry ~65% of the weight) or 0.98."
+        )
+
+
 def rbo_at_k(
     clean_top: Int[Array, "B K"], pert_top: Int[Array, "B K"], *, p: float | Array = 0.9
 ) -> Float[Array, " B"]:
-    """Per-user normalised truncated rank-biased overlap (RBO) of two top-K lists.
+    """Per-user extrapolated rank-biased overlap ``RBO_ext`` of two top-K lists (Webber,
+    Moffat and Zobel, ACM TOIS 28(4), 2010, eq. 32), for lists evaluated to depth ``L``::
+
+        RBO_ext = X_L / L * p^L + (1 - p) * sum_{d=1..L} p^(d-1) * X_d / d
+
+    with ``X_d`` the overlap of the two length-``d`` prefixes: the agreement seen down to
+    ``L`` is assumed to continue below it. Identical lists give 1, disjoint ones 0.
+    ``L`` is the larger number of real (non ``-1``) items of the two lists; both empty
+    gives 1. ``p`` in ``(0, 1)``, may be traced.
+
+    Args:
+      clean_top: Int[Array, "B K"] clean top-K item ids in rank order, ``-1`` for padding.
+      pert_top: Int[Array, "B K"] perturbed top-K item ids in rank order, ``-1`` for padding.
+      p: persistence; smaller values weight the top more.
+
+    Returns:
+      Float[Array, " B"] float32 in ``[0, 1]``.
+    """
+    _check_lists("rbo_at_k", clean_top, pert_top)
+    _check_p("rbo_at_k", p)
+    if isinstance(p, (int, float)) and p == 1.0:
+        raise ValueError("rbo_at_k: p must be < 1 for RBO_ext (p = 1 gives no extrapolation).")
+    overlap, length = _prefix_overlaps(clean_top, pert_top)
+    k = clean_top.shape[1]
+    depth = jnp.arange(1, k + 1, dtype=_F32)
+    pp = jnp.asarray(p, _F32)
+    in_depth = jnp.arange(1, k + 1, dtype=jnp.int32)[None, :] <= length[:, None]
+    weight = jnp.where(in_depth, (1 - pp) * jnp.power(pp, depth - 1)[None, :], _F32(0.0))
+    head = jnp.sum(weight * overlap / depth[None, :], axis=1)
+    last = jnp.take_along_axis(overlap, jnp.maximum(length - 1, 0)[:, None], axis=1)[:, 0]
+    tail = last / jnp.maximum(length, 1).astype(_F32) * jnp.power(pp, length.astype(_F32))
+    return jnp.where(length > 0, head + tail, _F32(1.0))
+
+
+def rbo_normalized_at_k(
+    clean_top: Int[Array, "B K"], pert_top: Int[Array, "B K"], *, p: float | Array = 0.9
+) -> Float[Array, " B"]:
+    """Per-user normalised truncated rank-biased overlap of two top-K lists (reported as
+    ``rbo_norm@K``; :func:`rbo_at_k` is Webber et al.'s extrapolated ``RBO_ext``).
 
     Rank-biased overlap (Webber, Moffat and Zobel, "A similarity measure for indefinite
     rankings", ACM TOIS 28(4), 2010) weights the agreement at each depth ``d`` geometrically.
@@ -92,22 +151,11 @@ def rbo_at_k(
     Returns:
       Float[Array, " B"] float32 in ``[0, 1]``.
     """
-    _check_lists("rbo_at_k", clean_top, pert_top)
-    if isinstance(p, (int, float)) and not 0.0 < p <= 1.0:
-        raise ValueError(
-            f"rbo_at_k: p must lie in (0, 1], got p={p!r}; typical values are 0.9 (the top 10 "
-            "ranks carry ~65% of the weight) or 0.98."
-        )
+    _check_lists("rbo_normalized_at_k", clean_top, pert_top)
+    _check_p("rbo_normalized_at_k", p)
     k = clean_top.shape[1]
-    # X_d = #{(i, j) : match, i < d, j < d}: the diagonal of the 2-D prefix sum of matches.
-    matches = _matches(clean_top, pert_top).astype(jnp.int32)
-    prefix = jnp.cumsum(jnp.cumsum(matches, axis=1), axis=2)
-    overlap = jnp.diagonal(prefix, axis1=1, axis2=2).astype(_F32)  # [B, K], X_1 .. X_K
+    overlap, length = _prefix_overlaps(clean_top, pert_top)
     depth = jnp.arange(1, k + 1, dtype=_F32)
-    length = jnp.maximum(
-        jnp.sum(clean_top >= 0, axis=1, dtype=jnp.int32),
-        jnp.sum(pert_top >= 0, axis=1, dtype=jnp.int32),
-    )
     in_depth = jnp.arange(1, k + 1, dtype=jnp.int32)[None, :] <= length[:, None]  # [B, K]
     decay = jnp.power(jnp.asarray(p, _F32), depth - _F32(1.0))  # p^(d-1)
     weight = jnp.where(in_depth, decay[None, :], _F32(0.0))

@@ -38,7 +38,13 @@ from robustjax.data.negatives import TrainArrays, sample_uniform
 from robustjax.eval import _host
 from robustjax.eval.attacked import table_targets
 from robustjax.eval.ranking import metrics_from_top, rank_metrics, top_candidates
-from robustjax.eval.stability import jaccard_at_k, prediction_shift, rbo_at_k, target_hit_ratio
+from robustjax.eval.stability import (
+    jaccard_at_k,
+    prediction_shift,
+    rbo_at_k,
+    rbo_normalized_at_k,
+    target_hit_ratio,
+)
 from robustjax.eval.sweep_engine import (
     OBJECTIVES,
     ORACLE_LABEL,
@@ -237,7 +243,8 @@ def sweep_step(
             out[prefix + "valid"] = valid
         top = top_items[:, :stab_k]
         out[f"jaccard@{stab_k}"] = jaccard_at_k(clean_top, top)
-        out[f"rbo@{stab_k}"] = rbo_at_k(clean_top, top)
+        out[f"rbo@{stab_k}"] = rbo_at_k(clean_top, top)  # RBO_ext (Webber et al.)
+        out[f"rbo_norm@{stab_k}"] = rbo_normalized_at_k(clean_top, top)
         out["prediction_shift"] = prediction_shift(clean_scores, scores, ~exclude)
         if target_items.shape[0]:
             # eligible users never interacted with a target (as robustjax.poison.metrics):

@@ -7,13 +7,13 @@ from robustjax.eval import (
     jaccard_at_k,
     mean_score_change,
     prediction_shift,
-    rbo_at_k,
+    rbo_normalized_at_k,
     target_hit_ratio,
 )
 
 # One compile per shape; eager dispatch is only exercised in the jit-vs-eager test.
 jaccard_jit = jax.jit(jaccard_at_k)
-rbo_jit = jax.jit(rbo_at_k)
+rbo_jit = jax.jit(rbo_normalized_at_k)
 shift_jit = jax.jit(prediction_shift)
 change_jit = jax.jit(mean_score_change)
 target_jit = jax.jit(target_hit_ratio)
@@ -151,7 +151,7 @@ def test_jit_and_vmap_match_eager_lists(name, strict_promotion):
     targets = jnp.array([0, 3, 5], jnp.int32)
     fn, jitted, args = {
         "jaccard": (jaccard_at_k, jaccard_jit, lambda x: (c, x)),
-        "rbo": (rbo_at_k, rbo_jit, lambda x: (c, x)),
+        "rbo": (rbo_normalized_at_k, rbo_jit, lambda x: (c, x)),
         "target": (target_hit_ratio, target_jit, lambda x: (x, targets)),
     }[name]
     eager = fn(*args(stack[0]))
@@ -164,7 +164,7 @@ def test_jit_and_vmap_match_eager_lists(name, strict_promotion):
 def test_rbo_vmaps_over_traced_p(strict_promotion):
     c, stack = _vmap_case()
     ps = [0.5, 0.9, 0.98]
-    over_p = jax.jit(jax.vmap(lambda p: rbo_at_k(c, stack[0], p=p)))(jnp.asarray(ps))
+    over_p = jax.jit(jax.vmap(lambda p: rbo_normalized_at_k(c, stack[0], p=p)))(jnp.asarray(ps))
     for i, p in enumerate(ps):
         np.testing.assert_allclose(over_p[i], rbo_jit(c, stack[0], p=p), rtol=1e-5)
 
@@ -187,8 +187,45 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="clean_top"):
         jaccard_at_k(a, jnp.zeros((2, 4), jnp.int32))
     with pytest.raises(TypeError, match="pert_top"):
-        rbo_at_k(a, jnp.zeros((2, 3), jnp.float32))
+        rbo_normalized_at_k(a, jnp.zeros((2, 3), jnp.float32))
     with pytest.raises(ValueError, match="p=1.5"):
-        rbo_at_k(a, a, p=1.5)
+        rbo_normalized_at_k(a, a, p=1.5)
     with pytest.raises(ValueError, match="where"):
         prediction_shift(jnp.zeros((2, 3)), jnp.zeros((2, 3)), jnp.zeros((2, 4), bool))
+
+
+def _ref_rbo_ext(a, b, p):
+    """Webber et al. eq. 32 by hand: X_L/L p^L + (1-p)/p sum_d X_d/d p^d."""
+    length = max(len([x for x in a if x >= 0]), len([x for x in b if x >= 0]))
+    overlap = [len(set(a[:d]) & set(b[:d]) - {-1}) for d in range(1, length + 1)]
+    head = (1 - p) / p * sum(overlap[d - 1] / d * p**d for d in range(1, length + 1))
+    return overlap[-1] / length * p**length + head
+
+
+@pytest.mark.parametrize("p", [0.5, 0.9, 0.98])
+def test_rbo_ext_hand_computed_cases(p):
+    from robustjax.eval import rbo_at_k
+
+    top = jnp.asarray([[1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3, 4]])
+    other = jnp.asarray([[4, 3, 2, 1], [1, 2, 8, 9], [1, 2, 3, 4], [5, 6, 7, 8]])
+    got = np.asarray(jax.jit(rbo_at_k, static_argnames=())(top, other, p=p))
+    # reversed: X = (0, 0, 2, 4); bottom half replaced: X = (1, 2, 2, 2)
+    reversed_ = 1.0 * p**4 + (1 - p) * (0 + 0 + p**2 * 2 / 3 + p**3 * 4 / 4)
+    bottom = 2 / 4 * p**4 + (1 - p) * (1 + p * 2 / 2 + p**2 * 2 / 3 + p**3 * 2 / 4)
+    np.testing.assert_allclose(got, [reversed_, bottom, 1.0, 0.0], rtol=1e-5)
+    for row in range(4):
+        ref = _ref_rbo_ext(list(np.asarray(top[row])), list(np.asarray(other[row])), p)
+        np.testing.assert_allclose(got[row], ref, rtol=1e-5)
+
+
+def test_rbo_ext_and_normalized_differ_and_pad():
+    from robustjax.eval import rbo_at_k
+
+    a = jnp.asarray([[1, 2, 3, -1], [-1, -1, -1, -1]])
+    b = jnp.asarray([[1, 2, 3, -1], [-1, -1, -1, -1]])
+    np.testing.assert_allclose(rbo_at_k(a, b), [1.0, 1.0], rtol=1e-6)  # padded identical
+    c = jnp.asarray([[1, 2, 8, 9]])
+    d = jnp.asarray([[1, 2, 3, 4]])
+    assert float(rbo_at_k(c, d)[0]) != pytest.approx(float(rbo_normalized_at_k(c, d)[0]))
+    with pytest.raises(ValueError, match="p must be < 1"):
+        rbo_at_k(c, d, p=1.0)
