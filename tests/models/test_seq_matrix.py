@@ -46,9 +46,9 @@ KINDS = [
 def test_every_attack_on_every_sequence_model(data, name, kind):
     graphdef, params = nnx.split(_model(name, data), nnx.Param)
     discrete = kind in SEQUENCE_ATTACKS
-    cfg = SeqSweepConfig(
-        kind=kind, levels=(0, 2) if discrete else (0.0, 1.0), num_steps=2, user_batch=12
-    )
+    levels = (0, 2) if discrete else (0.0, 1.0)
+    # the oracle objective (the target among its candidates): gradient attacks must lower it
+    cfg = SeqSweepConfig(kind=kind, levels=levels, num_steps=2, user_batch=12, objective="oracle")
     out = run_seq_sweep(
         graphdef,
         params,
