@@ -14,7 +14,7 @@ from robustjax.losses.adversarial import (
     adversarial_term,
     apr_pair_term,
     apr_published_term,
-    inject,
+    injected_term,
     summed,
     trades_term,
     vat_term,
@@ -172,8 +172,6 @@ def build_phases(
             f"does not expose; valid names are {fns.embedding_names}."
         )
     attack = make_attack(attack_cfg, fns.embedding_names)
-    if adv.fraction < 1.0:
-        attack = inject(attack, adv.fraction)
     name = adv.method
     if adv.method == "free":
         free = FreeAT(
@@ -193,6 +191,23 @@ def build_phases(
     return phases + [phase] if adv.warm_epochs else [phase]
 
 
+def _injected_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, attack) -> dict:
+    """``adv.fraction < 1``: adversarial sample injection by replacement
+    (:func:`robustjax.losses.adversarial.injected_term`), one term in place of the clean
+    and the adversarial ones; ``adv.weight`` weighs the replaced examples."""
+    if adv.method not in ("apr", "pgd", "fast") or adv.apr_mode != "per-lookup":
+        raise ValueError(
+            f"AdvConfig.fraction={adv.fraction} (adversarial sample injection) applies to "
+            f"apr (per-lookup), pgd and fast; got method={adv.method!r}, "
+            f"apr_mode={adv.apr_mode!r}."
+        )
+    term = injected_term(fns, emb_loss(fns, loss), attack, fraction=adv.fraction, weight=adv.weight)
+    terms = {f"{adv.method}_injected": Term(term)}
+    if l2:
+        terms["l2"] = Term(l2_term(fns), l2)
+    return terms
+
+
 def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, attack, clean):
     """The named terms of the adversarial phase (``clean`` holds the clean loss and L2).
 
@@ -203,6 +218,8 @@ def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, atta
     """
     name = adv.method
     loss_on_emb = emb_loss(fns, loss)
+    if adv.fraction < 1.0:
+        return _injected_terms(fns, loss, l2, adv, attack)
     if (
         adv.span
         and fns.bilinear
@@ -218,7 +235,6 @@ def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, atta
                     fns,
                     loss,
                     adv.attack_config(),
-                    fraction=adv.fraction,
                     clean_name=loss,
                     adv_name=name,
                 ),
@@ -226,8 +242,6 @@ def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, atta
             )
         }
     elif adv.method == "apr" and adv.apr_mode == "published":
-        if adv.fraction < 1.0:
-            raise ValueError("AdvConfig.fraction < 1 is not supported with apr_mode='published'.")
         terms = {
             loss: Term(summed(clean_term(fns, loss))),
             "apr": Term(
@@ -235,7 +249,7 @@ def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, atta
                 adv.weight,
             ),
         }
-    elif adv.method == "apr" and adv.fraction == 1.0 and adv.norm == "l2" and adv.scope == "row":
+    elif adv.method == "apr" and adv.norm == "l2" and adv.scope == "row":
         # the same objective as the generic branch below, with the FGSM gradient reused as
         # the clean term's backward pass (2 forward/backward passes instead of 3)
         terms = {

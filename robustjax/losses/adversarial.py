@@ -112,21 +112,45 @@ def summed(term_fn):
     return fn
 
 
-def inject(attack: AttackFn, fraction: float | Array) -> AttackFn:
-    """Adversarial sample injection: only ``round(fraction * B)`` randomly chosen examples of
-    each batch are perturbed (the others get ``delta = 0``)."""
-    if not isinstance(fraction, jax.Array) and not 0.0 <= float(fraction) <= 1.0:
-        raise ValueError(f"inject: fraction must lie in [0, 1], got {fraction!r}.")
+def pick_examples(mask: Array, fraction: float | Array, key: Array) -> Array:
+    """``round(fraction * n)`` of the ``n`` real examples (``mask > 0``), uniformly at
+    random; padding rows are never picked. Returns bool ``[B]``."""
+    real = mask > 0
+    u = jnp.where(real, jax.random.uniform(key, mask.shape), 2.0)  # padding ranks last
+    rank = jnp.argsort(jnp.argsort(u))
+    return rank < jnp.round(fraction * jnp.sum(real))
 
-    def wrapped(loss_fn, emb, *, key, **kw):
+
+def injected_term(
+    fns: ModelFns, loss_on_emb, attack: AttackFn, *, fraction: float, weight: float = 1.0
+):
+    """Adversarial sample injection by replacement (Kurakin et al., ICLR 2017): a fraction
+    ``r`` of each batch's real examples (:func:`pick_examples`) is replaced by its
+    adversarial version, so the batch loss is
+
+        (sum_clean L(x) + weight * sum_chosen L(x + delta)) / ((m - k) + weight * k)
+
+    with ``m`` real examples of which ``k`` are chosen (``r = 1``, ``weight = 1``: the
+    adversarial loss alone). Only the chosen examples drive the attack. Returns per-example
+    values whose masked mean is that loss; the term replaces the clean term.
+    """
+    if not 0.0 <= float(fraction) <= 1.0:
+        raise ValueError(f"injected_term: fraction must lie in [0, 1], got {fraction!r}.")
+
+    def fn(params, batch, *, key):
         k_attack, k_pick = jax.random.split(key)
-        delta = attack(loss_fn, emb, key=k_attack, **kw)
-        batch = next(iter(emb.values())).shape[0]
-        rank = jnp.argsort(jnp.argsort(jax.random.uniform(k_pick, (batch,))))
-        chosen = (rank < jnp.round(fraction * batch)).astype(jnp.float32)
-        return {k: v * chosen.reshape((-1,) + (1,) * (v.ndim - 1)) for k, v in delta.items()}
+        emb = fns.embed(params, batch)
+        mask = batch.get("mask", jnp.ones(next(iter(emb.values())).shape[0], jnp.float32))
+        chosen = pick_examples(mask, fraction, k_pick)
+        delta = attack(lambda e: loss_on_emb(params, e) * chosen, emb, key=k_attack)
+        clean = loss_on_emb(params, emb)
+        adv = loss_on_emb(params, add_delta(emb, delta))
+        m = jnp.sum(mask > 0).astype(clean.dtype)
+        k = jnp.sum(chosen).astype(clean.dtype)
+        scale = m / jnp.maximum(m - k + weight * k, 1.0)
+        return scale * jnp.where(chosen, weight * adv, clean)
 
-    return wrapped
+    return fn
 
 
 # ------------------------------------------------------------------ distribution-matching terms
@@ -205,7 +229,8 @@ __all__ = [
     "adversarial_term",
     "apr_pair_term",
     "apr_published_term",
-    "inject",
+    "injected_term",
+    "pick_examples",
     "project",
     "summed",
     "trades_term",

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from robustjax.attacks import AttackConfig, make_attack
-from robustjax.losses.adversarial import add_delta, inject
+from robustjax.losses.adversarial import add_delta
 from robustjax.losses.terms import SCORE_LOSSES, emb_loss
 from robustjax.models.base import ModelFns
 from robustjax.types import Array, Emb
@@ -249,13 +249,11 @@ def span_adversarial_term(
     loss: str,
     attack_cfg: AttackConfig,
     *,
-    fraction: float = 1.0,
     clean_name: str | None = None,
     adv_name: str = "adv",
 ):
-    """Term: the loss at the point found by the L2, zero-start attack ``attack_cfg`` (with
-    adversarial-sample injection when ``fraction < 1``), all from the batch's Gram matrix
-    (see the module doc). Other attacks are refused (:func:`check_span_attack`).
+    """Term: the loss at the point found by the L2, zero-start attack ``attack_cfg``, all
+    from the batch's Gram matrix (see the module doc). Other attacks are refused (:func:`check_span_attack`).
 
     With ``clean_name``, returns ``{clean_name: clean loss, adv_name: adversarial loss}``
     (the clean scores are entries of ``G``); else the adversarial loss alone. Values and
@@ -271,8 +269,6 @@ def span_adversarial_term(
         )
     check_span_attack(attack_cfg, loss)
     attack = make_attack(attack_cfg, fns.embedding_names)
-    if fraction < 1.0:
-        attack = inject(attack, fraction)
     loss_on_emb = emb_loss(fns, loss)
     score_loss = SCORE_LOSSES[loss]
 

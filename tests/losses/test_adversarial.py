@@ -13,7 +13,8 @@ from robustjax.losses.adversarial import (
     add_delta,
     adversarial_term,
     apr_published_term,
-    inject,
+    injected_term,
+    pick_examples,
     trades_term,
     vat_term,
 )
@@ -142,17 +143,36 @@ def test_trades_and_vat_are_nonnegative_and_zero_at_eps0(model):
             assert float(t.mean()) > 0 and float(v.mean()) > 0
 
 
-def test_inject_perturbs_exactly_the_fraction(model):
+def test_pick_examples_never_picks_padding():
+    mask = jnp.asarray([1.0, 1, 1, 1, 1, 1, 0, 0])
+    for seed in range(5):
+        chosen = np.asarray(pick_examples(mask, 0.5, jax.random.key(seed)))
+        assert chosen.sum() == 3 and not chosen[6:].any()
+
+
+def test_injected_term_replaces_a_fraction_by_its_adversarial_version(model):
+    """(sum_clean L + w sum_chosen L_adv) / ((m - k) + w k) over the real examples; r = 1
+    and w = 1 is the adversarial term itself."""
     fns, params = model
-    attack = inject(make_attack(AttackConfig(kind="fgsm", eps=0.5), fns.embedding_names), 0.25)
-    emb = fns.embed(params, _batch())
-    delta = attack(lambda e: emb_loss(fns)(params, e), emb, key=jax.random.key(3))
-    moved = np.asarray(jnp.linalg.norm(delta["user"], axis=-1) > 0)
-    assert moved.sum() == 2
-    for name in ("pos", "neg"):
-        np.testing.assert_array_equal(np.asarray(jnp.linalg.norm(delta[name], axis=-1) > 0), moved)
+    loss = emb_loss(fns, "bpr")
+    attack = make_attack(AttackConfig(kind="fgsm", eps=0.5), fns.embedding_names)
+    batch = {**_batch(unique=True), "mask": jnp.asarray([1.0, 1, 1, 1, 1, 1, 0, 0])}
+    key = jax.random.key(4)
+    w = 2.0
+    values = injected_term(fns, loss, attack, fraction=0.5, weight=w)(params, batch, key=key)
+    chosen = np.asarray(pick_examples(batch["mask"], 0.5, jax.random.split(key)[1]))
+    clean = np.asarray(loss(params, fns.embed(params, batch)))
+    adv = np.asarray(adversarial_term(fns, loss, attack)(params, batch, key=key))
+    real = np.asarray(batch["mask"]) > 0
+    m, k = real.sum(), chosen.sum()
+    want = (clean[real & ~chosen].sum() + w * adv[chosen].sum()) / (m - k + w * k)
+    got = float(jnp.sum(values * batch["mask"]) / jnp.sum(batch["mask"]))
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    full = injected_term(fns, loss, attack, fraction=1.0)(params, _batch(unique=True), key=key)
+    ref = adversarial_term(fns, loss, attack)(params, _batch(unique=True), key=key)
+    np.testing.assert_allclose(full, ref, rtol=1e-5)
     with pytest.raises(ValueError, match="fraction must lie in"):
-        inject(attack, 1.5)
+        injected_term(fns, loss, attack, fraction=1.5)
 
 
 @pytest.fixture(scope="module")

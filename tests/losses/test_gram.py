@@ -187,13 +187,13 @@ def test_build_phases_picks_the_span_path_only_where_it_is_exact():
     assert names(AdvConfig(method="apr", span=False)) == ["apr_pair"]
     assert names(AdvConfig(method="pgd", norm="linf")) == ["bpr", "pgd"]
     assert names(AdvConfig(method="fast")) == ["bpr", "fast"]  # random start
-    # adversarial sample injection scales the coordinate perturbation per example
+    # adversarial sample injection replaces a fraction of the batch (generic attack)
     objective = build_phases(
         fns, loss="bpr", l2=0.0, adv=AdvConfig(method="apr", fraction=0.5), epochs=2
     )[-1].objective
-    assert list(objective.terms) == ["apr_span"]
-    total, parts = objective(_model()[1], _batch(), key=jax.random.key(0))
-    assert np.isfinite(float(total)) and float(parts["apr"]) >= float(parts["bpr"]) - 1e-6
+    assert list(objective.terms) == ["apr_injected"]
+    total, _ = objective(_model()[1], _batch(), key=jax.random.key(0))
+    assert np.isfinite(float(total))
     neumf, _ = build_model(ModelConfig(name="neumf", dim=D), U, I, seed=0)
     assert names(AdvConfig(method="pgd"), neumf) == ["bpr", "pgd"]
 
