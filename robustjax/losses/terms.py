@@ -44,10 +44,12 @@ def clean_term(fns: ModelFns, name: str = "bpr"):
 
 
 def l2_term(fns: ModelFns, names: tuple[str, ...] = ("user", "pos", "neg")):
-    """Term fn: batch-level L2 of the gathered embeddings."""
+    """Term fn: batch-level L2 of the gathered embeddings (``fns.l2_embed`` where the model
+    regularises other embeddings than it scores with, e.g. LightGCN's layer 0)."""
+    gather = fns.l2_embed or fns.embed
 
     def fn(params, batch, *, key):
         del key
-        return l2_embeddings(fns.embed(params, batch), names)
+        return l2_embeddings(gather(params, batch), names)
 
     return fn

@@ -93,6 +93,9 @@ class ModelFns:
       bilinear: ``score(u, i, b)`` is exactly ``<u, i> (+ b)`` and does not read
         ``params``; lets L2 attacks run in the span of the batch
         (:mod:`robustjax.losses.gram`).
+      l2_embed: ``l2_embed(params, batch) -> {name: [B, D]}``, the embeddings the
+        batch-level L2 regularises, when they are not ``embed``'s output (LightGCN: the
+        layer-0 rows, as in the paper); None means ``embed``.
     """
 
     embed: Callable[[Params, Batch], Emb]
@@ -107,6 +110,7 @@ class ModelFns:
     get_tables: Callable | None = None
     set_tables: Callable | None = None
     bilinear: bool = False
+    l2_embed: Callable | None = None
 
     def __post_init__(self):
         for name in ("embedding_names", "lookups", "table_sizes"):

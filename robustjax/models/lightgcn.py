@@ -276,8 +276,15 @@ def lightgcn_fns(
         get_tables=get_tables,
         set_tables=set_tables,
         bilinear=True,
+        l2_embed=lambda p, batch: _gather(*_layer0(p), batch),  # L2 on E^(0), as the paper
     )
     return fns, params
+
+
+def _layer0(p) -> tuple[Array, Array]:
+    """The layer-0 (trainable) user and item tables of ``p``."""
+    base = p.params if isinstance(p, OutputTables) else p
+    return base["users"]["embedding"][...], base["items"]["embedding"][...]
 
 
 def _check_fns_args(model: LightGCN, graph: Graph, perturb: str) -> None:

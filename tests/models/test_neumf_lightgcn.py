@@ -307,3 +307,24 @@ def test_every_objective_trains_two_epochs(name, method):
         not np.array_equal(a, b)
         for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(res.final_params))
     )
+
+
+@pytest.mark.parametrize("name", ["lightgcn-layer0", "lightgcn-output"])
+def test_lightgcn_l2_regularises_layer0_rows(name):
+    """LightGCN's batch-level L2 is on the layer-0 rows E^(0) (He et al., 2020), whatever
+    the table-attack point; the propagated embeddings are what it scores with."""
+    from robustjax.losses import l2_term
+
+    fns, params = _make(name)
+    batch = _batch()
+    got = np.asarray(l2_term(fns)(params, batch, key=None))
+    u0 = np.asarray(params["users"]["embedding"][...], np.float64)
+    i0 = np.asarray(params["items"]["embedding"][...], np.float64)
+    b = {k: np.asarray(v) for k, v in batch.items()}
+    want = 0.5 * sum(
+        np.sum(t[b[k]] ** 2, axis=-1) for t, k in ((u0, "user"), (i0, "pos"), (i0, "neg"))
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    emb = fns.embed(params, batch)
+    propagated = 0.5 * sum(np.sum(np.asarray(emb[k]) ** 2, axis=-1) for k in ("user", "pos", "neg"))
+    assert not np.allclose(got, propagated)
