@@ -166,7 +166,7 @@ def _rescaled(setup, a):
     return fns.set_tables(setup["params"], {"user": t["user"] * a, "item": t["item"] / a})
 
 
-@pytest.mark.parametrize("kind", ["pgd", "gaussian"])
+@pytest.mark.parametrize("kind", ["pgd", pytest.param("gaussian", marks=pytest.mark.slow)])
 def test_relative_budget_is_invariant_to_score_preserving_rescaling(setup, kind):
     kw = {"kind": kind, "eps": (0.0, 0.25, 0.5), "num_steps": 3, "seeds": (0,)}
     curves = {}

@@ -46,7 +46,13 @@ def _interrupted_equals_uninterrupted(run, tmp_path, **kw):
 
 
 @pytest.mark.parametrize(
-    "adv", [None, SeqAdvConfig(method="apr", eps=0.5, start_epoch=2)], ids=["clean", "apr"]
+    "adv",
+    [
+        # the apr case covers the clean one (its warm-up phase is clean); -m slow runs both
+        pytest.param(None, marks=pytest.mark.slow),
+        SeqAdvConfig(method="apr", eps=0.5, start_epoch=2),
+    ],
+    ids=["clean", "apr"],
 )
 def test_sasrec_resume_is_bit_exact(tmp_path, adv):
     _interrupted_equals_uninterrupted(
