@@ -2,7 +2,7 @@
 
 Outputs in ``out_dir``: ``config.json``, ``history.jsonl`` (one record per epoch),
 ``metrics.json`` (flat ``<split>/<metric>@<k>`` keys), ``recommendations.tsv`` (top-N per
-test user, original id tokens), ``checkpoint/`` (``state.npz`` for resume, ``best.npz``,
+test user, original id tokens), ``checkpoint/`` (``state.npz`` for resume, ``best_model.npz``,
 ``params.npz`` of the selected model), and ``data.json`` (split summary).
 """
 
