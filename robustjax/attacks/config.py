@@ -85,14 +85,16 @@ AttackFn = Callable[..., Emb]
 
 
 def make_attack(cfg: AttackConfig, embedding_names: Iterable[str]) -> AttackFn:
-    """Builds ``attack_fn(loss_fn, emb, *, key, eps=None) -> delta`` from a config.
+    """Builds ``attack_fn(loss_fn, emb, *, key, eps=None, step_size=None, init=None) ->
+    delta`` from a config.
 
     ``eps`` (and ``step_size``) may be passed per call, traced: jit the caller with eps as
     an argument, or vmap over an eps grid, without recompiling. ``eps=None`` uses
     ``cfg.eps``. ``loss_fn(emb) -> [B]`` gives per-example losses; the attack maximises
     their sum. Only ``cfg.targets`` are perturbed (and differentiated); the other names of
     ``emb`` get zero delta. The returned ``delta`` is ``jax.lax.stop_gradient``-ed, so the
-    training objective treats it as a constant (Danskin / APR convention).
+    training objective treats it as a constant (Danskin / APR convention). ``init`` (PGD
+    only) is the starting perturbation, e.g. TRADES' ``0.001 * N(0, I)``.
 
     Args:
       cfg: the attack configuration.
@@ -132,10 +134,19 @@ def make_attack(cfg: AttackConfig, embedding_names: Iterable[str]) -> AttackFn:
         key: PRNGKeyArray,
         eps: float | Scalar | None = None,
         step_size: float | Scalar | None = None,
+        init: Emb | None = None,
     ) -> Emb:
         eps = cfg.eps if eps is None else eps
         step_size = cfg.step_size if step_size is None else step_size
-        return attack(loss_fn, emb, key=key, eps=eps, step_size=step_size, **settings)
+        extra = {}
+        if init is not None:
+            if cfg.kind != "pgd":
+                raise ValueError(
+                    f"{cfg.kind}_attack: init= (a starting perturbation) applies to "
+                    f"AttackConfig.kind='pgd' only, got kind={cfg.kind!r}."
+                )
+            extra["init"] = init
+        return attack(loss_fn, emb, key=key, eps=eps, step_size=step_size, **settings, **extra)
 
     attack_fn.__name__ = f"{cfg.kind}_attack"
     return attack_fn

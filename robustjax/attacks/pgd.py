@@ -35,10 +35,11 @@ def pgd(
     random_start: bool = False,
     targets: Iterable[str] | None = None,
     key: PRNGKeyArray | None = None,
+    init: Emb | None = None,
 ) -> Emb:
     """``num_steps`` steepest-ascent steps, each projected back onto the ``eps`` ball.
 
-    ``d_0 = 0`` (or uniform in the ball with ``random_start``), then
+    ``d_0 = 0`` (uniform in the ball with ``random_start``, or ``init``), then
     ``d_{k+1} = project(d_k + step_size * normalize(grad sum_b loss_fn(emb + d_k)_b))``.
     Steps and projection use the same norm and scope (sign steps with a clip for Linf,
     normalised-gradient steps with an L2 projection for L2), so every iterate is feasible.
@@ -58,6 +59,10 @@ def pgd(
       targets: names to perturb (all when None); the others are neither differentiated
         nor perturbed and get zeros.
       key: PRNG key, used only with ``random_start``.
+      init: the starting perturbation ``d_0`` of the targets (``{name: array}`` shaped
+        like ``emb``; other names are ignored), used as given, not projected; the first
+        step's projection brings it into the ball (TRADES starts at ``0.001 * N(0, I)``,
+        :func:`robustjax.losses.adversarial.trades_term`). Excludes ``random_start``.
 
     Returns:
       ``delta`` shaped like ``emb``.
@@ -65,6 +70,21 @@ def pgd(
     _check_pgd_args(norm, scope, num_steps, random_start, key)
     names = _tree.resolve_targets(emb, targets, where="pgd")
     sel = _tree.select(emb, names)
+    if init is not None:
+        if random_start:
+            raise ValueError("pgd: pass either init= or random_start=True, not both.")
+        missing = [n for n in names if n not in init]
+        if missing:
+            raise ValueError(
+                f"pgd: init has no start for targets {missing} (init names: {sorted(init)}); "
+                "give init an array shaped like emb for every target."
+            )
+        for n in names:
+            if init[n].shape != sel[n].shape:
+                raise ValueError(
+                    f"pgd: init[{n!r}] has shape {init[n].shape}, expected emb[{n!r}]'s "
+                    f"shape {sel[n].shape}."
+                )
     if step_size is None:
         step_size = 2.5 * jnp.asarray(eps) / num_steps
     grad_fn = _tree.sum_loss_grad(loss_fn, emb, names)
@@ -75,7 +95,9 @@ def pgd(
         return project(d, eps, norm=norm, scope=scope)
 
     with jax.named_scope("pgd"):
-        if random_start:
+        if init is not None:
+            d0 = {n: init[n].astype(sel[n].dtype) for n in names}
+        elif random_start:
             d0 = random_ball(key, sel, eps, norm=norm, scope=scope, dist="uniform")
         else:
             d0 = jax.tree.map(jnp.zeros_like, sel)

@@ -13,7 +13,8 @@ these dicts when they run, so a new attack is one new entry::
 
 An embedding attack's ``fn(loss_fn, emb, *, key, eps, step_size, num_steps, random_start,
 norm, scope, targets) -> delta`` takes every ``AttackConfig`` setting as a keyword (and
-ignores those it does not use); ``eps`` and ``step_size`` may be traced.
+ignores those it does not use); ``eps`` and ``step_size`` may be traced. ``pgd`` also
+takes ``init=`` (a starting perturbation), which ``make_attack`` passes only when given.
 """
 
 from collections.abc import Callable
@@ -55,7 +56,9 @@ def _fgsm(loss_fn, emb, *, key, eps, norm, scope, targets, **_):
     return fgsm(loss_fn, emb, eps=eps, key=key, norm=norm, scope=scope, targets=targets)
 
 
-def _pgd(loss_fn, emb, *, key, eps, step_size, num_steps, random_start, norm, scope, targets):
+def _pgd(
+    loss_fn, emb, *, key, eps, step_size, num_steps, random_start, norm, scope, targets, init=None
+):
     return pgd(
         loss_fn,
         emb,
@@ -67,6 +70,7 @@ def _pgd(loss_fn, emb, *, key, eps, step_size, num_steps, random_start, norm, sc
         norm=norm,
         scope=scope,
         targets=targets,
+        init=init,
     )
 
 

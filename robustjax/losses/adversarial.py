@@ -168,6 +168,9 @@ def _kl(log_p: Array, log_q: Array) -> Array:
     return jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
 
 
+TRADES_INIT_SCALE = 0.001  # std of TRADES' random start (Zhang et al.'s reference code)
+
+
 def trades_term(fns: ModelFns, attack: AttackFn):
     """TRADES-style ranking regulariser (after Zhang et al., ICML 2019).
 
@@ -175,13 +178,29 @@ def trades_term(fns: ModelFns, attack: AttackFn):
     example's sampled items (positive and negatives), where the attack maximises that same
     divergence. The gradient flows through both the clean and the perturbed distribution,
     as in TRADES. Weight it with the combinator (TRADES' ``beta``).
+
+    The inner maximisation starts at ``TRADES_INIT_SCALE * N(0, I)`` (``0.001``, as in
+    Zhang et al.'s reference code), drawn from ``key``: at ``delta = 0`` the KL is at its
+    minimum and its gradient is zero up to rounding, so a zero start would take its first step
+    along rounding noise. The first step's projection brings the start into the ball
+    (the reference code does not project the start either). ``attack`` must accept
+    ``init=`` (``make_attack`` with ``kind="pgd"``, as ``AdvConfig(method="trades")``
+    builds).
     """
 
     def fn(params, batch, *, key):
+        k_init, k_attack = jax.random.split(key)
         emb = fns.embed(params, batch)
         log_p = _log_probs(fns, params, emb)
         fixed = jax.lax.stop_gradient(log_p)
-        delta = attack(lambda e: _kl(fixed, _log_probs(fns, params, e)), emb, key=key)
+        keys = dict(zip(emb, jax.random.split(k_init, len(emb))))
+        init = {
+            n: TRADES_INIT_SCALE * jax.random.normal(keys[n], x.shape, x.dtype)
+            for n, x in emb.items()
+        }
+        delta = attack(
+            lambda e: _kl(fixed, _log_probs(fns, params, e)), emb, key=k_attack, init=init
+        )
         return _kl(log_p, _log_probs(fns, params, add_delta(emb, delta)))
 
     return fn

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from attack_helpers import D, assert_in_ball, bpr_loss, make_emb
 
-from robustjax.attacks import AttackConfig, fgsm, make_attack, pgd
+from robustjax.attacks import AttackConfig, fgsm, make_attack, normalize, pgd, project
 
 NAMES = ("neg", "pos", "user")  # jax.tree.leaves order of a dict
 CASES = [(n, s) for n in ("l2", "linf") for s in ("row", "example", "batch")]
@@ -142,6 +142,25 @@ def test_unknown_target_raises():
     attack = make_attack(AttackConfig(kind="fgsm"), ("user", "pos", "neg"))
     with pytest.raises(ValueError, match="'neg'"):  # emb lacks a target at call time
         attack(bpr_loss, {"user": jnp.ones((2, 3)), "pos": jnp.ones((2, 3))}, key=jax.random.key(0))
+
+
+def test_pgd_init_is_the_first_iterate_and_is_checked():
+    """``init=`` replaces the zero start: the first step is taken from ``init`` (not
+    projected beforehand) and then projected onto the ball."""
+    emb = make_emb(0)
+    key = jax.random.key(0)
+    init = jax.tree.map(lambda x: 0.3 * jnp.ones_like(x), emb)
+    got = pgd(bpr_loss, emb, eps=0.5, num_steps=1, step_size=0.1, init=init, key=key)
+    grad = jax.grad(lambda d: jnp.sum(bpr_loss(jax.tree.map(jnp.add, emb, d))))(init)
+    want = project(jax.tree.map(lambda d, g: d + 0.1 * g, init, normalize(grad)), 0.5)
+    chex.assert_trees_all_close(got, want, atol=1e-6)
+    assert_in_ball(got, NAMES, 0.5, "l2", "row")
+    with pytest.raises(ValueError, match="not both"):
+        pgd(bpr_loss, emb, eps=0.5, init=init, random_start=True, key=key)
+    with pytest.raises(ValueError, match=r"no start for targets \['user'\]"):
+        pgd(bpr_loss, emb, eps=0.5, init={"pos": init["pos"], "neg": init["neg"]})
+    with pytest.raises(ValueError, match="init= .* applies to AttackConfig.kind='pgd' only"):
+        make_attack(AttackConfig(kind="fgsm"), NAMES)(bpr_loss, emb, key=key, init=init)
 
 
 def test_jit_vmap_match_eager_without_recompiles(strict_promotion):

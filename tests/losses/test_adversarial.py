@@ -143,6 +143,56 @@ def test_trades_and_vat_are_nonnegative_and_zero_at_eps0(model):
             assert float(t.mean()) > 0 and float(v.mean()) > 0
 
 
+def test_trades_inner_maximisation_starts_from_small_gaussian_noise():
+    """At delta = 0 the KL's gradient is zero up to rounding, so TRADES starts at
+    0.001 * N(0, I): the first step then follows the KL's gradient at that start, every
+    row moves, and the result stays in the ball (eps = 0 still gives zero delta and a zero
+    term). Unscaled parameters: the softmax is not saturated, so no gradient underflows."""
+    from robustjax.attacks import normalize, project
+    from robustjax.losses.adversarial import _kl, _log_probs
+
+    fns, params = build_model(ModelConfig(dim=D), U, I, seed=0)
+    batch = _batch()
+    emb = fns.embed(params, batch)
+    fixed = _log_probs(fns, params, emb)
+    kl_sum = lambda d: jnp.sum(_kl(fixed, _log_probs(fns, params, add_delta(emb, d))))
+    zero = {n: jnp.zeros_like(emb[n]) for n in ("user", "pos", "neg")}
+    g0 = jax.grad(kl_sum)(zero)
+    noise = max(float(jnp.abs(v).max()) for v in g0.values())
+    assert noise < 1e-6  # rounding only: why a zero start fails
+    for eps in (0.5, 0.0):
+        attack = make_attack(AttackConfig(kind="pgd", eps=eps, num_steps=1), fns.embedding_names)
+        seen = {}
+
+        def spy(loss_fn, e, *, key, init=None, attack=attack, seen=seen):
+            seen["init"] = init
+            seen["delta"] = attack(loss_fn, e, key=key, init=init)
+            return seen["delta"]
+
+        t = trades_term(fns, spy)(params, batch, key=jax.random.key(3))
+        init, delta = seen["init"], seen["delta"]
+        assert init is not None
+        for n in ("user", "pos", "neg"):
+            assert 0.0005 < float(jnp.std(init[n])) < 0.002  # 0.001 * N(0, I)
+        # one PGD step from the noisy start, by hand
+        start = {n: init[n] for n in zero}
+        g = jax.grad(kl_sum)(start)
+        assert all(float(jnp.linalg.norm(v, axis=-1).min()) > 100 * noise for v in g.values())
+        step = jax.tree.map(lambda d, v, eps=eps: d + 2.5 * eps * v, start, normalize(g))
+        want = project(step, eps)
+        for n in zero:
+            np.testing.assert_allclose(delta[n], want[n], atol=1e-6)
+            norms = np.linalg.norm(np.asarray(delta[n]), axis=-1)
+            assert np.all(norms <= eps + 1e-5)
+            if eps > 0:
+                np.testing.assert_allclose(norms, eps, rtol=1e-5)  # every row moved
+            else:
+                np.testing.assert_array_equal(delta[n], 0.0)
+                np.testing.assert_allclose(t, 0.0, atol=1e-6)
+        if eps > 0:
+            assert float(t.min()) > 1e-4
+
+
 def test_pick_examples_never_picks_padding():
     mask = jnp.asarray([1.0, 1, 1, 1, 1, 1, 0, 0])
     for seed in range(5):
