@@ -11,6 +11,7 @@ from robustjax.studies.irgan import IrganConfig, run_irgan_comparison
 from robustjax.studies.natural_noise import NaturalNoiseConfig, run_grid
 from robustjax.studies.poisoning import PoisonConfig, run_poisoning
 from robustjax.studies.transfer import TransferConfig, run_transfer
+from robustjax.studies.tune import TuneConfig, run_tune
 
 _RUNNERS = {
     AprReproductionConfig: run_apr_reproduction,
@@ -18,6 +19,7 @@ _RUNNERS = {
     NaturalNoiseConfig: run_grid,
     PoisonConfig: run_poisoning,
     TransferConfig: run_transfer,
+    TuneConfig: run_tune,
 }
 
 
@@ -43,6 +45,7 @@ __all__ = [
     "PoisonConfig",
     "StudyConfig",
     "TransferConfig",
+    "TuneConfig",
     "is_study",
     "run_study",
 ]
