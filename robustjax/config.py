@@ -300,6 +300,8 @@ def _check_unused_adv_options(cfg: "ExperimentConfig") -> None:
         ignored += [("adv.weight", adv.weight, 1.0), ("adv.fraction", adv.fraction, 1.0)]
     if adv.method == "vat":  # perturbs every example
         ignored += [("adv.fraction", adv.fraction, 1.0)]
+    if adv.method not in ("none", "pgd"):  # fast/trades fix their own start, others have none
+        ignored += [("adv.random_start", adv.random_start, True)]
     used = [f"{name}={value!r}" for name, value, default in ignored if value != default]
     if used:
         raise ValueError(

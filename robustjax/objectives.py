@@ -69,6 +69,11 @@ class AdvConfig:
         scratch, rows of norm ~0.3 are swamped by eps 0.5).
       num_steps: PGD steps (``pgd``/``trades``); static.
       step_size: PGD step; None = ``2.5 * eps / num_steps`` (``fast``: ``1.25 * eps``).
+      random_start: ``pgd`` only: start each attack uniformly in the eps ball, as Madry
+        et al. (on by default); ``False`` starts at zero (the behaviour before this option,
+        and the one the span path below needs). ``fast`` always starts at random, TRADES
+        at ``0.001 * N(0, I)``, APR/VAT/free have no start to choose; for them
+        ``ExperimentConfig.validate`` rejects ``random_start=False``.
       norm, scope: the ball, see :func:`robustjax.attacks.project`.
       targets: embeddings to perturb. Sequence models perturb their input sequence
         (``("seq",)``); the pair default ``("user", "pos", "neg")`` reads as that.
@@ -81,7 +86,8 @@ class AdvConfig:
         each position's hull besides the original (``step_size``: the ascent step on the
         hull weights, default 1).
       span: for models whose score is a dot product (``ModelFns.bilinear``: MF, LightGCN),
-        solve L2 zero-start attacks (APR, PGD) in the span of each example's embeddings
+        solve L2 zero-start attacks (APR; PGD with ``random_start=False``) in the span of
+        each example's embeddings
         from the batch's Gram matrix (:mod:`robustjax.losses.gram`): the same objective to
         rounding, at about the cost of a clean step. ``False`` forces the generic path.
     """
@@ -101,6 +107,7 @@ class AdvConfig:
     power_iterations: int = 1
     xi: float = 1e-3
     span: bool = True
+    random_start: bool = True
     budget: int = 2
     num_candidates: int = 16
 
@@ -121,13 +128,20 @@ class AdvConfig:
         for name in ("replays", "power_iterations", "budget", "num_candidates"):
             if getattr(self, name) < 1:
                 raise ValueError(f"AdvConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
+        if not isinstance(self.random_start, bool):
+            raise TypeError(
+                f"AdvConfig.random_start must be a bool, got random_start={self.random_start!r}."
+            )
         self.attack_config()  # validates eps, num_steps, step_size, norm, scope, targets
 
     def attack_config(self) -> AttackConfig:
-        """The inner attack of the method: FGSM for APR, PGD-K otherwise (one random-start
-        step of 1.25 eps for ``fast``; TRADES maximises its KL term with the same PGD)."""
+        """The inner attack of the method: FGSM for APR, PGD-K otherwise (from a random
+        start for ``pgd`` unless ``random_start=False``; one random-start step of 1.25 eps
+        for ``fast``; TRADES maximises its KL term with the same PGD, from its own
+        ``0.001 * N(0, I)`` start)."""
         kind = "fgsm" if self.method == "apr" else "pgd"
-        num_steps, step_size, random_start = self.num_steps, self.step_size, False
+        num_steps, step_size = self.num_steps, self.step_size
+        random_start = self.method == "pgd" and self.random_start
         if self.method == "fast":
             num_steps, random_start = 1, True
             step_size = 1.25 * self.eps if step_size is None else step_size
@@ -212,7 +226,8 @@ def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, atta
     """The named terms of the adversarial phase (``clean`` holds the clean loss and L2).
 
     Three exact implementations of APR are chosen here, in this order: the span path of
-    dot-product models (:mod:`robustjax.losses.gram`, ``adv.span``), APR as published
+    dot-product models (:mod:`robustjax.losses.gram`, ``adv.span``; it also takes PGD-AT
+    with ``random_start=False``, never a random start), APR as published
     (``adv.apr_mode``), and the pair term that reuses the FGSM gradient for the clean
     loss; everything else is the generic ``adversarial_term`` of the configured attack.
     """
@@ -224,6 +239,7 @@ def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, atta
         adv.span
         and fns.bilinear
         and adv.method in ("apr", "pgd")
+        and not adv.attack_config().random_start  # the span path needs a zero start
         and adv.norm == "l2"
         and adv.apr_mode == "per-lookup"
         and set(adv.targets) <= {"user", "pos", "neg"}

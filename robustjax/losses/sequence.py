@@ -10,7 +10,8 @@ The threat model is the user's *history*: the input item embeddings of the seque
 - ``"apr"``: APR on the input sequence (He et al., 2018, moved to sequences): one FGSM step,
   ``delta = eps * g / ||g||`` per input row (or the chosen norm/scope), from the gradient of
   the clean next-item loss; objective ``L(x) + lam * L(x + delta)``.
-- ``"pgd"``: the same with ``num_steps`` projected steps (Madry-style).
+- ``"pgd"``: the same with ``num_steps`` projected steps from a random start uniform in the
+  ball (Madry et al.; ``random_start=False`` starts at zero).
 - ``"hull"``: training against item substitutions, relaxed to the convex hull of item
   embeddings (as published defences for sequential recommenders do): up to ``budget``
   positions per sequence are replaced by a soft item, a convex combination of the original
@@ -108,6 +109,8 @@ class SeqAdvConfig:
         loss gradient).
       num_candidates: ``hull``: random items in each position's hull besides the original.
       step_size: ``hull``: ascent step on the hull logits.
+      random_start: ``pgd``: start uniformly in the ball (Madry et al.); False starts at
+        zero. Other methods ignore it.
     """
 
     method: str = "none"
@@ -120,6 +123,7 @@ class SeqAdvConfig:
     budget: int = 2
     num_candidates: int = 16
     step_size: float = 1.0
+    random_start: bool = True
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -136,6 +140,10 @@ class SeqAdvConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise field_error(self, name, "an int >= 1")
+        if not isinstance(self.random_start, bool):
+            raise TypeError(
+                f"SeqAdvConfig.random_start must be a bool, got random_start={self.random_start!r}."
+            )
         if self.method == "apr" and self.num_steps != 1:
             raise field_error(
                 self, "num_steps", "1 for method='apr' (one FGSM step; use method='pgd' for more)"
@@ -164,6 +172,7 @@ def _input_attack(cfg: SeqAdvConfig):
             num_steps=cfg.num_steps,
             norm=cfg.norm,
             scope=cfg.scope,
+            random_start=cfg.method == "pgd" and cfg.random_start,
             targets=("seq",),
         ),
         ("seq", "pos", "neg"),

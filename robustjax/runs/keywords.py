@@ -83,6 +83,7 @@ def adv_config_of(adv: SeqAdvConfig | None) -> AdvConfig:
         targets=("seq",),
         budget=adv.budget,
         num_candidates=adv.num_candidates,
+        random_start=adv.random_start,
     )
 
 

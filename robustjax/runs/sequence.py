@@ -65,6 +65,7 @@ def sequence_adv(adv) -> SeqAdvConfig | None:
         budget=adv.budget,
         num_candidates=adv.num_candidates,
         step_size=1.0 if adv.step_size is None else adv.step_size,
+        random_start=adv.random_start,
     )
 
 

@@ -193,6 +193,59 @@ def test_trades_inner_maximisation_starts_from_small_gaussian_noise():
             assert float(t.min()) > 1e-4
 
 
+def test_pgd_at_starts_at_random_by_default_and_random_start_false_is_the_zero_start(model):
+    """PGD-AT (Madry et al.) starts uniformly in the eps ball unless adv.random_start=False,
+    which gives exactly the former zero-start attack configuration and objective."""
+    from robustjax.attacks import pgd
+
+    fns, params = model
+    batch = _batch()
+    emb = fns.embed(params, batch)
+    loss = emb_loss(fns, "bpr")
+    key = jax.random.key(2)
+    on = AdvConfig(method="pgd", eps=0.5, num_steps=3)
+    off = dataclasses.replace(on, random_start=False)
+    assert on.random_start and on.attack_config().random_start
+    assert off.attack_config() == AttackConfig(kind="pgd", eps=0.5, num_steps=3)
+    deltas = {}
+    for name, adv in (("on", on), ("off", off)):
+        attack = make_attack(adv.attack_config(), fns.embedding_names)
+        deltas[name] = attack(lambda e: loss(params, e), emb, key=key)
+    zero = pgd(lambda e: loss(params, e), emb, eps=0.5, num_steps=3, targets=on.targets)
+    for n in on.targets:
+        np.testing.assert_array_equal(deltas["off"][n], zero[n])
+        assert np.abs(np.asarray(deltas["on"][n] - zero[n])).max() > 1e-3
+        assert np.all(np.linalg.norm(np.asarray(deltas["on"][n]), axis=-1) <= 0.5 * (1 + 1e-5))
+
+    # the objectives: off is key-independent and equals the generic zero-start term (and
+    # keeps the exact span path on MF); on depends on the key through the start
+    def adv_part(adv, k):
+        phases = build_phases(fns, loss="bpr", l2=0.0, adv=adv, epochs=2)
+        return float(phases[-1].objective(params, batch, key=jax.random.key(k))[1]["pgd"])
+
+    zero_term = adversarial_term(
+        fns, loss, make_attack(AttackConfig(kind="pgd", eps=0.5, num_steps=3), fns.embedding_names)
+    )
+    want = float(jnp.mean(zero_term(params, batch, key=key)))
+    np.testing.assert_allclose(adv_part(off, 0), want, rtol=1e-5)
+    assert adv_part(off, 0) == adv_part(off, 1)
+    assert adv_part(on, 0) != adv_part(on, 1)
+
+
+def test_validate_rejects_random_start_for_methods_without_a_choice():
+    from robustjax.config import ExperimentConfig
+
+    for method in ("pgd", "none"):
+        ExperimentConfig(adv=AdvConfig(method=method, random_start=False)).validate()
+    for method in ("apr", "fast", "trades", "vat", "free"):
+        ExperimentConfig(adv=AdvConfig(method=method)).validate()
+        cfg = ExperimentConfig(adv=AdvConfig(method=method, random_start=False))
+        with pytest.raises(ValueError, match="does not use adv.random_start=False"):
+            cfg.validate()
+    with pytest.raises(TypeError, match="random_start must be a bool"):
+        AdvConfig(method="pgd", random_start="no")
+
+
 def test_pick_examples_never_picks_padding():
     mask = jnp.asarray([1.0, 1, 1, 1, 1, 1, 0, 0])
     for seed in range(5):

@@ -87,6 +87,33 @@ def test_adversarial_term_not_below_clean_and_eps0_is_clean(data, method):
         np.testing.assert_allclose(total, parts["clean"] + parts["adv"], rtol=1e-6)
 
 
+def test_sequence_pgd_starts_at_random_unless_random_start_is_false(data):
+    """PGD-AT on the input sequence starts uniformly in the ball by default (the
+    adversarial loss depends on the key); ``random_start=False`` is the zero start (no key
+    dependence). The AdvConfig <-> SeqAdvConfig conversions carry the option."""
+    from robustjax.objectives import AdvConfig
+    from robustjax.runs.keywords import adv_config_of
+    from robustjax.runs.sequence import sequence_adv
+
+    model = _model(data)
+    batch = _batch(data)
+    emb = model.embed(batch)
+    adv = {}
+    for random_start in (True, False):
+        cfg = SeqAdvConfig(method="pgd", eps=0.5, num_steps=2, random_start=random_start)
+        obj = sequence_objective(cfg, _per_pos)
+        adv[random_start] = [
+            float(obj(model, emb, batch["seq"], key=jax.random.key(k))[1]["adv"]) for k in (0, 1)
+        ]
+    assert adv[True][0] != adv[True][1]
+    assert adv[False][0] == adv[False][1]
+    assert adv[True][0] != adv[False][0]
+    off = AdvConfig(method="pgd", targets=("seq",), random_start=False)
+    assert sequence_adv(off).random_start is False
+    assert sequence_adv(AdvConfig(method="pgd", targets=("seq",))).random_start is True
+    assert adv_config_of(sequence_adv(off)).random_start is False
+
+
 def test_no_adv_objective_is_the_masked_mean_bce(data):
     model = _model(data)
     batch = _batch(data)
