@@ -98,7 +98,8 @@ class SeqAdvConfig:
     Attributes:
       method: ``"none"``, ``"apr"``, ``"pgd"`` or ``"hull"`` (see the module docstring).
       eps: radius of the perturbation of the (scaled) input embeddings, per row by default
-        (``apr``/``pgd``). For scale: SASRec's input rows are ``E[i] * sqrt(D)``.
+        (``apr``/``pgd``). For scale: SASRec's input rows are ``E[i] * sqrt(D)``,
+        BERT4Rec's ``E[i]``.
       lam: weight of the adversarial term.
       num_steps: PGD steps (``pgd``) or ascent steps on the hull weights (``hull``).
       norm, scope: the ball of ``robustjax.attacks`` (``l2``/``linf``; ``row``/``example``/

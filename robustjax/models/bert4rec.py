@@ -6,7 +6,7 @@ and positions are right-aligned, as in :mod:`robustjax.models.sasrec`.
 
 Architecture (the paper's, i.e. BERT's post-LN encoder):
 
-    x = Dropout(LN(E[seq] * sqrt(D) + P))
+    x = Dropout(LN(E[seq] + P))                       # h0 = v + p, as in the paper
     per block:  x = LN(x + Dropout(Attention(x)));  x = LN(x + Dropout(FFN(x)))
     out = LN(GELU(W x + b))                           # the output projection of the paper
 
@@ -16,14 +16,16 @@ with ``FFN(x) = W2 GELU(W1 x)`` (inner size ``4 D``; the blocks are
 after the embedding and after each block. Scores are dot products with the (tied) item
 table plus a per-item output bias. Embeddings are initialised N(0, 0.02^2) as in BERT.
 
+The input item embeddings are not scaled (``input_scale == 1``): the paper's input is
+``h0 = v + p``. (SASRec's code scales them by ``sqrt(D)``; BERT4Rec did so here too before,
+which the ``experiments/bert4rec_ml1m`` figures still reflect.)
+
 Interface shared with SASRec (so sequence attacks work unchanged): ``embed`` returns the
-scaled input embeddings (attacks perturb ``"seq"``), ``encode`` runs the transformer on
+input embeddings (attacks perturb ``"seq"``), ``encode`` runs the transformer on
 them, ``next_hidden`` gives the state that scores the next item, ``score_items`` /
 ``score_all`` score candidates, and ``item_table`` / ``input_scale`` serve discrete
 (item-substitution) attacks. Dropout takes an explicit ``key``; no hidden RNG state.
 """
-
-import math
 
 import jax.numpy as jnp
 from flax import nnx
@@ -105,8 +107,9 @@ class BERT4Rec(nnx.Module):
 
     @property
     def input_scale(self) -> float:
-        """``embed(...)["seq"] == item_table()[seq] * input_scale`` (``sqrt(D)``)."""
-        return math.sqrt(self.dim)
+        """``embed(...)["seq"] == item_table()[seq] * input_scale``: 1, the paper's
+        ``h0 = v + p`` has no ``sqrt(D)`` factor (SASRec's has)."""
+        return 1.0
 
     def item_table(self) -> Float[Array, "I1 D"]:
         """The raw item embedding rows ``0..I``, ``[I + 1, D]`` (row 0 = padding).
@@ -124,8 +127,8 @@ class BERT4Rec(nnx.Module):
             ``I + 1`` = ``[MASK]``); optional ``"pos"``/``"neg"`` int32 [B, L].
 
         Returns:
-          ``{"seq": E[seq] * sqrt(D)}`` [B, L, D], plus ``"pos": E[pos]``, ``"neg": E[neg]``
-          (unscaled) when present.
+          ``{"seq": E[seq]}`` [B, L, D] (unscaled, ``input_scale == 1``), plus
+          ``"pos": E[pos]``, ``"neg": E[neg]`` when present.
         """
         return embed_sequence_batch(self.items.embedding[...], batch, self.input_scale)
 
@@ -140,7 +143,7 @@ class BERT4Rec(nnx.Module):
         """Runs the bidirectional transformer (and output projection) on input embeddings.
 
         Args:
-          seq_emb: input embeddings from ``embed(...)["seq"]`` (already scaled), possibly
+          seq_emb: input embeddings from ``embed(...)["seq"]`` (times ``input_scale``), possibly
             perturbed.
           seq_ids: the ids, used only for the padding mask (0 = padding; ``[MASK]`` is a
             real position).
@@ -190,8 +193,8 @@ class BERT4Rec(nnx.Module):
 
         Args:
           seq_emb: the input embeddings of ``seq_ids`` (``embed(...)["seq"]``, already
-            scaled, possibly perturbed). The ``[MASK]`` embedding is taken from the model's
-            own table (``E[I + 1] * sqrt(D)``), not from ``seq_emb``.
+            possibly perturbed). The ``[MASK]`` embedding is taken from the model's own
+            table (``E[I + 1] * input_scale``), not from ``seq_emb``.
           seq_ids: item ids [B, L] (0 = padding), most recent item at ``L - 1``.
           deterministic, key: as in :meth:`encode`.
 

@@ -2,7 +2,6 @@
 training, evaluation (sampled + full ranking), errors and the experiment's tiny path."""
 
 import json
-import math
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +32,19 @@ def _encode(model, seq):
     return model.encode(model.embed({"seq": seq})["seq"], seq, deterministic=True)
 
 
+def test_input_embeddings_are_the_item_rows_unscaled(strict_promotion):
+    """The paper's input is h0 = v + p: ``embed(...)["seq"]`` is exactly the item table's
+    rows (``input_scale == 1``, no sqrt(D) factor), [MASK] included."""
+    model = _model()
+    assert model.input_scale == 1.0
+    seq = SEQ.at[0, 1].set(model.mask_id)
+    table = model.items.embedding[...]
+    emb = model.embed({"seq": seq})
+    assert emb["seq"].dtype == table.dtype
+    np.testing.assert_array_equal(emb["seq"], table[seq])
+    np.testing.assert_array_equal(emb["seq"][1], model.item_table()[SEQ[1]])
+
+
 @pytest.mark.slow
 def test_shapes_scale_and_dropout_key(strict_promotion):
     model = _model(dropout=0.5)
@@ -40,7 +52,7 @@ def test_shapes_scale_and_dropout_key(strict_promotion):
     batch = {"seq": SEQ, "pos": SEQ, "neg": jnp.ones((2, L), jnp.int32)}
     emb = model.embed(batch)
     assert {k: v.shape for k, v in emb.items()} == {k: (2, L, D) for k in batch}
-    np.testing.assert_allclose(emb["seq"], emb["pos"] * math.sqrt(D), rtol=1e-6)
+    np.testing.assert_array_equal(emb["seq"], emb["pos"])  # h0 = v + p: no sqrt(D)
     h = model.encode(emb["seq"], SEQ, deterministic=False, key=jax.random.key(0))
     h2 = model.encode(emb["seq"], SEQ, deterministic=False, key=jax.random.key(1))
     assert h.shape == (2, L, D) and h.dtype == jnp.float32 and not np.allclose(h, h2)
