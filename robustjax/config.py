@@ -296,7 +296,7 @@ def _check_unused_adv_options(cfg: "ExperimentConfig") -> None:
     adv, t = cfg.adv, cfg.train
     ignored = []
     if adv.method == "free":  # trains on the adversarial loss alone, one negative per row
-        ignored += [("train.l2", t.l2, 0.0), ("train.num_negatives", t.num_negatives, 1)]
+        ignored += [("train.num_negatives", t.num_negatives, 1)]
         ignored += [("adv.weight", adv.weight, 1.0), ("adv.fraction", adv.fraction, 1.0)]
     if adv.method == "vat":  # perturbs every example
         ignored += [("adv.fraction", adv.fraction, 1.0)]

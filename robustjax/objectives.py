@@ -36,6 +36,7 @@ class FreeAT:
     names: tuple[str, ...]
     norm: str
     scope: str
+    l2: float = 0.0  # weight of the batch-level L2 of the clean embeddings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +198,7 @@ def build_phases(
             names=adv.targets,
             norm=adv.norm,
             scope=adv.scope,
+            l2=l2,
         )
         phase = ObjectivePhase(adv.warm_epochs, None, "free", free=free)
         return phases + [phase] if adv.warm_epochs else [dataclasses.replace(phase, start_epoch=0)]

@@ -63,7 +63,6 @@ def test_every_experiment_has_a_tiny_config():
 @pytest.mark.parametrize(
     "overrides,match",
     [
-        (["adv.method=free", "train.l2=0.01"], "does not use train.l2=0.01"),
         (["adv.method=free", "train.num_negatives=4"], "train.num_negatives=4"),
         (["adv.method=free", "adv.weight=2"], "adv.weight=2.0"),
         (["adv.method=free", "adv.fraction=0.5"], "adv.fraction=0.5"),

@@ -18,6 +18,7 @@ from robustjax.attacks import normalize, project
 from robustjax.data.negatives import TrainArrays
 from robustjax.losses.adversarial import add_delta
 from robustjax.losses.combine import masked_mean
+from robustjax.losses.reg import l2_embeddings
 from robustjax.models.base import ModelFns
 from robustjax.train.state import TrainState
 from robustjax.train.step import apply_gradients, make_batch
@@ -48,15 +49,22 @@ def make_free_train_epoch(
     norm: str = "l2",
     scope: str = "row",
     sampler: str = "uniform",
+    l2: float = 0.0,
 ):
     """Returns ``train_epoch(state, perm, data, key) -> (state, metrics)`` like
-    :func:`robustjax.train.make_train_epoch`, training on ``loss(emb + delta)``."""
+    :func:`robustjax.train.make_train_epoch`, training on ``loss(emb + delta)`` plus
+    ``l2`` times the batch-level L2 of the clean embeddings (``losses.l2_embeddings``, on
+    ``fns.l2_embed`` where the model has it, as the other objectives' ``train.l2``)."""
     _check_free_args(fns, replays=replays, eps=eps, names=names)
     step_size = eps if step_size is None else step_size
+    gather = fns.l2_embed or fns.embed
 
     def objective(params, delta, batch):
         emb = fns.embed(params, batch)
-        return masked_mean(loss_on_emb(params, add_delta(emb, delta)), batch["mask"])
+        per_example = loss_on_emb(params, add_delta(emb, delta))
+        if l2:
+            per_example = per_example + l2 * l2_embeddings(gather(params, batch))
+        return masked_mean(per_example, batch["mask"])
 
     grad_fn = jax.value_and_grad(objective, argnums=(0, 1))
 

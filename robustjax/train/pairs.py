@@ -62,6 +62,7 @@ def pair_epoch_fn(
         norm=f.norm,
         scope=f.scope,
         sampler=sampler,
+        l2=f.l2,
     )
 
 
