@@ -13,5 +13,5 @@ $R train --experiment sasrec-ml1m --data $D $M --set train.init_from="$O/sasrec"
 $R train --experiment sasrec-adv-ml1m --data $D $M --set train.init_from="$O/sasrec" --out "$O/sasrec_adv" --no-progress
 C="--checkpoint $O/sasrec_ft --checkpoint $O/sasrec_adv --no-progress"
 $R sweep $C --objective oracle --attack substitute_gradient --eps 0,1,2,3,4 --out "$O/sweep_subst"
-$R sweep $C --objective oracle --attack pgd --steps 5 --eps 0,1,2,4,8 --out "$O/sweep_pgd"
+$R sweep $C --objective oracle --attack pgd --steps 5 --eps 0,1,2,4,8 --budget absolute --out "$O/sweep_pgd"
 $R sweep $C --objective oracle --attack substitute_random --eps 0,1,2,4 --seeds 0,1 --out "$O/sweep_random"

@@ -91,11 +91,12 @@ def _add_objective_args(s) -> None:
     s.add_argument("--norm", default="l2", choices=("l2", "linf"))
     s.add_argument(
         "--budget",
-        default="absolute",
+        default="relative",
         choices=BUDGETS,
         help="absolute: ||delta|| <= eps; relative: ||delta|| <= eps * ||x|| per scope unit "
         "(the size of the perturbed embedding rows; invariant to rescalings that leave the "
-        "scores unchanged, e.g. MF users x a, items x 1/a). Default absolute",
+        "scores unchanged, e.g. MF users x a, items x 1/a). Default relative; absolute eps are "
+        "only comparable between models of equal row norms (sweep.json records them)",
     )
     s.add_argument(
         "--scope",

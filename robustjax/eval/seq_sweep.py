@@ -58,7 +58,7 @@ class SeqSweepConfig:
     num_steps: int = 10
     norm: str = "l2"
     scope: str = "row"
-    budget: str = "absolute"  # "relative": ||delta|| <= eps * ||input row|| (embedding kinds)
+    budget: str = "relative"  # ||delta|| <= eps * ||input row|| (embedding kinds); or "absolute"
     ks: tuple[int, ...] = (10,)
     user_batch: int = 256
     objective: str = "prediction"

@@ -72,7 +72,7 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)
     num_steps: int = 10
     step_size: float | None = None  # None: 2.5 * eps / num_steps
-    budget: str = "absolute"  # "relative": ||delta|| <= eps * ||row|| (attacks.budget)
+    budget: str = "relative"  # ||delta|| <= eps * ||row|| (attacks.budget); or "absolute"
     norm: str = "l2"
     scope: str = "row"
     targets: tuple[str, ...] = ("user", "item")
