@@ -215,8 +215,9 @@ def run_seq_sweep(
       num_items: I (items are ``1..I``).
 
     Returns:
-      ``{"metrics": {name: [[value per level] per seed]}, "num_users": U}`` (means over
-      users), the per-checkpoint entry of a ``robustjax.report`` sweep.
+      ``{"metrics": {name: [[value per level] per seed]}, "num_users": U, "norms":
+      {"seq": {"mean", "median"}}}`` (means over users; the input embeddings' row norms),
+      the per-checkpoint entry of a ``robustjax.report`` sweep.
     """
     inputs, cands = jnp.asarray(inputs), jnp.asarray(cands)
     if inputs.ndim != 2 or cands.ndim != 2 or inputs.shape[0] != cands.shape[0]:
@@ -247,7 +248,17 @@ def run_seq_sweep(
     totals = sum_batches(step, nb, desc=f"{cfg.kind} sweep", progress=progress)
     shape = (len(cfg.seeds), len(cfg.levels))
     metrics = {k: per_seed(v / n, *shape) for k, v in totals.items()}
-    return {"metrics": metrics, "num_users": int(n)}
+    return {"metrics": metrics, "num_users": int(n), "norms": input_norms(graphdef, params)}
+
+
+def input_norms(graphdef: nnx.GraphDef, params) -> dict:
+    """Mean and median L2 norm of the input item embeddings (``item_table()[1:] *
+    input_scale``, the rows an embedding attack perturbs): what an absolute eps is measured
+    against, recorded with every sequential sweep as ``table_norms`` is for pair models."""
+    model = nnx.merge(graphdef, params)
+    rows = np.asarray(model.item_table(), np.float64)[1:] * float(model.input_scale)
+    n = np.linalg.norm(rows, axis=-1)
+    return {"seq": {"mean": float(n.mean()), "median": float(np.median(n))}}
 
 
 def _level_fn(graphdef, cfg: SeqSweepConfig, num_items: int):

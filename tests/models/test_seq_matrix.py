@@ -65,6 +65,12 @@ def test_every_attack_on_every_sequence_model(data, name, kind):
         assert 0 < m["changed_positions"][0][1] / 12 <= L  # something changed, within L
     if kind in ("fgsm", "pgd", "substitute_gradient"):  # gradient attacks lower the target
         assert m["target_score_shift"][0][1] < 0
+    # the input rows' norms (what an absolute eps is measured against) are recorded
+    model = nnx.merge(graphdef, params)
+    rows = np.asarray(model.item_table())[1:] * model.input_scale
+    want = np.linalg.norm(rows, axis=-1)
+    np.testing.assert_allclose(out["norms"]["seq"]["mean"], want.mean(), rtol=1e-5)
+    np.testing.assert_allclose(out["norms"]["seq"]["median"], np.median(want), rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", MODELS)
