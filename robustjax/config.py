@@ -164,9 +164,13 @@ class ExperimentConfig:
         return dataclasses.replace(self, data=data)
 
     def headline(self, metrics: dict) -> dict:
-        """The test metrics the CLI prints: recall and NDCG at the selection cutoff, AUC."""
+        """The test metrics the CLI prints: the selection metric, and recall (pair models)
+        or HR (sequence models) and NDCG at its cutoff, AUC."""
         k = self.train.early_metric.partition("@")[2]
-        wanted = [f"test/recall@{k}", f"test/ndcg@{k}", "test/auc"] if k else ["test/auc"]
+        cut = [f"test/recall@{k}", f"test/hr@{k}", f"test/ndcg@{k}"] if k else []
+        wanted = dict.fromkeys([*cut, f"test/{self.train.early_metric}", "test/auc"])
+        if self.model.name in SEQUENCE_MODELS:
+            wanted.pop(f"test/recall@{k}", None)
         return {key: metrics[key] for key in wanted if key in metrics}
 
     def to_dict(self) -> dict:
