@@ -23,8 +23,8 @@ import os
 from robustjax.studies.tune import TuneConfig
 
 # The selected BPR settings, copied from tune-bpr-mf's best.json (`robustjax study
-# tune-bpr-mf`), e.g. ("train.l2=1e-3", "train.learning_rate=1e-3"). Empty until it is run.
-TUNED_BPR: tuple[str, ...] = ()
+# tune-bpr-mf`; valid NDCG@20 0.2874 of 12 points), the settings of bpr-mf-tuned.
+TUNED_BPR: tuple[str, ...] = ("train.l2=1e-2", "train.learning_rate=1e-3")
 
 SHARED = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
 

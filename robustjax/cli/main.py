@@ -1,6 +1,7 @@
 """The ``robustjax`` console script."""
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -105,11 +106,19 @@ def _add_study(sub) -> None:
     st = sub.add_parser(
         "study",
         help="run a study: several trainings, one report",
-        description="Run a study (apr-reproduction, irgan, natural-noise, poisoning, "
-        "transfer): its config is experiments/NAME/config.py; it writes "
+        description="Run a study (apr, apr-reproduction, irgan, natural-noise, poisoning, "
+        "transfer, tune-*): its config is experiments/NAME/config.py; it writes "
         "OUT/results.json, results.md, metrics.json and every run's own outputs.",
     )
-    st.add_argument("name", metavar="NAME", help="the study, e.g. poisoning")
+    st.add_argument("name", metavar="NAME", help="the study, e.g. apr or poisoning")
+    st.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="training seeds per method, for studies that report intervals over seeds "
+        "(= --set seeds=N)",
+    )
     _add_common(st, named=False)
     _add_run_options(st, out_default="runs/NAME")
 
@@ -159,6 +168,10 @@ def resolve_config(args, name: str | None = None):
     overrides = list(args.overrides)
     if getattr(args, "init_from", None) is not None:
         overrides.append(f"train.init_from={args.init_from}")
+    if getattr(args, "seeds", None) is not None:
+        if "seeds" not in {f.name for f in dataclasses.fields(cfg)}:
+            raise ValueError(f"--seeds: {name!r} does not run over seeds; drop --seeds.")
+        overrides.append(f"seeds={args.seeds}")
     return apply_overrides(cfg, overrides)
 
 

@@ -13,7 +13,8 @@ A *sweep* is a plain, JSON-serialisable dict::
 Only numpy is required; plotting imports matplotlib lazily (``pip install 'robustjax[plot]'``).
 Functions never modify their input: ``summarise`` returns a new dict.
 
-Modules by purpose: ``summary`` (curve summaries), ``tables`` (Markdown), ``plots`` (PNG);
+Modules by purpose: ``summary`` (curve summaries), ``tables`` (Markdown), ``plots`` (PNG),
+``intervals`` (means with 95% intervals over seeds, paired differences);
 this package re-exports their public names and writes whole reports (``write_report``).
 """
 
@@ -24,7 +25,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from robustjax.report.plots import _PLOT_HINT, plot_curves
+from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci, paired_diff
+from robustjax.report.plots import _PLOT_HINT, plot_bands, plot_curves
 from robustjax.report.summary import _has, curve_summary, summarise
 from robustjax.report.tables import markdown_table, shift_table
 
@@ -90,7 +92,12 @@ def write_report(
 
 __all__ = [
     "curve_summary",
+    "excludes_zero",
+    "fmt_ci",
     "markdown_table",
+    "mean_ci",
+    "paired_diff",
+    "plot_bands",
     "plot_curves",
     "shift_table",
     "summarise",

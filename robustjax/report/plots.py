@@ -119,3 +119,41 @@ def _plot_stability(
 
 
 __all__ = ["plot_curves"]
+
+
+def plot_bands(
+    curves: dict,
+    path: str,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+) -> str:
+    """Writes one PNG of curves with their 95% confidence bands.
+
+    Args:
+      curves: ``{name: {"eps": [E], "mean": [E], "lo": [E], "hi": [E], "n": int}}``, e.g.
+        a study's per-method curves (mean over training seeds, Student-t band).
+      path: the PNG file to write (its folder is created if needed).
+
+    Returns:
+      ``path``.
+
+    Raises:
+      ImportError: matplotlib is not installed (``pip install 'robustjax[plot]'``).
+    """
+    Figure = _import_matplotlib()
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for name, c in curves.items():
+        (line,) = ax.plot(
+            c["eps"], c["mean"], marker="o", markersize=3, label=f"{name} (n={c['n']})"
+        )
+        if c.get("lo") is not None:
+            ax.fill_between(c["eps"], c["lo"], c["hi"], color=line.get_color(), alpha=0.18)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path

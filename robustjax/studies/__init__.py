@@ -6,6 +6,7 @@ package (``robustjax study NAME``, or ``robustjax train --experiment NAME``).
 """
 
 from robustjax.studies._common import StudyConfig
+from robustjax.studies.apr import AprStudyConfig, run_apr_study
 from robustjax.studies.apr_reproduction import AprReproductionConfig, run_apr_reproduction
 from robustjax.studies.irgan import IrganConfig, run_irgan_comparison
 from robustjax.studies.natural_noise import NaturalNoiseConfig, run_grid
@@ -14,6 +15,7 @@ from robustjax.studies.transfer import TransferConfig, run_transfer
 from robustjax.studies.tune import TuneConfig, run_tune
 
 _RUNNERS = {
+    AprStudyConfig: run_apr_study,
     AprReproductionConfig: run_apr_reproduction,
     IrganConfig: run_irgan_comparison,
     NaturalNoiseConfig: run_grid,
@@ -40,6 +42,7 @@ def run_study(cfg: StudyConfig, out_dir: str, *, resume: bool = False, progress:
 
 __all__ = [
     "AprReproductionConfig",
+    "AprStudyConfig",
     "IrganConfig",
     "NaturalNoiseConfig",
     "PoisonConfig",

@@ -1,0 +1,395 @@
+"""The APR study: adversarial training methods against tuned baselines, over seeds.
+
+Every method trains for the same number of epochs on every training seed; each trained
+model is then attacked (PGD-10 on the embedding tables, the training-triple objective, over
+several attack seeds) under the relative budget (``||delta|| <= eps * ||row||``, invariant
+to rescalings that leave the scores unchanged) and the absolute one (``||delta|| <= eps``).
+Every figure is reported as the mean with its 95% Student-t interval over the training
+seeds, and every method as its per-seed (paired) difference from the tuned BPR baseline.
+
+Outputs in ``out_dir``: ``study.json`` (``methods.<name>.<figure>`` and
+``paired.<name>.<figure>``, each ``{"mean", "ci95", "values", "n"}``, plus row norms and
+curves), ``study.md``, ``curves_relative.png`` / ``curves_absolute.png`` (mean curves with
+95% bands), ``metrics.json`` and one folder per run (``runs/<method>/seed<k>/``, each a
+full run folder plus its ``attacks.json``). The study resumes (``--resume``): finished
+runs and attacks are read back, an interrupted run continues from its checkpoint.
+"""
+
+import dataclasses
+import itertools
+import json
+import os
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from robustjax._config_checks import check_int_fields, check_name_fields
+from robustjax.experiments import get_config
+from robustjax.objectives import AdvConfig
+from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci, paired_diff
+from robustjax.report.summary import curve_summary
+from robustjax.studies._common import StudyConfig, try_plot, write_json, write_text
+
+# name -> (experiment, adversarial term replacing the experiment's own; None: keep it)
+METHODS = {
+    "bpr": ("bpr-mf", None),
+    "bpr-tuned": ("bpr-mf-tuned", None),
+    "apr": ("apr-mf-tuned", None),
+    "pgd-at": ("apr-mf-tuned", AdvConfig(method="pgd", num_steps=5)),
+    "vat": ("apr-mf-tuned", AdvConfig(method="vat")),
+    "trades": ("apr-mf-tuned", AdvConfig(method="trades", num_steps=5)),
+    "free-at": ("apr-mf-tuned", AdvConfig(method="free", replays=4)),
+}
+BASELINE = "bpr-tuned"
+BUDGET_KINDS = ("relative", "absolute")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AprStudyConfig(StudyConfig):
+    """Methods, seeds, equal training budget and the attack. ``--set key=value`` sets any
+    field; ``--seeds N`` sets ``seeds``."""
+
+    name: str = "apr"
+    data_path: str | None = None  # a data file or split folder; None: the synthetic set
+    methods: tuple[str, ...] = tuple(METHODS)
+    seeds: int = 5  # training seeds first_seed, first_seed + 1, ...
+    first_seed: int = 2024
+    epochs: int = 200  # every method's total epochs
+    warm_epochs: int = 100  # adversarial methods: clean BPR epochs before the adversarial term
+    attack: str = "pgd"
+    attack_steps: int = 10
+    attack_seeds: int = 3  # negatives of the attack objective are sampled: >= 3 seeds
+    relative_eps: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 11), 4).tolist())
+    absolute_eps: tuple[float, ...] = tuple(np.round(np.linspace(0.0, 1.0, 11), 4).tolist())
+    k: int = 20
+    tiny: bool = False
+
+    def __post_init__(self):
+        check_name_fields(self, (("methods", tuple(METHODS)),))
+        check_int_fields(self, ("seeds", "epochs", "attack_steps", "attack_seeds", "k"))
+        if not 0 <= self.warm_epochs < self.epochs:
+            raise ValueError(
+                f"AprStudyConfig.warm_epochs must be in [0, epochs={self.epochs}), got "
+                f"{self.warm_epochs}."
+            )
+        for field in ("relative_eps", "absolute_eps"):
+            grid = getattr(self, field)
+            if len(grid) < 2 or grid[0] != 0.0 or any(b <= a for a, b in itertools.pairwise(grid)):
+                raise ValueError(
+                    f"AprStudyConfig.{field} must ascend strictly from 0.0 (the clean level) "
+                    f"with at least 2 levels, got {grid}."
+                )
+        if BASELINE not in self.methods:
+            raise ValueError(
+                f"AprStudyConfig.methods must include the tuned baseline {BASELINE!r} (every "
+                f"method is compared with it), got {self.methods}."
+            )
+
+    def headline(self, metrics: dict) -> dict:
+        return {k: v for k, v in metrics.items() if f"/clean/ndcg@{self.k}/" in k}
+
+
+def method_config(cfg: AprStudyConfig, name: str, seed: int):
+    """The training config of ``name`` on training seed ``seed``: its experiment (tuned
+    settings), ``cfg.epochs`` in total, the adversarial term from ``cfg.warm_epochs`` on."""
+    experiment, adv = METHODS[name]
+    base = get_config(experiment, tiny=cfg.tiny)
+    if cfg.data_path is not None:
+        base = base.with_data(cfg.data_path, None)
+    epochs, warm = cfg.epochs, cfg.warm_epochs
+    if base.adv.method != "none" or adv is not None:
+        tuned = base.adv
+        adv = tuned if adv is None else dataclasses.replace(adv, eps=tuned.eps, weight=tuned.weight)
+        if adv.method == "free":
+            adv = dataclasses.replace(adv, weight=AdvConfig().weight)  # free AT has no weight
+        adv = dataclasses.replace(adv, warm_epochs=warm)
+    else:
+        adv = base.adv
+    train = dataclasses.replace(base.train, epochs=epochs, seed=seed)  # the data stay fixed
+    return dataclasses.replace(base, name=f"{cfg.name}/{name}", train=train, adv=adv).validate()
+
+
+def _seeds(cfg: AprStudyConfig) -> list[int]:
+    return [cfg.first_seed + i for i in range(cfg.seeds)]
+
+
+# ---------------------------------------------------------------------------- one run
+
+
+def _train(mcfg, run_dir: str, progress: bool) -> dict:
+    """Trains into ``run_dir`` unless it holds a finished run; resumes an interrupted one."""
+    from robustjax.run import run_experiment
+
+    done = os.path.join(run_dir, "metrics.json")
+    if os.path.exists(done) and os.path.exists(os.path.join(run_dir, "checkpoint", "params.npz")):
+        with open(os.path.join(run_dir, "config.json")) as f:
+            if json.load(f) != json.loads(mcfg.to_json()):
+                raise ValueError(
+                    f"{run_dir} holds a run of another config; remove it or use another --out."
+                )
+        with open(done) as f:
+            return json.load(f)
+    resume = os.path.exists(os.path.join(run_dir, "checkpoint", "state.npz"))
+    return run_experiment(mcfg, run_dir, resume=resume, progress=progress)
+
+
+def _attack(cfg: AprStudyConfig, run_dir: str, cache: dict) -> dict:
+    """The run's test NDCG@k curves under both budgets (mean over attack seeds), their
+    areas, and the row norms; cached in ``run_dir/attacks.json``."""
+    path = os.path.join(run_dir, "attacks.json")
+    spec = _attack_spec(cfg)
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        if saved.get("spec") == spec:
+            return saved
+    from robustjax.eval.sweep import SweepConfig, run_sweep
+    from robustjax.run import load_run
+
+    run = load_run(run_dir, split=cache.get("split"))
+    ctx = _context(run.split, cache)
+    metric = f"ndcg@{cfg.k}"
+    out = {"spec": spec, "budgets": {}}
+    for budget in BUDGET_KINDS:
+        eps = getattr(cfg, f"{budget}_eps")
+        sweep = run_sweep(
+            run.fns,
+            run.params,
+            data=ctx["data"],
+            target_csr=ctx["target"],
+            exclude_csrs=ctx["exclude"],
+            num_items=run.split.num_items,
+            cfg=SweepConfig(
+                kind=cfg.attack,
+                eps=eps,
+                seeds=tuple(range(cfg.attack_seeds)),
+                num_steps=cfg.attack_steps,
+                budget=budget,
+                ks=(cfg.k,),
+                user_groups=0,
+            ),
+            progress=False,
+        )
+        curve = np.mean(np.asarray(sweep["metrics"][metric], np.float64), axis=0)
+        out["budgets"][budget] = {
+            "eps": list(eps),
+            "curve": curve.tolist(),
+            "auc": curve_summary(eps, curve)["auc"],
+        }
+        out["norms"] = sweep["norms"]
+    write_json(path, out)
+    return out
+
+
+def _attack_spec(cfg: AprStudyConfig) -> dict:
+    keys = ("attack", "attack_steps", "attack_seeds", "relative_eps", "absolute_eps", "k")
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in
+            ((k, getattr(cfg, k)) for k in keys)}  # fmt: skip
+
+
+def _context(split, cache: dict) -> dict:
+    """Training arrays and CSRs of the split, built once for every run of the study."""
+    if "ctx" not in cache:
+        from robustjax.data import user_item_csr
+        from robustjax.train import build_train_arrays
+
+        csr = lambda t: user_item_csr(t, split.num_users)
+        cache["split"] = split
+        cache["ctx"] = {
+            "data": build_train_arrays(
+                split.train.user, split.train.item, split.num_users, split.num_items
+            ),
+            "target": csr(split.test),
+            "exclude": [csr(split.train), csr(split.valid)],
+        }
+    return cache["ctx"]
+
+
+# ---------------------------------------------------------------------------- the study
+
+
+def run_apr_study(
+    cfg: AprStudyConfig, out_dir: str, *, resume: bool = False, progress: bool = True
+) -> dict:
+    """Trains and attacks every method on every seed; writes the study's files and returns
+    its flat metrics (``methods/<name>/<figure>/mean``)."""
+    cfg.validate()
+    _start(cfg, out_dir, resume)
+    seeds = _seeds(cfg)
+    units = [(m, s) for m in cfg.methods for s in seeds]
+    configs = {(m, s): method_config(cfg, m, s) for m, s in units}  # all checked up front
+    runs, cache = {}, {}
+    bar = tqdm(units, desc=f"{cfg.name} study", unit="run", disable=not progress)
+    for m, s in bar:
+        bar.set_postfix_str(f"{m} seed {s}")
+        run_dir = os.path.join(out_dir, "runs", m, f"seed{s}")
+        metrics = _train(configs[m, s], run_dir, progress=False)
+        runs[m, s] = {"metrics": metrics, "attacks": _attack(cfg, run_dir, cache)}
+    study = summarise_study(cfg, runs, seeds)
+    write_json(os.path.join(out_dir, "study.json"), study)
+    write_text(os.path.join(out_dir, "study.md"), study_markdown(study))
+    try_plot(cfg.name, _plots, study, out_dir)
+    flat = {
+        f"methods/{m}/{fig}/mean": e["mean"]
+        for m, figs in study["methods"].items()
+        for fig, e in figs.items()
+        if isinstance(e, dict) and "mean" in e
+    }
+    write_json(os.path.join(out_dir, "metrics.json"), flat, sort_keys=True)
+    return flat
+
+
+def _start(cfg: AprStudyConfig, out_dir: str, resume: bool) -> None:
+    """Writes ``config.json``; refuses to mix studies in one folder."""
+    path = os.path.join(out_dir, "config.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        if not resume:
+            raise ValueError(
+                f"{out_dir} already holds a study; pass --resume to continue it, or choose "
+                "another --out."
+            )
+        if previous != json.loads(cfg.to_json()):
+            raise ValueError(
+                f"--resume: {out_dir} holds a study of another config ({path}); rerun with "
+                "the same settings or choose another --out."
+            )
+    os.makedirs(out_dir, exist_ok=True)
+    write_text(path, cfg.to_json())
+
+
+def summarise_study(cfg: AprStudyConfig, runs: dict, seeds: list[int]) -> dict:
+    """``study.json``: per-method means with 95% intervals, paired differences against the
+    tuned baseline, row norms and mean curves with bands."""
+    k = cfg.k
+    figures = {
+        f"clean/ndcg@{k}": lambda r: r["metrics"][f"test/ndcg@{k}"],
+        f"clean/recall@{k}": lambda r: r["metrics"][f"test/recall@{k}"],
+        f"valid/ndcg@{k}": lambda r: r["metrics"][f"valid/ndcg@{k}"],
+        **{f"auc/{b}": (lambda r, b=b: r["attacks"]["budgets"][b]["auc"]) for b in BUDGET_KINDS},
+        "train_seconds": lambda r: r["metrics"]["train_seconds"],
+    }
+    methods, paired = {}, {}
+    for m in cfg.methods:
+        rows = [runs[m, s] for s in seeds]
+        entry = {fig: mean_ci([f(r) for r in rows]) for fig, f in figures.items()}
+        entry["norms"] = {
+            table: {stat: mean_ci([r["attacks"]["norms"][table][stat] for r in rows])
+                    for stat in ("mean", "median")}
+            for table in rows[0]["attacks"]["norms"]
+        }  # fmt: skip
+        entry["curves"] = {b: _band(rows, b) for b in BUDGET_KINDS}
+        methods[m] = entry
+    for m in cfg.methods:
+        if m != BASELINE:
+            paired[m] = {
+                fig: paired_diff(methods[m][fig]["values"], methods[BASELINE][fig]["values"])
+                for fig in figures
+                if fig != "train_seconds"
+            }
+    return {
+        "n": len(seeds),
+        "seeds": seeds,
+        "baseline": BASELINE,
+        "data": cfg.data_path or "synthetic",
+        "epochs": cfg.epochs,
+        "warm_epochs": cfg.warm_epochs,
+        "attack": {
+            **_attack_spec(cfg),
+            "objective": "train (label-free)",
+            "norm": "l2",
+            "scope": "row",
+            "targets": ["user", "item"],
+        },
+        "methods": methods,
+        "paired": paired,
+    }
+
+
+def _band(rows: list, budget: str) -> dict:
+    """Mean curve and per-level 95% band over the rows' (training seeds') curves."""
+    eps = rows[0]["attacks"]["budgets"][budget]["eps"]
+    per_level = [
+        mean_ci([r["attacks"]["budgets"][budget]["curve"][i] for r in rows])
+        for i in range(len(eps))
+    ]
+    return {
+        "eps": eps,
+        "mean": [e["mean"] for e in per_level],
+        "lo": None if len(rows) < 2 else [e["ci95"][0] for e in per_level],
+        "hi": None if len(rows) < 2 else [e["ci95"][1] for e in per_level],
+        "n": len(rows),
+    }
+
+
+def study_markdown(study: dict) -> str:
+    """``study.md``: the methods table, the paired table and how to read them."""
+    n, base = study["n"], study["baseline"]
+    k = next(f for f in next(iter(study["methods"].values())) if f.startswith("clean/ndcg"))
+    recall = k.replace("ndcg", "recall")
+    a = study["attack"]
+    lines = [
+        f"# APR study: {study['data']}, n = {n} training seeds ({', '.join(map(str, study['seeds']))})",
+        "",
+        (
+            f"Every method trains {study['epochs']} epochs (adversarial methods: the adversarial "
+            f"term from epoch {study['warm_epochs']}), selected on validation {k[6:]}. Attack: "
+            f"{a['attack']}-{a['attack_steps']} on the user and item tables, L2 per row, "
+            f"training-triple objective (label-free), {a['attack_seeds']} attack seeds; "
+            f"area under the test {k[6:]}-vs-eps curve (its mean height) under the relative "
+            f"budget (eps 0..{a['relative_eps'][-1]} of each row's norm) and the absolute one "
+            f"(eps 0..{a['absolute_eps'][-1]}). Cells: mean [95% CI] over the n seeds."
+        ),
+        "",
+        (
+            f"| method | n | test {k[6:]} | test {recall[6:]} | AUC relative | AUC absolute "
+            "| user row norm | item row norm | train s |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m, e in study["methods"].items():
+        norms = [
+            fmt_ci(e["norms"][t]["mean"], 2) if t in e["norms"] else "–" for t in ("user", "item")
+        ]
+        lines.append(
+            f"| {m} | {e[k]['n']} | {fmt_ci(e[k])} | {fmt_ci(e[recall])} "
+            f"| {fmt_ci(e['auc/relative'])} | {fmt_ci(e['auc/absolute'])} "
+            f"| {norms[0]} | {norms[1]} | {e['train_seconds']['mean']:.0f} |"
+        )
+    lines += [
+        "",
+        f"## Paired differences against {base} (same seeds; * = 95% CI excludes 0)",
+        "",
+        f"| method | n | Δ test {k[6:]} | Δ AUC relative | Δ AUC absolute |",
+        "|---|---|---|---|---|",
+    ]
+    for m, e in study["paired"].items():
+        cells = [
+            fmt_ci(e[f], signed=True) + (" *" if excludes_zero(e[f]) else "")
+            for f in (k, "auc/relative", "auc/absolute")
+        ]
+        lines.append(f"| {m} | {e[k]['n']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        (
+            "A difference whose interval includes 0 is not a ranking. The absolute budget "
+            "depends on each model's row norms (listed above); the relative one does not."
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _plots(study: dict, out_dir: str) -> None:
+    from robustjax.report.plots import plot_bands
+
+    metric = next(f for f in next(iter(study["methods"].values())) if f.startswith("clean/"))[6:]
+    for budget in BUDGET_KINDS:
+        plot_bands(
+            {m: e["curves"][budget] for m, e in study["methods"].items()},
+            os.path.join(out_dir, f"curves_{budget}.png"),
+            xlabel=f"eps ({budget} budget{', fraction of row norm' if budget == 'relative' else ''})",
+            ylabel=f"test {metric}",
+            title=f"PGD on embeddings, {budget} budget: mean, 95% CI (n={study['n']})",
+        )
