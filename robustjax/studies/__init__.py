@@ -11,6 +11,7 @@ from robustjax.studies.apr_reproduction import AprReproductionConfig, run_apr_re
 from robustjax.studies.irgan import IrganConfig, run_irgan_comparison
 from robustjax.studies.natural_noise import NaturalNoiseConfig, run_grid
 from robustjax.studies.poisoning import PoisonConfig, run_poisoning
+from robustjax.studies.seq_robustness import SeqRobustnessConfig, run_seq_robustness
 from robustjax.studies.transfer import TransferConfig, run_transfer
 from robustjax.studies.tune import TuneConfig, run_tune
 
@@ -20,6 +21,7 @@ _RUNNERS = {
     IrganConfig: run_irgan_comparison,
     NaturalNoiseConfig: run_grid,
     PoisonConfig: run_poisoning,
+    SeqRobustnessConfig: run_seq_robustness,
     TransferConfig: run_transfer,
     TuneConfig: run_tune,
 }
@@ -46,6 +48,7 @@ __all__ = [
     "IrganConfig",
     "NaturalNoiseConfig",
     "PoisonConfig",
+    "SeqRobustnessConfig",
     "StudyConfig",
     "TransferConfig",
     "TuneConfig",

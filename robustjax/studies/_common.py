@@ -81,3 +81,40 @@ def load_split(cfg):
             seed=cfg.seed,
         )
     )
+
+
+def train_or_load(mcfg, run_dir: str, *, progress: bool) -> dict:
+    """Trains into ``run_dir`` unless it holds a finished run; resumes an interrupted one."""
+    from robustjax.run import run_experiment
+
+    done = os.path.join(run_dir, "metrics.json")
+    if os.path.exists(done) and os.path.exists(os.path.join(run_dir, "checkpoint", "params.npz")):
+        with open(os.path.join(run_dir, "config.json")) as f:
+            if json.load(f) != json.loads(mcfg.to_json()):
+                raise ValueError(
+                    f"{run_dir} holds a run of another config; remove it or use another --out."
+                )
+        with open(done) as f:
+            return json.load(f)
+    resume = os.path.exists(os.path.join(run_dir, "checkpoint", "state.npz"))
+    return run_experiment(mcfg, run_dir, resume=resume, progress=progress)
+
+
+def start_study(cfg, out_dir: str, resume: bool) -> None:
+    """Writes ``config.json``; refuses to mix studies in one folder."""
+    path = os.path.join(out_dir, "config.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        if not resume:
+            raise ValueError(
+                f"{out_dir} already holds a study; pass --resume to continue it, or choose "
+                "another --out."
+            )
+        if previous != json.loads(cfg.to_json()):
+            raise ValueError(
+                f"--resume: {out_dir} holds a study of another config ({path}); rerun with "
+                "the same settings or choose another --out."
+            )
+    os.makedirs(out_dir, exist_ok=True)
+    write_text(path, cfg.to_json())

@@ -28,7 +28,14 @@ from robustjax.experiments import get_config
 from robustjax.objectives import AdvConfig
 from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci, paired_diff
 from robustjax.report.summary import curve_summary
-from robustjax.studies._common import StudyConfig, try_plot, write_json, write_text
+from robustjax.studies._common import (
+    StudyConfig,
+    start_study,
+    train_or_load,
+    try_plot,
+    write_json,
+    write_text,
+)
 
 # name -> (experiment, adversarial term replacing the experiment's own; None: keep it)
 METHODS = {
@@ -116,23 +123,6 @@ def _seeds(cfg: AprStudyConfig) -> list[int]:
 # ---------------------------------------------------------------------------- one run
 
 
-def _train(mcfg, run_dir: str, progress: bool) -> dict:
-    """Trains into ``run_dir`` unless it holds a finished run; resumes an interrupted one."""
-    from robustjax.run import run_experiment
-
-    done = os.path.join(run_dir, "metrics.json")
-    if os.path.exists(done) and os.path.exists(os.path.join(run_dir, "checkpoint", "params.npz")):
-        with open(os.path.join(run_dir, "config.json")) as f:
-            if json.load(f) != json.loads(mcfg.to_json()):
-                raise ValueError(
-                    f"{run_dir} holds a run of another config; remove it or use another --out."
-                )
-        with open(done) as f:
-            return json.load(f)
-    resume = os.path.exists(os.path.join(run_dir, "checkpoint", "state.npz"))
-    return run_experiment(mcfg, run_dir, resume=resume, progress=progress)
-
-
 def _attack(cfg: AprStudyConfig, run_dir: str, cache: dict) -> dict:
     """The run's test NDCG@k curves under both budgets (mean over attack seeds), their
     areas, and the row norms; cached in ``run_dir/attacks.json``."""
@@ -214,7 +204,7 @@ def run_apr_study(
     """Trains and attacks every method on every seed; writes the study's files and returns
     its flat metrics (``methods/<name>/<figure>/mean``)."""
     cfg.validate()
-    _start(cfg, out_dir, resume)
+    start_study(cfg, out_dir, resume)
     seeds = _seeds(cfg)
     units = [(m, s) for m in cfg.methods for s in seeds]
     configs = {(m, s): method_config(cfg, m, s) for m, s in units}  # all checked up front
@@ -223,7 +213,7 @@ def run_apr_study(
     for m, s in bar:
         bar.set_postfix_str(f"{m} seed {s}")
         run_dir = os.path.join(out_dir, "runs", m, f"seed{s}")
-        metrics = _train(configs[m, s], run_dir, progress=False)
+        metrics = train_or_load(configs[m, s], run_dir, progress=False)
         runs[m, s] = {"metrics": metrics, "attacks": _attack(cfg, run_dir, cache)}
     study = summarise_study(cfg, runs, seeds)
     write_json(os.path.join(out_dir, "study.json"), study)
@@ -237,26 +227,6 @@ def run_apr_study(
     }
     write_json(os.path.join(out_dir, "metrics.json"), flat, sort_keys=True)
     return flat
-
-
-def _start(cfg: AprStudyConfig, out_dir: str, resume: bool) -> None:
-    """Writes ``config.json``; refuses to mix studies in one folder."""
-    path = os.path.join(out_dir, "config.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            previous = json.load(f)
-        if not resume:
-            raise ValueError(
-                f"{out_dir} already holds a study; pass --resume to continue it, or choose "
-                "another --out."
-            )
-        if previous != json.loads(cfg.to_json()):
-            raise ValueError(
-                f"--resume: {out_dir} holds a study of another config ({path}); rerun with "
-                "the same settings or choose another --out."
-            )
-    os.makedirs(out_dir, exist_ok=True)
-    write_text(path, cfg.to_json())
 
 
 def summarise_study(cfg: AprStudyConfig, runs: dict, seeds: list[int]) -> dict:

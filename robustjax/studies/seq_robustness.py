@@ -1,0 +1,333 @@
+"""The sequential robustness study: SASRec clean against adversarially trained, over seeds.
+
+Each method trains for the same number of epochs on every training seed (the adversarial
+one: clean epochs, then its term on the input sequence embeddings). Every trained model is
+attacked on its test histories with the label-free default objective (the model's own
+clean top item; the attacker never sees the test item or its candidates): gradient item
+substitution at a budget of items, and PGD on the input embeddings under the relative
+budget. Figures are means with 95% Student-t intervals over the training seeds, and the
+adversarial method's per-seed (paired) differences from plain SASRec.
+
+Outputs in ``out_dir``: ``study.json`` (``methods.<name>.<figure>`` and
+``paired.<name>.<figure>``, each ``{"mean", "ci95", "values", "n"}``, plus input row
+norms), ``study.md``, ``curves_substitution.png`` / ``curves_pgd.png`` (mean curves with
+95% bands), ``metrics.json`` and one run folder per method and seed (with its
+``attacks.json``). ``--resume`` reads finished runs back and continues an interrupted one.
+"""
+
+import dataclasses
+import itertools
+import json
+import os
+
+from tqdm.auto import tqdm
+
+from robustjax._config_checks import check_int_fields, check_name_fields
+from robustjax.experiments import get_config
+from robustjax.objectives import AdvConfig
+from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci, paired_diff
+from robustjax.report.summary import curve_summary
+from robustjax.studies._common import (
+    StudyConfig,
+    start_study,
+    train_or_load,
+    try_plot,
+    write_json,
+    write_text,
+)
+
+# name -> (experiment, adversarial term; None: clean training)
+METHODS = {
+    "sasrec": ("sasrec-ml1m", None),
+    "sasrec-apr": ("sasrec-ml1m", AdvConfig(method="apr", eps=1.0, weight=1.0, targets=("seq",))),
+    "sasrec-pgd": ("sasrec-ml1m", AdvConfig(method="pgd", eps=1.0, weight=1.0, targets=("seq",))),
+}
+BASELINE = "sasrec"
+# attack name -> (sweep kind, levels field of the config, budget kind)
+ATTACKS = {"substitution": "substitute_gradient", "pgd": "pgd"}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SeqRobustnessConfig(StudyConfig):
+    """Methods, seeds, equal training budget and the attacks. ``--set key=value`` sets
+    any field; ``--seeds N`` sets ``seeds``."""
+
+    name: str = "seq-robustness"
+    data_path: str | None = None  # an interaction file with timestamps; None: synthetic
+    methods: tuple[str, ...] = ("sasrec", "sasrec-apr")
+    seeds: int = 5
+    first_seed: int = 0
+    epochs: int = 100  # every method's total epochs
+    warm_epochs: int = 50  # adversarial methods: clean epochs before the adversarial term
+    max_len: int = 50  # histories truncated to the most recent items
+    substitution_budgets: tuple[int, ...] = (0, 1, 2, 4)  # items substituted per history
+    pgd_eps: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)  # relative to each input row's norm
+    pgd_steps: int = 5
+    k: int = 10
+    tiny: bool = False
+
+    def __post_init__(self):
+        check_name_fields(self, (("methods", tuple(METHODS)),))
+        check_int_fields(self, ("seeds", "epochs", "pgd_steps", "k", "max_len"))
+        if not 0 <= self.warm_epochs < self.epochs:
+            raise ValueError(
+                f"SeqRobustnessConfig.warm_epochs must be in [0, epochs={self.epochs}), got "
+                f"{self.warm_epochs}."
+            )
+        for field in ("substitution_budgets", "pgd_eps"):
+            grid = getattr(self, field)
+            if len(grid) < 2 or grid[0] != 0 or any(b <= a for a, b in itertools.pairwise(grid)):
+                raise ValueError(
+                    f"SeqRobustnessConfig.{field} must ascend strictly from 0 (the clean "
+                    f"level) with at least 2 levels, got {grid}."
+                )
+        if BASELINE not in self.methods:
+            raise ValueError(
+                f"SeqRobustnessConfig.methods must include {BASELINE!r} (the baseline every "
+                f"method is compared with), got {self.methods}."
+            )
+
+    def headline(self, metrics: dict) -> dict:
+        return {k: v for k, v in metrics.items() if f"/clean/sampled_hr@{self.k}/" in k}
+
+
+def method_config(cfg: SeqRobustnessConfig, name: str, seed: int):
+    """The training config of ``name`` on training seed ``seed`` (the data stay fixed)."""
+    experiment, adv = METHODS[name]
+    base = get_config(experiment, tiny=cfg.tiny)
+    if cfg.data_path is not None:
+        base = base.with_data(cfg.data_path, None)
+    model = dataclasses.replace(base.model, max_len=min(base.model.max_len, cfg.max_len))
+    train = dataclasses.replace(base.train, epochs=cfg.epochs, seed=seed, buckets=1)
+    if adv is not None:
+        adv = dataclasses.replace(adv, warm_epochs=cfg.warm_epochs)
+    else:
+        adv = base.adv
+    return dataclasses.replace(
+        base, name=f"{cfg.name}/{name}", model=model, train=train, adv=adv
+    ).validate()
+
+
+def _attack(cfg: SeqRobustnessConfig, run_dir: str, cache: dict) -> dict:
+    """Sampled HR/NDCG@k curves of the run under both attacks (label-free objective) and
+    the input row norms; cached in ``run_dir/attacks.json``."""
+    path = os.path.join(run_dir, "attacks.json")
+    spec = _attack_spec(cfg)
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        if saved.get("spec") == spec:
+            return saved
+    from robustjax.eval.seq_sweep import SeqSweepConfig, run_seq_sweep
+    from robustjax.runs import load_sequence_run
+
+    # the sampled evaluation candidates are drawn per training seed: the methods of one
+    # seed share them, so the data are rebuilt per seed, never reused across seeds
+    seed = configs_seed(run_dir)
+    if seed not in cache:
+        cache.clear()
+    run = load_sequence_run(run_dir, data=cache.get(seed))
+    cache[seed] = run.data
+    out = {"spec": spec, "attacks": {}}
+    levels = {"substitution": cfg.substitution_budgets, "pgd": cfg.pgd_eps}
+    for name, kind in ATTACKS.items():
+        sweep = run_seq_sweep(
+            run.graphdef,
+            run.params,
+            run.data.test_input,
+            run.data.test_cands,
+            num_items=run.data.num_items,
+            cfg=SeqSweepConfig(
+                kind=kind,
+                levels=tuple(float(v) for v in levels[name]),
+                num_steps=cfg.pgd_steps,
+                budget="relative",
+                ks=(cfg.k,),
+                objective="prediction",
+            ),
+            progress=False,
+        )
+        out["attacks"][name] = {
+            "levels": [float(v) for v in levels[name]],
+            **{m: sweep["metrics"][f"{m}@{cfg.k}"][0] for m in ("sampled_hr", "sampled_ndcg")},
+        }
+        out["norms"] = sweep["norms"]
+    write_json(path, out)
+    return out
+
+
+def configs_seed(run_dir: str) -> int:
+    """The training seed of the run in ``run_dir`` (its ``config.json``)."""
+    with open(os.path.join(run_dir, "config.json")) as f:
+        return int(json.load(f)["train"]["seed"])
+
+
+def _attack_spec(cfg: SeqRobustnessConfig) -> dict:
+    return {
+        "substitution_budgets": list(cfg.substitution_budgets),
+        "pgd_eps": list(cfg.pgd_eps),
+        "pgd_steps": cfg.pgd_steps,
+        "k": cfg.k,
+        "objective": "prediction",
+    }
+
+
+def run_seq_robustness(
+    cfg: SeqRobustnessConfig, out_dir: str, *, resume: bool = False, progress: bool = True
+) -> dict:
+    """Trains and attacks every method on every seed; writes the study's files and returns
+    its flat metrics (``methods/<name>/<figure>/mean``)."""
+    cfg.validate()
+    start_study(cfg, out_dir, resume)
+    seeds = [cfg.first_seed + i for i in range(cfg.seeds)]
+    units = [(m, s) for m in cfg.methods for s in seeds]
+    configs = {(m, s): method_config(cfg, m, s) for m, s in units}
+    runs, cache = {}, {}
+    bar = tqdm(units, desc=f"{cfg.name} study", unit="run", disable=not progress)
+    for m, s in bar:
+        bar.set_postfix_str(f"{m} seed {s}")
+        run_dir = os.path.join(out_dir, "runs", m, f"seed{s}")
+        metrics = train_or_load(configs[m, s], run_dir, progress=False)
+        runs[m, s] = {"metrics": metrics, "attacks": _attack(cfg, run_dir, cache)}
+    study = summarise(cfg, runs, seeds)
+    write_json(os.path.join(out_dir, "study.json"), study)
+    write_text(os.path.join(out_dir, "study.md"), markdown(study))
+    try_plot(cfg.name, _plots, study, out_dir)
+    flat = {
+        f"methods/{m}/{fig}/mean": e["mean"]
+        for m, figs in study["methods"].items()
+        for fig, e in figs.items()
+        if isinstance(e, dict) and "mean" in e
+    }
+    write_json(os.path.join(out_dir, "metrics.json"), flat, sort_keys=True)
+    return flat
+
+
+def _figures(cfg: SeqRobustnessConfig) -> dict:
+    k = cfg.k
+    hr = lambda attack, i: lambda r: r["attacks"]["attacks"][attack]["sampled_hr"][i]
+    figs = {
+        f"clean/sampled_hr@{k}": lambda r: r["metrics"][f"test/sampled_hr@{k}"],
+        f"clean/sampled_ndcg@{k}": lambda r: r["metrics"][f"test/sampled_ndcg@{k}"],
+        f"clean/hr@{k}": lambda r: r["metrics"][f"test/hr@{k}"],
+    }
+    for i, b in enumerate(cfg.substitution_budgets[1:], start=1):
+        figs[f"substitution@{b}/sampled_hr@{k}"] = hr("substitution", i)
+    figs["auc/pgd_relative"] = lambda r: curve_summary(
+        cfg.pgd_eps, r["attacks"]["attacks"]["pgd"]["sampled_hr"]
+    )["auc"]
+    figs["train_seconds"] = lambda r: r["metrics"]["train_seconds"]
+    return figs
+
+
+def summarise(cfg: SeqRobustnessConfig, runs: dict, seeds: list[int]) -> dict:
+    """``study.json``: per-method means with 95% intervals, paired differences against
+    plain SASRec, input row norms and mean curves with bands."""
+    figures = _figures(cfg)
+    methods, paired = {}, {}
+    for m in cfg.methods:
+        rows = [runs[m, s] for s in seeds]
+        entry = {fig: mean_ci([f(r) for r in rows]) for fig, f in figures.items()}
+        entry["norms"] = {
+            stat: mean_ci([r["attacks"]["norms"]["seq"][stat] for r in rows])
+            for stat in ("mean", "median")
+        }
+        entry["curves"] = {a: _band(rows, a) for a in ATTACKS}
+        methods[m] = entry
+    for m in cfg.methods:
+        if m != BASELINE:
+            paired[m] = {
+                fig: paired_diff(methods[m][fig]["values"], methods[BASELINE][fig]["values"])
+                for fig in figures
+                if fig != "train_seconds"
+            }
+    return {
+        "n": len(seeds),
+        "seeds": seeds,
+        "baseline": BASELINE,
+        "data": cfg.data_path or "synthetic",
+        "epochs": cfg.epochs,
+        "warm_epochs": cfg.warm_epochs,
+        "attack": {
+            **_attack_spec(cfg),
+            "objective": "prediction: the model's own clean top item (label-free)",
+            "pgd_budget": "relative",
+        },
+        "methods": methods,
+        "paired": paired,
+    }
+
+
+def _band(rows: list, attack: str) -> dict:
+    levels = rows[0]["attacks"]["attacks"][attack]["levels"]
+    per_level = [
+        mean_ci([r["attacks"]["attacks"][attack]["sampled_hr"][i] for r in rows])
+        for i in range(len(levels))
+    ]
+    two = len(rows) >= 2
+    return {
+        "eps": levels,
+        "mean": [e["mean"] for e in per_level],
+        "lo": [e["ci95"][0] for e in per_level] if two else None,
+        "hi": [e["ci95"][1] for e in per_level] if two else None,
+        "n": len(rows),
+    }
+
+
+def markdown(study: dict) -> str:
+    """``study.md``: the methods table and the paired table."""
+    first = next(iter(study["methods"].values()))
+    figs = [f for f in first if f not in ("norms", "curves", "train_seconds")]
+    a = study["attack"]
+    lines = [
+        (
+            f"# Sequential robustness: {study['data']}, n = {study['n']} training seeds "
+            f"({', '.join(map(str, study['seeds']))})"
+        ),
+        "",
+        (
+            f"Every method trains {study['epochs']} epochs (adversarial methods: their term "
+            f"from epoch {study['warm_epochs']}). Attacks on the test histories with the "
+            "label-free objective (the model's own clean top item; the attacker never sees "
+            f"the test item or its candidates): gradient substitution of "
+            f"{a['substitution_budgets'][1:]} items, and PGD-{a['pgd_steps']} on the input "
+            f"embeddings, relative budget eps {a['pgd_eps']} (area under the curve = its "
+            "mean height). Metrics rank the test item among 100 sampled candidates. Cells: "
+            "mean [95% CI] over the n seeds."
+        ),
+        "",
+        "| method | n | " + " | ".join(figs) + " | input row norm |",
+        "|---" * (len(figs) + 3) + "|",
+    ]
+    for m, e in study["methods"].items():
+        cells = [fmt_ci(e[f]) for f in figs] + [fmt_ci(e["norms"]["mean"], 2)]
+        lines.append(f"| {m} | {e[figs[0]]['n']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"## Paired differences against {study['baseline']} (same seeds; * = 95% CI excludes 0)",
+        "",
+        "| method | n | " + " | ".join(f"Δ {f}" for f in figs) + " |",
+        "|---" * (len(figs) + 2) + "|",
+    ]
+    for m, e in study["paired"].items():
+        cells = [fmt_ci(e[f], signed=True) + (" *" if excludes_zero(e[f]) else "") for f in figs]
+        lines.append(f"| {m} | {e[figs[0]]['n']} | " + " | ".join(cells) + " |")
+    lines += ["", "A difference whose interval includes 0 is not a ranking.", ""]
+    return "\n".join(lines)
+
+
+def _plots(study: dict, out_dir: str) -> None:
+    from robustjax.report.plots import plot_bands
+
+    k = study["attack"]["k"]
+    for attack, xlabel in (
+        ("substitution", "items substituted per history (gradient, label-free)"),
+        ("pgd", "eps (relative budget, fraction of each input row's norm)"),
+    ):
+        plot_bands(
+            {m: e["curves"][attack] for m, e in study["methods"].items()},
+            os.path.join(out_dir, f"curves_{attack}.png"),
+            xlabel=xlabel,
+            ylabel=f"test sampled HR@{k}",
+            title=f"{attack}: mean, 95% CI (n={study['n']})",
+        )
