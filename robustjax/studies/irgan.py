@@ -1,8 +1,13 @@
 """IRGAN (Wang et al., SIGIR 2017) for item recommendation next to BPR-MF and APR-MF.
 
 The protocol is described in ``experiments/irgan/config.py``: the baselines run through
-``run_experiment`` with their own experiment configs, IRGAN through ``fit_gan``; one
-results table (``results.json``, ``results.md``), ``irgan_valid.png`` and ``metrics.json``.
+``run_experiment`` with their own experiment configs, IRGAN through ``fit_gan``, each on
+``seeds`` training seeds (``seed``, ``seed + 1``, ...; the split stays fixed) in
+``OUT/seed<S>/``. ``results.json`` holds every figure as ``{"mean", "ci95", "values",
+"n"}`` (Student-t 95% over the seeds) and the per-seed (paired) differences against BPR-MF
+(``paired``) and of G and D against their BPR-pretrained start (``paired_start``);
+``results.md`` the tables, ``irgan_valid.png`` the mean validation curves with 95% bands,
+``metrics.json`` the mean test metrics. Finished runs in ``OUT`` are read back, not retrained.
 """
 
 import dataclasses
@@ -17,8 +22,10 @@ from robustjax.experiments import get_config
 from robustjax.losses import Term, clean_term, combine
 from robustjax.models import ModelConfig, build_model
 from robustjax.objectives import ObjectivePhase
+from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci, paired_diff
+from robustjax.report.plots import plot_bands
 from robustjax.run import Evaluator, run_experiment
-from robustjax.studies._common import StudyConfig, start, write_json
+from robustjax.studies._common import StudyConfig, start, try_plot, write_json
 from robustjax.train import (
     build_train_arrays,
     fit,
@@ -64,7 +71,8 @@ class IrganConfig(StudyConfig):
     gumbel_tau: float = 0.5
     importance_mix: float = 0.0  # IRGAN: 0.2
     eval_every: int = 1  # GAN epochs between validations
-    seed: int = 2024
+    seed: int = 2024  # the first training seed: seeds are seed, seed + 1, ...
+    seeds: int = 5  # training seeds (each runs every baseline and IRGAN)
     baselines: tuple[str, ...] = ("bpr-mf", "apr-mf")  # experiments run on the same split
 
     def __post_init__(self):
@@ -78,6 +86,7 @@ class IrganConfig(StudyConfig):
             "d_negatives",
             "g_samples",
             "eval_every",
+            "seeds",
         ):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(
@@ -293,25 +302,64 @@ def _save_and_evaluate(result, init_params, g_eval, d_eval, out_dir: str) -> dic
     return out
 
 
-def run_irgan_comparison(
-    cfg: IrganConfig, out_dir: str, *, resume: bool = False, progress: bool = True
-) -> dict:
-    """Runs every baseline and IRGAN on one split and writes one table; returns the test
-    metrics (also written to ``metrics.json``)."""
-    start(cfg, out_dir)
-    ref = baseline_config("bpr-mf", cfg)
-    k = int(ref.train.early_metric.partition("@")[2])
+def _seeds(cfg: IrganConfig) -> list[int]:
+    return [cfg.seed + i for i in range(cfg.seeds)]
+
+
+def _read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _train_baseline(bcfg, run_dir: str, *, resume: bool, progress: bool) -> dict:
+    """Trains a baseline into ``run_dir`` unless it holds a finished run of ``bcfg``
+    (then its metrics are read back); ``resume`` continues an interrupted one."""
+    done = os.path.join(run_dir, "metrics.json")
+    config = os.path.join(run_dir, "config.json")
+    params = os.path.join(run_dir, "checkpoint", "params.npz")
+    finished = all(map(os.path.exists, (done, config, params)))
+    if finished and _read_json(config) == json.loads(bcfg.to_json()):
+        return _read_json(done)
+    resume_run = _resumable(os.path.join(run_dir, "checkpoint"), resume)
+    return run_experiment(bcfg, run_dir, resume=resume_run, progress=progress)
+
+
+def _read_history(out_dir: str) -> list[dict]:
+    """``history.jsonl``, one record per GAN epoch (a resumed run logs the replayed epochs
+    again: the last record of an epoch wins)."""
+    by_epoch = {}
+    with open(os.path.join(out_dir, "history.jsonl")) as f:
+        for line in f:
+            if line.strip():
+                record = json.loads(line)
+                by_epoch[record["epoch"]] = record
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def _irgan_or_load(scfg: IrganConfig, ref, out_dir: str, *, progress: bool, resume: bool):
+    """``train_irgan`` on one seed, or the rows and history of a finished run of the same
+    config in ``out_dir`` (``run_config.json`` is written last, when the run is done)."""
+    spec = json.loads(json.dumps(dataclasses.asdict(scfg)))
+    marker = os.path.join(out_dir, "run_config.json")
+    done = os.path.join(out_dir, "metrics.json")
+    if os.path.exists(marker) and os.path.exists(done) and _read_json(marker) == spec:
+        return {"rows": _read_json(done), "history": _read_history(out_dir)}
+    if os.path.exists(marker):
+        os.remove(marker)
+    rows = train_irgan(scfg, ref, out_dir, progress=progress, resume=resume)["rows"]
+    write_json(marker, spec, sort_keys=True)
+    return {"rows": rows, "history": _read_history(out_dir)}
+
+
+def _run_seed(cfg: IrganConfig, ref, k: int, seed: int, seed_dir: str, *, resume, progress):
+    """Every baseline and IRGAN on training seed ``seed`` (the data split stays fixed)."""
     rows = {}
     for name in cfg.baselines:
         bcfg = baseline_config(name, cfg)
-        if bcfg.data != ref.data or bcfg.eval.ks != ref.eval.ks:
-            raise ValueError(
-                f"irgan: baseline {name!r} uses other data or cutoffs than "
-                f"bpr-mf ({bcfg.data} vs {ref.data}); the table needs one split."
-            )
-        run_dir = os.path.join(out_dir, name)
-        resume_run = _resumable(os.path.join(run_dir, "checkpoint"), resume)
-        metrics = run_experiment(bcfg, run_dir, resume=resume_run, progress=progress)
+        bcfg = dataclasses.replace(bcfg, train=dataclasses.replace(bcfg.train, seed=seed))
+        metrics = _train_baseline(
+            bcfg, os.path.join(seed_dir, name), resume=resume, progress=progress
+        )
         rows[name] = {
             "test": _row(metrics, k),
             "valid": _row(metrics, k, "valid/"),
@@ -319,8 +367,9 @@ def run_irgan_comparison(
             "epochs": bcfg.train.epochs,
             "seconds": metrics["total_seconds"],
         }
-    irgan_dir = os.path.join(out_dir, "irgan")
-    irgan = train_irgan(cfg, ref, irgan_dir, progress=progress, resume=resume)
+    scfg = dataclasses.replace(cfg, seed=seed, seeds=1)
+    irgan_dir = os.path.join(seed_dir, "irgan")
+    irgan = _irgan_or_load(scfg, ref, irgan_dir, progress=progress, resume=resume)
     for name, row in irgan["rows"].items():
         if name == "seconds":
             continue
@@ -330,75 +379,199 @@ def run_irgan_comparison(
             "selected_epoch": cfg.pretrain_epochs + row["selected_epoch"],
             "epochs": cfg.pretrain_epochs + (cfg.gan_epochs if name != "irgan-init" else 0),
         }
-    results = {
-        "k": k,
-        "selection": f"validation {ref.train.early_metric}",
-        "data": cfg.data_path or "synthetic",
-        "rows": rows,
-        "irgan_seconds": irgan["rows"]["seconds"],
-        "device": str(jax.devices()[0]),
-        "config": dataclasses.asdict(cfg),
+    return {"rows": rows, "history": irgan["history"], "irgan_seconds": irgan["rows"]["seconds"]}
+
+
+def run_irgan_comparison(
+    cfg: IrganConfig, out_dir: str, *, resume: bool = False, progress: bool = True
+) -> dict:
+    """Runs every baseline and IRGAN on one split for each training seed and writes one
+    table of means with 95% intervals and the paired differences against BPR-MF; returns
+    the mean test metrics (also written to ``metrics.json``)."""
+    start(cfg, out_dir)
+    ref = baseline_config("bpr-mf", cfg)
+    k = int(ref.train.early_metric.partition("@")[2])
+    for name in cfg.baselines:
+        bcfg = baseline_config(name, cfg)
+        if bcfg.data != ref.data or bcfg.eval.ks != ref.eval.ks:
+            raise ValueError(
+                f"irgan: baseline {name!r} uses other data or cutoffs than "
+                f"bpr-mf ({bcfg.data} vs {ref.data}); the table needs one split."
+            )
+    seeds = _seeds(cfg)
+    per_seed = {
+        s: _run_seed(
+            cfg, ref, k, s, os.path.join(out_dir, f"seed{s}"), resume=resume, progress=progress
+        )
+        for s in seeds
     }
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1, sort_keys=True)
+    results = summarise(cfg, per_seed, seeds, k, ref.train.early_metric)
+    results["device"] = str(jax.devices()[0])
+    write_json(os.path.join(out_dir, "results.json"), results, sort_keys=True)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(markdown(results))
-    plot_history(
-        irgan["history"], rows, ref.train.early_metric, os.path.join(out_dir, "irgan_valid.png")
-    )
-    flat = {f"test/{name}/{m}@{k}": v for name, row in rows.items() for m, v in row["test"].items()}
+    try_plot(cfg.name, plot_history, results, os.path.join(out_dir, "irgan_valid.png"))
+    flat = {
+        f"test/{name}/{m}@{k}": e["mean"]
+        for name, row in results["rows"].items()
+        for m, e in row["test"].items()
+    }
     write_json(os.path.join(out_dir, "metrics.json"), flat, sort_keys=True)
     return flat
 
 
-def markdown(results: dict) -> str:
-    k = results["k"]
+def _paired(row: dict, base: dict) -> dict:
+    return {
+        part: {m: paired_diff(row[part][m]["values"], base[part][m]["values"]) for m in row[part]}
+        for part in ("test", "valid")
+    }
+
+
+def summarise(cfg: IrganConfig, per_seed: dict, seeds: list[int], k: int, metric: str) -> dict:
+    """``results.json``: per row (model) the mean [95% CI] of each figure over the seeds,
+    paired differences against BPR-MF (``paired``; the IRGAN start when BPR-MF is not run)
+    and of G and D against their own BPR-pretrained start (``paired_start``), and the mean
+    validation curves of G and D per GAN epoch (``curves``)."""
+    runs = [per_seed[s] for s in seeds]
+    rows = {}
+    for name in runs[0]["rows"]:
+        rs = [r["rows"][name] for r in runs]
+        rows[name] = {
+            part: {m: mean_ci([r[part][m] for r in rs]) for m in rs[0][part]}
+            for part in ("test", "valid")
+        }
+        rows[name]["selected_epoch"] = mean_ci([r["selected_epoch"] for r in rs])
+        rows[name]["epochs"] = rs[0]["epochs"]
+        if "seconds" in rs[0]:
+            rows[name]["seconds"] = mean_ci([r["seconds"] for r in rs])
+    baseline = "bpr-mf" if "bpr-mf" in rows else "irgan-init"
+    paired = {n: _paired(rows[n], rows[baseline]) for n in rows if n != baseline}
+    paired_start = {n: _paired(rows[n], rows["irgan-init"]) for n in ("irgan-g", "irgan-d")}
+    return {
+        "k": k,
+        "n": len(seeds),
+        "seeds": seeds,
+        "selection": f"validation {metric}",
+        "data": cfg.data_path or "synthetic",
+        "baseline": baseline,
+        "rows": rows,
+        "paired": paired,
+        "paired_start": paired_start,
+        "curves": {n: _band([r["history"] for r in runs], n, metric) for n in ("g", "d")},
+        "irgan_seconds": {
+            part: mean_ci([r["irgan_seconds"][part] for r in runs]) for part in ("pretrain", "gan")
+        },
+        "config": dataclasses.asdict(cfg),
+    }
+
+
+def _band(histories: list[list[dict]], name: str, metric: str) -> dict:
+    """Mean validation ``metric`` of G or D (``name``) per GAN epoch over the seeds, with
+    the per-epoch 95% band (epochs validated in every seed)."""
+    key = f"valid/{name}/{metric}"
+    per_seed = [{r["epoch"]: r[key] for r in h if key in r} for h in histories]
+    epochs = sorted(set.intersection(*(set(p) for p in per_seed)))
+    entries = [mean_ci([p[e] for p in per_seed]) for e in epochs]
+    two = len(histories) >= 2
+    return {
+        "eps": epochs,  # plot_bands' x axis: GAN epochs here
+        "mean": [e["mean"] for e in entries],
+        "lo": [e["ci95"][0] for e in entries] if two else None,
+        "hi": [e["ci95"][1] for e in entries] if two else None,
+        "n": len(histories),
+    }
+
+
+def _order(names) -> list[str]:
+    return sorted(names, key=lambda n: list(LABELS).index(n) if n in LABELS else len(LABELS))
+
+
+def _diff_cell(entry: dict) -> str:
+    return fmt_ci(entry, signed=True) + (" *" if excludes_zero(entry) else "")
+
+
+def _paired_table(paired: dict, k: int, n: int) -> list[str]:
     lines = [
-        f"# IRGAN vs BPR-MF and APR-MF: test metrics@{k} (data: {results['data']})",
-        "",
-        f"Each model selected on {results['selection']}; test evaluated once.",
+        f"| model | n | Δ Recall@{k} | Δ NDCG@{k} | Δ Precision@{k} | Δ valid NDCG@{k} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in _order(paired):
+        t = paired[name]["test"]
+        cells = [t["recall"], t["ndcg"], t["precision"], paired[name]["valid"]["ndcg"]]
+        lines.append(
+            f"| {LABELS.get(name, name)} | {n} | " + " | ".join(map(_diff_cell, cells)) + " |"
+        )
+    return lines
+
+
+def markdown(results: dict) -> str:
+    k, n, rows = results["k"], results["n"], results["rows"]
+    base = LABELS[results["baseline"]]
+    lines = [
+        (
+            f"# IRGAN vs BPR-MF and APR-MF: test metrics@{k} (data: {results['data']}), "
+            f"n = {n} training seeds ({', '.join(map(str, results['seeds']))})"
+        ),
         "",
         (
-            f"| model | Recall@{k} | NDCG@{k} | Precision@{k} | valid NDCG@{k} | "
+            f"Each model selected on {results['selection']} per seed; test evaluated once per "
+            "selected model. Cells: mean [95% CI] over the n training seeds (Student t); the "
+            "per-seed values are in results.json."
+        ),
+        "",
+        (
+            f"| model | n | Recall@{k} | NDCG@{k} | Precision@{k} | valid NDCG@{k} | "
             "selected epoch | epochs |"
         ),
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    rows = results["rows"]
-    for name in sorted(rows, key=lambda n: list(LABELS).index(n) if n in LABELS else len(LABELS)):
+    for name in _order(rows):
         row = rows[name]
         t = row["test"]
         lines.append(
-            f"| {LABELS.get(name, name)} | {t['recall']:.4f} | {t['ndcg']:.4f} | "
-            f"{t['precision']:.4f} | {row['valid']['ndcg']:.4f} | "
-            f"{row['selected_epoch']} | {row['epochs']} |"
+            f"| {LABELS.get(name, name)} | {row['test']['ndcg']['n']} | {fmt_ci(t['recall'])} | "
+            f"{fmt_ci(t['ndcg'])} | {fmt_ci(t['precision'])} | {fmt_ci(row['valid']['ndcg'])} | "
+            f"{fmt_ci(row['selected_epoch'], 1)} | {row['epochs']} |"
         )
+    lines += [
+        "",
+        f"## Paired differences against {base} (same seeds; * = 95% CI excludes 0)",
+        "",
+        *_paired_table(results["paired"], k, n),
+        "",
+        "## IRGAN against its own BPR-pretrained start (same seeds)",
+        "",
+        *_paired_table(results["paired_start"], k, n),
+        "",
+        (
+            "A difference whose interval includes 0 is not a ranking: the models are not "
+            "shown to differ at these n seeds. With n = 1 there is no interval, and no ranking."
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 
-def plot_history(history: list[dict], rows: dict, metric: str, path: str) -> None:
-    """Validation ``metric`` of G and D over GAN epochs (skipped without matplotlib)."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        return
-    fig = Figure(figsize=(6, 3.5))
-    ax = fig.add_subplot()
-    for name, label in (("g", "IRGAN generator"), ("d", "IRGAN discriminator")):
-        pts = [
-            (r["epoch"], r[f"valid/{name}/{metric}"])
-            for r in history
-            if f"valid/{name}/{metric}" in r
-        ]
-        if pts:
-            ax.plot(*zip(*pts), marker=".", label=label)
+def plot_history(results: dict, path: str) -> None:
+    """Mean validation metric of G and D over GAN epochs with 95% bands over the seeds,
+    and the selected baselines' mean (flat, with its band)."""
+    metric = results["selection"].removeprefix("validation ")
+    curves = {LABELS[f"irgan-{n}"]: results["curves"][n] for n in ("g", "d")}
+    epochs = results["curves"]["g"]["eps"]
     for name in ("bpr-mf", "apr-mf"):
-        if name in rows:
-            ax.axhline(
-                rows[name]["valid"]["ndcg"], ls="--", lw=1, label=f"{LABELS[name]} (selected)"
-            )
-    ax.set_xlabel("GAN epoch (0 = BPR-pretrained start)")
-    ax.set_ylabel(f"validation {metric}")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+        if name in results["rows"]:
+            e = results["rows"][name]["valid"]["ndcg"]
+            lo, hi = e["ci95"]
+            curves[f"{LABELS[name]} (selected)"] = {
+                "eps": epochs,
+                "mean": [e["mean"]] * len(epochs),
+                "lo": None if lo is None else [lo] * len(epochs),
+                "hi": None if hi is None else [hi] * len(epochs),
+                "n": e["n"],
+            }
+    plot_bands(
+        curves,
+        path,
+        xlabel="GAN epoch (0 = BPR-pretrained start)",
+        ylabel=f"validation {metric}",
+        title=f"IRGAN, mean [95% CI] over {results['n']} training seeds",
+    )

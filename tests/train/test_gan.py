@@ -206,9 +206,10 @@ def test_tiny_experiment_writes_one_table(tmp_path):
     assert set(results["rows"]) == {"bpr-mf", "apr-mf", "irgan-g", "irgan-d", "irgan-init"}
     for row in results["rows"].values():
         assert set(row["test"]) == {"recall", "ndcg", "precision"}
-        assert all(0.0 <= v <= 1.0 for v in row["test"].values())
+        assert all(0.0 <= v <= 1.0 for e in row["test"].values() for v in e["values"])
+        assert all(e["n"] == 2 for e in row["test"].values())  # tiny: 2 training seeds
     assert results["selection"].startswith("validation")
-    with open(os.path.join(out, "irgan", "history.jsonl")) as f:
+    with open(os.path.join(out, "seed2024", "irgan", "history.jsonl")) as f:
         history = [json.loads(line) for line in f]
     assert [r["epoch"] for r in history] == [0, 1, 2]
     with open(os.path.join(out, "results.md")) as f:
