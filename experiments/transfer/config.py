@@ -1,10 +1,20 @@
 """Transfer attacks: attacks crafted on a surrogate model, evaluated on other victims.
 
-Command (about 12-15 minutes on the 2-core CPU; see README.md for the measured matrices)::
+Command (about 12-15 minutes per repetition on the 2-core CPU, so about an hour for the
+default 5; see README.md for the single-seed matrices measured earlier)::
 
-    robustjax study transfer --data ../shared/data/ml-100k-split --out runs/transfer
+    robustjax study transfer --data ../shared/data/ml-100k-split --out runs/transfer --seeds 5
 
-Two matrices in one report (``results.json``, ``results.md``, ``results.png``):
+Two matrices in one report (``results.json``, ``results.md``, ``results.png``), each
+repeated ``seeds`` times (:func:`robustjax.studies.transfer.repetition_seeds`): repetition
+``i`` trains surrogates with ``surrogate_seed + 2i`` and victims with ``victim_seed + 2i``
+(the step is ``|victim_seed - surrogate_seed| + 1``, 2 by default, so a surrogate and a
+victim never share a seed, within a repetition or across them), draws targets and
+profiles with ``seed + 1000 i``, trains ``<kind>-s<k>`` with seed ``k + 2i`` (the step
+is the spread of the models' seeds + 1) and keys the
+random substitutions with ``seq_seed + i``. Every cell is reported as mean [95% CI] over
+the repetitions, with n, and each transferred attack also as its per-repetition (paired)
+difference from the reference row (fake profiles) or random substitution (histories).
 
 1. **Fake-profile transfer** (user-item models, ml-100k split). ``fake_fraction`` of the
    real users are injected as fake users, each holding the ``num_targets`` tail targets plus
@@ -44,6 +54,7 @@ def get_config(*, tiny: bool = False, **overrides) -> TransferConfig:
             surrogates=("mf",),
             victims=("mf",),
             reference="random",
+            seeds=2,
             seq_models=("sasrec-s0", "sasrec-s1"),
             seq_surrogates=("sasrec-s0",),
             fake_fraction=0.05,

@@ -72,12 +72,22 @@ def load_sequence_table(cfg) -> tuple[InteractionTable, str]:
     return synthetic(**spec), f"synthetic {spec}"
 
 
-def train_models(cfg, table: InteractionTable, out_dir: str, *, progress: bool) -> dict:
-    """Trains every model of ``cfg.seq_models`` into ``out_dir/<name>``; returns
-    ``{name: metrics}``."""
+def seq_seed_stride(names) -> int:
+    """Seed step between repetitions: one more than the spread of the names' seeds, so no
+    model seed of one repetition recurs in another (``sasrec-s0``, ``sasrec-s1``: 2)."""
+    seeds = [parse_seq_model(n)[1] for n in names]
+    return max(seeds) - min(seeds) + 1
+
+
+def train_models(
+    cfg, table: InteractionTable, out_dir: str, *, seed_offset: int = 0, progress: bool
+) -> dict:
+    """Trains every model of ``cfg.seq_models`` into ``out_dir/<name>``, ``<kind>-s<k>``
+    with seed ``k + seed_offset``; returns ``{name: metrics}``."""
     out = {}
     for name in cfg.seq_models:
         kind, seed = parse_seq_model(name)
+        seed += seed_offset
         common = {
             "data_path": None,
             "out_dir": os.path.join(out_dir, name),
@@ -299,20 +309,31 @@ def _transfer_row(
     return edited, row
 
 
-def run_histories(cfg, out_dir: str, *, progress: bool = True) -> dict:
-    """The history-edit transfer matrix (see the config docstring); a JSON-ready dict."""
+def run_histories(
+    cfg,
+    out_dir: str,
+    *,
+    seed_offset: int = 0,
+    attack_seed: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """One repetition of the history-edit transfer matrix (see the config docstring); a
+    JSON-ready dict of plain numbers. Model ``<kind>-s<k>`` trains with seed
+    ``k + seed_offset``; ``attack_seed`` (default ``cfg.seq_seed``) keys the random
+    baseline. The data and their evaluation negatives (``cfg.seq_seed``) stay fixed."""
     t_start = time.perf_counter()
     table, source = load_sequence_table(cfg)
     data = make_sequence_data(table, max_len=cfg.seq_max_len, seed=cfg.seq_seed)
     seq_dir = os.path.join(out_dir, "seq")
-    trained = train_models(cfg, table, seq_dir, progress=progress)
+    trained = train_models(cfg, table, seq_dir, seed_offset=seed_offset, progress=progress)
     models = {}
     for name in cfg.seq_models:
         run = load_sequence_run(os.path.join(seq_dir, name), data=data)
         models[name] = (run.graphdef, run.params)
     t_attack = time.perf_counter()
+    seed = cfg.seq_seed if attack_seed is None else attack_seed
     matrix = transfer_matrix(
-        models, data, cfg.seq_surrogates, budget=cfg.seq_budget, seed=cfg.seq_seed, out_dir=seq_dir
+        models, data, cfg.seq_surrogates, budget=cfg.seq_budget, seed=seed, out_dir=seq_dir
     )
     keep = (
         "test/sampled_hr@10",
@@ -331,6 +352,8 @@ def run_histories(cfg, out_dir: str, *, progress: bool = True) -> dict:
         "budget": cfg.seq_budget,
         "models": list(cfg.seq_models),
         "surrogates": list(cfg.seq_surrogates),
+        "model_seeds": {m: parse_seq_model(m)[1] + seed_offset for m in cfg.seq_models},
+        "attack_seed": seed,
         "training": {m: {k: v for k, v in r.items() if k in keep} for m, r in trained.items()},
         **matrix,
         "attack_seconds": time.perf_counter() - t_attack,

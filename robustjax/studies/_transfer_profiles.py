@@ -42,9 +42,20 @@ def train(cfg, model: str, split: SplitData, *, seed: int):
 
 
 def craft_profiles(
-    cfg, clean: SplitData, targets, num_fake: int, out_dir: str, progress: bool
+    cfg,
+    clean: SplitData,
+    targets,
+    num_fake: int,
+    out_dir: str,
+    progress: bool,
+    *,
+    surrogate_seed: int,
+    seed: int,
 ) -> tuple[dict, dict]:
     """Every surrogate's (and the reference's) profiles, saved under ``out_dir/profiles``.
+
+    Surrogates are trained with ``surrogate_seed``; surrogate ``i`` draws its fillers with
+    ``seed + 1 + i``, the heuristic reference with ``seed + 100``.
 
     Returns ``({row: FakeProfiles}, {row: seconds})``.
     """
@@ -60,7 +71,7 @@ def craft_profiles(
                 inner_lr=cfg.surrogate_lr,
                 k=min(cfg.k, clean.num_items - targets.size),
             )
-            key = jax.random.fold_in(jax.random.key(cfg.surrogate_seed), i)
+            key = jax.random.fold_in(jax.random.key(surrogate_seed), i)
             prof = unrolled_attack(
                 clean.train,
                 targets,
@@ -71,23 +82,23 @@ def craft_profiles(
                 progress=progress,
             )
         else:
-            fns, params = train(cfg, name, clean, seed=cfg.surrogate_seed)
+            fns, params = train(cfg, name, clean, seed=surrogate_seed)
             prof = surrogate_guided_attack(
                 item_embeddings(fns, params),
                 targets,
                 num_fake,
                 cfg.filler_size,
-                seed=cfg.seed + 1 + i,
+                seed=seed + 1 + i,
                 temperature=cfg.temperature,
                 surrogate=name,
-                params={"surrogate_seed": cfg.surrogate_seed},
+                params={"surrogate_seed": surrogate_seed},
             )
         seconds[name] = time.perf_counter() - t0
         profiles[name] = prof
     if cfg.reference != "none":
         t0 = time.perf_counter()
         profiles[cfg.reference] = heuristic_attack(
-            cfg.reference, clean.train, targets, num_fake, cfg.filler_size, seed=cfg.seed + 100
+            cfg.reference, clean.train, targets, num_fake, cfg.filler_size, seed=seed + 100
         )
         seconds[cfg.reference] = time.perf_counter() - t0
     for name, prof in profiles.items():
@@ -95,13 +106,26 @@ def craft_profiles(
     return profiles, seconds
 
 
-def run_fake_profiles(cfg, out_dir: str, *, progress: bool = True) -> dict:
-    """The fake-profile transfer matrix (see the config docstring); a JSON-ready dict."""
+def run_fake_profiles(
+    cfg,
+    out_dir: str,
+    *,
+    surrogate_seed: int,
+    victim_seed: int,
+    seed: int,
+    progress: bool = True,
+) -> dict:
+    """One repetition of the fake-profile transfer matrix (see the config docstring); a
+    JSON-ready dict of plain numbers. Surrogates train with ``surrogate_seed``, victims with
+    ``victim_seed``; ``seed`` picks the targets and seeds the profile draws (the data set
+    stays fixed: ``load_split(cfg)``)."""
     t_start = time.perf_counter()
     clean = load_split(cfg)
     num_fake = max(1, round(cfg.fake_fraction * clean.num_users))
-    targets = pick_targets(clean.train, cfg.num_targets, cfg.target_band, seed=cfg.seed)
-    profiles, craft_seconds = craft_profiles(cfg, clean, targets, num_fake, out_dir, progress)
+    targets = pick_targets(clean.train, cfg.num_targets, cfg.target_band, seed=seed)
+    profiles, craft_seconds = craft_profiles(
+        cfg, clean, targets, num_fake, out_dir, progress, surrogate_seed=surrogate_seed, seed=seed
+    )
     rows = list(profiles)
     jobs = [(v, r) for v in cfg.victims for r in [None, *rows]]
     measured = {}
@@ -109,7 +133,7 @@ def run_fake_profiles(cfg, out_dir: str, *, progress: bool = True) -> dict:
     for victim, row in bar:
         bar.set_postfix_str(f"{row or 'clean'} -> {victim}")
         split = clean if row is None else inject(clean, profiles[row])
-        fns, params = train(cfg, victim, split, seed=cfg.victim_seed)
+        fns, params = train(cfg, victim, split, seed=victim_seed)
         measured[(row, victim)] = measure(fns, params, split, clean, targets, k=cfg.k)
     bar.close()
     k = cfg.k
@@ -145,7 +169,7 @@ def run_fake_profiles(cfg, out_dir: str, *, progress: bool = True) -> dict:
         "clean": {v: measured[(None, v)] for v in cfg.victims},
         "training": {
             m: {
-                f: getattr(training_config(cfg, m, cfg.victim_seed), f)
+                f: getattr(training_config(cfg, m, victim_seed), f)
                 for f in ("dim", "epochs", "batch_size", "learning_rate", "eval_every")
             }
             for m in sorted(set(cfg.victims) | {s for s in cfg.surrogates if s != "mf-unrolled"})

@@ -2,11 +2,17 @@
 
 Two matrices (``experiments/transfer/config.py`` describes them): fake profiles against
 user-item models (``_transfer_profiles``) and history edits against sequential models
-(``_transfer_histories``); one ``results.json``, ``results.md`` and heat map
-(``results.png``), and ``metrics.json``.
+(``_transfer_histories``), each run ``seeds`` times with fresh training seeds, targets
+and profile draws (:func:`repetition_seeds`; repetition ``i`` in ``rep<i>/``). One
+``results.json``: ``fake_profiles`` and ``histories`` hold every cell as ``{"mean", "ci95",
+"values", "n"}`` over the repetitions, ``paired`` the per-repetition differences of each
+transferred attack from its baseline (the heuristic reference row; random substitution),
+``repetitions`` the raw per-repetition results; ``results.md`` (mean [95% CI] matrices),
+a heat map of the means (``results.png``), and ``metrics.json`` (the means).
 """
 
 import dataclasses
+import json
 import os
 import time
 
@@ -15,14 +21,23 @@ import numpy as np
 from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.studies._common import (
     StudyConfig,
-    check_no_resume,
     start,
     try_plot,
     write_json,
     write_text,
 )
-from robustjax.studies._transfer_histories import parse_seq_model, run_histories
+from robustjax.studies._transfer_histories import (
+    parse_seq_model,
+    run_histories,
+    seq_seed_stride,
+)
 from robustjax.studies._transfer_profiles import run_fake_profiles
+from robustjax.studies._transfer_summary import (
+    fake_markdown,
+    history_markdown,
+    summarise_fake,
+    summarise_histories,
+)
 
 USER_ITEM_MODELS = ("mf", "neumf", "lightgcn")
 SURROGATES = ("mf-unrolled", "mf", "neumf", "lightgcn")
@@ -30,6 +45,7 @@ REFERENCES = ("none", "random", "average", "bandwagon", "segment")
 SEQ_MODELS = ("sasrec-s0", "sasrec-s1", "bert4rec-s0")
 
 _INT_FIELDS = (
+    "seeds",
     "filler_size",
     "num_targets",
     "k",
@@ -70,9 +86,10 @@ class TransferConfig(StudyConfig):
     target_band: str = "tail"
     k: int = 50
     temperature: float = 0.1
-    surrogate_seed: int = 0
-    victim_seed: int = 1
-    seed: int = 2024  # targets and profile draws
+    seeds: int = 5  # repetitions; repetition_seeds() gives each one's seeds
+    surrogate_seed: int = 0  # repetition i: + i * (|victim_seed - surrogate_seed| + 1)
+    victim_seed: int = 1  # likewise
+    seed: int = 2024  # targets and profile draws (repetition i: + 1000 * i); synthetic data
     dim: int = 64
     epochs_mf: int = 60
     epochs_neumf: int = 15
@@ -98,7 +115,7 @@ class TransferConfig(StudyConfig):
     seq_batch_size: int = 64
     seq_lr: float = 2e-3
     seq_eval_every: int = 10
-    seq_seed: int = 0  # evaluation negatives and the random baseline
+    seq_seed: int = 0  # evaluation negatives; the random baseline (repetition i: + i)
     # synthetic data (no data path)
     synthetic_users: int = 500
     synthetic_items: int = 800
@@ -163,19 +180,85 @@ class TransferConfig(StudyConfig):
             )
 
 
+def repetition_seeds(cfg: TransferConfig, i: int) -> dict:
+    """The seeds of repetition ``i`` (0-based).
+
+    Fake profiles: surrogates train with ``surrogate_seed + i * stride`` and victims with
+    ``victim_seed + i * stride``, ``stride = |victim_seed - surrogate_seed| + 1`` (2 for the
+    defaults 0 and 1: surrogates 0, 2, 4, ..., victims 1, 3, 5, ...). Within a repetition
+    the two differ by ``victim_seed - surrogate_seed != 0``, and since the stride exceeds
+    that gap no surrogate seed ever equals a victim seed of any repetition. Targets and
+    profile draws use ``seed + 1000 * i`` (fillers of surrogate ``j``: that ``+ 1 + j``,
+    the heuristic reference: ``+ 100``). Histories: ``<kind>-s<k>`` trains with seed
+    ``k + i * seq_stride`` (``seq_stride`` one more than the spread of the models' seeds,
+    2 by default, so seeds never recur across repetitions) and the random substitutions
+    use key ``seq_seed + i``. The data sets and evaluation negatives are the same in every
+    repetition.
+    """
+    stride = abs(cfg.victim_seed - cfg.surrogate_seed) + 1
+    return {
+        "repetition": i,
+        "surrogate_seed": cfg.surrogate_seed + i * stride,
+        "victim_seed": cfg.victim_seed + i * stride,
+        "seed": cfg.seed + 1000 * i,
+        "seq_seed_offset": i * seq_seed_stride(cfg.seq_models),
+        "seq_attack_seed": cfg.seq_seed + i,
+    }
+
+
+def _repetition(cfg: TransferConfig, out_dir: str, i: int, *, resume: bool, progress: bool):
+    """Repetition ``i`` in ``out_dir/rep<i>``; with ``resume``, a finished repetition of the
+    same settings (``repetition.json``; ``seeds`` may differ) is read back."""
+    rep_dir = os.path.join(out_dir, f"rep{i}")
+    path = os.path.join(rep_dir, "repetition.json")
+    seeds = repetition_seeds(cfg, i)
+    spec = json.loads(json.dumps({**dataclasses.asdict(cfg), "seeds": None, "rep": seeds}))
+    if resume and os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        if saved["spec"] == spec:
+            return saved
+    fake = run_fake_profiles(
+        cfg,
+        rep_dir,
+        surrogate_seed=seeds["surrogate_seed"],
+        victim_seed=seeds["victim_seed"],
+        seed=seeds["seed"],
+        progress=progress,
+    )
+    hist = run_histories(
+        cfg,
+        rep_dir,
+        seed_offset=seeds["seq_seed_offset"],
+        attack_seed=seeds["seq_attack_seed"],
+        progress=progress,
+    )
+    out = {"spec": spec, "seeds": seeds, "fake_profiles": fake, "histories": hist}
+    write_json(path, out, default=float)
+    return json.loads(json.dumps(out, default=float))
+
+
 def run_transfer(
     cfg: TransferConfig, out_dir: str, *, resume: bool = False, progress: bool = True
 ) -> dict:
-    """Runs both parts; returns flat metrics (also written to ``metrics.json``)."""
-    check_no_resume(cfg.name, resume)
+    """Runs both parts ``cfg.seeds`` times (:func:`repetition_seeds`); returns flat metrics
+    (the means; also written to ``metrics.json``). ``resume`` reads finished repetitions
+    back."""
     t0 = time.perf_counter()
     start(cfg, out_dir)
-    fake = run_fake_profiles(cfg, out_dir, progress=progress)
-    hist = run_histories(cfg, out_dir, progress=progress)
+    reps = [
+        _repetition(cfg, out_dir, i, resume=resume, progress=progress) for i in range(cfg.seeds)
+    ]
     results = {
         "config": dataclasses.asdict(cfg),
-        "fake_profiles": fake,
-        "histories": hist,
+        "n": cfg.seeds,
+        "seeds": [r["seeds"] for r in reps],
+        "fake_profiles": summarise_fake([r["fake_profiles"] for r in reps], cfg.reference),
+        "histories": summarise_histories([r["histories"] for r in reps]),
+        "repetitions": [
+            {"seeds": r["seeds"], "fake_profiles": r["fake_profiles"], "histories": r["histories"]}
+            for r in reps
+        ],
         "total_seconds": time.perf_counter() - t0,
     }
     write_json(os.path.join(out_dir, "results.json"), results, default=float)
@@ -186,138 +269,68 @@ def run_transfer(
     return flat
 
 
+def _mean(x):
+    return x["mean"] if isinstance(x, dict) else x
+
+
 def flat_metrics(results: dict) -> dict:
+    """``metrics.json``: the mean of every matrix cell."""
     fake, hist = results["fake_profiles"], results["histories"]
     k = fake["k"]
     out = {
-        f"test/target_hr@{k}_delta/{c['surrogate']}/{c['victim']}": c[f"target_hr@{k}/delta"]
+        f"test/target_hr@{k}_delta/{c['surrogate']}/{c['victim']}": _mean(c[f"target_hr@{k}/delta"])
         for c in fake["cells"]
     }
     for row in hist["rows"]:
         for m, cell in row["cells"].items():
-            out[f"test/hr@10_drop/{row['surrogate']}/{m}"] = cell["hr@10/drop"]
+            out[f"test/hr@10_drop/{row['surrogate']}/{m}"] = _mean(cell["hr@10/drop"])
     return out
 
 
 def fake_matrix(fake: dict, key: str) -> np.ndarray:
-    """``[rows, victims]`` of ``cell[key]``."""
-    at = {(c["surrogate"], c["victim"]): c[key] for c in fake["cells"]}
+    """``[rows, victims]`` of ``cell[key]`` (its mean for an interval entry)."""
+    at = {(c["surrogate"], c["victim"]): _mean(c[key]) for c in fake["cells"]}
     return np.array([[at[(r, v)] for v in fake["victims"]] for r in fake["rows"]])
 
 
 def history_matrix(hist: dict, key: str = "hr@10/drop") -> np.ndarray:
-    return np.array([[row["cells"][m][key] for m in hist["models"]] for row in hist["rows"]])
-
-
-def _label(row: str, reference: str) -> str:
-    if row == reference:
-        return f"{row} (heuristic reference)"
-    return row if row == "mf-unrolled" else f"{row} surrogate"
-
-
-def _fake_markdown(cfg: dict, fake: dict) -> list[str]:
-    """The fake-profile table of :func:`markdown`."""
-    k = fake["k"]
-    lines = [
-        (
-            f"### Fake-profile transfer, {fake['data']['name']}: {fake['num_fake']} fake users "
-            f"({cfg['fake_fraction']:.1%}), {len(fake['targets'])} {cfg['target_band']} targets, "
-            f"filler size {cfg['filler_size']}, {fake['target_users']} unexposed users"
-        ),
-        "",
-        (
-            f"Cell: target HR@{k} after − before (victim seed {cfg['victim_seed']}; surrogates "
-            f"seed {cfg['surrogate_seed']}), then test NDCG@20 after − before."
-        ),
-        "",
-        "| surrogate → victim | " + " | ".join(fake["victims"]) + " |",
-        "|---|" + "---|" * len(fake["victims"]),
-    ]
-    at = {(c["surrogate"], c["victim"]): c for c in fake["cells"]}
-    for r in fake["rows"]:
-        cells = [
-            f"{at[(r, v)][f'target_hr@{k}/delta']:+.4f} "
-            f"(NDCG@20 {at[(r, v)]['test_ndcg@20/delta']:+.4f})"
-            for v in fake["victims"]
-        ]
-        lines.append(f"| {_label(r, cfg['reference'])} | " + " | ".join(cells) + " |")
-    clean = " | ".join(
-        f"{fake['clean'][v][f'target_hr@{k}']:.4f} / {fake['clean'][v]['test_ndcg@20']:.4f}"
-        for v in fake["victims"]
-    )
-    lines += [f"| clean victim: target HR@{k} / test NDCG@20 | {clean} |", ""]
-    return lines
-
-
-def _history_markdown(hist: dict) -> list[str]:
-    """The history-edit table of :func:`markdown`."""
-    lines = [
-        (
-            f"### History-edit transfer, {hist['source']}: {hist['num_users']} users, "
-            f"{hist['num_items']} items, max_len {hist['max_len']}, {hist['budget']} substituted "
-            "items per test history"
-        ),
-        "",
-        (
-            "Cell: HR@10 clean − edited (sampled protocol, 100 negatives); the diagonal "
-            "(surrogate = model) is white-box."
-        ),
-        "",
-        "| edits crafted on → evaluated on | " + " | ".join(hist["models"]) + " |",
-        "|---|" + "---|" * len(hist["models"]),
-    ]
-    for row in hist["rows"]:
-        name = (
-            "random substitution (baseline)"
-            if row["attack"] == "random"
-            else f"{row['surrogate']} (gradient)"
-        )
-        lines.append(
-            f"| {name} | "
-            + " | ".join(f"{row['cells'][m]['hr@10/drop']:+.4f}" for m in hist["models"])
-            + " |"
-        )
-    lines.append(
-        "| clean HR@10 | "
-        + " | ".join(f"{hist['clean'][m]['hr@10']:.4f}" for m in hist["models"])
-        + " |"
-    )
-    return lines
+    return np.array([[_mean(row["cells"][m][key]) for m in hist["models"]] for row in hist["rows"]])
 
 
 def markdown(results: dict) -> str:
     cfg, fake, hist = results["config"], results["fake_profiles"], results["histories"]
-    lines = _fake_markdown(cfg, fake) + _history_markdown(hist)
-    lines.append("")
+    lines = fake_markdown(cfg, fake, results["seeds"]) + history_markdown(hist)
     lines.append(
         f"Total time {results['total_seconds']:.0f} s (fake profiles "
-        f"{fake['seconds']:.0f} s, histories {hist['seconds']:.0f} s)."
+        f"{fake['seconds']:.0f} s, histories {hist['seconds']:.0f} s, summed over the "
+        "repetitions run now or earlier)."
     )
     return "\n".join(lines) + "\n"
 
 
 def plot(results: dict, path: str) -> str:
-    """Two heat maps (fake-profile target HR@K gain; history-edit HR@10 drop). Needs
+    """Two heat maps of the means (fake-profile target HR@K gain; history-edit HR@10 drop;
+    intervals are in ``results.md``). Needs
     matplotlib (object API, no pyplot state)."""
     try:
         from matplotlib.figure import Figure
     except ImportError as err:
         raise ImportError("transfer heat map needs matplotlib") from err
     fake, hist = results["fake_profiles"], results["histories"]
-    k = fake["k"]
+    k, n = fake["k"], results["n"]
     panels = [
         (
             fake_matrix(fake, f"target_hr@{k}/delta"),
             fake["rows"],
             fake["victims"],
-            f"fake profiles: target HR@{k} gain",
+            f"fake profiles: target HR@{k} gain (mean, n={n})",
             "surrogate (row) → victim (column)",
         ),
         (
             history_matrix(hist),
             [r["surrogate"] for r in hist["rows"]],
             hist["models"],
-            "history edits: HR@10 drop",
+            f"history edits: HR@10 drop (mean, n={n})",
             "crafted on (row) → evaluated on (column)",
         ),
     ]

@@ -185,21 +185,231 @@ def test_config_validation():
 
 
 @pytest.mark.slow  # runs with -m slow (long compile on 2 cores)
-def test_tiny_experiment_writes_results(tmp_path):
+def test_tiny_study_writes_intervals_and_resumes(tmp_path):
     from robustjax.cli.main import main
+    from robustjax.report.intervals import mean_ci
 
     out = str(tmp_path / "transfer")
-    assert main(["train", "--experiment", "transfer", "--tiny", "--out", out, "--no-progress"]) == 0
+    args = ["study", "transfer", "--tiny", "--seeds", "2", "--out", out, "--no-progress"]
+    assert main(args) == 0
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
     fake, hist = results["fake_profiles"], results["histories"]
+    assert results["n"] == fake["n"] == hist["n"] == 2
+    assert [s["victim_seed"] for s in results["seeds"]] == [1, 3]
+    assert [s["surrogate_seed"] for s in results["seeds"]] == [0, 2]
     assert fake["rows"] == ["mf", "random"] and fake["victims"] == ["mf"]
     assert len(fake["cells"]) == 2
-    for cell in fake["cells"]:
-        assert -1.0 <= cell["target_hr@5/delta"] <= 1.0
+    reps = results["repetitions"]
+    for j, cell in enumerate(fake["cells"]):
+        values = [r["fake_profiles"]["cells"][j]["target_hr@5/delta"] for r in reps]
+        assert cell["target_hr@5/delta"] == mean_ci(values)
+        assert all(-1.0 <= v <= 1.0 for v in values)
+    (paired,) = fake["paired"]["cells"]
+    np.testing.assert_allclose(
+        paired["test_ndcg@20/delta"]["values"],
+        np.subtract(*(fake["cells"][j]["test_ndcg@20/delta"]["values"] for j in (0, 1))),
+    )
     assert [r["surrogate"] for r in hist["rows"]] == ["sasrec-s0", "random"]
     assert set(hist["rows"][0]["cells"]) == {"sasrec-s0", "sasrec-s1"}
+    assert hist["model_seeds"] == [
+        {"sasrec-s0": 0, "sasrec-s1": 1},
+        {"sasrec-s0": 2, "sasrec-s1": 3},
+    ]
+    drops = [
+        [r["histories"]["rows"][j]["cells"]["sasrec-s1"]["hr@10/drop"] for r in reps]
+        for j in (0, 1)
+    ]
+    assert hist["rows"][0]["cells"]["sasrec-s1"]["hr@10/drop"] == mean_ci(drops[0])
+    np.testing.assert_allclose(
+        hist["paired"]["rows"][0]["cells"]["sasrec-s1"]["hr@10/drop"]["values"],
+        np.subtract(*drops),
+    )
     with open(os.path.join(out, "results.md")) as f:
         text = f.read()
     assert "Fake-profile transfer" in text and "History-edit transfer" in text
-    assert os.path.exists(os.path.join(out, "profiles", "mf.npz"))
+    assert "| mf surrogate | 2 |" in text and "not a ranking" in text
+    with open(os.path.join(out, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["test/target_hr@5_delta/mf/mf"] == fake["cells"][0]["target_hr@5/delta"]["mean"]
+    for i in range(2):
+        assert os.path.exists(os.path.join(out, f"rep{i}", "profiles", "mf.npz"))
+    # --resume reads the finished repetitions back instead of retraining them
+    stamp = os.path.getmtime(os.path.join(out, "rep0", "repetition.json"))
+    assert main(args + ["--resume"]) == 0
+    assert os.path.getmtime(os.path.join(out, "rep0", "repetition.json")) == stamp
+    with open(os.path.join(out, "results.json")) as f:
+        again = json.load(f)
+    assert again["fake_profiles"]["cells"] == fake["cells"]
+
+
+def _fake_rep(rng, rows, victims, k=5):
+    cells = []
+    clean = {
+        v: {f"target_hr@{k}": 0.0, "test_ndcg@20": float(rng.uniform(0.2, 0.3))} for v in victims
+    }
+    for r in rows:
+        for v in victims:
+            after, ndcg = float(rng.uniform(0, 0.1)), float(rng.uniform(0.2, 0.3))
+            cells.append(
+                {
+                    "surrogate": r,
+                    "victim": v,
+                    "kind": "heuristic" if r == "random" else "transfer",
+                    f"target_hr@{k}/before": 0.0,
+                    f"target_hr@{k}/after": after,
+                    f"target_hr@{k}/delta": after,
+                    "test_ndcg@20/before": clean[v]["test_ndcg@20"],
+                    "test_ndcg@20/after": ndcg,
+                    "test_ndcg@20/delta": ndcg - clean[v]["test_ndcg@20"],
+                }
+            )
+    return {
+        "data": {"name": "synthetic"},
+        "num_fake": 2,
+        "targets": rng.integers(0, 50, 2).tolist(),
+        "target_users": int(rng.integers(30, 40)),
+        "k": k,
+        "rows": list(rows),
+        "victims": list(victims),
+        "cells": cells,
+        "clean": clean,
+        "training": {},
+        "seconds": 1.0,
+    }
+
+
+def _hist_rep(rng, models, i):
+    def metrics():
+        hr = float(rng.uniform(0.3, 0.7))
+        return {"hr@10": hr, "ndcg@10": hr / 2, "histories_sha1": "x"}
+
+    clean = {m: metrics() for m in models}
+    rows = []
+    for attack, surrogate in (("gradient", models[0]), ("random", "random")):
+        cells = {}
+        for m in models:
+            c = metrics()
+            c["hr@10/drop"] = clean[m]["hr@10"] - c["hr@10"]
+            c["ndcg@10/drop"] = clean[m]["ndcg@10"] - c["ndcg@10"]
+            cells[m] = c
+        rows.append(
+            {
+                "attack": attack,
+                "surrogate": surrogate,
+                "histories_sha1": f"h{i}",
+                "changed": 2.0,
+                "craft_seconds": 0.1,
+                "cells": cells,
+            }
+        )
+    return {
+        "source": "synthetic",
+        "num_users": 10,
+        "num_items": 20,
+        "max_len": 8,
+        "budget": 2,
+        "models": list(models),
+        "surrogates": [models[0]],
+        "model_seeds": {m: 2 * i for m in models},
+        "attack_seed": i,
+        "training": {m: {"best_epoch": 1, "train_seconds": 0.5} for m in models},
+        "clean": clean,
+        "rows": rows,
+        "seconds": 2.0,
+    }
+
+
+def test_summary_intervals_and_paired_differences_are_per_repetition():
+    from robustjax.report.intervals import mean_ci
+    from robustjax.studies._transfer_summary import summarise_fake, summarise_histories
+    from robustjax.studies.transfer import markdown
+
+    rng = np.random.default_rng(0)
+    fakes = [_fake_rep(rng, ("mf", "lightgcn", "random"), ("mf", "neumf")) for _ in range(3)]
+    fake = summarise_fake(fakes, "random")
+    assert fake["n"] == 3 and len(fake["targets"]) == 3
+    for cell in fake["cells"]:
+        at = (cell["surrogate"], cell["victim"])
+        values = [next(c for c in f["cells"] if (c["surrogate"], c["victim"]) == at) for f in fakes]
+        for fig in ("target_hr@5/delta", "test_ndcg@20/delta", "test_ndcg@20/after"):
+            assert cell[fig] == mean_ci([v[fig] for v in values])
+    assert fake["paired"]["baseline"] == "random"
+    assert {(c["surrogate"], c["victim"]) for c in fake["paired"]["cells"]} == {
+        (r, v) for r in ("mf", "lightgcn") for v in ("mf", "neumf")
+    }
+    by = {(c["surrogate"], c["victim"]): c for c in fake["cells"]}
+    for p in fake["paired"]["cells"]:
+        mine = by[p["surrogate"], p["victim"]]["target_hr@5/delta"]["values"]
+        base = by["random", p["victim"]]["target_hr@5/delta"]["values"]
+        np.testing.assert_allclose(p["target_hr@5/delta"]["values"], np.subtract(mine, base))
+        assert p["target_hr@5/delta"]["n"] == 3
+    # no reference: the paired figure is after − before on each repetition
+    none = summarise_fake([_fake_rep(rng, ("mf",), ("mf",)) for _ in range(2)], "none")
+    assert none["paired"]["baseline"] == "clean victim"
+    assert (
+        none["paired"]["cells"][0]["test_ndcg@20/delta"] == none["cells"][0]["test_ndcg@20/delta"]
+    )
+
+    models = ("sasrec-s0", "sasrec-s1")
+    hists = [_hist_rep(rng, models, i) for i in range(3)]
+    hist = summarise_histories(hists)
+    assert hist["n"] == 3 and hist["attack_seeds"] == [0, 1, 2]
+    for j, row in enumerate(hist["rows"]):
+        assert row["histories_sha1"] == ["h0", "h1", "h2"]
+        for m in models:
+            assert row["cells"][m]["hr@10/drop"] == mean_ci(
+                [h["rows"][j]["cells"][m]["hr@10/drop"] for h in hists]
+            )
+    assert hist["clean"][models[1]]["hr@10"] == mean_ci(
+        [h["clean"][models[1]]["hr@10"] for h in hists]
+    )
+    (paired,) = hist["paired"]["rows"]
+    for m in models:
+        diff = [
+            h["rows"][0]["cells"][m]["hr@10/drop"] - h["rows"][1]["cells"][m]["hr@10/drop"]
+            for h in hists
+        ]
+        np.testing.assert_allclose(paired["cells"][m]["hr@10/drop"]["values"], diff)
+
+    seeds = [{"victim_seed": 1 + 2 * i, "surrogate_seed": 2 * i} for i in range(3)]
+    config = {"fake_fraction": 0.05, "target_band": "tail", "filler_size": 5, "reference": "random"}
+    text = markdown(
+        {
+            "config": config,
+            "seeds": seeds,
+            "fake_profiles": fake,
+            "histories": hist,
+            "total_seconds": 3.0,
+        }
+    )
+    assert "| surrogate → victim | n | mf | neumf |" in text
+    assert "| edits crafted on → evaluated on | n | sasrec-s0 | sasrec-s1 |" in text
+    assert "includes 0 is not a ranking" in text
+    ci = by["mf", "neumf"]["target_hr@5/delta"]
+    assert f"{ci['mean']:+.4f} [{ci['ci95'][0]:+.4f}, {ci['ci95'][1]:+.4f}]" in text
+    assert "| mf surrogate | 3 |" in text and "| sasrec-s0 (gradient) − random | 3 |" in text
+
+
+@pytest.mark.parametrize("surrogate_seed, victim_seed", [(0, 1), (3, 1), (0, 4)])
+def test_repetition_seeds_never_share_a_surrogate_and_victim_seed(surrogate_seed, victim_seed):
+    from robustjax.experiments import get_config
+    from robustjax.studies.transfer import repetition_seeds
+
+    cfg = get_config("transfer", surrogate_seed=surrogate_seed, victim_seed=victim_seed)
+    assert cfg.seeds == 5 and get_config("transfer", tiny=True).seeds == 2
+    reps = [repetition_seeds(cfg, i) for i in range(cfg.seeds)]
+    surrogate = {r["surrogate_seed"] for r in reps}
+    victim = {r["victim_seed"] for r in reps}
+    assert len(surrogate) == len(victim) == 5 and not surrogate & victim
+    assert len({r["seed"] for r in reps}) == 5
+    assert len({r["seq_attack_seed"] for r in reps}) == 5
+    # sasrec-s0 / sasrec-s1 / bert4rec-s0: seeds move by 2, never recurring across repetitions
+    seq = [(r["seq_seed_offset"] + 0, r["seq_seed_offset"] + 1) for r in reps]
+    flat = [s for pair in seq for s in pair]
+    assert len(set(flat)) == len(flat)
+    if (surrogate_seed, victim_seed) == (0, 1):
+        assert [r["surrogate_seed"] for r in reps] == [0, 2, 4, 6, 8]
+        assert [r["victim_seed"] for r in reps] == [1, 3, 5, 7, 9]
+    with pytest.raises(ValueError, match="seeds"):
+        get_config("transfer", seeds=0)
