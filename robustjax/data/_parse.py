@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import re
 from typing import NamedTuple
 
 import numpy as np
@@ -58,34 +59,44 @@ def read_lines(path: str) -> Lines:
 
 
 def guess_sep(line: str) -> str | None:
-    """'\\t' when the line is tab-separated without spaces, else None (any whitespace)."""
-    return "\t" if "\t" in line and " " not in line.strip() else None
+    """'\\t' for a tab-separated line without spaces, ',' for a comma-separated line
+    without tabs, else None (any whitespace)."""
+    if "\t" in line and " " not in line.strip():
+        return "\t"
+    if "," in line and "\t" not in line:
+        return ","
+    return None
 
 
 def split_fixed(lines: Lines, sep: str | None, ncols: int | None = None) -> np.ndarray:
     """Splits every line into exactly ``ncols`` fields (default: those of the first line).
 
-    All-numeric files take a fast path through ``np.loadtxt``; anything else (and every
-    error) goes through Python splitting, which locates the bad line.
+    Fields are kept as text: ids are tokens, and ratings and timestamps are converted
+    column by column (:func:`to_number`), so one fractional value never turns the ids into
+    floats. Files whose fields are all canonical integers (``0``, ``-3``, ``42``, no
+    leading zeros or signs) take a fast path through ``np.loadtxt``; every other file and
+    every error goes through Python splitting, which locates the bad line.
 
     Returns:
-        [n, ncols] array of fields: int64 or float64 when every field is a number,
-        else str.
+        [n, ncols] array of fields: int64 when every field is a canonical integer (its
+        text is then exactly ``str(value)``), else str.
     """
     ls = lines.lines
     fast, delim = ls, sep
     if sep is not None and len(sep) > 1:  # loadtxt takes single-character delimiters
         fast, delim = [ln.replace(sep, "\x1f") for ln in ls], "\x1f"
-    for dtype in (np.int64, np.float64):
-        try:
-            out = np.loadtxt(
-                fast, delimiter=delim, dtype=dtype, ndmin=2, comments=None, quotechar=None
-            )
-        except (ValueError, OverflowError, TypeError):
-            continue
-        if out.shape == (len(ls), ncols or out.shape[1]) and np.all(np.isfinite(out)):
-            return out
-        break
+    try:
+        out = np.loadtxt(
+            fast, delimiter=delim, dtype=np.int64, ndmin=2, comments=None, quotechar=None
+        )
+    except (ValueError, OverflowError, TypeError):
+        out = None
+    if (
+        out is not None
+        and out.shape == (len(ls), ncols or out.shape[1])
+        and _canonical_text(ls, out, 1 if sep is None else len(sep))
+    ):
+        return out
     n = len(ls)
     if sep is None:
         rows = [ln.split() for ln in ls]
@@ -99,6 +110,26 @@ def split_fixed(lines: Lines, sep: str | None, ncols: int | None = None) -> np.n
         _check_counts(lines, counts, ncols, repr(sep))
         flat = sep.join(ls).split(sep)
     return np.array(flat, dtype=str).reshape(n, ncols)
+
+
+_POW10 = 10 ** np.arange(19, dtype=np.int64)
+
+
+def _canonical_text(ls: list, out: np.ndarray, seplen: int) -> bool:
+    """True when the lines are exactly ``str(value)`` fields joined by one separator each.
+
+    Any other spelling of a parsed integer (``007``, ``+5``, padding, repeated whitespace)
+    is longer than ``str(value)``, so equal total lengths mean every field is canonical.
+    """
+    if out.size == 0:
+        return False
+    v = out.reshape(-1)
+    mag = np.abs(v)
+    if np.any(mag < 0):  # -2**63 has no positive counterpart
+        return False
+    digits = np.maximum(np.searchsorted(_POW10, mag, side="right"), 1) + (v < 0)
+    expect = int(digits.sum()) + out.shape[0] * (out.shape[1] - 1) * seplen
+    return expect == sum(map(len, ls))
 
 
 def _check_counts(lines: Lines, counts: np.ndarray, ncols: int, sepname: str) -> None:
@@ -164,37 +195,72 @@ def is_number(text: str) -> bool:
     return True
 
 
+_CANONICAL_INT = re.compile(r"(0|-?[1-9][0-9]*)\Z")
+
+
+def canonical_ints(tokens: np.ndarray) -> np.ndarray:
+    """bool [n]: whether each str token is a canonical integer that fits in int64."""
+    ok = np.fromiter(
+        (_CANONICAL_INT.match(t) is not None and len(t) <= 20 for t in tokens.tolist()),
+        dtype=bool,
+        count=len(tokens),
+    )
+    if ok.any():
+        big = ok.copy()
+        big[ok] = [not (-(2**63) <= int(t) < 2**63) for t in tokens[ok].tolist()]
+        ok &= ~big
+    return ok
+
+
 def encode(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Dense ids for the union of token columns, in sorted token order.
 
-    Tokens sort numerically when all of them are integers (then the token is ``str(int)``),
-    otherwise lexicographically.
+    Tokens are the exact text of the file (never a float): they sort numerically when all
+    of them are canonical int64 integers, otherwise lexicographically.
+
+    Args:
+        cols: int64 columns (canonical integers, from :func:`split_fixed`'s fast path) or
+            str token columns.
 
     Returns:
         (ids, tokens): int32 id arrays, one per column, and the str token array.
     """
+    bounds = np.cumsum([len(c) for c in cols])[:-1]
     if cols and all(np.asarray(c).dtype.kind == "i" for c in cols):
         uniq, inv = np.unique(np.concatenate(cols), return_inverse=True)
         inv = inv.reshape(-1).astype(np.int32)
-        bounds = np.cumsum([len(c) for c in cols])[:-1]
         return list(np.split(inv, bounds)), uniq.astype(str)
     allv = np.concatenate([np.asarray(c).astype(str) for c in cols]) if cols else np.array([], str)
-    try:
-        ints = allv.astype(np.int64)
-        uniq, inv = np.unique(ints, return_inverse=True)
-        tokens = uniq.astype(str)
-    except (ValueError, OverflowError):
-        uniq, inv = np.unique(allv, return_inverse=True)
-        tokens = uniq.astype(str)
-    inv = inv.reshape(-1).astype(np.int32)
-    bounds = np.cumsum([len(c) for c in cols])[:-1]
-    return list(np.split(inv, bounds)), tokens
+    uniq, inv = np.unique(allv, return_inverse=True)
+    inv = inv.reshape(-1)
+    if uniq.size and canonical_ints(uniq).all():
+        order = np.argsort(uniq.astype(np.int64), kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        uniq, inv = uniq[order], rank[inv]
+    inv = inv.astype(np.int32)
+    return list(np.split(inv, bounds)), uniq.astype(str)
 
 
-def id_column(col: np.ndarray) -> np.ndarray:
-    """An id column as int64 when numeric and integral, else as str tokens."""
-    if col.dtype.kind == "f":
-        if np.all(col == np.round(col)) and np.all(np.abs(col) < 2.0**53):
-            return col.astype(np.int64)
-        return col.astype(str)
-    return col
+def check_int_ids(col: np.ndarray, what: str, lines: Lines, expected: str) -> None:
+    """Raises when an id token is not an integer, naming file, line and value.
+
+    Args:
+        col: int64 or str [n] id column, one value per row of ``lines``.
+        what: e.g. "user id".
+        lines: where the values came from.
+        expected: why integers are expected (e.g. "MovieLens ids are integers").
+    """
+    if col.dtype.kind == "i":
+        return
+    uniq, inv = np.unique(col, return_inverse=True)
+    bad = ~canonical_ints(uniq)
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad[inv.reshape(-1)])
+    r = int(rows[0])
+    raise ValueError(
+        f"{lines.where(r)}: {what} {str(col[r])!r} is not an integer; expected an integer "
+        f"id ({expected}) (line: {_short(lines.lines[r])}; {rows.size} such row(s) in all). "
+        f"Use format='pairs' or 'delimited' for files with other id tokens."
+    )

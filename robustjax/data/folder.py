@@ -11,7 +11,6 @@ from robustjax.data.table import InteractionTable, SplitData
 FORMATS = ("atomic", "movielens", "delimited", "user-lines", "pairs", "split-folder", "synthetic")
 _EXTS = ("", ".tsv", ".txt", ".csv", ".inter", ".dat")
 _PARTS = {"train": ("train",), "valid": ("valid", "val", "validation", "dev"), "test": ("test",)}
-_SNIFF_LINES = 200
 
 
 def _find_part(path: str, part: str) -> str | None:
@@ -23,8 +22,22 @@ def _find_part(path: str, part: str) -> str | None:
     return None
 
 
-def _sniff_file(path: str, max_lines: int | None = _SNIFF_LINES) -> str:
-    """'atomic', 'movielens', 'user-lines' or 'pairs' for a single file, else ValueError."""
+def _sniff_file(path: str, max_lines: int | None = None) -> str:
+    """'atomic', 'movielens', 'user-lines' or 'pairs' for a single file, else ValueError.
+
+    The name and the first line decide MovieLens (``u.data``, ``ratings.dat``,
+    ``ratings.csv``, ``::``) and atomic files (``.inter``, typed header). Otherwise the
+    structure of the whole file decides, so a bad line is judged the same wherever it is
+    (the loader then reports it with file, line and value): a first line of known column
+    names (``user_id``, ``userId``, ``rating``, ...) is a header; lines with the same
+    2-4 fields are pairs; lines of varying length whose first tokens are all distinct are
+    user lines (one line per user); varying lengths with repeated first tokens are pairs
+    with malformed lines. Ids are tokens, so alphanumeric ids are legal in both.
+
+    Args:
+        path: the file.
+        max_lines: only for tests of the detection itself; None reads the whole file.
+    """
     name = os.path.basename(path).lower()
     if name.endswith(".inter"):
         return "atomic"
@@ -37,22 +50,32 @@ def _sniff_file(path: str, max_lines: int | None = _SNIFF_LINES) -> str:
     if ":token" in head[0] or ":float" in head[0]:
         return "atomic"
     sep = _parse.guess_sep(head[0])
-    rows = [ln.split(sep) if sep else ln.split() for ln in head]
-    lens = {len(r) for r in rows}
-    body = rows[1:] if not all(_parse.is_number(t) for t in rows[0]) else rows
-    numeric = all(_parse.is_number(t) for r in body for t in r)
-    if len(lens) > 1 and all(t.lstrip("-").isdigit() for r in rows for t in r):
-        return "user-lines"
-    if len(lens) == 1 and 2 <= lens.pop() <= 4 and numeric:
+    split = (lambda ln: ln.rstrip().split(sep)) if sep else str.split
+    if loaders.looks_like_header(split(head[0])):
         return "pairs"
+    if sep:
+        lens = np.fromiter((ln.rstrip().count(sep) + 1 for ln in head), np.int64, len(head))
+    else:
+        lens = np.fromiter((len(ln.split()) for ln in head), np.int64, len(head))
+    if np.all(lens == lens[0]) and 2 <= lens[0] <= 4:
+        return "pairs"
+    if lens.max() > 1:
+        firsts = [split(ln)[0] for ln in head]
+        if len(set(firsts)) == len(firsts):
+            return "user-lines"
+        if 2 <= np.bincount(lens).argmax() <= 4:
+            return "pairs"
     raise ValueError(
-        f"Cannot detect the format of {path!r} from its name or first lines "
-        f"(first line: {head[0][:80]!r}). Pass format= one of {list(FORMATS)}."
+        f"Cannot detect the format of {path!r} from its name or lines (first line: "
+        f"{head[0][:80]!r}; {len(set(lens.tolist()))} distinct field count(s) "
+        f"{sorted(set(lens.tolist()))[:6]}): expected pairs (2-4 fields per line: user item "
+        f"[rating [timestamp]]) or user lines (user item1 item2 ..., one line per user). "
+        f"Pass format= one of {list(FORMATS)}."
     )
 
 
 def _read_part(path: str):
-    kind = _sniff_file(path, max_lines=None)
+    kind = _sniff_file(path)
     if kind == "user-lines":
         return loaders.read_user_lines(path)
     if kind == "pairs":

@@ -44,9 +44,7 @@ def _columns(lines: Lines, body: np.ndarray, names: tuple) -> Raw:
         rating = _parse.to_number(body[:, idx["rating"]], np.float32, "rating", lines)
     if "timestamp" in idx:
         ts = _parse.to_number(body[:, idx["timestamp"]], np.float64, "timestamp", lines)
-    return Raw(
-        _parse.id_column(body[:, idx["user"]]), _parse.id_column(body[:, idx["item"]]), rating, ts
-    )
+    return Raw(body[:, idx["user"]], body[:, idx["item"]], rating, ts)
 
 
 # ----------------------------------------------------------------------------- atomic
@@ -63,6 +61,11 @@ def read_atomic(path: str) -> Raw:
                 f"{lines.where(0)}: RecBole atomic header needs a '{need}_id:token' column, got "
                 f"{lines.lines[0]!r}. Use load_delimited(columns=...) for other layouts."
             )
+    if len(lines.lines) < 2:
+        raise ValueError(
+            f"Data file {path!r} has a header ({lines.lines[0]!r}) but no rows; expected "
+            f"at least one interaction line after it."
+        )
     body = _parse.split_fixed(lines.drop_first(), "\t", len(header))
     return _columns(lines.drop_first(), body, tuple(names))
 
@@ -101,6 +104,8 @@ def read_movielens(path: str) -> Raw:
         if not lines.lines:
             raise ValueError(f"Data file {path!r} has a header but no rows.")
     body = _parse.split_fixed(lines, sep, 4)
+    for k, what in enumerate(("user id", "item id")):
+        _parse.check_int_ids(body[:, k], what, lines, "MovieLens ids are integers")
     return _columns(lines, body, _FIELDS)
 
 
@@ -243,13 +248,21 @@ _HEADER_ALIASES = {
 }
 
 
+def looks_like_header(fields: list) -> bool:
+    """A first line is a header when every field is a known column name (``user_id``, ...)."""
+    keys = [t.strip().split(":")[0].lower() for t in fields]
+    return bool(keys) and all(k in _HEADER_ALIASES for k in keys)
+
+
 def read_pairs_in_order(path: str, *, sep: str | None = None, header: bool | None = None) -> Raw:
     lines = _parse.read_lines(path)
     if sep is None:
         sep = _parse.guess_sep(lines.lines[0])
+        # Trailing separators or spaces (``1\t2\t``) do not make an empty column.
+        lines = lines._replace(lines=[ln.rstrip() for ln in lines.lines])
     first = lines.lines[0].split(sep) if sep else lines.lines[0].split()
     if header is None:
-        header = not all(_parse.is_number(t) for t in first)
+        header = looks_like_header(first)
     if header:
         names = []
         for t in first:
@@ -300,8 +313,11 @@ def load_pairs_in_order(
 
     Args:
         path: the file.
-        sep: field separator; None: tab if the first line has tabs only, else whitespace.
-        header: whether the first line is a header; None guesses (non-numeric first line).
+        sep: field separator; None: tab if the first line has tabs and no spaces, else comma
+            if it has commas, else whitespace (trailing whitespace of a line is ignored).
+        header: whether the first line is a header; None guesses (every field of the first
+            line is a known column name such as ``user_id``/``userId``/``rating``).
+            Ids are tokens: ``u1``/``i7`` are valid ids, numeric ids keep their exact text.
 
     Returns:
         The interactions in (per-user) time order.

@@ -165,7 +165,10 @@ def test_error_unknown_format(tmp_path):
     with pytest.raises(ValueError, match="Unknown format='xml'.*atomic"):
         rd.load(p, format="xml")
     with pytest.raises(ValueError, match="Cannot detect.*format="):
-        rd.load(_write(tmp_path, "words.txt", "hello world foo\nbar\n"))
+        rd.load(_write(tmp_path, "words.txt", "hello\nworld\n"))
+    # Alphanumeric tokens are legal ids: one line per user is a user-lines file.
+    t = rd.load(_write(tmp_path, "seq.txt", "hello world foo\nbar\n"))
+    assert t.user_tokens.tolist() == ["bar", "hello"] and len(t) == 2
 
 
 def test_error_atomic_header(tmp_path):
