@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from typing import Any
@@ -67,8 +68,11 @@ class TrainConfig:
             "checkpoint_every",
             "buckets",
         )
-        if not self.learning_rate > 0:
-            raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate!r}.")
+        if not 0 < self.learning_rate < math.inf:
+            raise ValueError(
+                f"TrainConfig.learning_rate must be a finite number > 0, got "
+                f"{self.learning_rate!r}."
+            )
         if not 0.0 <= self.beta2 < 1.0:
             raise ValueError(f"TrainConfig.beta2 must lie in [0, 1), got {self.beta2!r}.")
         if not 0.0 < self.mask_prob <= 1.0:
@@ -117,6 +121,7 @@ class ExperimentConfig:
 
     def validate(self) -> "ExperimentConfig":
         """Cross-section checks (run after all overrides, so their order does not matter)."""
+        check_finite(self)
         metric = self.train.early_metric
         name, _, k = metric.removeprefix("sampled_").partition("@")
         sequential = self.model.name in SEQUENCE_MODELS
@@ -178,6 +183,23 @@ class ExperimentConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+
+def check_finite(cfg: Any, prefix: str = "") -> None:
+    """Every float field (also inside tuples and nested sections) is finite: nan and inf
+    would pass most range checks (``inf > 0``) and only show up as a diverged run."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_finite(value, key + ".")
+            continue
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(
+                    f"{key}={value!r}: expected a finite number; nan and inf are not allowed."
+                )
 
 
 # ----------------------------------------------------------------------------- overrides
@@ -266,9 +288,12 @@ def parse_value(raw: str, annotation, key: str):
         raise ValueError(f"--set {key}={raw!r}: expected a boolean (true/false).")
     if annotation in (int, float):
         try:
-            return annotation(raw)
+            value = annotation(raw)
         except ValueError:
             raise ValueError(f"--set {key}={raw!r}: expected {annotation.__name__}.") from None
+        if not math.isfinite(value):
+            raise ValueError(f"--set {key}={raw!r}: expected a finite number, not nan or inf.")
+        return value
     if annotation is str:
         return raw
     raise ValueError(f"--set {key}: unsupported field type {annotation!r}.")
