@@ -22,7 +22,13 @@ from robustjax.data.negatives import (
 from robustjax.data.noise import KINDS as NOISE_KINDS
 from robustjax.data.noise import add, apply_noise, drop, subsample, swap
 from robustjax.data.preprocess import deduplicate, kcore, remap, to_implicit
-from robustjax.data.splits import check_cold, split_leave_one_out, split_random, split_temporal
+from robustjax.data.splits import (
+    DataWarning,
+    check_cold,
+    split_leave_one_out,
+    split_random,
+    split_temporal,
+)
 from robustjax.data.synthetic import synthetic
 from robustjax.data.table import InteractionTable, SplitData
 
@@ -32,6 +38,7 @@ __all__ = [
     "NOISE_KINDS",
     "SAMPLERS",
     "DataConfig",
+    "DataWarning",
     "InteractionTable",
     "SplitData",
     "TrainArrays",

@@ -28,6 +28,9 @@ class DataConfig:
         ratios: (train, valid, test) fractions for random and temporal splits.
         loo_order: "timestamp", "file" or "auto" (timestamp if present, else file order).
         drop_cold: drop valid/test rows of users without training rows instead of raising.
+        valid_ratio: for split folders without a valid file (LightGCN folders): the
+            fraction of each user's training rows carved out (seeded by ``seed``) as the
+            valid part, in (0, 0.5); ``data.json`` records what was carved.
         seed: seed of the random split, of carving valid out of given train sets and of the
             synthetic generator.
         synthetic_users, synthetic_items, synthetic_per_user: synthetic generator sizes.
@@ -52,6 +55,7 @@ class DataConfig:
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     loo_order: str = "auto"
     drop_cold: bool = False
+    valid_ratio: float = 0.1
     seed: int = 2024
     synthetic_users: int = 500
     synthetic_items: int = 800
@@ -73,6 +77,14 @@ class DataConfig:
             raise field_error(self, "loo_order", f"one of {list(_LOO_ORDERS)}")
         if not isinstance(self.kcore, int) or self.kcore < 0:
             raise field_error(self, "kcore", "an int >= 0")
+        if (
+            isinstance(self.valid_ratio, bool)
+            or not isinstance(self.valid_ratio, (int, float))
+            or not 0 < self.valid_ratio < 0.5
+        ):
+            raise field_error(
+                self, "valid_ratio", "a number in (0, 0.5) (an empty valid part is an error)"
+            )
         if not isinstance(self.seed, int):
             raise field_error(self, "seed", "an int")
         splits._check_ratios(self.ratios)
@@ -121,6 +133,7 @@ def _loader_options(cfg: DataConfig, fmt: str) -> dict:
         )
     if fmt == "split-folder":
         opts["seed"] = cfg.seed
+        opts["valid_ratio"] = cfg.valid_ratio
     return opts
 
 
@@ -140,6 +153,12 @@ def prepare(cfg: DataConfig) -> SplitData:
     supported, and users without training rows are kept unless ``drop_cold`` (the
     dataset's own protocol). With ``train_noise`` set, ``noise.apply_noise`` corrupts the
     training part only (valid and test stay clean).
+
+    An empty valid or test part is an error (its metrics would be 0.0). Given splits warn
+    (``splits.DataWarning``) with counts of test items and users without training rows
+    and of test rows equal to training rows; other splits exclude cold users by
+    construction and warn for repeated rows only (``dedup=False``). The counts are in
+    ``SplitData.summary()`` either way.
 
     Returns:
         SplitData whose name is the data file/folder name (or "synthetic"), with
@@ -192,8 +211,23 @@ def _prepare_clean(cfg: DataConfig) -> SplitData:
                 f"({cfg.path!r}); set kcore=0."
             )
         s = loaded
-        s = SplitData(_clean(cfg, s.train), _clean(cfg, s.valid), _clean(cfg, s.test), name=s.name)
-        return splits.check_cold(s, drop_cold=True) if cfg.drop_cold else s
+        s = dataclasses.replace(
+            s, train=_clean(cfg, s.train), valid=_clean(cfg, s.valid), test=_clean(cfg, s.test)
+        )
+        s = splits.check_cold(s, drop_cold=True) if cfg.drop_cold else s
+        splits.check_nonempty(
+            s,
+            f"Check the files of the split folder {cfg.path!r}"
+            + (f" and rating_threshold={cfg.rating_threshold}" if cfg.rating_threshold else "")
+            + (
+                ", and drop_cold=True (it drops test rows of users without training rows)"
+                if cfg.drop_cold
+                else ""
+            )
+            + "; without a valid file, valid is carved from train by DataConfig.valid_ratio.",
+        )
+        splits.warn_evaluation(s)
+        return s
     if cfg.split == "given":
         raise ValueError(
             f"DataConfig.split='given' needs a split folder (train/valid/test files), got "
@@ -213,7 +247,14 @@ def _prepare_clean(cfg: DataConfig) -> SplitData:
         )
     kw = {"drop_cold": cfg.drop_cold, "name": name}
     if cfg.split in ("auto", "random"):
-        return splits.split_random(table, cfg.ratios, seed=cfg.seed, **kw)
-    if cfg.split == "loo":
-        return splits.split_leave_one_out(table, order=cfg.loo_order, **kw)
-    return splits.split_temporal(table, cfg.ratios, **kw)
+        s = splits.split_random(table, cfg.ratios, seed=cfg.seed, **kw)
+        how = f"split='random' with ratios={cfg.ratios}: raise that part's ratio."
+    elif cfg.split == "loo":
+        s = splits.split_leave_one_out(table, order=cfg.loo_order, **kw)
+        how = "split='loo' puts users with fewer than 3 rows wholly in train; use 'random'."
+    else:
+        s = splits.split_temporal(table, cfg.ratios, **kw)
+        how = f"split='temporal' with ratios={cfg.ratios}: raise that part's ratio."
+    splits.check_nonempty(s, how)
+    splits.warn_evaluation(s, kinds=("test_rows_in_train",))
+    return s

@@ -116,7 +116,8 @@ def load_split_folder(path: str, *, valid_ratio: float = 0.1, seed: int = 0) -> 
     extension among .tsv/.txt/.csv/.inter/.dat (or none). Each may be a pair file or a
     user-lines file (detected from the whole file). If there is no validation file
     (LightGCN folders), ``round(valid_ratio * n_u)`` random training rows of each user
-    (seeded) become the validation part. The given split is not checked for users
+    (seeded) become the validation part, and ``SplitData.carved_valid`` says so (in a
+    run's ``data.json``). The given split is not checked for users
     without training rows (lastfm-lightgcn has 2 such test users); see
     ``splits.check_cold``.
 
@@ -144,10 +145,20 @@ def load_split_folder(path: str, *, valid_ratio: float = 0.1, seed: int = 0) -> 
     extra = [u for _, u in parts.values() if u is not None]
     extra_users = np.concatenate(extra) if extra else np.array([], dtype=str)
     tables = dict(zip(names, loaders.build_with_users([parts[p][0] for p in names], extra_users)))
+    carved = None
     if "valid" not in tables:
         tables["train"], tables["valid"] = carve_valid(tables["train"], valid_ratio, seed=seed)
+        carved = {
+            "from": os.path.basename(files["train"]),
+            "valid_ratio": valid_ratio,
+            "seed": seed,
+            "rows": len(tables["valid"]),
+            "users": int(np.unique(tables["valid"].user).size),
+        }
     name = os.path.basename(os.path.normpath(path))
-    return SplitData(tables["train"], tables["valid"], tables["test"], name=name)
+    return SplitData(
+        tables["train"], tables["valid"], tables["test"], name=name, carved_valid=carved
+    )
 
 
 def resolve_data_file(path: str) -> str:
@@ -180,8 +191,19 @@ def detect_format(path: str) -> str:
     """The format name of ``path`` when it is unambiguous, else ValueError listing FORMATS."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        if _find_part(path, "train") and _find_part(path, "test"):
+        found = {p: _find_part(path, p) for p in _PARTS}
+        if found["train"] and found["test"]:
             return "split-folder"
+        if any(found.values()):
+            have = sorted(os.path.basename(f) for f in found.values() if f)
+            missing = [p for p in ("train", "test") if not found[p]]
+            raise ValueError(
+                f"Folder {path!r} holds {have} but no {' or '.join(missing)} file, so it is "
+                f"not a split folder (expected train and test files; valid is optional and "
+                f"otherwise carved from train by DataConfig.valid_ratio). Add the missing "
+                f"part, or pass one file (e.g. {os.path.join(path, have[0])!r}) to split it "
+                f"with DataConfig.split."
+            )
         return _sniff_file(resolve_data_file(path))
     if not os.path.exists(path):
         raise ValueError(f"Data path not found: {path!r}.")

@@ -366,4 +366,10 @@ def apply_noise(split: SplitData, kind: str, level: float, *, seed: int) -> Spli
         train = swap(split.train, level, seed=seed, exclude=held)
     else:
         train = subsample(split.train, 1.0 - level, seed=seed)
-    return SplitData(train, split.valid, split.test, name=f"{split.name}+{kind}@{level:g}")
+    return SplitData(
+        train,
+        split.valid,
+        split.test,
+        name=f"{split.name}+{kind}@{level:g}",
+        carved_valid=split.carved_valid,
+    )

@@ -5,9 +5,71 @@ If not, it raises a ValueError (with the count and an example user), unless
 ``drop_cold=True``, which drops those users' valid/test rows instead.
 """
 
+import dataclasses
+import warnings
+
 import numpy as np
 
 from robustjax.data.table import InteractionTable, SplitData
+
+
+class DataWarning(UserWarning):
+    """The data allows evaluation but makes some of it questionable (counts in the message)."""
+
+
+def check_nonempty(split: SplitData, how: str) -> None:
+    """Raises when the valid or test part has no rows: its metrics would all be 0.0.
+
+    Args:
+        split: the split.
+        how: how the split was made, and what to change (for the message).
+    """
+    for part in ("valid", "test"):
+        if len(getattr(split, part)) == 0:
+            raise ValueError(
+                f"The {part} part of {split.name!r} is empty (train/valid/test rows: "
+                f"{len(split.train)}/{len(split.valid)}/{len(split.test)}), so every {part} "
+                f"metric would be 0.0; expected at least one {part} row. {how}"
+            )
+
+
+def warn_evaluation(split: SplitData, kinds: tuple | None = None) -> dict:
+    """Warns (``DataWarning``) for each kind of test row evaluation cannot judge fairly.
+
+    Test items without training rows, test users without training rows, and test rows
+    equal to a training row (masked as seen, so never a hit) are each counted in one
+    warning.
+
+    Args:
+        split: the split.
+        kinds: the keys of ``split.evaluation_counts()`` to warn about; None: all.
+
+    Returns:
+        ``split.evaluation_counts()``.
+    """
+    counts = split.evaluation_counts()
+    what = {
+        "test_items_unseen_in_train": (
+            "test item(s) have no training rows; no model learns them, so their test rows "
+            "are hard to hit"
+        ),
+        "test_users_without_train_rows": (
+            "test user(s) have no training rows; they are ranked from an untrained "
+            "embedding (DataConfig.drop_cold=True drops their test rows)"
+        ),
+        "test_rows_in_train": (
+            "test row(s) equal a training row; evaluation masks training items as seen, so "
+            "these can never be hits (deduplicate the parts)"
+        ),
+    }
+    for key, text in what.items():
+        if counts[key] and (kinds is None or key in kinds):
+            warnings.warn(
+                f"{split.name!r}: {counts[key]} {text} ({key} in data.json).",
+                DataWarning,
+                stacklevel=2,
+            )
+    return counts
 
 
 def _check_ratios(ratios) -> tuple[float, float, float]:
@@ -50,11 +112,10 @@ def check_cold(split: SplitData, *, drop_cold: bool = False, how: str = "") -> S
             f"leave-one-out, lower the valid/test ratios, or pass drop_cold=True to drop "
             f"those users' valid/test rows."
         )
-    return SplitData(
-        split.train,
-        split.valid.subset(~cold[split.valid.user]),
-        split.test.subset(~cold[split.test.user]),
-        name=split.name,
+    return dataclasses.replace(
+        split,
+        valid=split.valid.subset(~cold[split.valid.user]),
+        test=split.test.subset(~cold[split.test.user]),
     )
 
 

@@ -103,12 +103,20 @@ class InteractionTable:
 
 @dataclasses.dataclass(frozen=True)
 class SplitData:
-    """Train/valid/test tables in one id space (identical token arrays)."""
+    """Train/valid/test tables in one id space (identical token arrays).
+
+    Attributes:
+        carved_valid: None when the valid part came with the data or from the split;
+            otherwise what was carved out of the given training part to make it
+            (``{"from": "train", "valid_ratio", "seed", "rows", "users"}``), reported by
+            :meth:`summary` and so in a run's ``data.json``.
+    """
 
     train: InteractionTable
     valid: InteractionTable
     test: InteractionTable
     name: str
+    carved_valid: dict | None = None
 
     def __post_init__(self):
         for part in ("valid", "test"):
@@ -129,11 +137,35 @@ class SplitData:
     def num_items(self) -> int:
         return self.train.num_items
 
+    def evaluation_counts(self) -> dict:
+        """Test rows evaluation cannot judge fairly, counted.
+
+        Returns:
+            ``test_items_unseen_in_train`` (distinct test items without training rows),
+            ``test_users_without_train_rows`` (distinct test users) and
+            ``test_rows_in_train`` (test (user, item) pairs also in train; they are masked
+            out of the ranking as seen items, so they can never be hits).
+        """
+        seen_items = np.zeros(self.num_items, dtype=bool)
+        seen_items[self.train.item] = True
+        seen_users = np.zeros(self.num_users, dtype=bool)
+        seen_users[self.train.user] = True
+        test = self.test
+        return {
+            "test_items_unseen_in_train": int(np.unique(test.item[~seen_items[test.item]]).size),
+            "test_users_without_train_rows": int(np.unique(test.user[~seen_users[test.user]]).size),
+            "test_rows_in_train": int(np.isin(test.pairs(), self.train.pairs()).sum()),
+        }
+
     def summary(self) -> dict:
-        """Counts: users, items, rows and active users per part."""
+        """Counts: users, items, rows and active users per part, what was carved into the
+        valid part (if anything) and :meth:`evaluation_counts`."""
         out = {"name": self.name, "num_users": self.num_users, "num_items": self.num_items}
         for part in ("train", "valid", "test"):
             t = getattr(self, part)
             out[f"{part}_rows"] = len(t)
             out[f"{part}_users"] = int(np.unique(t.user).size)
+        if self.carved_valid is not None:
+            out["carved_valid"] = dict(self.carved_valid)
+        out.update(self.evaluation_counts())
         return out

@@ -66,11 +66,13 @@ def test_prepare_real(shared_data):
     )
     assert len(s.test) == s.num_users
     assert s.train.rating.min() >= 4
-    g = rd.prepare(rd.DataConfig(path=os.path.join(shared_data, "ml-100k-split")))
+    with pytest.warns(rd.DataWarning, match="11 test item"):
+        g = rd.prepare(rd.DataConfig(path=os.path.join(shared_data, "ml-100k-split")))
     assert (len(g.train), len(g.valid), len(g.test)) == (80024, 9988, 9988)
-    lf = rd.prepare(
-        rd.DataConfig(path=os.path.join(shared_data, "lastfm-lightgcn"), drop_cold=True)
-    )
+    with pytest.warns(rd.DataWarning, match="27 test item"):
+        lf = rd.prepare(
+            rd.DataConfig(path=os.path.join(shared_data, "lastfm-lightgcn"), drop_cold=True)
+        )
     assert len(lf.test) < 10533
     seq = rd.prepare(
         rd.DataConfig(

@@ -93,7 +93,6 @@ def test_movielens_non_integer_id_is_an_error(tmp_path, capsys, value):
     _no_results(out)
 
 
-@pytest.mark.slow
 def test_cli_train_on_snowflake_ids_round_trips_the_id_text(tmp_path):
     rc, out = _train(tmp_path, _write(tmp_path, "snow.tsv", _snowflake_lines()))
     assert rc == 0
@@ -168,3 +167,89 @@ def test_header_only_inter_is_a_clear_error(tmp_path, capsys):
     rc, out = _train(tmp_path, data)
     assert rc == 2 and "but no rows" in capsys.readouterr().err
     _no_results(out)
+
+
+# ------------------------------------------------------------------ evaluation problems
+def _many_users(n_users=20, per_user=6):
+    rows = [f"u{u}\ti{(u + k) % 15}" for u in range(n_users) for k in range(per_user)]
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("sets", "part", "hint"),
+    [
+        (["data.ratios=(0.9,0.0,0.1)"], "valid", "ratios"),
+        (["data.ratios=(0.9,0.1,0.0)"], "test", "ratios"),
+        (["data.split=loo"], "valid", "fewer than 3 rows"),
+    ],
+)
+def test_empty_valid_or_test_part_is_an_error(tmp_path, capsys, sets, part, hint):
+    text = _many_users(per_user=2) if "loo" in sets[0] else _many_users()
+    rc, out = _train(tmp_path, _write(tmp_path, "d.tsv", text), *sets)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert f"The {part} part of 'd.tsv' is empty" in err and "0.0" in err and hint in err
+    _no_results(out)
+
+
+def _split_folder(tmp_path, files):
+    d = tmp_path / "split"
+    d.mkdir(parents=True)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    return str(d)
+
+
+def test_folder_with_only_a_train_file_is_refused(tmp_path, capsys):
+    d = _split_folder(tmp_path, {"train.tsv": _many_users()})
+    with pytest.raises(ValueError, match=r"holds \['train.tsv'\] but no test file"):
+        rd.detect_format(d)
+    rc, out = _train(tmp_path, d)
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a split folder" in err and "train.tsv" in err
+    _no_results(out)
+
+
+def test_carved_valid_part_is_configurable_and_recorded(tmp_path):
+    # 9 rows per user (no diagonal), so the test rows are neither cold nor repeats.
+    train = "\n".join(f"{u}\t{k}" for u in range(10) for k in range(10) if k != u) + "\n"
+    d = _split_folder(tmp_path, {"train.txt": train, "test.txt": "0\t0\n1\t1\n"})
+    for ratio, rows in ((0.1, 10), (0.3, 30)):
+        s = rd.prepare(rd.DataConfig(path=d, valid_ratio=ratio, seed=1))
+        assert len(s.valid) == rows and len(s.train) == 90 - rows
+        assert s.summary()["carved_valid"] == {
+            "from": "train.txt",
+            "valid_ratio": ratio,
+            "seed": 1,
+            "rows": rows,
+            "users": 10,
+        }
+    given = _split_folder(
+        tmp_path / "g", {"train.txt": train, "valid.txt": "0 0\n", "test": "1 1\n"}
+    )
+    assert "carved_valid" not in rd.prepare(rd.DataConfig(path=given)).summary()
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.5, -0.1, float("nan")])
+def test_valid_ratio_out_of_range_is_rejected(ratio):
+    with pytest.raises(ValueError, match=r"valid_ratio.*\(0, 0.5\)"):
+        rd.DataConfig(valid_ratio=ratio)
+
+
+def test_given_split_problems_each_warn_with_a_count(tmp_path):
+    train = "\n".join(f"{u}\t{k}" for u in range(5) for k in range(6)) + "\n"
+    test = (
+        "0\t90\n1\t91\n1\t90\n77\t2\n2\t3\n3\t4\n4\t5\n"  # 2 unseen items, 1 cold user, 3 repeats
+    )
+    d = _split_folder(tmp_path, {"train.tsv": train, "valid.tsv": "0\t1\n", "test.tsv": test})
+    with pytest.warns(rd.DataWarning) as record:
+        s = rd.prepare(rd.DataConfig(path=d))
+    messages = [str(w.message) for w in record]  # items, users, repeated rows
+    assert len(messages) == 3, messages
+    assert "'split': 2 test item(s) have no training rows" in messages[0]
+    assert "'split': 1 test user(s) have no training rows" in messages[1]
+    assert "'split': 3 test row(s) equal a training row" in messages[2]
+    summary = s.summary()
+    assert summary["test_items_unseen_in_train"] == 2
+    assert summary["test_users_without_train_rows"] == 1
+    assert summary["test_rows_in_train"] == 3
