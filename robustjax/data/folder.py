@@ -32,7 +32,8 @@ def _sniff_file(path: str, max_lines: int | None = None) -> str:
     names (``user_id``, ``userId``, ``rating``, ...) is a header; lines with the same
     2-4 fields are pairs; lines of varying length whose first tokens are all distinct are
     user lines (one line per user); varying lengths with repeated first tokens are pairs
-    with malformed lines. Ids are tokens, so alphanumeric ids are legal in both.
+    with malformed lines when most lines have the same 2-4 fields, else user lines with a
+    repeated user. Ids are tokens, so alphanumeric ids are legal in both.
 
     Args:
         path: the file.
@@ -63,8 +64,10 @@ def _sniff_file(path: str, max_lines: int | None = None) -> str:
         firsts = [split(ln)[0] for ln in head]
         if len(set(firsts)) == len(firsts):
             return "user-lines"
-        if 2 <= np.bincount(lens).argmax() <= 4:
+        mode = int(np.bincount(lens).argmax())
+        if 2 <= mode <= 4 and np.mean(lens == mode) >= 0.5:
             return "pairs"
+        return "user-lines"
     raise ValueError(
         f"Cannot detect the format of {path!r} from its name or lines (first line: "
         f"{head[0][:80]!r}; {len(set(lens.tolist()))} distinct field count(s) "

@@ -253,3 +253,15 @@ def test_given_split_problems_each_warn_with_a_count(tmp_path):
     assert summary["test_items_unseen_in_train"] == 2
     assert summary["test_users_without_train_rows"] == 1
     assert summary["test_rows_in_train"] == 3
+
+
+@pytest.mark.parametrize("line", [5, 250])
+def test_repeated_user_line_gets_the_same_error_wherever_it_is(tmp_path, line):
+    rows = [f"{u} " + " ".join(str((u + k) % 50) for k in range(1 + u % 7)) for u in range(300)]
+    rows[line - 1] = "3 1 2"
+    p = _write(tmp_path, "train.txt", "\n".join(rows) + "\n")
+    first, second = sorted((4, line))
+    with pytest.raises(
+        ValueError, match=rf"line {second}: user '3' already has a line \(line {first}\)"
+    ):
+        rd.load(p)
