@@ -2,7 +2,7 @@
 
 Command::
 
-    robustjax study poisoning --data ../shared/data/ml-100k-split --out runs/poison
+    robustjax study poisoning --data ../shared/data/ml-100k-split --out runs/poison --seeds 5
 
 Threat model: the attacker knows the training interactions and injects ``fake_fraction`` of
 the real user count as fake users (binary implicit profiles), each holding all
@@ -17,14 +17,20 @@ detector, fitted on a separate training attack file, removes flagged users); dow
 measured over real users who never interacted with a target (train, valid or test);
 clean quality is test NDCG@20 / Recall@20 (full ranking, bpr-mf protocol).
 
-Writes ``results.json``, ``results.md`` (one table), ``results.png`` (needs matplotlib;
-the JSON never does), ``metrics.json`` and every fake-profile file under ``profiles/``.
-Runtime: about 14 min on the (loaded) 2-core CPU with 3 victim seeds, 3 of them the
-unrolled attack; about 5-8 s per MF victim when idle. Measured (README.md), 5 head targets,
-8 victim seeds: the unrolled attack raises target HR@50 by +0.031 against +0.016 for the
-best heuristic (ahead on every seed); detection halves the gain of the single-surrogate
-attack (+0.031 to +0.016) at a clean cost of 0.003 NDCG@20; no defence reduces the
-3-surrogate attack measurably. Tail targets: no attack promotes them at 1% fake users.
+Runs over ``seeds`` training seeds (default 5: 2024-2028; ``--seeds N``); on each seed
+every attack draws its own fake profiles and the detector is fitted on its own training
+file, so every figure covers 5 victim seeds and 5 attack draws. Writes ``results.json``
+(every figure as ``{"mean", "ci95", "values", "n"}``, paired differences against the clean
+scenario and against no defence under ``paired``), ``results.md`` (mean [95% CI] cells
+with n), ``results.png`` (needs matplotlib; the JSON never does), ``metrics.json`` (the
+means) and every fake-profile file under ``profiles/seed<s>/``. Runtime: not yet measured
+with 5 seeds; the earlier 3-seed run (one attack draw) took about 14 min on the (loaded)
+2-core CPU, of which 3.1 min the unrolled attack, which now runs once per seed (estimate
+about 35 min). Earlier single-draw measurements (README.md, not a ranking), 5 head
+targets, 8 victim seeds: the unrolled attack raised target HR@50 by +0.031 against +0.016
+for the best heuristic; detection halved the gain of the single-surrogate attack; no
+defence reduced the 3-surrogate attack measurably. Tail targets: no attack promoted them
+at 1% fake users (one seed).
 """
 
 import dataclasses
@@ -54,7 +60,7 @@ def get_config(*, tiny: bool = False, **overrides) -> PoisonConfig:
             warm_epochs=1,
             unroll_epochs=1,
             detector_components=2,
-            victim_seeds=2,
+            seeds=2,
             surrogates=2,
             synthetic_users=40,
             synthetic_items=60,

@@ -1,100 +1,133 @@
-"""The poisoning study's report: the unrolled attack's lead, the table and the plot."""
+"""The poisoning study's report: the unrolled attack's lead, the tables and the plot.
+
+Every figure is a ``mean_ci`` entry over the training seeds (each seed with its own victim
+initialisation and its own attack draws); differences are paired by seed.
+"""
 
 import numpy as np
+
+from robustjax.report.intervals import excludes_zero, fmt_ci, paired_diff
+
+NOT_A_RANKING = (
+    "Cells are means with 95% Student-t intervals over the n training seeds; each seed "
+    "trains its own victims and draws its own fake profiles (n attack draws). Differences "
+    "are paired by seed; a difference whose interval includes 0 is not a ranking "
+    "(* marks intervals that exclude 0)."
+)
 
 
 def optimisation_lead(rows: list[dict], k: int) -> list[dict]:
     """Per victim and defence: the unrolled attack's target HR@K after poisoning minus that
-    of the best heuristic (by mean), paired by victim seed: mean, standard error, and how
-    many seeds it is ahead on. Empty without the unrolled attack or a heuristic."""
-    key = f"target_hr@{k}"
+    of the best heuristic (by mean), paired by seed (``paired_diff`` entry), and how many
+    seeds it is ahead on. Empty without the unrolled attack or a heuristic."""
+    key = f"target_hr@{k}/after"
     out = []
     for victim, defence in dict.fromkeys((r["victim"], r["defence"]) for r in rows):
         cell = {r["attack"]: r for r in rows if (r["victim"], r["defence"]) == (victim, defence)}
         heur = [a for a in cell if a != "unrolled"]
         if "unrolled" not in cell or not heur:
             continue
-        best = max(heur, key=lambda a: cell[a][f"{key}/after"])
-        d = np.asarray(cell["unrolled"][f"{key}/per_seed"]["after"]) - np.asarray(
-            cell[best][f"{key}/per_seed"]["after"]
-        )
+        best = max(heur, key=lambda a: cell[a][key]["mean"])
+        diff = paired_diff(cell["unrolled"][key]["values"], cell[best][key]["values"])
         out.append(
             {
                 "victim": victim,
                 "defence": defence,
                 "best_heuristic": best,
-                "mean": float(d.mean()),
-                "se": float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else None,
-                "ahead": int(np.sum(d > 0)),
-                "seeds": int(d.size),
+                "diff": diff,
+                "ahead": int(np.sum(np.asarray(diff["values"]) > 0)),
+                "n": diff["n"],
             }
         )
     return out
 
 
-def _f(x, digits=4) -> str:
-    return "–" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}f}"
+def _ci(entry: dict | None, digits: int = 4, signed: bool = False) -> str:
+    if entry is None or entry["mean"] is None:
+        return "–"
+    return fmt_ci(entry, digits, signed=signed)
+
+
+def _diff(entry: dict | None) -> str:
+    if entry is None:
+        return "–"
+    return fmt_ci(entry, signed=True) + (" *" if excludes_zero(entry) else "")
 
 
 def markdown_table(results: dict, k: int) -> str:
-    """One table: attack x victim x defence, before -> after."""
+    """Two tables: attack x victim x defence (clean, poisoned, paired gain) and each
+    defence against no defence; then the unrolled attack's lead."""
     cfg = results["config"]
-    seeds = cfg.get("victim_seeds", 1)
+    n = len(results["seeds"])
     title = (
         f"### Poisoning {results['data']['name']}: {results['num_fake']} fake users "
         f"({cfg['fake_fraction']:.1%}), filler size {cfg['filler_size']}, "
         f"{len(results['targets'])} {cfg['target_band']} targets, "
-        f"{results['target_users']} unexposed users, "
-        f"{seeds} victim seed{'s' if seeds > 1 else ''}"
+        f"{results['target_users']} unexposed users, n = {n} training seeds "
+        f"({results['seeds'][0]}–{results['seeds'][-1]}), {results['attack_draws']} draws "
+        "of every attack"
     )
-    note = (
-        "Values are means over the victim seeds; the gain is after − before, paired by "
-        "seed, ± its standard deviation across seeds."
-        if seeds > 1
-        else "One victim seed (`--set victim_seeds=3` adds the spread)."
-    )
+    hr, ndcg = f"target_hr@{k}", f"target_ndcg@{k}"
     head = (
-        f"| attack | victim | defence | target HR@{k} before → after | gain | "
-        f"target NDCG@{k} before → after | test NDCG@20 before → after | "
-        "test Recall@20 before → after | detector P / R (AUC) |"
+        f"| attack | victim | defence | n | target HR@{k} clean | target HR@{k} poisoned | "
+        f"Δ target HR@{k} (poisoned − clean) | Δ target NDCG@{k} | test NDCG@20 poisoned | "
+        "Δ test NDCG@20 | Δ test Recall@20 | detector precision | detector recall | "
+        "detector AUC |"
     )
-    lines = [title, "", note, "", head, "|---|---|---|---|---|---|---|---|---|"]
+    lines = [title, "", NOT_A_RANKING, "", head, "|---" * 14 + "|"]
     for r in results["rows"]:
-        det = "–"
-        if "detector_precision" in r:
-            det = (
-                f"{r['detector_precision']:.2f} / {r['detector_recall']:.2f} "
-                f"({_f(r['detector_auc'], 3)})"
-            )
-        cells = [r["attack"], r["victim"], r["defence"]]
-        for key in (f"target_hr@{k}", f"target_ndcg@{k}", "test_ndcg@20", "test_recall@20"):
-            cells.append(f"{_f(r[key + '/before'])} → {_f(r[key + '/after'])}")
-            if key == f"target_hr@{k}":
-                sd = r.get(key + "/gain_sd")
-                cells.append(f"{r[key + '/gain']:+.4f}" + ("" if sd is None else f" ± {sd:.4f}"))
-        lines.append("| " + " | ".join(cells + [det]) + " |")
+        pc = r["paired"]["vs_clean"]
+        cells = [r["attack"], r["victim"], r["defence"], str(r["n"])]
+        cells += [_ci(r[f"{hr}/before"]), _ci(r[f"{hr}/after"]), _diff(pc[hr]), _diff(pc[ndcg])]
+        cells += [_ci(r["test_ndcg@20/after"]), _diff(pc["test_ndcg@20"])]
+        cells += [_diff(pc["test_recall@20"])]
+        cells += [_ci(r.get("detector_precision"), 2), _ci(r.get("detector_recall"), 2)]
+        cells += [_ci(r.get("detector_auc"), 3)]
+        lines.append("| " + " | ".join(cells) + " |")
+    defended = [r for r in results["rows"] if "vs_no_defence" in r["paired"]]
+    if defended:
+        lines += [
+            "",
+            (
+                "Each defence minus no defence, paired by seed (same victim seeds and attack "
+                "draws; Δ gain < 0: the defence reduces the promotion; clean cost: test NDCG@20 "
+                "on the clean data):"
+            ),
+            "",
+            (
+                f"| attack | victim | defence | n | Δ target HR@{k} poisoned | Δ gain in target "
+                f"HR@{k} | Δ test NDCG@20 clean | Δ test NDCG@20 poisoned |"
+            ),
+            "|---" * 8 + "|",
+        ]
+        for r in defended:
+            pn = r["paired"]["vs_no_defence"]
+            cells = [r["attack"], r["victim"], r["defence"], str(r["n"])]
+            cells += [_diff(pn[f"{hr}/after"]), _diff(pn[f"{hr}/gain"])]
+            cells += [_diff(pn["test_ndcg@20/before"]), _diff(pn["test_ndcg@20/after"])]
+            lines.append("| " + " | ".join(cells) + " |")
     lead = results.get("lead") or []
     if lead:
         lines += [
             "",
             (
-                f"Unrolled minus the best heuristic, target HR@{k} after poisoning, "
-                "paired by victim seed (mean ± standard error; seeds ahead):"
+                f"Unrolled minus the best heuristic (by mean), target HR@{k} after poisoning, "
+                "paired by seed (mean [95% CI]; seeds ahead):"
             ),
             "",
         ]
         for x in lead:
-            se = "" if x["se"] is None else f" ± {x['se']:.4f}"
             lines.append(
-                f"- {x['victim']}/{x['defence']}: {x['mean']:+.4f}{se} vs "
-                f"{x['best_heuristic']} ({x['ahead']} of {x['seeds']} seeds ahead)"
+                f"- {x['victim']}/{x['defence']}: {_diff(x['diff'])} vs "
+                f"{x['best_heuristic']} ({x['ahead']} of {x['n']} seeds ahead, n = {x['n']})"
             )
     return "\n".join(lines) + "\n"
 
 
 def plot(results: dict, path: str, k: int) -> str:
-    """Grouped bars of target HR@K after poisoning (attack groups, one bar per
-    victim/defence) with the clean level as a marker. Needs matplotlib (object API)."""
+    """Grouped bars of the mean target HR@K after poisoning (attack groups, one bar per
+    victim/defence) with 95% intervals as error bars and the clean mean as a marker.
+    Needs matplotlib (object API)."""
     try:
         import matplotlib  # noqa: F401
         from matplotlib.figure import Figure
@@ -112,13 +145,25 @@ def plot(results: dict, path: str, k: int) -> str:
         sel = {r["attack"]: r for r in rows if (r["victim"], r["defence"]) == (victim, defence)}
         xs = np.arange(len(attacks)) + (j - (len(series) - 1) / 2) * width
         after = [sel[a][f"target_hr@{k}/after"] for a in attacks]
-        before = [sel[a][f"target_hr@{k}/before"] for a in attacks]
-        ax.bar(xs, after, width, label=f"{victim}/{defence}", color=f"C{j}")
+        means = np.array([e["mean"] for e in after])
+        lo = np.array([e["mean"] if e["ci95"][0] is None else e["ci95"][0] for e in after])
+        hi = np.array([e["mean"] if e["ci95"][1] is None else e["ci95"][1] for e in after])
+        before = [sel[a][f"target_hr@{k}/before"]["mean"] for a in attacks]
+        ax.bar(
+            xs,
+            means,
+            width,
+            yerr=np.stack([means - lo, hi - means]),
+            capsize=2,
+            label=f"{victim}/{defence}",
+            color=f"C{j}",
+        )
         ax.plot(xs, before, "k_", markersize=8)
     ax.set_xticks(np.arange(len(attacks)), attacks)
+    n = len(results["seeds"])
     ax.set(
         ylabel=f"target HR@{k} after poisoning",
-        title="Target promotion (bars: poisoned, ticks: clean)",
+        title=f"Target promotion, mean and 95% CI over n={n} seeds (ticks: clean mean)",
     )
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize="small")

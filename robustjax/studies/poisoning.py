@@ -1,8 +1,20 @@
 """Data poisoning (fake-user injection) against victims, with and without defences.
 
 The threat model, attacks and defences are described in ``experiments/poisoning/config.py``.
-Writes ``config.json``, ``results.json``, ``results.md`` (one table), ``results.png`` (needs
-matplotlib), ``metrics.json`` and every fake-profile file under ``profiles/``.
+The study runs over ``seeds`` training seeds ``seed, seed + 1, ...``; on training seed ``s``
+every attack draws its own fake profiles (heuristic ``i``: seed ``s + 1 + i``; unrolled:
+key ``fold_in(key(s), i)``) and the detector is fitted on its own training file (seed
+``s + 1000``), so each figure covers ``seeds`` victim initialisations and ``seeds`` attack
+draws, paired by seed. The targets stay fixed (seed ``seed``).
+
+Writes ``config.json``, ``results.json``, ``results.md`` (the tables), ``results.png`` (needs
+matplotlib), ``metrics.json`` (flat, the means) and every fake-profile file under
+``profiles/seed<s>/``. In ``results.json`` every figure of a row (``<metric>/before``: the
+same victim and defence on the clean data, ``<metric>/after``: on the poisoned data, and
+the detector's ``detector_*``) is ``{"mean", "ci95", "values", "n"}`` over the seeds, and
+``row["paired"]`` holds the per-seed differences: ``vs_clean`` (poisoned minus clean, the
+attack's effect) and ``vs_no_defence`` (this defence minus ``none`` on the same seeds and
+attack draws: ``<metric>/before``, ``/after`` and ``/gain``).
 """
 
 import dataclasses
@@ -26,6 +38,7 @@ from robustjax.poison import (
     remove_users,
     unrolled_attack,
 )
+from robustjax.report.intervals import mean_ci, paired_diff
 from robustjax.studies._common import (
     StudyConfig,
     check_no_resume,
@@ -63,7 +76,7 @@ class PoisonConfig(StudyConfig):
     batch_size: int = 2048
     learning_rate: float = 1e-3
     eval_every: int = 10
-    victim_seeds: int = 3  # each victim trained with seeds seed, seed+1, ...; means
+    seeds: int = 5  # training seeds seed, seed + 1, ...; each with its own attack draws
     apr_epochs: int = 100  # APR epochs after the clean warm start of ``epochs``
     apr_eps: float = 0.5
     apr_weight: float = 1.0
@@ -107,7 +120,7 @@ class PoisonConfig(StudyConfig):
                 "epochs",
                 "batch_size",
                 "eval_every",
-                "victim_seeds",
+                "seeds",
                 "apr_epochs",
                 "unroll_steps",
                 "outer_steps",
@@ -149,9 +162,17 @@ def victim_config(cfg: PoisonConfig) -> VictimConfig:
 
 
 def make_attacks(
-    cfg, split: SplitData, targets: np.ndarray, num_fake: int, out_dir: str, progress: bool
+    cfg,
+    split: SplitData,
+    targets: np.ndarray,
+    num_fake: int,
+    out_dir: str,
+    progress: bool,
+    *,
+    seed: int,
 ) -> dict:
-    """Every configured attack's profiles, saved under ``out_dir/profiles/``."""
+    """Every configured attack's profiles drawn for training seed ``seed``, saved under
+    ``out_dir/profiles/seed<seed>/``. Returns ``{name: (profiles, seconds)}``."""
     out = {}
     for i, name in enumerate(cfg.attacks):
         t0 = time.perf_counter()
@@ -176,29 +197,33 @@ def make_attacks(
                 targets,
                 num_fake,
                 cfg.filler_size,
-                key=jax.random.fold_in(jax.random.key(cfg.seed), i),
+                key=jax.random.fold_in(jax.random.key(seed), i),
                 config=ucfg,
                 progress=progress,
             )
         else:
             prof = heuristic_attack(
-                name, split.train, targets, num_fake, cfg.filler_size, seed=cfg.seed + 1 + i
+                name, split.train, targets, num_fake, cfg.filler_size, seed=seed + 1 + i
             )
-        prof.save(os.path.join(out_dir, "profiles", f"{name}.npz"))
+        prof.save(os.path.join(out_dir, "profiles", f"seed{seed}", f"{name}.npz"))
         out[name] = (prof, time.perf_counter() - t0)
     return out
 
 
-def _fit_detector(cfg: PoisonConfig, clean: SplitData, num_fake: int, out_dir: str):
-    """The spectral detector, fitted on its own attack file (other targets, other seed);
-    None when no defence needs it."""
+def _fit_detector(cfg: PoisonConfig, clean: SplitData, num_fake: int, out_dir: str, *, seed: int):
+    """The spectral detector of training seed ``seed``, fitted on its own attack file (other
+    targets, seed ``seed + 1000``); None when no defence needs it."""
     if not {"detect", "downweight"} & set(cfg.defences):
         return None
     other = pick_targets(clean.train, cfg.num_targets, cfg.target_band, seed=cfg.seed + 7)
     train_file = heuristic_attack(
-        cfg.detector_attack, clean.train, other, num_fake, cfg.filler_size, seed=cfg.seed + 1000
+        cfg.detector_attack, clean.train, other, num_fake, cfg.filler_size, seed=seed + 1000
     )
-    train_file.save(os.path.join(out_dir, "profiles", f"detector_train_{cfg.detector_attack}.npz"))
+    train_file.save(
+        os.path.join(
+            out_dir, "profiles", f"seed{seed}", f"detector_train_{cfg.detector_attack}.npz"
+        )
+    )
     return fit_detector(
         clean,
         train_file,
@@ -207,23 +232,26 @@ def _fit_detector(cfg: PoisonConfig, clean: SplitData, num_fake: int, out_dir: s
     )
 
 
-def _train_victims(cfg, clean, attacks, detector, targets, seeds, progress):
-    """Every victim x scenario x defence x seed, measured. Returns ``(measured, detection)``."""
-    scenarios = [("clean", None)] + [(a, attacks[a][0]) for a in cfg.attacks]
+def _train_victims(cfg, clean, attacks, detectors, targets, seeds, progress):
+    """Every victim x scenario x defence x seed, measured, each seed against its own attack
+    draws and detector. Returns ``(measured, detection)``, keyed by ``(..., seed)``."""
+    scenarios = ["clean", *cfg.attacks]
     jobs = [
         (v, s, d, r) for v in cfg.victims for s in scenarios for d in cfg.defences for r in seeds
     ]
     vcfg = victim_config(cfg)
     measured, detection = {}, {}
     bar = tqdm(jobs, desc="poisoning", unit="run", disable=not progress, dynamic_ncols=True)
-    for victim, (scenario, prof), defence, seed in bar:
+    for victim, scenario, defence, seed in bar:
         bar.set_postfix_str(f"{victim}/{scenario}/{defence}/seed {seed}")
+        prof = None if scenario == "clean" else attacks[seed][scenario][0]
         split = clean if prof is None else inject(clean, prof)
         train_split, weight = split, None
         if defence in ("detect", "downweight"):
+            detector = detectors[seed]
             flagged = detector.flag(split.train)
-            if scenario not in detection:
-                detection[scenario] = evaluate_detector(detector, clean, prof)
+            if (scenario, seed) not in detection:
+                detection[(scenario, seed)] = evaluate_detector(detector, clean, prof)
             if defence == "detect":
                 train_split = remove_users(split, flagged)
             else:
@@ -238,44 +266,70 @@ def _train_victims(cfg, clean, attacks, detector, targets, seeds, progress):
     return measured, detection
 
 
-def _row(measured, detection, victim, attack, defence, seeds) -> dict:
-    """One table row: before/after means, the paired gain and the detector's scores."""
+def _interval(values) -> dict:
+    """``mean_ci``, or ``{"mean": None, ...}`` when a value is undefined (a detector's AUC
+    without fake users is NaN): an undefined figure is reported as missing, not averaged."""
+    v = np.asarray(values, np.float64)
+    if np.all(np.isfinite(v)):
+        return mean_ci(v)
+    return {"mean": None, "ci95": [None, None], "values": v.tolist(), "n": int(v.size)}
+
+
+def _metric_names(measured) -> list[str]:
+    return [k for k in next(iter(measured.values())) if k != "target_users"]
+
+
+def _row(measured, detection, cfg, victim, attack, defence, seeds) -> dict:
+    """One table row: clean ("before") and poisoned ("after") figures over the seeds, the
+    paired differences (attack vs clean, defence vs none) and the detector's scores."""
     row = {"attack": attack, "victim": victim, "defence": defence, "seeds": seeds}
-    for key in measured[(victim, "clean", defence, seeds[0])]:
-        if key == "target_users":
-            continue
-        before = np.array([measured[(victim, "clean", defence, r)][key] for r in seeds])
-        after = np.array([measured[(victim, attack, defence, r)][key] for r in seeds])
-        row[f"{key}/before"] = float(before.mean())
-        row[f"{key}/after"] = float(after.mean())
+    row["n"] = len(seeds)
+
+    def per_seed(scenario, d, key):
+        return np.array([measured[(victim, scenario, d, r)][key] for r in seeds])
+
+    vs_clean, vs_none = {}, {}
+    for key in _metric_names(measured):
+        before, after = per_seed("clean", defence, key), per_seed(attack, defence, key)
+        row[f"{key}/before"] = mean_ci(before)
+        row[f"{key}/after"] = mean_ci(after)
         # paired by seed: the same victim seed trained on clean and poisoned data
-        row[f"{key}/gain"] = float((after - before).mean())
-        row[f"{key}/gain_sd"] = float((after - before).std(ddof=1)) if len(seeds) > 1 else None
-        row[f"{key}/per_seed"] = {"before": before.tolist(), "after": after.tolist()}
+        vs_clean[key] = paired_diff(after, before)
+        if defence != "none" and "none" in cfg.defences:
+            before0, after0 = per_seed("clean", "none", key), per_seed(attack, "none", key)
+            vs_none[f"{key}/before"] = paired_diff(before, before0)
+            vs_none[f"{key}/after"] = paired_diff(after, after0)
+            vs_none[f"{key}/gain"] = paired_diff(after - before, after0 - before0)
+    row["paired"] = {"vs_clean": vs_clean}
+    if vs_none:
+        row["paired"]["vs_no_defence"] = vs_none
     if defence in ("detect", "downweight"):
-        row["detector_precision"] = detection[attack]["precision"]
-        row["detector_recall"] = detection[attack]["recall"]
-        row["detector_auc"] = detection[attack]["auc"]
-        row["detector_clean_flagged"] = detection["clean"]["flagged"]
+        for name in ("precision", "recall", "auc"):
+            row[f"detector_{name}"] = _interval([detection[(attack, r)][name] for r in seeds])
+        row["detector_clean_flagged"] = _interval(
+            [detection[("clean", r)]["flagged"] for r in seeds]
+        )
     return row
 
 
 def run_poisoning(
     cfg: PoisonConfig, out_dir: str, *, resume: bool = False, progress: bool = True
 ) -> dict:
-    """Runs the study; returns flat metrics (also written to ``metrics.json``)."""
+    """Runs the study; returns flat metrics (the means; also written to ``metrics.json``)."""
     check_no_resume(cfg.name, resume)
     t_start = time.perf_counter()
     start(cfg, out_dir)
     clean = load_split(cfg)
     num_fake = max(1, round(cfg.fake_fraction * clean.num_users))
     targets = pick_targets(clean.train, cfg.num_targets, cfg.target_band, seed=cfg.seed)
-    attacks = make_attacks(cfg, clean, targets, num_fake, out_dir, progress)
-    detector = _fit_detector(cfg, clean, num_fake, out_dir)
-    seeds = [cfg.seed + r for r in range(cfg.victim_seeds)]
-    measured, detection = _train_victims(cfg, clean, attacks, detector, targets, seeds, progress)
+    seeds = [cfg.seed + r for r in range(cfg.seeds)]
+    attacks = {
+        s: make_attacks(cfg, clean, targets, num_fake, out_dir, progress, seed=s) for s in seeds
+    }
+    detectors = {s: _fit_detector(cfg, clean, num_fake, out_dir, seed=s) for s in seeds}
+    measured, detection = _train_victims(cfg, clean, attacks, detectors, targets, seeds, progress)
     rows = [
-        _row(measured, detection, victim, attack, defence, seeds)
+        _row(measured, detection, cfg, victim, attack, defence, seeds)
         for victim in cfg.victims
         for attack in cfg.attacks
         for defence in cfg.defences
@@ -284,24 +338,29 @@ def run_poisoning(
         "config": dataclasses.asdict(cfg),
         "data": clean.summary(),
         "num_fake": num_fake,
+        "seeds": seeds,
+        "attack_draws": len(seeds),  # one draw of every attack per training seed
         "lead": optimisation_lead(rows, cfg.k),
         "targets": targets.tolist(),
         "target_users": measured[(cfg.victims[0], "clean", cfg.defences[0], seeds[0])][
             "target_users"
         ],
-        "attack_seconds": {a: t for a, (_, t) in attacks.items()},
+        "attack_seconds": {a: mean_ci([attacks[s][a][1] for s in seeds]) for a in cfg.attacks},
         "unrolled": (
-            {k: v for k, v in attacks["unrolled"][0].params.items()}
-            if "unrolled" in attacks
+            {str(s): dict(attacks[s]["unrolled"][0].params) for s in seeds}
+            if "unrolled" in cfg.attacks
             else None
         ),
         "detector": None
-        if detector is None
+        if detectors[seeds[0]] is None
         else {
-            "threshold": detector.threshold,
             "trained_on_attack": cfg.detector_attack,
-            "train_report": dict(detector.train_report),
-            "evaluation": detection,
+            "threshold": {str(s): detectors[s].threshold for s in seeds},
+            "train_report": {str(s): dict(detectors[s].train_report) for s in seeds},
+            "evaluation": {
+                scenario: {str(s): detection[(scenario, s)] for s in seeds}
+                for scenario in ("clean", *cfg.attacks)
+            },
         },
         "rows": rows,
         "total_seconds": time.perf_counter() - t_start,
@@ -312,7 +371,7 @@ def run_poisoning(
     flat = {
         f"test/target_hr@{cfg.k}/{r['attack']}/{r['victim']}/{r['defence']}": r[
             f"target_hr@{cfg.k}/after"
-        ]
+        ]["mean"]
         for r in rows
     }
     write_json(os.path.join(out_dir, "metrics.json"), flat, sort_keys=True)
