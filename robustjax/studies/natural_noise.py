@@ -1,11 +1,11 @@
 """Natural-noise robustness: train on noised interactions, evaluate on clean held-out data.
 
 The grid and its outputs are described in ``experiments/natural_noise/config.py``.
-``results.json`` holds, per noise kind, a sweep dict in the format of ``robustjax.report``
-(``eps`` = the noise levels, one checkpoint per model, ``metrics[key]`` = per-seed lists
-over levels) summarised by ``robustjax.report.summarise``: ``clean``, ``drop@<level>``
-(relative change from the clean level), ``auc`` (area under the metric-vs-level curve
-divided by the level range, i.e. the curve's mean height) and ``eps_half``.
+Every model x noise kind x level is trained on ``seeds`` training seeds (``first_seed``,
+``first_seed + 1``, ...; each sets the model seed and the noise seed), and every figure
+in ``results.json`` is a ``robustjax.report.intervals.mean_ci`` entry (``{"mean", "ci95",
+"values", "n"}``, Student-t 95% over the seeds); the layout is in
+``robustjax.studies._noise_report``.
 """
 
 import dataclasses
@@ -17,28 +17,32 @@ from robustjax._config_checks import field_error
 from robustjax.data import SplitData, apply_noise, prepare
 from robustjax.data.noise import KINDS, check_level
 from robustjax.experiments import get_config as experiment_config
-from robustjax.report import summarise
 from robustjax.studies._common import StudyConfig, start
-from robustjax.studies._noise_report import write_outputs
+from robustjax.studies._noise_report import is_metric, summarise_section, write_outputs
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class NaturalNoiseConfig(StudyConfig):
-    """The noise grid; every model is a named experiment trained with its own protocol."""
+    """The noise grid; every model is a named experiment trained with its own protocol.
+
+    ``seeds`` is the number of training seeds (``--seeds N`` sets it): ``first_seed``,
+    ``first_seed + 1``, ... The first model is the baseline of the paired differences.
+    """
 
     name: str = "natural-noise"
     data_path: str | None = None
     models: tuple[str, ...] = ("bpr-mf", "apr-mf")
     kinds: tuple[str, ...] = KINDS
     levels: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
-    seeds: tuple[int, ...] = (2024,)
+    seeds: int = 5  # training seeds per model x kind x level
+    first_seed: int = 2024
     epochs: int | None = None  # None: each model's own; else clean epochs (see doc)
     metrics: tuple[str, ...] = ("ndcg@20", "recall@20")  # tabulated and plotted
     test_time: bool = True  # graph models: also noise the evaluation graph
     tiny: bool = False
 
     def __post_init__(self):
-        for f in ("models", "kinds", "levels", "seeds", "metrics"):
+        for f in ("models", "kinds", "levels", "metrics"):
             value = getattr(self, f)
             if not isinstance(value, tuple) or not value:
                 raise field_error(self, f, "a non-empty tuple")
@@ -60,8 +64,14 @@ class NaturalNoiseConfig(StudyConfig):
                         f"valid for kind {kind!r} (fractions in [0, 1], "
                         "'add': any finite value >= 0)",
                     ) from None
-        if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
-            raise field_error(self, "seeds", "a tuple of ints >= 0")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise field_error(self, "seeds", "an int >= 1 (the number of training seeds)")
+        if (
+            isinstance(self.first_seed, bool)
+            or not isinstance(self.first_seed, int)
+            or self.first_seed < 0
+        ):
+            raise field_error(self, "first_seed", "an int >= 0")
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
             raise field_error(self, "epochs", "None or an int >= 1")
         for m in self.metrics:
@@ -69,10 +79,15 @@ class NaturalNoiseConfig(StudyConfig):
             if not name or not k.isdigit():
                 raise field_error(self, "metrics", "a tuple of names like 'ndcg@20'")
 
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        """The training seeds: ``first_seed + i`` for ``i < seeds``."""
+        return tuple(self.first_seed + i for i in range(self.seeds))
+
     def validate(self) -> "NaturalNoiseConfig":
         """Checks the models against the named experiments (after all overrides)."""
         for model in self.models:
-            base = model_config(self, model, seed=self.seeds[0])
+            base = model_config(self, model, seed=self.first_seed)
             missing = [m for m in self.metrics if int(m.partition("@")[2]) not in base.eval.ks]
             if missing:
                 raise ValueError(
@@ -114,11 +129,6 @@ def model_config(
         else:
             train = dataclasses.replace(train, epochs=cfg.epochs)
     return dataclasses.replace(base, data=data, train=train, adv=adv).validate()
-
-
-def _is_metric(key: str) -> bool:
-    name = key.rpartition("/")[2]
-    return "@" in name or name == "auc"
 
 
 def _prefixed(prefix: str, metrics: dict) -> dict:
@@ -190,7 +200,7 @@ def run_grid(
     jobs = [
         (model, seed, kind, level)
         for model in cfg.models
-        for seed in cfg.seeds
+        for seed in cfg.seed_list
         for kind, level in [(None, 0.0)] + [(k, lv) for k in cfg.kinds for lv in cfg.levels[1:]]
     ]
     clean_splits: dict[str, SplitData] = {}
@@ -212,7 +222,7 @@ def run_grid(
         if kind is not None:  # the same parameters, hiding the clean training items
             metrics.update(_evaluate(loaded.fns, clean, loaded.params, ecfg, "clean_mask/"))
         else:
-            metrics.update({f"clean_mask/{k}": v for k, v in metrics.items() if _is_metric(k)})
+            metrics.update({f"clean_mask/{k}": v for k, v in metrics.items() if is_metric(k)})
         runs.setdefault(model, {}).setdefault(tag, {})[f"seed{seed}"] = metrics
         if kind is None and cfg.test_time and ecfg.model.name == "lightgcn":
             for tt_tag, m in _test_time(cfg, ecfg, clean, loaded.params, seed).items():
@@ -227,36 +237,12 @@ def run_grid(
     return write_outputs(cfg, results, out_dir)
 
 
-def _sweep(cfg: NaturalNoiseConfig, kind: str, per_model: dict) -> dict:
-    """One report sweep for ``kind``: ``per_model[model][tag][seed] -> metrics``."""
-    checkpoints = {}
-    for model, tags in per_model.items():
-        cells = [tags["clean" if lv == 0 else f"{kind}@{lv:g}"] for lv in cfg.levels]
-        keys = [
-            k
-            for k in cells[0][f"seed{cfg.seeds[0]}"]
-            if _is_metric(k) and all(k in c[f"seed{s}"] for c in cells for s in cfg.seeds)
-        ]
-        checkpoints[model] = {
-            "metrics": {
-                k: [[float(c[f"seed{s}"][k]) for c in cells] for s in cfg.seeds] for k in keys
-            }
-        }
-    shared = set.intersection(*(set(c["metrics"]) for c in checkpoints.values()))
-    sweep = {
-        "noise": {"kind": kind},
-        "eps": [float(x) for x in cfg.levels],
-        "levels": [float(x) for x in cfg.levels],
-        "seeds": list(cfg.seeds),
-        "checkpoints": checkpoints,
-    }
-    return summarise(sweep, sorted(shared))
-
-
 def assemble(
     cfg: NaturalNoiseConfig, runs: dict, test_time: dict, *, data: str, seconds: float
 ) -> dict:
-    """The results.json dict (module docstring)."""
+    """The results.json dict: ``runs[model][tag]["seed<s>"] -> metrics`` (tag ``clean``
+    or ``kind@level``) summarised over the seeds (``_noise_report.summarise_section``)."""
+    seeds = list(cfg.seed_list)
     out = {
         "experiment": cfg.name,
         "config": dataclasses.asdict(cfg),
@@ -264,12 +250,14 @@ def assemble(
         "levels": list(cfg.levels),
         "kinds": list(cfg.kinds),
         "models": list(cfg.models),
-        "seeds": list(cfg.seeds),
+        "baseline": cfg.models[0],
+        "seeds": seeds,
+        "n": len(seeds),
         "seconds": seconds,
-        "training_time": {k: _sweep(cfg, k, runs) for k in cfg.kinds},
+        "training_time": summarise_section(cfg, runs, seeds),
         "runs": runs,
     }
     if test_time:
         per_model = {m: {**tags, "clean": runs[m]["clean"]} for m, tags in test_time.items()}
-        out["test_time"] = {k: _sweep(cfg, k, per_model) for k in cfg.kinds}
+        out["test_time"] = summarise_section(cfg, per_model, seeds)
     return out

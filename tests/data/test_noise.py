@@ -1,6 +1,7 @@
 """Natural interaction noise (robustjax.data.noise) and the natural-noise experiment."""
 
 import dataclasses
+import importlib.util
 import json
 import os
 
@@ -204,10 +205,14 @@ def test_experiment_config_overrides():
     from robustjax.experiments import get_config
 
     cfg = apply_overrides(
-        get_config("natural-noise"), ["kinds=drop,swap", "levels=0,0.2", "seeds=1,2", "epochs=3"]
+        get_config("natural-noise"),
+        ["kinds=drop,swap", "levels=0,0.2", "seeds=2", "first_seed=1", "epochs=3"],
     )
     assert cfg.kinds == ("drop", "swap") and cfg.levels == (0.0, 0.2)
-    assert cfg.seeds == (1, 2) and cfg.epochs == 3
+    assert cfg.seeds == 2 and cfg.seed_list == (1, 2) and cfg.epochs == 3
+    assert (
+        get_config("natural-noise").seeds == 5 and get_config("natural-noise", tiny=True).seeds == 2
+    )
     from robustjax.studies.natural_noise import model_config
 
     apr = model_config(cfg, "apr-mf", kind="swap", level=0.2, seed=2)
@@ -221,31 +226,137 @@ def test_experiment_config_overrides():
         apply_overrides(cfg, ["levels=0,1.5"])
     with pytest.raises(ValueError, match="not computed by 'bpr-mf'"):
         apply_overrides(cfg, ["metrics=ndcg@7"])
+    with pytest.raises(ValueError, match="seeds must be an int >= 1"):
+        apply_overrides(cfg, ["seeds=0"])
+
+
+def _close(entry, expected):
+    """Two mean_ci entries agree (mean, interval, per-seed values, n)."""
+    assert entry["n"] == expected["n"]
+    for k in ("mean", "ci95", "values"):
+        assert entry[k] == pytest.approx(expected[k]), k
+    return True
+
+
+def _fake_runs(models, seeds, tags):
+    """Deterministic fabricated per-seed metrics: ``runs[model][tag]["seed<s>"]``."""
+    rng = np.random.default_rng(0)
+    return {
+        m: {
+            t: {
+                f"seed{s}": {
+                    "test/ndcg@10": float(rng.uniform(0.1, 0.4)),
+                    "clean_mask/test/ndcg@10": float(rng.uniform(0.1, 0.4)),
+                    "train_seconds": 1.0,  # not a metric: not summarised
+                }
+                for s in seeds
+            }
+            for t in tags
+        }
+        for m in models
+    }
+
+
+def test_summary_intervals_and_paired_differences():
+    from robustjax.report.intervals import mean_ci, paired_diff
+    from robustjax.report.summary import curve_summary
+    from robustjax.studies.natural_noise import NaturalNoiseConfig, assemble
+
+    cfg = NaturalNoiseConfig(
+        models=("bpr-mf", "apr-mf"),
+        kinds=("drop",),
+        levels=(0.0, 0.2, 0.5),
+        seeds=3,
+        first_seed=7,
+        metrics=("ndcg@10",),
+    )
+    seeds = [7, 8, 9]
+    runs = _fake_runs(cfg.models, seeds, ["clean", "drop@0.2", "drop@0.5"])
+    res = assemble(cfg, runs, {}, data="fake", seconds=1.0)
+    assert res["seeds"] == seeds and res["n"] == 3 and res["baseline"] == "bpr-mf"
+    sec = res["training_time"]["drop"]
+    tags = ["clean", "drop@0.2", "drop@0.5"]
+    key = "test/ndcg@10"
+
+    def per_seed(model, tag):
+        return [runs[model][tag][f"seed{s}"][key] for s in seeds]
+
+    def auc(model):
+        return [
+            curve_summary(cfg.levels, [runs[model][t][f"seed{s}"][key] for t in tags])["auc"]
+            for s in seeds
+        ]
+
+    def rel(model, tag):
+        return [(a - b) / b for a, b in zip(per_seed(model, tag), per_seed(model, "clean"))]
+
+    assert set(sec["models"]["bpr-mf"]) == {key, "clean_mask/" + key}
+    for model in cfg.models:
+        figs = sec["models"][model][key]
+        for j, tag in enumerate(tags):
+            e = figs["levels"][j]
+            assert _close(e, mean_ci(per_seed(model, tag)))
+            assert e["n"] == 3 and e["ci95"][0] < e["mean"] < e["ci95"][1]
+        assert _close(figs["auc"], mean_ci(auc(model)))
+        assert figs["rel_change"][0] is None
+        assert _close(figs["rel_change"][2], mean_ci(rel(model, "drop@0.5")))
+        vs_clean = sec["paired"]["vs_clean"][model][key]
+        assert vs_clean[1]["values"] == pytest.approx(
+            [a - b for a, b in zip(per_seed(model, "drop@0.2"), per_seed(model, "clean"))]
+        )
+    assert set(sec["paired"]["vs_baseline"]) == {"apr-mf"}
+    d = sec["paired"]["vs_baseline"]["apr-mf"][key]
+    for j, tag in enumerate(tags):  # per-seed differences on the same seeds
+        expected = [a - b for a, b in zip(per_seed("apr-mf", tag), per_seed("bpr-mf", tag))]
+        assert d["levels"][j]["values"] == pytest.approx(expected)
+        assert _close(d["levels"][j], paired_diff(per_seed("apr-mf", tag), per_seed("bpr-mf", tag)))
+    assert _close(d["auc"], paired_diff(auc("apr-mf"), auc("bpr-mf")))
+    assert _close(
+        d["rel_change"][1], paired_diff(rel("apr-mf", "drop@0.2"), rel("bpr-mf", "drop@0.2"))
+    )
+
+    from robustjax.studies._noise_report import markdown
+
+    md = markdown(cfg, res)
+    assert "| bpr-mf | drop | 3 |" in md and "Paired differences from bpr-mf" in md
+    assert "includes 0 is not a ranking" in md
 
 
 @pytest.mark.slow  # runs with -m slow (long compile on 2 cores)
-def test_tiny_experiment_writes_results(tmp_path):
+def test_tiny_study_writes_intervals(tmp_path):
     from robustjax.cli.main import main
+    from robustjax.report.intervals import mean_ci, paired_diff
 
     out = str(tmp_path / "noise")
-    assert (
-        main(["train", "--experiment", "natural-noise", "--tiny", "--out", out, "--no-progress"])
-        == 0
-    )
+    args = ["study", "natural-noise", "--tiny", "--seeds", "2", "--out", out, "--no-progress"]
+    assert main(args) == 0
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
     assert results["kinds"] == ["swap"] and results["levels"] == [0.0, 0.5]
-    ck = results["training_time"]["swap"]["checkpoints"]["bpr-mf"]
-    assert len(ck["metrics"]["test/ndcg@10"][0]) == 2
-    s = ck["summary"]["test/ndcg@10"]
-    assert {"auc", "clean", "drop@0.5"} <= set(s)  # drop@<level>: relative change
-    assert "clean_mask/test/ndcg@10" in ck["summary"]
+    assert results["seeds"] == [2024, 2025] and results["n"] == 2
+    runs = results["runs"]["bpr-mf"]
+    sec = results["training_time"]["swap"]
+    for key in ("test/ndcg@10", "clean_mask/test/ndcg@10"):
+        per_seed = {t: [runs[t][f"seed{s}"][key] for s in (2024, 2025)] for t in runs}
+        figs = sec["models"]["bpr-mf"][key]
+        assert _close(figs["levels"][0], mean_ci(per_seed["clean"]))
+        assert _close(figs["levels"][1], mean_ci(per_seed["swap@0.5"]))
+        assert figs["levels"][1]["n"] == 2
+        vs_clean = sec["paired"]["vs_clean"]["bpr-mf"][key][1]
+        assert _close(vs_clean, paired_diff(per_seed["swap@0.5"], per_seed["clean"]))
+    with open(os.path.join(out, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["test/ndcg@10/bpr-mf/clean"] == pytest.approx(
+        sec["models"]["bpr-mf"]["test/ndcg@10"]["levels"][0]["mean"]
+    )
     with open(os.path.join(out, "results.md")) as f:
         md = f.read()
-    assert "| bpr-mf | swap |" in md
-    with open(os.path.join(out, "runs", "bpr-mf", "swap@0.5", "seed2024", "data.json")) as f:
-        data = json.load(f)
-    assert data["name"] == "synthetic+swap@0.5"
+    assert "| bpr-mf | swap | 2 |" in md and "not a ranking" in md
+    for seed in (2024, 2025):
+        with open(os.path.join(out, "runs", "bpr-mf", "swap@0.5", f"seed{seed}", "data.json")) as f:
+            assert json.load(f)["name"] == "synthetic+swap@0.5"
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert os.path.exists(os.path.join(out, "ndcg_at_10_swap.png"))
 
 
 @pytest.mark.slow
@@ -273,5 +384,5 @@ def test_lightgcn_test_time_noise(tmp_path):
     )
     with open(os.path.join(out, "results.json")) as f:
         results = json.load(f)
-    tt = results["test_time"]["drop"]["checkpoints"]["lightgcn"]["summary"]["test/ndcg@10"]
-    assert len(tt["mean_over_seeds"]) == 2
+    tt = results["test_time"]["drop"]["models"]["lightgcn"]["test/ndcg@10"]
+    assert len(tt["levels"]) == 2 and tt["levels"][0]["n"] == 2
