@@ -72,13 +72,14 @@ def dataset(cfg: AprReproductionConfig, name: str) -> tuple:
 
 
 def method_config(name, adv, data_path, epochs, *, split=None, tiny=False):
-    """The ``apr-mf`` config with ``adv`` as its adversarial term (none: BPR only)."""
+    """The ``apr-mf`` config with ``adv`` as its adversarial term (none: BPR only); every
+    method trains ``2 * warm`` epochs (BPR too: equal budgets)."""
     cfg = get_config("apr-mf", tiny=tiny)
     warm = cfg.train.epochs // 2 if epochs is None else epochs
     data = dataclasses.replace(cfg.data, path=data_path)
     if split:
         data = dataclasses.replace(data, split=split)
-    train = dataclasses.replace(cfg.train, epochs=warm if adv.method == "none" else 2 * warm)
+    train = dataclasses.replace(cfg.train, epochs=2 * warm)  # equal epochs for every method
     return dataclasses.replace(
         cfg,
         name=f"apr-reproduction/{name}",
