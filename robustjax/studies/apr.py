@@ -238,6 +238,7 @@ def summarise_study(cfg: AprStudyConfig, runs: dict, seeds: list[int]) -> dict:
         f"clean/recall@{k}": lambda r: r["metrics"][f"test/recall@{k}"],
         f"valid/ndcg@{k}": lambda r: r["metrics"][f"valid/ndcg@{k}"],
         **{f"auc/{b}": (lambda r, b=b: r["attacks"]["budgets"][b]["auc"]) for b in BUDGET_KINDS},
+        f"drop@{_mid(cfg)}/relative": lambda r: _drop(r, "relative", _mid(cfg)),
         "train_seconds": lambda r: r["metrics"]["train_seconds"],
     }
     methods, paired = {}, {}
@@ -277,6 +278,18 @@ def summarise_study(cfg: AprStudyConfig, runs: dict, seeds: list[int]) -> dict:
     }
 
 
+def _mid(cfg: AprStudyConfig) -> float:
+    """The relative eps whose drop the tables quote: the middle level of the grid."""
+    return cfg.relative_eps[len(cfg.relative_eps) // 2]
+
+
+def _drop(row: dict, budget: str, eps: float) -> float:
+    """Relative change of the curve from its clean level at ``eps`` (-0.2: a 20% drop)."""
+    b = row["attacks"]["budgets"][budget]
+    curve = b["curve"]
+    return (curve[b["eps"].index(eps)] - curve[0]) / curve[0]
+
+
 def _band(rows: list, budget: str) -> dict:
     """Mean curve and per-level 95% band over the rows' (training seeds') curves."""
     eps = rows[0]["attacks"]["budgets"][budget]["eps"]
@@ -298,6 +311,8 @@ def study_markdown(study: dict) -> str:
     n, base = study["n"], study["baseline"]
     k = next(f for f in next(iter(study["methods"].values())) if f.startswith("clean/ndcg"))
     recall = k.replace("ndcg", "recall")
+    drop = next(f for f in next(iter(study["methods"].values())) if f.startswith("drop@"))
+    eps_mid = drop[5:].split("/")[0]
     a = study["attack"]
     lines = [
         f"# APR study: {study['data']}, n = {n} training seeds ({', '.join(map(str, study['seeds']))})",
@@ -313,10 +328,11 @@ def study_markdown(study: dict) -> str:
         ),
         "",
         (
-            f"| method | n | test {k[6:]} | test {recall[6:]} | AUC relative | AUC absolute "
+            f"| method | n | test {k[6:]} | test {recall[6:]} | AUC relative "
+            f"| change at relative eps {eps_mid} | AUC absolute "
             "| user row norm | item row norm | train s |"
         ),
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m, e in study["methods"].items():
         norms = [
@@ -324,20 +340,24 @@ def study_markdown(study: dict) -> str:
         ]
         lines.append(
             f"| {m} | {e[k]['n']} | {fmt_ci(e[k])} | {fmt_ci(e[recall])} "
-            f"| {fmt_ci(e['auc/relative'])} | {fmt_ci(e['auc/absolute'])} "
+            f"| {fmt_ci(e['auc/relative'])} | {_pct(e[drop])} | {fmt_ci(e['auc/absolute'])} "
             f"| {norms[0]} | {norms[1]} | {e['train_seconds']['mean']:.0f} |"
         )
     lines += [
         "",
         f"## Paired differences against {base} (same seeds; * = 95% CI excludes 0)",
         "",
-        f"| method | n | Δ test {k[6:]} | Δ AUC relative | Δ AUC absolute |",
-        "|---|---|---|---|---|",
+        (
+            f"| method | n | Δ test {k[6:]} | Δ AUC relative | Δ change at relative eps "
+            f"{eps_mid} (points) | Δ AUC absolute |"
+        ),
+        "|---|---|---|---|---|---|",
     ]
     for m, e in study["paired"].items():
         cells = [
-            fmt_ci(e[f], signed=True) + (" *" if excludes_zero(e[f]) else "")
-            for f in (k, "auc/relative", "auc/absolute")
+            (_pct(e[f], signed=True) if f == drop else fmt_ci(e[f], signed=True))
+            + (" *" if excludes_zero(e[f]) else "")
+            for f in (k, "auc/relative", drop, "auc/absolute")
         ]
         lines.append(f"| {m} | {e[k]['n']} | " + " | ".join(cells) + " |")
     lines += [
@@ -349,6 +369,13 @@ def study_markdown(study: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _pct(entry: dict, *, signed: bool = False) -> str:
+    """A relative change as percent: ``-12.3% [-14.0, -10.6]``."""
+    scaled = {**entry, "mean": 100 * entry["mean"],
+              "ci95": [None if x is None else 100 * x for x in entry["ci95"]]}  # fmt: skip
+    return fmt_ci(scaled, 1, signed=signed).replace(" [", "% [", 1)
 
 
 def _plots(study: dict, out_dir: str) -> None:
