@@ -57,6 +57,7 @@ class TrainConfig:
     mask_prob: float = 0.2  # bert4rec: share of each row's positions masked (Cloze)
     mask_last_prob: float = 0.0  # bert4rec: rows that mask only their last item
     cloze_negatives: int = 0  # bert4rec: 0 = full softmax, > 0 = sampled softmax
+    strict: bool = False  # a loss term growing > 1e3x in its phase stops the run (else warns)
 
     def __post_init__(self):
         _positive(
@@ -304,6 +305,8 @@ def from_dict(cls, data: dict):
     (e.g. a run's ``config.json``); lists become tuples, unknown keys are an error."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    # a resumed run's config.json lists the config changes made on resume
+    data = {k: v for k, v in data.items() if k != "resumed_with_changes"}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(

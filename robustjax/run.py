@@ -87,8 +87,15 @@ def run_experiment(
     resume: bool = False,
     progress: bool = True,
     make_phases: Callable[[ExperimentConfig, ModelFns], list[ObjectivePhase]] | None = None,
+    overwrite: bool = True,
+    allow_config_change: bool = False,
 ) -> dict[str, float]:
     """Trains, selects on validation, evaluates on test, writes every output file.
+
+    ``overwrite=False`` refuses an ``out_dir`` that already holds a run (the CLI's default;
+    ``--overwrite``); ``resume`` refuses a config that differs from the run's unless
+    ``allow_config_change``. See :class:`robustjax.runs.folder.RunFolder`. Result files
+    are written last (``metrics.json`` the very last), so a failed run leaves none.
 
     Sequence models (``cfg.model.name`` in ``SEQUENCE_MODELS``) run through
     :func:`robustjax.runs.sequence.run_sequence_experiment` (same sections, loop and run
@@ -98,11 +105,18 @@ def run_experiment(
             raise ValueError("run_experiment: make_phases applies to pair models only.")
         from robustjax.runs.sequence import run_sequence_experiment
 
-        return run_sequence_experiment(cfg, out_dir, resume=resume, progress=progress)
+        return run_sequence_experiment(
+            cfg,
+            out_dir,
+            resume=resume,
+            progress=progress,
+            overwrite=overwrite,
+            allow_config_change=allow_config_change,
+        )
     cfg.validate()
     t0 = time.perf_counter()
-    folder = RunFolder(out_dir, resume=resume)
-    folder.write_config(cfg)
+    folder = RunFolder(out_dir, resume=resume, overwrite=overwrite)
+    folder.write_config(cfg, allow_change=allow_config_change)
     split = prepare(cfg.data)
     folder.write_json("data.json", split.summary(), default=str)
     fns, params = build_model(
@@ -137,6 +151,7 @@ def run_experiment(
         resume=resume,
         progress=progress,
         on_epoch=folder.log,
+        strict=t.strict,
     )
     meta = {"best_epoch": result.best_epoch, "num_users": split.num_users,
             "num_items": split.num_items, "model": dataclasses.asdict(cfg.model)}  # fmt: skip
@@ -149,8 +164,10 @@ def run_experiment(
         **_timings(result, t.early_metric),
         "total_seconds": time.perf_counter() - t0,
     }
-    folder.write_metrics(metrics)
+    if result.warnings:
+        metrics["warnings"] = result.warnings
     write_recommendations(folder.path("recommendations.tsv"), split, top)
+    folder.write_metrics(metrics)  # last: its presence means the run finished
     return metrics
 
 
@@ -173,16 +190,10 @@ def _sampled(cfg: ExperimentConfig, split: SplitData):
 
 
 def _timings(result, early_metric: str) -> dict:
-    out = {
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "train_seconds": float(sum(r["seconds"] for r in result.history)),
-        "compile_seconds": result.compile_seconds,
-    }
-    epoch_s = [r["seconds"] for r in result.history if "valid/" + early_metric not in r][1:]
-    if epoch_s:
-        out["epoch_seconds_median"] = float(np.median(epoch_s))
-    return out
+    """Whole-run timings (``train_seconds``, ``epoch_seconds_median``: also the epochs
+    before a resume) and this process's (``process_*``, ``first_epoch_seconds``: epochs
+    that include compilation); see :func:`robustjax.train.loop._timings`."""
+    return {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run, **result.timings}
 
 
 def load_run_params(run_dir: str, template):

@@ -23,9 +23,9 @@ def _history(run_dir):
 
 
 def _params(run_dir):
-    """The selected model's parameter leaves, in the order of checkpoint/params.npz."""
+    """The selected model's parameter leaves of checkpoint/params.npz, by tree path."""
     with np.load(os.path.join(run_dir, "checkpoint", "params.npz")) as z:
-        return [z[f"arr_{i}"] for i in range(len(z.files))]
+        return [z[k] for k in sorted(z.files) if k != "__meta__"]
 
 
 def _same_params(a, b):

@@ -100,6 +100,16 @@ def _add_train(sub) -> None:
     )
     _add_common(t)
     _add_run_options(t)
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run already in OUT (without it, such an OUT is refused)",
+    )
+    t.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="with --resume: continue with a changed config (config.json records the change)",
+    )
 
 
 def _add_study(sub) -> None:
@@ -183,6 +193,12 @@ def _runner(cfg):
     return studies.run_study if studies.is_study(cfg) else run_experiment
 
 
+def studies_is_study(cfg) -> bool:
+    from robustjax import studies
+
+    return studies.is_study(cfg)
+
+
 def _study_names() -> list[str]:
     from robustjax import studies
     from robustjax.experiments import get_config, names
@@ -203,7 +219,10 @@ def _run(args, name: str) -> int:
         if args.out == "runs/NAME":
             args.out = os.path.join("runs", name)
     run = _runner(cfg)
-    metrics = run(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    kwargs = {}
+    if args.command == "train" and not studies_is_study(cfg):
+        kwargs = {"overwrite": args.overwrite, "allow_config_change": args.allow_config_change}
+    metrics = run(cfg, args.out, resume=args.resume, progress=not args.no_progress, **kwargs)
     print(json.dumps({k: round(v, 4) for k, v in cfg.headline(metrics).items()}))
     print(f"wrote {args.out}/metrics.json")
     return 0

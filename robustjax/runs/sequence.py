@@ -130,14 +130,11 @@ def _evaluator(cfg, graphdef, data):
     return evaluate
 
 
-def _timings(history: list[dict], adv_method: str) -> dict:
-    times = [r["seconds"] for r in history if "seconds" in r]
-    out = {
-        "epochs_run": len(times),
-        "epoch_seconds_median": float(np.median(times[1:] or times)),
-        "first_epoch_seconds": times[0],
-        "train_seconds": float(sum(times)),
-    }
+def _timings(result, adv_method: str) -> dict:
+    """The loop's timings (whole run and this process, see
+    :func:`robustjax.train.loop._timings`) and, with an adversary, per-phase medians."""
+    history = result.history
+    out = {"epochs_run": result.epochs_run, **result.timings}
     if adv_method != "none":
         for key, phase in (("adv", adv_method), ("clean", "clean")):
             t = [r["seconds"] for r in history if r.get("phase") == phase]
@@ -206,6 +203,7 @@ def _train(cfg, graphdef, params, data, folder: RunFolder, evaluate, resume, pro
         progress=progress,
         desc=cfg.name,
         on_epoch=folder.log,
+        strict=t.strict,
     )
 
 
@@ -216,6 +214,8 @@ def run_sequence_experiment(
     resume: bool = False,
     progress: bool = True,
     table: InteractionTable | None = None,
+    overwrite: bool = True,
+    allow_config_change: bool = False,
 ) -> dict[str, float]:
     """Trains a sequence model, selects on validation, evaluates on test, writes the run
     folder; returns the metrics (``valid/<metric>``, ``test/<metric>``, timings).
@@ -225,8 +225,8 @@ def run_sequence_experiment(
     """
     cfg.validate()
     t_start = time.perf_counter()
-    folder = RunFolder(out_dir, resume=resume)
-    folder.write_config(cfg)
+    folder = RunFolder(out_dir, resume=resume, overwrite=overwrite)
+    folder.write_config(cfg, allow_change=allow_config_change)
     data, spec = _sequence_data(cfg, folder, table)
     kwargs = _model_kwargs(cfg, data.num_items)
     graphdef, params = _initial_params(cfg, kwargs, data)
@@ -237,7 +237,7 @@ def run_sequence_experiment(
         **{f"valid/{k}": v for k, v in evaluate(best.params, "valid").items()},
         **{f"test/{k}": v for k, v in evaluate(best.params, "test").items()},
         "best_epoch": best.epoch,
-        **_timings(result.history, cfg.adv.method),
+        **_timings(result, cfg.adv.method),
         "wall_seconds": time.perf_counter() - t_start,  # data, training, validation
         "num_users": data.num_users,
         "num_items": data.num_items,
@@ -252,6 +252,8 @@ def run_sequence_experiment(
         seed=cfg.train.seed,
         extra={"best_epoch": best.epoch, "name": cfg.name},
     )
+    if result.warnings:
+        metrics["warnings"] = result.warnings
     folder.write_metrics(metrics)
     return metrics
 

@@ -9,9 +9,25 @@ prepares epoch ``e + 1``'s plan while the device runs epoch ``e`` (async dispatc
 Randomness: epoch ``e`` (0-based) gets the key ``fold_in(key(seed), e)`` and plans are
 seeded by the epoch, so a run resumed from the checkpoint of epoch ``e`` replays epochs
 ``e + 1, ...`` exactly and ends bit-identical to an uninterrupted run.
+
+Checkpoints: ``state.npz`` holds, as one file written atomically (see
+:mod:`robustjax.train.checkpoint`), the training state, the best parameters of every
+selector so far and the progress (epoch, history, selection); ``best_<name>.npz`` are copies
+for readers. A crash at any point leaves the previous checkpoint or the new one.
+
+Divergence: after every epoch the epoch's loss terms and the state's parameters are
+checked on the host (one reduction per epoch, outside the compiled step). A non-finite
+value raises :class:`TrainingDiverged` naming the epoch, phase and term, before the epoch
+is validated, selected or checkpointed, so a non-finite model is never selected or
+written. Divergence that stays finite is flagged by the growth rule: a term whose absolute
+epoch mean exceeds ``GROWTH_FACTOR`` (1e3) times its value in the first epoch of its phase
+(floored at ``GROWTH_FLOOR``, 1e-2, so that terms starting near zero need to reach 10) gets
+a warning, once per term and phase, in that epoch's record (``warnings``) and in
+:attr:`LoopResult.warnings`; with ``strict=True`` it raises :class:`TrainingDiverged`.
 """
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,9 +35,18 @@ from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from tqdm.auto import tqdm
 
-from robustjax.train.checkpoint import load_meta, load_pytree, save_pytree
+from robustjax.train.checkpoint import leaf_name, load_meta, load_pytree, save_pytree
+
+GROWTH_FACTOR = 1e3
+GROWTH_FLOOR = 1e-2
+
+
+class TrainingDiverged(ValueError):
+    """A loss term or parameter became non-finite (or, under ``strict``, grew by more
+    than ``GROWTH_FACTOR``)."""
 
 
 class EpochTask(Protocol):
@@ -65,7 +90,12 @@ class LoopResult:
     selected: dict[str, Selected]  # one entry per selector
     history: list[dict]  # one record per epoch: metrics, seconds, validation metrics
     epochs_run: int
-    compile_seconds: float
+    timings: dict  # see :func:`_timings`
+    warnings: list[str] = dataclasses.field(default_factory=list)  # the whole run's
+
+    @property
+    def compile_seconds(self) -> float:  # the older name of first_epoch_seconds
+        return self.timings["first_epoch_seconds"]
 
 
 @dataclasses.dataclass
@@ -76,6 +106,9 @@ class _Progress:
     history: list = dataclasses.field(default_factory=list)
     best: dict = dataclasses.field(default_factory=dict)  # name -> [metric, epoch]
     bad_evals: int = 0
+    compile_epochs: list = dataclasses.field(default_factory=list)  # 1-based, incl. compiling
+    phase_start: dict = dataclasses.field(default_factory=dict)  # "phase/term" -> |value|
+    warnings: list = dataclasses.field(default_factory=list)
 
 
 def train_loop(
@@ -96,6 +129,7 @@ def train_loop(
     progress: bool = True,
     desc: str = "train",
     on_epoch: Callable[[dict], None] | None = None,
+    strict: bool = False,
 ) -> LoopResult:
     """Trains ``state`` for ``epochs`` epochs through ``phases``.
 
@@ -114,6 +148,11 @@ def train_loop(
       checkpoint_dir: writes ``state.npz`` (every ``checkpoint_every`` epochs and at the
         end) and ``best_<name>.npz`` for each selector; ``resume`` continues from them.
       on_epoch: called with each epoch's record (e.g. to append it to ``history.jsonl``).
+      strict: a loss term growing by more than ``GROWTH_FACTOR`` raises instead of warning.
+
+    Raises:
+      TrainingDiverged: a loss term or parameter is non-finite after an epoch (or, with
+        ``strict``, a term grew by more than ``GROWTH_FACTOR``).
     """
     phases = _check_phases(phases, epochs, eval_every)
     selectors = dict(selectors or {"model": Selector("ndcg@20")})
@@ -132,7 +171,8 @@ def train_loop(
         record = {"epoch": 0, "phase": "initial"}
         selection.update(record, validate(state), state, 0, candidate=False)
         _log(prog, record, on_epoch)
-    compile_seconds, train_seconds = 0.0, sum(r.get("seconds", 0.0) for r in prog.history)
+    first_epoch = prog.epoch
+    train_seconds = sum(r.get("seconds", 0.0) for r in prog.history)
     bar = tqdm(range(prog.epoch, epochs), desc=desc, unit="epoch", disable=not progress,
                initial=prog.epoch, total=epochs, dynamic_ncols=True)  # fmt: skip
     plan = None
@@ -148,8 +188,9 @@ def train_loop(
         record = {"epoch": epoch + 1, "phase": phase.name}
         record.update({k: float(v) for k, v in jax.device_get(metrics).items()})
         record["seconds"] = seconds = time.perf_counter() - t0
-        if epoch in (prog.epoch, phase.start_epoch):
-            compile_seconds += seconds
+        _check_epoch(prog, record, state, phase.name, epoch, strict, on_epoch)
+        if epoch in (first_epoch, phase.start_epoch):
+            prog.compile_epochs.append(epoch + 1)
         train_seconds += seconds
         stop = time_budget_s is not None and train_seconds >= time_budget_s
         is_last = epoch + 1 == epochs or stop
@@ -160,11 +201,113 @@ def train_loop(
         _log(prog, record, on_epoch)
         bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k == "loss" or "valid/" in k})
         if paths and ((epoch + 1) % checkpoint_every == 0 or is_last or stop):
-            save_pytree(paths["state"], state, dataclasses.asdict(prog))
+            save_pytree(
+                paths["state"],
+                {"state": state, "best": selection.best_params},
+                {**dataclasses.asdict(prog), "best_in_state": True},
+            )
         if stop:
             break
     bar.close()
-    return LoopResult(state, selection.result(state), prog.history, prog.epoch, compile_seconds)
+    return LoopResult(
+        state,
+        selection.result(state),
+        prog.history,
+        prog.epoch,
+        _timings(prog, first_epoch),
+        list(prog.warnings),
+    )
+
+
+def _timings(prog: _Progress, first_epoch: int) -> dict:
+    """``train_seconds`` and ``epoch_seconds_median`` cover the whole run (also the epochs
+    of an earlier process, when resumed); ``process_*`` this process only.
+    ``first_epoch_seconds``: this process's epochs that include compilation (its first
+    epoch and the first epoch of each later phase), validation excluded."""
+    seconds = {r["epoch"]: r["seconds"] for r in prog.history if "seconds" in r}
+    compiled = set(prog.compile_epochs)
+    steady = [
+        r["seconds"]
+        for r in prog.history
+        if "seconds" in r
+        and r["epoch"] not in compiled
+        and not any(k.startswith("valid/") for k in r)
+    ]
+    mine = {e: s for e, s in seconds.items() if e > first_epoch}
+    out = {
+        "train_seconds": float(sum(seconds.values())),
+        "process_train_seconds": float(sum(mine.values())),
+        "first_epoch_seconds": float(sum(s for e, s in mine.items() if e in compiled)),
+        "process_epochs": len(mine),
+        "resumed_at_epoch": first_epoch,
+    }
+    # fallbacks for short runs: epochs without compilation, then every epoch
+    steady = (
+        steady or [s for e, s in seconds.items() if e not in compiled] or list(seconds.values())
+    )
+    if steady:
+        out["epoch_seconds_median"] = float(np.median(steady))
+    return out
+
+
+def _check_epoch(prog, record: dict, state, phase: str, epoch: int, strict: bool, on_epoch):
+    """Stops on a non-finite loss term or parameter; flags (or, strict, stops on) a term
+    that grew by more than ``GROWTH_FACTOR`` since its phase's first epoch."""
+    terms = {k: v for k, v in record.items() if k not in ("epoch", "phase", "seconds")}
+    bad = {k: v for k, v in terms.items() if not math.isfinite(v)}
+    leaf = None if bad else _non_finite_leaf(state)
+    if bad or leaf is not None:
+        _log(prog, record, on_epoch)
+        what = (
+            "loss term " + ", ".join(f"{k!r} = {v}" for k, v in bad.items())
+            if bad
+            else f"parameter {leaf!r} holds non-finite values (losses: {terms})"
+        )
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch + 1} (phase {phase!r}): {what}. The run "
+            "stopped; no model of this epoch was selected or written. Lower "
+            "train.learning_rate, or clip gradients (train.clip_norm)."
+        )
+    warnings = []
+    for k, v in terms.items():
+        start = prog.phase_start.setdefault(f"{phase}/{k}", abs(v))
+        if abs(v) > GROWTH_FACTOR * max(start, GROWTH_FLOOR):
+            tag = f"{phase}/{k}"
+            if any(w.startswith(f"[{tag}]") for w in prog.warnings):
+                continue  # once per term and phase
+            msg = (
+                f"[{tag}] loss term {k!r} grew from {start:.4g} (first epoch of phase "
+                f"{phase!r}) to {v:.4g} in epoch {epoch + 1}, more than "
+                f"{GROWTH_FACTOR:g}x: training is diverging."
+            )
+            if strict:
+                _log(prog, record, on_epoch)
+                raise TrainingDiverged(msg + " (strict: the run stopped.)")
+            warnings.append(msg)
+    if warnings:
+        record["warnings"] = warnings
+        prog.warnings.extend(warnings)
+
+
+def _non_finite_leaf(state) -> str | None:
+    """The tree path of the first floating leaf of ``state`` holding nan or inf."""
+    pairs = [
+        (p, x)
+        for p, x in jax.tree_util.tree_flatten_with_path(state)[0]
+        if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+    ]
+    if not pairs:
+        return None
+    finite = jax.device_get(_all_finite([x for _, x in pairs]))
+    for (p, _), ok in zip(pairs, finite):
+        if not ok:
+            return leaf_name(p)
+    return None
+
+
+@jax.jit
+def _all_finite(leaves):
+    return [jnp.all(jnp.isfinite(x)) for x in leaves]
 
 
 def _check_phases(phases, epochs: int, eval_every: int) -> list[Phase]:
@@ -248,7 +391,16 @@ def _restore(paths, state, selectors):
         raise FileNotFoundError(
             f"train_loop: resume=True but no checkpoint at {paths.get('state')!r}."
         )
-    prog = _Progress(**load_meta(paths["state"]))
+    meta = load_meta(paths["state"])
+    if meta.pop("best_in_state", False):  # one file: state, best parameters, progress
+        prog = _Progress(**meta)
+        template = {
+            "state": state,
+            "best": {n: sel.params_of(state) for n, sel in selectors.items() if n in prog.best},
+        }
+        saved = load_pytree(paths["state"], template)
+        return saved["state"], prog, dict(saved["best"])
+    prog = _Progress(**meta)  # the older format: best parameters in best_<name>.npz
     state = load_pytree(paths["state"], state)
     best_params = {
         name: load_pytree(paths[name], sel.params_of(state))

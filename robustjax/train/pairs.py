@@ -74,7 +74,12 @@ class FitResult:
     best_epoch: int  # 1-based epoch of ``params``
     best_metric: float | None
     epochs_run: int
-    compile_seconds: float
+    timings: dict  # see robustjax.train.loop._timings
+    warnings: list[str] = dataclasses.field(default_factory=list)  # growing loss terms
+
+    @property
+    def compile_seconds(self) -> float:  # the older name of first_epoch_seconds
+        return self.timings["first_epoch_seconds"]
 
 
 def fit(
@@ -97,6 +102,7 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    strict: bool = False,
 ) -> FitResult:
     """Trains a pair model for ``epochs`` epochs, one compiled call per epoch.
 
@@ -130,6 +136,7 @@ def fit(
         resume=resume,
         progress=progress,
         on_epoch=on_epoch,
+        strict=strict,
     )
     best = result.selected["model"]
     return FitResult(
@@ -139,5 +146,6 @@ def fit(
         best_epoch=best.epoch,
         best_metric=best.metric,
         epochs_run=result.epochs_run,
-        compile_seconds=result.compile_seconds,
+        timings=result.timings,
+        warnings=result.warnings,
     )

@@ -2,12 +2,18 @@
 output folders. CLI cases assert the exit code (2 for a user error, never a traceback),
 the message and that no result file was written."""
 
+import json
 import os
+import re
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from robustjax.cli.main import main
 from robustjax.config import ExperimentConfig, TrainConfig, apply_overrides
+from robustjax.train.loop import Phase, Selector, TrainingDiverged, train_loop
 
 _RESULTS = ("metrics.json", "recommendations.tsv")
 
@@ -47,3 +53,87 @@ def test_non_finite_values_built_in_python_are_refused():
     cfg = dataclasses.replace(ExperimentConfig(), train=TrainConfig(l2=float("nan")))
     with pytest.raises(ValueError, match=r"train\.l2"):
         cfg.validate()
+
+
+# ----------------------------------------------------------------------------- divergence
+
+
+def _history(out):
+    with open(os.path.join(out, "history.jsonl")) as f:
+        return [json.loads(line, parse_constant=_no_bare_constant) for line in f]
+
+
+def _no_bare_constant(name):
+    raise AssertionError(f"history.jsonl holds a bare {name}: not strict JSON")
+
+
+def test_sgd_at_lr_1000_stops_naming_the_epoch(tmp_path, capsys):
+    out = tmp_path / "out"
+    sets = ["train.optimizer=sgd", "train.learning_rate=1000", "train.epochs=60"]
+    assert _train(out, *sets, "train.eval_every=100", "train.checkpoint_every=100") == 2
+    err = capsys.readouterr().err
+    assert re.search(r"diverged in epoch \d+", err), err
+    assert "'bpr'" in err and "Traceback" not in err
+    _no_results(out)
+    assert not os.path.exists(out / "checkpoint" / "params.npz")
+    history = _history(out)
+    assert history[-1]["loss"] in ("inf", "nan")  # strict JSON, float() reads it back
+    assert any("warnings" in r for r in history)  # the growth was flagged before
+
+
+class _Task:
+    """A fake epoch task: ``w += step`` with a loss given per epoch, and a finite loss
+    with non-finite parameters at ``nan_epoch``."""
+
+    def __init__(self, losses, nan_epoch=None):
+        self.losses, self.nan_epoch = losses, nan_epoch
+
+    def plan(self, epoch):
+        return epoch
+
+    def __call__(self, state, plan, key):
+        w = state["w"] + jax.random.normal(key, state["w"].shape)
+        if plan == self.nan_epoch:
+            w = w.at[0].set(jnp.nan)
+        return {"w": w}, {"loss": jnp.float32(self.losses[plan]), "bpr": jnp.float32(1.0)}
+
+
+def _loop(task, epochs, **kw):
+    return train_loop(
+        state={"w": jnp.zeros(3)},
+        phases=[Phase(0, task)],
+        epochs=epochs,
+        seed=0,
+        validate=lambda state: {"ndcg@20": float(jnp.sum(state["w"]))},
+        eval_every=1,
+        selectors={"model": Selector("ndcg@20", params_of=lambda state: state)},
+        progress=False,
+        **kw,
+    )
+
+
+def test_non_finite_parameter_stops_before_selection(tmp_path):
+    with pytest.raises(TrainingDiverged, match=r"epoch 2 .*parameter 'w'"):
+        _loop(_Task([1.0] * 3, nan_epoch=1), 3, checkpoint_dir=str(tmp_path))
+    best = np.load(tmp_path / "best_model.npz")
+    assert np.isfinite(best["w"]).all()  # epoch 1's, never the NaN model
+
+
+def test_growing_loss_is_a_warning_and_strict_error():
+    losses = [1.0, 10.0, 2000.0, 3000.0]
+    result = _loop(_Task(losses), 4)
+    assert len(result.warnings) == 1 and "'loss'" in result.warnings[0]
+    assert "warnings" in result.history[2] and "warnings" not in result.history[3]
+    with pytest.raises(TrainingDiverged, match="epoch 3.*strict"):
+        _loop(_Task(losses), 4, strict=True)
+
+
+def test_growth_warning_reaches_metrics_json(tmp_path):
+    out = tmp_path / "out"
+    sets = ["train.optimizer=sgd", "train.learning_rate=100", "train.epochs=12"]
+    assert _train(out, *sets, "train.eval_every=100") == 0
+    with open(out / "metrics.json") as f:
+        metrics = json.load(f)
+    assert any("grew" in w for w in metrics["warnings"])
+    assert _train(tmp_path / "s", *sets, "train.eval_every=100", "train.strict=true") == 2
+    _no_results(tmp_path / "s")

@@ -39,7 +39,8 @@ def _interrupted_equals_uninterrupted(run, tmp_path, **kw):
     b = np.load(part / "checkpoint" / "state.npz")
     assert sorted(a.files) == sorted(b.files)
     for name in a.files:
-        np.testing.assert_array_equal(a[name], b[name])
+        if name != "__meta__":  # the progress metadata holds timings
+            np.testing.assert_array_equal(a[name], b[name])
     lines = (part / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
     assert lines[:2] == first_two  # epochs 1-2 were not trained again (their timings stay)

@@ -37,7 +37,7 @@ def test_pair_run_warm_starts_from_an_earlier_run(tmp_path):
     run_experiment(cfg, second, progress=False)
     a = np.load(os.path.join(first, "checkpoint", "params.npz"))
     b = np.load(os.path.join(second, "checkpoint", "params.npz"))
-    for name in a.files:  # two epochs at lr 1e-9 barely move the loaded parameters
+    for name in set(a.files) - {"__meta__"}:  # lr 1e-9 barely moves the loaded parameters
         np.testing.assert_allclose(a[name], b[name], atol=1e-6)
     with pytest.raises(FileNotFoundError, match="init_from"):
         run_experiment(
