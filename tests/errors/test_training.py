@@ -137,3 +137,104 @@ def test_growth_warning_reaches_metrics_json(tmp_path):
     assert any("grew" in w for w in metrics["warnings"])
     assert _train(tmp_path / "s", *sets, "train.eval_every=100", "train.strict=true") == 2
     _no_results(tmp_path / "s")
+
+
+# ------------------------------------------------------------------ checkpoints and resume
+
+
+def _finished_run(tmp_path, *sets):
+    out = tmp_path / "run"
+    assert _train(out, "train.epochs=2", "train.checkpoint_every=1", *sets) == 0
+    return out
+
+
+def test_resume_with_a_changed_config_is_refused_listing_the_keys(tmp_path, capsys):
+    out = _finished_run(tmp_path)
+    capsys.readouterr()
+    rc = _train(out, "train.epochs=2", "train.learning_rate=0.5", extra=["--resume"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "train.learning_rate" in err and "--allow-config-change" in err
+    _no_results(out)
+    rc = _train(
+        out,
+        "train.epochs=2",
+        "train.learning_rate=0.5",
+        extra=["--resume", "--allow-config-change"],
+    )
+    assert rc == 0
+    with open(out / "config.json") as f:
+        config = json.load(f)
+    (change,) = config["resumed_with_changes"]
+    assert change["changes"]["train.learning_rate"][1] == 0.5
+    assert config["train"]["learning_rate"] == 0.5
+
+
+def test_resume_cuts_history_back_to_the_checkpoint(tmp_path):
+    out = _finished_run(tmp_path)
+    with open(out / "history.jsonl", "a") as f:  # epochs logged after the last checkpoint
+        f.write(json.dumps({"epoch": 3, "loss": 1.0}) + "\n" + '{"epoch": 4, "lo')
+    assert _train(out, "train.epochs=3", "train.checkpoint_every=1", extra=["--resume"]) == 0
+    assert [r["epoch"] for r in _history(out)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "name, damage",
+    [
+        ("state.npz", lambda b: b[: len(b) // 2]),  # truncated: BadZipFile
+        ("state.npz", lambda b: b"\x93NUMPY garbage" * 10),  # numpy's allow_pickle advice
+        ("state.json", lambda b: b[: len(b) // 2]),  # the old format's sidecar
+    ],
+)
+def test_damaged_checkpoint_is_a_clear_error(tmp_path, capsys, name, damage):
+    out = _finished_run(tmp_path)
+    path = out / "checkpoint" / name
+    if name == "state.json":  # an older run: arrays by position, metadata in state.json
+        with np.load(out / "checkpoint" / "state.npz") as z:
+            arrays = [z[k] for k in z.files if k.startswith("state/")]
+        np.savez(out / "checkpoint" / "state.npz", *arrays)
+    path.write_bytes(damage(path.read_bytes()))
+    capsys.readouterr()
+    assert _train(out, "train.epochs=3", extra=["--resume"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "without --resume" in err and "Traceback" not in err
+    assert "allow_pickle" not in err
+    _no_results(out)
+
+
+# -------------------------------------------------------------------------- output folders
+
+
+def test_second_run_into_a_run_folder_needs_overwrite(tmp_path, capsys):
+    out = _finished_run(tmp_path)
+    capsys.readouterr()
+    assert _train(out) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "metrics.json" in err
+    assert (out / "metrics.json").exists()  # untouched
+    assert _train(out, extra=["--overwrite"]) == 0
+
+
+def test_failed_run_leaves_no_results_of_the_previous_run(tmp_path):
+    out = _finished_run(tmp_path)
+    sets = ["train.optimizer=sgd", "train.learning_rate=1000", "train.epochs=60"]
+    assert _train(out, *sets, "train.eval_every=100", extra=["--overwrite"]) == 2
+    _no_results(out)
+    assert not (out / "checkpoint" / "params.npz").exists()
+
+
+# ---------------------------------------------------------------------------------- timings
+
+
+def test_timings_after_resume_cover_the_whole_run(tmp_path):
+    out = _finished_run(tmp_path)
+    first = [r["seconds"] for r in _history(out)]
+    assert _train(out, "train.epochs=4", "train.checkpoint_every=1", extra=["--resume"]) == 0
+    with open(out / "metrics.json") as f:
+        m = json.load(f)
+    assert "compile_seconds" not in m
+    seconds = [r["seconds"] for r in _history(out)]
+    assert seconds[:2] == first
+    assert m["train_seconds"] == pytest.approx(sum(seconds))
+    assert m["process_train_seconds"] == pytest.approx(sum(seconds[2:]))
+    assert m["first_epoch_seconds"] == pytest.approx(seconds[2])  # epoch 3 compiled again
+    assert m["resumed_at_epoch"] == 2 and m["process_epochs"] == 2
