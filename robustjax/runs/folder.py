@@ -68,12 +68,16 @@ class RunFolder:
                 f"--out {out_dir!r} already holds a run ({', '.join(existing)}); pass "
                 "--overwrite to replace it, --resume to continue it, or choose another --out."
             )
+        # reads (and so checks) the checkpoint before anything in the folder changes
+        self.checkpoint_epoch = int(load_meta(self.state_path)["epoch"]) if resume else 0
         os.makedirs(out_dir, exist_ok=True)
+
+    def _start(self) -> None:
+        """Clears what the run replaces (after every check passed)."""
         for name in RESULT_FILES:  # a failed run must not leave an old run's results
             if os.path.exists(self.path(name)):
                 os.remove(self.path(name))
-        if resume:
-            self.checkpoint_epoch = int(load_meta(self.state_path)["epoch"])
+        if self.resume:
             self._cut_history(self.checkpoint_epoch)
         else:
             for name in _checkpoint_files(self.checkpoint_dir):  # --overwrite: a fresh start
@@ -101,7 +105,9 @@ class RunFolder:
         self._atomic(self.path(name), dumps(obj, indent=1, **kwargs))
 
     def write_config(self, cfg, *, allow_change: bool = False) -> None:
-        """Writes ``config.json``. On resume, a config that differs from the run's is an
+        """Starts the run: clears the old results (and, without resume, the old checkpoint
+        and history; with resume, the history after the checkpoint), then writes
+        ``config.json``. On resume, a config that differs from the run's is an
         error listing the differing keys (except :data:`RESUME_MAY_CHANGE`, which
         extend the run), unless ``allow_change`` (``--allow-config-change``):
         then ``config.json`` holds the new config and, under ``resumed_with_changes``, each
@@ -133,6 +139,7 @@ class RunFolder:
                 )
             if history:
                 new[CHANGES_KEY] = history
+        self._start()
         self.write_json("config.json", new, sort_keys=True)
 
     def log(self, record: dict) -> None:
