@@ -89,8 +89,11 @@ def train_or_load(mcfg, run_dir: str, *, progress: bool) -> dict:
 
     done = os.path.join(run_dir, "metrics.json")
     if os.path.exists(done) and os.path.exists(os.path.join(run_dir, "checkpoint", "params.npz")):
+        from robustjax.config import from_dict
+
         with open(os.path.join(run_dir, "config.json")) as f:
-            if json.load(f) != json.loads(mcfg.to_json()):
+            saved = from_dict(type(mcfg), json.load(f))  # fields added since: their defaults
+            if saved.to_json() != mcfg.to_json():
                 raise ValueError(
                     f"{run_dir} holds a run of another config; remove it or use another --out."
                 )
