@@ -16,7 +16,15 @@ from typing import Any
 import numpy as np
 
 from robustjax.config import ExperimentConfig
-from robustjax.data import SplitData, prepare, user_item_csr
+from robustjax.data import (
+    SplitData,
+    check_fingerprint,
+    data_fingerprint,
+    prepare,
+    read_fingerprint,
+    source_of,
+    user_item_csr,
+)
 from robustjax.eval import evaluate_full, evaluate_sampled, make_sampled_candidates
 from robustjax.models import ModelFns, build_model
 from robustjax.models.registry import SEQUENCE_MODELS
@@ -118,7 +126,8 @@ def run_experiment(
     folder = RunFolder(out_dir, resume=resume, overwrite=overwrite)
     folder.write_config(cfg, allow_change=allow_config_change)
     split = prepare(cfg.data)
-    folder.write_json("data.json", split.summary(), default=str)
+    summary = {**split.summary(), "fingerprint": data_fingerprint(split, source_of(cfg.data))}
+    folder.write_json("data.json", summary, default=str)
     fns, params = build_model(
         cfg.model,
         split.num_users,
@@ -235,13 +244,22 @@ class LoadedRun:
     split: SplitData
     fns: ModelFns
     params: Any
+    fingerprint: dict | None = None  # of ``split`` (the data it is evaluated on)
 
 
-def load_run(run_dir: str, *, split: SplitData | None = None) -> LoadedRun:
+def load_run(
+    run_dir: str, *, split: SplitData | None = None, data_from: str | None = None
+) -> LoadedRun:
     """Reads ``run_dir/config.json`` and ``checkpoint/params.npz`` (the selected model).
 
-    ``split`` reuses already prepared data; it must have the run's user and item counts
-    (a checkpoint from another data set is reported with both shapes).
+    ``split`` reuses already prepared data (``data_from``: the run it was prepared for,
+    named in errors); it must have the run's user and item counts (a checkpoint from
+    another data set is reported with both shapes) and the data fingerprint stored in the
+    run's ``data.json`` (same ids, rows and split; see
+    :func:`robustjax.data.data_fingerprint`). Without ``split``, the data is prepared from
+    the run's config and must still match its fingerprint (the file may have changed).
+    A run without a stored fingerprint (older robustjax) is loaded with a
+    ``FingerprintWarning``.
     """
     from robustjax.config import from_dict
     from robustjax.train import load_meta, load_pytree
@@ -259,12 +277,20 @@ def load_run(run_dir: str, *, split: SplitData | None = None) -> LoadedRun:
     meta = load_meta(params_path)
     if split is None:
         split = prepare(cfg.data)
+        against = f"its config's data now ({cfg.data.path or 'synthetic'})"
+        fingerprint = data_fingerprint(split, source_of(cfg.data))
+    else:
+        against = f"run {data_from!r}" if data_from is not None else "the data given"
+        fingerprint = data_fingerprint(split)
     if (split.num_users, split.num_items) != (meta["num_users"], meta["num_items"]):
         raise ValueError(
             f"load_run: {run_dir!r} was trained on {meta['num_users']} users x "
             f"{meta['num_items']} items, but the data has {split.num_users} x "
             f"{split.num_items}; compare checkpoints of the same data set."
         )
+    check_fingerprint(
+        run_dir, read_fingerprint(run_dir), fingerprint, against=against, who="load_run"
+    )
     fns, template = build_model(
         cfg.model,
         split.num_users,
@@ -272,4 +298,5 @@ def load_run(run_dir: str, *, split: SplitData | None = None) -> LoadedRun:
         seed=0,
         train_pairs=(split.train.user, split.train.item),
     )
-    return LoadedRun(run_dir, cfg, split, fns, load_pytree(params_path, template))
+    params = load_pytree(params_path, template)
+    return LoadedRun(run_dir, cfg, split, fns, params, fingerprint)

@@ -191,7 +191,7 @@ def _items_load(paths):
 
     first = load_run(paths[0])
     split = first.split
-    runs = [first] + [load_run(path, split=split) for path in paths[1:]]
+    runs = [first] + [load_run(path, split=split, data_from=paths[0]) for path in paths[1:]]
     data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
     csr = lambda t: user_item_csr(t, split.num_users)
     context = {
@@ -274,7 +274,10 @@ def _seq_load(paths):
     from robustjax.runs import load_sequence_run
 
     first = load_sequence_run(paths[0])
-    runs = [first] + [load_sequence_run(p, data=first.data) for p in paths[1:]]
+    runs = [first] + [
+        load_sequence_run(p, data=first.data, fingerprint=first.fingerprint, data_from=paths[0])
+        for p in paths[1:]
+    ]
     return runs, {"data": first.meta["data"]}
 
 

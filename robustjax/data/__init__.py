@@ -3,6 +3,13 @@
 from robustjax.data.config import DataConfig, prepare
 from robustjax.data.csr import padded_lists, user_item_csr
 from robustjax.data.download import KNOWN_SHA256, download_movielens
+from robustjax.data.fingerprint import (
+    FingerprintWarning,
+    check_fingerprint,
+    data_fingerprint,
+    read_fingerprint,
+    source_of,
+)
 from robustjax.data.folder import FORMATS, carve_valid, detect_format, load, load_split_folder
 from robustjax.data.loaders import (
     load_atomic,
@@ -39,6 +46,7 @@ __all__ = [
     "SAMPLERS",
     "DataConfig",
     "DataWarning",
+    "FingerprintWarning",
     "InteractionTable",
     "SplitData",
     "TrainArrays",
@@ -47,6 +55,8 @@ __all__ = [
     "build_train_arrays",
     "carve_valid",
     "check_cold",
+    "check_fingerprint",
+    "data_fingerprint",
     "deduplicate",
     "detect_format",
     "download_movielens",
@@ -62,9 +72,11 @@ __all__ = [
     "load_user_lines",
     "padded_lists",
     "prepare",
+    "read_fingerprint",
     "remap",
     "sample_negatives",
     "sample_uniform",
+    "source_of",
     "split_leave_one_out",
     "split_random",
     "split_temporal",

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from robustjax.data.fingerprint import data_fingerprint
 from robustjax.data.sequences import history_lengths, length_buckets, make_sequence_data
 from robustjax.data.table import InteractionTable
 from robustjax.eval.sequence import make_sequence_eval_fn
@@ -171,13 +172,15 @@ def _initial_params(cfg, kwargs, data):
 
 def _sequence_data(cfg, folder: RunFolder, table):
     spec = data_spec(cfg.data) if table is None else {"table": "given in memory"}
+    table = load_table(spec) if table is None else table
     data = make_sequence_data(
-        load_table(spec) if table is None else table,
+        table,
         max_len=cfg.model.max_len,
         seed=cfg.train.seed,
         num_negatives=cfg.eval.sampled_negatives,
     )
-    summary = {"num_users": data.num_users, "num_items": data.num_items, "data": spec}
+    summary = {"num_users": data.num_users, "num_items": data.num_items, "data": spec,
+               "fingerprint": data_fingerprint(table, spec)}  # fmt: skip
     folder.write_json("data.json", summary)
     return data, spec
 

@@ -8,6 +8,7 @@ import os
 
 from flax import nnx
 
+from robustjax.data.fingerprint import check_fingerprint, data_fingerprint, read_fingerprint
 from robustjax.data.sequences import SequenceData, make_sequence_data
 from robustjax.data.table import InteractionTable
 from robustjax.models.bert4rec import BERT4Rec
@@ -81,6 +82,7 @@ class SequenceRun:
     params: object
     data: SequenceData
     meta: dict
+    fingerprint: dict | None = None  # of the data it is evaluated on (None: unknown)
 
     @property
     def model(self):
@@ -95,8 +97,21 @@ def is_sequence_run(run_dir: str) -> bool:
         return "model_kwargs" in json.load(f)
 
 
-def load_sequence_run(run_dir: str, *, data: SequenceData | None = None) -> SequenceRun:
-    """Rebuilds the model and (unless given) the leave-one-out data of a saved run."""
+def load_sequence_run(
+    run_dir: str,
+    *,
+    data: SequenceData | None = None,
+    fingerprint: dict | None = None,
+    data_from: str | None = None,
+) -> SequenceRun:
+    """Rebuilds the model and (unless given) the leave-one-out data of a saved run.
+
+    The data must match the fingerprint in the run's ``data.json``
+    (:func:`robustjax.data.data_fingerprint` of its interaction table): rebuilt data is
+    checked against it, and given ``data`` is checked when its ``fingerprint`` is given
+    (``data_from``: the run it was built for, named in errors). A run without a stored
+    fingerprint (older robustjax) is loaded with a ``FingerprintWarning``.
+    """
     path = os.path.join(run_dir, "checkpoint", "params.npz")
     if not os.path.exists(path):
         raise FileNotFoundError(
@@ -108,17 +123,28 @@ def load_sequence_run(run_dir: str, *, data: SequenceData | None = None) -> Sequ
     model = cls(**meta["model_kwargs"], rngs=nnx.Rngs(0))
     graphdef, template = nnx.split(model, nnx.Param)
     params = load_pytree(path, template)
+    stored = read_fingerprint(run_dir)
     if data is None:
-        data = make_sequence_data(
-            load_table(meta["data"]), max_len=meta["max_len"], seed=meta["seed"]
+        table = load_table(meta["data"])
+        fingerprint = data_fingerprint(table, meta["data"])
+        check_fingerprint(
+            run_dir,
+            stored,
+            fingerprint,
+            against=f"its recorded data now ({meta['data']})",
+            who="load_sequence_run",
         )
+        data = make_sequence_data(table, max_len=meta["max_len"], seed=meta["seed"])
     elif data.num_items != meta["model_kwargs"]["num_items"]:
         raise ValueError(
             f"load_sequence_run: {run_dir!r} was trained on "
             f"{meta['model_kwargs']['num_items']} items, the data has "
             f"{data.num_items}."
         )
-    return SequenceRun(run_dir, graphdef, params, data, meta)
+    elif fingerprint is not None:
+        against = f"run {data_from!r}" if data_from is not None else "the data given"
+        check_fingerprint(run_dir, stored, fingerprint, against=against, who="load_sequence_run")
+    return SequenceRun(run_dir, graphdef, params, data, meta, fingerprint)
 
 
 __all__ = [
