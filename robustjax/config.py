@@ -69,6 +69,11 @@ class TrainConfig:
             "checkpoint_every",
             "buckets",
         )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(
+                f"TrainConfig.seed must be an int >= 0 (numpy seeds cannot be negative), got "
+                f"seed={self.seed!r}."
+            )
         if not 0 < self.learning_rate < math.inf:
             raise ValueError(
                 f"TrainConfig.learning_rate must be a finite number > 0, got "

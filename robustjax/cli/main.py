@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import sys
+import zipfile
 
 EPILOG = """examples:
   robustjax train --out runs/demo                      (bpr-mf on the embedded synthetic data)
@@ -278,9 +279,26 @@ def main(argv=None) -> int:
             print("\n--set keys: " + ", ".join(valid_keys(cfg)))
             return 0
         return _run(args, args.name if args.command == "study" else args.experiment)
-    except (ValueError, FileNotFoundError, TypeError) as e:
-        print(f"robustjax: error: {e}", file=sys.stderr)
+    except (ValueError, OSError, TypeError, zipfile.BadZipFile) as e:
+        print(f"robustjax: error: {_message(e)}", file=sys.stderr)
         return 2
+
+
+def _message(e: BaseException) -> str:
+    """A user-facing message: OS errors name the file and what went wrong
+    (``PATH: Permission denied (PermissionError)``), bad zip files (``.npz``) say so."""
+    if isinstance(e, zipfile.BadZipFile):
+        return f"{e} (not a valid .npz/zip file; it may be truncated or damaged)"
+    if isinstance(e, OSError) and e.strerror and e.filename is not None:
+        where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 is not None else "")
+        hint = {
+            PermissionError: "check the permissions, or choose another path",
+            FileExistsError: "remove it or choose another path",
+            NotADirectoryError: "a part of the path is a file, not a folder",
+            IsADirectoryError: "expected a file, got a folder",
+        }.get(type(e))
+        return f"{where}: {e.strerror} ({type(e).__name__}" + (f"; {hint})" if hint else ")")
+    return str(e)
 
 
 if __name__ == "__main__":

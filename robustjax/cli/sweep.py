@@ -7,6 +7,7 @@ grid, checks the attack against the kinds the family offers (the registries of
 and which metrics its report shows.
 """
 
+import itertools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -125,8 +126,78 @@ def _add_eval_args(s) -> None:
     s.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _ints(text):
-    return tuple(int(x) for x in text.split(",") if x.strip())
+def _ints(text, option: str = "--ks", minimum: int | None = None):
+    """Comma-separated integers of ``option`` (each >= ``minimum`` when given)."""
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ValueError(
+            f"{option} {text!r}: expected comma-separated integers (e.g. {option} 0,1,2)."
+        ) from None
+    if not values:
+        raise ValueError(f"{option} {text!r}: expected at least one integer.")
+    if minimum is not None and min(values) < minimum:
+        raise ValueError(f"{option} {text!r}: every value must be >= {minimum}.")
+    return values
+
+
+def check_args(args) -> None:
+    """Checks every argument before anything is loaded, computed or created: the grid
+    (finite, >= 0, strictly ascending), seeds, cutoffs, batch sizes, that every
+    checkpoint is a run folder and that ``--out`` can be created."""
+    import math
+    import os
+
+    eps = parse_eps(args.eps)
+    if not eps:
+        raise ValueError(f"--eps {args.eps!r}: expected at least one level.")
+    bad = [e for e in eps if not (math.isfinite(e) and e >= 0)]
+    if bad:
+        raise ValueError(
+            f"--eps {args.eps!r}: eps must be finite and >= 0, got {bad}; use e.g. --eps 0:1:32."
+        )
+    if any(b <= a for a, b in itertools.pairwise(eps)):
+        raise ValueError(f"--eps {args.eps!r}: levels must be strictly ascending, got {list(eps)}.")
+    _ints(args.seeds, "--seeds", minimum=0)
+    _ints(args.ks, "--ks", minimum=1)
+    for option, value in (("--stability-k", args.stability_k), ("--user-batch", args.user_batch)):
+        if value < 1:
+            raise ValueError(f"{option} {value}: expected an integer >= 1.")
+    if args.steps < 0:
+        raise ValueError(f"--steps {args.steps}: expected an integer >= 0.")
+    for path in args.checkpoint:
+        if not os.path.isdir(path):
+            raise FileNotFoundError(
+                f"--checkpoint {path!r}: no such folder; expected the --out folder of a "
+                "`robustjax train` run."
+            )
+        params = os.path.join(path, "checkpoint", "params.npz")
+        if not os.path.exists(params):
+            raise FileNotFoundError(
+                f"--checkpoint {path!r}: no {params}; expected the --out folder of a "
+                "finished `robustjax train` run."
+            )
+    _check_out(args.out)
+
+
+def _check_out(out: str) -> None:
+    """``out`` is a folder, or can be made one (its nearest existing parent is a writable
+    folder)."""
+    import os
+
+    if os.path.exists(out):
+        if not os.path.isdir(out):
+            raise NotADirectoryError(f"--out {out!r} exists and is not a folder.")
+        if not os.access(out, os.W_OK):
+            raise PermissionError(f"--out {out!r}: the folder is not writable.")
+        return
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise NotADirectoryError(f"--out {out!r} cannot be created: {parent!r} is not a folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out!r} cannot be created: {parent!r} is not writable.")
 
 
 class _Family(NamedTuple):
@@ -147,6 +218,7 @@ def run(args) -> int:
     from robustjax.report import summarise, write_report
     from robustjax.runs import is_sequence_run
 
+    check_args(args)  # before loading or computing anything; --out is made at the end
     seq = [is_sequence_run(p) for p in args.checkpoint]
     if any(seq) and not all(seq):
         raise ValueError(
@@ -214,7 +286,7 @@ def _items_config(args, context):
     return SweepConfig(
         kind=args.attack,
         eps=parse_eps(args.eps),
-        seeds=_ints(args.seeds),
+        seeds=_ints(args.seeds, "--seeds"),
         num_steps=args.steps,
         norm=args.norm,
         scope=args.scope,
@@ -287,7 +359,7 @@ def _seq_config(args, context):
     return SeqSweepConfig(
         kind=args.attack,
         levels=parse_eps(args.eps),
-        seeds=_ints(args.seeds),
+        seeds=_ints(args.seeds, "--seeds"),
         num_steps=args.steps,
         norm=args.norm,
         scope=args.scope,

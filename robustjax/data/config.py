@@ -85,8 +85,8 @@ class DataConfig:
             raise field_error(
                 self, "valid_ratio", "a number in (0, 0.5) (an empty valid part is an error)"
             )
-        if not isinstance(self.seed, int):
-            raise field_error(self, "seed", "an int")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise field_error(self, "seed", "an int >= 0 (numpy seeds cannot be negative)")
         splits._check_ratios(self.ratios)
         if len(tuple(self.ratios)) != 3:
             raise field_error(self, "ratios", "three numbers")
