@@ -105,11 +105,16 @@ class EvalConfig:
     batch_size: int = 1024  # users per full-ranking batch (bounds memory: B x I scores)
     sampled_negatives: int = 0  # > 0 adds the sampled protocol with this many negatives
     top_n: int = 50  # recommendations written per test user
+    # full-ranking AUC (validation and test); its per-row sort costs ~3x the memory and
+    # most of the time of evaluation on large catalogues: false skips it
+    auc: bool = True
 
     def __post_init__(self):
         if not self.ks or any(k < 1 for k in self.ks):
             raise ValueError(f"EvalConfig.ks must be positive cutoffs, got {self.ks!r}.")
         _positive(self, "batch_size", "top_n")
+        if not isinstance(self.auc, bool):
+            raise TypeError(f"EvalConfig.auc must be true or false, got {self.auc!r}.")
         if self.sampled_negatives < 0:
             raise ValueError(
                 f"EvalConfig.sampled_negatives must be >= 0, got {self.sampled_negatives!r}."
@@ -145,6 +150,11 @@ class ExperimentConfig:
                 f"TrainConfig.early_metric={metric!r} is not computed: use "
                 f"<{'|'.join(names)}>@K with K in eval.ks={self.eval.ks} (full ranking), "
                 "or sampled_<metric>@K when eval.sampled_negatives > 0."
+            )
+        if name == "auc" and not self.eval.auc:
+            raise ValueError(
+                "TrainConfig.early_metric='auc' needs eval.auc=true (AUC is not computed "
+                "with eval.auc=false); select on another metric or turn AUC on."
             )
         if self.adv.method != "none" and self.adv.warm_epochs >= self.train.epochs:
             raise ValueError(

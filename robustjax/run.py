@@ -42,6 +42,7 @@ class Evaluator:
     ks: tuple[int, ...]
     batch_size: int
     sampled: Any = None  # {"valid": SampledCandidates, "test": ...}
+    auc: bool = True  # full-ranking AUC (EvalConfig.auc)
 
     def __post_init__(self):  # CSRs are built once, not at every validation
         object.__setattr__(
@@ -67,6 +68,7 @@ class Evaluator:
             ks=self.ks,
             batch_size=self.batch_size,
             return_topk=top_n or None,
+            auc=self.auc,
         )
         metrics, top = out if top_n else (out, None)
         metrics = dict(metrics)
@@ -137,7 +139,9 @@ def run_experiment(
     )
     if cfg.train.init_from is not None:
         params = load_run_params(cfg.train.init_from, params)
-    evaluator = Evaluator(fns, split, cfg.eval.ks, cfg.eval.batch_size, _sampled(cfg, split))
+    evaluator = Evaluator(
+        fns, split, cfg.eval.ks, cfg.eval.batch_size, _sampled(cfg, split), cfg.eval.auc
+    )
     t = cfg.train
     result = fit(
         params=params,

@@ -5,7 +5,10 @@ target/exclude entries as padded COO index lists; one jitted step scores the use
 scatters the lists into dense ``[B, I]`` masks, computes ``rank_metrics`` and reduces them to
 a ``MetricSums``. All batches share one shape (the last is padded and masked; the COO
 capacity is the largest batch's), so the step compiles once per call signature. Device memory
-is O(B * I): scores, two masks and one sorted copy for AUC (about 13 bytes per entry).
+is O(B * I). Measured on the compiled step: about 42 bytes per entry with AUC (its per-row
+sort and the buffers around it dominate) and about 14 without (scores and the two masks), e.g.
+4.1 GiB vs 1.4 GiB for 1024 users x 100k items. ``auc=False`` (``EvalConfig.auc``) skips it;
+lower the user batch to bound memory on large catalogues.
 """
 
 import functools

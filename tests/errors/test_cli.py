@@ -151,3 +151,29 @@ def test_negative_seeds_are_refused_at_config_checking(tmp_path, capsys, key):
     err = _error(capsys)
     assert "seed" in err and "-1" in err and ">= 0" in err
     assert not out.exists()
+
+
+# ------------------------------------------------------------ options for real catalogues
+
+
+def test_eval_auc_false_skips_auc(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "out"
+    assert (
+        main(["train", "--tiny", "--no-progress", "--out", str(out), "--set", "eval.auc=false"])
+        == 0
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "test/ndcg@10" in metrics
+    assert not [k for k in metrics if k.endswith("/auc")]
+    history = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
+    assert not [k for r in history for k in r if "auc" in k]
+
+
+def test_selecting_on_auc_needs_auc(tmp_path, capsys):
+    out = tmp_path / "out"
+    sets = ["--set", "eval.auc=false", "--set", "train.early_metric=auc"]
+    assert main(["train", "--tiny", "--no-progress", "--out", str(out), *sets]) == 2
+    assert "eval.auc=true" in _error(capsys)
+    assert not out.exists()
