@@ -119,6 +119,11 @@ def _open(path: str):
     if not os.path.exists(path):
         raise FileNotFoundError(f"load_pytree: no checkpoint at {path!r}.")
     try:
+        with open(path, "rb") as f:
+            is_zip = f.read(2) == b"PK"
+        if is_zip:  # a truncated archive fails here, with no file left open (np.load leaks it)
+            with zipfile.ZipFile(path):
+                pass
         return np.load(path, allow_pickle=False)
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise ValueError(_unreadable(path, e)) from None

@@ -2,7 +2,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from robustjax.data import DataConfig, prepare, user_item_csr
+from robustjax.data import DataConfig, prepare, synthetic, user_item_csr
 from robustjax.poison import eligible_users, split_target_metrics, target_metrics
 
 
@@ -68,9 +68,7 @@ def test_eligible_users_exclude_every_part_and_fakes():
 
 
 def test_target_metrics_validate_arguments():
-    csr = user_item_csr(
-        prepare(DataConfig(synthetic_users=5, synthetic_items=10, synthetic_per_user=2)).train
-    )
+    csr = user_item_csr(synthetic(num_users=5, num_items=10, interactions_per_user=2, seed=0))
     kw = {"targets": [1], "users": np.array([0]), "exclude_csr": csr, "num_items": 10}
     with pytest.raises(ValueError, match="k must"):
         target_metrics(lambda p, u: p[u], jnp.zeros((5, 10)), k=11, **kw)
