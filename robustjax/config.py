@@ -345,6 +345,8 @@ def _check_unused_adv_options(cfg: "ExperimentConfig") -> None:
     if adv.method == "free":  # trains on the adversarial loss alone, one negative per row
         ignored += [("train.num_negatives", t.num_negatives, 1)]
         ignored += [("adv.weight", adv.weight, 1.0), ("adv.fraction", adv.fraction, 1.0)]
+    if cfg.model.name in SEQUENCE_MODELS:  # the sequence objectives take absolute radii
+        ignored += [("adv.budget_kind", adv.budget_kind, "absolute")]
     if adv.method == "vat":  # perturbs every example
         ignored += [("adv.fraction", adv.fraction, 1.0)]
     if adv.method not in ("none", "pgd"):  # fast/trades fix their own start, others have none

@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Callable
 
 from robustjax.attacks import AttackConfig, make_attack
+from robustjax.attacks.budget import BUDGETS, relative_budget
 from robustjax.losses import Term, clean_term, combine, emb_loss, l2_term
 from robustjax.losses.adversarial import (
     adversarial_term,
@@ -52,6 +53,7 @@ class ObjectivePhase:
 
 METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free", "hull")
 PAIR_ADV_METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free")
+RELATIVE_METHODS = ("apr", "pgd", "fast")  # whose attack the relative budget can wrap
 SEQUENCE_ADV_METHODS = ("none", "apr", "pgd", "hull")
 APR_MODES = ("per-lookup", "published")
 
@@ -70,6 +72,10 @@ class AdvConfig:
         scratch, rows of norm ~0.3 are swamped by eps 0.5).
       num_steps: PGD steps (``pgd``/``trades``); static.
       step_size: PGD step; None = ``2.5 * eps / num_steps`` (``fast``: ``1.25 * eps``).
+      budget_kind: ``absolute`` (``||delta|| <= eps`` per scope unit, the APR paper's) or
+        ``relative`` (``||delta|| <= eps * ||x||``: invariant to rescalings that leave the
+        scores unchanged, :mod:`robustjax.attacks.budget`); relative applies to apr
+        (per-lookup), pgd and fast, through the generic attack path.
       random_start: ``pgd`` only: start each attack uniformly in the eps ball, as Madry
         et al. (on by default); ``False`` starts at zero (the behaviour before this option,
         and the one the span path below needs). ``fast`` always starts at random, TRADES
@@ -109,6 +115,7 @@ class AdvConfig:
     xi: float = 1e-3
     span: bool = True
     random_start: bool = True
+    budget_kind: str = "absolute"
     budget: int = 2
     num_candidates: int = 16
 
@@ -132,6 +139,17 @@ class AdvConfig:
         if not isinstance(self.random_start, bool):
             raise TypeError(
                 f"AdvConfig.random_start must be a bool, got random_start={self.random_start!r}."
+            )
+        if self.budget_kind not in BUDGETS:
+            raise ValueError(
+                f"AdvConfig.budget_kind={self.budget_kind!r} is unknown; expected one of {BUDGETS}."
+            )
+        if self.budget_kind == "relative" and (
+            self.method not in RELATIVE_METHODS or self.apr_mode != "per-lookup"
+        ):
+            raise ValueError(
+                f"AdvConfig.budget_kind='relative' applies to {RELATIVE_METHODS} (apr "
+                f"per-lookup); got method={self.method!r}, apr_mode={self.apr_mode!r}."
             )
         self.attack_config()  # validates eps, num_steps, step_size, norm, scope, targets
 
@@ -187,6 +205,8 @@ def build_phases(
             f"does not expose; valid names are {fns.embedding_names}."
         )
     attack = make_attack(attack_cfg, fns.embedding_names)
+    if adv.budget_kind == "relative":  # ||delta|| <= eps * ||row|| per scope unit
+        attack = relative_budget(attack, norm=adv.norm, scope=adv.scope)
     name = adv.method
     if adv.method == "free":
         free = FreeAT(
@@ -239,6 +259,7 @@ def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, atta
         return _injected_terms(fns, loss, l2, adv, attack)
     if (
         adv.span
+        and adv.budget_kind == "absolute"
         and fns.bilinear
         and adv.method in ("apr", "pgd")
         and not adv.attack_config().random_start  # the span path needs a zero start
@@ -267,7 +288,12 @@ def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, atta
                 adv.weight,
             ),
         }
-    elif adv.method == "apr" and adv.norm == "l2" and adv.scope == "row":
+    elif (
+        adv.method == "apr"
+        and adv.norm == "l2"
+        and adv.scope == "row"
+        and adv.budget_kind == "absolute"
+    ):
         # the same objective as the generic branch below, with the FGSM gradient reused as
         # the clean term's backward pass (2 forward/backward passes instead of 3)
         terms = {
