@@ -16,26 +16,18 @@ runs and attacks are read back, an interrupted run continues from its checkpoint
 """
 
 import dataclasses
-import itertools
 import json
 import os
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.experiments import get_config
 from robustjax.objectives import AdvConfig
-from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci, paired_diff
+from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci
 from robustjax.report.summary import curve_summary
-from robustjax.studies._common import (
-    StudyConfig,
-    start_study,
-    train_or_load,
-    try_plot,
-    write_json,
-    write_text,
-)
+from robustjax.studies._common import StudyConfig, write_json
+from robustjax.studies._seeds import band, check_comparison, per_method, run_comparison
 
 # name -> (experiment, adversarial term replacing the experiment's own; None: keep it)
 METHODS = {
@@ -74,23 +66,7 @@ class AprStudyConfig(StudyConfig):
     def __post_init__(self):
         check_name_fields(self, (("methods", tuple(METHODS)),))
         check_int_fields(self, ("seeds", "epochs", "attack_steps", "attack_seeds", "k"))
-        if not 0 <= self.warm_epochs < self.epochs:
-            raise ValueError(
-                f"AprStudyConfig.warm_epochs must be in [0, epochs={self.epochs}), got "
-                f"{self.warm_epochs}."
-            )
-        for field in ("relative_eps", "absolute_eps"):
-            grid = getattr(self, field)
-            if len(grid) < 2 or grid[0] != 0.0 or any(b <= a for a, b in itertools.pairwise(grid)):
-                raise ValueError(
-                    f"AprStudyConfig.{field} must ascend strictly from 0.0 (the clean level) "
-                    f"with at least 2 levels, got {grid}."
-                )
-        if BASELINE not in self.methods:
-            raise ValueError(
-                f"AprStudyConfig.methods must include the tuned baseline {BASELINE!r} (every "
-                f"method is compared with it), got {self.methods}."
-            )
+        check_comparison(self, baseline=BASELINE, grids=("relative_eps", "absolute_eps"))
 
     def headline(self, metrics: dict) -> dict:
         return {k: v for k, v in metrics.items() if f"/clean/ndcg@{self.k}/" in k}
@@ -114,13 +90,6 @@ def method_config(cfg: AprStudyConfig, name: str, seed: int):
         adv = base.adv
     train = dataclasses.replace(base.train, epochs=epochs, seed=seed)  # the data stay fixed
     return dataclasses.replace(base, name=f"{cfg.name}/{name}", train=train, adv=adv).validate()
-
-
-def _seeds(cfg: AprStudyConfig) -> list[int]:
-    return [cfg.first_seed + i for i in range(cfg.seeds)]
-
-
-# ---------------------------------------------------------------------------- one run
 
 
 def _attack(cfg: AprStudyConfig, run_dir: str, cache: dict) -> dict:
@@ -203,30 +172,17 @@ def run_apr_study(
 ) -> dict:
     """Trains and attacks every method on every seed; writes the study's files and returns
     its flat metrics (``methods/<name>/<figure>/mean``)."""
-    cfg.validate()
-    start_study(cfg, out_dir, resume)
-    seeds = _seeds(cfg)
-    units = [(m, s) for m in cfg.methods for s in seeds]
-    configs = {(m, s): method_config(cfg, m, s) for m, s in units}  # all checked up front
-    runs, cache = {}, {}
-    bar = tqdm(units, desc=f"{cfg.name} study", unit="run", disable=not progress)
-    for m, s in bar:
-        bar.set_postfix_str(f"{m} seed {s}")
-        run_dir = os.path.join(out_dir, "runs", m, f"seed{s}")
-        metrics = train_or_load(configs[m, s], run_dir, progress=False)
-        runs[m, s] = {"metrics": metrics, "attacks": _attack(cfg, run_dir, cache)}
-    study = summarise_study(cfg, runs, seeds)
-    write_json(os.path.join(out_dir, "study.json"), study)
-    write_text(os.path.join(out_dir, "study.md"), study_markdown(study))
-    try_plot(cfg.name, _plots, study, out_dir)
-    flat = {
-        f"methods/{m}/{fig}/mean": e["mean"]
-        for m, figs in study["methods"].items()
-        for fig, e in figs.items()
-        if isinstance(e, dict) and "mean" in e
-    }
-    write_json(os.path.join(out_dir, "metrics.json"), flat, sort_keys=True)
-    return flat
+    return run_comparison(
+        cfg,
+        out_dir,
+        resume=resume,
+        progress=progress,
+        method_config=method_config,
+        attack=_attack,
+        summarise=summarise_study,
+        markdown=study_markdown,
+        plots=_plots,
+    )
 
 
 def summarise_study(cfg: AprStudyConfig, runs: dict, seeds: list[int]) -> dict:
@@ -241,24 +197,18 @@ def summarise_study(cfg: AprStudyConfig, runs: dict, seeds: list[int]) -> dict:
         f"drop@{_mid(cfg)}/relative": lambda r: _drop(r, "relative", _mid(cfg)),
         "train_seconds": lambda r: r["metrics"]["train_seconds"],
     }
-    methods, paired = {}, {}
-    for m in cfg.methods:
-        rows = [runs[m, s] for s in seeds]
-        entry = {fig: mean_ci([f(r) for r in rows]) for fig, f in figures.items()}
-        entry["norms"] = {
-            table: {stat: mean_ci([r["attacks"]["norms"][table][stat] for r in rows])
-                    for stat in ("mean", "median")}
-            for table in rows[0]["attacks"]["norms"]
+
+    def extra(rows):
+        return {
+            "norms": {
+                table: {stat: mean_ci([r["attacks"]["norms"][table][stat] for r in rows])
+                        for stat in ("mean", "median")}
+                for table in rows[0]["attacks"]["norms"]
+            },
+            "curves": {b: _band(rows, b) for b in BUDGET_KINDS},
         }  # fmt: skip
-        entry["curves"] = {b: _band(rows, b) for b in BUDGET_KINDS}
-        methods[m] = entry
-    for m in cfg.methods:
-        if m != BASELINE:
-            paired[m] = {
-                fig: paired_diff(methods[m][fig]["values"], methods[BASELINE][fig]["values"])
-                for fig in figures
-                if fig != "train_seconds"
-            }
+
+    methods, paired = per_method(cfg.methods, runs, seeds, figures, BASELINE, extra)
     return {
         "n": len(seeds),
         "seeds": seeds,
@@ -292,18 +242,8 @@ def _drop(row: dict, budget: str, eps: float) -> float:
 
 def _band(rows: list, budget: str) -> dict:
     """Mean curve and per-level 95% band over the rows' (training seeds') curves."""
-    eps = rows[0]["attacks"]["budgets"][budget]["eps"]
-    per_level = [
-        mean_ci([r["attacks"]["budgets"][budget]["curve"][i] for r in rows])
-        for i in range(len(eps))
-    ]
-    return {
-        "eps": eps,
-        "mean": [e["mean"] for e in per_level],
-        "lo": None if len(rows) < 2 else [e["ci95"][0] for e in per_level],
-        "hi": None if len(rows) < 2 else [e["ci95"][1] for e in per_level],
-        "n": len(rows),
-    }
+    curves = [r["attacks"]["budgets"][budget]["curve"] for r in rows]
+    return band(rows[0]["attacks"]["budgets"][budget]["eps"], curves)
 
 
 def study_markdown(study: dict) -> str:

@@ -16,25 +16,16 @@ norms), ``study.md``, ``curves_substitution.png`` / ``curves_pgd.png`` (mean cur
 """
 
 import dataclasses
-import itertools
 import json
 import os
-
-from tqdm.auto import tqdm
 
 from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.experiments import get_config
 from robustjax.objectives import AdvConfig
-from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci, paired_diff
+from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci
 from robustjax.report.summary import curve_summary
-from robustjax.studies._common import (
-    StudyConfig,
-    start_study,
-    train_or_load,
-    try_plot,
-    write_json,
-    write_text,
-)
+from robustjax.studies._common import StudyConfig, write_json
+from robustjax.studies._seeds import band, check_comparison, per_method, run_comparison
 
 # name -> (experiment, adversarial term; None: clean training)
 METHODS = {
@@ -69,23 +60,7 @@ class SeqRobustnessConfig(StudyConfig):
     def __post_init__(self):
         check_name_fields(self, (("methods", tuple(METHODS)),))
         check_int_fields(self, ("seeds", "epochs", "pgd_steps", "k", "max_len"))
-        if not 0 <= self.warm_epochs < self.epochs:
-            raise ValueError(
-                f"SeqRobustnessConfig.warm_epochs must be in [0, epochs={self.epochs}), got "
-                f"{self.warm_epochs}."
-            )
-        for field in ("substitution_budgets", "pgd_eps"):
-            grid = getattr(self, field)
-            if len(grid) < 2 or grid[0] != 0 or any(b <= a for a, b in itertools.pairwise(grid)):
-                raise ValueError(
-                    f"SeqRobustnessConfig.{field} must ascend strictly from 0 (the clean "
-                    f"level) with at least 2 levels, got {grid}."
-                )
-        if BASELINE not in self.methods:
-            raise ValueError(
-                f"SeqRobustnessConfig.methods must include {BASELINE!r} (the baseline every "
-                f"method is compared with), got {self.methods}."
-            )
+        check_comparison(self, baseline=BASELINE, grids=("substitution_budgets", "pgd_eps"))
 
     def headline(self, metrics: dict) -> dict:
         return {k: v for k, v in metrics.items() if f"/clean/sampled_hr@{self.k}/" in k}
@@ -177,30 +152,17 @@ def run_seq_robustness(
 ) -> dict:
     """Trains and attacks every method on every seed; writes the study's files and returns
     its flat metrics (``methods/<name>/<figure>/mean``)."""
-    cfg.validate()
-    start_study(cfg, out_dir, resume)
-    seeds = [cfg.first_seed + i for i in range(cfg.seeds)]
-    units = [(m, s) for m in cfg.methods for s in seeds]
-    configs = {(m, s): method_config(cfg, m, s) for m, s in units}
-    runs, cache = {}, {}
-    bar = tqdm(units, desc=f"{cfg.name} study", unit="run", disable=not progress)
-    for m, s in bar:
-        bar.set_postfix_str(f"{m} seed {s}")
-        run_dir = os.path.join(out_dir, "runs", m, f"seed{s}")
-        metrics = train_or_load(configs[m, s], run_dir, progress=False)
-        runs[m, s] = {"metrics": metrics, "attacks": _attack(cfg, run_dir, cache)}
-    study = summarise(cfg, runs, seeds)
-    write_json(os.path.join(out_dir, "study.json"), study)
-    write_text(os.path.join(out_dir, "study.md"), markdown(study))
-    try_plot(cfg.name, _plots, study, out_dir)
-    flat = {
-        f"methods/{m}/{fig}/mean": e["mean"]
-        for m, figs in study["methods"].items()
-        for fig, e in figs.items()
-        if isinstance(e, dict) and "mean" in e
-    }
-    write_json(os.path.join(out_dir, "metrics.json"), flat, sort_keys=True)
-    return flat
+    return run_comparison(
+        cfg,
+        out_dir,
+        resume=resume,
+        progress=progress,
+        method_config=method_config,
+        attack=_attack,
+        summarise=summarise,
+        markdown=markdown,
+        plots=_plots,
+    )
 
 
 def _figures(cfg: SeqRobustnessConfig) -> dict:
@@ -224,23 +186,17 @@ def summarise(cfg: SeqRobustnessConfig, runs: dict, seeds: list[int]) -> dict:
     """``study.json``: per-method means with 95% intervals, paired differences against
     plain SASRec, input row norms and mean curves with bands."""
     figures = _figures(cfg)
-    methods, paired = {}, {}
-    for m in cfg.methods:
-        rows = [runs[m, s] for s in seeds]
-        entry = {fig: mean_ci([f(r) for r in rows]) for fig, f in figures.items()}
-        entry["norms"] = {
-            stat: mean_ci([r["attacks"]["norms"]["seq"][stat] for r in rows])
-            for stat in ("mean", "median")
+
+    def extra(rows):
+        return {
+            "norms": {
+                stat: mean_ci([r["attacks"]["norms"]["seq"][stat] for r in rows])
+                for stat in ("mean", "median")
+            },
+            "curves": {a: _band(rows, a) for a in ATTACKS},
         }
-        entry["curves"] = {a: _band(rows, a) for a in ATTACKS}
-        methods[m] = entry
-    for m in cfg.methods:
-        if m != BASELINE:
-            paired[m] = {
-                fig: paired_diff(methods[m][fig]["values"], methods[BASELINE][fig]["values"])
-                for fig in figures
-                if fig != "train_seconds"
-            }
+
+    methods, paired = per_method(cfg.methods, runs, seeds, figures, BASELINE, extra)
     return {
         "n": len(seeds),
         "seeds": seeds,
@@ -259,19 +215,8 @@ def summarise(cfg: SeqRobustnessConfig, runs: dict, seeds: list[int]) -> dict:
 
 
 def _band(rows: list, attack: str) -> dict:
-    levels = rows[0]["attacks"]["attacks"][attack]["levels"]
-    per_level = [
-        mean_ci([r["attacks"]["attacks"][attack]["sampled_hr"][i] for r in rows])
-        for i in range(len(levels))
-    ]
-    two = len(rows) >= 2
-    return {
-        "eps": levels,
-        "mean": [e["mean"] for e in per_level],
-        "lo": [e["ci95"][0] for e in per_level] if two else None,
-        "hi": [e["ci95"][1] for e in per_level] if two else None,
-        "n": len(rows),
-    }
+    curves = [r["attacks"]["attacks"][attack]["sampled_hr"] for r in rows]
+    return band(rows[0]["attacks"]["attacks"][attack]["levels"], curves)
 
 
 def markdown(study: dict) -> str:

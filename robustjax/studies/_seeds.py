@@ -1,0 +1,110 @@
+"""What the method-comparison studies over seeds share (``apr``, ``seq-robustness``).
+
+A study names methods, trains each on ``seeds`` training seeds at equal epochs, attacks
+every trained model, and reports every figure as ``mean_ci`` over the seeds plus each
+method's per-seed difference from a baseline method (``paired_diff``).
+"""
+
+import itertools
+import os
+from collections.abc import Callable
+
+from tqdm.auto import tqdm
+
+from robustjax.report.intervals import mean_ci, paired_diff
+from robustjax.studies._common import start_study, train_or_load, try_plot, write_json, write_text
+
+
+def check_comparison(cfg, *, baseline: str, grids: tuple[str, ...]) -> None:
+    """Common config checks: ``warm_epochs`` inside the budget, every level grid strictly
+    ascending from 0 (the clean level), and the baseline among the methods."""
+    where = type(cfg).__name__
+    if not 0 <= cfg.warm_epochs < cfg.epochs:
+        raise ValueError(
+            f"{where}.warm_epochs must be in [0, epochs={cfg.epochs}), got {cfg.warm_epochs}."
+        )
+    for field in grids:
+        grid = getattr(cfg, field)
+        if len(grid) < 2 or grid[0] != 0 or any(b <= a for a, b in itertools.pairwise(grid)):
+            raise ValueError(
+                f"{where}.{field} must ascend strictly from 0 (the clean level) with at "
+                f"least 2 levels, got {grid}."
+            )
+    if baseline not in cfg.methods:
+        raise ValueError(
+            f"{where}.methods must include the baseline {baseline!r} (every method is "
+            f"compared with it), got {cfg.methods}."
+        )
+
+
+def run_comparison(
+    cfg,
+    out_dir: str,
+    *,
+    resume: bool,
+    progress: bool,
+    method_config: Callable,
+    attack: Callable,
+    summarise: Callable,
+    markdown: Callable,
+    plots: Callable,
+) -> dict:
+    """Trains (or reads back) and attacks every method on every seed, with a progress bar
+    over the runs; writes ``study.json``, ``study.md``, the plots and ``metrics.json``
+    (the means, ``methods/<name>/<figure>/mean``), which it returns."""
+    cfg.validate()
+    start_study(cfg, out_dir, resume)
+    seeds = [cfg.first_seed + i for i in range(cfg.seeds)]
+    units = [(m, s) for m in cfg.methods for s in seeds]
+    configs = {(m, s): method_config(cfg, m, s) for m, s in units}  # all checked up front
+    runs, cache = {}, {}
+    bar = tqdm(units, desc=f"{cfg.name} study", unit="run", disable=not progress)
+    for m, s in bar:
+        bar.set_postfix_str(f"{m} seed {s}")
+        run_dir = os.path.join(out_dir, "runs", m, f"seed{s}")
+        metrics = train_or_load(configs[m, s], run_dir, progress=False)
+        runs[m, s] = {"metrics": metrics, "attacks": attack(cfg, run_dir, cache)}
+    study = summarise(cfg, runs, seeds)
+    write_json(os.path.join(out_dir, "study.json"), study)
+    write_text(os.path.join(out_dir, "study.md"), markdown(study))
+    try_plot(cfg.name, plots, study, out_dir)
+    flat = {
+        f"methods/{m}/{fig}/mean": e["mean"]
+        for m, figs in study["methods"].items()
+        for fig, e in figs.items()
+        if isinstance(e, dict) and "mean" in e
+    }
+    write_json(os.path.join(out_dir, "metrics.json"), flat, sort_keys=True)
+    return flat
+
+
+def per_method(methods, runs: dict, seeds: list[int], figures: dict, baseline: str, extra):
+    """``(methods, paired)``: every figure's ``mean_ci`` per method (plus ``extra(rows)``),
+    and every other method's ``paired_diff`` against ``baseline`` (timings excluded)."""
+    out, paired = {}, {}
+    for m in methods:
+        rows = [runs[m, s] for s in seeds]
+        out[m] = {fig: mean_ci([f(r) for r in rows]) for fig, f in figures.items()}
+        out[m].update(extra(rows))
+    for m in methods:
+        if m != baseline:
+            paired[m] = {
+                fig: paired_diff(out[m][fig]["values"], out[baseline][fig]["values"])
+                for fig in figures
+                if fig != "train_seconds"
+            }
+    return out, paired
+
+
+def band(levels: list, curves: list[list[float]]) -> dict:
+    """Mean curve and per-level 95% band over the seeds' curves (``curves[seed][level]``),
+    in the form ``report.plot_bands`` draws."""
+    per_level = [mean_ci([c[i] for c in curves]) for i in range(len(levels))]
+    two = len(curves) >= 2
+    return {
+        "eps": levels,
+        "mean": [e["mean"] for e in per_level],
+        "lo": [e["ci95"][0] for e in per_level] if two else None,
+        "hi": [e["ci95"][1] for e in per_level] if two else None,
+        "n": len(curves),
+    }
