@@ -24,6 +24,9 @@ EPILOG = """examples:
 """
 
 
+TINY_USERS = 64  # --tiny --data: the users (the first by id) a smoke run trains on
+
+
 def _add_common(sp, *, named: bool = True) -> None:
     """The data/config options shared by ``train``, ``study`` and ``config``."""
     if named:
@@ -60,7 +63,8 @@ def _add_common(sp, *, named: bool = True) -> None:
     sp.add_argument(
         "--tiny",
         action="store_true",
-        help="a tiny version of the experiment (smoke test, seconds)",
+        help="a tiny version of the experiment (smoke test, seconds); with --data, on its "
+        f"first {TINY_USERS} users",
     )
 
 
@@ -171,11 +175,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args, name: str | None = None):
-    from robustjax.config import apply_overrides
+    from robustjax.config import ExperimentConfig, apply_overrides
     from robustjax.experiments import get_config
 
     name = args.experiment if name is None else name
     cfg = get_config(name, tiny=args.tiny).with_data(args.data, args.format)
+    if args.tiny and args.data is not None and isinstance(cfg, ExperimentConfig):
+        # --tiny means seconds on a real data set too: the first users only
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, max_users=TINY_USERS))
     overrides = list(args.overrides)
     if getattr(args, "init_from", None) is not None:
         overrides.append(f"train.init_from={args.init_from}")

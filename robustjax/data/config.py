@@ -31,6 +31,8 @@ class DataConfig:
         valid_ratio: for split folders without a valid file (LightGCN folders): the
             fraction of each user's training rows carved out (seeded by ``seed``) as the
             valid part, in (0, 0.5); ``data.json`` records what was carved.
+        max_users: keep only the rows of the first ``max_users`` users by id (0: every
+            user), before any other step: the subsample ``--tiny --data`` trains on.
         seed: seed of the random split, of carving valid out of given train sets and of the
             synthetic generator.
         synthetic_users, synthetic_items, synthetic_per_user: synthetic generator sizes.
@@ -56,6 +58,7 @@ class DataConfig:
     loo_order: str = "auto"
     drop_cold: bool = False
     valid_ratio: float = 0.1
+    max_users: int = 0
     seed: int = 2024
     synthetic_users: int = 500
     synthetic_items: int = 800
@@ -85,6 +88,10 @@ class DataConfig:
             raise field_error(
                 self, "valid_ratio", "a number in (0, 0.5) (an empty valid part is an error)"
             )
+        if isinstance(self.max_users, bool) or not isinstance(self.max_users, int):
+            raise field_error(self, "max_users", "an int >= 0 (0: every user)")
+        if self.max_users < 0:
+            raise field_error(self, "max_users", "an int >= 0 (0: every user)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise field_error(self, "seed", "an int >= 0 (numpy seeds cannot be negative)")
         splits._check_ratios(self.ratios)
@@ -138,6 +145,7 @@ def _loader_options(cfg: DataConfig, fmt: str) -> dict:
 
 
 def _clean(cfg: DataConfig, t: InteractionTable) -> InteractionTable:
+    t = preprocess.first_users(t, cfg.max_users)
     if cfg.rating_threshold is not None:
         t = preprocess.to_implicit(t, cfg.rating_threshold)
     if cfg.dedup:

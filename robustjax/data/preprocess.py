@@ -32,6 +32,17 @@ def deduplicate(table: InteractionTable, keep: str = "first") -> InteractionTabl
     return table.subset(np.sort(idx))
 
 
+def first_users(table: InteractionTable, n: int) -> InteractionTable:
+    """The rows of the first ``n`` users by dense id (all rows for ``n == 0``): the
+    seconds-long subsample of a real data set that ``--tiny --data`` trains on. Ids are
+    kept; :func:`remap` renumbers them densely."""
+    if n < 0:
+        raise ValueError(f"first_users: n must be >= 0 (0: every user), got {n}.")
+    if n == 0 or table.num_users <= n:
+        return table
+    return table.subset(np.nonzero(table.user < n)[0])
+
+
 def remap(table: InteractionTable) -> InteractionTable:
     """Drops ids without rows and renumbers densely; kept tokens stay in sorted order."""
     used_u = np.bincount(table.user, minlength=table.num_users) > 0

@@ -83,6 +83,8 @@ def data_spec(data_cfg) -> dict:
     spec = {"path": data_cfg.path}
     if data_cfg.format is not None:
         spec["format"] = data_cfg.format
+    if data_cfg.max_users:
+        spec["max_users"] = data_cfg.max_users
     return spec
 
 

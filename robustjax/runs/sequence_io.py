@@ -41,8 +41,12 @@ def load_table(data_spec: dict) -> InteractionTable:
             f"load_table: the run's data ({data_spec}) cannot be rebuilt from its folder."
         )
     from robustjax.data import load
+    from robustjax.data.preprocess import first_users, remap
 
-    return load(data_spec["path"], format=data_spec.get("format"))
+    table = load(data_spec["path"], format=data_spec.get("format"))
+    if data_spec.get("max_users"):  # the --tiny subsample: the first users, renumbered
+        table = remap(first_users(table, data_spec["max_users"]))
+    return table
 
 
 def save_sequence_run(
