@@ -108,11 +108,14 @@ class EvalConfig:
     # full-ranking AUC (validation and test); its per-row sort costs ~3x the memory and
     # most of the time of evaluation on large catalogues: false skips it
     auc: bool = True
+    # validation (every eval_every epochs) skips AUC on catalogues larger than this, unless
+    # the run selects on it; test metrics keep it (eval.auc)
+    valid_auc_max_items: int = 20000
 
     def __post_init__(self):
         if not self.ks or any(k < 1 for k in self.ks):
             raise ValueError(f"EvalConfig.ks must be positive cutoffs, got {self.ks!r}.")
-        _positive(self, "batch_size", "top_n")
+        _positive(self, "batch_size", "top_n", "valid_auc_max_items")
         if not isinstance(self.auc, bool):
             raise TypeError(f"EvalConfig.auc must be true or false, got {self.auc!r}.")
         if self.sampled_negatives < 0:

@@ -43,6 +43,7 @@ class Evaluator:
     batch_size: int
     sampled: Any = None  # {"valid": SampledCandidates, "test": ...}
     auc: bool = True  # full-ranking AUC (EvalConfig.auc)
+    valid_auc: bool | None = None  # AUC on the valid part; None: as ``auc``
 
     def __post_init__(self):  # CSRs are built once, not at every validation
         object.__setattr__(
@@ -68,7 +69,7 @@ class Evaluator:
             ks=self.ks,
             batch_size=self.batch_size,
             return_topk=top_n or None,
-            auc=self.auc,
+            auc=self.auc if part == "test" or self.valid_auc is None else self.valid_auc,
         )
         metrics, top = out if top_n else (out, None)
         metrics = dict(metrics)
@@ -139,9 +140,13 @@ def run_experiment(
     )
     if cfg.train.init_from is not None:
         params = load_run_params(cfg.train.init_from, params)
-    evaluator = Evaluator(
-        fns, split, cfg.eval.ks, cfg.eval.batch_size, _sampled(cfg, split), cfg.eval.auc
+    valid_auc = cfg.eval.auc and (
+        split.num_items <= cfg.eval.valid_auc_max_items or cfg.train.early_metric == "auc"
     )
+    evaluator = Evaluator(
+        fns, split, cfg.eval.ks, cfg.eval.batch_size, _sampled(cfg, split), cfg.eval.auc,
+        valid_auc,
+    )  # fmt: skip
     t = cfg.train
     result = fit(
         params=params,
