@@ -114,6 +114,7 @@ def test_a_changed_data_file_is_refused(tmp_path, capsys):
         load_run(out)
 
 
+@pytest.mark.slow  # the pair sweep's test covers the check by default; this adds SASRec runs
 def test_sequence_sweep_refuses_a_checkpoint_of_other_data(tmp_path, tiny_run, capsys):
     sets = ("train.epochs=1",)
     a = tiny_run(*sets, experiment="sasrec-ml1m")

@@ -284,7 +284,14 @@ def tiny_data():
     return table, build_train_arrays(table.user, table.item, table.num_users, table.num_items)
 
 
-@pytest.mark.parametrize("method", [m for m in PAIR_ADV_METHODS if m != "none"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        pytest.param(m, marks=pytest.mark.slow) if m == "fast" else m  # fast = 1-step pgd
+        for m in PAIR_ADV_METHODS
+        if m != "none"
+    ],
+)
 def test_every_method_trains_compiles_once_and_is_deterministic(method, tiny_data):
     table, data = tiny_data
     adv = AdvConfig(method=method, eps=0.3, warm_epochs=1, num_steps=2, replays=2)

@@ -49,9 +49,10 @@ def _interrupted_equals_uninterrupted(run, tmp_path, **kw):
 @pytest.mark.parametrize(
     "adv",
     [
-        # the apr case covers the clean one (its warm-up phase is clean); -m slow runs both
+        # -m slow runs both; by default test_bert4rec_resume_is_bit_exact covers the
+        # sequence loop's resume and tests/runs/test_kill_resume.py the CLI's
         pytest.param(None, marks=pytest.mark.slow),
-        SeqAdvConfig(method="apr", eps=0.5, start_epoch=2),
+        pytest.param(SeqAdvConfig(method="apr", eps=0.5, start_epoch=2), marks=pytest.mark.slow),
     ],
     ids=["clean", "apr"],
 )
