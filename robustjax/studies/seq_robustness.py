@@ -96,13 +96,8 @@ def _attack(cfg: SeqRobustnessConfig, run_dir: str, cache: dict) -> dict:
     from robustjax.eval.seq_sweep import SeqSweepConfig, run_seq_sweep
     from robustjax.runs import load_sequence_run
 
-    # the sampled evaluation candidates are drawn per training seed: the methods of one
-    # seed share them, so the data are rebuilt per seed, never reused across seeds
-    seed = configs_seed(run_dir)
-    if seed not in cache:
-        cache.clear()
-    run = load_sequence_run(run_dir, data=cache.get(seed))
-    cache[seed] = run.data
+    del cache  # each run rebuilds its own data: the sampled candidates depend on its seed
+    run = load_sequence_run(run_dir)
     out = {"spec": spec, "attacks": {}}
     levels = {"substitution": cfg.substitution_budgets, "pgd": cfg.pgd_eps}
     for name, kind in ATTACKS.items():
@@ -129,12 +124,6 @@ def _attack(cfg: SeqRobustnessConfig, run_dir: str, cache: dict) -> dict:
         out["norms"] = sweep["norms"]
     write_json(path, out)
     return out
-
-
-def configs_seed(run_dir: str) -> int:
-    """The training seed of the run in ``run_dir`` (its ``config.json``)."""
-    with open(os.path.join(run_dir, "config.json")) as f:
-        return int(json.load(f)["train"]["seed"])
 
 
 def _attack_spec(cfg: SeqRobustnessConfig) -> dict:
