@@ -6,9 +6,10 @@ here for other per-user drivers (poisoning target metrics).
 
 from robustjax.eval._host import batch_capacity, check_csr, coo_batch, pad_rows
 from robustjax.eval.attacked import make_table_attack, table_targets
-from robustjax.eval.full import TopK, eval_full_step, evaluate_full
+from robustjax.eval.full import TopK, eval_full_step, evaluate_full, top_items
 from robustjax.eval.metrics import MetricSums, sum_metrics
 from robustjax.eval.ranking import METRIC_NAMES, metric_keys, rank_metrics, single_target_metrics
+from robustjax.eval.ranks import count_true, metrics_from_ranks, slot_metrics, target_counts
 from robustjax.eval.sampled import (
     SampledCandidates,
     eval_sampled_step,
@@ -32,6 +33,7 @@ __all__ = [
     "batch_capacity",
     "check_csr",
     "coo_batch",
+    "count_true",
     "eval_full_step",
     "eval_sampled_step",
     "evaluate_full",
@@ -41,13 +43,17 @@ __all__ = [
     "make_table_attack",
     "mean_score_change",
     "metric_keys",
+    "metrics_from_ranks",
     "pad_rows",
     "prediction_shift",
     "rank_metrics",
     "rbo_at_k",
     "rbo_normalized_at_k",
     "single_target_metrics",
+    "slot_metrics",
     "sum_metrics",
     "table_targets",
+    "target_counts",
     "target_hit_ratio",
+    "top_items",
 ]

@@ -1,14 +1,20 @@
 """Full-ranking evaluation: every user's held-out items ranked against all candidate items.
 
-Users are processed in batches of ``B``. Per batch, the host sends user ids and the
-target/exclude entries as padded COO index lists; one jitted step scores the users,
-scatters the lists into dense ``[B, I]`` masks, computes ``rank_metrics`` and reduces them to
-a ``MetricSums``. All batches share one shape (the last is padded and masked; the COO
-capacity is the largest batch's), so the step compiles once per call signature. Device memory
-is O(B * I). Measured on the compiled step: about 42 bytes per entry with AUC (its per-row
-sort and the buffers around it dominate) and about 14 without (scores and the two masks), e.g.
-4.1 GiB vs 1.4 GiB for 1024 users x 100k items. ``auc=False`` (``EvalConfig.auc``) skips it;
-lower the user batch to bound memory on large catalogues.
+Metrics come from the targets' ranks (:mod:`robustjax.eval.ranks`): a target's rank is the
+count of candidates that beat it, so no row is sorted and no top-K list is built unless one
+is asked for (``return_topk``). AUC comes from the same counts and costs about as much again.
+
+Users are processed in batches of at most ``B``. Per batch, the host sends user ids, the
+target/exclude entries as padded COO lists and the targets packed into slot rows of ``W``
+items (a user with many targets spans several rows of the same batch). One jitted step
+scores the users, scatters the lists into dense ``[B, I]`` masks, counts ranks over item
+chunks and reduces per-user metrics to a ``MetricSums``. All batches share one shape, so
+the step compiles once per call signature.
+
+Memory per batch is about ``B * I * 6`` bytes (scores and two masks) plus ``R * W *
+item_chunk`` bytes of compare masks; top-N lists use a chunked top-K merge over item blocks,
+so a 1M-item catalogue is evaluated in bounded memory (``benchmarks/scale.py`` records the
+compiled step's peak). Lower ``batch_size`` to bound memory further.
 """
 
 import functools
@@ -22,9 +28,11 @@ from jaxtyping import Array, Bool, Float, Int
 
 from robustjax.eval import _host
 from robustjax.eval.metrics import MetricSums, sum_metrics
-from robustjax.eval.ranking import _check_ks, metric_keys, rank_metrics
+from robustjax.eval.ranking import _check_ks, metric_keys
+from robustjax.eval.ranks import slot_metrics
 
 CSR = tuple[np.ndarray, np.ndarray]  # (indptr int64 [U+1], indices int32 [nnz])
+SLOT_WIDTH = 8  # targets per slot row (see robustjax.eval.ranks)
 
 
 class TopK(NamedTuple):
@@ -39,7 +47,10 @@ def _dense(rows, cols, shape) -> Bool[Array, "B I"]:
     return jnp.zeros(shape, jnp.bool_).at[rows, cols].set(True, mode="drop")
 
 
-@functools.partial(jax.jit, static_argnames=("score_users_fn", "num_items", "ks", "topn", "auc"))
+@functools.partial(
+    jax.jit,
+    static_argnames=("score_users_fn", "num_items", "ks", "topn", "auc", "item_chunk"),
+)
 def eval_full_step(
     params: Any,
     users: Int[Array, " B"],
@@ -48,14 +59,19 @@ def eval_full_step(
     target_cols: Int[Array, " C"],
     exclude_rows: Int[Array, " X"],
     exclude_cols: Int[Array, " X"],
+    slot_user: Int[Array, " R"],
+    slot_items: Int[Array, "R W"],
+    slot_real: Bool[Array, "R W"],
     *,
     score_users_fn: Callable,
     num_items: int,
     ks: tuple[int, ...],
     topn: int = 0,
     auc: bool = True,
+    item_chunk: int = 16384,
 ) -> tuple[MetricSums, tuple[Int[Array, "B N"], Float[Array, "B N"]] | None]:
-    """One batch of ``evaluate_full``: scores, masks from COO lists, metric sums, top-N.
+    """One batch of ``evaluate_full``: scores, masks from COO lists, ranks of the target
+    slots, metric sums, top-N.
 
     COO entries with row ``B`` are padding and are dropped. Returns ``(sums, top)`` where
     ``top`` is ``(items, scores)`` of the top ``topn`` non-excluded items, or None.
@@ -67,14 +83,51 @@ def eval_full_step(
             f"evaluate_full: score_users_fn returned shape {scores.shape}, expected "
             f"[B, num_items] = {shape}; check num_items."
         )
+    scores = scores.astype(jnp.float32)
     target = _dense(target_rows, target_cols, shape)
     exclude = _dense(exclude_rows, exclude_cols, shape)
-    sums = sum_metrics(rank_metrics(scores, target, exclude, ks=ks, auc=auc), where=user_mask)
+    per_user = slot_metrics(
+        scores,
+        exclude,
+        target,
+        slot_user,
+        slot_items,
+        slot_real,
+        ks=ks,
+        auc=auc,
+        item_chunk=item_chunk,
+    )
+    sums = sum_metrics(per_user, where=user_mask)
     if not topn:
         return sums, None
-    masked = jnp.where(exclude, jnp.float32(-jnp.inf), scores.astype(jnp.float32))
-    top_scores, top_items = jax.lax.top_k(masked, topn)
-    return sums, (top_items, top_scores)
+    return sums, top_items(scores, exclude, topn, item_chunk=max(item_chunk, 4 * topn))
+
+
+def top_items(
+    scores: Float[Array, "B I"], exclude: Bool[Array, "B I"], topn: int, *, item_chunk: int
+) -> tuple[Int[Array, "B N"], Float[Array, "B N"]]:
+    """Top ``topn`` non-excluded ``(items, scores)`` per row, best first, ties by lower id
+    (excluded items and NaN score -inf).
+
+    Catalogues wider than ``item_chunk`` are merged block by block: the running top list
+    and the next block's top list are concatenated (running list first, so ties keep the
+    lower id) and cut again, so memory is ``O(B * (item_chunk + topn))``.
+    """
+    masked = jnp.where(exclude | jnp.isnan(scores), jnp.float32(-jnp.inf), scores)
+    num_items = masked.shape[1]
+    if num_items <= item_chunk:
+        top_scores, top_ids = jax.lax.top_k(masked, topn)
+        return top_ids, top_scores
+    best_s, best_i = jax.lax.top_k(masked[:, :item_chunk], topn)
+    for lo in range(item_chunk, num_items, item_chunk):
+        block = masked[:, lo : lo + item_chunk]
+        k = min(topn, block.shape[1])
+        bs, bi = jax.lax.top_k(block, k)
+        cat_s = jnp.concatenate([best_s, bs], axis=1)
+        cat_i = jnp.concatenate([best_i, bi + lo], axis=1)
+        best_s, pos = jax.lax.top_k(cat_s, topn)
+        best_i = jnp.take_along_axis(cat_i, pos, axis=1)
+    return best_i, best_s
 
 
 def evaluate_full(
@@ -90,7 +143,8 @@ def evaluate_full(
     return_topk: int | None = None,
     auc: bool = True,
 ) -> dict[str, float] | tuple[dict[str, float], TopK]:
-    """Means of ``rank_metrics`` over all users with at least one target item.
+    """Means of the ranking metrics (definitions: ``rank_metrics``) over all users with at
+    least one target item, computed from the targets' ranks.
 
     Args:
       score_users_fn: pure ``(params, users int32[B]) -> scores [B, num_items]``. Pass the
@@ -104,7 +158,7 @@ def evaluate_full(
       batch_size: users per step (memory is O(batch_size * num_items)).
       users: optional int array of user ids to restrict to (default: all users).
       return_topk: if N > 0, also return the top-N non-excluded items of each user.
-      auc: False skips AUC (its per-row sort dominates the CPU cost).
+      auc: False skips AUC (it roughly doubles the counting work).
 
     Returns:
       ``{"recall@K", "ndcg@K", "hr@K", "precision@K", "mrr@K", "auc": float,
@@ -118,13 +172,13 @@ def evaluate_full(
 
     names = metric_keys(ks) if auc else metric_keys(ks)[:-1]
     bsz = max(min(batch_size, eval_users.size), 1)
-    states, tops = _eval_batches(
+    states, tops, sizes = _eval_batches(
         score_users_fn, params, eval_users, target, excludes, bsz, num_items, ks, topn, auc
     )
     metrics = _host.finish(states, names)
     if not topn:
         return metrics
-    return metrics, _gather_topk(tops, eval_users, topn)
+    return metrics, _gather_topk(tops, sizes, eval_users, topn)
 
 
 def _check_full_args(
@@ -155,6 +209,51 @@ def _users_with_target(users: np.ndarray | None, target: CSR, num_users: int) ->
     return all_users[has_target]
 
 
+def _slot_capacity(counts: np.ndarray, bsz: int, width: int) -> int:
+    """Slot rows per batch: room for the heaviest user and for ``bsz`` users of the mean
+    row count, rounded up to a multiple of 8."""
+    rows = -(-counts // width)
+    cap = max(int(rows.max(initial=1)), int(np.ceil(bsz * rows.mean())) if rows.size else 1)
+    return -(-cap // 8) * 8
+
+
+def _plan_batches(counts: np.ndarray, bsz: int, width: int, row_cap: int) -> list[tuple]:
+    """Consecutive user ranges ``(start, end)`` holding at most ``bsz`` users and at most
+    ``row_cap`` slot rows (a user's rows never straddle two batches)."""
+    cum = np.cumsum(-(-counts // width))
+    out, start, n = [], 0, counts.size
+    while start < n:
+        before = int(cum[start - 1]) if start else 0
+        end = min(int(np.searchsorted(cum, before + row_cap, side="right")), start + bsz, n)
+        end = max(end, start + 1)
+        out.append((start, end))
+        start = end
+    return out
+
+
+def _slot_rows(
+    target: CSR, chunk: np.ndarray, width: int, row_cap: int, num_items: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The batch's targets packed ``width`` per row: ``(slot_user [R], slot_items [R, W],
+    slot_real [R, W])``; duplicate entries of a user count once, as in the dense mask."""
+    rows, cols = _host.gather_rows(target, chunk)
+    keys = np.unique(rows.astype(np.int64) * num_items + cols)
+    rows, cols = (keys // num_items).astype(np.int32), (keys % num_items).astype(np.int32)
+    counts = np.bincount(rows, minlength=chunk.size)
+    first = np.cumsum(counts) - counts
+    rank_in_user = np.arange(rows.size) - first[rows]
+    user_rows = -(-counts // width)
+    row_start = np.cumsum(user_rows) - user_rows
+    slot_row = row_start[rows] + rank_in_user // width
+    slot_user = np.zeros(row_cap, np.int32)
+    slot_user[: user_rows.sum()] = np.repeat(np.arange(chunk.size, dtype=np.int32), user_rows)
+    slot_items = np.zeros((row_cap, width), np.int32)
+    slot_real = np.zeros((row_cap, width), bool)
+    slot_items[slot_row, rank_in_user % width] = cols
+    slot_real[slot_row, rank_in_user % width] = True
+    return slot_user, slot_items, slot_real
+
+
 def _eval_batches(
     score_users_fn: Callable,
     params: Any,
@@ -166,26 +265,33 @@ def _eval_batches(
     ks: tuple[int, ...],
     topn: int,
     auc: bool,
-) -> tuple[list, list]:
-    """Runs ``eval_full_step`` over ``eval_users`` in host batches of ``bsz`` (the last one
-    padded); returns the per-batch metric sums and top-N pairs."""
-    n = eval_users.size
-    t_cap = _host.batch_capacity([target], eval_users, bsz)
-    x_cap = _host.batch_capacity(excludes, eval_users, bsz)
-    states, tops = [], []
-    for start in range(0, n, bsz):
-        chunk = eval_users[start : start + bsz]
+    width: int = SLOT_WIDTH,
+) -> tuple[list, list, list]:
+    """Runs ``eval_full_step`` over ``eval_users`` in host batches of at most ``bsz`` users
+    (padded); returns the per-batch metric sums, top-N pairs and user counts."""
+    counts = target[0][eval_users + 1] - target[0][eval_users]
+    row_cap = _slot_capacity(counts, bsz, width)
+    batches = _plan_batches(counts, bsz, width, row_cap)
+    idx = np.arange(eval_users.size)
+    t_cap = max(max((int(counts[a:b].sum()) for a, b in batches), default=1), 1)
+    x_cap = max(
+        (_host.batch_capacity(excludes, eval_users[a:b], bsz) for a, b in batches), default=1
+    )
+    states, tops, sizes = [], [], []
+    for a, b in batches:
+        chunk = eval_users[idx[a:b]]
         tr, tc = _host.coo_batch([target], chunk, t_cap, pad_row=bsz)
         xr, xc = _host.coo_batch(excludes, chunk, x_cap, pad_row=bsz)
-        mask = np.arange(bsz) < chunk.size
+        slots = _slot_rows(target, chunk, width, row_cap, num_items)
         sums, top = eval_full_step(
             params,
             _host.pad_rows(chunk.astype(np.int32), bsz),
-            mask,
+            np.arange(bsz) < chunk.size,
             tr,
             tc,
             xr,
             xc,
+            *slots,
             score_users_fn=score_users_fn,
             num_items=num_items,
             ks=ks,
@@ -194,13 +300,20 @@ def _eval_batches(
         )
         states.append(sums)
         tops.append(top)
-    return states, tops
+        sizes.append(chunk.size)
+    return states, tops, sizes
 
 
-def _gather_topk(tops: list, eval_users: np.ndarray, topn: int) -> TopK:
-    """Concatenates the per-batch ``(items, scores)`` of ``eval_full_step`` into a ``TopK``."""
-    n = eval_users.size
+def _gather_topk(tops: list, sizes: list, eval_users: np.ndarray, topn: int) -> TopK:
+    """Concatenates the per-batch ``(items, scores)`` of ``eval_full_step`` (the first
+    ``sizes[b]`` rows of batch ``b``) into a ``TopK``."""
     tops = jax.device_get(tops)
-    items = np.concatenate([t[0] for t in tops])[:n] if n else np.zeros((0, topn), np.int32)
-    scores = np.concatenate([t[1] for t in tops])[:n] if n else np.zeros((0, topn), np.float32)
+    if not eval_users.size:
+        return TopK(
+            eval_users.astype(np.int32),
+            np.zeros((0, topn), np.int32),
+            np.zeros((0, topn), np.float32),
+        )
+    items = np.concatenate([t[0][:m] for t, m in zip(tops, sizes, strict=True)])
+    scores = np.concatenate([t[1][:m] for t, m in zip(tops, sizes, strict=True)])
     return TopK(eval_users.astype(np.int32), items, scores)
