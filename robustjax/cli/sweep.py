@@ -122,6 +122,12 @@ def _add_eval_args(s) -> None:
     s.add_argument("--stability-k", type=int, default=20, help="K of Jaccard@K and RBO@K")
     s.add_argument("--auc", action="store_true", help="also compute AUC at every level")
     s.add_argument("--user-batch", type=int, default=256, help="users per compiled step")
+    s.add_argument(
+        "--level-chunk",
+        type=int,
+        default=8,
+        help="levels attacked and scored together (user-item sweeps); lower it to bound memory",
+    )
     s.add_argument("--out", required=True, metavar="DIR", help="output folder")
     s.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -160,7 +166,12 @@ def check_args(args) -> None:
         raise ValueError(f"--eps {args.eps!r}: levels must be strictly ascending, got {list(eps)}.")
     _ints(args.seeds, "--seeds", minimum=0)
     _ints(args.ks, "--ks", minimum=1)
-    for option, value in (("--stability-k", args.stability_k), ("--user-batch", args.user_batch)):
+    sizes = (
+        ("--stability-k", args.stability_k),
+        ("--user-batch", args.user_batch),
+        ("--level-chunk", args.level_chunk),
+    )
+    for option, value in sizes:
         if value < 1:
             raise ValueError(f"{option} {value}: expected an integer >= 1.")
     if args.steps < 0:
@@ -298,6 +309,7 @@ def _items_config(args, context):
         stability_k=args.stability_k,
         auc=args.auc,
         user_batch=args.user_batch,
+        level_chunk=args.level_chunk,
     )
 
 

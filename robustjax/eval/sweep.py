@@ -84,7 +84,8 @@ class SweepConfig:
     user_groups: int = 4  # activity quantile groups (0 disables)
     head_share: float = 0.2  # most popular share of items counted as "head"
     user_batch: int = 256
-    memory_mb: int = 1024  # bound on the per-batch score tensor [L, B, I]
+    memory_mb: int = 1024  # bound on the per-batch score tensor [level_chunk, B, I]
+    level_chunk: int = 8  # levels attacked and scored together (lax.map batch); bounds memory
 
     def __post_init__(self):
         check_kind("SweepConfig", self.kind, "items")
@@ -109,6 +110,8 @@ class SweepConfig:
             raise field_error(self, "budget", f"one of {BUDGETS}")
         if self.user_batch < 1 or self.memory_mb < 1 or self.user_groups < 0:
             raise field_error(self, "user_batch", "positive (and memory_mb >= 1, user_groups >= 0)")
+        if self.level_chunk < 1:
+            raise field_error(self, "level_chunk", "an int >= 1")
         AttackConfig(
             kind=self.kind,
             eps=max(self.eps),
@@ -179,7 +182,12 @@ def make_level_attack(
         delta = attack(loss_fn, clean, key=k_attack, eps=eps, step_size=step)
         return jax.tree.map(jnp.add, clean, delta)
 
-    return jax.jit(jax.vmap(one, in_axes=(None, 0, 0)))
+    def all_levels(params, keys, eps):  # level_chunk levels at a time: bounded memory
+        return jax.lax.map(
+            lambda ke: one(params, *ke), (keys, eps), batch_size=min(cfg.level_chunk, eps.size)
+        )
+
+    return jax.jit(all_levels)
 
 
 # ------------------------------------------------------------------------ evaluation step
@@ -190,7 +198,8 @@ def _dense(rows, cols, shape):
 
 
 @functools.partial(
-    jax.jit, static_argnames=("fns", "ks", "stab_k", "auc", "num_groups", "num_items")
+    jax.jit,
+    static_argnames=("fns", "ks", "stab_k", "auc", "num_groups", "num_items", "level_chunk"),
 )
 def sweep_step(
     params,
@@ -211,8 +220,9 @@ def sweep_step(
     auc,
     num_groups,
     num_items,
+    level_chunk=8,
 ):
-    """All levels for one user batch. Returns per-level sums ``{name: [L, G+1]}`` (column
+    """All levels for one user batch (``level_chunk`` at a time). Returns per-level sums ``{name: [L, G+1]}`` (column
     0: all users, 1..G: activity groups) and the user count per group."""
     shape = (users.shape[0], num_items)
     target = _dense(tr, tc, shape)
@@ -256,7 +266,9 @@ def sweep_step(
             out["target_valid"] = eligible
         return {k: v @ onehot for k, v in out.items()}  # [G+1] sums
 
-    return jax.vmap(level)(tables), jnp.sum(onehot, axis=0)
+    num_levels = jax.tree.leaves(tables)[0].shape[0]
+    sums = jax.lax.map(level, tables, batch_size=min(level_chunk, num_levels))
+    return sums, jnp.sum(onehot, axis=0)
 
 
 def run_sweep(
@@ -298,7 +310,7 @@ def run_sweep(
     perturb = make_level_attack(fns, cfg, data, heldout)
     tables = perturb(params, keys, jnp.asarray(eps))
     num_levels = eps.size
-    cap = cfg.memory_mb * 2**20 // max(1, 4 * 4 * num_levels * num_items)
+    cap = cfg.memory_mb * 2**20 // max(1, 4 * 4 * min(cfg.level_chunk, num_levels) * num_items)
     bsz = int(max(1, min(cfg.user_batch, users.size, cap)))
     step = _batch_step(
         fns, cfg, params, tables, users, bsz, target, excludes, group, labels, head, num_items
@@ -340,6 +352,7 @@ def _batch_step(
         "auc": cfg.auc,
         "num_groups": len(labels),
         "num_items": num_items,
+        "level_chunk": cfg.level_chunk,
     }
 
     def step(i):  # one user batch, all levels
@@ -388,7 +401,7 @@ def _head_items(cfg: SweepConfig, excludes, num_items: int) -> np.ndarray:
 
 def attack_header(cfg: SweepConfig) -> dict:
     """The ``"attack"`` entry of the report: the config without the grid and batching."""
-    skip = ("eps", "seeds", "user_batch", "memory_mb")
+    skip = ("eps", "seeds", "user_batch", "memory_mb", "level_chunk")
     out = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
     if cfg.objective == "oracle":
         out["label"] = ORACLE_LABEL
