@@ -11,6 +11,7 @@ from robustjax.data import DataConfig
 from robustjax.data.negatives import SAMPLERS
 from robustjax.models.registry import SEQUENCE_MODELS, ModelConfig
 from robustjax.objectives import PAIR_ADV_METHODS, SEQUENCE_ADV_METHODS, AdvConfig
+from robustjax.sharding import parse_mesh
 from robustjax.train.state import OPTIMIZERS
 
 LOSSES = ("bpr", "bce", "softmax")
@@ -58,6 +59,9 @@ class TrainConfig:
     mask_last_prob: float = 0.0  # bert4rec: rows that mask only their last item
     cloze_negatives: int = 0  # bert4rec: 0 = full softmax, > 0 = sampled softmax
     strict: bool = False  # a loss term growing > 1e3x in its phase stops the run (else warns)
+    # device mesh "data=D,model=M" (robustjax.sharding): tables row-sharded over M devices,
+    # batches and evaluated users split over D; D*M devices (ROBUSTJAX_CPU_DEVICES on CPU)
+    mesh: str = "data=1,model=1"
 
     def __post_init__(self):
         _positive(
@@ -97,6 +101,7 @@ class TrainConfig:
         _choice(self, "optimizer", OPTIMIZERS)
         _choice(self, "loss", LOSSES)
         _choice(self, "sampler", SAMPLERS)
+        parse_mesh(self.mesh, key="TrainConfig.mesh")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -30,6 +30,7 @@ from robustjax.models import ModelFns, build_model
 from robustjax.models.registry import SEQUENCE_MODELS
 from robustjax.objectives import ObjectivePhase, build_phases
 from robustjax.runs.folder import RunFolder, optimizer_of
+from robustjax.sharding import mesh_from_string, shard_params, shard_scores
 from robustjax.train import build_train_arrays, fit, save_pytree
 
 
@@ -44,8 +45,12 @@ class Evaluator:
     sampled: Any = None  # {"valid": SampledCandidates, "test": ...}
     auc: bool = True  # full-ranking AUC (EvalConfig.auc)
     valid_auc: bool | None = None  # AUC on the valid part; None: as ``auc``
+    # robustjax.sharding mesh: tables row-sharded, scores split users x items over it
+    mesh: Any = None
 
     def __post_init__(self):  # CSRs are built once, not at every validation
+        # built once: the scoring function is a static argument of the compiled step
+        object.__setattr__(self, "_score_all", shard_scores(self.fns.score_all, self.mesh))
         object.__setattr__(
             self,
             "_csr",
@@ -60,8 +65,9 @@ class Evaluator:
 
     def __call__(self, params, part: str, *, top_n: int = 0):
         exclude = [self.csr("train")] + ([self.csr("valid")] if part == "test" else [])
+        params = shard_params(params, self.mesh)  # a no-op once placed
         out = evaluate_full(
-            self.fns.score_all,
+            self._score_all,
             params,
             target_csr=self.csr(part),
             exclude_csrs=exclude,
@@ -125,6 +131,7 @@ def run_experiment(
             allow_config_change=allow_config_change,
         )
     cfg.validate()
+    mesh = mesh_from_string(cfg.train.mesh, key="train.mesh")  # too few devices: fail early
     t0 = time.perf_counter()
     folder = RunFolder(out_dir, resume=resume, overwrite=overwrite)
     folder.write_config(cfg, allow_change=allow_config_change)
@@ -145,7 +152,7 @@ def run_experiment(
     )
     evaluator = Evaluator(
         fns, split, cfg.eval.ks, cfg.eval.batch_size, _sampled(cfg, split), cfg.eval.auc,
-        valid_auc,
+        valid_auc, mesh,
     )  # fmt: skip
     t = cfg.train
     result = fit(
@@ -170,6 +177,7 @@ def run_experiment(
         progress=progress,
         on_epoch=folder.log,
         strict=t.strict,
+        mesh=mesh,
     )
     meta = {"best_epoch": result.best_epoch, "num_users": split.num_users,
             "num_items": split.num_items, "model": dataclasses.asdict(cfg.model)}  # fmt: skip

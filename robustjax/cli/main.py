@@ -115,6 +115,51 @@ def _add_train(sub) -> None:
         action="store_true",
         help="with --resume: continue with a changed config (config.json records the change)",
     )
+    _add_distributed(t)
+
+
+def _add_distributed(sp) -> None:
+    """Multi-process (multi-host) options: every process runs the same command with its
+    own --process-id (or the ROBUSTJAX_COORDINATOR / _NUM_PROCESSES / _PROCESS_ID
+    environment variables); --set train.mesh=... then spans all processes' devices."""
+    g = sp.add_argument_group(
+        "devices",
+        "train.mesh='data=D,model=M' shards over D*M devices; on CPU set "
+        "ROBUSTJAX_CPU_DEVICES=N first. Several hosts: the same command in every process, "
+        "each with its --process-id (and its own --out).",
+    )
+    g.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="process 0's address: joins a multi-process run (jax.distributed)",
+    )
+    g.add_argument(
+        "--num-processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="number of processes of the multi-process run",
+    )
+    g.add_argument("--process-id", type=int, default=None, metavar="I", help="this process, 0..N-1")
+
+
+def _start_devices(args) -> None:
+    """Before any JAX computation: ROBUSTJAX_CPU_DEVICES, then a multi-process run from
+    --coordinator/--num-processes/--process-id or the ROBUSTJAX_* environment variables."""
+    from robustjax import sharding
+
+    sharding.force_cpu_devices()
+    flags = [getattr(args, k, None) for k in ("coordinator", "num_processes", "process_id")]
+    if all(v is None for v in flags):
+        sharding.initialize_from_env()
+    elif any(v is None for v in flags):
+        raise ValueError(
+            "--coordinator, --num-processes and --process-id go together (got "
+            f"{flags[0]!r}, {flags[1]!r}, {flags[2]!r}); give all three or none."
+        )
+    else:
+        sharding.initialize_distributed(*flags)
 
 
 def _add_study(sub) -> None:
@@ -267,6 +312,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try:
+        _start_devices(args)
         if args.command == "sweep":
             from robustjax.cli import sweep as sweep_cli
 

@@ -37,6 +37,7 @@ RESUME_MAY_CHANGE = (
     "train.epochs",
     "train.time_budget_s",
     "train.checkpoint_every",
+    "train.mesh",  # where the epochs run (same results up to float summation order)
 )  # in config.json: config changes made on --resume
 
 

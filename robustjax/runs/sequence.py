@@ -34,6 +34,7 @@ from robustjax.runs.sequence_io import (
     load_table,
     save_sequence_run,
 )
+from robustjax.sharding import mesh_from_string, shard_params
 from robustjax.train.loop import Phase, Selector, train_loop
 from robustjax.train.sequence import (
     ClozeEpoch,
@@ -88,13 +89,14 @@ def data_spec(data_cfg) -> dict:
     return spec
 
 
-def _epoch_task(cfg, graphdef, data, tx, adv: SeqAdvConfig | None, batch_size: int):
+def _epoch_task(cfg, graphdef, data, tx, adv: SeqAdvConfig | None, batch_size: int, mesh=None):
     seed = cfg.train.seed
     if cfg.model.name == "sasrec":
         train_host = np.asarray(data.train)
         bounds = length_buckets(train_host, cfg.train.buckets)
         fn = make_sasrec_epoch_fn(graphdef, tx, data.num_items, adv)
-        return SequenceEpoch(fn, data, history_lengths(train_host), bounds, batch_size, seed)
+        lengths = history_lengths(train_host)
+        return SequenceEpoch(fn, data, lengths, bounds, batch_size, seed, mesh)
     fn = make_bert4rec_epoch_fn(
         graphdef,
         tx,
@@ -105,15 +107,15 @@ def _epoch_task(cfg, graphdef, data, tx, adv: SeqAdvConfig | None, batch_size: i
         num_sampled=cfg.train.cloze_negatives,
         adv=adv,
     )
-    return ClozeEpoch(fn, data, batch_size, seed)
+    return ClozeEpoch(fn, data, batch_size, seed, mesh)
 
 
-def _phases(cfg, graphdef, data, tx, batch_size) -> list[Phase]:
+def _phases(cfg, graphdef, data, tx, batch_size, mesh=None) -> list[Phase]:
     adv = sequence_adv(cfg.adv)
-    clean = Phase(0, _epoch_task(cfg, graphdef, data, tx, None, batch_size), "clean")
+    clean = Phase(0, _epoch_task(cfg, graphdef, data, tx, None, batch_size, mesh), "clean")
     if adv is None:
         return [clean]
-    task = _epoch_task(cfg, graphdef, data, tx, adv, batch_size)
+    task = _epoch_task(cfg, graphdef, data, tx, adv, batch_size, mesh)
     adversarial = Phase(cfg.adv.warm_epochs, task, cfg.adv.method)
     return [clean, adversarial] if cfg.adv.warm_epochs else [adversarial]
 
@@ -192,9 +194,10 @@ def _train(cfg, graphdef, params, data, folder: RunFolder, evaluate, resume, pro
     t = cfg.train
     tx = optimizer_of(t)
     batch_size = min(t.batch_size, data.num_users)
+    mesh = mesh_from_string(t.mesh, key="train.mesh")  # tables row-sharded, users split
     return train_loop(
-        state=init_state(params, tx),
-        phases=_phases(cfg, graphdef, data, tx, batch_size),
+        state=shard_params(init_state(params, tx), mesh),
+        phases=_phases(cfg, graphdef, data, tx, batch_size, mesh),
         epochs=t.epochs,
         seed=t.seed,
         validate=lambda state: evaluate(state.params, "valid"),

@@ -22,6 +22,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from robustjax.sharding import gather
+
 _META = "__meta__"
 
 
@@ -29,7 +31,8 @@ def save_pytree(path: str, tree: Any, meta: dict | None = None) -> None:
     """Writes ``tree``'s leaves and ``meta`` to ``path`` (``.npz``) atomically, then a
     readable copy of ``meta`` to ``<path without .npz>.json``."""
     arrays = {}
-    for key_path, leaf in jax.tree_util.tree_flatten_with_path(jax.device_get(tree))[0]:
+    # gather: the whole value of multi-host arrays too (every process calls this)
+    for key_path, leaf in jax.tree_util.tree_flatten_with_path(gather(tree))[0]:
         name = leaf_name(key_path)
         if name in arrays or name == _META:
             raise ValueError(f"save_pytree: two leaves share the path {name!r}.")

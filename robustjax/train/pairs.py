@@ -8,6 +8,7 @@ free AT) and runs them through the library's one host loop,
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,7 @@ import optax
 
 from robustjax.data.negatives import TrainArrays
 from robustjax.objectives import ObjectivePhase
+from robustjax.sharding import is_trivial, replicate, shard_batch, shard_params
 from robustjax.train.free import make_free_train_epoch
 from robustjax.train.loop import Phase, Selector, train_loop
 from robustjax.train.state import init_state
@@ -25,18 +27,26 @@ from robustjax.types import Params
 @dataclasses.dataclass(frozen=True)
 class PairEpoch:
     """Epoch task over shuffled training pairs: ``plan`` is the seeded permutation
-    (:func:`epoch_permutation`), the call runs ``epoch_fn(state, perm, data, key)``."""
+    (:func:`epoch_permutation`), the call runs ``epoch_fn(state, perm, data, key)``.
+
+    With a ``mesh`` (:mod:`robustjax.sharding`) the call places the state by the partition
+    rules (a no-op once placed; a resumed state is placed on its first epoch) and splits
+    each batch of ``perm`` over the data axis; ``data`` should be replicated on it."""
 
     epoch_fn: Callable
     data: TrainArrays
     batch_size: int
     seed: int
+    mesh: Any = None  # jax.sharding.Mesh from robustjax.sharding, or None (one device)
 
     def plan(self, epoch: int):
         n = self.data.num_interactions
         return epoch_permutation(n, self.batch_size, seed=self.seed, epoch=epoch)
 
     def __call__(self, state, plan, key):
+        if self.mesh is not None:
+            state = shard_params(state, self.mesh)
+            plan = shard_batch(plan, self.mesh, axis=1)
         return self.epoch_fn(state, plan, self.data, key)
 
 
@@ -103,12 +113,17 @@ def fit(
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
     strict: bool = False,
+    mesh: Any = None,
 ) -> FitResult:
     """Trains a pair model for ``epochs`` epochs, one compiled call per epoch.
 
     Epoch ``e`` uses ``fold_in(key(seed), e)`` on device and a NumPy shuffle seeded by
     ``(seed, e)`` (see :func:`robustjax.train.loop.train_loop` for resume and selection).
+    ``mesh`` (:func:`robustjax.sharding.make_mesh`; None or one device: unsharded) shards
+    the tables over its model axis and the batches over its data axis; the results equal
+    the one-device run up to float summation order.
     """
+    data = replicate(data, mesh)
     loop_phases = [
         Phase(
             p.start_epoch,
@@ -117,13 +132,14 @@ def fit(
                 data,
                 batch_size,
                 seed,
+                None if is_trivial(mesh) else mesh,
             ),
             p.name,
         )
         for p in phases
     ]
     result = train_loop(
-        state=init_state(jax.tree.map(jnp.copy, params), tx),
+        state=shard_params(init_state(jax.tree.map(jnp.copy, params), tx), mesh),
         phases=loop_phases,
         epochs=epochs,
         seed=seed,

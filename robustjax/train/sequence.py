@@ -9,6 +9,7 @@ sequential runs did, so their results reproduce), dropping the last incomplete b
 
 import dataclasses
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +25,7 @@ from robustjax.losses.sequence import (
     next_item_bce,
     sequence_objective,
 )
+from robustjax.sharding import is_trivial, replicate, shard_batch, shard_params
 from robustjax.train.step import apply_gradients
 
 
@@ -165,7 +167,10 @@ class SequenceEpoch:
     """Loop task of next-item training (SASRec): users shuffled by ``(seed, epoch + 1)``,
     batched by history length (:func:`bucketed_batches`; one bucket = plain batches), the
     buckets run in an order seeded by ``(seed, epoch + 1, 1)``. Metrics: the means over the
-    epoch's batches of ``loss`` and each part."""
+    epoch's batches of ``loss`` and each part.
+
+    With a ``mesh`` (:mod:`robustjax.sharding`): the state is placed by the partition
+    rules, each batch is split over the data axis, the training rows are replicated."""
 
     epoch_fn: object  # from make_sasrec_epoch_fn
     data: SequenceData
@@ -173,6 +178,10 @@ class SequenceEpoch:
     bounds: np.ndarray  # bucket lengths
     batch_size: int
     seed: int
+    mesh: Any = None  # jax.sharding.Mesh from robustjax.sharding, or None (one device)
+
+    def __post_init__(self):
+        _replicate_rows(self)
 
     def plan(self, epoch: int):
         perm = np.random.default_rng((self.seed, epoch + 1)).permutation(self.data.num_users)
@@ -186,7 +195,9 @@ class SequenceEpoch:
         del key  # step keys come from the root key and the step count (see module doc)
         root_key = jax.random.key(self.seed)
         chunks = []
+        state = shard_params(state, self.mesh)  # a no-op once placed
         for length, batches in plan:
+            batches = shard_batch(batches, self.mesh, axis=1)
             state, part = self.epoch_fn(
                 state, self.data.train, self.data.seen_train, batches, root_key, length=length
             )
@@ -197,12 +208,17 @@ class SequenceEpoch:
 @dataclasses.dataclass(frozen=True)
 class ClozeEpoch:
     """Loop task of masked-item training (BERT4Rec): users shuffled by ``(seed, epoch +
-    1)`` into full batches. Metric: ``loss``, the mean over the epoch's batches."""
+    1)`` into full batches. Metric: ``loss``, the mean over the epoch's batches.
+    ``mesh``: as :class:`SequenceEpoch`'s."""
 
     epoch_fn: object  # from make_bert4rec_epoch_fn
     data: SequenceData
     batch_size: int
     seed: int
+    mesh: Any = None
+
+    def __post_init__(self):
+        _replicate_rows(self)
 
     def plan(self, epoch: int):
         perm = np.random.default_rng((self.seed, epoch + 1)).permutation(self.data.num_users)
@@ -212,5 +228,21 @@ class ClozeEpoch:
     def __call__(self, state, plan, key):
         del key  # step keys come from the root key and the step count (see module doc)
         train = self.data.train[:, 1:]  # the last L training items
+        state = shard_params(state, self.mesh)  # a no-op once placed
+        plan = shard_batch(plan, self.mesh, axis=1)
         state, losses = self.epoch_fn(state, train, plan, jax.random.key(self.seed))
         return state, {"loss": jnp.mean(losses)}
+
+
+def _replicate_rows(task) -> None:
+    """Replicates the training rows of an epoch task on its mesh once, at construction
+    (the tasks are frozen; a one-device mesh is dropped, so nothing changes)."""
+    if is_trivial(task.mesh):
+        object.__setattr__(task, "mesh", None)
+        return
+    data = dataclasses.replace(
+        task.data,
+        train=replicate(task.data.train, task.mesh),
+        seen_train=replicate(task.data.seen_train, task.mesh),
+    )
+    object.__setattr__(task, "data", data)

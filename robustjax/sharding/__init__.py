@@ -1,0 +1,48 @@
+"""Device meshes and partition rules (the only package that names mesh axes); see
+:mod:`robustjax.sharding.mesh`."""
+
+from robustjax.sharding.mesh import (
+    AXES,
+    CPU_DEVICES_ENV,
+    DISTRIBUTED_ENV,
+    constrain_scores,
+    force_cpu_devices,
+    gather,
+    initialize_distributed,
+    initialize_from_env,
+    is_trivial,
+    layout,
+    make_mesh,
+    mesh_from_string,
+    mesh_sizes,
+    param_shardings,
+    param_spec,
+    parse_mesh,
+    replicate,
+    shard_batch,
+    shard_params,
+    shard_scores,
+)
+
+__all__ = [
+    "AXES",
+    "CPU_DEVICES_ENV",
+    "DISTRIBUTED_ENV",
+    "constrain_scores",
+    "force_cpu_devices",
+    "gather",
+    "initialize_distributed",
+    "initialize_from_env",
+    "is_trivial",
+    "layout",
+    "make_mesh",
+    "mesh_from_string",
+    "mesh_sizes",
+    "param_shardings",
+    "param_spec",
+    "parse_mesh",
+    "replicate",
+    "shard_batch",
+    "shard_params",
+    "shard_scores",
+]
