@@ -1,0 +1,441 @@
+"""Scale: training, evaluation and sweeps from ml-100k to a mid-size and a 1M x 1M catalogue.
+
+Side by side in one run (ratios, not seconds, are what to compare across machines):
+
+* ``ml100k``: BPR-MF (d64, batch 2048) fused epoch with dense Adam and with the row-sparse
+  optimizer, cornac's BPR on the same training pairs; clean full-ranking evaluation with and
+  without AUC against the bare score product ``U @ I^T``.
+* ``midsize``: a synthetic catalogue of Gowalla's size (29,858 users, 40,981 items, about
+  810k training pairs; generated here, no outside data): the same epochs and cornac, then
+  dense and row-sparse runs for ``--epochs`` epochs with validation Recall@20 every
+  ``--eval-every`` epochs (the Recall@20 each reaches at the end, and the time to reach a fixed
+  Recall@20), full-ranking evaluation, and a 16-level PGD sweep (its process peak memory).
+* ``eval_1m``: 1M users x 1M items x d64 (random factors): peak memory of one compiled
+  evaluation batch from XLA's memory analysis, and the wall time of a 10k-user slice.
+* ``devices``: the 4-forced-CPU-device checks of ``tests/sharding`` (results equal to one
+  device), if that package is present.
+
+``--tiny`` shrinks every size (seconds; used by the tests and by ``gpu_check.sh --tiny``).
+The record holds flat keys such as ``midsize/epoch_ratio_vs_cornac`` and
+``ml100k/eval_ratio_to_product``, beside per-piece figures and the environment.
+
+Usage: python -m benchmarks.scale --json OUT [--tiny] [--skip midsize,eval_1m]
+"""
+
+import argparse
+import os
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks._common import SHARED, environment, write_record
+from robustjax.data import DataConfig, prepare, user_item_csr
+from robustjax.data.splits import split_random
+from robustjax.data.table import InteractionTable
+from robustjax.eval import evaluate_full
+from robustjax.eval.full import eval_full_step
+from robustjax.eval.sweep import SweepConfig, run_sweep
+from robustjax.losses import Term, clean_term, combine
+from robustjax.models import ModelConfig, build_model
+from robustjax.train import (
+    build_train_arrays,
+    epoch_permutation,
+    init_state,
+    make_optimizer,
+    make_train_epoch,
+)
+
+SIZES = {
+    "full": {
+        "mid_users": 29858,
+        "mid_items": 40981,
+        "mid_per_user": 34,  # 80% train: about 810k training pairs
+        "big_users": 1_000_000,
+        "big_items": 1_000_000,
+        "big_slice": 10_000,
+        "sweep_users": 2048,
+    },
+    "tiny": {
+        "mid_users": 600,
+        "mid_items": 900,
+        "mid_per_user": 20,
+        "big_users": 20_000,
+        "big_items": 30_000,
+        "big_slice": 512,
+        "sweep_users": 128,
+    },
+}
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def midsize_table(num_users, num_items, per_user, *, seed=0, dim=16, chunk=512):
+    """Planted low-rank preferences with Zipf popularity (as ``robustjax.data.synthetic``),
+    sampled in user chunks so the ``[U, I]`` logits never exist whole."""
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((num_items, dim), dtype=np.float32)
+    log_pop = -np.log(rng.permutation(num_items) + 1.0).astype(np.float32)
+    items = []
+    for lo in range(0, num_users, chunk):
+        p = rng.standard_normal((min(chunk, num_users - lo), dim), dtype=np.float32)
+        logits = (3.0 / np.sqrt(dim)) * (p @ q.T) + log_pop
+        logits += rng.gumbel(size=logits.shape).astype(np.float32)
+        items.append(np.argpartition(-logits, per_user - 1, axis=1)[:, :per_user])
+    item = np.concatenate(items).reshape(-1).astype(np.int32)
+    user = np.repeat(np.arange(num_users, dtype=np.int32), per_user)
+    n = user.size
+    return InteractionTable(
+        user=user,
+        item=item,
+        rating=np.ones(n, np.float32),
+        timestamp=np.arange(n, dtype=np.float64),
+        user_tokens=np.arange(num_users).astype(str),
+        item_tokens=np.arange(num_items).astype(str),
+    )
+
+
+def _trainer(fns, data, optimizer, *, batch_size, seed, lr=1e-3):
+    """``(state, run_epoch(state, e) -> state)`` for BPR with ``optimizer``."""
+    tx = make_optimizer(optimizer, lr)
+    train_epoch = make_train_epoch(combine(bpr=Term(clean_term(fns))), tx)
+    root = jax.random.key(seed)
+
+    def run_epoch(state, e):
+        perm = epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=e)
+        state, m = train_epoch(state, perm, data, jax.random.fold_in(root, e))
+        return state, m
+
+    return tx, run_epoch
+
+
+def epoch_seconds(fns, params, data, optimizer, *, epochs, batch_size, seed):
+    """Median seconds of a synchronous fused epoch (compile apart)."""
+    tx, run_epoch = _trainer(fns, data, optimizer, batch_size=batch_size, seed=seed)
+    state = init_state(jax.tree.map(jnp.copy, params), tx)
+    t = time.perf_counter()
+    state, m = run_epoch(state, 0)
+    jax.block_until_ready(m)
+    compile_s = time.perf_counter() - t
+    times = []
+    for e in range(1, epochs + 1):
+        t = time.perf_counter()
+        state, m = run_epoch(state, e)
+        jax.block_until_ready(m)
+        times.append(time.perf_counter() - t)
+    return {"epoch_s": float(np.median(times)), "first_epoch_s": compile_s}
+
+
+def cornac_epoch_seconds(user, item, *, epochs, seed):
+    """cornac's BPR (k=64) on the same pairs: seconds per epoch, or None without cornac."""
+    try:
+        import cornac
+    except ImportError:
+        return None
+    ts = cornac.data.Dataset.from_uir(
+        list(zip(user.astype(str), item.astype(str), np.ones(user.size))), seed=seed
+    )
+    times = []
+    for _ in range(2):
+        model = cornac.models.BPR(
+            k=64, max_iter=epochs, learning_rate=0.01, lambda_reg=0.0, seed=seed, verbose=False
+        )
+        t = time.perf_counter()
+        model.fit(ts)
+        times.append((time.perf_counter() - t) / epochs)
+    return {"epoch_s": float(np.median(times)), "version": cornac.__version__}
+
+
+def eval_seconds(fns, params, split, *, repeats=5, part="test", auc=True):
+    csr = lambda t: user_item_csr(t, split.num_users)
+    target = csr(getattr(split, part))
+    excl = [csr(split.train)] + ([csr(split.valid)] if part == "test" else [])
+
+    def run():
+        return evaluate_full(
+            fns.score_all,
+            params,
+            target_csr=target,
+            exclude_csrs=excl,
+            num_items=split.num_items,
+            ks=(10, 20, 50),
+            batch_size=1024,
+            auc=auc,
+        )
+
+    metrics = run()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)), metrics
+
+
+def product_seconds(fns, params, num_users, repeats=20):
+    users = jnp.arange(num_users, dtype=jnp.int32)
+    product = jax.jit(lambda p, u: fns.score_all(p, u))
+    jax.block_until_ready(product(params, users))
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(product(params, users))
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def bench_ml100k(args, optimizers) -> dict:
+    split = prepare(DataConfig(path=os.path.join(SHARED, "ml-100k-split")))
+    fns, params = build_model(ModelConfig(dim=64), split.num_users, split.num_items, seed=0)
+    tr = split.train
+    data = build_train_arrays(tr.user, tr.item, split.num_users, split.num_items)
+    out = {}
+    for opt in optimizers:
+        out[opt] = epoch_seconds(
+            fns, params, data, opt, epochs=args.epochs_timed, batch_size=2048, seed=0
+        )
+    cornac = cornac_epoch_seconds(tr.user, tr.item, epochs=args.epochs_timed, seed=0)
+    out["cornac"] = cornac
+    bare = product_seconds(fns, params, split.num_users)
+    with_auc, _ = eval_seconds(fns, params, split, auc=True)
+    without, _ = eval_seconds(fns, params, split, auc=False)
+    out["eval"] = {"product_s": bare, "with_auc_s": with_auc, "without_auc_s": without}
+    flat = {
+        "ml100k/epoch_s": out["adam"]["epoch_s"],
+        "ml100k/eval_ratio_to_product": with_auc / bare,
+        "ml100k/eval_no_auc_ratio_to_product": without / bare,
+    }
+    for opt in optimizers[1:]:
+        flat[f"ml100k/{opt}_epoch_s"] = out[opt]["epoch_s"]
+    if cornac:
+        flat["ml100k/cornac_epoch_s"] = cornac["epoch_s"]
+        best = min(out[o]["epoch_s"] for o in optimizers)
+        flat["ml100k/epoch_ratio_vs_cornac"] = best / cornac["epoch_s"]
+        flat["ml100k/dense_epoch_ratio_vs_cornac"] = out["adam"]["epoch_s"] / cornac["epoch_s"]
+    return out, flat
+
+
+def _recall_run(fns, params, split, data, optimizer, *, epochs, eval_every):
+    """Trains ``epochs`` epochs with validation Recall@20 every ``eval_every``; returns the
+    curve and the final Recall@20."""
+    tx, run_epoch = _trainer(fns, data, optimizer, batch_size=2048, seed=0)
+    state = init_state(jax.tree.map(jnp.copy, params), tx)
+    csr = lambda t: user_item_csr(t, split.num_users)
+    valid, train = csr(split.valid), csr(split.train)
+    curve, train_s = [], 0.0
+    for e in range(epochs):
+        t = time.perf_counter()
+        state, m = run_epoch(state, e)
+        jax.block_until_ready(m)
+        train_s += time.perf_counter() - t
+        if (e + 1) % eval_every == 0 or e + 1 == epochs:
+            r = evaluate_full(
+                fns.score_all, state.params, target_csr=valid, exclude_csrs=[train],
+                num_items=split.num_items, ks=(20,), batch_size=1024, auc=False,
+            )["recall@20"]  # fmt: skip
+            curve.append({"epoch": e + 1, "train_s": train_s, "valid_recall@20": r})
+    return {"curve": curve, "final_recall@20": curve[-1]["valid_recall@20"]}, state.params
+
+
+def time_to_target(curve, target):
+    """Training seconds at the first evaluation reaching ``target`` (None if never)."""
+    return next((c["train_s"] for c in curve if c["valid_recall@20"] >= target), None)
+
+
+def bench_midsize(args, sizes, optimizers) -> tuple[dict, dict]:
+    table = midsize_table(sizes["mid_users"], sizes["mid_items"], sizes["mid_per_user"])
+    split = split_random(table, (0.8, 0.1, 0.1), seed=0, name="midsize")
+    tr = split.train
+    data = build_train_arrays(tr.user, tr.item, split.num_users, split.num_items)
+    fns, params = build_model(ModelConfig(dim=64), split.num_users, split.num_items, seed=0)
+    out = {"shape": {"users": split.num_users, "items": split.num_items, "train_pairs": len(tr)}}
+    for opt in optimizers:
+        out[opt] = epoch_seconds(
+            fns, params, data, opt, epochs=args.epochs_timed, batch_size=2048, seed=0
+        )
+    cornac = cornac_epoch_seconds(tr.user, tr.item, epochs=args.epochs_timed, seed=0)
+    out["cornac"] = cornac
+    flat = {"midsize/epoch_s": min(out[o]["epoch_s"] for o in optimizers)}
+    flat["midsize/dense_epoch_s"] = out["adam"]["epoch_s"]
+    if cornac:
+        flat["midsize/cornac_epoch_s"] = cornac["epoch_s"]
+        flat["midsize/epoch_ratio_vs_cornac"] = flat["midsize/epoch_s"] / cornac["epoch_s"]
+    # quality per optimizer at equal epochs, and time to a fixed validation Recall@20
+    runs, trained = {}, None
+    for opt in optimizers:
+        runs[opt], p = _recall_run(
+            fns, params, split, data, opt, epochs=args.epochs, eval_every=args.eval_every
+        )
+        trained = trained or p
+        flat[f"midsize/{opt}_valid_recall@{args.epochs}ep"] = runs[opt]["final_recall@20"]
+    target = args.target_recall or 0.9 * runs[optimizers[0]]["final_recall@20"]
+    flat["midsize/target_valid_recall@20"] = target
+    for opt in optimizers:
+        flat[f"midsize/{opt}_time_to_target_s"] = time_to_target(runs[opt]["curve"], target)
+    out["runs"] = runs
+    eval_s, _ = eval_seconds(fns, trained, split, repeats=2, auc=True)
+    flat["midsize/eval_s"] = eval_s
+    flat["midsize/eval_ratio_to_product"] = eval_s / product_seconds(
+        fns, trained, split.num_users, repeats=3
+    )
+    out["sweep"] = bench_sweep(fns, trained, split, data, sizes["sweep_users"])
+    flat["midsize/sweep16_s"] = out["sweep"]["seconds"]
+    flat["midsize/sweep16_peak_rss_bytes"] = out["sweep"]["peak_rss_bytes"]
+    return out, flat
+
+
+def bench_sweep(fns, params, split, data, num_users):
+    """A 16-level PGD sweep over the test targets of the first ``num_users`` users."""
+    csr = lambda t: user_item_csr(t, split.num_users)
+    indptr, indices = csr(split.test)
+    keep = np.zeros(split.num_users, bool)
+    keep[:num_users] = True
+    counts = np.where(keep, np.diff(indptr), 0)
+    sub = (np.concatenate([[0], np.cumsum(counts)]), indices[np.repeat(keep, np.diff(indptr))])
+    cfg = SweepConfig(kind="pgd", eps=tuple(np.linspace(0, 1, 16).tolist()), ks=(20,))
+    t = time.perf_counter()
+    run_sweep(
+        fns, params, data=data, target_csr=sub, exclude_csrs=[csr(split.train), csr(split.valid)],
+        num_items=split.num_items, cfg=cfg, progress=False,
+    )  # fmt: skip
+    return {"seconds": time.perf_counter() - t, "users": num_users, "levels": 16,
+            "peak_rss_bytes": peak_rss_bytes()}  # fmt: skip
+
+
+def bench_eval_1m(sizes, *, batch_size=256, targets=8, excluded=32) -> tuple[dict, dict]:
+    """Memory and wall time of full-ranking evaluation at ``big_users x big_items``."""
+    nu, ni, n_slice = sizes["big_users"], sizes["big_items"], sizes["big_slice"]
+    key_u, key_i = jax.random.split(jax.random.key(0))
+    params = {
+        "user": jax.random.normal(key_u, (nu, 64), jnp.float32) * 0.1,
+        "item": jax.random.normal(key_i, (ni, 64), jnp.float32) * 0.1,
+    }
+
+    def score(p, users):
+        return p["user"][users] @ p["item"].T
+
+    rng = np.random.default_rng(0)
+
+    def csr(per_user):
+        indptr = np.arange(nu + 1, dtype=np.int64) * per_user
+        return indptr, rng.integers(0, ni, nu * per_user).astype(np.int32)
+
+    target, exclude = csr(targets), csr(excluded)
+    users = np.arange(n_slice)
+    # compiled-step memory from XLA (one batch, the shapes evaluate_full uses)
+    width = 8
+    rows = batch_size * -(-targets // width)
+    shapes = (
+        jax.ShapeDtypeStruct((batch_size,), jnp.int32),
+        jax.ShapeDtypeStruct((batch_size,), jnp.bool_),
+        jax.ShapeDtypeStruct((batch_size * targets,), jnp.int32),
+        jax.ShapeDtypeStruct((batch_size * targets,), jnp.int32),
+        jax.ShapeDtypeStruct((batch_size * excluded,), jnp.int32),
+        jax.ShapeDtypeStruct((batch_size * excluded,), jnp.int32),
+        jax.ShapeDtypeStruct((rows,), jnp.int32),
+        jax.ShapeDtypeStruct((rows, width), jnp.int32),
+        jax.ShapeDtypeStruct((rows, width), jnp.bool_),
+    )
+    compiled = eval_full_step.lower(
+        params, *shapes, score_users_fn=score, num_items=ni, ks=(10, 20, 50), auc=True
+    ).compile()
+    mem = compiled.memory_analysis()
+    peak = None
+    if mem is not None:
+        peak = int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
+    t = time.perf_counter()
+    metrics = evaluate_full(
+        score, params, target_csr=target, exclude_csrs=[exclude], num_items=ni,
+        ks=(10, 20, 50), batch_size=batch_size, users=users, auc=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - t
+    out = {
+        "users": nu,
+        "items": ni,
+        "slice_users": n_slice,
+        "batch_size": batch_size,
+        "peak_bytes": peak,
+        "temp_bytes": None if mem is None else int(mem.temp_size_in_bytes),
+        "slice_seconds": wall,
+        "process_peak_rss_bytes": peak_rss_bytes(),
+        "num_users_evaluated": metrics["num_users"],
+    }
+    flat = {
+        "eval_1m/peak_bytes": peak,
+        "eval_1m/slice_s": wall,
+        "eval_1m/process_peak_rss_bytes": out["process_peak_rss_bytes"],
+    }
+    return out, flat
+
+
+def bench_devices() -> dict | None:
+    """Runs the multi-device check script of the sharding tests, if present."""
+    import json
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "..", "tests", "sharding", "mesh_checks.py")
+    if not os.path.exists(script):
+        return None
+    proc = subprocess.run(
+        [sys.executable, script], capture_output=True, text=True, timeout=600, check=False
+    )
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        return {"returncode": proc.returncode, "stderr": proc.stderr[-2000:]}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", default=None, help="record path (default benchmarks/results/)")
+    p.add_argument("--tiny", action="store_true", help="small sizes: seconds, for tests")
+    p.add_argument("--skip", default="", help="comma list of ml100k,midsize,eval_1m,devices")
+    p.add_argument("--epochs", type=int, default=100, help="midsize quality runs' epochs")
+    p.add_argument("--eval-every", type=int, default=10)
+    p.add_argument("--epochs-timed", type=int, default=5, help="epochs timed per optimizer")
+    p.add_argument("--target-recall", type=float, default=None,
+                   help="fixed validation Recall@20 for time-to-target (default: 90%% of the "
+                   "dense run's final value, recorded)")  # fmt: skip
+    p.add_argument("--optimizers", default="adam,lazy_adam")
+    args = p.parse_args(argv)
+    if args.tiny:
+        args.epochs, args.eval_every, args.epochs_timed = 4, 2, 2
+    sizes = SIZES["tiny" if args.tiny else "full"]
+    skip = {s for s in args.skip.split(",") if s}
+    optimizers = [o for o in args.optimizers.split(",") if o]
+    from robustjax.train import OPTIMIZERS
+
+    missing = [o for o in optimizers if o not in OPTIMIZERS]
+    if missing:
+        print(f"scale: optimizers {missing} are not available here; skipped", flush=True)
+        optimizers = [o for o in optimizers if o in OPTIMIZERS]
+    record = {"benchmark": "scale", **environment(), "tiny": args.tiny, "sizes": sizes}
+    flat = {}
+    steps = {
+        "ml100k": lambda: bench_ml100k(args, optimizers),
+        "midsize": lambda: bench_midsize(args, sizes, optimizers),
+        "eval_1m": lambda: bench_eval_1m(sizes),
+    }
+    for name, fn in steps.items():
+        if name in skip:
+            continue
+        t = time.perf_counter()
+        out, f = fn()
+        record[name] = out | {"bench_seconds": time.perf_counter() - t}
+        flat.update(f)
+        print(f"{name}: {f}", flush=True)
+    if "devices" not in skip:
+        record["devices"] = bench_devices()
+    record.update(flat)
+    write_record("scale", record, args.json)
+    return record
+
+
+if __name__ == "__main__":
+    main()
