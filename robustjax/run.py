@@ -32,6 +32,7 @@ from robustjax.objectives import ObjectivePhase, build_phases
 from robustjax.runs.folder import RunFolder, optimizer_of
 from robustjax.sharding import mesh_from_string, shard_params, shard_scores
 from robustjax.train import build_train_arrays, fit, save_pytree
+from robustjax.train.sparse_step import optimizer_for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +158,8 @@ def run_experiment(
     t = cfg.train
     result = fit(
         params=params,
-        tx=optimizer_of(t),
+        # dense, or row-sparse updates of the tables (train.sparse_updates)
+        tx=optimizer_for(t, fns, lambda: optimizer_of(t)),
         phases=(make_phases or default_phases)(cfg, fns),
         data=build_train_arrays(
             split.train.user, split.train.item, split.num_users, split.num_items

@@ -96,6 +96,12 @@ class ModelFns:
       l2_embed: ``l2_embed(params, batch) -> {name: [B, D]}``, the embeddings the
         batch-level L2 regularises, when they are not ``embed``'s output (LightGCN: the
         layer-0 rows, as in the paper); None means ``embed``.
+      row_params: ``table -> parameter leaf names`` (checkpoint names without ``/value``,
+        e.g. ``"item" -> ("items/embedding", "item_bias")``): the leaves whose row ``r`` is
+        read only by lookups of id ``r`` through ``lookups``. Declaring them lets training
+        run on the gathered rows of a batch and update only those rows
+        (:mod:`robustjax.train.sparse_step`). Empty when embeddings are not plain lookups
+        (LightGCN propagates over the whole table).
     """
 
     embed: Callable[[Params, Batch], Emb]
@@ -111,9 +117,10 @@ class ModelFns:
     set_tables: Callable | None = None
     bilinear: bool = False
     l2_embed: Callable | None = None
+    row_params: Mapping[str, tuple[str, ...]] = FrozenMap()
 
     def __post_init__(self):
-        for name in ("embedding_names", "lookups", "table_sizes"):
+        for name in ("embedding_names", "lookups", "table_sizes", "row_params"):
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, Iterable):
                 raise TypeError(
@@ -126,6 +133,8 @@ class ModelFns:
         lookups = {k: tuple(v) for k, v in dict(self.lookups).items()}
         object.__setattr__(self, "lookups", FrozenMap(lookups))
         object.__setattr__(self, "table_sizes", FrozenMap(self.table_sizes))
+        rows = {k: tuple(v) for k, v in dict(self.row_params).items()}
+        object.__setattr__(self, "row_params", FrozenMap(rows))
         try:
             _cached_hash(self)
         except TypeError as e:
@@ -238,6 +247,7 @@ def lookup_model_fns(
     get_tables: Callable,
     set_tables: Callable,
     bilinear: bool = False,
+    row_params: Mapping[str, tuple[str, ...]] | None = None,
 ) -> ModelFns:
     """``ModelFns`` of a module whose ``user``/``pos``/``neg`` embeddings are rows of a user
     and an item table and whose methods are ``embed``, ``score``, ``score_all`` and
@@ -252,4 +262,5 @@ def lookup_model_fns(
         get_tables=get_tables,
         set_tables=set_tables,
         bilinear=bilinear,
+        row_params=row_params or {},
     )

@@ -62,6 +62,10 @@ def mf_fns(model: MatrixFactorization):
         get_tables=_get_tables,
         set_tables=Bound(set_embedding_tables, graphdef),
         bilinear=True,
+        row_params={
+            "user": ("users/embedding",),
+            "item": ("items/embedding",) + (("item_bias",) if model.item_bias is not None else ()),
+        },
     )
     return fns, params
 

@@ -176,6 +176,10 @@ def neumf_fns(model: NeuMF) -> tuple[ModelFns, nnx.State]:
         model,
         get_tables=Bound(_get_tables, graphdef),
         set_tables=Bound(_set_tables, graphdef),
+        row_params={
+            "user": ("gmf_users/embedding", "mlp_users/embedding"),
+            "item": ("gmf_items/embedding", "mlp_items/embedding"),
+        },
     )
     return fns, params
 

@@ -16,6 +16,8 @@ import numpy as np
 import optax
 
 from robustjax.data.negatives import TrainArrays, sample_negatives, sample_uniform
+from robustjax.train.sparse import apply_updates
+from robustjax.train.sparse_step import RowSparseOptimizer, row_value_and_grad
 from robustjax.train.state import TrainState
 from robustjax.types import Params
 
@@ -26,12 +28,14 @@ def apply_gradients(
     state: TrainState, grads: Params, tx: optax.GradientTransformation
 ) -> TrainState:
     """One optimizer step: the library's only ``tx.update``. Returns the state with the
-    updated parameters and optimizer state, and ``step + 1``."""
+    updated parameters and optimizer state, and ``step + 1``. ``grads`` may hold
+    :class:`robustjax.train.sparse.SparseRows` leaves for the row-sparse optimizers of
+    :mod:`robustjax.train.sparse` (their updates are added to the named rows only)."""
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     return dataclasses.replace(
         state,
         step=state.step + 1,
-        params=optax.apply_updates(state.params, updates),
+        params=apply_updates(state.params, updates),
         opt_state=opt_state,
     )
 
@@ -83,7 +87,9 @@ def make_train_epoch(
 
     Args:
       objective: ``objective(params, batch, *, key) -> (total, parts)``.
-      tx: the optax optimizer.
+      tx: the optax optimizer, or a :class:`robustjax.train.sparse_step.RowSparseOptimizer`:
+        then the objective is differentiated with respect to the rows the batch looks up
+        (:func:`robustjax.train.sparse_step.row_value_and_grad`) and only those rows move.
       num_negatives: negatives per positive (``neg`` is ``[B]`` for 1, else ``[B, N]``).
       sampler: ``"uniform"`` or ``"popularity"``.
 
@@ -93,13 +99,17 @@ def make_train_epoch(
     """
     if num_negatives < 1:
         raise ValueError(f"make_train_epoch: num_negatives must be >= 1, got {num_negatives}.")
+    if isinstance(tx, RowSparseOptimizer):
+        value_and_grad = row_value_and_grad(tx.fns)
+    else:
+
+        def value_and_grad(objective, params, batch, *, key):
+            return jax.value_and_grad(objective, has_aux=True)(params, batch, key=key)
 
     def one_step(data, state: TrainState, rows, u01, key):
         k_sample, k_obj = jax.random.split(key)
         batch = make_batch(data, rows, u01, sampler=sampler, key=k_sample)
-        (loss, parts), grads = jax.value_and_grad(objective, has_aux=True)(
-            state.params, batch, key=k_obj
-        )
+        (loss, parts), grads = value_and_grad(objective, state.params, batch, key=k_obj)
         return apply_gradients(state, grads, tx), {"loss": loss, **parts}
 
     @functools.partial(jax.jit, donate_argnums=0)
