@@ -129,6 +129,13 @@ def _add_eval_args(s) -> None:
         help="levels attacked and scored together (user-item sweeps); lower it to bound memory",
     )
     s.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    s.add_argument(
+        "--mesh",
+        default="data=1,model=1",
+        metavar="data=D,model=M",
+        help="device mesh (robustjax.sharding): tables row-sharded over M devices, users "
+        "split over D (on CPU set ROBUSTJAX_CPU_DEVICES=D*M); default one device",
+    )
     s.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -244,7 +251,11 @@ def run(args) -> int:
             f"user-item runs take one of {kinds}."
         )
     # load (and check) every checkpoint before the long part starts
+    from robustjax.sharding import mesh_from_string
+
+    mesh = mesh_from_string(args.mesh, key="--mesh")
     runs, context = family.load(args.checkpoint)
+    context = {**context, "mesh": mesh}
     cfg = family.config(args, context)
     sweep = {**family.header(cfg, context), "checkpoints": {}}
     for loaded in tqdm(runs, desc="checkpoints", unit="run", disable=args.no_progress):
@@ -325,11 +336,16 @@ def _items_header(cfg, context):
 
 
 def _items_evaluate(loaded, cfg, context, progress):
-    from robustjax.eval.sweep import run_sweep
+    import dataclasses
 
+    from robustjax.eval.sweep import run_sweep
+    from robustjax.sharding import shard_params, shard_scores
+
+    mesh = context["mesh"]  # scores split users x items, tables row-sharded
+    fns = dataclasses.replace(loaded.fns, score_all=shard_scores(loaded.fns.score_all, mesh))
     return run_sweep(
-        loaded.fns,
-        loaded.params,
+        loaded.fns if fns.score_all is loaded.fns.score_all else fns,
+        shard_params(loaded.params, mesh),
         data=context["data"],
         target_csr=context["target"],
         exclude_csrs=context["exclude"],
@@ -407,10 +423,11 @@ def _seq_header(cfg, context):
 
 def _seq_evaluate(loaded, cfg, context, progress):
     from robustjax.eval.seq_sweep import run_seq_sweep
+    from robustjax.sharding import shard_params
 
     return run_seq_sweep(
         loaded.graphdef,
-        loaded.params,
+        shard_params(loaded.params, context["mesh"]),  # tables row-sharded
         loaded.data.test_input,
         loaded.data.test_cands,
         num_items=loaded.data.num_items,

@@ -48,16 +48,9 @@ def _train(fns, params, data, mesh, adv, epochs=2):
     return state, losses, task.epoch_fn
 
 
-@pytest.mark.parametrize(
-    "mesh_text, adv",
-    [
-        ("model=4", AdvConfig()),  # BPR
-        ("data=2,model=2", AdvConfig(method="apr", eps=0.5, weight=1.0)),
-    ],
-)
-def test_training_on_mesh_equals_one_device(mesh_text, adv):
+def test_bpr_epochs_on_mesh_equal_one_device():
     fns, params, data = _case()
-    mesh = sharding.mesh_from_string(mesh_text)
+    mesh, adv = sharding.mesh_from_string("model=4"), AdvConfig()
     ref, ref_losses, _ = _train(fns, params, data, None, adv, epochs=3)
     state, losses, epoch_fn = _train(fns, params, data, mesh, adv, epochs=3)
     assert epoch_fn._cache_size() == 1  # three epochs, one compilation
@@ -89,9 +82,10 @@ def test_uneven_table_stays_replicated_and_trains_the_same():
     np.testing.assert_allclose(users, ref.params["users"]["embedding"][...], rtol=1e-5, atol=1e-6)
 
 
-def test_fit_with_a_mesh_matches_fit_without():
+def test_apr_fit_on_mesh_equals_one_device():
     fns, params, data = _case()
-    phases = build_phases(fns, loss="bpr", l2=0.0, adv=AdvConfig(), epochs=2)
+    adv = AdvConfig(method="apr", eps=0.5, weight=1.0)
+    phases = build_phases(fns, loss="bpr", l2=1e-4, adv=adv, epochs=2)
     kw = {"params": params, "tx": make_optimizer("adam", 1e-2), "phases": phases, "data": data,
           "epochs": 2, "batch_size": 64, "seed": 3, "progress": False}  # fmt: skip
     a = fit(**kw, mesh=sharding.make_mesh(data=2, model=2))
@@ -170,3 +164,29 @@ def test_initialize_from_env_needs_all_three():
         )
     with pytest.raises(ValueError, match="process_id=2 must lie in"):
         sharding.initialize_distributed("localhost:1", 2, 2)
+
+
+def test_sweep_on_mesh_equals_unsharded():
+    import dataclasses
+
+    from robustjax.eval.sweep import SweepConfig, run_sweep
+
+    split = prepare(DataConfig(synthetic_users=40, synthetic_items=60, synthetic_per_user=8))
+    fns, params = build_model(ModelConfig(name="mf", dim=8), split.num_users, split.num_items,
+                              seed=1)  # fmt: skip
+    csr = {p: user_item_csr(getattr(split, p), split.num_users) for p in ("train", "test")}
+    data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
+    cfg = SweepConfig(eps=(0.0, 0.5), num_steps=2, ks=(5,), stability_k=5, user_groups=0,
+                      user_batch=16)  # fmt: skip
+
+    def run(f, p):
+        return run_sweep(f, p, data=data, target_csr=csr["test"], exclude_csrs=[csr["train"]],
+                         num_items=split.num_items, cfg=cfg, progress=False)  # fmt: skip
+
+    mesh = sharding.make_mesh(data=2, model=2)
+    ref = run(fns, params)
+    sharded = dataclasses.replace(fns, score_all=sharding.shard_scores(fns.score_all, mesh))
+    got = run(sharded, sharding.shard_params(params, mesh))
+    assert got["metrics"].keys() == ref["metrics"].keys()
+    for k, v in ref["metrics"].items():
+        np.testing.assert_allclose(got["metrics"][k], v, rtol=1e-5, atol=1e-6, err_msg=k)
