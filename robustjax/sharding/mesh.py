@@ -22,6 +22,16 @@ Multi-host: :func:`initialize_distributed` (``jax.distributed.initialize``) befo
 other JAX call; the mesh then spans every process's devices and the helpers build global
 arrays from the host values, which every process must hold identically (they do: every
 host prepares the same data with the same seeds).
+
+Running (``train.mesh`` in the config, ``--mesh`` for sweeps)::
+
+    ROBUSTJAX_CPU_DEVICES=4 robustjax train --experiment bpr-mf --tiny \
+        --set train.mesh=data=2,model=2 --out runs/mesh
+    robustjax sweep --checkpoint runs/mesh --attack pgd --eps 0:1:8 --mesh model=4 ...
+    # two hosts (or processes), each with 2 devices; every process runs:
+    ROBUSTJAX_CPU_DEVICES=2 robustjax train ... --set train.mesh=data=2,model=2 \
+        --coordinator HOST0:12355 --num-processes 2 --process-id I --out runs/host_I
+    # (or ROBUSTJAX_COORDINATOR / ROBUSTJAX_NUM_PROCESSES / ROBUSTJAX_PROCESS_ID)
 """
 
 import os
