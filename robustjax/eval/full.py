@@ -30,6 +30,7 @@ from robustjax.eval import _host
 from robustjax.eval.metrics import MetricSums, sum_metrics
 from robustjax.eval.ranking import _check_ks, metric_keys
 from robustjax.eval.ranks import slot_metrics
+from robustjax.sharding import gather
 
 CSR = tuple[np.ndarray, np.ndarray]  # (indptr int64 [U+1], indices int32 [nnz])
 SLOT_WIDTH = 8  # targets per slot row (see robustjax.eval.ranks)
@@ -307,7 +308,7 @@ def _eval_batches(
 def _gather_topk(tops: list, sizes: list, eval_users: np.ndarray, topn: int) -> TopK:
     """Concatenates the per-batch ``(items, scores)`` of ``eval_full_step`` (the first
     ``sizes[b]`` rows of batch ``b``) into a ``TopK``."""
-    tops = jax.device_get(tops)
+    tops = gather(tops)  # host copies, from every process in a multi-host run
     if not eval_users.size:
         return TopK(
             eval_users.astype(np.int32),
