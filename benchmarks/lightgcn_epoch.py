@@ -7,8 +7,10 @@ pairs with power-law item popularity and user activity, no outside data):
   * ``epoch``: the fused training epoch of the ``lightgcn`` experiment (BPR + batch L2
     1e-4, one uniform negative, Adam 1e-3, dim 64, 3 layers, batch 2048) as
     :func:`robustjax.train.make_train_epoch` runs it; compile time apart. An epoch of
-    ``steps_per_epoch`` steps is timed when it fits ``--max-steps``; otherwise a run of
-    ``--max-steps`` steps is timed and scaled (``scaled_from_steps`` says so);
+    ``steps_per_epoch`` steps is timed, or, where ``--csr-steps``/``--segment-sum-steps``
+    is smaller, a run of that many steps scaled to the epoch (``scaled_from_steps`` says
+    so; by default the whole epoch for CSR and 40 steps for segment_sum, which takes
+    minutes per epoch at mid-size);
   * ``propagate_s``: one propagation (forward) of the whole graph, jitted;
   * ``grad_s``: one gradient of the step's objective on one batch (propagation forward and
     backward, gathers, BPR, L2), jitted; ``step_s - grad_s`` is the optimizer and sampler.
@@ -59,92 +61,114 @@ def midsize_pairs(num_users: int, num_items: int, num_pairs: int, *, seed: int):
     return (keys // num_items).astype(np.int32), (keys % num_items).astype(np.int32)
 
 
-def _median_time(fn, *args, repeats):
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
-def bench_one(method, user, item, num_users, num_items, *, args):
-    graph = build_graph(user, item, num_users, num_items)
-    model = LightGCN(
-        num_users,
-        num_items,
-        args.dim,
-        num_layers=args.layers,
-        propagation=method,
-        rngs=nnx.Rngs(params=args.seed),
-    )
-    fns, params = lightgcn_fns(model, graph)
-    objective = build_phases(fns, loss="bpr", l2=1e-4, adv=AdvConfig(), epochs=1)[0].objective
-    tx = make_optimizer("adam", 1e-3)
-    data = build_train_arrays(user, item, num_users, num_items)
-    perm_full = epoch_permutation(user.size, args.batch_size, seed=args.seed, epoch=0)
-    steps_per_epoch = perm_full.shape[0]
-    steps = min(steps_per_epoch, args.max_steps)
-    perm = perm_full[:steps]
-    key = jax.random.key(args.seed)
-    batch = {
-        "user": jnp.asarray(user[perm[0]]),
-        "pos": jnp.asarray(item[perm[0]]),
-        "neg": jax.random.randint(key, (args.batch_size,), 0, num_items),
-    }
-
-    propagate = jax.jit(lambda p: fns.embed(p, {"user": jnp.arange(num_users)})["user"])
-    grad = jax.jit(jax.grad(lambda p: objective(p, batch, key=key)[0]))
-    out = {"propagate_compile_s": _median_time(propagate, params, repeats=1)}
-    out["propagate_s"] = _median_time(propagate, params, repeats=args.repeats)
-    out["grad_compile_s"] = _median_time(grad, params, repeats=1)
-    out["grad_s"] = _median_time(grad, params, repeats=args.repeats)
-
-    train_epoch = make_train_epoch(objective, tx)
-    state = init_state(jax.tree.map(jnp.copy, params), tx)  # the epoch donates its state
+def _seconds(fn, *args):
     t = time.perf_counter()
-    state, m = train_epoch(state, perm, data, jax.random.fold_in(key, 0))
-    jax.block_until_ready(m)
-    out["epoch_compile_s"] = time.perf_counter() - t  # compile + one run
-    times = []
-    for e in range(1, args.repeats + 1):
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - t
+
+
+def _compiled(fn, *args):
+    """``(executable, seconds to lower and compile)``."""
+    t = time.perf_counter()
+    executable = fn.lower(*args).compile()
+    return executable, time.perf_counter() - t
+
+
+class _Run:
+    """One formulation at one size: its compiled pieces and epoch, timed on demand."""
+
+    def __init__(self, method, user, item, num_users, num_items, *, args):
+        graph = build_graph(user, item, num_users, num_items)
+        model = LightGCN(
+            num_users,
+            num_items,
+            args.dim,
+            num_layers=args.layers,
+            propagation=method,
+            rngs=nnx.Rngs(params=args.seed),
+        )
+        fns, self.params = lightgcn_fns(model, graph)
+        objective = build_phases(fns, loss="bpr", l2=1e-4, adv=AdvConfig(), epochs=1)[0].objective
+        tx = make_optimizer("adam", 1e-3)
+        self.data = build_train_arrays(user, item, num_users, num_items)
+        perm = epoch_permutation(user.size, args.batch_size, seed=args.seed, epoch=0)
+        self.steps_per_epoch = perm.shape[0]
+        max_steps = getattr(args, f"{method}_steps")
+        self.steps = min(self.steps_per_epoch, max_steps) if max_steps > 0 else perm.shape[0]
+        self.perm = perm[: self.steps]
+        self.key = key = jax.random.key(args.seed)
+        batch = {
+            "user": jnp.asarray(user[perm[0]]),
+            "pos": jnp.asarray(item[perm[0]]),
+            "neg": jax.random.randint(key, (args.batch_size,), 0, num_items),
+        }
+        all_users = {"user": jnp.arange(num_users)}
+        self.out = {}
+        self.propagate, self.out["propagate_compile_s"] = _compiled(
+            jax.jit(lambda p: fns.embed(p, all_users)["user"]), self.params
+        )
+        self.grad, self.out["grad_compile_s"] = _compiled(
+            jax.jit(jax.grad(lambda p: objective(p, batch, key=key)[0])), self.params
+        )
+        self.state = init_state(jax.tree.map(jnp.copy, self.params), tx)  # donated
+        self.epoch, self.out["epoch_compile_s"] = _compiled(
+            make_train_epoch(objective, tx), self.state, self.perm, self.data, key
+        )
+        self.times = {"propagate_s": [], "grad_s": [], "run_s": []}
+        self.calls = 0
+
+    def time_once(self):
+        self.times["propagate_s"].append(_seconds(self.propagate, self.params))
+        self.times["grad_s"].append(_seconds(self.grad, self.params))
+        self.calls += 1
         t = time.perf_counter()
-        state, m = train_epoch(state, perm, data, jax.random.fold_in(key, e))
-        jax.block_until_ready(m)
-        times.append(time.perf_counter() - t)
-    run_s = float(np.median(times))
-    out.update(
-        steps_timed=steps,
-        step_s=run_s / steps,
-        epoch_s=run_s * steps_per_epoch / steps,
-        final_loss=float(m["loss"]),
-    )
-    if steps < steps_per_epoch:
-        out["scaled_from_steps"] = steps
-    final = propagate(params)
-    return out, final, steps_per_epoch
+        self.state, m = self.epoch(
+            self.state, self.perm, self.data, jax.random.fold_in(self.key, self.calls)
+        )
+        self.loss = float(m["loss"])  # blocks
+        self.times["run_s"].append(time.perf_counter() - t)
+
+    def record(self):
+        med = {k: float(np.median(v[1:])) for k, v in self.times.items()}  # 1st: warm-up
+        out = {**self.out, "propagate_s": med["propagate_s"], "grad_s": med["grad_s"]}
+        out.update(
+            steps_timed=self.steps,
+            step_s=med["run_s"] / self.steps,
+            epoch_s=med["run_s"] * self.steps_per_epoch / self.steps,
+            epoch_s_all=[t * self.steps_per_epoch / self.steps for t in self.times["run_s"][1:]],
+            warmup_epoch_s=self.times["run_s"][0] * self.steps_per_epoch / self.steps,
+            final_loss=self.loss,
+        )
+        if self.steps < self.steps_per_epoch:
+            out["scaled_from_steps"] = self.steps
+        return out
 
 
 def bench_size(name, user, item, num_users, num_items, *, args):
-    record = {
-        "shapes": {
-            "num_users": num_users,
-            "num_items": num_items,
-            "num_train": int(user.size),
-            "num_edges": build_graph(user, item, num_users, num_items).num_edges,
-            "dim": args.dim,
-            "num_layers": args.layers,
-            "batch_size": args.batch_size,
-        }
-    }
-    finals = {}
+    """Both formulations at one size, timed in alternation (the machine is shared)."""
+    runs = {}
     for method in PROPAGATIONS:
-        print(f"[{name}] {method} ...", flush=True)
-        record[method], finals[method], steps_per_epoch = bench_one(
-            method, user, item, num_users, num_items, args=args
-        )
-    record["shapes"]["steps_per_epoch"] = steps_per_epoch
-    record["max_abs_diff"] = float(jnp.max(jnp.abs(finals["csr"] - finals["segment_sum"])))
+        print(f"[{name}] compiling {method} ...", flush=True)
+        runs[method] = _Run(method, user, item, num_users, num_items, args=args)
+    for r in range(args.repeats + 1):  # the first round warms up
+        for method, run in runs.items():
+            print(f"[{name}] round {r}: {method} ...", flush=True)
+            run.time_once()
+    record = {method: run.record() for method, run in runs.items()}
+    csr, seg = runs["csr"], runs["segment_sum"]
+    record["shapes"] = {
+        "num_users": num_users,
+        "num_items": num_items,
+        "num_train": int(user.size),
+        "num_edges": build_graph(user, item, num_users, num_items).num_edges,
+        "dim": args.dim,
+        "num_layers": args.layers,
+        "batch_size": args.batch_size,
+        "steps_per_epoch": csr.steps_per_epoch,
+    }
+    # same initial parameters: the propagated tables of both formulations
+    diff = jnp.abs(csr.propagate(csr.params) - seg.propagate(seg.params))
+    record["max_abs_diff"] = float(jnp.max(diff))
     old, new = record["segment_sum"], record["csr"]
     for piece in ("epoch_s", "propagate_s", "grad_s"):
         record[f"speedup_{piece}"] = old[piece] / new[piece]
@@ -155,8 +179,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=os.path.join(SHARED, "ml-100k-split"))
     p.add_argument("--sizes", default="ml100k,midsize")
-    p.add_argument("--max-steps", type=int, default=40, help="steps timed per epoch call")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--csr-steps", type=int, default=0, help="steps timed (0: an epoch)")
+    p.add_argument("--segment-sum-steps", type=int, default=40, help="steps timed (0: an epoch)")
+    p.add_argument("--repeats", type=int, default=2, help="timed rounds after a warm-up")
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--layers", type=int, default=3)
@@ -170,7 +195,8 @@ def main(argv=None):
     record = {
         "benchmark": "lightgcn_epoch",
         **environment(),
-        "max_steps": args.max_steps,
+        "csr_steps": args.csr_steps,
+        "segment_sum_steps": args.segment_sum_steps,
         "repeats": args.repeats,
     }
     if "ml100k" in sizes:
