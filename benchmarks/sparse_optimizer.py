@@ -7,9 +7,10 @@ alternating between the two so drift hits both alike:
 
   * ``ml100k``: ml-100k-split's training part (943 users x 1,682 items, 80k pairs);
   * ``midsize``: a synthetic catalogue of 29,858 users x 40,981 items with 810,128 training
-    pairs (Gowalla's size; users uniform, items Zipf-popular, no outside data);
+    pairs (Gowalla's size; users uniform, items Zipf-popular, no outside data), and cornac's
+    BPR on the same pairs when cornac is installed (``--skip-cornac``);
   * ``crossover``: per-step time of both at growing catalogues (40-step epochs), the
-    measurement behind ``sparse_step.AUTO_MIN_ROWS``.
+    measurement behind ``sparse_step.AUTO_ROWS_PER_LOOKUP``.
 
 Compile time is reported apart; epoch times are medians. Usage:
 python -m benchmarks.sparse_optimizer [--epochs 10] [--json OUT]
@@ -23,11 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._common import SHARED, environment, timed, write_record
+from benchmarks.train_throughput import bench_cornac
 from robustjax.data import DataConfig, prepare
 from robustjax.losses import Term, clean_term, combine
 from robustjax.models import ModelConfig, build_model
 from robustjax.train import build_train_arrays, epoch_permutation, init_state, make_optimizer
-from robustjax.train.sparse_step import AUTO_MIN_ROWS, row_sparse_optimizer
+from robustjax.train.sparse_step import auto_min_rows, row_sparse_optimizer
 from robustjax.train.step import make_train_epoch
 
 MIDSIZE = (29_858, 40_981, 810_128)  # users, items, training pairs
@@ -118,21 +120,33 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument(
         "--crossover-rows",
-        default="2625,5000,10000,20000,40000",
+        default="2625,10000,20000,30000,40000,60000",
         help="total table rows of the crossover catalogues (comma-separated; empty: skip)",
     )
     p.add_argument("--skip-midsize", action="store_true")
+    p.add_argument("--skip-cornac", action="store_true", help="no cornac BPR at midsize")
     p.add_argument("--json", default=None, help="JSON record path (default benchmarks/results/)")
     args = p.parse_args(argv)
     kw = {"epochs": args.epochs, "batch_size": args.batch_size, "dim": args.dim, "seed": args.seed}
     split = prepare(DataConfig(path=args.data))
-    record = {"benchmark": "sparse_optimizer", **environment(), "auto_min_rows": AUTO_MIN_ROWS}
+    record = {
+        "benchmark": "sparse_optimizer",
+        **environment(),
+        "auto_min_rows": auto_min_rows(args.batch_size),
+    }
     record["ml100k"] = compare(
         split.train.user, split.train.item, split.num_users, split.num_items, **kw
     )
     if not args.skip_midsize:
         u, i = synthetic_pairs(*MIDSIZE, seed=args.seed)
         record["midsize"] = compare(u, i, MIDSIZE[0], MIDSIZE[1], **kw)
+        cornac = None if args.skip_cornac else bench_cornac(u, i, *MIDSIZE[:2], epochs=3, seed=0)
+        if cornac is not None:  # cornac's compiled BPR on the same pairs (if installed)
+            record["midsize"]["cornac"] = cornac
+            record["midsize/cornac_epoch_s"] = cornac["epoch_s_median"]
+            record["midsize/lazy_over_cornac"] = (
+                record["midsize"]["lazy"]["epoch_s_median"] / cornac["epoch_s_median"]
+            )
     sizes = [int(s) for s in args.crossover_rows.split(",") if s.strip()]
     if sizes:
         record["crossover"] = crossover(sizes=sizes, **{**kw, "epochs": max(3, args.epochs // 2)})

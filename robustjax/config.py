@@ -62,9 +62,9 @@ class TrainConfig:
     strict: bool = False  # a loss term growing > 1e3x in its phase stops the run (else warns)
     # row-sparse ("lazy") optimizer updates of the embedding tables (robustjax.train.sparse):
     # "on" updates only the rows a batch touches (adam -> lazy Adam: untouched rows' moments
-    # do not decay; adagrad and sgd: equal to dense); "off" dense; "auto" sparse when the
-    # model's tables hold >= sparse_step.AUTO_MIN_ROWS rows (MF/NeuMF, no weight_decay or
-    # clip_norm), where it is several times faster per epoch (measured crossover there)
+    # do not decay; adagrad and sgd: equal to dense); "off" dense; "auto" sparse for MF/NeuMF
+    # (no weight_decay, clip_norm) whose tables hold >= 6 rows per lookup of a batch
+    # (36,864 rows at batch 2048): the measured crossover, sparse_step.auto_min_rows
     sparse_updates: str = "auto"
     # device mesh "data=D,model=M" (robustjax.sharding): tables row-sharded over M devices,
     # batches and evaluated users split over D; D*M devices (ROBUSTJAX_CPU_DEVICES on CPU)

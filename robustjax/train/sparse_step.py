@@ -26,8 +26,18 @@ parameters). What would touch whole tables is refused by :func:`sparse_refusal`:
 and models without declared row parameters (LightGCN). Free AT phases take dense gradients
 through the same lazy optimizer: dense leaves get the dense update (exact dense Adam there).
 
-Cost (``benchmarks/sparse_optimizer.py``, 2-core CPU, BPR-MF d64, batch 2048): see
-``AUTO_MIN_ROWS`` for the measured crossover that ``train.sparse_updates=auto`` uses.
+Cost: a dense step reads and writes every row of the tables and of both moments; a sparse
+step gathers and scatters the looked-up rows only, but XLA:CPU's row gathers and scatters
+cost ~50-100 ns per 64-float row, so it wins only when the tables are several times
+larger than a batch's lookups. Measured side by side (``benchmarks/sparse_optimizer.py``,
+2-core CPU, BPR-MF d64, batch 2048, 6,144 lookups per step; two runs, record in
+``benchmarks/results/sparse_optimizer-20261203.json``), lazy over dense epoch time:
+2.1-2.3x at 2,625 table rows (ml-100k-split), 1.6x at 10k, 1.2-1.3x at 20k, 0.94-1.09x at
+30k, 0.82-0.91x at 40k, 0.67-0.69x at 60k and 0.59x at 70,839 rows (29,858 users x 40,981
+items: 0.88 s against 1.49 s, and 1.65 s against 2.82 s, per epoch in the two runs).
+``train.sparse_updates=auto`` therefore goes sparse from ``AUTO_ROWS_PER_LOOKUP`` (6)
+table rows per lookup of a batch (``batch_size * (2 + num_negatives)``): 36,864 rows at
+the defaults; see :func:`auto_min_rows`.
 """
 
 from collections.abc import Callable
@@ -42,10 +52,16 @@ from robustjax.train.checkpoint import leaf_name
 from robustjax.train.sparse import LAZY_OPTIMIZERS, SparseRows, dedupe_ids, make_lazy_optimizer
 
 SPARSE_UPDATES = ("auto", "on", "off")
-# ``auto`` trains row-sparse when the tables hold at least this many rows in all: measured
-# crossover of dense and lazy Adam epochs (BPR-MF, d64, batch 2048, 2-core CPU); see
-# ``benchmarks/sparse_optimizer.py``.
-AUTO_MIN_ROWS = 20_000
+# ``auto`` trains row-sparse from this many table rows (all tables) per lookup of a batch:
+# the measured crossover of dense and lazy Adam epochs (module docstring)
+AUTO_ROWS_PER_LOOKUP = 6
+
+
+def auto_min_rows(batch_size: int, num_negatives: int = 1) -> int:
+    """Table rows (all tables together) from which ``train.sparse_updates=auto`` trains
+    row-sparse: ``AUTO_ROWS_PER_LOOKUP`` per lookup of a batch (``batch_size`` users,
+    positives and ``num_negatives`` negatives each); 36,864 at batch 2048, one negative."""
+    return int(AUTO_ROWS_PER_LOOKUP * batch_size * (2 + num_negatives))
 
 
 class RowSparseOptimizer(NamedTuple):
@@ -180,7 +196,7 @@ def sparse_refusal(train_cfg, fns: ModelFns | None = None) -> str | None:
 def use_sparse_updates(train_cfg, fns: ModelFns) -> bool:
     """Resolves ``train.sparse_updates``: ``off`` never, ``on`` always (an error naming the
     reason when the configuration cannot), ``auto`` when it can and the tables hold at
-    least ``AUTO_MIN_ROWS`` rows."""
+    least :func:`auto_min_rows` rows."""
     mode = train_cfg.sparse_updates
     if mode not in SPARSE_UPDATES:
         raise ValueError(
@@ -193,7 +209,8 @@ def use_sparse_updates(train_cfg, fns: ModelFns) -> bool:
         if reason is not None:
             raise ValueError(f"train.sparse_updates='on' cannot run: {reason}")
         return True
-    return reason is None and sum(fns.table_sizes.values()) >= AUTO_MIN_ROWS
+    rows = sum(fns.table_sizes.values())
+    return reason is None and rows >= auto_min_rows(train_cfg.batch_size, train_cfg.num_negatives)
 
 
 def row_sparse_optimizer(

@@ -23,7 +23,7 @@ from robustjax.train.sparse import (
     lazy_sgd,
 )
 from robustjax.train.sparse_step import (
-    AUTO_MIN_ROWS,
+    auto_min_rows,
     check_row_model,
     row_sparse_optimizer,
     row_value_and_grad,
@@ -281,8 +281,12 @@ def test_refusals_name_the_reason():
 def test_auto_chooses_by_table_rows():
     small, _ = _mf()
     assert use_sparse_updates(TrainConfig(), small) is False
-    big = dataclasses.replace(small, table_sizes={"user": AUTO_MIN_ROWS, "item": 1})
+    rows = auto_min_rows(2048, 1)
+    assert rows == 36_864  # 6 rows per lookup: the measured crossover
+    big = dataclasses.replace(small, table_sizes={"user": rows - 1, "item": 1})
     assert use_sparse_updates(TrainConfig(), big) is True
+    assert use_sparse_updates(TrainConfig(batch_size=4096), big) is False
+    assert use_sparse_updates(TrainConfig(num_negatives=2), big) is False
     assert use_sparse_updates(TrainConfig(sparse_updates="off"), big) is False
     assert use_sparse_updates(TrainConfig(sparse_updates="on"), small) is True
 
