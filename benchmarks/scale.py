@@ -47,6 +47,7 @@ from robustjax.train import (
     make_optimizer,
     make_train_epoch,
 )
+from robustjax.train.sparse_step import row_sparse_optimizer
 
 SIZES = {
     "full": {
@@ -102,7 +103,10 @@ def midsize_table(num_users, num_items, per_user, *, seed=0, dim=16, chunk=512):
 
 def _trainer(fns, data, optimizer, *, batch_size, seed, lr=1e-3):
     """``(state, run_epoch(state, e) -> state)`` for BPR with ``optimizer``."""
-    tx = make_optimizer(optimizer, lr)
+    if optimizer.startswith("lazy_"):  # row-sparse: only the rows a batch touches move
+        tx = row_sparse_optimizer(fns, optimizer.removeprefix("lazy_"), lr)
+    else:
+        tx = make_optimizer(optimizer, lr)
     train_epoch = make_train_epoch(combine(bpr=Term(clean_term(fns))), tx)
     root = jax.random.key(seed)
 
@@ -410,10 +414,10 @@ def main(argv=None):
     optimizers = [o for o in args.optimizers.split(",") if o]
     from robustjax.train import OPTIMIZERS
 
-    missing = [o for o in optimizers if o not in OPTIMIZERS]
+    missing = [o for o in optimizers if o.removeprefix("lazy_") not in OPTIMIZERS]
     if missing:
         print(f"scale: optimizers {missing} are not available here; skipped", flush=True)
-        optimizers = [o for o in optimizers if o in OPTIMIZERS]
+        optimizers = [o for o in optimizers if o not in missing]
     record = {"benchmark": "scale", **environment(), "tiny": args.tiny, "sizes": sizes}
     flat = {}
     steps = {
