@@ -164,9 +164,11 @@ def propagate(
         jaxlib's compiled kernel on CPU) with a hand-written VJP: ``A_hat`` is symmetric,
         so the gradient of the propagation is the propagation of the cotangents (``K``
         more layers, nothing stored). Forward-mode AD (``jax.jvp``) is not defined.
-        ``"segment_sum"``: a gather and ``jax.ops.segment_sum`` per direction, autodiff
-        through XLA gathers and scatter-adds; the same values (equal summation order),
-        about 5x slower on XLA:CPU; plain XLA ops, so GSPMD can partition it.
+        ``"segment_sum"``: the edge-list formulation, a gather and ``jax.ops.segment_sum``
+        per direction with autodiff through XLA scatter-adds: the same forward values
+        (equal summation order), gradients to float rounding, about 5x slower on XLA:CPU
+        (kept as the reference; under an explicit-axes mesh its gathers from row-sharded
+        tables need an ``out_sharding``, which ``"csr"`` does not).
     """
     if users0.shape[0] != graph.num_users or items0.shape[0] != graph.num_items:
         raise ValueError(
@@ -351,7 +353,7 @@ def lightgcn_fns(
 
     The graph is closed over: ``ModelFns`` functions receive only ``params`` and the batch,
     and putting the int32 edge arrays into ``params`` would break ``jax.grad`` of the
-    training step. Under ``jax.jit`` its arrays (12 bytes per edge) therefore become
+    training step. Under ``jax.jit`` its arrays (16 bytes per edge) therefore become
     constants of every compiled executable (train epoch, evaluation, attack), which costs
     compile time and one device copy per executable for very large graphs. Lifting this
     needs a non-trainable slot in ``ModelFns`` (e.g. ``consts`` passed next to ``params``);
