@@ -198,6 +198,7 @@ def main(argv=None):
         "csr_steps": args.csr_steps,
         "segment_sum_steps": args.segment_sum_steps,
         "repeats": args.repeats,
+        "loadavg_start": os.getloadavg(),  # the machine is shared: other jobs slow both
     }
     if "ml100k" in sizes:
         split = prepare(DataConfig(path=args.data))
@@ -217,6 +218,7 @@ def main(argv=None):
         for method in PROPAGATIONS:
             record[f"{size}/{method}/epoch_s"] = record[size][method]["epoch_s"]
         record[f"{size}/speedup_epoch"] = record[size]["speedup_epoch_s"]
+    record["loadavg_end"] = os.getloadavg()
     write_record("lightgcn_epoch", record, args.json)
 
 
