@@ -287,7 +287,8 @@ def tiny_data():
 @pytest.mark.parametrize(
     "method",
     [
-        pytest.param(m, marks=pytest.mark.slow) if m == "fast" else m  # fast = 1-step pgd
+        # slow: fast (1-step pgd), pgd and trades (their terms have their own default tests)
+        pytest.param(m, marks=pytest.mark.slow) if m in ("fast", "pgd", "trades") else m
         for m in PAIR_ADV_METHODS
         if m != "none"
     ],

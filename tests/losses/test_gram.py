@@ -111,7 +111,12 @@ def test_span_attack_equals_generic_attack(loss, num_neg):
 
 
 @pytest.mark.parametrize(
-    "loss,num_neg", [("bpr", None), ("softmax", 3), pytest.param("bce", 9, marks=pytest.mark.slow)]
+    "loss,num_neg",
+    [
+        ("bpr", None),
+        pytest.param("softmax", 3, marks=pytest.mark.slow),
+        pytest.param("bce", 9, marks=pytest.mark.slow),
+    ],
 )  # 9 negatives: the generic fallback
 def test_span_term_matches_clean_and_adversarial_terms(loss, num_neg):
     """Values and parameter gradients (the perturbation a constant, as in
