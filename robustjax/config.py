@@ -37,6 +37,10 @@ def _choice(cfg, name, choices):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainConfig:
+    # values for keys a saved config.json lacks because it predates them: such runs trained
+    # densely, so resuming one must not switch it to row-sparse updates under "auto"
+    SAVED_BEFORE: typing.ClassVar[dict] = {"sparse_updates": "off"}
+
     epochs: int = 100
     batch_size: int = 2048
     optimizer: str = "adam"
@@ -345,6 +349,7 @@ def from_dict(cls, data: dict):
     names = {f.name for f in dataclasses.fields(cls)}
     # a resumed run's config.json lists the config changes made on resume
     data = {k: v for k, v in data.items() if k != "resumed_with_changes"}
+    data = {**getattr(cls, "SAVED_BEFORE", {}), **data}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(

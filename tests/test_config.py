@@ -73,3 +73,16 @@ def test_options_a_method_would_ignore_are_errors(overrides, match):
     with pytest.raises(ValueError, match=match):
         apply_overrides(get_config("bpr-mf"), overrides)
     apply_overrides(get_config("bpr-mf"), overrides[:1])  # the method alone is fine
+
+
+def test_saved_config_without_sparse_updates_resumes_dense():
+    """A config.json written before train.sparse_updates existed trained densely: it loads
+    as "off", not as the new default "auto" (which could switch a large run to lazy Adam)."""
+    import dataclasses
+
+    from robustjax.config import TrainConfig, from_dict
+
+    saved = dataclasses.asdict(TrainConfig())
+    del saved["sparse_updates"]
+    assert from_dict(TrainConfig, saved).sparse_updates == "off"
+    assert from_dict(TrainConfig, dataclasses.asdict(TrainConfig())).sparse_updates == "auto"
