@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._common import SHARED, environment, write_record
+from benchmarks.train_throughput import bench_cornac
 from robustjax.data import DataConfig, prepare, user_item_csr
 from robustjax.data.splits import split_random
 from robustjax.data.table import InteractionTable
@@ -136,23 +137,10 @@ def epoch_seconds(fns, params, data, optimizer, *, epochs, batch_size, seed):
 
 
 def cornac_epoch_seconds(user, item, *, epochs, seed):
-    """cornac's BPR (k=64) on the same pairs: seconds per epoch, or None without cornac."""
-    try:
-        import cornac
-    except ImportError:
-        return None
-    ts = cornac.data.Dataset.from_uir(
-        list(zip(user.astype(str), item.astype(str), np.ones(user.size))), seed=seed
-    )
-    times = []
-    for _ in range(2):
-        model = cornac.models.BPR(
-            k=64, max_iter=epochs, learning_rate=0.01, lambda_reg=0.0, seed=seed, verbose=False
-        )
-        t = time.perf_counter()
-        model.fit(ts)
-        times.append((time.perf_counter() - t) / epochs)
-    return {"epoch_s": float(np.median(times)), "version": cornac.__version__}
+    """cornac's BPR (k=64) on the same pairs (``train_throughput.bench_cornac``): seconds
+    per epoch, or None without cornac."""
+    out = bench_cornac(user, item, None, None, epochs=epochs, seed=seed)
+    return None if out is None else {"epoch_s": out["epoch_s_median"], "version": out["version"]}
 
 
 def eval_seconds(fns, params, split, *, repeats=5, part="test", auc=True):
