@@ -91,6 +91,7 @@ def target_counts(
     *,
     auc: bool,
     item_chunk: int = 16384,
+    num_negatives: Int[Array, " U"] | None = None,
 ) -> tuple[Int[Array, "R W"], Int[Array, "R W"] | None, Float[Array, "R W"]]:
     """Per target slot: its rank among the candidates and (with ``auc``) twice its AUC
     pair count.
@@ -103,6 +104,8 @@ def target_counts(
       slot_items: target item ids of each slot row; padding slots hold any valid id.
       auc: static; also count the negatives below each target.
       item_chunk: static; items compared per chunk (bounds the ``[R, W, chunk]`` masks).
+      num_negatives: each user's non-excluded non-targets, if the caller has counted them
+        (AUC only; counted here otherwise).
 
     Returns:
       ``(rank, auc2, score)``: ``rank`` counts the candidates ranked above the target (ties
@@ -110,6 +113,8 @@ def target_counts(
       the target's own score (NaN as -inf).
     """
     scores = jnp.where(jnp.isnan(scores), -jnp.inf, scores.astype(jnp.float32))
+    if auc and num_negatives is None:
+        num_negatives = count_true(~(exclude | target))
     num_items = scores.shape[1]
     padded = pad_items(num_items)
     if padded != num_items:  # padding items: never candidates, never targets
@@ -141,7 +146,7 @@ def target_counts(
             pairs = (s < ts).astype(jnp.uint8) + (s <= ts).astype(jnp.uint8)
             auc2 = auc2 + count_true(pairs, max_value=2)
     if auc:
-        non_negative = padded - count_true(~(exclude | target))[slot_user]  # [R]
+        non_negative = padded - num_negatives[slot_user]  # [R]; padding is non-negative
         auc2 = auc2 - jnp.where(target_score == jnp.inf, non_negative[:, None], 0)
     return rank, auc2, target_score
 
@@ -234,14 +239,15 @@ def slot_metrics(
 ) -> dict[str, Float[Array, " U"]]:
     """Per-user metrics of a batch from dense masks and the slot layout (see module
     docstring): :func:`target_counts` then :func:`metrics_from_ranks`."""
+    num_neg = count_true(~(exclude | target)) if auc else None
     rank, auc2, tscore = target_counts(
-        scores, exclude, target, slot_user, slot_items, auc=auc, item_chunk=item_chunk
-    )
+        scores, exclude, target, slot_user, slot_items, auc=auc, item_chunk=item_chunk,
+        num_negatives=num_neg,
+    )  # fmt: skip
     excluded = jnp.take_along_axis(exclude[slot_user], slot_items, axis=1)
     auc_ok = slot_real & ~excluded
     hit_ok = auc_ok & (tscore > -jnp.inf)
     num_targets = count_true(target)
-    num_neg = count_true(~(exclude | target)) if auc else None
     return metrics_from_ranks(
         rank,
         hit_ok,
