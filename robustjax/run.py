@@ -4,6 +4,11 @@ Outputs in ``out_dir``: ``config.json``, ``history.jsonl`` (one record per epoch
 ``metrics.json`` (flat ``<split>/<metric>@<k>`` keys), ``recommendations.tsv`` (top-N per
 test user, original id tokens), ``checkpoint/`` (``state.npz`` for resume, ``best_model.npz``,
 ``params.npz`` of the selected model), and ``data.json`` (split summary).
+
+With ``data.split='cold_items'`` the metrics also hold ``valid_cold/<metric>@<k>`` and
+``test_cold/<metric>@<k>``: each user's held-out cold-item rows ranked among the cold items
+only (:mod:`robustjax.eval.cold`). ``valid/`` and ``test/`` are the warm items' rows ranked
+as without cold items (all items are candidates); model selection uses ``valid/`` only.
 """
 
 import dataclasses
@@ -25,7 +30,13 @@ from robustjax.data import (
     source_of,
     user_item_csr,
 )
-from robustjax.eval import evaluate_full, evaluate_sampled, make_sampled_candidates
+from robustjax.eval import (
+    column_scores,
+    evaluate_cold,
+    evaluate_full,
+    evaluate_sampled,
+    make_sampled_candidates,
+)
 from robustjax.models import ModelFns, build_model
 from robustjax.models.registry import SEQUENCE_MODELS
 from robustjax.objectives import ObjectivePhase, build_phases
@@ -63,6 +74,30 @@ class Evaluator:
 
     def csr(self, part: str):
         return self._csr[part]
+
+    def cold(self, params, part: str) -> dict[str, float]:
+        """Cold-start metrics of ``part`` ("valid" or "test"): the split's ``cold_<part>``
+        rows ranked among the cold items only (``robustjax.eval.cold``); as for warm items,
+        test excludes the user's valid rows. ``{}`` without cold items."""
+        s = self.split
+        if not s.num_cold_items:
+            return {}
+        if "_cold_score" not in self.__dict__:
+            object.__setattr__(
+                self, "_cold_score", column_scores(self._score_all, s.num_warm_items)
+            )
+        csr = lambda p: user_item_csr(getattr(s, f"cold_{p}"), s.num_users)
+        return evaluate_cold(
+            self._cold_score,
+            shard_params(params, self.mesh),
+            target_csr=csr(part),
+            exclude_csrs=[csr("valid")] if part == "test" else [],
+            num_warm_items=s.num_warm_items,
+            num_items=s.num_items,
+            ks=self.ks,
+            batch_size=self.batch_size,
+            auc=self.auc,
+        )
 
     def __call__(self, params, part: str, *, top_n: int = 0):
         exclude = [self.csr("train")] + ([self.csr("valid")] if part == "test" else [])
@@ -161,8 +196,8 @@ def run_experiment(
         # dense, or row-sparse updates of the tables (train.sparse_updates)
         tx=optimizer_for(t, fns, lambda: optimizer_of(t)),
         phases=(make_phases or default_phases)(cfg, fns),
-        data=build_train_arrays(
-            split.train.user, split.train.item, split.num_users, split.num_items
+        data=build_train_arrays(  # negatives among warm items only (split='cold_items')
+            split.train.user, split.train.item, split.num_users, split.num_warm_items
         ),
         epochs=t.epochs,
         batch_size=t.batch_size,
@@ -189,6 +224,8 @@ def run_experiment(
     metrics = {
         **{f"valid/{k}": v for k, v in valid.items()},
         **{f"test/{k}": v for k, v in test.items()},
+        **{f"valid_cold/{k}": v for k, v in evaluator.cold(result.params, "valid").items()},
+        **{f"test_cold/{k}": v for k, v in evaluator.cold(result.params, "test").items()},
         **_timings(result, t.early_metric),
         "total_seconds": time.perf_counter() - t0,
     }

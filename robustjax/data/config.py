@@ -4,11 +4,11 @@ import dataclasses
 import os
 
 from robustjax._config_checks import field_error
-from robustjax.data import folder, noise, preprocess, splits
+from robustjax.data import cold, folder, noise, preprocess, splits
 from robustjax.data.synthetic import synthetic
 from robustjax.data.table import InteractionTable, SplitData
 
-_SPLITS = ("auto", "random", "loo", "temporal", "given")
+_SPLITS = ("auto", "random", "loo", "temporal", "given", "cold_items")
 _LOO_ORDERS = ("timestamp", "file", "auto")
 
 
@@ -24,8 +24,11 @@ class DataConfig:
         dedup: drop repeated (user, item) pairs, keeping the first.
         kcore: k for an iterated k-core on users and items (0: off).
         split: "auto" (given for split folders, random otherwise), "random", "loo",
-            "temporal" or "given".
-        ratios: (train, valid, test) fractions for random and temporal splits.
+            "temporal", "given" or "cold_items" (``robustjax.data.cold``: a seeded share
+            of items held out of training entirely; their rows go to ``cold_valid`` /
+            ``cold_test`` by user, the warm items split as "random").
+        ratios: (train, valid, test) fractions for random, temporal and cold_items splits.
+        cold_item_ratio: share of items held out by split="cold_items", in (0, 1).
         loo_order: "timestamp", "file" or "auto" (timestamp if present, else file order).
         drop_cold: drop valid/test rows of users without training rows instead of raising.
         valid_ratio: for split folders without a valid file (LightGCN folders): the
@@ -56,6 +59,7 @@ class DataConfig:
     split: str = "auto"
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     loo_order: str = "auto"
+    cold_item_ratio: float = 0.1
     drop_cold: bool = False
     valid_ratio: float = 0.1
     max_users: int = 0
@@ -78,6 +82,10 @@ class DataConfig:
             raise field_error(self, "split", f"one of {list(_SPLITS)}")
         if self.loo_order not in _LOO_ORDERS:
             raise field_error(self, "loo_order", f"one of {list(_LOO_ORDERS)}")
+        try:
+            cold.check_cold_item_ratio(self.cold_item_ratio)
+        except ValueError as e:
+            raise field_error(self, "cold_item_ratio", "a number in (0, 1)") from e
         if not isinstance(self.kcore, int) or self.kcore < 0:
             raise field_error(self, "kcore", "an int >= 0")
         if (
@@ -211,7 +219,13 @@ def _prepare_clean(cfg: DataConfig) -> SplitData:
         if cfg.split not in ("auto", "given"):
             raise ValueError(
                 f"DataConfig.split={cfg.split!r} but {cfg.path!r} is a split folder; use "
-                f"split='given' (or 'auto')."
+                f"split='given' (or 'auto')"
+                + (
+                    ", or a plain interaction file for split='cold_items' (it re-splits the "
+                    "rows, which a given split forbids)."
+                    if cfg.split == "cold_items"
+                    else "."
+                )
             )
         if cfg.kcore:
             raise ValueError(
@@ -257,6 +271,11 @@ def _prepare_clean(cfg: DataConfig) -> SplitData:
     if cfg.split in ("auto", "random"):
         s = splits.split_random(table, cfg.ratios, seed=cfg.seed, **kw)
         how = f"split='random' with ratios={cfg.ratios}: raise that part's ratio."
+    elif cfg.split == "cold_items":
+        s = cold.split_cold_items(
+            table, cfg.ratios, cold_item_ratio=cfg.cold_item_ratio, seed=cfg.seed, **kw
+        )
+        how = f"split='cold_items' with ratios={cfg.ratios}: raise that part's ratio."
     elif cfg.split == "loo":
         s = splits.split_leave_one_out(table, order=cfg.loo_order, **kw)
         how = "split='loo' puts users with fewer than 3 rows wholly in train; use 'random'."

@@ -44,6 +44,8 @@ def data_fingerprint(data: SplitData | InteractionTable, source: dict | None = N
     h = hashlib.sha256()
     if isinstance(data, SplitData):
         tables = {p: getattr(data, p) for p in ("train", "valid", "test")}
+        if data.num_cold_items:  # held-out items (split='cold_items'); absent otherwise
+            tables.update(cold_valid=data.cold_valid, cold_test=data.cold_test)
     elif isinstance(data, InteractionTable):
         tables = {"rows": data}
     else:

@@ -358,18 +358,13 @@ def apply_noise(split: SplitData, kind: str, level: float, *, seed: int) -> Spli
     if level == 0:
         return split
     held = (split.valid, split.test)
+    warm = split.num_warm_items  # held-out cold items never enter training
     if kind == "drop":
         train = drop(split.train, level, seed=seed)
     elif kind == "add":
-        train = add(split.train, level, seed=seed, exclude=held)
+        train = add(split.train, level, warm, seed=seed, exclude=held)
     elif kind == "swap":
-        train = swap(split.train, level, seed=seed, exclude=held)
+        train = swap(split.train, level, warm, seed=seed, exclude=held)
     else:
         train = subsample(split.train, 1.0 - level, seed=seed)
-    return SplitData(
-        train,
-        split.valid,
-        split.test,
-        name=f"{split.name}+{kind}@{level:g}",
-        carved_valid=split.carved_valid,
-    )
+    return dataclasses.replace(split, train=train, name=f"{split.name}+{kind}@{level:g}")

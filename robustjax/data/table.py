@@ -110,6 +110,11 @@ class SplitData:
             otherwise what was carved out of the given training part to make it
             (``{"from": "train", "valid_ratio", "seed", "rows", "users"}``), reported by
             :meth:`summary` and so in a run's ``data.json``.
+        num_cold_items: items held out entirely (``split='cold_items'``,
+            :mod:`robustjax.data.cold`): they hold the highest ids ``[num_warm_items,
+            num_items)`` and have no rows in ``train``, ``valid`` or ``test``; 0: none.
+        cold_valid, cold_test: the held-out items' interactions (None without cold items).
+        cold_held_out: what was held out (ratio, seed, counts), reported by :meth:`summary`.
     """
 
     train: InteractionTable
@@ -117,6 +122,10 @@ class SplitData:
     test: InteractionTable
     name: str
     carved_valid: dict | None = None
+    num_cold_items: int = 0
+    cold_valid: InteractionTable | None = None
+    cold_test: InteractionTable | None = None
+    cold_held_out: dict | None = None
 
     def __post_init__(self):
         for part in ("valid", "test"):
@@ -128,6 +137,39 @@ class SplitData:
                         f"SplitData({self.name!r}): {part}.{tok} differs from train.{tok} "
                         f"({len(b)} vs {len(a)} tokens); all parts must share one id space."
                     )
+        if self.num_cold_items:
+            self._check_cold()
+
+    def _check_cold(self) -> None:
+        """Cold items: ids ``[num_warm_items, num_items)``, absent from train/valid/test."""
+        if not 0 < self.num_cold_items < self.num_items:
+            raise ValueError(
+                f"SplitData({self.name!r}): num_cold_items={self.num_cold_items} must be in "
+                f"[0, num_items={self.num_items})."
+            )
+        warm = self.num_warm_items
+        for part in ("train", "valid", "test", "cold_valid", "cold_test"):
+            t = getattr(self, part)
+            if t is None:
+                raise ValueError(
+                    f"SplitData({self.name!r}): {part} is None but num_cold_items="
+                    f"{self.num_cold_items}; cold splits need both cold_valid and cold_test."
+                )
+            if t.item_tokens is not self.train.item_tokens and not np.array_equal(
+                t.item_tokens, self.train.item_tokens
+            ):
+                raise ValueError(
+                    f"SplitData({self.name!r}): {part}.item_tokens differs from train's; all "
+                    "parts must share one id space."
+                )
+            cold = part.startswith("cold_")
+            bad = (t.item < warm) if cold else (t.item >= warm)
+            if bad.any():
+                raise ValueError(
+                    f"SplitData({self.name!r}): {part} has item id {int(t.item[bad][0])}, "
+                    f"expected ids {'>=' if cold else '<'} num_warm_items={warm} (cold items "
+                    "hold the highest ids and appear in cold_valid/cold_test only)."
+                )
 
     @property
     def num_users(self) -> int:
@@ -136,6 +178,11 @@ class SplitData:
     @property
     def num_items(self) -> int:
         return self.train.num_items
+
+    @property
+    def num_warm_items(self) -> int:
+        """Items training may see (ids ``[0, num_warm_items)``): all but the cold ones."""
+        return self.num_items - self.num_cold_items
 
     def evaluation_counts(self) -> dict:
         """Test rows evaluation cannot judge fairly, counted.
@@ -167,5 +214,15 @@ class SplitData:
             out[f"{part}_users"] = int(np.unique(t.user).size)
         if self.carved_valid is not None:
             out["carved_valid"] = dict(self.carved_valid)
+        if self.num_cold_items:
+            out["cold_items"] = {
+                **(self.cold_held_out or {}),
+                "num_cold_items": self.num_cold_items,
+                "num_warm_items": self.num_warm_items,
+                "cold_valid_rows": len(self.cold_valid),
+                "cold_valid_users": int(np.unique(self.cold_valid.user).size),
+                "cold_test_rows": len(self.cold_test),
+                "cold_test_users": int(np.unique(self.cold_test.user).size),
+            }
         out.update(self.evaluation_counts())
         return out

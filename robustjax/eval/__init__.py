@@ -6,6 +6,7 @@ here for other per-user drivers (poisoning target metrics).
 
 from robustjax.eval._host import batch_capacity, check_csr, coo_batch, pad_rows
 from robustjax.eval.attacked import make_table_attack, table_targets
+from robustjax.eval.cold import column_scores, evaluate_cold, shift_csr
 from robustjax.eval.full import TopK, eval_full_step, evaluate_full, top_items
 from robustjax.eval.metrics import MetricSums, sum_metrics
 from robustjax.eval.ranking import METRIC_NAMES, metric_keys, rank_metrics, single_target_metrics
@@ -32,10 +33,12 @@ __all__ = [
     "TopK",
     "batch_capacity",
     "check_csr",
+    "column_scores",
     "coo_batch",
     "count_true",
     "eval_full_step",
     "eval_sampled_step",
+    "evaluate_cold",
     "evaluate_full",
     "evaluate_sampled",
     "jaccard_at_k",
@@ -49,6 +52,7 @@ __all__ = [
     "rank_metrics",
     "rbo_at_k",
     "rbo_normalized_at_k",
+    "shift_csr",
     "single_target_metrics",
     "slot_metrics",
     "sum_metrics",
