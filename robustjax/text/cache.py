@@ -1,0 +1,113 @@
+"""Batched, jit-compiled text encoding with an on-disk cache of the embeddings."""
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from robustjax.text.checkpoint import TextCheckpoint, cache_root
+from robustjax.text.encoder import encoder_from_checkpoint
+from robustjax.text.tokens import tokenize
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _encode_step(graphdef, params, ids, mask):
+    return nnx.merge(graphdef, params)(ids, mask)
+
+
+def cache_path(
+    ckpt: TextCheckpoint, texts: Sequence[str], *, max_len: int, cache_dir: str | None = None
+) -> str:
+    """``<cache_dir>/text_embeddings/<model sha256[:16]>-<sha256 of texts and max_len>[:16].npy``;
+    ``cache_dir`` defaults to ``$ROBUSTJAX_CACHE`` or ``~/.cache/robustjax``."""
+    key = json.dumps({"max_len": max_len, "texts": list(texts)}, ensure_ascii=False)
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    root = cache_root() if cache_dir is None else cache_dir
+    return os.path.join(root, "text_embeddings", f"{ckpt.sha256[:16]}-{digest[:16]}.npy")
+
+
+def _read(path: str, shape: tuple[int, int]) -> np.ndarray | None:
+    """The cached array, or None when missing, unreadable, misshapen or not finite."""
+    try:
+        out = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if out.shape != shape or out.dtype != np.float32 or not np.all(np.isfinite(out)):
+        return None
+    return out
+
+
+def encode_texts(
+    ckpt: TextCheckpoint,
+    texts: Sequence[str],
+    *,
+    max_len: int = 32,
+    batch_size: int = 256,
+    cache_dir: str | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Unit-norm embeddings of ``texts``, cached on disk.
+
+    Texts are tokenized to ``max_len`` tokens (:func:`robustjax.text.tokenize`) and encoded
+    in batches of ``batch_size`` by one jit-compiled program (the last batch is padded, so
+    one shape compiles). The result is saved at :func:`cache_path` (temporary file, then
+    ``os.replace``), keyed by the model's sha256, the texts and ``max_len``; a cache file that
+    cannot be read or has the wrong shape is recomputed and overwritten.
+
+    Args:
+      ckpt: the checkpoint (:func:`robustjax.text.load_checkpoint`).
+      texts: N strings.
+      max_len: T tokens per text, CLS and SEP included.
+      batch_size: texts per compiled batch (>= 1).
+      cache_dir: cache root; None for ``$ROBUSTJAX_CACHE`` or ``~/.cache/robustjax``.
+      progress: show a tqdm bar over batches.
+
+    Returns:
+      float32 ``[N, H]`` numpy array; rows have L2 norm 1.
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"encode_texts: batch_size must be an int >= 1, got {batch_size!r}.")
+    if isinstance(texts, str):
+        raise TypeError("encode_texts: texts must be a sequence of strings, got one str.")
+    texts = list(texts)
+    tokens = tokenize(ckpt, texts, max_len=max_len)  # validates texts and max_len
+    shape = (len(texts), ckpt.config.hidden)
+    path = cache_path(ckpt, texts, max_len=max_len, cache_dir=cache_dir)
+    cached = _read(path, shape)
+    if cached is not None:
+        return cached
+    out = np.zeros(shape, np.float32)
+    if texts:
+        graphdef, params = nnx.split(encoder_from_checkpoint(ckpt))
+        size = min(batch_size, len(texts))
+        starts = range(0, len(texts), size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="encode_texts", unit="batch")
+        for start in starts:
+            ids, mask = tokens.ids[start : start + size], tokens.mask[start : start + size]
+            n = ids.shape[0]
+            if n < size:  # all-padding rows encode to zeros and are dropped
+                ids = np.pad(ids, ((0, size - n), (0, 0)), constant_values=ckpt.pad_id)
+                mask = np.pad(mask, ((0, size - n), (0, 0)))
+            emb = _encode_step(graphdef, params, jnp.asarray(ids), jnp.asarray(mask))
+            out[start : start + n] = np.asarray(emb)[:n]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, out)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return out
