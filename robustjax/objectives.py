@@ -237,7 +237,14 @@ def _injected_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, attack)
             f"apr (per-lookup), pgd and fast; got method={adv.method!r}, "
             f"apr_mode={adv.apr_mode!r}."
         )
-    term = injected_term(fns, emb_loss(fns, loss), attack, fraction=adv.fraction, weight=adv.weight)
+    term = injected_term(
+        fns,
+        emb_loss(fns, loss),
+        attack,
+        fraction=adv.fraction,
+        weight=adv.weight,
+        check_budget=True,  # every attack's output is checked against its ball
+    )
     terms = {f"{adv.method}_injected": Term(term)}
     if l2:
         terms["l2"] = Term(l2_term(fns), l2)
@@ -307,9 +314,12 @@ def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, atta
         if l2:
             terms["l2"] = Term(l2_term(fns), l2)
     elif adv.method in ("apr", "pgd", "fast"):
-        terms = {**clean, name: Term(adversarial_term(fns, loss_on_emb, attack), adv.weight)}
+        terms = {
+            **clean,
+            name: Term(adversarial_term(fns, loss_on_emb, attack, check_budget=True), adv.weight),
+        }
     elif adv.method == "trades":
-        terms = {**clean, name: Term(trades_term(fns, attack), adv.weight)}
+        terms = {**clean, name: Term(trades_term(fns, attack, check_budget=True), adv.weight)}
     elif adv.method == "vat":
         terms = {
             **clean,

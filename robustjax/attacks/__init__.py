@@ -7,7 +7,13 @@ All attacks return ``jax.lax.stop_gradient(delta)``: the training objective trea
 perturbation as a constant (Danskin's theorem; the APR convention of He et al., 2018).
 """
 
-from robustjax.attacks.budget import BUDGETS, relative_budget
+from robustjax.attacks.budget import (
+    BUDGET_TOLERANCE,
+    BUDGETS,
+    Budget,
+    budget_excess,
+    relative_budget,
+)
 from robustjax.attacks.config import AttackConfig, make_attack
 from robustjax.attacks.fgsm import fgsm
 from robustjax.attacks.noise import gaussian_noise, uniform_noise
@@ -39,6 +45,7 @@ from robustjax.attacks.sequence import (
 
 __all__ = [
     "BUDGETS",
+    "BUDGET_TOLERANCE",
     "DISTS",
     "EMBEDDING_ATTACKS",
     "HISTORY_ATTACKS",
@@ -47,10 +54,12 @@ __all__ = [
     "SEQUENCE_ATTACKS",
     "SUBSTITUTION_METHODS",
     "AttackConfig",
+    "Budget",
     "EmbeddingAttack",
     "HistoryAttack",
     "HullPerturbation",
     "apply_sequence_attack",
+    "budget_excess",
     "convex_hull_perturbation",
     "delete_gradient",
     "delete_random",

@@ -8,7 +8,10 @@ absolute ``eps`` means by a factor a. The relative budget is invariant to them: 
 unscaled perturbed score for every perturbation ``d``.
 """
 
+from typing import NamedTuple
+
 import jax
+import jax.numpy as jnp
 
 from robustjax.attacks.project import check_norm_scope, norms
 
@@ -34,4 +37,43 @@ def relative_budget(attack, *, norm: str = "l2", scope: str = "row"):
         d = attack(lambda z: loss_fn(scaled(z)), emb, key=key, **kwargs)
         return jax.tree.map(lambda s, dd: s * dd, size, d)
 
+    inner = getattr(attack, "budget", None)
+    if inner is not None:
+        wrapped.budget = inner._replace(kind="relative")
     return wrapped
+
+
+class Budget(NamedTuple):
+    """The ball an attack promises to stay in: ``||delta_u|| <= eps`` (``kind="absolute"``)
+    or ``<= eps * ||x_u||`` (``"relative"``) per scope unit ``u`` of ``norm``. Attacks
+    built by :func:`robustjax.attacks.make_attack` (and wrapped by :func:`relative_budget`)
+    carry it as their ``budget`` attribute, so their output can be checked
+    (:func:`budget_excess`)."""
+
+    eps: float
+    norm: str
+    scope: str
+    kind: str = "absolute"
+
+
+# float rounding of a projected perturbation stays far below this relative excess
+BUDGET_TOLERANCE = 1e-3
+
+
+def budget_excess(emb, delta, budget: Budget):
+    """How far ``delta`` leaves its ball: ``max_u (||delta_u|| - r_u) / r_u`` over the scope
+    units ``u`` of the perturbed names (0 when every unit is inside; ``r_u`` is ``eps`` or
+    ``eps * ||emb_u||``; a zero radius counts as ``1e-12``). A float32 scalar; one norm pass
+    over ``delta``, cheap beside the attack. Only names present in ``delta`` are checked."""
+    names = [k for k in delta if k in emb]
+    if not names:
+        return jnp.zeros((), jnp.float32)
+    d = {k: delta[k] for k in names}
+    sizes = norms(d, norm=budget.norm, scope=budget.scope)
+    if budget.kind == "relative":
+        x = norms({k: emb[k] for k in names}, norm=budget.norm, scope=budget.scope)
+        radii = [budget.eps * jax.lax.stop_gradient(n) for n in x]
+    else:
+        radii = [jnp.full_like(s, budget.eps) for s in sizes]
+    worst = [jnp.max((s - r) / jnp.maximum(r, 1e-12)) for s, r in zip(sizes, radii, strict=True)]
+    return jnp.maximum(jnp.max(jnp.stack(worst)), 0.0).astype(jnp.float32)

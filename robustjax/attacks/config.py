@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from jaxtyping import PRNGKeyArray, Scalar
 
 from robustjax._config_checks import field_error
+from robustjax.attacks.budget import Budget
 from robustjax.attacks.project import NORMS, SCOPES
 from robustjax.attacks.registry import EMBEDDING_ATTACKS
 from robustjax.types import Array, Emb
@@ -149,4 +150,6 @@ def make_attack(cfg: AttackConfig, embedding_names: Iterable[str]) -> AttackFn:
         return attack(loss_fn, emb, key=key, eps=eps, step_size=step_size, **settings, **extra)
 
     attack_fn.__name__ = f"{cfg.kind}_attack"
+    # the ball its output must lie in (robustjax.attacks.budget.budget_excess checks it)
+    attack_fn.budget = Budget(float(cfg.eps), cfg.norm, cfg.scope)
     return attack_fn

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from robustjax.attacks import normalize, project, random_ball
+from robustjax.attacks import budget_excess, normalize, project, random_ball
 from robustjax.models.base import ModelFns, slot_scores
 from robustjax.types import Array, Emb
 
@@ -26,7 +26,19 @@ def add_delta(emb: Emb, delta: Emb) -> Emb:
     return {k: (v + delta[k] if k in delta else v) for k, v in emb.items()}
 
 
-def adversarial_term(fns: ModelFns, loss_on_emb, attack: AttackFn):
+def checked(attack: AttackFn, emb: Emb, delta: Emb, values: Array, on: bool = True):
+    """``values``, with the attack's budget check beside it when ``on`` and the attack
+    declares its ball (``attack.budget``, set by ``make_attack``): ``{"": values,
+    "check/budget_excess": excess}`` for :func:`robustjax.losses.combine`, which logs the
+    excess as a diagnostic (the training loop warns, or under ``train.strict`` stops, when
+    an attack's output leaves its ball)."""
+    budget = getattr(attack, "budget", None)
+    if not on or budget is None:
+        return values
+    return {"": values, "check/budget_excess": budget_excess(emb, delta, budget)}
+
+
+def adversarial_term(fns: ModelFns, loss_on_emb, attack: AttackFn, *, check_budget: bool = False):
     """Term: the loss at the adversarial point ``embed(params) + attack(...)``.
 
     Args:
@@ -34,12 +46,14 @@ def adversarial_term(fns: ModelFns, loss_on_emb, attack: AttackFn):
       loss_on_emb: ``loss_on_emb(params, emb) -> [B]`` (e.g. :func:`emb_loss`).
       attack: ``attack(loss_fn, emb, *, key) -> delta`` from :mod:`robustjax.attacks`; it
         maximises ``sum(loss_fn(emb + delta))`` and returns ``stop_gradient(delta)``.
+      check_budget: also return the attack's budget check (:func:`checked`; a dict term).
     """
 
     def fn(params, batch, *, key):
         emb = fns.embed(params, batch)
         delta = attack(lambda e: loss_on_emb(params, e), emb, key=key)
-        return loss_on_emb(params, add_delta(emb, delta))
+        values = loss_on_emb(params, add_delta(emb, delta))
+        return checked(attack, emb, delta, values, check_budget)
 
     return fn
 
@@ -122,7 +136,13 @@ def pick_examples(mask: Array, fraction: float | Array, key: Array) -> Array:
 
 
 def injected_term(
-    fns: ModelFns, loss_on_emb, attack: AttackFn, *, fraction: float, weight: float = 1.0
+    fns: ModelFns,
+    loss_on_emb,
+    attack: AttackFn,
+    *,
+    fraction: float,
+    weight: float = 1.0,
+    check_budget: bool = False,
 ):
     """Adversarial sample injection by replacement (Kurakin et al., ICLR 2017): a fraction
     ``r`` of each batch's real examples (:func:`pick_examples`) is replaced by its
@@ -148,7 +168,8 @@ def injected_term(
         m = jnp.sum(mask > 0).astype(clean.dtype)
         k = jnp.sum(chosen).astype(clean.dtype)
         scale = m / jnp.maximum(m - k + weight * k, 1.0)
-        return scale * jnp.where(chosen, weight * adv, clean)
+        values = scale * jnp.where(chosen, weight * adv, clean)
+        return checked(attack, emb, delta, values, check_budget)
 
     return fn
 
@@ -171,7 +192,7 @@ def _kl(log_p: Array, log_q: Array) -> Array:
 TRADES_INIT_SCALE = 0.001  # std of TRADES' random start (Zhang et al.'s reference code)
 
 
-def trades_term(fns: ModelFns, attack: AttackFn):
+def trades_term(fns: ModelFns, attack: AttackFn, *, check_budget: bool = False):
     """TRADES-style ranking regulariser (after Zhang et al., ICML 2019).
 
     ``KL(p_clean || p_adv)`` between the softmax distributions of the scores over each
@@ -201,7 +222,8 @@ def trades_term(fns: ModelFns, attack: AttackFn):
         delta = attack(
             lambda e: _kl(fixed, _log_probs(fns, params, e)), emb, key=k_attack, init=init
         )
-        return _kl(log_p, _log_probs(fns, params, add_delta(emb, delta)))
+        values = _kl(log_p, _log_probs(fns, params, add_delta(emb, delta)))
+        return checked(attack, emb, delta, values, check_budget)
 
     return fn
 

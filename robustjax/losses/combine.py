@@ -20,13 +20,20 @@ from robustjax.types import Array, Batch, Params
 
 TermFn = Callable[..., Array]
 
+# parts named ``check/<what>`` are diagnostics (e.g. ``check/budget_excess``): logged as
+# ``check/<what>/<term>``, weight 0, never part of the total (the training loop reads them)
+CHECK_PREFIX = "check/"
+
 
 class Term(NamedTuple):
     """A named piece of an objective: ``fn(params, batch, *, key) -> [B] | scalar``.
 
     A term whose pieces share computation (e.g. a clean and an adversarial loss from one
     backward pass) may return a dict ``{part: [B]}``; each entry is then logged as its
-    own part, weighted by ``weight[part]`` when ``weight`` is a dict (default 1).
+    own part, weighted by ``weight[part]`` when ``weight`` is a dict (default 1). In a
+    dict, the part ``""`` is logged under the term's own name, and parts named
+    ``check/<what>`` are diagnostics (``CHECK_PREFIX``): logged as ``check/<what>/<term>``,
+    never weighted into the total.
     """
 
     fn: TermFn
@@ -73,6 +80,11 @@ def combine(**terms: Term):
             out = t.fn(params, batch, key=keys[n])
             named = out if isinstance(out, dict) else {n: out}
             for part, values in named.items():
+                if part.startswith(CHECK_PREFIX):  # a diagnostic: logged, never optimised
+                    check = f"{part}/{n}"
+                    parts[check] = jax.lax.stop_gradient(masked_mean(values, mask))
+                    continue
+                part = part or n  # "" names the term's own value
                 if part in parts:
                     raise ValueError(f"combine: part name {part!r} is produced twice.")
                 w = t.weight.get(part, 1.0) if isinstance(t.weight, dict) else t.weight

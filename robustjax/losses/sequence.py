@@ -33,7 +33,8 @@ import optax
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from robustjax._config_checks import field_error
-from robustjax.attacks import AttackConfig, make_attack
+from robustjax.attacks import AttackConfig, budget_excess, make_attack
+from robustjax.losses.combine import CHECK_PREFIX
 
 METHODS = ("none", "apr", "pgd", "hull")
 _NEG = -1e9
@@ -232,13 +233,17 @@ def sequence_objective(cfg: SeqAdvConfig | None, per_position_loss):
         clean = jnp.sum(per_example(emb)) / n
         if cfg is None or not cfg.enabled:
             return clean, {"clean": clean}
+        checks = {}
         if attack is not None:
             delta = attack(per_example, emb, key=k_adv)
             adv_emb = {**emb, "seq": emb["seq"] + delta["seq"]}
+            # the attack's output checked against its ball (the training loop warns)
+            excess = budget_excess(emb, {"seq": delta["seq"]}, attack.budget)
+            checks[f"{CHECK_PREFIX}budget_excess/adv"] = jax.lax.stop_gradient(excess)
         else:
             adv_emb = {**emb, "seq": _hull_rows(model, cfg, per_example, emb, seq_ids, k_adv)}
         adv = jnp.sum(per_example(adv_emb)) / n
-        return clean + cfg.lam * adv, {"clean": clean, "adv": adv}
+        return clean + cfg.lam * adv, {"clean": clean, "adv": adv, **checks}
 
     return objective
 

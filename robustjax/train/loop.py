@@ -38,6 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from robustjax.attacks.budget import BUDGET_TOLERANCE
+from robustjax.losses.combine import CHECK_PREFIX
 from robustjax.train.checkpoint import leaf_name, load_meta, load_pytree, save_pytree
 
 GROWTH_FACTOR = 1e3
@@ -270,6 +272,9 @@ def _check_epoch(prog, record: dict, state, phase: str, epoch: int, strict: bool
         )
     warnings = []
     for k, v in terms.items():
+        if k.startswith(CHECK_PREFIX):
+            _check_budget(prog, record, phase, epoch, k, v, strict, on_epoch, warnings)
+            continue
         start = prog.phase_start.setdefault(f"{phase}/{k}", abs(v))
         if abs(v) > GROWTH_FACTOR * max(start, GROWTH_FLOOR):
             tag = f"{phase}/{k}"
@@ -287,6 +292,27 @@ def _check_epoch(prog, record: dict, state, phase: str, epoch: int, strict: bool
     if warnings:
         record["warnings"] = warnings
         prog.warnings.extend(warnings)
+
+
+def _check_budget(prog, record, phase, epoch, key, value, strict, on_epoch, warnings):
+    """Flags (or, strict, stops on) an attack whose perturbation left its ball: ``value``
+    is the epoch's mean of ``check/budget_excess`` (:func:`robustjax.attacks.budget_excess`),
+    above ``BUDGET_TOLERANCE`` only when some step's output was outside."""
+    if value <= BUDGET_TOLERANCE:
+        return
+    tag = f"{phase}/{key}"
+    if any(w.startswith(f"[{tag}]") for w in prog.warnings):
+        return  # once per check and phase
+    msg = (
+        f"[{tag}] the attack's perturbation exceeded its budget in epoch {epoch + 1}: "
+        f"||delta|| was up to {1 + value:.4g}x its radius (mean over the epoch's steps of "
+        "the largest excess). The attack does not project onto its ball; the adversarial "
+        "loss is not measured at the configured eps."
+    )
+    if strict:
+        _log(prog, record, on_epoch)
+        raise TrainingDiverged(msg + " (strict: the run stopped.)")
+    warnings.append(msg)
 
 
 def _non_finite_leaf(state) -> str | None:

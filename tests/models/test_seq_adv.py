@@ -136,8 +136,9 @@ def test_adversarial_epoch_compiles_once_and_trains(data):
     for e in range(3):
         state, parts = epoch(state, data.train, data.seen_train, batches, jax.random.key(e))
     assert epoch._cache_size() == 1
-    assert set(parts) == {"loss", "clean", "adv"}
+    assert set(parts) == {"loss", "clean", "adv", "check/budget_excess/adv"}
     assert bool(jnp.all(parts["adv"] >= parts["clean"] - 1e-3))
+    assert bool(jnp.all(parts["check/budget_excess/adv"] <= 1e-3))  # inside its ball
 
 
 @pytest.mark.slow
