@@ -8,7 +8,7 @@ from robustjax.data.cold import split_cold_items
 from robustjax.data.noise import apply_noise
 from robustjax.data.table import InteractionTable
 
-SMALL = dict(synthetic_users=60, synthetic_items=50, synthetic_per_user=10)
+SMALL = {"synthetic_users": 60, "synthetic_items": 50, "synthetic_per_user": 10}
 
 
 def _cold(**kw):
