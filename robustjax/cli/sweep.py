@@ -286,7 +286,9 @@ def _items_load(paths):
     first = load_run(paths[0])
     split = first.split
     runs = [first] + [load_run(path, split=split, data_from=paths[0]) for path in paths[1:]]
-    data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
+    data = build_train_arrays(  # negatives among warm items, as in training (cold_items)
+        split.train.user, split.train.item, split.num_users, split.num_warm_items
+    )
     csr = lambda t: user_item_csr(t, split.num_users)
     context = {
         "split": split,
