@@ -4,8 +4,9 @@ With ``split='cold_items'`` (:mod:`robustjax.data.cold`) the held-out items hold
 highest ids ``[start, num_items)``. Protocol: each user's held-out cold-item interactions
 of one part (``cold_test``, or ``cold_valid``) are ranked among the cold items only; the
 warm items are not candidates (the model scores only the cold columns). Users have no
-training rows on cold items, so only the other cold part's rows of the same user are
-excluded (none with the by-user split of ``robustjax.data.cold``). Metrics and their
+training rows on cold items; as for warm items, test excludes the user's cold valid rows
+(there are none with the by-user split of ``robustjax.data.cold``), so nothing else is
+excluded. Model selection stays on the warm valid metrics. Metrics and their
 definitions are those of :func:`robustjax.eval.evaluate_full`, which does the work on the
 column-restricted scores; cutoffs above the number of cold items are skipped.
 """
