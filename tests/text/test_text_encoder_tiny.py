@@ -14,7 +14,8 @@ import pytest
 pytest.importorskip("safetensors")
 pytest.importorskip("tokenizers")
 
-from robustjax.text import (  # noqa: E402
+from robustjax.text import cache as text_cache
+from robustjax.text import (
     checkpoint,
     detokenize,
     encode_texts,
@@ -23,7 +24,6 @@ from robustjax.text import (  # noqa: E402
     tokenize,
     write_tiny_checkpoint,
 )
-from robustjax.text import cache as text_cache  # noqa: E402
 
 TEXTS = [
     "Toy Story (1995) Animation Children's Comedy",
