@@ -1,5 +1,6 @@
 """Tokenization of texts into fixed-length ``[CLS] ... [SEP]`` id batches, and back."""
 
+import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -60,8 +61,10 @@ def tokenize(ckpt: TextCheckpoint, texts: Sequence[str], *, max_len: int = 32) -
 
 
 def detokenize(ckpt: TextCheckpoint, ids_row: np.ndarray, mask_row: np.ndarray) -> str:
-    """Readable text of one tokenized row: the real, non-special tokens decoded (word
-    pieces joined). ``ids_row``/``mask_row`` are ``[T]`` integer arrays."""
+    """Readable text of one tokenized row: the real, non-special tokens decoded, word pieces
+    joined and punctuation reattached (``"toy story (1995) children's"``). Lower-cased for an
+    uncased tokenizer; meant for reports, not an exact inverse of :func:`tokenize`.
+    ``ids_row``/``mask_row`` are ``[T]`` integer arrays."""
     ids_row, mask_row = np.asarray(ids_row), np.asarray(mask_row)
     if ids_row.ndim != 1 or ids_row.shape != mask_row.shape:
         raise ValueError(
@@ -70,4 +73,8 @@ def detokenize(ckpt: TextCheckpoint, ids_row: np.ndarray, mask_row: np.ndarray) 
         )
     special = set(ckpt.special_ids)
     keep = [int(i) for i, m in zip(ids_row, mask_row, strict=True) if m and int(i) not in special]
-    return ckpt.tokenizer.decode(keep, skip_special_tokens=True)
+    text = ckpt.tokenizer.decode(keep, skip_special_tokens=True)
+    # BertPreTokenizer split punctuation off; rejoin it for reading ("( 1995 )" -> "(1995)")
+    text = re.sub(r" ([.,!?;:)\]}%])", r"\1", text)
+    text = re.sub(r"([(\[{$]) ", r"\1", text)
+    return re.sub(r" ?([-'/&]) ?", r"\1", text)

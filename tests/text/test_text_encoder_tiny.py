@@ -176,6 +176,10 @@ def test_tokenize_detokenize_and_special_ids(tiny):
     cut = tokenize(tiny, ["the dark city of love"], max_len=4)
     assert detokenize(tiny, cut.ids[0], cut.mask[0]) == "the dark"
     assert cut.ids[0, -1] == tiny.sep_id and cut.mask[0].sum() == 4
+    title = tokenize(tiny, [TEXTS[0]], max_len=32)
+    assert detokenize(tiny, title.ids[0], title.mask[0]) == (
+        "toy story (1995) animation children's comedy"
+    )
     # words outside the vocabulary fall back to word pieces, not [UNK]
     odd = tokenize(tiny, ["Zyx42"], max_len=8)
     assert detokenize(tiny, odd.ids[0], odd.mask[0]) == "zyx42"
