@@ -7,6 +7,7 @@ import math
 import os
 import zipfile
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -150,6 +151,10 @@ def test_embeds_path_and_cached_lower_layers_match_the_full_pass(tiny, model, st
     top = model.hidden(None, mask, start_layer=1, states=lower)
     np.testing.assert_allclose(top, full, atol=1e-6)
     np.testing.assert_allclose(model.pool(top, mask), model(ids, mask), atol=1e-6)
+    # attacks differentiate through the word embeddings; padding gets no gradient
+    grad = jax.grad(lambda e: jnp.sum(model.encode_embeds(e, mask)[:, 0]))(emb)
+    assert np.all(np.isfinite(grad)) and np.any(np.asarray(grad) != 0.0)
+    assert np.all(np.asarray(grad)[np.asarray(mask) == 0] == 0.0)
     with pytest.raises(ValueError, match="start_layer=1 needs states="):
         model.hidden(emb, mask, start_layer=1)
     with pytest.raises(ValueError, match="stop_layer <= num_layers=2"):
