@@ -17,7 +17,7 @@ from robustjax.train.state import OPTIMIZERS
 
 LOSSES = ("bpr", "bce", "softmax")
 # the loss each sequence model trains with: next-item BCE (SASRec), masked-item softmax
-SEQUENCE_LOSSES = {"sasrec": "bce", "bert4rec": "softmax"}
+SEQUENCE_LOSSES = {"sasrec": "bce", "bert4rec": "softmax", "text-sasrec": "bce"}
 
 
 def _positive(cfg, *names):

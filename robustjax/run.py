@@ -41,6 +41,7 @@ from robustjax.models import ModelFns, build_model
 from robustjax.models.registry import SEQUENCE_MODELS
 from robustjax.objectives import ObjectivePhase, build_phases
 from robustjax.runs.folder import RunFolder, optimizer_of
+from robustjax.runs.text import text_model_inputs
 from robustjax.sharding import mesh_from_string, shard_params, shard_scores
 from robustjax.train import build_train_arrays, fit, save_pytree
 from robustjax.train.sparse_step import optimizer_for
@@ -180,6 +181,7 @@ def run_experiment(
         split.num_items,
         seed=cfg.train.seed,
         train_pairs=(split.train.user, split.train.item),
+        **text_model_inputs(cfg, split.train.item_tokens),  # text models: item features
     )
     if cfg.train.init_from is not None:
         params = load_run_params(cfg.train.init_from, params)
@@ -353,6 +355,7 @@ def load_run(
         split.num_items,
         seed=0,
         train_pairs=(split.train.user, split.train.item),
+        **text_model_inputs(cfg, split.train.item_tokens),
     )
     params = load_pytree(params_path, template)
     return LoadedRun(run_dir, cfg, split, fns, params, fingerprint)

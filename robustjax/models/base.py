@@ -7,7 +7,7 @@ Code outside ``robustjax.models`` never touches modules: it sees a :class:`Model
 
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +17,7 @@ from robustjax.types import Array, Batch, Emb, Params
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
+_MAPPINGS = ("lookups", "table_sizes", "row_params")
 
 
 class FrozenMap(Mapping[_K, _V]):
@@ -102,6 +103,13 @@ class ModelFns:
         run on the gathered rows of a batch and update only those rows
         (:mod:`robustjax.train.sparse_step`). Empty when embeddings are not plain lookups
         (LightGCN propagates over the whole table).
+      frozen_params: parameter leaf names (as in ``row_params``, e.g.
+        ``("items/features",)``) that are inputs, not weights: training never updates them
+        (:func:`robustjax.train.sparse_step.optimizer_for` gives them ``set_to_zero``; the
+        model also reads them under ``stop_gradient``). Text models' encoder features.
+      text: for text-aware models, a :class:`robustjax.models.text_tower.TextSpec`
+        (encoder checkpoint, token length, ``item_from_text`` tower function); None
+        otherwise.
     """
 
     embed: Callable[[Params, Batch], Emb]
@@ -118,18 +126,21 @@ class ModelFns:
     bilinear: bool = False
     l2_embed: Callable | None = None
     row_params: Mapping[str, tuple[str, ...]] = FrozenMap()
+    frozen_params: tuple[str, ...] = ()
+    text: Any = None
 
     def __post_init__(self):
-        for name in ("embedding_names", "lookups", "table_sizes", "row_params"):
+        for name in ("embedding_names", "lookups", "table_sizes", "row_params", "frozen_params"):
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, Iterable):
                 raise TypeError(
                     f"ModelFns.{name} must be a "
-                    f"{'tuple of names' if name == 'embedding_names' else 'mapping'}, "
+                    f"{'mapping' if name in _MAPPINGS else 'tuple of names'}, "
                     f"got {name}={value!r} ({type(value).__name__})."
                 )
         # mutable containers would make the instance unhashable (no static jit argument)
         object.__setattr__(self, "embedding_names", tuple(self.embedding_names))
+        object.__setattr__(self, "frozen_params", tuple(self.frozen_params))
         lookups = {k: tuple(v) for k, v in dict(self.lookups).items()}
         object.__setattr__(self, "lookups", FrozenMap(lookups))
         object.__setattr__(self, "table_sizes", FrozenMap(self.table_sizes))

@@ -7,8 +7,9 @@ from flax import nnx
 from robustjax.models.base import ModelFns
 from robustjax.types import Params
 
-PAIR_MODELS = ("mf", "neumf", "lightgcn")
-SEQUENCE_MODELS = ("sasrec", "bert4rec")
+PAIR_MODELS = ("mf", "neumf", "lightgcn", "text-mf")
+SEQUENCE_MODELS = ("sasrec", "bert4rec", "text-sasrec")
+TEXT_MODELS = ("text-mf", "text-sasrec")  # need item texts (robustjax.data.item_text)
 MODEL_NAMES = PAIR_MODELS + SEQUENCE_MODELS
 INITS = ("normal", "xavier")
 PERTURB_POINTS = ("layer0", "output")
@@ -21,6 +22,12 @@ class ModelConfig:
     Pair models (``PAIR_MODELS``) are built by :func:`build_model`; sequence models
     (``SEQUENCE_MODELS``) by :mod:`robustjax.runs.sequence`, from ``dim``, ``max_len``,
     ``num_blocks``, ``num_heads`` and ``dropout``.
+
+    Text models (``TEXT_MODELS``, :mod:`robustjax.models.text_tower`) embed each item's text
+    with the frozen encoder ``text_encoder`` (``text_max_len`` tokens) and project it to
+    ``dim``, plus a trainable item ID embedding when ``text_id_embedding``.
+    ``text_trainable_layers`` must be 0 (frozen encoder, cached features): fine-tuning the
+    top encoder layers is not implemented.
     """
 
     name: str = "mf"
@@ -34,6 +41,10 @@ class ModelConfig:
     num_blocks: int = 2  # sasrec/bert4rec: transformer blocks
     num_heads: int = 1  # sasrec/bert4rec: attention heads (must divide dim)
     dropout: float = 0.2  # sasrec/bert4rec
+    text_encoder: str = "all-minilm-l6-v2"  # text-*: checkpoint name or folder
+    text_max_len: int = 32  # text-*: tokens per item text
+    text_id_embedding: bool = True  # text-*: add a trainable item ID embedding
+    text_trainable_layers: int = 0  # text-*: only 0 (frozen encoder) is implemented
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
@@ -58,6 +69,16 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.num_layers must be >= 0, got {self.num_layers!r}.")
         if self.init not in INITS:
             raise ValueError(f"ModelConfig.init={self.init!r} is unknown; expected one of {INITS}.")
+        if self.text_max_len < 1:
+            raise ValueError(
+                f"ModelConfig.text_max_len must be >= 1, got text_max_len={self.text_max_len!r}."
+            )
+        if self.text_trainable_layers != 0:
+            raise ValueError(
+                f"ModelConfig.text_trainable_layers={self.text_trainable_layers!r}: only 0 "
+                "(a frozen encoder with cached features) is implemented; fine-tuning the top "
+                "encoder layers is not. Set text_trainable_layers=0."
+            )
         if self.perturb not in PERTURB_POINTS:
             raise ValueError(
                 f"ModelConfig.perturb={self.perturb!r} is unknown; expected one "
@@ -66,11 +87,21 @@ class ModelConfig:
 
 
 def build_model(
-    cfg: ModelConfig, num_users: int, num_items: int, *, seed: int, train_pairs=None
+    cfg: ModelConfig,
+    num_users: int,
+    num_items: int,
+    *,
+    seed: int,
+    train_pairs=None,
+    item_texts=None,
+    item_features=None,
 ) -> tuple[ModelFns, Params]:
     """Builds the model named in ``cfg`` and returns its functions and initial parameters.
 
     ``train_pairs=(user, item)`` (the training interactions) is needed by graph models.
+    Text models need ``item_texts`` (``num_items`` strings, dense item id order; see
+    :func:`robustjax.data.item_text.load_item_texts`), encoded with ``cfg.text_encoder``
+    (cached), or ready ``item_features`` (float32 ``[num_items, H]``).
     """
     if cfg.name in SEQUENCE_MODELS:
         raise ValueError(
@@ -108,4 +139,39 @@ def build_model(
             graph,
             perturb=cfg.perturb,
         )
+    if cfg.name == "text-mf":
+        from robustjax.models.text_tower import TextMF, text_mf_fns
+
+        features = _item_features(cfg, num_items, item_texts, item_features)
+        model = TextMF(num_users, features, cfg.dim, id_embedding=cfg.text_id_embedding, rngs=rngs)
+        return text_mf_fns(
+            model,
+            encoder=cfg.text_encoder,
+            max_len=cfg.text_max_len,
+            trainable_layers=cfg.text_trainable_layers,
+        )
     raise AssertionError(cfg.name)
+
+
+def _item_features(cfg: ModelConfig, num_items: int, item_texts, item_features):
+    """float32 ``[num_items, H]``: ``item_features``, or ``item_texts`` encoded."""
+    if item_features is None:
+        if item_texts is None:
+            raise ValueError(
+                f"build_model: ModelConfig.name={cfg.name!r} needs item_texts= (one text per "
+                "item: robustjax.data.item_text.load_item_texts) or item_features=[items, H]."
+            )
+        from robustjax.models.text_tower import text_features
+
+        if len(item_texts) != num_items:
+            raise ValueError(
+                f"build_model: {len(item_texts)} item texts for {num_items} items; expected "
+                "one text per dense item id."
+            )
+        item_features = text_features(cfg.text_encoder, item_texts, max_len=cfg.text_max_len)
+    if item_features.shape[0] != num_items:
+        raise ValueError(
+            f"build_model: item_features of shape {item_features.shape}; expected "
+            f"({num_items}, H), one row per item."
+        )
+    return item_features

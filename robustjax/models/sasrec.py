@@ -105,7 +105,7 @@ class SASRec(nnx.Module):
         Returns:
           ``{"seq": E[seq] * sqrt(D), "pos": E[pos], "neg": E[neg]}``, each [B, L, D].
         """
-        return embed_sequence_batch(self.items.embedding[...], batch, math.sqrt(self.dim))
+        return embed_sequence_batch(self.item_table(), batch, math.sqrt(self.dim))
 
     def encode(
         self,
@@ -148,7 +148,7 @@ class SASRec(nnx.Module):
         self, hidden: Float[Array, "B D"], items: Int[Array, "B C"]
     ) -> Float[Array, "B C"]:
         """Scores of candidate items ``items`` against one hidden state per row."""
-        return jnp.einsum("bd,bcd->bc", hidden, self.items.embedding[...][items])
+        return jnp.einsum("bd,bcd->bc", hidden, self.item_table()[items])
 
     def next_hidden(
         self,
@@ -167,9 +167,11 @@ class SASRec(nnx.Module):
         return math.sqrt(self.dim)
 
     def item_table(self) -> Float[Array, "I1 D"]:
-        """The raw item embedding table, ``[I + 1, D]`` (row 0 = padding)."""
+        """The raw item embedding table, ``[I + 1, D]`` (row 0 = padding); every use of the
+        item embeddings goes through it (a subclass may compute it, as
+        :class:`robustjax.models.text_sasrec.TextSASRec` does)."""
         return self.items.embedding[...]
 
     def score_all(self, hidden: Float[Array, "B D"]) -> Float[Array, "B I"]:
         """Scores of every item ``1..I`` (column ``j`` is item ``j + 1``)."""
-        return hidden @ self.items.embedding[...][1:].T
+        return hidden @ self.item_table()[1:].T

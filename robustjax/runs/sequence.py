@@ -27,6 +27,8 @@ from robustjax.data.sequences import history_lengths, length_buckets, make_seque
 from robustjax.data.table import InteractionTable
 from robustjax.eval.sequence import make_sequence_eval_fn
 from robustjax.losses.sequence import SeqAdvConfig
+from robustjax.models.registry import TEXT_MODELS
+from robustjax.models.text_sasrec import sequence_text_features, with_text_features
 from robustjax.runs.folder import RunFolder, optimizer_of
 from robustjax.runs.sequence_io import (
     SEQUENCE_MODELS,
@@ -34,6 +36,7 @@ from robustjax.runs.sequence_io import (
     load_table,
     save_sequence_run,
 )
+from robustjax.runs.text import run_item_features
 from robustjax.sharding import mesh_from_string, shard_params
 from robustjax.train.loop import Phase, Selector, train_loop
 from robustjax.train.sequence import (
@@ -42,6 +45,7 @@ from robustjax.train.sequence import (
     make_bert4rec_epoch_fn,
     make_sasrec_epoch_fn,
 )
+from robustjax.train.sparse_step import with_frozen
 from robustjax.train.state import init_state
 
 _PAIR_TARGETS = ("user", "pos", "neg")
@@ -91,7 +95,7 @@ def data_spec(data_cfg) -> dict:
 
 def _epoch_task(cfg, graphdef, data, tx, adv: SeqAdvConfig | None, batch_size: int, mesh=None):
     seed = cfg.train.seed
-    if cfg.model.name == "sasrec":
+    if cfg.model.name in ("sasrec", "text-sasrec"):
         train_host = np.asarray(data.train)
         bounds = length_buckets(train_host, cfg.train.buckets)
         fn = make_sasrec_epoch_fn(graphdef, tx, data.num_items, adv)
@@ -148,9 +152,9 @@ def _timings(result, adv_method: str) -> dict:
     return out
 
 
-def _model_kwargs(cfg, num_items: int) -> dict:
+def _model_kwargs(cfg, num_items: int, features=None) -> dict:
     m = cfg.model
-    return {
+    kwargs = {
         "num_items": num_items,
         "max_len": m.max_len,
         "dim": m.dim,
@@ -158,6 +162,10 @@ def _model_kwargs(cfg, num_items: int) -> dict:
         "num_heads": m.num_heads,
         "dropout": m.dropout,
     }
+    if features is not None:  # text-sasrec: the tower's sizes and the features' origin
+        kwargs.update(text_dim=int(features.shape[1]), id_embedding=m.text_id_embedding,
+                      text_encoder=m.text_encoder, text_max_len=m.text_max_len)  # fmt: skip
+    return kwargs
 
 
 def _initial_params(cfg, kwargs, data):
@@ -186,13 +194,14 @@ def _sequence_data(cfg, folder: RunFolder, table):
     summary = {"num_users": data.num_users, "num_items": data.num_items, "data": spec,
                "fingerprint": data_fingerprint(table, spec)}  # fmt: skip
     folder.write_json("data.json", summary)
-    return data, spec
+    return data, spec, table
 
 
 def _train(cfg, graphdef, params, data, folder: RunFolder, evaluate, resume, progress):
     """The host loop over the configured phases; selection on validation only."""
     t = cfg.train
-    tx = optimizer_of(t)
+    # text features are inputs, never updated
+    tx = with_frozen(optimizer_of(t), getattr(SEQUENCE_MODELS[cfg.model.name], "frozen_params", ()))
     batch_size = min(t.batch_size, data.num_users)
     mesh = mesh_from_string(t.mesh, key="train.mesh")  # tables row-sharded, users split
     return train_loop(
@@ -235,9 +244,14 @@ def run_sequence_experiment(
     t_start = time.perf_counter()
     folder = RunFolder(out_dir, resume=resume, overwrite=overwrite)
     folder.write_config(cfg, allow_change=allow_config_change)
-    data, spec = _sequence_data(cfg, folder, table)
-    kwargs = _model_kwargs(cfg, data.num_items)
+    data, spec, table = _sequence_data(cfg, folder, table)
+    features = None
+    if cfg.model.name in TEXT_MODELS:  # row 0: the padding item
+        features = sequence_text_features(run_item_features(cfg, table.item_tokens))
+    kwargs = _model_kwargs(cfg, data.num_items, features)
     graphdef, params = _initial_params(cfg, kwargs, data)
+    if features is not None:
+        params = with_text_features(params, features)
     evaluate = _evaluator(cfg, graphdef, data)
     result = _train(cfg, graphdef, params, data, folder, evaluate, resume, progress)
     best = result.selected["model"]

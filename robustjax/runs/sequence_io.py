@@ -13,9 +13,10 @@ from robustjax.data.sequences import SequenceData, make_sequence_data
 from robustjax.data.table import InteractionTable
 from robustjax.models.bert4rec import BERT4Rec
 from robustjax.models.sasrec import SASRec
+from robustjax.models.text_sasrec import TextSASRec
 from robustjax.train.checkpoint import load_meta, load_pytree, save_pytree
 
-SEQUENCE_MODELS = {"sasrec": SASRec, "bert4rec": BERT4Rec}
+SEQUENCE_MODELS = {"sasrec": SASRec, "bert4rec": BERT4Rec, "text-sasrec": TextSASRec}
 
 
 def register_sequence_model(name: str, cls) -> None:

@@ -227,11 +227,39 @@ def row_sparse_optimizer(
     return RowSparseOptimizer(init, tx.update, fns)
 
 
+def with_frozen(tx: optax.GradientTransformation, frozen: tuple[str, ...]):
+    """``tx`` on every parameter leaf except those named in ``frozen`` (checkpoint names
+    without ``/value``, ``ModelFns.frozen_params``), which get ``optax.set_to_zero``: no
+    update, no optimizer state, whatever ``tx`` does (weight decay included)."""
+    if not frozen:
+        return tx
+    frozen = frozenset(frozen)
+
+    def labels(params):
+        names = {leaf_name(p).removesuffix("/value") for p, _ in _leaves(params)}
+        if not frozen <= names:
+            raise ValueError(
+                f"with_frozen: frozen parameters {sorted(frozen - names)} are not leaves of "
+                f"the parameters (leaves: {sorted(names)})."
+            )
+        return jax.tree_util.tree_map_with_path(
+            lambda p, _: "frozen" if leaf_name(p).removesuffix("/value") in frozen else "train",
+            params,
+        )
+
+    return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+
+
+def _leaves(params):
+    return jax.tree_util.tree_flatten_with_path(params)[0]
+
+
 def optimizer_for(train_cfg, fns: ModelFns, dense: Callable[[], optax.GradientTransformation]):
-    """The optimizer a run trains with: ``dense()`` or, when
-    :func:`use_sparse_updates` says so, the row-sparse version of ``train.optimizer``."""
+    """The optimizer a run trains with: ``dense()`` (leaving ``fns.frozen_params``
+    untouched, :func:`with_frozen`) or, when :func:`use_sparse_updates` says so, the
+    row-sparse version of ``train.optimizer``."""
     if not use_sparse_updates(train_cfg, fns):
-        return dense()
+        return with_frozen(dense(), fns.frozen_params)
     return row_sparse_optimizer(
         fns, train_cfg.optimizer, train_cfg.learning_rate, beta2=train_cfg.beta2
     )

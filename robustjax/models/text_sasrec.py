@@ -1,0 +1,89 @@
+"""Text-SASRec: SASRec whose item table is a text item tower's output.
+
+Every use of SASRec's item embeddings (inputs ``E[seq] * sqrt(D)``, targets and output
+scores) goes through :meth:`SASRec.item_table`; here it is
+:meth:`robustjax.models.text_tower.TextItemTower.table` on the frozen text features of
+items ``0..I`` (row 0, the padding item, has zero features). Items never seen in training
+are embedded from their text alone (the ID embedding starts at zero).
+
+The constructor takes the feature *shape* (``text_dim``), so the run folder can rebuild the
+module from JSON keyword arguments; :func:`with_text_features` fills the features (a
+saved checkpoint holds them). The feature leaf ``items/features`` is frozen:
+``TextSASRec.frozen_params`` names it for the optimizer
+(:func:`robustjax.train.sparse_step.with_frozen`), and the tower reads it under
+``stop_gradient``.
+"""
+
+import numpy as np
+from flax import nnx
+from jaxtyping import Float, Int
+
+from robustjax.models.sasrec import SASRec
+from robustjax.models.text_tower import FEATURES_LEAF, TextItemTower, with_text_features
+from robustjax.types import Array
+
+
+class TextSASRec(SASRec):
+    """SASRec (:class:`robustjax.models.sasrec.SASRec`) with a text item tower.
+
+    Args:
+      num_items, max_len, dim, num_blocks, num_heads, dropout: as :class:`SASRec`.
+      text_dim: H, the encoder's feature size.
+      id_embedding: add a trainable (zero-initialised) item ID embedding.
+      text_encoder, text_max_len: the encoder checkpoint and token length the features come
+        from (recorded for text attacks; not used by the module).
+      rngs: NNX random streams.
+    """
+
+    frozen_params = (f"items/{FEATURES_LEAF}",)
+
+    def __init__(
+        self,
+        num_items: int,
+        max_len: int,
+        dim: int = 50,
+        *,
+        num_blocks: int = 2,
+        num_heads: int = 1,
+        dropout: float = 0.2,
+        text_dim: int,
+        id_embedding: bool = True,
+        text_encoder: str = "",
+        text_max_len: int = 0,
+        rngs: nnx.Rngs,
+    ):
+        super().__init__(
+            num_items,
+            max_len,
+            dim,
+            num_blocks=num_blocks,
+            num_heads=num_heads,
+            dropout=dropout,
+            rngs=rngs,
+        )
+        if text_dim < 1:
+            raise ValueError(f"TextSASRec: text_dim must be >= 1, got {text_dim}.")
+        # replaces SASRec's ID table; every item embedding is read through item_table()
+        self.items = TextItemTower(
+            (num_items + 1, text_dim), dim, id_embedding=id_embedding, rngs=rngs
+        )
+        self.text_encoder, self.text_max_len = text_encoder, text_max_len
+
+    def item_table(self) -> Float[Array, "I1 D"]:
+        """The tower's output for items ``0..I``, ``[I + 1, D]`` (row 0 = padding)."""
+        return self.items.table()
+
+    def item_from_text(
+        self, text_emb: Float[Array, "N H"], items: Int[Array, " N"]
+    ) -> Float[Array, "N D"]:
+        """The tower on given encoder outputs (items ``1..I``; ``items`` picks ID rows)."""
+        return self.items.from_text(text_emb, items)
+
+
+def sequence_text_features(features: Float[Array, "I H"]) -> np.ndarray:
+    """float32 ``[I + 1, H]``: item features with a zero row 0 for the padding item."""
+    features = np.asarray(features, np.float32)
+    return np.concatenate([np.zeros((1, features.shape[1]), np.float32), features])
+
+
+__all__ = ["TextSASRec", "sequence_text_features", "with_text_features"]
