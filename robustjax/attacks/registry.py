@@ -5,6 +5,9 @@
 - ``HISTORY_ATTACKS`` (defined in ``robustjax.attacks.sequence``): edits of item
   histories with an integer budget (``apply_sequence_attack``, the history kinds of the
   sequential sweep).
+- ``TEXT_ATTACKS``: rewrites of a target item's text for text-aware models
+  (``robustjax.text.attacks``, imported when first called; ``robustjax sweep --attack
+  text_*`` on text-mf runs).
 
 Config validation, ``robustjax sweep --attack`` choices and the sweep dispatch all read
 these dicts when they run, so a new attack is one new entry::
@@ -89,6 +92,40 @@ EMBEDDING_ATTACKS: dict[str, EmbeddingAttack] = {
 }
 
 
+class TextAttack(NamedTuple):
+    """An entry of ``TEXT_ATTACKS``.
+
+    Attributes:
+      fn: discrete kinds: ``fn(model, enc_state, params, problem, ids [T], mask [T],
+        budget, *, editable, allowed, key, rescore) -> TextEdit``; continuous kinds:
+        :func:`robustjax.text.attacks.perturb_word_embeddings` with ``kind`` bound.
+      discrete: the level is a token budget (an integer), not a radius.
+    """
+
+    fn: Callable
+    discrete: bool = True
+
+
+def _text(name: str, **bound) -> Callable:
+    """``robustjax.text.attacks.<name>`` looked up at call time (it imports this module)."""
+
+    def fn(*args, **kwargs):
+        from robustjax.text import attacks
+
+        return getattr(attacks, name)(*args, **bound, **kwargs)
+
+    fn.__name__ = name
+    return fn
+
+
+TEXT_ATTACKS: dict[str, TextAttack] = {
+    "text_substitute_gradient": TextAttack(_text("gradient_entry")),
+    "text_substitute_random": TextAttack(_text("random_entry")),
+    "text_fgsm": TextAttack(_text("perturb_word_embeddings", kind="fgsm"), discrete=False),
+    "text_pgd": TextAttack(_text("perturb_word_embeddings", kind="pgd"), discrete=False),
+}
+
+
 def embedding_kinds(*, sweep: bool = False) -> tuple[str, ...]:
     """Names of the registered embedding attacks (``sweep=True``: those sweeps offer)."""
     return tuple(k for k, a in EMBEDDING_ATTACKS.items() if a.sweep or not sweep)
@@ -99,11 +136,19 @@ def history_kinds() -> tuple[str, ...]:
     return tuple(HISTORY_ATTACKS)
 
 
+def text_kinds() -> tuple[str, ...]:
+    """Names of the registered text (item-text rewriting) attacks."""
+    return tuple(TEXT_ATTACKS)
+
+
 __all__ = [
     "EMBEDDING_ATTACKS",
     "HISTORY_ATTACKS",
+    "TEXT_ATTACKS",
     "EmbeddingAttack",
     "HistoryAttack",
+    "TextAttack",
     "embedding_kinds",
     "history_kinds",
+    "text_kinds",
 ]
