@@ -11,8 +11,9 @@ table (inputs, targets and output scores). 2 causal blocks, dim 64, one head, dr
 histories of 50, BCE with one sampled negative per position, batch 128, Adam 1e-3, 50
 epochs; evaluation against 100 sampled negatives (``sampled_ndcg@10``, selection every 5
 epochs) and by full ranking. ``--set model.name=sasrec`` trains plain SASRec on the same
-protocol. Runtime and figures: README.md (not yet measured). ``--tiny`` needs ``--data``
-with item texts (synthetic data has none).
+protocol. Runtime on the 2-core CPU: about 80 s (plain SASRec: 40 s). Expected (README.md):
+test NDCG@10 about 0.145, sampled NDCG@10 about 0.50. ``--tiny`` needs ``--data`` with item
+texts (synthetic data has none).
 """
 
 import dataclasses
