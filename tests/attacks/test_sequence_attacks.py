@@ -107,6 +107,7 @@ def test_invariants(strict_promotion, budget):
                 np.testing.assert_array_equal(out, SEQ)
 
 
+@pytest.mark.slow
 def test_eager_matches_jit(strict_promotion):
     key = jax.random.key(3)
     for fn in (lambda s: truncate_recent(s, 2), lambda s: delete_random(s, 2, key=key)):
@@ -373,6 +374,7 @@ def test_convex_hull_budget_zero_and_gradient_to_table(strict_promotion):
     assert np.abs(np.asarray(g)).sum() > 0
 
 
+@pytest.mark.slow
 def test_sasrec_gradient_substitution_beats_random(strict_promotion):
     """Tiny untrained SASRec, loss = -log softmax of the target among 5 candidates: over 64
     sequences, gradient substitution (2 items) raises the mean loss far more than random

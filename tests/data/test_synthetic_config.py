@@ -27,6 +27,7 @@ def test_synthetic_popularity_skew():
     assert top_share(2.0) > top_share(1.0) > top_share(0.0) + 0.05
 
 
+@pytest.mark.slow
 def test_synthetic_learnable():
     """A rank-8 SVD of the train matrix beats popularity on held-out items."""
     s = rd.split_random(rd.synthetic(), seed=0)

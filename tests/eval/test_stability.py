@@ -218,6 +218,7 @@ def test_rbo_ext_hand_computed_cases(p):
         np.testing.assert_allclose(got[row], ref, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_rbo_ext_and_normalized_differ_and_pad():
     from robustjax.eval import rbo_at_k
 

@@ -258,6 +258,7 @@ def test_embedding_sweep_level0_is_clean_and_vmap_matches_loop(data):
         )
 
 
+@pytest.mark.slow
 def test_default_objective_is_label_free(data):
     """The default sequential attack never reads the test item or the evaluation
     candidates: its gradient is the same whatever candidates the evaluation uses; the

@@ -83,6 +83,7 @@ def test_train_surrogate_is_adam_on_the_dense_loss(loss):
             np.testing.assert_allclose(got[name], pq[name], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_victim_step_loss_is_the_masked_bpr_mean_plus_fake_rows():
     with jax.enable_x64(True):
         rng = np.random.default_rng(0)
@@ -171,6 +172,7 @@ def test_unrolled_gradient_matches_finite_differences(loss, kind):
             np.testing.assert_allclose(float(jnp.vdot(g, v)), float(fd), rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_victim_surrogate_gradient_matches_finite_differences():
     with jax.enable_x64(True):
         rng = np.random.default_rng(0)

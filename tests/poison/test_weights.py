@@ -35,6 +35,7 @@ def _fit(table, weight):
     )
 
 
+@pytest.mark.slow
 def test_default_has_no_weight_and_unit_weights_train_identically(table):
     data = build_train_arrays(table.user, table.item, table.num_users, table.num_items)
     assert data.weight is None

@@ -69,6 +69,7 @@ def test_sasrec_resume_is_bit_exact(tmp_path, adv):
     )
 
 
+@pytest.mark.slow
 def test_bert4rec_resume_is_bit_exact(tmp_path):
     _interrupted_equals_uninterrupted(
         run_bert4rec,

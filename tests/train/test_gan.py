@@ -57,6 +57,7 @@ def test_generator_sampling_matches_its_softmax(strict_promotion):
         assert stat < CHI2_999[dof], (row, stat)
 
 
+@pytest.mark.slow
 def test_importance_draws_follow_the_mixture(strict_promotion):
     # q = (1 - lam) p + lam * Uniform({1, 3}); weights must equal p / q
     log_p = jax.nn.log_softmax(jnp.array([[0.2, -1.0, 1.5, 0.0, 0.7]], jnp.float32))
@@ -216,6 +217,7 @@ def test_tiny_experiment_writes_one_table(tmp_path):
         assert "IRGAN discriminator" in f.read()
 
 
+@pytest.mark.slow
 def test_fit_gan_resumes_bit_exactly(small, tmp_path):
     from robustjax.train import fit_gan
 
