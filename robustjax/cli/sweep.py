@@ -51,7 +51,10 @@ def _add_attack_args(s) -> None:
         help="perturbation kind; embedding kinds for every run: "
         + ", ".join(sweep_kinds("items"))
         + "; for sequential runs (sasrec-*, bert4rec-*) also the history attacks: "
-        + ", ".join(k for k in sweep_kinds("sequence") if k not in sweep_kinds("items")),
+        + ", ".join(k for k in sweep_kinds("sequence") if k not in sweep_kinds("items"))
+        + "; for text-aware runs (text-mf) the text attacks: "
+        + ", ".join(k for k in all_sweep_kinds() if k not in sweep_kinds("sequence"))
+        + " (robustjax.cli.text_sweep)",
     )
     s.add_argument(
         "--eps",
@@ -89,6 +92,13 @@ def _add_objective_args(s) -> None:
         help="item tokens (original ids) to promote with --objective targeted",
     )
     s.add_argument("--steps", type=int, default=10, help="PGD steps (default 10)")
+    s.add_argument(
+        "--rescore",
+        type=int,
+        default=16,
+        metavar="C",
+        help="text_substitute_gradient: candidates scored exactly per edit (0: first-order)",
+    )
     s.add_argument("--norm", default="l2", choices=("l2", "linf"))
     s.add_argument(
         "--budget",
@@ -237,6 +247,10 @@ def run(args) -> int:
     from robustjax.runs import is_sequence_run
 
     check_args(args)  # before loading or computing anything; --out is made at the end
+    if args.attack not in sweep_kinds("sequence"):  # text attacks: their own driver
+        from robustjax.cli.text_sweep import run_text
+
+        return run_text(args)
     seq = [is_sequence_run(p) for p in args.checkpoint]
     if any(seq) and not all(seq):
         raise ValueError(

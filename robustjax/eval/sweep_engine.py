@@ -22,7 +22,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from robustjax.attacks.registry import embedding_kinds, history_kinds
+from robustjax.attacks.registry import embedding_kinds, history_kinds, text_kinds
 
 OBJECTIVES = ("train", "oracle", "targeted", "prediction")
 # every output of an objective that sees test data says so
@@ -38,8 +38,9 @@ def sweep_kinds(family: str) -> tuple[str, ...]:
 
 
 def all_sweep_kinds() -> tuple[str, ...]:
-    """Every kind some family offers (``robustjax sweep --attack`` choices)."""
-    return sweep_kinds("sequence")
+    """Every kind some family offers (``robustjax sweep --attack`` choices), the text
+    attacks of text-aware runs (``robustjax.cli.text_sweep``) last."""
+    return sweep_kinds("sequence") + text_kinds()
 
 
 def parse_eps(text: str) -> tuple[float, ...]:

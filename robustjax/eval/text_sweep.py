@@ -8,7 +8,8 @@ text after ``k`` edits is the attack at budget ``k``. The rewritten text is enco
 tower gives the new item embedding ``e_t`` (every other item is unchanged), and:
 
 * ``target_hr@K`` / ``target_mean_rank``: HR@K and mean 0-based rank of ``t`` over the
-  users who never interacted with ``t`` (train, valid or test), each user's training
+  users who never interacted with ``t`` (train, valid, test or, for a cold item, its
+  held-out rows), each user's training
   items removed: ``rank(u, t) = #{j : s_uj > s_ut} + #{j < t : s_uj = s_ut}``, the
   definition of :mod:`robustjax.poison.metrics` (:func:`target_ranks`);
 * ``ndcg@K``: the clean test metric with the rewritten item embedding in place
@@ -121,6 +122,17 @@ def _dense(csr, rows: np.ndarray, num_items: int) -> np.ndarray:
     return out
 
 
+def _unexposed(split, item: int) -> np.ndarray:
+    """int32 users who never interacted with ``item`` in train, valid or test
+    (:func:`robustjax.poison.metrics.eligible_users`) nor, for a held-out cold item, in
+    ``cold_valid``/``cold_test``."""
+    users = eligible_users(split, [item])
+    for part in (getattr(split, "cold_valid", None), getattr(split, "cold_test", None)):
+        if part is not None:
+            users = np.setdiff1d(users, part.user[part.item == item])
+    return users.astype(np.int32)
+
+
 class _Run:
     """Everything one checkpoint's sweep reads: model, encoder, texts, tables and CSRs."""
 
@@ -179,7 +191,7 @@ def _target_setup(run: _Run, item: int, cfg: TextSweepConfig):
     problem = make_problem(
         run.user_table[attack_users], scores, excl, item, k=cfg.k, temperature=cfg.temperature
     )
-    users = eligible_users(split, [item]).astype(np.int32)
+    users = _unexposed(split, item)
     clean_obj, emb = text_objective(
         run.model, run.enc_state, params, problem, jnp.asarray(tok.ids), jnp.asarray(tok.mask)
     )

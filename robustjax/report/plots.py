@@ -58,8 +58,9 @@ def plot_curves(
     eps = _eps(sweep)
     os.makedirs(path, exist_ok=True)
     title = _title(sweep)
+    level = str(sweep.get("attack", {}).get("level", ""))
     xlabel = (
-        "budget (items edited per history)"
+        (level if level.startswith("budget (") else "budget (items edited per history)")
         if _level_name(sweep) == "budget"
         else "eps (perturbation budget)"
     )
