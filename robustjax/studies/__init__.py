@@ -12,6 +12,7 @@ from robustjax.studies.irgan import IrganConfig, run_irgan_comparison
 from robustjax.studies.natural_noise import NaturalNoiseConfig, run_grid
 from robustjax.studies.poisoning import PoisonConfig, run_poisoning
 from robustjax.studies.seq_robustness import SeqRobustnessConfig, run_seq_robustness
+from robustjax.studies.text_towers import TextTowersConfig, run_text_towers
 from robustjax.studies.transfer import TransferConfig, run_transfer
 from robustjax.studies.tune import TuneConfig, run_tune
 
@@ -22,6 +23,7 @@ _RUNNERS = {
     NaturalNoiseConfig: run_grid,
     PoisonConfig: run_poisoning,
     SeqRobustnessConfig: run_seq_robustness,
+    TextTowersConfig: run_text_towers,
     TransferConfig: run_transfer,
     TuneConfig: run_tune,
 }
@@ -50,6 +52,7 @@ __all__ = [
     "PoisonConfig",
     "SeqRobustnessConfig",
     "StudyConfig",
+    "TextTowersConfig",
     "TransferConfig",
     "TuneConfig",
     "is_study",
