@@ -133,8 +133,9 @@ def _unexposed(split, item: int) -> np.ndarray:
     return users.astype(np.int32)
 
 
-class _Run:
-    """Everything one checkpoint's sweep reads: model, encoder, texts, tables and CSRs."""
+class TextRun:
+    """Everything one checkpoint's sweep reads: model, encoder, texts, tables and CSRs
+    (``loaded``: a :class:`robustjax.run.LoadedRun` of a text-mf run)."""
 
     def __init__(self, loaded, cfg: TextSweepConfig):
         from flax import nnx
@@ -163,6 +164,9 @@ class _Run:
         self.train = user_item_csr(self.split.train, n)
         self.valid = user_item_csr(self.split.valid, n)
         self.test = user_item_csr(self.split.test, n)
+        self.users = np.arange(n, dtype=np.int32)
+        self.exclude = _dense(self.train, self.users, self.split.num_items)  # [U, I]
+        self.scores = self.fns.score_all(loaded.params, jnp.asarray(self.users))  # clean
 
     def with_item(self, item: int, emb) -> Any:
         """Params with item ``item``'s embedding replaced by ``emb`` ``[D]``."""
@@ -175,22 +179,23 @@ class _Run:
         )[0]
 
 
-def _target_setup(run: _Run, item: int, cfg: TextSweepConfig):
-    """Tokens, editable positions, the attack problem and the evaluation users of ``item``."""
+def target_setup(run: TextRun, item: int, cfg: TextSweepConfig) -> dict:
+    """Tokens, editable positions, the attack problem and the evaluation users of ``item``:
+    ``{"ids", "mask", "editable", "problem", "users", "exclude", "clean_objective",
+    "tower_check"}`` (``tower_check``: max abs difference between the item embedding from
+    the re-encoded text and the run's, ~1e-6 when the features match the encoder)."""
     from robustjax.text import tokenize
     from robustjax.text.attacks import editable_positions, make_problem, text_objective
 
-    split, fns, params = run.split, run.fns, run.loaded.params
+    split, params = run.split, run.loaded.params
     tok = tokenize(run.ckpt, [run.texts[item]], max_len=run.max_len)
     ids, mask = tok.ids[0], tok.mask[0]
     seen = np.zeros(split.num_users, bool)
     seen[split.train.user[split.train.item == item]] = True
-    attack_users = np.flatnonzero(~seen).astype(np.int32)
-    scores = fns.score_all(params, jnp.asarray(attack_users))
-    excl = _dense(run.train, attack_users, split.num_items)
     problem = make_problem(
-        run.user_table[attack_users], scores, excl, item, k=cfg.k, temperature=cfg.temperature
-    )
+        run.user_table, run.scores, run.exclude, item, k=cfg.k, temperature=cfg.temperature,
+        valid=~seen,
+    )  # fmt: skip
     users = _unexposed(split, item)
     clean_obj, emb = text_objective(
         run.model, run.enc_state, params, problem, jnp.asarray(tok.ids), jnp.asarray(tok.mask)
@@ -202,13 +207,12 @@ def _target_setup(run: _Run, item: int, cfg: TextSweepConfig):
         "editable": editable_positions(run.ckpt, ids, mask),
         "problem": problem,
         "users": users,
-        "exclude": _dense(run.train, users, split.num_items),
         "clean_objective": float(clean_obj[0]),
         "tower_check": check,
     }
 
 
-def _measure(run: _Run, item: int, setup: dict, text_emb, cfg: TextSweepConfig) -> dict:
+def _measure(run: TextRun, item: int, setup: dict, text_emb, cfg: TextSweepConfig) -> dict:
     """Target HR@K / mean rank, test NDCG@K and the objective of a target encoding [1, H]."""
     from robustjax.text.attacks import objective_from_text
 
@@ -219,9 +223,8 @@ def _measure(run: _Run, item: int, setup: dict, text_emb, cfg: TextSweepConfig) 
         )
     }
     if setup["users"].size:
-        ranks = np.asarray(
-            target_ranks(run.fns.score_all, params, setup["users"], setup["exclude"], item)
-        )
+        ranks = target_ranks(run.fns.score_all, params, run.users, run.exclude, item)
+        ranks = np.asarray(ranks)[setup["users"]]  # every user ranked: one compile
         out[f"target_hr@{cfg.k}"] = float(np.mean(ranks < cfg.k))
         out["target_mean_rank"] = float(np.mean(ranks))
     else:
@@ -239,7 +242,7 @@ def _measure(run: _Run, item: int, setup: dict, text_emb, cfg: TextSweepConfig) 
     return out
 
 
-def _discrete(run: _Run, item: int, setup: dict, cfg: TextSweepConfig, seed: int) -> list[dict]:
+def _discrete(run: TextRun, item: int, setup: dict, cfg: TextSweepConfig, seed: int) -> list[dict]:
     from robustjax.attacks.registry import TEXT_ATTACKS
     from robustjax.text import detokenize
     from robustjax.text.attacks import text_objective
@@ -281,7 +284,9 @@ def _discrete(run: _Run, item: int, setup: dict, cfg: TextSweepConfig, seed: int
     return rows
 
 
-def _continuous(run: _Run, item: int, setup: dict, cfg: TextSweepConfig, seed: int) -> list[dict]:
+def _continuous(
+    run: TextRun, item: int, setup: dict, cfg: TextSweepConfig, seed: int
+) -> list[dict]:
     from robustjax.attacks.registry import TEXT_ATTACKS
 
     rows = []
@@ -324,14 +329,14 @@ def run_text_sweep(loaded, cfg: TextSweepConfig, *, progress: bool = True) -> di
 
     from robustjax.attacks.registry import TEXT_ATTACKS
 
-    run = _Run(loaded, cfg)
+    run = TextRun(loaded, cfg)
     targets = cfg.targets or default_targets(run.split.num_items)
     attack = _discrete if TEXT_ATTACKS[cfg.kind].discrete else _continuous
     names = (f"target_hr@{cfg.k}", "target_mean_rank", f"ndcg@{cfg.ndcg_k}", "objective")
     metrics = {n: [] for n in names}
     rows, per_target = [], {}
     for item in tqdm(targets, desc="targets", unit="item", disable=not progress):
-        setup = _target_setup(run, item, cfg)
+        setup = target_setup(run, item, cfg)
         token = str(run.split.train.item_tokens[item])
         entry = {
             "item": int(item),
@@ -354,8 +359,10 @@ def run_text_sweep(loaded, cfg: TextSweepConfig, *, progress: bool = True) -> di
 
 __all__ = [
     "DEFAULT_NUM_TARGETS",
+    "TextRun",
     "TextSweepConfig",
     "default_targets",
     "run_text_sweep",
     "target_ranks",
+    "target_setup",
 ]

@@ -80,14 +80,16 @@ class TargetProblem(NamedTuple):
     """The arrays of one target's objective (module docstring).
 
     Attributes:
-      users: float32 ``[N, D]`` user embeddings of the attack users.
+      users: float32 ``[N, D]`` user embeddings (all users: fixed shapes, one compile).
       thr: float32 ``[N]`` their clean K-th highest score over the other items.
+      weight: float32 ``[N]`` 1 for the attack users ``A_t``, 0 for the others.
       tau: float32 ``[]`` temperature.
       item: int32 ``[]`` the target item id.
     """
 
     users: Float[Array, "N D"]
     thr: Float[Array, " N"]
+    weight: Float[Array, " N"]
     tau: Float[Array, ""]
     item: Int[Array, ""]
 
@@ -160,32 +162,40 @@ def make_problem(
     *,
     k: int,
     temperature: float = 1.0,
+    valid: Bool[Array, " N"] | None = None,
 ) -> TargetProblem:
-    """The objective's constants from the attack users' clean scores.
+    """The objective's constants from the users' clean scores.
 
     Args:
-      users_emb: float32 ``[N, D]`` embeddings of the attack users.
+      users_emb: float32 ``[N, D]`` user embeddings.
       scores: float32 ``[N, I]`` their clean scores of every item.
       exclude: bool ``[N, I]`` items removed from each user's ranking (training items).
       item: the target id ``t``; its own column is left out of the threshold.
       k: the cutoff K, ``1 <= k < I``.
       temperature: ``tau`` in units of the mean per-user score std, > 0.
+      valid: bool ``[N]`` the attack users (default all); the others get weight 0, so
+        every target has the same shapes.
     """
-    num_items = scores.shape[1]
+    num_users, num_items = scores.shape
     if not 1 <= k < num_items:
         raise ValueError(f"make_problem: k={k} must be in [1, {num_items - 1}] (items - 1).")
     if not temperature > 0:
         raise ValueError(f"make_problem: temperature={temperature!r} must be > 0.")
+    valid = jnp.ones(num_users, bool) if valid is None else jnp.asarray(valid, bool)
+    if valid.shape != (num_users,):
+        raise ValueError(f"make_problem: valid has shape {valid.shape}; expected ({num_users},).")
     drop = exclude | (jnp.arange(num_items) == item)[None, :]
     thr = jax.lax.top_k(jnp.where(drop, -jnp.inf, scores), k)[0][:, -1]
     keep = ~drop
     cnt = jnp.maximum(jnp.sum(keep, axis=1), 1)
     mean = jnp.sum(jnp.where(keep, scores, 0.0), axis=1) / cnt
     var = jnp.sum(jnp.where(keep, jnp.square(scores - mean[:, None]), 0.0), axis=1) / cnt
-    tau = temperature * jnp.maximum(jnp.mean(jnp.sqrt(var)), 1e-6)
+    std = jnp.sum(jnp.where(valid, jnp.sqrt(var), 0.0)) / jnp.maximum(jnp.sum(valid), 1)
+    tau = temperature * jnp.maximum(std, 1e-6)
     return TargetProblem(
         jnp.asarray(users_emb, jnp.float32),
-        thr.astype(jnp.float32),
+        jnp.where(valid & jnp.isfinite(thr), thr, 0.0).astype(jnp.float32),
+        valid.astype(jnp.float32),
         tau.astype(jnp.float32),
         jnp.asarray(item, jnp.int32),
     )
@@ -200,7 +210,8 @@ def objective_from_text(
     s = model.score(params, problem.users[None, :, :], e[:, None, :])  # [M, N]
     z = (s - problem.thr[None, :]) / problem.tau
     v = jax.nn.log_sigmoid(z) if model.objective == "logsigmoid" else jax.nn.sigmoid(z)
-    return jnp.mean(v, axis=1)
+    w = problem.weight[None, :]
+    return jnp.sum(v * w, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1.0)
 
 
 @functools.partial(jax.jit, static_argnames="model")
@@ -321,7 +332,8 @@ def substitute_random(
     if words.size < 2 and budget:
         raise ValueError(f"substitute_random: {words.size} allowed words; need at least 2.")
     k_pos, k_word = jax.random.split(key)
-    order = np.asarray(jax.random.permutation(k_pos, places.size))
+    # a random order of the editable places from fixed-shape draws (no per-text compile)
+    order = np.argsort(np.asarray(jax.random.uniform(k_pos, (cur.size,)))[places], kind="stable")
     draws = np.asarray(jax.random.randint(k_word, (budget,), 0, max(words.size - 1, 1)))
     steps = [cur.copy()]
     for j in range(budget):
