@@ -7,6 +7,7 @@ This module only wires configs to the building blocks of :mod:`robustjax.losses`
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from robustjax.attacks import AttackConfig, make_attack
 from robustjax.attacks.budget import BUDGETS, relative_budget
@@ -49,11 +50,15 @@ class ObjectivePhase:
     objective: Callable | None
     name: str = "train"
     free: FreeAT | None = None
+    # arrays the objective reads besides params and batch (a pytree; method "text": the
+    # frozen encoder and item tokens, robustjax.losses.text_adversarial.TextAdvInputs):
+    # a jit argument of the compiled epoch, seen as batch["inputs"]; never checkpointed
+    inputs: Any = None
 
 
-METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free", "hull")
-PAIR_ADV_METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free")
-RELATIVE_METHODS = ("apr", "pgd", "fast")  # whose attack the relative budget can wrap
+METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free", "hull", "text")
+PAIR_ADV_METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free", "text")
+RELATIVE_METHODS = ("apr", "pgd", "fast", "text")  # whose attack the relative budget can wrap
 SEQUENCE_ADV_METHODS = ("none", "apr", "pgd", "hull")
 APR_MODES = ("per-lookup", "published")
 
@@ -89,6 +94,11 @@ class AdvConfig:
       fraction: share of each batch that is perturbed (adversarial sample injection).
       replays: ``free`` AT: times each batch is replayed.
       power_iterations, xi: VAT's power iteration.
+      text_items_per_step: ``text`` (text pair models only): adversarial training on the
+        word embeddings of the item texts (:mod:`robustjax.losses.text_adversarial`), with
+        this many distinct items of each batch attacked per step (FGSM, or PGD-``num_steps``
+        from zero when ``text_attack="pgd"``; L2 per token row, ``budget_kind`` as above).
+      text_attack: ``"fgsm"`` or ``"pgd"`` (``text`` only).
       budget, num_candidates: ``hull``: positions substituted per sequence, random items in
         each position's hull besides the original (``step_size``: the ascent step on the
         hull weights, default 1).
@@ -118,6 +128,8 @@ class AdvConfig:
     budget_kind: str = "absolute"
     budget: int = 2
     num_candidates: int = 16
+    text_items_per_step: int = 32
+    text_attack: str = "fgsm"
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -133,7 +145,12 @@ class AdvConfig:
         for name in ("warm_epochs", "weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"AdvConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
-        for name in ("replays", "power_iterations", "budget", "num_candidates"):
+        if self.text_attack not in ("fgsm", "pgd"):
+            raise ValueError(
+                f"AdvConfig.text_attack={self.text_attack!r} is unknown; expected 'fgsm' or 'pgd'."
+            )
+        for name in ("replays", "power_iterations", "budget", "num_candidates",
+                     "text_items_per_step"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"AdvConfig.{name} must be >= 1, got {getattr(self, name)!r}.")
         if not isinstance(self.random_start, bool):
@@ -177,9 +194,12 @@ class AdvConfig:
 
 
 def build_phases(
-    fns: ModelFns, *, loss: str, l2: float, adv: AdvConfig, epochs: int
+    fns: ModelFns, *, loss: str, l2: float, adv: AdvConfig, epochs: int, text_inputs=None
 ) -> list[ObjectivePhase]:
-    """Phases of a run: a clean phase, then (from ``adv.warm_epochs``) the adversarial one."""
+    """Phases of a run: a clean phase, then (from ``adv.warm_epochs``) the adversarial one.
+
+    ``text_inputs`` (``method="text"`` only, required there): the
+    :class:`robustjax.losses.text_adversarial.TextAdvInputs` of the run's item texts."""
     loss_on_emb = emb_loss(fns, loss)
     clean = {loss: Term(clean_term(fns, loss))}
     if l2:
@@ -197,6 +217,9 @@ def build_phases(
             f"AdvConfig.warm_epochs={adv.warm_epochs} leaves no adversarial "
             f"epoch out of train.epochs={epochs}."
         )
+    if adv.method == "text":
+        phase = _text_phase(fns, adv, clean, text_inputs, loss=loss)
+        return phases + [phase] if adv.warm_epochs else [phase]
     attack_cfg = adv.attack_config()
     unknown = [t for t in adv.targets if t not in fns.embedding_names]
     if unknown:
@@ -225,6 +248,38 @@ def build_phases(
     terms = _adversarial_terms(fns, loss, l2, adv, attack, clean)
     phase = ObjectivePhase(adv.warm_epochs, combine(**terms), name)
     return phases + [phase] if adv.warm_epochs else [phase]
+
+
+def _text_phase(fns: ModelFns, adv: AdvConfig, clean: dict, inputs, *, loss: str):
+    """The phase of ``method="text"``: clean loss (+ L2) + weight * the loss at the
+    adversarial point of the item texts' word embeddings."""
+    from robustjax.losses.text_adversarial import TextAdvInputs, text_adversarial_term
+
+    if fns.text is None:
+        raise ValueError(
+            "AdvConfig.method='text' perturbs the word embeddings of item texts; it applies to "
+            "text pair models (model.name='text-mf'), but this model has no text tower "
+            "(ModelFns.text is None). Pick another method, e.g. 'apr'."
+        )
+    if not isinstance(inputs, TextAdvInputs):
+        raise TypeError(
+            f"build_phases: AdvConfig.method='text' needs text_inputs=TextAdvInputs (from "
+            f"robustjax.losses.text_adversarial.make_text_adv_inputs), got "
+            f"{type(inputs).__name__}."
+        )
+    term = text_adversarial_term(
+        fns,
+        inputs.graphdef,
+        loss=loss,
+        eps=adv.eps,
+        items_per_step=adv.text_items_per_step,
+        kind=adv.text_attack,
+        num_steps=adv.num_steps,
+        step_size=adv.step_size,
+        budget_kind=adv.budget_kind,
+    )
+    terms = {**clean, "text": Term(term, adv.weight)}
+    return ObjectivePhase(adv.warm_epochs, combine(**terms), "text", inputs=inputs)
 
 
 def _injected_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, attack) -> dict:

@@ -41,7 +41,7 @@ from robustjax.models import ModelFns, build_model
 from robustjax.models.registry import SEQUENCE_MODELS
 from robustjax.objectives import ObjectivePhase, build_phases
 from robustjax.runs.folder import RunFolder, optimizer_of
-from robustjax.runs.text import text_model_inputs
+from robustjax.runs.text import run_text_adv_inputs, text_model_inputs
 from robustjax.sharding import mesh_from_string, shard_params, shard_scores
 from robustjax.train import build_train_arrays, fit, save_pytree
 from robustjax.train.sparse_step import optimizer_for
@@ -127,11 +127,20 @@ class Evaluator:
         return (metrics, top) if top_n else metrics
 
 
-def default_phases(cfg: ExperimentConfig, fns: ModelFns) -> list[ObjectivePhase]:
-    """The configured objective: the clean loss (+ L2), then the adversarial phase."""
+def default_phases(
+    cfg: ExperimentConfig, fns: ModelFns, *, item_tokens=None
+) -> list[ObjectivePhase]:
+    """The configured objective: the clean loss (+ L2), then the adversarial phase.
+    ``adv.method="text"`` needs ``item_tokens`` (the split's, to read the item texts)."""
+    text_inputs = None
+    if cfg.adv.method == "text" and fns.text is not None:
+        if item_tokens is None:
+            raise ValueError("default_phases: adv.method='text' needs item_tokens=.")
+        text_inputs = run_text_adv_inputs(cfg, item_tokens)
     return build_phases(
-        fns, loss=cfg.train.loss, l2=cfg.train.l2, adv=cfg.adv, epochs=cfg.train.epochs
-    )
+        fns, loss=cfg.train.loss, l2=cfg.train.l2, adv=cfg.adv, epochs=cfg.train.epochs,
+        text_inputs=text_inputs,
+    )  # fmt: skip
 
 
 def run_experiment(
@@ -197,7 +206,9 @@ def run_experiment(
         params=params,
         # dense, or row-sparse updates of the tables (train.sparse_updates)
         tx=optimizer_for(t, fns, lambda: optimizer_of(t)),
-        phases=(make_phases or default_phases)(cfg, fns),
+        phases=make_phases(cfg, fns)
+        if make_phases
+        else default_phases(cfg, fns, item_tokens=split.train.item_tokens),
         data=build_train_arrays(  # negatives among warm items only (split='cold_items')
             split.train.user, split.train.item, split.num_users, split.num_warm_items
         ),

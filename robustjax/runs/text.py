@@ -41,6 +41,17 @@ def run_item_features(cfg, item_tokens: Sequence[str]) -> np.ndarray:
     return text_features(cfg.model.text_encoder, texts, max_len=cfg.model.text_max_len)
 
 
+def run_text_adv_inputs(cfg, item_tokens: Sequence[str]):
+    """The frozen encoder and item tokens (``TextAdvInputs``) of ``adv.method="text"``,
+    rebuilt from ``cfg.model.text_encoder`` and the item texts at every (re)start."""
+    from robustjax.losses.text_adversarial import make_text_adv_inputs
+    from robustjax.text import load_checkpoint
+
+    ckpt = load_checkpoint(cfg.model.text_encoder)
+    texts = run_item_texts(cfg, item_tokens)
+    return make_text_adv_inputs(ckpt, texts, max_len=cfg.model.text_max_len)
+
+
 def text_model_inputs(cfg, item_tokens: Sequence[str]) -> dict:
     """``build_model``'s extra keyword arguments for ``cfg.model``: ``{"item_features":
     [I, H]}`` for a text model (:func:`run_item_features`), else ``{}``."""
@@ -51,4 +62,4 @@ def text_model_inputs(cfg, item_tokens: Sequence[str]) -> dict:
     return {"item_features": run_item_features(cfg, item_tokens)}
 
 
-__all__ = ["run_item_features", "run_item_texts", "text_model_inputs"]
+__all__ = ["run_item_features", "run_item_texts", "run_text_adv_inputs", "text_model_inputs"]

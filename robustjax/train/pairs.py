@@ -38,6 +38,7 @@ class PairEpoch:
     batch_size: int
     seed: int
     mesh: Any = None  # jax.sharding.Mesh from robustjax.sharding, or None (one device)
+    inputs: Any = None  # ObjectivePhase.inputs: passed to every epoch call, not saved
 
     def plan(self, epoch: int):
         n = self.data.num_interactions
@@ -47,7 +48,9 @@ class PairEpoch:
         if self.mesh is not None:
             state = shard_params(state, self.mesh)
             plan = shard_batch(plan, self.mesh, axis=1)
-        return self.epoch_fn(state, plan, self.data, key)
+        if self.inputs is None:
+            return self.epoch_fn(state, plan, self.data, key)
+        return self.epoch_fn(state, plan, self.data, key, self.inputs)
 
 
 def pair_epoch_fn(
@@ -133,6 +136,7 @@ def fit(
                 batch_size,
                 seed,
                 None if is_trivial(mesh) else mesh,
+                p.inputs,
             ),
             p.name,
         )

@@ -83,7 +83,9 @@ def make_train_epoch(
     num_negatives: int = 1,
     sampler: str = "uniform",
 ):
-    """Returns ``train_epoch(state, perm, data, key) -> (state, metrics)``, jitted.
+    """Returns ``train_epoch(state, perm, data, key, inputs=None) -> (state, metrics)``,
+    jitted. ``inputs`` (any pytree, e.g. a frozen encoder) reaches the objective as
+    ``batch["inputs"]``: an argument of the compiled epoch, not a baked-in constant.
 
     Args:
       objective: ``objective(params, batch, *, key) -> (total, parts)``.
@@ -106,14 +108,18 @@ def make_train_epoch(
         def value_and_grad(objective, params, batch, *, key):
             return jax.value_and_grad(objective, has_aux=True)(params, batch, key=key)
 
-    def one_step(data, state: TrainState, rows, u01, key):
+    def one_step(data, state: TrainState, rows, u01, key, inputs):
         k_sample, k_obj = jax.random.split(key)
         batch = make_batch(data, rows, u01, sampler=sampler, key=k_sample)
+        if inputs is not None:  # the phase's extra arrays (ObjectivePhase.inputs)
+            batch["inputs"] = inputs
         (loss, parts), grads = value_and_grad(objective, state.params, batch, key=k_obj)
         return apply_gradients(state, grads, tx), {"loss": loss, **parts}
 
     @functools.partial(jax.jit, donate_argnums=0)
-    def train_epoch(state: TrainState, perm: jax.Array, data: TrainArrays, key: jax.Array):
+    def train_epoch(
+        state: TrainState, perm: jax.Array, data: TrainArrays, key: jax.Array, inputs=None
+    ):
         steps, batch_size = perm.shape
         shape = (steps, batch_size) if num_negatives == 1 else (steps, batch_size, num_negatives)
         k_uniform, k_steps = jax.random.split(key)
@@ -122,7 +128,7 @@ def make_train_epoch(
 
         def body(state, xs):
             rows, u, k = xs
-            return one_step(data, state, rows, u, k)
+            return one_step(data, state, rows, u, k, inputs)
 
         state, metrics = jax.lax.scan(body, state, (perm, u01, step_keys))
         # weight each step by its valid rows (the last batch may be partial)
