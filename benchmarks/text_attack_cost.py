@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     p.add_argument("--tiny", action="store_true", help="tiny checkpoint and run (seconds)")
     p.add_argument("--budget", type=int, default=8, help="k, tokens edited per target")
     p.add_argument("--targets", type=int, default=6, help="targets (the first one warms up)")
-    p.add_argument("--rescore", type=int, default=16, help="C of the re-scoring variant")
+    p.add_argument("--rescore", type=int, default=64, help="C of the re-scoring variant")
     p.add_argument("--out", default=None, help="JSON record path")
     args = p.parse_args(argv)
 

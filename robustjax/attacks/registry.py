@@ -100,10 +100,12 @@ class TextAttack(NamedTuple):
         budget, *, editable, allowed, key, rescore) -> TextEdit``; continuous kinds:
         :func:`robustjax.text.attacks.perturb_word_embeddings` with ``kind`` bound.
       discrete: the level is a token budget (an integer), not a radius.
+      seeded: the outcome depends on ``key`` (a sweep runs every seed; the others run once).
     """
 
     fn: Callable
     discrete: bool = True
+    seeded: bool = False
 
 
 def _text(name: str, **bound) -> Callable:
@@ -120,7 +122,7 @@ def _text(name: str, **bound) -> Callable:
 
 TEXT_ATTACKS: dict[str, TextAttack] = {
     "text_substitute_gradient": TextAttack(_text("gradient_entry")),
-    "text_substitute_random": TextAttack(_text("random_entry")),
+    "text_substitute_random": TextAttack(_text("random_entry"), seeded=True),
     "text_fgsm": TextAttack(_text("perturb_word_embeddings", kind="fgsm"), discrete=False),
     "text_pgd": TextAttack(_text("perturb_word_embeddings", kind="pgd"), discrete=False),
 }

@@ -95,9 +95,10 @@ def _add_objective_args(s) -> None:
     s.add_argument(
         "--rescore",
         type=int,
-        default=16,
+        default=64,
         metavar="C",
-        help="text_substitute_gradient: candidates scored exactly per edit (0: first-order)",
+        help="text_substitute_gradient: candidates scored exactly per edit (default 64; "
+        "0: first-order only)",
     )
     s.add_argument("--norm", default="l2", choices=("l2", "linf"))
     s.add_argument(

@@ -12,11 +12,14 @@ Objective (label-free). The attack users ``A_t`` are the users who never interac
 so ``t`` is in ``u``'s top K exactly when ``s_ut > thr_u`` (ties aside), and
 
     J_sigmoid(t)    = mean_{u in A_t} sigmoid((s_ut - thr_u) / tau)     a smooth HR@K
-    J_logsigmoid(t) = mean_{u in A_t} log sigmoid((s_ut - thr_u) / tau) (default)
+    J_logsigmoid(t) = mean_{u in A_t} log sigmoid((s_ut - thr_u) / tau)
 
 with ``tau = temperature * mean_u std_j s_uj`` (the clean scores' spread, fixed). The
 log-sigmoid margin is BPR-like: its gradient does not vanish for users far below their top
-K, where the sigmoid's does. Other items' scores do not depend on ``t``'s text (one item
+K, where the sigmoid's does. On ml-100k text-mf (8 targets, greedy with C = 64), the
+sigmoid with ``tau`` at 0.5 reached a mean target HR@20 of 0.217 at 8 edits against 0.149
+for the log-sigmoid at 1.0 (clean 0.005); the log-sigmoid lowered the mean rank more (270
+vs 341): the sweep's default is the sigmoid at 0.5. Other items' scores do not depend on ``t``'s text (one item
 embedding changes), so the thresholds stay exact under the attack.
 
 Attacks (shape letters: ``T`` tokens, ``H`` encoder width, ``V`` vocabulary, ``C``
@@ -276,6 +279,7 @@ def substitute_gradient(
       editable: bool ``[T]`` positions that may change (:func:`editable_positions`).
       allowed: bool ``[V]`` words that may be inserted (:func:`allowed_words`).
       rescore: C; 0 takes the best pair by first-order gain (1 gradient pass per edit),
+        which may lower the objective;
         C > 0 scores the top C pairs exactly (1 gradient pass and C + 1 forward passes per
         edit) and stops when none raises the objective.
 

@@ -18,6 +18,7 @@ from robustjax.attacks import norms
 from robustjax.attacks.registry import TEXT_ATTACKS, text_kinds
 from robustjax.eval.text_sweep import TextSweepConfig, default_targets, target_ranks
 from robustjax.models.text_tower import TextMF, text_mf_fns
+from robustjax.poison.metrics import target_metrics
 from robustjax.text import encoder_from_checkpoint, load_checkpoint, tokenize, write_tiny_checkpoint
 from robustjax.text.attacks import (
     TextModel,
@@ -209,6 +210,24 @@ def test_objective_by_hand(setup):
     np.testing.assert_allclose(float(got[0]), want, rtol=1e-4, atol=1e-5)
 
 
+def test_objective_weights_attack_users(setup):
+    s = setup
+    valid = np.arange(NUM_USERS) % 3 != 0
+    scores, excl = s["scores"], s["exclude"].copy()
+    p = make_problem(
+        s["problem"].users, scores, jnp.asarray(excl), TARGET, k=3, valid=jnp.asarray(valid)
+    )
+    excl[:, TARGET] = True
+    thr = np.sort(np.where(excl, -np.inf, scores), axis=1)[:, -3]
+    tau = np.mean([np.std(r[~e]) for r, e, v in zip(scores, excl, valid) if v])
+    z = (scores[:, TARGET] - thr) / tau
+    want = np.mean(np.log(1 / (1 + np.exp(-z)))[valid])
+    enc = nnx.merge(s["model"].encoder, s["enc_state"])
+    emb = enc(jnp.asarray(s["ids"][None]), jnp.asarray(s["mask"][None]))
+    got = objective_from_text(s["model"], s["params"], p, emb)
+    np.testing.assert_allclose(float(got[0]), want, rtol=1e-4, atol=1e-5)
+
+
 def test_target_ranks_by_hand():
     # 3 users x 4 items, dot-product scores; ties broken by item id
     user = jnp.asarray([[1.0], [2.0], [-1.0]])
@@ -220,6 +239,12 @@ def test_target_ranks_by_hand():
     # user 0: scores [1, -, 1, .5]: item 0 ties and has a lower id -> rank 1
     # user 1: [2, 6, 2, 1]: item 1 above, item 0 ties lower -> 2; user 2: [-1,-3,-1,-.5] -> 2
     np.testing.assert_array_equal(np.asarray(ranks), [1, 2, 2])
+    # the poisoning metrics' definition: HR@2 = 1/3 (only user 0 has rank < 2)
+    csr = (np.array([0, 1, 1, 1]), np.array([1]))
+    got = target_metrics(
+        score_all, (user, item), targets=[2], users=np.arange(3), exclude_csr=csr, num_items=4, k=2
+    )
+    assert got["hr@2"] == pytest.approx(1 / 3)
 
 
 def test_registry_and_config():

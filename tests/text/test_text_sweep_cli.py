@@ -77,7 +77,9 @@ def test_text_sweep_cli(run, kind):
     assert sweep["eps"] == [0, 1, 2]
     assert sorted(sweep["checkpoints"]) == [out, out + "_copy"]
     ck = sweep["checkpoints"][out]
-    assert np.asarray(ck["metrics"]["target_hr@5"]).shape == (4, 3)  # 2 targets x 2 seeds
+    seeds = 2 if kind == "text_substitute_random" else 1  # the gradient kind runs once
+    assert np.asarray(ck["metrics"]["target_hr@5"]).shape == (2 * seeds, 3)  # targets x seeds
+    assert ck["seeds_run"] == [0, 1][:seeds]
     for t in ck["targets"].values():
         for rows in t["levels"]:
             assert all(r["tokens_changed"] <= b for r, b in zip(rows, (0, 1, 2), strict=True))
