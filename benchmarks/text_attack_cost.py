@@ -89,6 +89,9 @@ def _time_method(name, attack, setups, budget):
         "forward_passes_per_token_changed": fwd / made,
         "backward_passes_per_token_changed": bwd / made,
         "seconds_per_token_changed": float(np.median(times)) / made,
+        # greedy steps tried (one gradient pass each; the last may find no improvement)
+        "edit_steps_per_target": bwd,
+        "seconds_per_edit_step": float(np.median(times)) / bwd if bwd else None,
         "timed_targets": len(times),
     }
 
@@ -99,7 +102,7 @@ def main(argv=None) -> int:
     p.add_argument("--tiny", action="store_true", help="tiny checkpoint and run (seconds)")
     p.add_argument("--budget", type=int, default=8, help="k, tokens edited per target")
     p.add_argument("--targets", type=int, default=6, help="targets (the first one warms up)")
-    p.add_argument("--rescore", type=int, default=64, help="C of the re-scoring variant")
+    p.add_argument("--rescore", default="64,16", help="C of the re-scoring variants (C,C,..)")
     p.add_argument("--out", default=None, help="JSON record path")
     args = p.parse_args(argv)
 
@@ -132,12 +135,11 @@ def main(argv=None) -> int:
         )  # fmt: skip
 
     methods = [
-        _time_method(
-            f"gradient_rescore_{args.rescore}", gradient(args.rescore), setups, args.budget
-        ),
-        _time_method("gradient_first_order", gradient(0), setups, args.budget),
-        _time_method("random", random, setups, args.budget),
+        _time_method(f"gradient_rescore_{c}", gradient(c), setups, args.budget)
+        for c in (int(x) for x in args.rescore.split(",") if x.strip())
     ]
+    methods.append(_time_method("gradient_first_order", gradient(0), setups, args.budget))
+    methods.append(_time_method("random", random, setups, args.budget))
     # one encoder forward pass of one text, and of the C candidates, for scale
     s = setups[0]
     ids, mask = jnp.asarray(s["ids"][None]), jnp.asarray(s["mask"][None])
