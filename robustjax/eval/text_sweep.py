@@ -118,9 +118,11 @@ def target_ranks(score_all, params: Any, users, exclude, item) -> jax.Array:
 
 def _dense(csr, rows: np.ndarray, num_items: int) -> np.ndarray:
     indptr, indices = csr
+    counts = indptr[rows + 1] - indptr[rows]
+    local = np.repeat(np.arange(rows.size), counts)
+    starts = np.repeat(indptr[rows] - np.cumsum(counts) + counts, counts)
     out = np.zeros((rows.size, num_items), bool)
-    for r, u in enumerate(rows):
-        out[r, indices[indptr[u] : indptr[u + 1]]] = True
+    out[local, indices[starts + np.arange(local.size)]] = True
     return out
 
 

@@ -284,7 +284,8 @@ def substitute_gradient(
         edit) and stops when none raises the objective.
 
     Returns:
-      A :class:`TextEdit`; ``ids`` differs from the input at most at ``budget`` positions.
+      A :class:`TextEdit`; ``ids`` differs from the input at most at ``budget`` positions
+      (a later edit may change an edited position again).
     """
     budget = _check_budget(budget, "substitute_gradient")
     if isinstance(rescore, bool) or not isinstance(rescore, int) or rescore < 0:
