@@ -281,11 +281,22 @@ def _discrete(run: TextRun, item: int, setup: dict, cfg: TextSweepConfig, seed: 
                 **_measure(run, item, setup, emb, cfg),
                 "text": detokenize(run.ckpt, ids, setup["mask"]),
                 "tokens_changed": int(np.sum(ids != setup["ids"])),
+                "edits": _edits(run.ckpt, setup["ids"], ids),
                 "passes_forward": passes.forward,
                 "passes_backward": passes.backward,
             }
         )
     return rows
+
+
+def _edits(ckpt, before: np.ndarray, after: np.ndarray) -> list[list]:
+    """``[[position, id before, id after, token before, token after], ...]`` of the changed
+    positions."""
+    tok = ckpt.tokenizer.id_to_token
+    return [
+        [int(p), int(before[p]), int(after[p]), tok(int(before[p])), tok(int(after[p]))]
+        for p in np.flatnonzero(before != after)
+    ]
 
 
 def _continuous(
@@ -327,7 +338,9 @@ def run_text_sweep(loaded, cfg: TextSweepConfig, *, progress: bool = True) -> di
     Returns:
       ``{"metrics": {name: [[E values] per (target, seed)]}, "rows": [{"target", "seed"}],
       "targets": {token: {"item", "text", "clean_objective", "tower_check", "num_users",
-      "levels": [[per-level dicts] per seed]}}}``.
+      "levels": [[per-level dicts] per seed]}}}``; a discrete level's dict holds the metrics,
+      the rewritten ``text``, ``tokens_changed``, the ``edits`` (position, ids and tokens
+      before and after) and the encoder passes spent.
     """
     from tqdm.auto import tqdm
 
