@@ -9,7 +9,7 @@ MF and text-MF (the ``text-mf`` experiment: frozen all-MiniLM-L6-v2 features, a 
 projection plus an ID embedding) train 100 epochs on each of 5 seeds on the same
 ``cold_items`` split (10% of the items never seen in training). Reported, as mean [95% CI]
 over the seeds: warm test NDCG/Recall@20, cold-item NDCG/Recall@20, and for text models
-the target HR@20 of 10 seeded target items whose texts are rewritten by up to 1, 2, 4 and
+the target HR@20 of 20 seeded target items whose texts are rewritten by up to 1, 2, 4 and
 8 tokens (gradient-guided substitution against its random baseline), with example
 rewrites. ``--set methods=mf,text-mf,text-mf-adv`` adds the tower trained adversarially on
 token embeddings. Runtime on the 2-core CPU: about 15 minutes. Figures: README.md (Text

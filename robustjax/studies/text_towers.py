@@ -54,9 +54,9 @@ class TextTowersConfig(StudyConfig):
     first_seed: int = 2024
     epochs: int = 100
     budgets: tuple[int, ...] = (0, 1, 2, 4, 8)  # tokens rewritten per target text
-    num_targets: int = 10  # target items drawn once (seed 0) for every run
+    num_targets: int = 20  # target items drawn once (seed 0) for every run
     attack_seeds: int = 3  # draws of the random-substitution baseline
-    rescore: int = 16  # candidates re-scored exactly per greedy edit
+    rescore: int = 64  # candidates re-scored exactly per greedy edit (the sweep's default)
     k: int = 20
     tiny: bool = False
 
