@@ -9,8 +9,13 @@ from typing import Any
 
 from robustjax.data import DataConfig
 from robustjax.data.negatives import SAMPLERS
-from robustjax.models.registry import SEQUENCE_MODELS, ModelConfig
-from robustjax.objectives import PAIR_ADV_METHODS, SEQUENCE_ADV_METHODS, AdvConfig
+from robustjax.models.registry import SEQUENCE_MODELS, TEXT_MODELS, ModelConfig
+from robustjax.objectives import (
+    PAIR_ADV_METHODS,
+    SEQUENCE_ADV_METHODS,
+    TEXT_ADV_METHODS,
+    AdvConfig,
+)
 from robustjax.sharding import parse_mesh
 from robustjax.train.sparse_step import SPARSE_UPDATES, sparse_refusal
 from robustjax.train.state import OPTIMIZERS
@@ -185,6 +190,8 @@ class ExperimentConfig:
             )
         _check_unused_adv_options(self)
         allowed = SEQUENCE_ADV_METHODS if sequential else PAIR_ADV_METHODS
+        if not sequential and self.model.name in TEXT_MODELS:
+            allowed = allowed + TEXT_ADV_METHODS  # word embeddings of the item texts
         if self.adv.method not in allowed:
             raise ValueError(
                 f"AdvConfig.method={self.adv.method!r} does not apply to model "

@@ -57,7 +57,8 @@ class ObjectivePhase:
 
 
 METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free", "hull", "text")
-PAIR_ADV_METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free", "text")
+PAIR_ADV_METHODS = ("none", "apr", "pgd", "fast", "trades", "vat", "free")
+TEXT_ADV_METHODS = ("text",)  # text pair models (ModelFns.text: text-mf) only
 RELATIVE_METHODS = ("apr", "pgd", "fast", "text")  # whose attack the relative budget can wrap
 SEQUENCE_ADV_METHODS = ("none", "apr", "pgd", "hull")
 APR_MODES = ("per-lookup", "published")
@@ -68,7 +69,8 @@ class AdvConfig:
     """Adversarial training. ``method="none"`` trains the clean objective only.
 
     Attributes:
-      method: one of ``METHODS``; pair models take ``PAIR_ADV_METHODS``, sequence models
+      method: one of ``METHODS``; pair models take ``PAIR_ADV_METHODS`` (text pair models
+        also ``TEXT_ADV_METHODS``), sequence models
         ``SEQUENCE_ADV_METHODS`` (``hull``: soft item substitutions in the convex hull of
         item embeddings, :mod:`robustjax.losses.sequence`).
       eps: perturbation radius (norm/scope below).
@@ -207,7 +209,7 @@ def build_phases(
     phases = [ObjectivePhase(0, combine(**clean), "clean")]
     if adv.method == "none":
         return phases
-    if adv.method not in PAIR_ADV_METHODS:
+    if adv.method not in PAIR_ADV_METHODS + TEXT_ADV_METHODS:
         raise ValueError(
             f"AdvConfig.method={adv.method!r} applies to sequence models only; pair models "
             f"take one of {PAIR_ADV_METHODS}."

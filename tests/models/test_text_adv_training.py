@@ -142,3 +142,38 @@ def test_errors_name_the_problem(setup):
     with pytest.raises(ValueError, match="text_attack"):
         AdvConfig(method="text", text_attack="hotflip")
     assert isinstance(inputs, TextAdvInputs)
+
+
+def test_config_accepts_text_for_text_models_only():
+    from robustjax.config import apply_overrides
+    from robustjax.experiments import get_config
+
+    get_config("text-mf-adv").validate()
+    with pytest.raises(ValueError, match=r"method='text' does not apply to model 'mf'"):
+        apply_overrides(get_config("text-mf-adv"), ["model.name=mf"])
+
+
+@pytest.mark.slow
+def test_text_mf_adv_experiment_runs_tiny_on_ml100k(tmp_path, shared_data):
+    import json
+    import os
+
+    from robustjax.cli.main import main
+    from robustjax.text import write_tiny_checkpoint
+
+    ckpt = write_tiny_checkpoint(str(tmp_path / "enc"), hidden=16, num_layers=1)
+    out = str(tmp_path / "run")
+    args = ["train", "--experiment", "text-mf-adv", "--tiny", "--no-progress", "--out", out,
+            "--data", os.path.join(shared_data, "ml-100k"),
+            "--set", f"model.text_encoder={ckpt}"]  # fmt: skip
+    assert main(args) == 0
+    with open(os.path.join(out, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert any(k.startswith("test_cold/") for k in metrics)
+    with open(os.path.join(out, "history.jsonl")) as f:
+        history = [json.loads(line) for line in f]
+    assert [r.get("phase") for r in history] == ["clean", "clean", "text"]
+    assert np.isfinite(history[-1]["text"])
+    # the frozen encoder is not saved with the run: only the model's own parameters
+    names = set(np.load(os.path.join(out, "checkpoint", "params.npz")).files)
+    assert not any("layers" in n or "word" in n for n in names), sorted(names)
