@@ -87,12 +87,20 @@ class TextTowersConfig(StudyConfig):
 
 
 def method_config(cfg: TextTowersConfig, name: str, seed: int):
-    """The training config of ``name`` on training seed ``seed`` (the split stays fixed)."""
+    """The training config of ``name`` on training seed ``seed`` (the split stays fixed):
+    ``cfg.epochs`` in total for every method; an adversarial method keeps its experiment's
+    number of adversarial epochs at the end (``text-mf-adv``: 80 clean + 20 adversarial)."""
     experiment, model_name = METHODS[name]
     base = get_config(experiment, tiny=cfg.tiny).with_data(cfg.data_path, None)
     model = base.model if model_name is None else dataclasses.replace(base.model, name=model_name)
     train = dataclasses.replace(base.train, epochs=cfg.epochs, seed=seed)
-    return dataclasses.replace(base, name=f"{cfg.name}/{name}", model=model, train=train).validate()
+    adv = base.adv
+    if adv.method != "none":  # equal budgets: its adversarial epochs end the same total
+        adv_epochs = min(base.train.epochs - adv.warm_epochs, cfg.epochs - 1)
+        adv = dataclasses.replace(adv, warm_epochs=cfg.epochs - adv_epochs)
+    return dataclasses.replace(
+        base, name=f"{cfg.name}/{name}", model=model, train=train, adv=adv
+    ).validate()
 
 
 def _attack_spec(cfg: TextTowersConfig) -> dict:
