@@ -62,6 +62,13 @@ class Evaluator:
     mesh: Any = None
 
     def __post_init__(self):  # CSRs are built once, not at every validation
+        if max(self.ks) > self.split.num_items:  # before training, not at the first validation
+            raise ValueError(
+                f"eval.ks={tuple(self.ks)!r}: K={max(self.ks)} exceeds the data's "
+                f"{self.split.num_items} items; use cutoffs of at most {self.split.num_items}, "
+                f"e.g. --set eval.ks={min(10, self.split.num_items)} (and a train.early_metric "
+                "with one of them)."
+            )
         # built once: the scoring function is a static argument of the compiled step
         object.__setattr__(self, "_score_all", shard_scores(self.fns.score_all, self.mesh))
         object.__setattr__(
@@ -304,6 +311,22 @@ def write_recommendations(path: str, split: SplitData, top) -> None:
                 f.write(f"{u}\t{it[items[r, k]]}\t{k + 1}\t{scores[r, k]:.6g}\n")
 
 
+def _read_run_config(path: str, from_dict) -> ExperimentConfig:
+    """A run's ``config.json``; a damaged or foreign file is an error naming it."""
+    with open(path) as f:
+        text = f.read()
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        return from_dict(ExperimentConfig, data)
+    except (ValueError, TypeError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(
+            f"load_run: {path!r} is not a robustjax run config ({e}); the file is truncated, "
+            "damaged or from another program. Restore it, or train the run again."
+        ) from None
+
+
 @dataclasses.dataclass(frozen=True)
 class LoadedRun:
     """A trained run read back from its output folder."""
@@ -341,8 +364,7 @@ def load_run(
                 f"load_run: {path!r} does not exist; is {run_dir!r} the "
                 "--out folder of a finished `robustjax train` run?"
             )
-    with open(config_path) as f:
-        cfg = from_dict(ExperimentConfig, json.load(f))
+    cfg = _read_run_config(config_path, from_dict)
     meta = load_meta(params_path)
     if split is None:
         split = prepare(cfg.data)

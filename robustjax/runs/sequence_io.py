@@ -99,7 +99,14 @@ def is_sequence_run(run_dir: str) -> bool:
     if not os.path.exists(path):
         return False
     with open(path) as f:
-        return "model_kwargs" in json.load(f)
+        try:
+            meta = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(
+                f"checkpoint metadata {path!r} is not valid JSON ({e}); the file is truncated "
+                "or was not written by robustjax. Restore it, or train the run again."
+            ) from None
+    return isinstance(meta, dict) and "model_kwargs" in meta
 
 
 def load_sequence_run(

@@ -1,0 +1,123 @@
+"""Bad inputs through the CLI that the library-level tests cover only below the CLI:
+the same data error wherever the bad line is, empty and header-only files, missing data
+paths, cutoffs larger than the catalogue (refused before training) and damaged files of a
+run read back by `robustjax sweep`. Each asserts exit code 2, a message naming the file
+(and line and value where there is one), no traceback and no result file."""
+
+import os
+
+import pytest
+
+from robustjax.cli.main import main
+
+_RESULTS = ("metrics.json", "recommendations.tsv", os.path.join("checkpoint", "params.npz"))
+
+
+def _no_results(out):
+    for name in _RESULTS:
+        assert not os.path.exists(os.path.join(out, name)), name
+
+
+def _error(capsys):
+    err = capsys.readouterr().err
+    assert err.startswith("robustjax: error: ") and "Traceback" not in err, err
+    return err
+
+
+def _train(tmp_path, data, *sets):
+    out = tmp_path / "out"
+    args = ["train", "--data", str(data), "--out", str(out), "--no-progress"]
+    for s in ("train.epochs=1", *sets):
+        args += ["--set", s]
+    return main(args), out
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _pairs(n, bad_at, bad):
+    rows = [f"{k % 13}\t{k % 17}\t{k % 5}" for k in range(n)]
+    rows[bad_at - 1] = bad
+    return "\n".join(rows) + "\n"
+
+
+# ------------------------------------------------------------------------------ data files
+
+
+@pytest.mark.parametrize("line", [5, 250])  # inside and beyond the detection window
+def test_a_one_column_line_is_the_same_cli_error_wherever_it_is(tmp_path, capsys, line):
+    rc, out = _train(tmp_path, _write(tmp_path, "d.tsv", _pairs(300, line, "abc")))
+    assert rc == 2
+    err = _error(capsys)
+    assert f"d.tsv, line {line}: expected 3 columns" in err and "'abc'" in err
+    _no_results(out)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("empty.tsv", "", "is empty (no non-blank lines)"),
+        ("blank.tsv", "\n\n \n", "is empty (no non-blank lines)"),
+        ("hdr.csv", "userId,movieId,rating,timestamp\n", "has a header but no rows"),
+    ],
+)
+def test_files_without_rows_are_cli_errors(tmp_path, capsys, name, text, message):
+    data = _write(tmp_path, name, text)
+    rc, out = _train(tmp_path, data)
+    assert rc == 2 and f"Data file {str(data)!r} {message}" in _error(capsys)
+    _no_results(out)
+
+
+def test_missing_data_paths_are_cli_errors(tmp_path, capsys):
+    blocker = _write(tmp_path, "file.tsv", "1\t2\n")
+    for data in (tmp_path / "nope.tsv", blocker / "x"):
+        rc, out = _train(tmp_path, data)
+        assert rc == 2 and f"Data path not found: {str(data)!r}" in _error(capsys)
+        _no_results(out)
+
+
+def test_cutoffs_above_the_number_of_items_are_refused_before_training(tmp_path, capsys):
+    rows = [f"u{u}\ti{(u + k) % 12}" for u in range(30) for k in range(6)]  # 12 items
+    rc, out = _train(tmp_path, _write(tmp_path, "small.tsv", "\n".join(rows) + "\n"))
+    assert rc == 2
+    err = _error(capsys)
+    assert "eval.ks=(10, 20, 50)" in err and "K=50 exceeds the data's 12 items" in err
+    assert "--set eval.ks=10" in err
+    assert (out / "history.jsonl").read_text() == ""  # no epoch was trained
+    _no_results(out)
+
+
+# ----------------------------------------------------------- run folders read back by sweep
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("audit_run") / "run"
+    assert main(["train", "--tiny", "--no-progress", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("config.json", '{"adv": ', "is not a robustjax run config (Expecting value"),
+        ("config.json", "[1]", "expected a JSON object, got list"),
+        ("config.json", '{"foo": 1}', "unknown keys ['foo']"),
+        (os.path.join("checkpoint", "params.json"), '{"a', "is not valid JSON"),
+        ("data.json", '{"a', "not valid JSON"),
+    ],
+)
+def test_sweep_on_a_damaged_run_file_names_the_file(tmp_path, run_dir, capsys, name, text, message):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    (run / name).write_text(text)
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--checkpoint", str(run), "--out", str(out), "--eps", "0,0.1"]) == 2
+    err = _error(capsys)
+    assert str(run / name) in err and message in err, err
+    assert not out.exists()
