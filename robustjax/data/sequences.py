@@ -90,7 +90,8 @@ def make_sequence_data(
     if num_negatives + 1 > num_items:
         raise ValueError(
             f"make_sequence_data: num_negatives={num_negatives} needs more than "
-            f"{num_negatives} items, the table has {num_items}."
+            f"{num_negatives} items, the table has {num_items}; lower the sampled "
+            f"candidates (runs: --set eval.sampled_negatives={num_items - 1} or less)."
         )
     num_users = len(seqs)
     seen_all = np.zeros((num_users, num_items + 1), bool)

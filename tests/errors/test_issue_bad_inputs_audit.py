@@ -121,3 +121,52 @@ def test_sweep_on_a_damaged_run_file_names_the_file(tmp_path, run_dir, capsys, n
     err = _error(capsys)
     assert str(run / name) in err and message in err, err
     assert not out.exists()
+
+
+def test_sequence_run_with_fewer_items_than_sampled_candidates_names_the_key(tmp_path, capsys):
+    rows = [f"u{u}\ti{(u + k) % 12}" for u in range(30) for k in range(6)]  # 12 items
+    data = _write(tmp_path, "small.tsv", "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    args = ["train", "--experiment", "sasrec-ml1m", "--data", str(data), "--out", str(out)]
+    assert main([*args, "--no-progress", "--set", "train.epochs=1"]) == 2
+    err = _error(capsys)
+    assert "num_negatives=100" in err and "the table has 12" in err
+    assert "--set eval.sampled_negatives=11" in err
+    _no_results(out)
+
+
+# ------------------------------------------------------------------ documented eval memory
+
+
+def test_eval_step_memory_per_entry_is_as_documented():
+    """eval/full.py's docstring: about 19-21 bytes per user x item entry with AUC and about
+    10.5 without (the compiled step's temporaries on CPU)."""
+    import jax
+    import jax.numpy as jnp
+
+    from robustjax.eval.full import eval_full_step
+
+    b, ni, targets, excluded = 64, 20_000, 8, 32
+    i32, spec = jnp.int32, jax.ShapeDtypeStruct
+    params = {"user": spec((100, 16), jnp.float32), "item": spec((ni, 16), jnp.float32)}
+    shapes = (
+        *(spec((b,), i32), spec((b,), jnp.bool_)),
+        *(spec((b * targets,), i32), spec((b * targets,), i32)),
+        *(spec((b * excluded,), i32), spec((b * excluded,), i32)),
+        *(spec((b,), i32), spec((b, 8), i32), spec((b, 8), jnp.bool_)),  # one slot row each
+    )
+
+    def per_entry(auc):
+        step = eval_full_step.lower(
+            params,
+            *shapes,
+            score_users_fn=lambda p, users: p["user"][users] @ p["item"].T,
+            num_items=ni,
+            ks=(10, 20, 50),
+            auc=auc,
+        ).compile()
+        return step.memory_analysis().temp_size_in_bytes / (b * ni)
+
+    with_auc, without = per_entry(True), per_entry(False)
+    assert 15 <= with_auc <= 24, with_auc
+    assert 8 <= without <= 13, without
