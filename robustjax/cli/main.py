@@ -275,10 +275,32 @@ def _run(args, name: str) -> int:
     kwargs = {}
     if args.command == "train" and not studies_is_study(cfg):
         kwargs = {"overwrite": args.overwrite, "allow_config_change": args.allow_config_change}
-    metrics = run(cfg, args.out, resume=args.resume, progress=not args.no_progress, **kwargs)
+    single = args.command == "train" and not studies_is_study(cfg)
+    fresh = single and not os.path.exists(args.out)  # a study folder is never removed
+    try:
+        metrics = run(cfg, args.out, resume=args.resume, progress=not args.no_progress, **kwargs)
+    except BaseException:
+        if fresh:
+            _remove_if_no_epoch(args.out)
+        raise
     print(json.dumps({k: round(v, 4) for k, v in cfg.headline(metrics).items()}))
     print(f"wrote {args.out}/metrics.json")
     return 0
+
+
+def _remove_if_no_epoch(out: str) -> None:
+    """Removes a folder this command created when the run failed before logging any epoch
+    (bad data, a bad setting): it holds only ``config.json`` and an empty history, which
+    would look like a run. A run that trained (e.g. diverged) keeps its record."""
+    import shutil
+
+    history = os.path.join(out, "history.jsonl")
+    if os.path.exists(history) and os.path.getsize(history) > 0:
+        return
+    checkpoint = os.path.join(out, "checkpoint")
+    if os.path.isdir(checkpoint) and os.listdir(checkpoint):
+        return
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def _bench(name: str, argv: list[str]) -> int:

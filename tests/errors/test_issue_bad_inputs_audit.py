@@ -86,8 +86,7 @@ def test_cutoffs_above_the_number_of_items_are_refused_before_training(tmp_path,
     err = _error(capsys)
     assert "eval.ks=(10, 20, 50)" in err and "K=50 exceeds the data's 12 items" in err
     assert "--set eval.ks=10" in err
-    assert (out / "history.jsonl").read_text() == ""  # no epoch was trained
-    _no_results(out)
+    assert not out.exists()  # no epoch was trained: the folder this command made is gone
 
 
 # ----------------------------------------------------------- run folders read back by sweep
@@ -170,3 +169,12 @@ def test_eval_step_memory_per_entry_is_as_documented():
     with_auc, without = per_entry(True), per_entry(False)
     assert 15 <= with_auc <= 24, with_auc
     assert 8 <= without <= 13, without
+
+
+def test_a_run_that_fails_before_any_epoch_leaves_no_folder(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user,item\n1,2\n")  # too little data for a split
+    out = tmp_path / "new_out"
+    assert main(["train", "--data", str(bad), "--out", str(out), "--no-progress"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert not out.exists()  # not a folder that looks like a run
