@@ -272,47 +272,49 @@ def _check_epoch(prog, record: dict, state, phase: str, epoch: int, strict: bool
         )
     warnings = []
     for k, v in terms.items():
+        tag = f"{phase}/{k}"
+        if any(w.startswith(f"[{tag}]") for w in prog.warnings):
+            continue  # once per term (or check) and phase
         if k.startswith(CHECK_PREFIX):
-            _check_budget(prog, record, phase, epoch, k, v, strict, on_epoch, warnings)
+            msg = _budget_message(tag, epoch, v)
+        else:
+            start = prog.phase_start.setdefault(tag, abs(v))
+            msg = _growth_message(tag, k, phase, epoch, start, v)
+        if msg is None:
             continue
-        start = prog.phase_start.setdefault(f"{phase}/{k}", abs(v))
-        if abs(v) > GROWTH_FACTOR * max(start, GROWTH_FLOOR):
-            tag = f"{phase}/{k}"
-            if any(w.startswith(f"[{tag}]") for w in prog.warnings):
-                continue  # once per term and phase
-            msg = (
-                f"[{tag}] loss term {k!r} grew from {start:.4g} (first epoch of phase "
-                f"{phase!r}) to {v:.4g} in epoch {epoch + 1}, more than "
-                f"{GROWTH_FACTOR:g}x: training is diverging."
-            )
-            if strict:
-                _log(prog, record, on_epoch)
-                raise TrainingDiverged(msg + " (strict: the run stopped.)")
-            warnings.append(msg)
+        if strict:
+            _log(prog, record, on_epoch)
+            raise TrainingDiverged(msg + " (strict: the run stopped.)")
+        warnings.append(msg)
     if warnings:
         record["warnings"] = warnings
         prog.warnings.extend(warnings)
 
 
-def _check_budget(prog, record, phase, epoch, key, value, strict, on_epoch, warnings):
-    """Flags (or, strict, stops on) an attack whose perturbation left its ball: ``value``
-    is the epoch's mean of ``check/budget_excess`` (:func:`robustjax.attacks.budget_excess`),
-    above ``BUDGET_TOLERANCE`` only when some step's output was outside."""
+def _growth_message(tag, key, phase, epoch, start, value) -> str | None:
+    """The warning for a loss term that grew by more than ``GROWTH_FACTOR`` since its
+    phase's first epoch (None while it has not)."""
+    if abs(value) <= GROWTH_FACTOR * max(start, GROWTH_FLOOR):
+        return None
+    return (
+        f"[{tag}] loss term {key!r} grew from {start:.4g} (first epoch of phase "
+        f"{phase!r}) to {value:.4g} in epoch {epoch + 1}, more than "
+        f"{GROWTH_FACTOR:g}x: training is diverging."
+    )
+
+
+def _budget_message(tag, epoch, value) -> str | None:
+    """The warning for an attack whose perturbation left its ball: ``value`` is the
+    epoch's mean of ``check/budget_excess`` (:func:`robustjax.attacks.budget_excess`),
+    above ``BUDGET_TOLERANCE`` only when some step's output was outside (None otherwise)."""
     if value <= BUDGET_TOLERANCE:
-        return
-    tag = f"{phase}/{key}"
-    if any(w.startswith(f"[{tag}]") for w in prog.warnings):
-        return  # once per check and phase
-    msg = (
+        return None
+    return (
         f"[{tag}] the attack's perturbation exceeded its budget in epoch {epoch + 1}: "
         f"||delta|| was up to {1 + value:.4g}x its radius (mean over the epoch's steps of "
         "the largest excess). The attack does not project onto its ball; the adversarial "
         "loss is not measured at the configured eps."
     )
-    if strict:
-        _log(prog, record, on_epoch)
-        raise TrainingDiverged(msg + " (strict: the run stopped.)")
-    warnings.append(msg)
 
 
 def _non_finite_leaf(state) -> str | None:
