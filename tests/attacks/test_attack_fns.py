@@ -144,6 +144,7 @@ def test_unknown_target_raises():
         attack(bpr_loss, {"user": jnp.ones((2, 3)), "pos": jnp.ones((2, 3))}, key=jax.random.key(0))
 
 
+@pytest.mark.slow
 def test_pgd_init_is_the_first_iterate_and_is_checked():
     """``init=`` replaces the zero start: the first step is taken from ``init`` (not
     projected beforehand) and then projected onto the ball."""

@@ -186,6 +186,7 @@ def test_substitute_gradient_matches_brute_force(strict_promotion, step):
         )
 
 
+@pytest.mark.slow
 def test_linear_loss_reaches_the_exact_optimum(strict_promotion):
     """loss = sum_t alpha_t u . row_t on a constant sequence: the budget-k optimum (brute
     force over all position sets and items) is what first-order (and greedy) HotFlip find."""

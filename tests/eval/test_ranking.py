@@ -41,6 +41,7 @@ def test_matches_bruteforce_reference(seed, strict_promotion):
     _check(out, ref_rank_metrics(scores, target, exclude, KS))
 
 
+@pytest.mark.slow
 def test_jit_and_vmap_match_eager(strict_promotion):
     scores, target, exclude = _random_case(3)
     s, t, x = jnp.asarray(scores), jnp.asarray(target), jnp.asarray(exclude)

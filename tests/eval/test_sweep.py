@@ -70,6 +70,7 @@ def test_vmapped_levels_equal_looped_levels(setup):
                 ), (name, seed, eps)
 
 
+@pytest.mark.slow
 def test_worst_case_attack_is_monotone_on_a_toy_model(setup):
     """The held-out objective directly lowers the test positives' scores: NDCG must not
     rise with eps (PGD from the same start, nested balls)."""

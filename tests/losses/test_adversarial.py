@@ -193,6 +193,7 @@ def test_trades_inner_maximisation_starts_from_small_gaussian_noise():
             assert float(t.min()) > 1e-4
 
 
+@pytest.mark.slow
 def test_pgd_at_starts_at_random_by_default_and_random_start_false_is_the_zero_start(model):
     """PGD-AT (Madry et al.) starts uniformly in the eps ball unless adv.random_start=False,
     which gives exactly the former zero-start attack configuration and objective."""

@@ -182,6 +182,7 @@ def test_bucketed_batches_plan():
         assert len(one) == 1 and np.array_equal(one[0][1], perm[:48].reshape(6, 8))
 
 
+@pytest.mark.slow
 def test_short_length_epoch_equals_full_length():
     """Training a batch of short histories on its bucket length is the same computation."""
     table = synthetic(num_users=8, num_items=30, interactions_per_user=6, seed=1)

@@ -77,6 +77,7 @@ def test_adversarial_loss_not_below_clean_and_inside_ball(setup, budget_kind, ki
     assert parts["check/budget_excess/text"] <= 1e-4
 
 
+@pytest.mark.slow
 def test_sampled_items_cover_only_their_examples(setup):
     fns, params, inputs, _ = setup
     # one sampled item: the term is the mean over the examples that read it

@@ -127,6 +127,7 @@ def seq_setup():
     return data, models
 
 
+@pytest.mark.slow
 def test_victims_see_exactly_the_histories_crafted_on_the_surrogate(seq_setup, tmp_path):
     from robustjax.studies._transfer_histories import (
         craft_histories,

@@ -11,6 +11,7 @@ from robustjax.experiments import get_config
 from robustjax.run import run_experiment
 
 
+@pytest.mark.slow
 def test_sasrec_full_ranking_only(tmp_path):
     cfg = apply_overrides(
         get_config("sasrec-ml1m", tiny=True),

@@ -45,6 +45,7 @@ def _tiny(**kw):
                             "absolute_eps": (0.0, 0.5), **kw})  # fmt: skip
 
 
+@pytest.mark.slow
 def test_study_writes_intervals_and_resumes_where_it_stopped(tmp_path, monkeypatch):
     cfg, out = _tiny(), str(tmp_path / "study")
     real_attack, calls = apr_study._attack, {"attack": 0, "train": 0}

@@ -68,6 +68,7 @@ def _load(path):
         return json.load(f)
 
 
+@pytest.mark.slow
 def test_cli_study_reports_intervals_over_seeds(study):
     res = _load(os.path.join(study, "results.json"))
     assert res["n"] == 2 and res["seeds"] == [2024, 2025]

@@ -1,3 +1,5 @@
+import pytest
+
 """Free AT: its ``train.l2`` term equals the fused step's L2 term (independent path)."""
 
 import chex
@@ -12,6 +14,7 @@ from robustjax.train import build_train_arrays, init_state, make_optimizer, make
 from robustjax.train.free import make_free_train_epoch
 
 
+@pytest.mark.slow
 def test_free_at_l2_matches_the_fused_step_at_eps_zero():
     """One replay at eps 0 is a clean step, so free AT with l2 must equal the fused epoch of
     ``bpr + l2 * L2``, and differ from free AT without l2."""

@@ -115,6 +115,7 @@ def test_loo_baseline_needs_two_draws():
         )
 
 
+@pytest.mark.slow
 def test_positive_mask_and_exclusion(small):
     data, *_ = small
     positives = user_positives(data)
