@@ -29,19 +29,17 @@ them, ``next_hidden`` gives the state that scores the next item, ``score_items``
 
 import jax.numpy as jnp
 from flax import nnx
-from jaxtyping import Float, Int, PRNGKeyArray
+from jaxtyping import Float, Int
 
 from robustjax.models.sasrec import embed_sequence_batch
-from robustjax.models.transformer import (
-    TransformerBlock,
-    check_encoder_args,
-    encode_sequence,
-    gelu,
-)
+from robustjax.models.sequence_encoder import SequenceEncoder
+from robustjax.models.transformer import BlockStyle, check_encoder_args, gelu, make_blocks
 from robustjax.types import Array
 
+_BLOCKS = BlockStyle(ff_mult=4, activation="gelu", norm_first=False, epsilon=1e-12)
 
-class BERT4Rec(nnx.Module):
+
+class BERT4Rec(SequenceEncoder):
     """BERT4Rec encoder over item sequences.
 
     Args:
@@ -54,6 +52,9 @@ class BERT4Rec(nnx.Module):
       dropout: dropout rate on embeddings, attention weights and sublayer outputs (0.1).
     """
 
+    where = "BERT4Rec"
+    causal = False
+
     def __init__(
         self,
         num_items: int,
@@ -65,34 +66,13 @@ class BERT4Rec(nnx.Module):
         dropout: float = 0.1,
         rngs: nnx.Rngs,
     ):
-        check_encoder_args(
-            "BERT4Rec",
-            num_items=num_items,
-            max_len=max_len,
-            dim=dim,
-            num_blocks=num_blocks,
-            num_heads=num_heads,
-            dropout=dropout,
-        )
+        check_encoder_args(self.where, num_items, max_len, dim, num_blocks, num_heads, dropout)
         init = nnx.initializers.truncated_normal(0.02)
         self.items = nnx.Embed(num_items + 2, dim, embedding_init=init, rngs=rngs)
         self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
         self.ln_emb = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
-        self.blocks = nnx.List(
-            [
-                TransformerBlock(
-                    dim,
-                    num_heads,
-                    ff_dim=4 * dim,
-                    activation="gelu",
-                    norm_first=False,
-                    epsilon=1e-12,
-                    kernel_init=init,
-                    rngs=rngs,
-                    where="BERT4Rec",
-                )
-                for _ in range(num_blocks)
-            ]
+        self.blocks = make_blocks(
+            _BLOCKS, num_blocks, dim, num_heads, kernel_init=init, rngs=rngs, where=self.where
         )
         self.head = nnx.Linear(dim, dim, kernel_init=init, rngs=rngs)
         self.ln_head = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
@@ -132,74 +112,22 @@ class BERT4Rec(nnx.Module):
         """
         return embed_sequence_batch(self.items.embedding[...], batch, self.input_scale)
 
-    def encode(
-        self,
-        seq_emb: Float[Array, "B L D"],
-        seq_ids: Int[Array, "B L"],
-        *,
-        deterministic: bool,
-        key: PRNGKeyArray | None = None,
-    ) -> Float[Array, "B L D"]:
-        """Runs the bidirectional transformer (and output projection) on input embeddings.
+    def input_norm(self) -> nnx.LayerNorm:
+        """The layer norm of the summed input embeddings ``E[seq] + P``."""
+        return self.ln_emb
 
-        Args:
-          seq_emb: input embeddings from ``embed(...)["seq"]`` (times ``input_scale``), possibly
-            perturbed.
-          seq_ids: the ids, used only for the padding mask (0 = padding; ``[MASK]`` is a
-            real position).
-          deterministic: static; True disables dropout (evaluation).
-          key: dropout key, required when ``deterministic=False``.
-
-        Returns:
-          Hidden state at each position, [B, L, D]; row t depends on every non-padding
-          position (before and after t) and on nothing at padding positions.
-        """
-        if seq_emb.ndim != 3 or seq_emb.shape[:2] != seq_ids.shape:
-            raise ValueError(
-                f"BERT4Rec.encode: seq_emb shape {seq_emb.shape} does not match "
-                f"seq_ids shape {seq_ids.shape}; expected [B, L, D] and [B, L]."
-            )
-        if seq_emb.shape[2] != self.dim:
-            raise ValueError(
-                f"BERT4Rec.encode: seq_emb has dim {seq_emb.shape[2]}, the model "
-                f"has dim={self.dim}."
-            )
-        x = encode_sequence(
-            self.blocks,
-            self.positions.embedding[...],
-            seq_emb,
-            seq_ids,
-            rate=self.dropout,
-            causal=False,
-            deterministic=deterministic,
-            key=key,
-            where="BERT4Rec",
-            input_norm=self.ln_emb,
-        )
+    def output(self, x: Float[Array, "B L D"]) -> Float[Array, "B L D"]:
+        """The paper's output projection ``LN(GELU(W x + b))``."""
         return self.ln_head(gelu(self.head(x)))
 
-    def next_hidden(
-        self,
-        seq_emb: Float[Array, "B L D"],
-        seq_ids: Int[Array, "B L"],
-        *,
-        deterministic: bool = True,
-        key: PRNGKeyArray | None = None,
-    ) -> Float[Array, "B D"]:
-        """Hidden state that scores the item following each (left-padded) sequence.
+    def next_inputs(
+        self, seq_emb: Float[Array, "B L D"], seq_ids: Int[Array, "B L"]
+    ) -> tuple[Float[Array, "B L D"], Int[Array, "B L"]]:
+        """Drops the oldest position and appends ``[MASK]``, so :meth:`next_hidden` (the
+        encoder output at that last, masked position) is BERT4Rec's next-item prediction.
 
-        Drops the oldest position, appends ``[MASK]`` at the end and returns the encoder
-        output at that last (masked) position, as BERT4Rec's next-item prediction.
-
-        Args:
-          seq_emb: the input embeddings of ``seq_ids`` (``embed(...)["seq"]``, already
-            possibly perturbed). The ``[MASK]`` embedding is taken from the model's own
-            table (``E[I + 1] * input_scale``), not from ``seq_emb``.
-          seq_ids: item ids [B, L] (0 = padding), most recent item at ``L - 1``.
-          deterministic, key: as in :meth:`encode`.
-
-        Returns:
-          [B, D], to be scored with :meth:`score_items` or :meth:`score_all`.
+        The ``[MASK]`` embedding is taken from the model's own table
+        (``E[I + 1] * input_scale``), not from ``seq_emb`` (which may be perturbed).
         """
         if seq_emb.ndim != 3 or seq_emb.shape[:2] != seq_ids.shape:
             raise ValueError(
@@ -213,7 +141,7 @@ class BERT4Rec(nnx.Module):
         ids = jnp.concatenate(
             [seq_ids[:, 1:], jnp.full((b, 1), self.mask_id, seq_ids.dtype)], axis=1
         )
-        return self.encode(emb, ids, deterministic=deterministic, key=key)[:, -1]
+        return emb, ids
 
     def score_items(
         self, hidden: Float[Array, "B D"], items: Int[Array, "B C"]

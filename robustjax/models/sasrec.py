@@ -23,9 +23,10 @@ import math
 
 import jax.numpy as jnp
 from flax import nnx
-from jaxtyping import Float, Int, PRNGKeyArray
+from jaxtyping import Float, Int
 
-from robustjax.models.transformer import TransformerBlock, check_encoder_args, encode_sequence
+from robustjax.models.sequence_encoder import SequenceEncoder
+from robustjax.models.transformer import BlockStyle, check_encoder_args, make_blocks
 from robustjax.types import Array
 
 
@@ -41,7 +42,10 @@ def embed_sequence_batch(
     return out
 
 
-class SASRec(nnx.Module):
+_BLOCKS = BlockStyle(ff_mult=1, activation="relu", norm_first=True, epsilon=1e-8)
+
+
+class SASRec(SequenceEncoder):
     """SASRec encoder over item sequences.
 
     Args:
@@ -52,6 +56,9 @@ class SASRec(nnx.Module):
       num_heads: attention heads (1); must divide ``dim``.
       dropout: dropout rate (0.2 for ML-1M).
     """
+
+    where = "SASRec"
+    causal = True
 
     def __init__(
         self,
@@ -64,33 +71,11 @@ class SASRec(nnx.Module):
         dropout: float = 0.2,
         rngs: nnx.Rngs,
     ):
-        check_encoder_args(
-            "SASRec",
-            num_items=num_items,
-            max_len=max_len,
-            dim=dim,
-            num_blocks=num_blocks,
-            num_heads=num_heads,
-            dropout=dropout,
-        )
+        check_encoder_args(self.where, num_items, max_len, dim, num_blocks, num_heads, dropout)
         init = nnx.initializers.xavier_normal()
         self.items = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)
         self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
-        self.blocks = nnx.List(
-            [
-                TransformerBlock(
-                    dim,
-                    num_heads,
-                    ff_dim=dim,
-                    activation="relu",
-                    norm_first=True,
-                    epsilon=1e-8,
-                    rngs=rngs,
-                    where="SASRec",
-                )
-                for _ in range(num_blocks)
-            ]
-        )
+        self.blocks = make_blocks(_BLOCKS, num_blocks, dim, num_heads, rngs=rngs, where=self.where)
         self.ln_out = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
         self.num_items, self.max_len, self.dim = num_items, max_len, dim
         self.dropout = dropout
@@ -107,36 +92,8 @@ class SASRec(nnx.Module):
         """
         return embed_sequence_batch(self.item_table(), batch, math.sqrt(self.dim))
 
-    def encode(
-        self,
-        seq_emb: Float[Array, "B L D"],
-        seq_ids: Int[Array, "B L"],
-        *,
-        deterministic: bool,
-        key: PRNGKeyArray | None = None,
-    ) -> Float[Array, "B L D"]:
-        """Runs the causal transformer on (possibly perturbed) input embeddings.
-
-        Args:
-          seq_emb: input embeddings from ``embed(...)["seq"]`` (already scaled).
-          seq_ids: the item ids, used only for the padding mask (0 = padding).
-          deterministic: static; True disables dropout (evaluation).
-          key: dropout key, required when ``deterministic=False``.
-
-        Returns:
-          Hidden state at each position, [B, L, D]; row t depends only on items ``<= t``.
-        """
-        x = encode_sequence(
-            self.blocks,
-            self.positions.embedding[...],
-            seq_emb,
-            seq_ids,
-            rate=self.dropout,
-            causal=True,
-            deterministic=deterministic,
-            key=key,
-            where="SASRec",
-        )
+    def output(self, x: Float[Array, "B L D"]) -> Float[Array, "B L D"]:
+        """The final layer norm."""
         return self.ln_out(x)
 
     @staticmethod
@@ -149,17 +106,6 @@ class SASRec(nnx.Module):
     ) -> Float[Array, "B C"]:
         """Scores of candidate items ``items`` against one hidden state per row."""
         return jnp.einsum("bd,bcd->bc", hidden, self.item_table()[items])
-
-    def next_hidden(
-        self,
-        seq_emb: Float[Array, "B L D"],
-        seq_ids: Int[Array, "B L"],
-        *,
-        deterministic: bool = True,
-        key: PRNGKeyArray | None = None,
-    ) -> Float[Array, "B D"]:
-        """The hidden state that scores the item following each (left-padded) sequence."""
-        return self.encode(seq_emb, seq_ids, deterministic=deterministic, key=key)[:, -1]
 
     @property
     def input_scale(self) -> float:

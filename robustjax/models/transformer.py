@@ -15,6 +15,7 @@ BERT4Rec (:func:`attention_mask`). Dropout takes explicit keys; no hidden RNG st
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -66,7 +67,6 @@ def attention_mask(seq_ids: Int[Array, "B L"], *, causal: bool) -> Bool[Array, "
 
 def check_encoder_args(
     where: str,
-    *,
     num_items: int,
     max_len: int,
     dim: int,
@@ -232,22 +232,43 @@ class TransformerBlock(nnx.Module):
         return dropout(x, rate, key, deterministic, where=self.where)
 
 
-def run_blocks(
-    blocks: Sequence[TransformerBlock],
-    x: Float[Array, "B L D"],
-    mask: Float[Array, "B L"],
-    attn_mask: Bool[Array, "B Lq L"],
-    rate: float,
-    keys: Array | None,
-    deterministic: bool,
-) -> Float[Array, "B L D"]:
-    """Applies ``blocks`` in order; block ``i`` takes ``keys[3 i : 3 i + 3]`` of the key
-    array ``keys`` (None when deterministic)."""
-    n = KEYS_PER_BLOCK
-    for i, block in enumerate(blocks):
-        bk = None if keys is None else keys[n * i : n * (i + 1)]
-        x = block(x, mask, attn_mask, rate, bk, deterministic)
-    return x
+class BlockStyle(NamedTuple):
+    """The per-model settings of :class:`TransformerBlock`: the feed-forward inner size
+    as a multiple of D, the activation, pre-LN (``norm_first``) or post-LN, the epsilon."""
+
+    ff_mult: int
+    activation: str
+    norm_first: bool
+    epsilon: float
+
+
+def make_blocks(
+    style: BlockStyle,
+    num_blocks: int,
+    dim: int,
+    num_heads: int,
+    *,
+    kernel_init: nnx.Initializer | None = None,
+    rngs: nnx.Rngs,
+    where: str,
+) -> nnx.List:
+    """``num_blocks`` :class:`TransformerBlock` s of one ``style``, created in order."""
+    return nnx.List(
+        [
+            TransformerBlock(
+                dim,
+                num_heads,
+                ff_dim=style.ff_mult * dim,
+                activation=style.activation,
+                norm_first=style.norm_first,
+                epsilon=style.epsilon,
+                kernel_init=kernel_init,
+                rngs=rngs,
+                where=where,
+            )
+            for _ in range(num_blocks)
+        ]
+    )
 
 
 def encode_sequence(
@@ -298,12 +319,9 @@ def encode_sequence(
         x = input_norm(x)
     x = dropout(x, rate, None if keys is None else keys[0], deterministic, where=where)
     x = x * mask[..., None]
-    return run_blocks(
-        blocks,
-        x,
-        mask,
-        attention_mask(seq_ids, causal=causal),
-        rate,
-        None if keys is None else keys[1:],
-        deterministic,
-    )
+    attn_mask = attention_mask(seq_ids, causal=causal)
+    n = KEYS_PER_BLOCK
+    for i, block in enumerate(blocks):  # block i takes keys[1 + 3 i : 1 + 3 (i + 1)]
+        block_keys = None if keys is None else keys[1 + n * i : 1 + n * (i + 1)]
+        x = block(x, mask, attn_mask, rate, block_keys, deterministic)
+    return x
