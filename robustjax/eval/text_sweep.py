@@ -157,7 +157,9 @@ class TextRun:
             )
         self.loaded, self.fns, self.split = loaded, loaded.fns, loaded.split
         self.ckpt = load_checkpoint(spec.encoder)
-        graphdef, self.enc_state = nnx.split(encoder_from_checkpoint(self.ckpt))
+        graphdef, enc_state = nnx.split(encoder_from_checkpoint(self.ckpt))
+        # a tower that trained its top encoder layers is attacked through them
+        self.enc_state = spec.encoder_state(loaded.params, graphdef, enc_state)
         self.model = TextModel(graphdef, spec.item_from_text, self.fns.score, cfg.objective)
         self.max_len = spec.max_len
         self.texts = run_item_texts(loaded.config, self.split.train.item_tokens)

@@ -14,7 +14,10 @@ batch's BPR losses that read item ``i``, one perturbation per item text (the att
 the text, which every user sees), and is ``stop_gradient``-ed (Danskin / APR convention).
 Since the encoder is frozen too, ``f~`` is a constant for the outer gradient, which reaches
 the projection, the ID embeddings and the users through the tower only: no encoder
-backward pass for the parameter update.
+backward pass for the parameter update. With trainable top encoder layers
+(``ModelConfig.text_trainable_layers > 0``) the encoder runs with the model's current top
+layers (``ModelFns.text.top_features``), and the outer gradient reaches them through
+``f~`` (``delta`` fixed).
 
 Cost and what is approximate. Each step attacks ``M = items_per_step`` distinct items
 drawn uniformly (without replacement) from the items the batch reads (positives and
@@ -155,7 +158,7 @@ def text_adversarial_term(
         ``2.5 * eps / num_steps``).
       budget_kind: ``"absolute"`` or ``"relative"``.
     """
-    if fns.text is None or len(fns.frozen_params) != 1:
+    if fns.text is None or fns.text.features is None:
         raise ValueError(
             "text_adversarial_term: the model has no text item tower (ModelFns.text is None); "
             "AdvConfig(method='text') applies to text pair models such as text-mf."
@@ -186,14 +189,8 @@ def text_adversarial_term(
     if budget_kind == "relative":
         attack = relative_budget(attack, norm="l2", scope="row")
     loss_on_emb = emb_loss(fns, loss)
-    path = fns.frozen_params[0].split("/")
     item_from_text = fns.text.item_from_text
-
-    def features_of(params) -> Array:
-        leaf = params
-        for p in path:
-            leaf = leaf[p]
-        return jax.lax.stop_gradient(leaf[...])
+    trainable_top = fns.text.trainable_layers > 0
 
     def fn(params, batch, *, key):
         inputs = batch[INPUTS_KEY]
@@ -211,7 +208,7 @@ def text_adversarial_term(
             .at[items]
             .set(jnp.where(real > 0, jnp.arange(m_items, dtype=jnp.int32), -1))
         )
-        table = features_of(params)  # [I, H], clean features
+        table = fns.text.features(params)  # [I, H], clean features
         user = fns.embed(params, {"user": batch["user"]})["user"]
 
         def losses(f_sample: Array) -> Array:  # [M, H] -> per-example losses [B]
@@ -230,14 +227,21 @@ def text_adversarial_term(
         x = {"word": word * m}
 
         def run(z: Array) -> Array:  # perturbed word rows (editable only) -> features [M, H]
-            return enc.encode_embeds(word + m * (z - x["word"]), mask)
+            w = word + m * (z - x["word"])
+            if not trainable_top:
+                return enc.encode_embeds(w, mask)
+            # frozen layers of the checkpoint, then the model's (trained) top layers
+            states = enc.hidden(w, mask, stop_layer=len(enc.layers) - fns.text.trainable_layers)
+            return fns.text.top_features(params, states, mask)
 
         def attack_loss(e):  # summed by the attack: only covered real rows count
             return losses(run(e["word"])) * weight
 
         delta = attack(attack_loss, x, key=key)
         delta = {"word": delta["word"] * m}
-        f_adv = jax.lax.stop_gradient(run(x["word"] + delta["word"]))
+        f_adv = run(x["word"] + jax.lax.stop_gradient(delta["word"]))
+        if not trainable_top:  # a frozen encoder: f_adv is a constant of the parameters
+            f_adv = jax.lax.stop_gradient(f_adv)
         count = jnp.sum(weight)
         scale = jnp.sum(valid) / jnp.maximum(count, 1.0)
         # combine's masked mean multiplies by ``valid`` again: scale by coverage only

@@ -26,8 +26,10 @@ class ModelConfig:
     Text models (``TEXT_MODELS``, :mod:`robustjax.models.text_tower`) embed each item's text
     with the frozen encoder ``text_encoder`` (``text_max_len`` tokens) and project it to
     ``dim``, plus a trainable item ID embedding when ``text_id_embedding``.
-    ``text_trainable_layers`` must be 0 (frozen encoder, cached features): fine-tuning the
-    top encoder layers is not implemented.
+    With ``text_trainable_layers = k > 0`` (text-mf) the top ``k`` encoder layers train
+    with the tower, initialised from the checkpoint, over the cached token states of the
+    frozen layers below (:class:`robustjax.models.text_tower.TextTop`); 0 keeps the whole
+    encoder frozen (cached pooled features, far cheaper).
     """
 
     name: str = "mf"
@@ -44,7 +46,7 @@ class ModelConfig:
     text_encoder: str = "all-minilm-l6-v2"  # text-*: checkpoint name or folder
     text_max_len: int = 32  # text-*: tokens per item text
     text_id_embedding: bool = True  # text-*: add a trainable item ID embedding
-    text_trainable_layers: int = 0  # text-*: only 0 (frozen encoder) is implemented
+    text_trainable_layers: int = 0  # text-mf: top encoder layers trained (0: frozen encoder)
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
@@ -73,11 +75,17 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.text_max_len must be >= 1, got text_max_len={self.text_max_len!r}."
             )
-        if self.text_trainable_layers != 0:
+        k = self.text_trainable_layers
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
             raise ValueError(
-                f"ModelConfig.text_trainable_layers={self.text_trainable_layers!r}: only 0 "
-                "(a frozen encoder with cached features) is implemented; fine-tuning the top "
-                "encoder layers is not. Set text_trainable_layers=0."
+                f"ModelConfig.text_trainable_layers={k!r}: expected an int >= 0 (the number of "
+                "top encoder layers to train; 0 freezes the encoder)."
+            )
+        if k and self.name == "text-sasrec":
+            raise ValueError(
+                f"ModelConfig.text_trainable_layers={k}: trainable encoder layers are built "
+                "for text-mf only; text-sasrec reads frozen features. Set "
+                "text_trainable_layers=0."
             )
         if self.perturb not in PERTURB_POINTS:
             raise ValueError(
@@ -95,13 +103,17 @@ def build_model(
     train_pairs=None,
     item_texts=None,
     item_features=None,
+    item_states=None,
 ) -> tuple[ModelFns, Params]:
     """Builds the model named in ``cfg`` and returns its functions and initial parameters.
 
     ``train_pairs=(user, item)`` (the training interactions) is needed by graph models.
     Text models need ``item_texts`` (``num_items`` strings, dense item id order; see
     :func:`robustjax.data.item_text.load_item_texts`), encoded with ``cfg.text_encoder``
-    (cached), or ready ``item_features`` (float32 ``[num_items, H]``).
+    (cached), or ready ``item_features`` (float32 ``[num_items, H]``); with
+    ``cfg.text_trainable_layers > 0``, ``item_texts`` or ready ``item_states=(states
+    [num_items, T, H], mask [num_items, T])`` entering the trainable layers
+    (:func:`robustjax.text.encode_states`).
     """
     if cfg.name in SEQUENCE_MODELS:
         raise ValueError(
@@ -142,8 +154,14 @@ def build_model(
     if cfg.name == "text-mf":
         from robustjax.models.text_tower import TextMF, text_mf_fns
 
-        features = _item_features(cfg, num_items, item_texts, item_features)
-        model = TextMF(num_users, features, cfg.dim, id_embedding=cfg.text_id_embedding, rngs=rngs)
+        top, features = None, None
+        if cfg.text_trainable_layers:
+            top = _text_top(cfg, num_items, item_texts, item_states, rngs)
+        else:
+            features = _item_features(cfg, num_items, item_texts, item_features)
+        model = TextMF(
+            num_users, features, cfg.dim, id_embedding=cfg.text_id_embedding, top=top, rngs=rngs
+        )
         return text_mf_fns(
             model,
             encoder=cfg.text_encoder,
@@ -151,6 +169,42 @@ def build_model(
             trainable_layers=cfg.text_trainable_layers,
         )
     raise AssertionError(cfg.name)
+
+
+def _text_top(cfg: ModelConfig, num_items: int, item_texts, item_states, rngs):
+    """The trainable top of ``cfg.text_trainable_layers`` layers, initialised from the
+    checkpoint, over the token states of the frozen layers below."""
+    from robustjax.models.text_tower import TextTop, load_top_layers
+    from robustjax.text import encode_states, encoder_from_checkpoint, load_checkpoint
+
+    ckpt = load_checkpoint(cfg.text_encoder)
+    k, num = cfg.text_trainable_layers, ckpt.config.num_layers
+    if k > num:
+        raise ValueError(
+            f"ModelConfig.text_trainable_layers={k}: the encoder {cfg.text_encoder!r} has only "
+            f"{num} layers."
+        )
+    if item_states is None:
+        if item_texts is None:
+            raise ValueError(
+                f"build_model: text_trainable_layers={k} needs item_texts= (one text per item) "
+                "or item_states=(states [items, T, H], mask [items, T])."
+            )
+        if len(item_texts) != num_items:
+            raise ValueError(
+                f"build_model: {len(item_texts)} item texts for {num_items} items; expected "
+                "one text per dense item id."
+            )
+        item_states = encode_states(ckpt, item_texts, stop_layer=num - k, max_len=cfg.text_max_len)
+    states, mask = item_states
+    if states.shape[0] != num_items:
+        raise ValueError(
+            f"build_model: item_states of shape {states.shape}; expected ({num_items}, T, H), "
+            "one row per item."
+        )
+    top = TextTop(states, mask, ckpt.config, k, rngs=rngs)
+    load_top_layers(top, encoder_from_checkpoint(ckpt))
+    return top
 
 
 def _item_features(cfg: ModelConfig, num_items: int, item_texts, item_features):

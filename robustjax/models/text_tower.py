@@ -16,10 +16,20 @@ model reads them through ``jax.lax.stop_gradient``, and :class:`ModelFns` lists 
 ``frozen_params``, which :func:`robustjax.train.sparse_step.optimizer_for` maps to
 ``optax.set_to_zero`` (no update even under weight decay).
 
+With ``ModelConfig.text_trainable_layers = k > 0`` the top ``k`` encoder layers are
+trained with the tower (:class:`TextTop`): the frozen layers below run once, their token
+states ``[R, T, H]`` (and mask) become frozen leaves ``items/top/states`` and
+``items/top/mask``, and ``f_i = pool(top_k(states_i))`` is recomputed at every step from
+the trainable copies of the checkpoint's top layers (initialised from it, so a fresh
+model's features equal the frozen encoder's).
+
 For text attacks, text models expose :class:`TextSpec` as ``ModelFns.text``:
 ``fns.text.item_from_text(params, text_emb [N, H], items int32 [N]) -> [N, D]`` (the tower
 on given, e.g. perturbed, encoder outputs) and ``fns.text.encoder`` /
-``fns.text.max_len`` (the encoder checkpoint and token length the features came from).
+``fns.text.max_len`` (the encoder checkpoint and token length the features came from),
+``fns.text.features(params) -> [R, H]`` (the tower's current text features) and
+``fns.text.encoder_state(params, enc_graphdef, enc_state)`` (the checkpoint encoder's
+state with the model's trained top layers in place: what an attack must run).
 """
 
 import dataclasses
@@ -30,12 +40,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jaxtyping import Float, Int
+from jaxtyping import Float, Int, Shaped
 
 from robustjax.models.base import Bound, ModelFns, split_model, user_item_layout
 from robustjax.types import Array, Batch, Emb
 
 FEATURES_LEAF = "features"  # the frozen leaf's name inside a TextItemTower
+TOP_LEAVES = ("top/states", "top/mask")  # frozen leaves of a TextTop, below the tower
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,46 +63,134 @@ class TextSpec:
         themselves, ``item_from_text(params, features[items], items)`` is the item
         embedding ``embed`` returns.
       trainable_layers: ``ModelConfig.text_trainable_layers`` (0: frozen encoder).
+      features: ``features(params) -> float32 [R, H]``, the tower's current text features
+        of every item row (the frozen matrix, or the trainable top on its cached states).
+      encoder_state: ``encoder_state(params, enc_graphdef, enc_state) -> enc_state``, the
+        state of the checkpoint's :class:`~robustjax.text.TextEncoder` with its top
+        ``trainable_layers`` layers replaced by the model's (unchanged when 0), so that
+        ``encode_embeds`` under it gives this model's features (eager: outside jit).
+      top_features: ``top_features(params, states [N, T, H], mask [N, T]) -> [N, H]``, the
+        model's trainable top layers and pooling on states leaving the frozen layers below
+        (``TextEncoder.hidden(..., stop_layer=num_layers - trainable_layers)``); None when
+        ``trainable_layers`` is 0. Traceable.
     """
 
     encoder: str
     max_len: int
     item_from_text: Callable
     trainable_layers: int = 0
+    features: Callable | None = None
+    encoder_state: Callable | None = None
+    top_features: Callable | None = None
+
+
+class TextTop(nnx.Module):
+    """The top ``k`` encoder layers, trainable, over cached states of the frozen layers.
+
+    ``features(rows) = pool(layer_k(...layer_1(states[rows])))`` with the encoder's mean
+    pooling and L2 normalisation (:meth:`robustjax.text.TextEncoder.pool`).
+
+    Args:
+      states: float32 ``[R, T, H]`` token states entering the top layers (from
+        :func:`robustjax.text.encode_states`), or their shape (zeros, to be filled).
+      mask: float32 ``[R, T]`` 1 at real tokens (None with a shape: zeros).
+      encoder_cfg: the encoder's sizes (:class:`robustjax.text.EncoderConfig`).
+      num_layers: k >= 1.
+      rngs: NNX random streams; :func:`load_top_layers` copies the checkpoint's weights.
+    """
+
+    def __init__(self, states, mask, encoder_cfg, num_layers: int, *, rngs: nnx.Rngs):
+        from robustjax.text.encoder import BertLayer
+
+        if isinstance(states, tuple):
+            states, mask = np.zeros(states, np.float32), np.zeros(states[:2], np.float32)
+        if np.ndim(states) != 3 or np.shape(mask) != np.shape(states)[:2]:
+            raise ValueError(
+                f"TextTop: states must be float [R, T, H] and mask [R, T], got shapes "
+                f"{np.shape(states)} and {np.shape(mask)}."
+            )
+        if np.shape(states)[2] != encoder_cfg.hidden:
+            raise ValueError(
+                f"TextTop: states have H={np.shape(states)[2]}; the encoder's hidden size is "
+                f"{encoder_cfg.hidden}."
+            )
+        if not 1 <= num_layers <= encoder_cfg.num_layers:
+            raise ValueError(
+                f"TextTop: num_layers={num_layers!r}; expected 1..{encoder_cfg.num_layers} "
+                "(the encoder's layers)."
+            )
+        self.states = nnx.Param(jnp.asarray(states, jnp.float32))
+        self.mask = nnx.Param(jnp.asarray(mask, jnp.float32))
+        self.layers = nnx.List([BertLayer(encoder_cfg, rngs=rngs) for _ in range(num_layers)])
+
+    def features(self, rows: Int[Array, "*N"] | None = None) -> Float[Array, "*N H"]:
+        """Features of item rows ``rows`` (None: all), float32 ``[*N, H]``."""
+        x = jax.lax.stop_gradient(self.states[...])
+        m = jax.lax.stop_gradient(self.mask[...])
+        if rows is not None:
+            x, m = x[rows.reshape(-1)], m[rows.reshape(-1)]
+        f = self.run(x, m)
+        return f if rows is None else f.reshape(*rows.shape, f.shape[-1])
+
+    def run(self, states: Float[Array, "N T H"], mask: Shaped[Array, "N T"]) -> Float[Array, "N H"]:
+        """The top layers and pooling on given states entering them (e.g. of perturbed
+        word embeddings through the frozen layers below)."""
+        from robustjax.text.encoder import TextEncoder
+
+        for layer in self.layers:
+            states = layer(states, mask)
+        return TextEncoder.pool(states, mask)
+
+
+def load_top_layers(top: TextTop, encoder) -> None:
+    """Copies the last ``len(top.layers)`` layers of ``encoder`` (a
+    :class:`~robustjax.text.TextEncoder`) into ``top`` (in place)."""
+    first = len(encoder.layers) - len(top.layers)
+    for j, layer in enumerate(top.layers):
+        nnx.update(layer, nnx.state(encoder.layers[first + j], nnx.Param))
 
 
 class TextItemTower(nnx.Module):
-    """Frozen text features ``[R, H]`` -> ``Dense(H -> D)`` (+ a zero-initialised ID
-    embedding ``[R, D]``).
+    """Text features ``[R, H]`` -> ``Dense(H -> D)`` (+ a zero-initialised ID embedding
+    ``[R, D]``).
 
     Args:
       features: float32 ``[R, H]``, one row per item id (for sequence models row 0 is the
         padding item); a ``(R, H)`` shape makes zeros, to be filled by
-        :func:`with_text_features` (a checkpoint restores them).
+        :func:`with_text_features` (a checkpoint restores them). Ignored (pass None) with
+        ``top``.
       dim: D.
       id_embedding: add a trainable ID embedding.
+      top: a :class:`TextTop` (trainable top encoder layers over cached states) that
+        computes the features instead of a frozen matrix.
       rngs: NNX random streams (``params``).
     """
 
     def __init__(
         self,
-        features: Float[Array, "R H"] | tuple[int, int],
+        features: Float[Array, "R H"] | tuple[int, int] | None,
         dim: int,
         *,
         id_embedding: bool = True,
+        top: TextTop | None = None,
         rngs: nnx.Rngs,
     ):
-        if isinstance(features, tuple):
-            features = np.zeros(features, np.float32)
-        if np.ndim(features) != 2 or min(np.shape(features)) < 1:
-            raise ValueError(
-                f"TextItemTower: features must be a non-empty float [items, H] matrix, got "
-                f"shape {np.shape(features)}."
-            )
+        if top is not None:
+            rows, _, hidden = top.states[...].shape
+            self.features = None
+        else:
+            if isinstance(features, tuple):
+                features = np.zeros(features, np.float32)
+            if np.ndim(features) != 2 or min(np.shape(features)) < 1:
+                raise ValueError(
+                    f"TextItemTower: features must be a non-empty float [items, H] matrix, "
+                    f"got shape {np.shape(features)}."
+                )
+            rows, hidden = np.shape(features)
+            self.features = nnx.Param(jnp.asarray(features, jnp.float32))
         if dim < 1:
             raise ValueError(f"TextItemTower: dim must be >= 1, got {dim}.")
-        rows, hidden = np.shape(features)
-        self.features = nnx.Param(jnp.asarray(features, jnp.float32))
+        self.top = top
         self.proj = nnx.Linear(hidden, dim, rngs=rngs)
         self.ids = (
             nnx.Embed(rows, dim, embedding_init=nnx.initializers.zeros_init(), rngs=rngs)
@@ -111,15 +210,24 @@ class TextItemTower(nnx.Module):
 
     def __call__(self, items: Int[Array, "*N"]) -> Float[Array, "*N D"]:
         """Item embeddings of ids ``items``."""
-        return self.from_text(self.frozen_features()[items], items)
+        if self.top is not None:
+            return self.from_text(self.top.features(items), items)
+        return self.from_text(self.text_features()[items], items)
 
-    def frozen_features(self) -> Float[Array, "R H"]:
-        """The feature matrix, outside the gradient."""
+    def text_features(self) -> Float[Array, "R H"]:
+        """Every row's text features: the frozen matrix (outside the gradient), or the
+        trainable top's output on its cached states."""
+        if self.top is not None:
+            return self.top.features()
         return jax.lax.stop_gradient(self.features[...])
+
+    def frozen_params(self) -> tuple[str, ...]:
+        """The tower's frozen leaves, relative to the tower."""
+        return TOP_LEAVES if self.top is not None else (FEATURES_LEAF,)
 
     def table(self) -> Float[Array, "R D"]:
         """Every item's embedding, ``[R, D]``."""
-        return self.from_text(self.frozen_features(), jnp.arange(self.num_rows))
+        return self.from_text(self.text_features(), jnp.arange(self.num_rows))
 
 
 class TextMF(nnx.Module):
@@ -131,21 +239,23 @@ class TextMF(nnx.Module):
         :class:`TextItemTower`).
       dim: D.
       id_embedding: add a trainable (zero-initialised) item ID embedding.
+      top: trainable top encoder layers (:class:`TextTop`) instead of frozen features.
       rngs: NNX random streams.
     """
 
     def __init__(
         self,
         num_users: int,
-        features: Float[Array, "I H"] | tuple[int, int],
+        features: Float[Array, "I H"] | tuple[int, int] | None,
         dim: int,
         *,
         id_embedding: bool = True,
+        top: TextTop | None = None,
         rngs: nnx.Rngs,
     ):
         if num_users < 1:
             raise ValueError(f"TextMF: num_users must be >= 1, got {num_users}.")
-        self.items = TextItemTower(features, dim, id_embedding=id_embedding, rngs=rngs)
+        self.items = TextItemTower(features, dim, id_embedding=id_embedding, top=top, rngs=rngs)
         init = nnx.initializers.xavier_normal()
         self.users = nnx.Embed(num_users, dim, embedding_init=init, rngs=rngs)
         self.num_users, self.num_items = num_users, self.items.num_rows
@@ -245,6 +355,25 @@ def _item_from_text(graphdef, p, text_emb, items):
     return nnx.merge(graphdef, _base(p)).item_from_text(text_emb, items)
 
 
+def _text_features(graphdef, p):
+    return nnx.merge(graphdef, _base(p)).items.text_features()
+
+
+def _top_features(graphdef, p, states, mask):
+    return nnx.merge(graphdef, _base(p)).items.top.run(states, mask)
+
+
+def _encoder_state(graphdef, p, enc_graphdef, enc_state):
+    top = nnx.merge(graphdef, _base(p)).items.top
+    if top is None:
+        return enc_state
+    enc = nnx.merge(enc_graphdef, enc_state)
+    first = len(enc.layers) - len(top.layers)
+    for j, layer in enumerate(top.layers):
+        nnx.update(enc.layers[first + j], nnx.state(layer, nnx.Param))
+    return nnx.split(enc)[1]
+
+
 def text_mf_fns(
     model: TextMF, *, encoder: str = "", max_len: int = 0, trainable_layers: int = 0
 ) -> tuple[ModelFns, nnx.State]:
@@ -253,9 +382,16 @@ def text_mf_fns(
     ``embed`` returns the user rows and the tower's item embeddings (``lookups`` name the
     user table and the tower's output table as ``"item"``); ``get_tables``/``set_tables``
     read and override the user table and the tower's output table (:class:`TextTables`);
-    ``frozen_params`` is ``("items/features",)``; ``text`` is a :class:`TextSpec` with
+    ``frozen_params`` is ``("items/features",)`` (with a trainable top:
+    ``("items/top/states", "items/top/mask")``); ``text`` is a :class:`TextSpec` with
     ``encoder``/``max_len`` as given. Equal modules give equal ``ModelFns``.
     """
+    top = model.items.top
+    if trainable_layers != (0 if top is None else len(top.layers)):
+        raise ValueError(
+            f"text_mf_fns: trainable_layers={trainable_layers!r} but the tower has "
+            f"{0 if top is None else len(top.layers)} trainable encoder layers."
+        )
     graphdef, params = split_model(model)
     sizes = (model.num_users, model.num_items, model.items.dim)
     fns = ModelFns(
@@ -267,8 +403,16 @@ def text_mf_fns(
         get_tables=Bound(_get_tables, graphdef),
         set_tables=Bound(_set_tables, graphdef, sizes),
         bilinear=True,
-        frozen_params=(f"items/{FEATURES_LEAF}",),
-        text=TextSpec(encoder, max_len, Bound(_item_from_text, graphdef), trainable_layers),
+        frozen_params=tuple(f"items/{leaf}" for leaf in model.items.frozen_params()),
+        text=TextSpec(
+            encoder,
+            max_len,
+            Bound(_item_from_text, graphdef),
+            trainable_layers,
+            features=Bound(_text_features, graphdef),
+            encoder_state=Bound(_encoder_state, graphdef),
+            top_features=None if top is None else Bound(_top_features, graphdef),
+        ),
     )
     return fns, params
 
@@ -302,10 +446,13 @@ def text_features(
 
 __all__ = [
     "FEATURES_LEAF",
+    "TOP_LEAVES",
     "TextItemTower",
     "TextMF",
     "TextSpec",
     "TextTables",
+    "TextTop",
+    "load_top_layers",
     "text_features",
     "text_mf_fns",
     "with_text_features",

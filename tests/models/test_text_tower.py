@@ -187,5 +187,3 @@ def test_text_model_errors():
         build_model(ModelConfig(name="text-mf", dim=D), U, I, seed=0)
     with pytest.raises(ValueError, match=r"item_features of shape \(3, 16\); expected \(9, H\)"):
         build_model(ModelConfig(name="text-mf"), U, I, seed=0, item_features=np.zeros((3, H)))
-    with pytest.raises(ValueError, match="text_trainable_layers=2: only 0"):
-        ModelConfig(name="text-mf", text_trainable_layers=2)

@@ -103,3 +103,25 @@ def test_text_sweep_errors(run, tmp_path, capsys):
     args = ["sweep", "--checkpoint", plain, "--attack", "text_substitute_random", "--eps", "0,1"]
     assert main(args + common) == 2
     assert "text attacks need a text-aware user-item run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_trainable_top_layers_train_resume_and_sweep(tmp_path):
+    """text-mf training its top encoder layer: trains, resumes, and a text attack runs
+    through the trained layer (the re-encoded target matches the run's item embedding)."""
+    data = _recbole(tmp_path / "toy")
+    ckpt = write_tiny_checkpoint(str(tmp_path / "ckpt"), seed=0)
+    out = str(tmp_path / "run")
+    args = ["train", "--experiment", "text-mf", "--tiny", "--data", data, "--out", out]
+    args += ["--set", f"model.text_encoder={ckpt}", "--set", "model.text_max_len=16"]
+    args += ["--set", "model.text_trainable_layers=1"]
+    assert main(args) == 0
+    assert main([*args, "--resume"]) == 0
+    dest = str(tmp_path / "sweep")
+    sweep = ["sweep", "--checkpoint", out, "--attack", "text_substitute_gradient"]
+    sweep += ["--eps", "0,1", "--objective", "targeted", "--target-items", "1,5"]
+    sweep += ["--ks", "5", "--rescore", "4", "--out", dest, "--no-progress"]
+    assert main(sweep) == 0
+    with open(os.path.join(dest, "sweep.json")) as f:
+        targets = json.load(f)["checkpoints"][out]["targets"]
+    assert targets and all(t["tower_check"] < 1e-4 for t in targets.values())
