@@ -6,6 +6,7 @@ method's per-seed difference from a baseline method (``paired_diff``).
 """
 
 import itertools
+import json
 import os
 from collections.abc import Callable
 
@@ -40,18 +41,19 @@ def check_comparison(cfg, *, baseline: str, grids: tuple[str, ...]) -> None:
 def run_comparison(
     cfg,
     out_dir: str,
-    *,
-    resume: bool,
-    progress: bool,
     method_config: Callable,
     attack: Callable,
     summarise: Callable,
     markdown: Callable,
     plots: Callable,
+    *,
+    resume: bool,
+    progress: bool,
 ) -> dict:
     """Trains (or reads back) and attacks every method on every seed, with a progress bar
     over the runs; writes ``study.json``, ``study.md``, the plots and ``metrics.json``
-    (the means, ``methods/<name>/<figure>/mean``), which it returns."""
+    (the means, ``methods/<name>/<figure>/mean``), which it returns. The study's pieces
+    (``method_config`` ... ``plots``) may be passed by position or by name."""
     cfg.validate()
     start_study(cfg, out_dir, resume)
     seeds = [cfg.first_seed + i for i in range(cfg.seeds)]
@@ -76,6 +78,44 @@ def run_comparison(
     }
     write_json(os.path.join(out_dir, "metrics.json"), flat, sort_keys=True)
     return flat
+
+
+def cached_attacks(run_dir: str, spec: dict) -> tuple[str, dict | None]:
+    """``(path, saved)``: the run's ``attacks.json`` path and its contents when they were
+    computed under the same attack ``spec`` (else None: attack again)."""
+    path = os.path.join(run_dir, "attacks.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        if saved.get("spec") == spec:
+            return path, saved
+    return path, None
+
+
+def study_header(cfg, seeds: list[int], baseline: str) -> dict:
+    """The leading entries of ``study.json``: seeds, baseline, data and training budget."""
+    return {
+        "n": len(seeds),
+        "seeds": seeds,
+        "baseline": baseline,
+        "data": cfg.data_path or "synthetic",
+        "epochs": cfg.epochs,
+        "warm_epochs": cfg.warm_epochs,
+    }
+
+
+def plot_curves(study: dict, curve: str, out_dir: str, *, xlabel: str, ylabel: str, title: str):
+    """``curves_<curve>.png``: every method's mean ``curves[curve]`` with its 95% band (the
+    title gets ``: mean, 95% CI (n=N)``)."""
+    from robustjax.report.plots import plot_bands
+
+    plot_bands(
+        {m: e["curves"][curve] for m, e in study["methods"].items()},
+        os.path.join(out_dir, f"curves_{curve}.png"),
+        xlabel=xlabel,
+        ylabel=ylabel,
+        title=f"{title}: mean, 95% CI (n={study['n']})",
+    )
 
 
 def per_method(methods, runs: dict, seeds: list[int], figures: dict, baseline: str, extra):

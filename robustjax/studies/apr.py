@@ -16,8 +16,6 @@ runs and attacks are read back, an interrupted run continues from its checkpoint
 """
 
 import dataclasses
-import json
-import os
 
 import numpy as np
 
@@ -27,7 +25,15 @@ from robustjax.objectives import AdvConfig
 from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci
 from robustjax.report.summary import curve_summary
 from robustjax.studies._common import StudyConfig, write_json
-from robustjax.studies._seeds import band, check_comparison, per_method, run_comparison
+from robustjax.studies._seeds import (
+    band,
+    cached_attacks,
+    check_comparison,
+    per_method,
+    plot_curves,
+    run_comparison,
+    study_header,
+)
 
 # name -> (experiment, adversarial term replacing the experiment's own; None: keep it)
 METHODS = {
@@ -95,13 +101,10 @@ def method_config(cfg: AprStudyConfig, name: str, seed: int):
 def _attack(cfg: AprStudyConfig, run_dir: str, cache: dict) -> dict:
     """The run's test NDCG@k curves under both budgets (mean over attack seeds), their
     areas, and the row norms; cached in ``run_dir/attacks.json``."""
-    path = os.path.join(run_dir, "attacks.json")
     spec = _attack_spec(cfg)
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        if saved.get("spec") == spec:
-            return saved
+    path, saved = cached_attacks(run_dir, spec)
+    if saved is not None:
+        return saved
     from robustjax.eval.sweep import SweepConfig, run_sweep
     from robustjax.run import load_run
 
@@ -170,19 +173,10 @@ def _context(split, cache: dict) -> dict:
 def run_apr_study(
     cfg: AprStudyConfig, out_dir: str, *, resume: bool = False, progress: bool = True
 ) -> dict:
-    """Trains and attacks every method on every seed; writes the study's files and returns
-    its flat metrics (``methods/<name>/<figure>/mean``)."""
-    return run_comparison(
-        cfg,
-        out_dir,
-        resume=resume,
-        progress=progress,
-        method_config=method_config,
-        attack=_attack,
-        summarise=summarise_study,
-        markdown=study_markdown,
-        plots=_plots,
-    )
+    """Trains every method on every seed, attacks it under both budgets and writes the
+    study's files; returns its flat metrics (``methods/<name>/<figure>/mean``)."""
+    hooks = (method_config, _attack, summarise_study, study_markdown, _plots)
+    return run_comparison(cfg, out_dir, *hooks, resume=resume, progress=progress)
 
 
 def summarise_study(cfg: AprStudyConfig, runs: dict, seeds: list[int]) -> dict:
@@ -210,12 +204,7 @@ def summarise_study(cfg: AprStudyConfig, runs: dict, seeds: list[int]) -> dict:
 
     methods, paired = per_method(cfg.methods, runs, seeds, figures, BASELINE, extra)
     return {
-        "n": len(seeds),
-        "seeds": seeds,
-        "baseline": BASELINE,
-        "data": cfg.data_path or "synthetic",
-        "epochs": cfg.epochs,
-        "warm_epochs": cfg.warm_epochs,
+        **study_header(cfg, seeds, BASELINE),
         "attack": {
             **_attack_spec(cfg),
             "objective": "train (label-free)",
@@ -319,14 +308,8 @@ def _pct(entry: dict, *, signed: bool = False) -> str:
 
 
 def _plots(study: dict, out_dir: str) -> None:
-    from robustjax.report.plots import plot_bands
-
     metric = next(f for f in next(iter(study["methods"].values())) if f.startswith("clean/"))[6:]
     for budget in BUDGET_KINDS:
-        plot_bands(
-            {m: e["curves"][budget] for m, e in study["methods"].items()},
-            os.path.join(out_dir, f"curves_{budget}.png"),
-            xlabel=f"eps ({budget} budget{', fraction of row norm' if budget == 'relative' else ''})",
-            ylabel=f"test {metric}",
-            title=f"PGD on embeddings, {budget} budget: mean, 95% CI (n={study['n']})",
-        )
+        xlabel = f"eps ({budget} budget{', fraction of row norm' if budget == 'relative' else ''})"
+        title = f"PGD on embeddings, {budget} budget"
+        plot_curves(study, budget, out_dir, xlabel=xlabel, ylabel=f"test {metric}", title=title)

@@ -16,8 +16,6 @@ norms), ``study.md``, ``curves_substitution.png`` / ``curves_pgd.png`` (mean cur
 """
 
 import dataclasses
-import json
-import os
 
 from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.experiments import get_config
@@ -25,7 +23,15 @@ from robustjax.objectives import AdvConfig
 from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci
 from robustjax.report.summary import curve_summary
 from robustjax.studies._common import StudyConfig, write_json
-from robustjax.studies._seeds import band, check_comparison, per_method, run_comparison
+from robustjax.studies._seeds import (
+    band,
+    cached_attacks,
+    check_comparison,
+    per_method,
+    plot_curves,
+    run_comparison,
+    study_header,
+)
 
 # name -> (experiment, adversarial term; None: clean training)
 METHODS = {
@@ -86,13 +92,10 @@ def method_config(cfg: SeqRobustnessConfig, name: str, seed: int):
 def _attack(cfg: SeqRobustnessConfig, run_dir: str, cache: dict) -> dict:
     """Sampled HR/NDCG@k curves of the run under both attacks (label-free objective) and
     the input row norms; cached in ``run_dir/attacks.json``."""
-    path = os.path.join(run_dir, "attacks.json")
     spec = _attack_spec(cfg)
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        if saved.get("spec") == spec:
-            return saved
+    path, saved = cached_attacks(run_dir, spec)
+    if saved is not None:
+        return saved
     from robustjax.eval.seq_sweep import SeqSweepConfig, run_seq_sweep
     from robustjax.runs import load_sequence_run
 
@@ -139,19 +142,10 @@ def _attack_spec(cfg: SeqRobustnessConfig) -> dict:
 def run_seq_robustness(
     cfg: SeqRobustnessConfig, out_dir: str, *, resume: bool = False, progress: bool = True
 ) -> dict:
-    """Trains and attacks every method on every seed; writes the study's files and returns
-    its flat metrics (``methods/<name>/<figure>/mean``)."""
-    return run_comparison(
-        cfg,
-        out_dir,
-        resume=resume,
-        progress=progress,
-        method_config=method_config,
-        attack=_attack,
-        summarise=summarise,
-        markdown=markdown,
-        plots=_plots,
-    )
+    """Trains SASRec clean and adversarially on every seed, attacks every model (item
+    substitution, PGD) and writes the study's files; returns its flat metrics."""
+    hooks = (method_config, _attack, summarise, markdown, _plots)
+    return run_comparison(cfg, out_dir, *hooks, resume=resume, progress=progress)
 
 
 def _figures(cfg: SeqRobustnessConfig) -> dict:
@@ -187,12 +181,7 @@ def summarise(cfg: SeqRobustnessConfig, runs: dict, seeds: list[int]) -> dict:
 
     methods, paired = per_method(cfg.methods, runs, seeds, figures, BASELINE, extra)
     return {
-        "n": len(seeds),
-        "seeds": seeds,
-        "baseline": BASELINE,
-        "data": cfg.data_path or "synthetic",
-        "epochs": cfg.epochs,
-        "warm_epochs": cfg.warm_epochs,
+        **study_header(cfg, seeds, BASELINE),
         "attack": {
             **_attack_spec(cfg),
             "objective": "prediction: the model's own clean top item (label-free)",
@@ -251,17 +240,9 @@ def markdown(study: dict) -> str:
 
 
 def _plots(study: dict, out_dir: str) -> None:
-    from robustjax.report.plots import plot_bands
-
-    k = study["attack"]["k"]
+    ylabel = f"test sampled HR@{study['attack']['k']}"
     for attack, xlabel in (
         ("substitution", "items substituted per history (gradient, label-free)"),
         ("pgd", "eps (relative budget, fraction of each input row's norm)"),
     ):
-        plot_bands(
-            {m: e["curves"][attack] for m, e in study["methods"].items()},
-            os.path.join(out_dir, f"curves_{attack}.png"),
-            xlabel=xlabel,
-            ylabel=f"test sampled HR@{k}",
-            title=f"{attack}: mean, 95% CI (n={study['n']})",
-        )
+        plot_curves(study, attack, out_dir, xlabel=xlabel, ylabel=ylabel, title=attack)
