@@ -12,13 +12,19 @@ from collections.abc import Callable
 
 from tqdm.auto import tqdm
 
+from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.report.intervals import mean_ci, paired_diff
 from robustjax.studies._common import start_study, train_or_load, try_plot, write_json, write_text
 
 
-def check_comparison(cfg, *, baseline: str, grids: tuple[str, ...]) -> None:
-    """Common config checks: ``warm_epochs`` inside the budget, every level grid strictly
-    ascending from 0 (the clean level), and the baseline among the methods."""
+def check_comparison(
+    cfg, *, methods: tuple[str, ...], ints: tuple[str, ...], baseline: str, grids: tuple[str, ...]
+) -> None:
+    """Common config checks: ``cfg.methods`` among the known ``methods``, the ``ints`` fields
+    positive ints, ``warm_epochs`` inside the budget, every level grid strictly ascending
+    from 0 (the clean level), and the baseline among the methods."""
+    check_name_fields(cfg, (("methods", methods),))
+    check_int_fields(cfg, ints)
     where = type(cfg).__name__
     if not 0 <= cfg.warm_epochs < cfg.epochs:
         raise ValueError(

@@ -19,7 +19,6 @@ import dataclasses
 
 import numpy as np
 
-from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.experiments import get_config
 from robustjax.objectives import AdvConfig
 from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci
@@ -70,9 +69,13 @@ class AprStudyConfig(StudyConfig):
     tiny: bool = False
 
     def __post_init__(self):
-        check_name_fields(self, (("methods", tuple(METHODS)),))
-        check_int_fields(self, ("seeds", "epochs", "attack_steps", "attack_seeds", "k"))
-        check_comparison(self, baseline=BASELINE, grids=("relative_eps", "absolute_eps"))
+        check_comparison(
+            self,
+            methods=tuple(METHODS),
+            ints=("seeds", "epochs", "attack_steps", "attack_seeds", "k"),
+            baseline=BASELINE,
+            grids=("relative_eps", "absolute_eps"),
+        )
 
     def headline(self, metrics: dict) -> dict:
         return {k: v for k, v in metrics.items() if f"/clean/ndcg@{self.k}/" in k}

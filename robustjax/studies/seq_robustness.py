@@ -17,7 +17,6 @@ norms), ``study.md``, ``curves_substitution.png`` / ``curves_pgd.png`` (mean cur
 
 import dataclasses
 
-from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.experiments import get_config
 from robustjax.objectives import AdvConfig
 from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci
@@ -64,9 +63,9 @@ class SeqRobustnessConfig(StudyConfig):
     tiny: bool = False
 
     def __post_init__(self):
-        check_name_fields(self, (("methods", tuple(METHODS)),))
-        check_int_fields(self, ("seeds", "epochs", "pgd_steps", "k", "max_len"))
-        check_comparison(self, baseline=BASELINE, grids=("substitution_budgets", "pgd_eps"))
+        ints = ("seeds", "epochs", "pgd_steps", "k", "max_len")
+        grids = ("substitution_budgets", "pgd_eps")
+        check_comparison(self, methods=tuple(METHODS), ints=ints, baseline=BASELINE, grids=grids)
 
     def headline(self, metrics: dict) -> dict:
         return {k: v for k, v in metrics.items() if f"/clean/sampled_hr@{self.k}/" in k}
