@@ -150,6 +150,20 @@ def _add_eval_args(s) -> None:
     s.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def _attack_fields(args) -> dict:
+    """The fields both sweep configs take from the same flags: the attack, its seeds,
+    steps, norm, scope and budget, and the cut-offs ``ks``."""
+    return {
+        "kind": args.attack,
+        "seeds": _ints(args.seeds, "--seeds"),
+        "num_steps": args.steps,
+        "norm": args.norm,
+        "scope": args.scope,
+        "budget": args.budget,
+        "ks": _ints(args.ks),
+    }
+
+
 def _ints(text, option: str = "--ks", minimum: int | None = None):
     """Comma-separated integers of ``option`` (each >= ``minimum`` when given)."""
     try:
@@ -323,17 +337,11 @@ def _items_config(args, context):
     if missing:
         raise ValueError(f"--target-items {missing} are not item ids of this data set.")
     return SweepConfig(
-        kind=args.attack,
         eps=parse_eps(args.eps),
-        seeds=_ints(args.seeds, "--seeds"),
-        num_steps=args.steps,
-        norm=args.norm,
-        scope=args.scope,
-        budget=args.budget,
+        **_attack_fields(args),
         targets=tuple(t for t in args.targets.split(",") if t),
         objective=args.objective or "train",
         target_items=tuple(tokens[t] for t in wanted),
-        ks=_ints(args.ks),
         stability_k=args.stability_k,
         auc=args.auc,
         user_batch=args.user_batch,
@@ -402,14 +410,8 @@ def _seq_config(args, context):
     from robustjax.eval.seq_sweep import SeqSweepConfig
 
     return SeqSweepConfig(
-        kind=args.attack,
         levels=parse_eps(args.eps),
-        seeds=_ints(args.seeds, "--seeds"),
-        num_steps=args.steps,
-        norm=args.norm,
-        scope=args.scope,
-        budget=args.budget,
-        ks=_ints(args.ks),
+        **_attack_fields(args),
         user_batch=args.user_batch,
         objective=args.objective or "prediction",
     )

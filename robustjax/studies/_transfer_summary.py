@@ -138,6 +138,22 @@ def _label(row: str, reference: str) -> str:
     return row if row == "mf-unrolled" else f"{row} surrogate"
 
 
+def _delta_rows(cells: list, rows, victims: list, k: int, reference: str, fmt) -> list[str]:
+    """One table line per surrogate in ``rows``: per victim, the cell's target HR@k change
+    and its test NDCG@20 change, each formatted by ``fmt``."""
+    at = {(c["surrogate"], c["victim"]): c for c in cells}
+    lines = []
+    for r in rows:
+        deltas = [
+            f"{fmt(at[r, v][f'target_hr@{k}/delta'])} "
+            f"(NDCG@20 {fmt(at[r, v]['test_ndcg@20/delta'])})"
+            for v in victims
+        ]
+        n_row = at[r, victims[0]][f"target_hr@{k}/delta"]["n"]
+        lines.append(f"| {_label(r, reference)} | {n_row} | " + " | ".join(deltas) + " |")
+    return lines
+
+
 def fake_markdown(cfg: dict, fake: dict, seeds: list[dict]) -> list[str]:
     """The fake-profile matrix (mean [95% CI] per cell) and its paired matrix."""
     k, n, victims = fake["k"], fake["n"], fake["victims"]
@@ -161,15 +177,8 @@ def fake_markdown(cfg: dict, fake: dict, seeds: list[dict]) -> list[str]:
         head,
         rule,
     ]
-    at = {(c["surrogate"], c["victim"]): c for c in fake["cells"]}
-    for r in fake["rows"]:
-        cells = [
-            f"{fmt_ci(at[r, v][f'target_hr@{k}/delta'], signed=True)} "
-            f"(NDCG@20 {fmt_ci(at[r, v]['test_ndcg@20/delta'], signed=True)})"
-            for v in victims
-        ]
-        n_row = at[r, victims[0]][f"target_hr@{k}/delta"]["n"]
-        lines.append(f"| {_label(r, cfg['reference'])} | {n_row} | " + " | ".join(cells) + " |")
+    signed = lambda entry: fmt_ci(entry, signed=True)
+    lines += _delta_rows(fake["cells"], fake["rows"], victims, k, cfg["reference"], signed)
     clean = " | ".join(
         f"{fmt_ci(fake['clean'][v][f'target_hr@{k}'])} / {fmt_ci(fake['clean'][v]['test_ndcg@20'])}"
         for v in victims
@@ -186,15 +195,8 @@ def fake_markdown(cfg: dict, fake: dict, seeds: list[dict]) -> list[str]:
             head,
             rule,
         ]
-        pat = {(c["surrogate"], c["victim"]): c for c in paired["cells"]}
-        for r in dict.fromkeys(c["surrogate"] for c in paired["cells"]):
-            cells = [
-                f"{_star(pat[r, v][f'target_hr@{k}/delta'])} "
-                f"(NDCG@20 {_star(pat[r, v]['test_ndcg@20/delta'])})"
-                for v in victims
-            ]
-            n_row = pat[r, victims[0]][f"target_hr@{k}/delta"]["n"]
-            lines.append(f"| {_label(r, cfg['reference'])} | {n_row} | " + " | ".join(cells) + " |")
+        rows = dict.fromkeys(c["surrogate"] for c in paired["cells"])
+        lines += _delta_rows(paired["cells"], rows, victims, k, cfg["reference"], _star)
         lines.append("")
     return lines
 
