@@ -171,6 +171,16 @@ def build_model(
     raise AssertionError(cfg.name)
 
 
+def _check_texts(item_texts, num_items: int, missing: str) -> None:
+    if item_texts is None:
+        raise ValueError(f"build_model: {missing}")
+    if len(item_texts) != num_items:
+        raise ValueError(
+            f"build_model: {len(item_texts)} item texts for {num_items} items; expected "
+            "one text per dense item id."
+        )
+
+
 def _text_top(cfg: ModelConfig, num_items: int, item_texts, item_states, rngs):
     """The trainable top of ``cfg.text_trainable_layers`` layers, initialised from the
     checkpoint, over the token states of the frozen layers below."""
@@ -185,16 +195,12 @@ def _text_top(cfg: ModelConfig, num_items: int, item_texts, item_states, rngs):
             f"{num} layers."
         )
     if item_states is None:
-        if item_texts is None:
-            raise ValueError(
-                f"build_model: text_trainable_layers={k} needs item_texts= (one text per item) "
-                "or item_states=(states [items, T, H], mask [items, T])."
-            )
-        if len(item_texts) != num_items:
-            raise ValueError(
-                f"build_model: {len(item_texts)} item texts for {num_items} items; expected "
-                "one text per dense item id."
-            )
+        _check_texts(
+            item_texts,
+            num_items,
+            f"text_trainable_layers={k} needs item_texts= (one text per item) or "
+            "item_states=(states [items, T, H], mask [items, T]).",
+        )
         item_states = encode_states(ckpt, item_texts, stop_layer=num - k, max_len=cfg.text_max_len)
     states, mask = item_states
     if states.shape[0] != num_items:
@@ -210,18 +216,14 @@ def _text_top(cfg: ModelConfig, num_items: int, item_texts, item_states, rngs):
 def _item_features(cfg: ModelConfig, num_items: int, item_texts, item_features):
     """float32 ``[num_items, H]``: ``item_features``, or ``item_texts`` encoded."""
     if item_features is None:
-        if item_texts is None:
-            raise ValueError(
-                f"build_model: ModelConfig.name={cfg.name!r} needs item_texts= (one text per "
-                "item: robustjax.data.item_text.load_item_texts) or item_features=[items, H]."
-            )
+        _check_texts(
+            item_texts,
+            num_items,
+            f"ModelConfig.name={cfg.name!r} needs item_texts= (one text per item: "
+            "robustjax.data.item_text.load_item_texts) or item_features=[items, H].",
+        )
         from robustjax.models.text_tower import text_features
 
-        if len(item_texts) != num_items:
-            raise ValueError(
-                f"build_model: {len(item_texts)} item texts for {num_items} items; expected "
-                "one text per dense item id."
-            )
         item_features = text_features(cfg.text_encoder, item_texts, max_len=cfg.text_max_len)
     if item_features.shape[0] != num_items:
         raise ValueError(

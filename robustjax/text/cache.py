@@ -22,6 +22,32 @@ def _encode_step(graphdef, params, ids, mask):
     return nnx.merge(graphdef, params)(ids, mask)
 
 
+def _batched(ckpt, step, ids, mask, batch_size: int, row_shape, *, progress=False) -> np.ndarray:
+    """``step(graphdef, params, ids, mask)`` of the checkpoint's encoder over row batches of
+    ``batch_size`` (the last padded, so one shape compiles), concatenated as float32
+    ``[N, *row_shape]``."""
+    if not len(ids):
+        return np.zeros((0, *row_shape), np.float32)
+    graphdef, params = nnx.split(encoder_from_checkpoint(ckpt))
+    size = min(batch_size, len(ids))
+    starts = range(0, len(ids), size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="encode_texts", unit="batch")
+    parts = []
+    for start in starts:
+        b_ids, b_mask = ids[start : start + size], mask[start : start + size]
+        n = b_ids.shape[0]
+        if n < size:  # all-padding rows encode to zeros and are dropped
+            b_ids = np.pad(b_ids, ((0, size - n), (0, 0)), constant_values=ckpt.pad_id)
+            b_mask = np.pad(b_mask, ((0, size - n), (0, 0)))
+        parts.append(
+            np.asarray(step(graphdef, params, jnp.asarray(b_ids), jnp.asarray(b_mask)))[:n]
+        )
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
 def cache_path(
     ckpt: TextCheckpoint, texts: Sequence[str], *, max_len: int, cache_dir: str | None = None
 ) -> str:
@@ -83,23 +109,9 @@ def encode_texts(
     cached = _read(path, shape)
     if cached is not None:
         return cached
-    out = np.zeros(shape, np.float32)
-    if texts:
-        graphdef, params = nnx.split(encoder_from_checkpoint(ckpt))
-        size = min(batch_size, len(texts))
-        starts = range(0, len(texts), size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc="encode_texts", unit="batch")
-        for start in starts:
-            ids, mask = tokens.ids[start : start + size], tokens.mask[start : start + size]
-            n = ids.shape[0]
-            if n < size:  # all-padding rows encode to zeros and are dropped
-                ids = np.pad(ids, ((0, size - n), (0, 0)), constant_values=ckpt.pad_id)
-                mask = np.pad(mask, ((0, size - n), (0, 0)))
-            emb = _encode_step(graphdef, params, jnp.asarray(ids), jnp.asarray(mask))
-            out[start : start + n] = np.asarray(emb)[:n]
+    out = _batched(
+        ckpt, _encode_step, tokens.ids, tokens.mask, batch_size, shape[1:], progress=progress
+    )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=os.path.dirname(path))
     try:
@@ -113,8 +125,8 @@ def encode_texts(
     return out
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4))
-def _states_step(graphdef, params, ids, mask, stop_layer):
+@functools.partial(jax.jit, static_argnums=0, static_argnames="stop_layer")
+def _states_step(graphdef, params, ids, mask, *, stop_layer):
     enc = nnx.merge(graphdef, params)
     return enc.hidden(enc.embed_tokens(ids), mask, stop_layer=stop_layer)
 
@@ -158,18 +170,6 @@ def encode_states(
     tokens = tokenize(ckpt, texts, max_len=max_len)
     t = max(int(tokens.mask.sum(axis=1).max(initial=1)), 1)
     ids, mask = tokens.ids[:, :t], tokens.mask[:, :t]
-    out = np.zeros((len(texts), t, ckpt.config.hidden), np.float32)
-    if texts:
-        graphdef, params = nnx.split(encoder_from_checkpoint(ckpt))
-        size = min(batch_size, len(texts))
-        for start in range(0, len(texts), size):
-            b_ids, b_mask = ids[start : start + size], mask[start : start + size]
-            n = b_ids.shape[0]
-            if n < size:
-                b_ids = np.pad(b_ids, ((0, size - n), (0, 0)), constant_values=ckpt.pad_id)
-                b_mask = np.pad(b_mask, ((0, size - n), (0, 0)))
-            states = _states_step(
-                graphdef, params, jnp.asarray(b_ids), jnp.asarray(b_mask), stop_layer
-            )
-            out[start : start + n] = np.asarray(states)[:n]
+    step = functools.partial(_states_step, stop_layer=stop_layer)
+    out = _batched(ckpt, step, ids, mask, batch_size, (t, ckpt.config.hidden))
     return out, mask.astype(np.float32)
