@@ -1,0 +1,402 @@
+"""Every number the guide quotes is checked against the committed study output it comes from.
+
+The evidence is committed under ``docs/evidence/<study>/`` (``study.json`` as the study wrote
+it, its ``study.md`` and the plots the pages show); ``STUDIES`` below names each study's
+command. The pages (``docs/guide/*.md``, ``docs/reproducibility.md``) quote numbers in two
+forms:
+
+- **inline**: ```0.3416 [0.3395, 0.3437]`<!-- evidence: apr/study.json
+  methods.apr.clean/ndcg@20 -->``. The key path is split on ``.`` (a key that itself holds a
+  dot, such as ``drop@0.5/relative``, is matched whole). The value there is a number, a list
+  (an interval) or a ``{"mean", "ci95"}`` entry, quoted as its mean alone or as
+  ``mean [lo, hi]``. Every quoted number must equal the JSON value rounded to the quoted
+  number of decimals; a ``%`` in the quoted text means the JSON value times 100.
+- **generated blocks**: ``<!-- begin: NAME -->`` ... ``<!-- end: NAME -->`` hold exactly
+  what ``BLOCKS[NAME]()`` writes from the JSON (tables with their source line: command,
+  evidence file, seeds and n; figures with the same caption).
+
+A measured-looking number (four or more decimals, or a percentage with decimals) outside
+both forms and outside code is an error, so a number cannot be quoted unchecked by accident.
+
+After new evidence is committed, write the blocks again with::
+
+    .venv/bin/python tests/docs/test_docs_numbers.py
+"""
+
+import functools
+import glob
+import itertools
+import json
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DOCS = os.path.join(ROOT, "docs")
+EVIDENCE = os.path.join(DOCS, "evidence")
+REPRODUCE = os.path.join(ROOT, "benchmarks", "reproduce_docs.sh")
+
+# study folder under docs/evidence -> the command that wrote it (run from the project root,
+# beside ../shared/data) and the run folder it writes
+STUDIES = {
+    "apr": (
+        "robustjax study apr --data ../shared/data/ml-100k-split --seeds 5 "
+        "--out runs/evidence/study_apr"
+    ),
+    "seq_robustness": (
+        "robustjax study seq-robustness --data ../shared/data/ml-100k --seeds 5 "
+        "--out runs/evidence/study_seq"
+    ),
+    "natural_noise": (
+        "robustjax study natural-noise --data ../shared/data/ml-100k-split "
+        "--out runs/evidence/noise --seeds 5"
+    ),
+    "irgan": "robustjax study irgan --data ../shared/data/ml-100k-split --out runs/evidence/irgan",
+    "transfer": (
+        "robustjax study transfer --data ../shared/data/ml-100k-split "
+        "--out runs/evidence/transfer --seeds 5"
+    ),
+    "poisoning": (
+        "robustjax study poisoning --data ../shared/data/ml-100k-split --out runs/evidence/poison"
+    ),
+    "text_towers": (
+        "robustjax study text-towers --data ../shared/data/ml-100k --seeds 3 "
+        "--set methods=mf,text-mf,text-mf-adv --out runs/study_text_adv"
+    ),
+}
+
+INLINE = re.compile(r"`([^`\n]+)`<!-- evidence: (\S+) (\S+) -->")
+BLOCK = re.compile(r"<!-- begin: ([\w-]+) -->\n(.*?)<!-- end: \1 -->", re.DOTALL)
+NUMBER = re.compile(r"[+\-\u2212]?\d+(?:\.\d+)?")
+# measured-looking numbers: four or more decimals, or a percentage with decimals
+UNCHECKED = re.compile(r"(?<![\w.])[+\-\u2212]?\d+\.(?:\d{4,}|\d+ ?%)")
+CODE = re.compile(r"^```.*?^```[ \t]*$|`[^`\n]*`", re.MULTILINE | re.DOTALL)
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)]+)\)")
+
+
+def pages() -> list[str]:
+    """The pages whose numbers are checked."""
+    return sorted(glob.glob(os.path.join(DOCS, "guide", "*.md"))) + [
+        os.path.join(DOCS, "reproducibility.md")
+    ]
+
+
+@functools.cache
+def load(rel: str) -> dict:
+    """A committed evidence file, by its path under ``docs/evidence``."""
+    with open(os.path.join(EVIDENCE, rel)) as f:
+        return json.load(f)
+
+
+def resolve(data, path: str):
+    """The value at a dotted key path; a key containing dots is matched whole (longest
+    first)."""
+    parts, node, i = path.split("."), data, 0
+    while i < len(parts):
+        if isinstance(node, list):
+            node, i = node[int(parts[i])], i + 1
+            continue
+        for j in range(len(parts), i, -1):
+            key = ".".join(parts[i:j])
+            if isinstance(node, dict) and key in node:
+                node, i = node[key], j
+                break
+        else:
+            raise KeyError(f"no key {'.'.join(parts[i:])!r} at {'.'.join(parts[:i]) or 'root'}")
+    return node
+
+
+def expected_numbers(value, count: int) -> list[float]:
+    """The numbers a quote of ``count`` numbers states about ``value``."""
+    if isinstance(value, dict) and "mean" in value:
+        return [value["mean"]] if count == 1 else [value["mean"], *value["ci95"]]
+    if isinstance(value, list):
+        return list(value)
+    return [value]
+
+
+def _text(x: float, decimals: int) -> str:
+    s = f"{x:.{decimals}f}"
+    return s[1:] if re.fullmatch(r"-0\.?0*", s) else s  # -0.000 is written 0.000
+
+
+def check_quote(quoted: str, value) -> str | None:
+    """None when ``quoted`` states ``value`` to its own precision, else the reason."""
+    found = NUMBER.findall(quoted)
+    if not found:
+        return f"no number in {quoted!r}"
+    scale = 100.0 if "%" in quoted else 1.0
+    want = expected_numbers(value, len(found))
+    if len(want) != len(found):
+        return f"{quoted!r} quotes {len(found)} numbers, the JSON holds {len(want)}: {want}"
+    for q, w in zip(found, want):
+        q = q.replace("\u2212", "-").lstrip("+")
+        decimals = len(q.split(".")[1]) if "." in q else 0
+        if w is None or _text(w * scale, decimals) != _text(float(q), decimals):
+            return f"{quoted!r}: {q} != JSON {w if w is None else _text(w * scale, decimals)}"
+    return None
+
+
+# --------------------------------------------------------------------------- generated blocks
+
+
+def _seeds(study: dict) -> str:
+    seeds = study["seeds"]
+    run = all(b - a == 1 for a, b in itertools.pairwise(seeds))
+    listed = f"{seeds[0]}–{seeds[-1]}" if run and len(seeds) > 2 else ", ".join(map(str, seeds))
+    return f"training seeds {listed} (n = {study['n']})"
+
+
+def source(name: str, file: str = "study.json", seeds: str | None = None) -> str:
+    """The source line under every generated table or figure."""
+    study = load(f"{name}/{file}")
+    return (
+        f"*Source:* `{STUDIES[name]}`; {seeds or _seeds(study)}; "
+        f"evidence `docs/evidence/{name}/{file}`."
+    )
+
+
+def fmt(entry: dict | float, digits: int = 4, *, signed: bool = False, pct: bool = False):
+    """``mean [lo, hi]`` of an interval entry (or a plain number), as the studies write it."""
+    f = f"{{:{'+' if signed else ''}.{digits}f}}"
+    scale = 100.0 if pct else 1.0
+    unit = "%" if pct else ""
+    if not isinstance(entry, dict):
+        return f.format(entry * scale) + unit
+    lo, hi = entry["ci95"]
+    mean = f.format(entry["mean"] * scale) + unit
+    if lo is None:
+        return f"{mean} (n=1)"
+    return f"{mean} [{f.format(lo * scale)}, {f.format(hi * scale)}]"
+
+
+def table(header: list[str], rows: list[list[str]], src: str) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n\n" + src + "\n"
+
+
+def figure(name: str, png: str, alt: str, seeds: str | None = None) -> str:
+    return f"![{alt}](../evidence/{name}/{png})\n\n{source(name, seeds=seeds)}\n"
+
+
+APR_LABELS = {
+    "bpr": "BPR (untuned)",
+    "bpr-tuned": "BPR (tuned: L2 1e-2)",
+    "apr": "APR",
+    "pgd-at": "PGD-AT",
+    "vat": "VAT",
+    "trades": "TRADES",
+    "free-at": "free AT (4 replays)",
+}
+
+
+def apr_methods() -> str:
+    s = load("apr/study.json")
+    rows = []
+    for m, e in s["methods"].items():
+        rows.append([
+            APR_LABELS.get(m, m),
+            fmt(e["clean/ndcg@20"]),
+            fmt(e["auc/relative"]),
+            fmt(e["drop@0.5/relative"], 1, pct=True),
+            fmt(e["auc/absolute"]),
+            f"{e['norms']['user']['mean']['mean']:.2f} / {e['norms']['item']['mean']['mean']:.2f}",
+        ])  # fmt: skip
+    header = ["method", "clean NDCG@20", "AUC, relative budget", "change at relative eps 0.5",
+              "AUC, absolute budget", "mean row norm user / item"]  # fmt: skip
+    return table(header, rows, source("apr"))
+
+
+def apr_paired() -> str:
+    s = load("apr/study.json")
+    rows = []
+    for m, e in s["paired"].items():
+        rows.append([
+            APR_LABELS.get(m, m),
+            fmt(e["clean/ndcg@20"], signed=True),
+            fmt(e["auc/relative"], signed=True),
+            fmt(e["drop@0.5/relative"], 1, signed=True, pct=True).replace("%", " points", 1),
+            fmt(e["auc/absolute"], signed=True),
+        ])  # fmt: skip
+    header = ["method − tuned BPR", "Δ clean NDCG@20", "Δ AUC relative",
+              "Δ change at relative eps 0.5", "Δ AUC absolute"]  # fmt: skip
+    return table(header, rows, source("apr"))
+
+
+def apr_cost() -> str:
+    s = load("apr/study.json")
+    base = s["methods"]["bpr-tuned"]["train_seconds"]["mean"]
+    rows = [
+        [
+            APR_LABELS.get(m, m),
+            fmt(e["train_seconds"], 1),
+            f"{e['train_seconds']['mean'] / base:.1f}x",
+            fmt(e["clean/ndcg@20"]),
+        ]
+        for m, e in s["methods"].items()
+    ]
+    header = ["method", "training seconds (200 epochs, with validation)", "x tuned BPR",
+              "clean NDCG@20"]  # fmt: skip
+    return table(header, rows, source("apr"))
+
+
+TEXT_LABELS = {"mf": "MF (IDs)", "text-mf": "text-MF", "text-mf-adv": "text-MF + AT on tokens"}
+
+
+def text_towers() -> str:
+    s = load("text_towers/study.json")
+    figs = [
+        ("clean/ndcg@20", "test NDCG@20, warm items"),
+        ("cold/ndcg@20", "NDCG@20, cold items"),
+        ("gradient@0/target_hr@20", "target HR@20, clean text"),
+        ("gradient@1/target_hr@20", "target HR@20, 1 token (gradient)"),
+        ("gradient@8/target_hr@20", "target HR@20, 8 tokens (gradient)"),
+        ("random@8/target_hr@20", "target HR@20, 8 tokens (random)"),
+        ("train_seconds", "training seconds"),
+    ]
+    methods = list(s["methods"])
+    rows = []
+    for key, label in figs:
+        digits = 1 if key == "train_seconds" else 4
+        cells = [fmt(s["methods"][m][key], digits) if key in s["methods"][m] else "n/a"
+                 for m in methods]  # fmt: skip
+        rows.append([label, *cells])
+    return table(["figure", *[TEXT_LABELS[m] for m in methods]], rows, source("text_towers"))
+
+
+def text_towers_paired() -> str:
+    s = load("text_towers/study.json")
+    figs = ["clean/ndcg@20", "cold/ndcg@20", "gradient@1/target_hr@20", "gradient@8/target_hr@20",
+            "gradient@8/ndcg@20"]  # fmt: skip
+    rows = [
+        [
+            f"{TEXT_LABELS[m]} − text-MF",
+            *[fmt(e[f], signed=True) if f in e else "n/a" for f in figs],
+        ]
+        for m, e in s["paired"].items()
+    ]
+    return table(["difference", *figs], rows, source("text_towers"))
+
+
+BLOCKS = {
+    "apr-methods": apr_methods,
+    "apr-paired": apr_paired,
+    "apr-cost": apr_cost,
+    "apr-curves-relative": lambda: figure(
+        "apr", "curves_relative.png", "test NDCG@20 against relative eps, mean and 95% band"
+    ),
+    "apr-curves-absolute": lambda: figure(
+        "apr", "curves_absolute.png", "test NDCG@20 against absolute eps, mean and 95% band"
+    ),
+    "text-towers": text_towers,
+    "text-towers-paired": text_towers_paired,
+    "text-towers-gradient": lambda: figure(
+        "text_towers",
+        "target_hr_text_substitute_gradient.png",
+        "target HR@20 against the number of substituted tokens, gradient-guided",
+    ),
+    "text-towers-random": lambda: figure(
+        "text_towers",
+        "target_hr_text_substitute_random.png",
+        "target HR@20 against the number of substituted tokens, random",
+    ),
+}
+
+
+def render(text: str) -> str:
+    """``text`` with every generated block written again from the evidence."""
+    return BLOCK.sub(
+        lambda m: f"<!-- begin: {m[1]} -->\n{BLOCKS[m[1]]()}<!-- end: {m[1]} -->", text
+    )
+
+
+# ------------------------------------------------------------------------------------ tests
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _rel(path: str) -> str:
+    return os.path.relpath(path, ROOT)
+
+
+def test_inline_numbers_match_evidence():
+    errors, count = [], 0
+    for path in pages():
+        text = _read(path)
+        for m in INLINE.finditer(text):
+            count += 1
+            line = text.count("\n", 0, m.start()) + 1
+            try:
+                reason = check_quote(m[1], resolve(load(m[2]), m[3]))
+            except (OSError, KeyError, IndexError, ValueError) as e:
+                reason = f"{m[2]} {m[3]}: {e!r}"
+            if reason:
+                errors.append(f"{_rel(path)}:{line}: {reason}")
+    assert not errors, "quoted numbers that do not match their evidence:\n" + "\n".join(errors)
+    assert count > 0
+
+
+def test_generated_blocks_match_evidence():
+    errors = []
+    for path in pages():
+        text = _read(path)
+        for m in BLOCK.finditer(text):
+            if m[1] not in BLOCKS:
+                errors.append(f"{_rel(path)}: unknown block {m[1]!r}")
+            elif m[2] != BLOCKS[m[1]]():
+                errors.append(f"{_rel(path)}: block {m[1]!r} differs from its evidence")
+    assert not errors, (
+        "\n".join(errors)
+        + "\nwrite the blocks again: .venv/bin/python tests/docs/test_docs_numbers.py"
+    )
+
+
+def test_no_unchecked_numbers():
+    errors = []
+    for path in pages():
+        text = _read(path)
+        text = BLOCK.sub("", INLINE.sub("", text))
+        text = re.sub(r"<!--.*?-->", "", CODE.sub("", text), flags=re.DOTALL)
+        for m in UNCHECKED.finditer(text):
+            errors.append(f"{_rel(path)}: {m[0]!r} has no evidence marker")
+    assert not errors, "\n".join(errors)
+
+
+def test_images_are_committed_evidence():
+    for path in pages():
+        for src in IMAGE.findall(_read(path)):
+            target = os.path.normpath(os.path.join(os.path.dirname(path), src))
+            assert target.startswith(EVIDENCE + os.sep), f"{_rel(path)}: {src} is not evidence"
+            assert os.path.isfile(target), f"{_rel(path)}: {src} is missing"
+            study = os.path.join(os.path.dirname(target), "study.json")
+            assert os.path.isfile(study), f"{_rel(path)}: {src} has no study.json beside it"
+
+
+def test_every_command_is_in_the_reproduce_script():
+    script = _read(REPRODUCE)
+    missing = [name for name, cmd in STUDIES.items() if cmd not in " ".join(script.split())]
+    assert not missing, f"benchmarks/reproduce_docs.sh does not run {missing}"
+
+
+def test_check_quote_catches_a_mismatch():
+    entry = {"mean": 0.34164, "ci95": [0.33951, 0.34372], "values": [], "n": 5}
+    assert check_quote("0.3416 [0.3395, 0.3437]", entry) is None
+    assert check_quote("0.3416", entry) is None
+    assert check_quote("0.3417", entry) is not None
+    assert check_quote("0.3416 [0.3395, 0.3438]", entry) is not None
+    assert check_quote("−46.2%", -0.4617) is None
+    assert check_quote("+4.6%", -0.046) is not None
+    assert resolve({"drop@0.5/relative": {"mean": 1.0}}, "drop@0.5/relative.mean") == 1.0
+
+
+if __name__ == "__main__":
+    for path in pages():
+        old = _read(path)
+        new = render(old)
+        if new != old:
+            with open(path, "w") as f:
+                f.write(new)
+            print("wrote", _rel(path))
