@@ -258,7 +258,7 @@ def test_loss_sampler_and_optimizer_options_take_effect(train_tiny, overrides):
         "neumf",
         "lightgcn",
         "apr-mf",
-        "irgan",
+        pytest.param("irgan", marks=pytest.mark.slow),  # the IRGAN study tests run it
         "natural-noise",
         pytest.param("sasrec-ml1m", marks=pytest.mark.slow),
     ],

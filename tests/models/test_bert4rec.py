@@ -67,7 +67,7 @@ def test_shapes_scale_and_dropout_key(strict_promotion):
     assert model.score_all(h).shape == (2, L, I)
 
 
-@pytest.mark.parametrize("num_heads", [1, 2])
+@pytest.mark.parametrize("num_heads", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_bidirectional(strict_promotion, num_heads):
     model = _model(num_heads=num_heads)
     out = _encode(model, SEQ)

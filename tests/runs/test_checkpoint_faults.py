@@ -90,6 +90,7 @@ def _steps(tmp_path, monkeypatch):
     return total, _params(tmp_path / "full")
 
 
+@pytest.mark.slow
 def test_crash_inside_a_middle_checkpoint_resumes_bit_exactly(tmp_path, monkeypatch):
     """The steps of the epoch-2 writes (best model, then state), a few runs."""
     total, full = _steps(tmp_path, monkeypatch)

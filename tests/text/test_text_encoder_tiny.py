@@ -136,6 +136,7 @@ def test_missing_or_misshapen_tensor_is_named(tiny):
         encoder_from_checkpoint(dataclasses.replace(tiny, weights=w))
 
 
+@pytest.mark.slow
 def test_padding_does_not_change_the_embedding(tiny, model):
     short, long_ = model(*_batch(tiny, max_len=20)), model(*_batch(tiny, max_len=40))
     np.testing.assert_allclose(short, long_, atol=1e-6)
