@@ -26,7 +26,7 @@ class ModelConfig:
     Text models (``TEXT_MODELS``, :mod:`robustjax.models.text_tower`) embed each item's text
     with the frozen encoder ``text_encoder`` (``text_max_len`` tokens) and project it to
     ``dim``, plus a trainable item ID embedding when ``text_id_embedding``.
-    With ``text_trainable_layers = k > 0`` (text-mf) the top ``k`` encoder layers train
+    With ``text_trainable_layers = k > 0`` the top ``k`` encoder layers train
     with the tower, initialised from the checkpoint, over the cached token states of the
     frozen layers below (:class:`robustjax.models.text_tower.TextTop`); 0 keeps the whole
     encoder frozen (cached pooled features, far cheaper).
@@ -46,7 +46,7 @@ class ModelConfig:
     text_encoder: str = "all-minilm-l6-v2"  # text-*: checkpoint name or folder
     text_max_len: int = 32  # text-*: tokens per item text
     text_id_embedding: bool = True  # text-*: add a trainable item ID embedding
-    text_trainable_layers: int = 0  # text-mf: top encoder layers trained (0: frozen encoder)
+    text_trainable_layers: int = 0  # text-*: top encoder layers trained (0: frozen encoder)
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
@@ -80,12 +80,6 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.text_trainable_layers={k!r}: expected an int >= 0 (the number of "
                 "top encoder layers to train; 0 freezes the encoder)."
-            )
-        if k and self.name == "text-sasrec":
-            raise ValueError(
-                f"ModelConfig.text_trainable_layers={k}: trainable encoder layers are built "
-                "for text-mf only; text-sasrec reads frozen features. Set "
-                "text_trainable_layers=0."
             )
         if self.perturb not in PERTURB_POINTS:
             raise ValueError(

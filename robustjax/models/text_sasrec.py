@@ -11,7 +11,10 @@ module from JSON keyword arguments; :func:`with_text_features` fills the feature
 saved checkpoint holds them). The feature leaf ``items/features`` is frozen:
 ``TextSASRec.frozen_params`` names it for the optimizer
 (:func:`robustjax.train.sparse_step.with_frozen`), and the tower reads it under
-``stop_gradient``.
+``stop_gradient``. With ``text_trainable_layers = k > 0`` the tower trains the encoder's
+top ``k`` layers over cached token states instead
+(:class:`robustjax.models.text_tower.TextTop`; frozen leaves ``items/top/states`` and
+``items/top/mask``, filled by :func:`with_text_top`).
 """
 
 import numpy as np
@@ -19,7 +22,13 @@ from flax import nnx
 from jaxtyping import Float, Int
 
 from robustjax.models.sasrec import SASRec
-from robustjax.models.text_tower import FEATURES_LEAF, TextItemTower, with_text_features
+from robustjax.models.text_tower import (
+    FEATURES_LEAF,
+    TextItemTower,
+    TextTop,
+    load_top_layers,
+    with_text_features,
+)
 from robustjax.types import Array
 
 
@@ -31,7 +40,11 @@ class TextSASRec(SASRec):
       text_dim: H, the encoder's feature size.
       id_embedding: add a trainable (zero-initialised) item ID embedding.
       text_encoder, text_max_len: the encoder checkpoint and token length the features come
-        from (recorded for text attacks; not used by the module).
+        from (recorded for text attacks; with trainable layers, the encoder's sizes are read
+        from ``text_encoder``).
+      text_trainable_layers: k, the encoder's top layers trained with the tower (0: frozen
+        features).
+      text_tokens: T, tokens per cached state row (with ``text_trainable_layers > 0``).
       rngs: NNX random streams.
     """
 
@@ -50,6 +63,8 @@ class TextSASRec(SASRec):
         id_embedding: bool = True,
         text_encoder: str = "",
         text_max_len: int = 0,
+        text_trainable_layers: int = 0,
+        text_tokens: int = 0,
         rngs: nnx.Rngs,
     ):
         super().__init__(
@@ -63,10 +78,23 @@ class TextSASRec(SASRec):
         )
         if text_dim < 1:
             raise ValueError(f"TextSASRec: text_dim must be >= 1, got {text_dim}.")
+        top = None
+        if text_trainable_layers:
+            from robustjax.text import load_checkpoint
+
+            if text_tokens < 1:
+                raise ValueError(
+                    f"TextSASRec: text_trainable_layers={text_trainable_layers} needs "
+                    f"text_tokens >= 1 (tokens per cached state row), got {text_tokens!r}."
+                )
+            shape = (num_items + 1, text_tokens, text_dim)
+            encoder_cfg = load_checkpoint(text_encoder).config
+            top = TextTop(shape, None, encoder_cfg, text_trainable_layers, rngs=rngs)
         # replaces SASRec's ID table; every item embedding is read through item_table()
         self.items = TextItemTower(
-            (num_items + 1, text_dim), dim, id_embedding=id_embedding, rngs=rngs
+            (num_items + 1, text_dim), dim, id_embedding=id_embedding, top=top, rngs=rngs
         )
+        self.frozen_params = tuple(f"items/{leaf}" for leaf in self.items.frozen_params())
         self.text_encoder, self.text_max_len = text_encoder, text_max_len
 
     def item_table(self) -> Float[Array, "I1 D"]:
@@ -80,10 +108,27 @@ class TextSASRec(SASRec):
         return self.items.from_text(text_emb, items)
 
 
+def with_text_top(graphdef, params, states, mask, encoder):
+    """``params`` of a :class:`TextSASRec` with trainable top layers, with its cached
+    states ``[I + 1, T, H]`` / mask ``[I + 1, T]`` (row 0: the padding item, zeros) and its
+    top layers copied from ``encoder`` (a :class:`~robustjax.text.TextEncoder`)."""
+    model = nnx.merge(graphdef, params)
+    top = model.items.top
+    if top.states[...].shape != np.shape(states) or top.mask[...].shape != np.shape(mask):
+        raise ValueError(
+            f"with_text_top: states {np.shape(states)} / mask {np.shape(mask)}; the tower "
+            f"holds {top.states[...].shape} / {top.mask[...].shape}."
+        )
+    top.states.set_value(np.asarray(states, np.float32))
+    top.mask.set_value(np.asarray(mask, np.float32))
+    load_top_layers(top, encoder)
+    return nnx.split(model, nnx.Param)[1]
+
+
 def sequence_text_features(features: Float[Array, "I H"]) -> np.ndarray:
     """float32 ``[I + 1, H]``: item features with a zero row 0 for the padding item."""
     features = np.asarray(features, np.float32)
     return np.concatenate([np.zeros((1, features.shape[1]), np.float32), features])
 
 
-__all__ = ["TextSASRec", "sequence_text_features", "with_text_features"]
+__all__ = ["TextSASRec", "sequence_text_features", "with_text_features", "with_text_top"]

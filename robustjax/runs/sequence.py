@@ -28,7 +28,7 @@ from robustjax.data.table import InteractionTable
 from robustjax.eval.sequence import make_sequence_eval_fn
 from robustjax.losses.sequence import SeqAdvConfig
 from robustjax.models.registry import TEXT_MODELS
-from robustjax.models.text_sasrec import sequence_text_features, with_text_features
+from robustjax.models.text_sasrec import sequence_text_features, with_text_features, with_text_top
 from robustjax.runs.folder import RunFolder, optimizer_of
 from robustjax.runs.sequence_io import (
     SEQUENCE_MODELS,
@@ -36,7 +36,7 @@ from robustjax.runs.sequence_io import (
     load_table,
     save_sequence_run,
 )
-from robustjax.runs.text import run_item_features
+from robustjax.runs.text import run_item_features, run_item_texts
 from robustjax.sharding import mesh_from_string, shard_params
 from robustjax.train.loop import Phase, Selector, train_loop
 from robustjax.train.sequence import (
@@ -163,9 +163,39 @@ def _model_kwargs(cfg, num_items: int, features=None) -> dict:
         "dropout": m.dropout,
     }
     if features is not None:  # text-sasrec: the tower's sizes and the features' origin
-        kwargs.update(text_dim=int(features.shape[1]), id_embedding=m.text_id_embedding,
+        kwargs.update(text_dim=int(features.shape[-1]), id_embedding=m.text_id_embedding,
                       text_encoder=m.text_encoder, text_max_len=m.text_max_len)  # fmt: skip
+        if m.text_trainable_layers:  # features: the cached states [I + 1, T, H]
+            kwargs.update(text_trainable_layers=m.text_trainable_layers,
+                          text_tokens=int(features.shape[1]))  # fmt: skip
     return kwargs
+
+
+def _text_inputs(cfg, item_tokens):
+    """text-sasrec: ``(features [I + 1, H] or cached states [I + 1, T, H], fill)`` where
+    ``fill(graphdef, params)`` puts them (and trainable top layers' initial weights) into
+    the parameters; row 0 is the padding item (zeros). None for other models."""
+    if cfg.model.name not in TEXT_MODELS:
+        return None
+    k = cfg.model.text_trainable_layers
+    if not k:
+        features = sequence_text_features(run_item_features(cfg, item_tokens))
+        return features, lambda graphdef, params: with_text_features(params, features)
+    from robustjax.text import encode_states, encoder_from_checkpoint, load_checkpoint
+
+    ckpt = load_checkpoint(cfg.model.text_encoder)
+    num = ckpt.config.num_layers
+    if k > num:
+        raise ValueError(
+            f"ModelConfig.text_trainable_layers={k}: the encoder {cfg.model.text_encoder!r} "
+            f"has only {num} layers."
+        )
+    texts = run_item_texts(cfg, item_tokens)
+    states, mask = encode_states(ckpt, texts, stop_layer=num - k, max_len=cfg.model.text_max_len)
+    states = np.concatenate([np.zeros_like(states[:1]), states])
+    mask = np.concatenate([np.zeros_like(mask[:1]), mask])
+    encoder = encoder_from_checkpoint(ckpt)
+    return states, lambda graphdef, params: with_text_top(graphdef, params, states, mask, encoder)
 
 
 def _initial_params(cfg, kwargs, data):
@@ -200,8 +230,8 @@ def _sequence_data(cfg, folder: RunFolder, table):
 def _train(cfg, graphdef, params, data, folder: RunFolder, evaluate, resume, progress):
     """The host loop over the configured phases; selection on validation only."""
     t = cfg.train
-    # text features are inputs, never updated
-    tx = with_frozen(optimizer_of(t), getattr(SEQUENCE_MODELS[cfg.model.name], "frozen_params", ()))
+    # text features (or cached encoder states) are inputs, never updated
+    tx = with_frozen(optimizer_of(t), getattr(nnx.merge(graphdef, params), "frozen_params", ()))
     batch_size = min(t.batch_size, data.num_users)
     mesh = mesh_from_string(t.mesh, key="train.mesh")  # tables row-sharded, users split
     return train_loop(
@@ -245,13 +275,11 @@ def run_sequence_experiment(
     folder = RunFolder(out_dir, resume=resume, overwrite=overwrite)
     folder.write_config(cfg, allow_change=allow_config_change)
     data, spec, table = _sequence_data(cfg, folder, table)
-    features = None
-    if cfg.model.name in TEXT_MODELS:  # row 0: the padding item
-        features = sequence_text_features(run_item_features(cfg, table.item_tokens))
-    kwargs = _model_kwargs(cfg, data.num_items, features)
+    features = _text_inputs(cfg, table.item_tokens)
+    kwargs = _model_kwargs(cfg, data.num_items, None if features is None else features[0])
     graphdef, params = _initial_params(cfg, kwargs, data)
-    if features is not None:
-        params = with_text_features(params, features)
+    if features is not None and cfg.train.init_from is None:
+        params = features[1](graphdef, params)
     evaluate = _evaluator(cfg, graphdef, data)
     result = _train(cfg, graphdef, params, data, folder, evaluate, resume, progress)
     best = result.selected["model"]
@@ -272,7 +300,11 @@ def run_sequence_experiment(
         data_spec=spec,
         max_len=cfg.model.max_len,
         seed=cfg.train.seed,
-        extra={"best_epoch": best.epoch, "name": cfg.name},
+        extra={
+            "best_epoch": best.epoch,
+            "name": cfg.name,
+            "num_negatives": cfg.eval.sampled_negatives,
+        },
     )
     if result.warnings:
         metrics["warnings"] = result.warnings

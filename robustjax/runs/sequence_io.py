@@ -9,7 +9,7 @@ import os
 from flax import nnx
 
 from robustjax.data.fingerprint import check_fingerprint, data_fingerprint, read_fingerprint
-from robustjax.data.sequences import SequenceData, make_sequence_data
+from robustjax.data.sequences import NUM_EVAL_NEGATIVES, SequenceData, make_sequence_data
 from robustjax.data.table import InteractionTable
 from robustjax.models.bert4rec import BERT4Rec
 from robustjax.models.sasrec import SASRec
@@ -146,7 +146,11 @@ def load_sequence_run(
             against=f"its recorded data now ({meta['data']})",
             who="load_sequence_run",
         )
-        data = make_sequence_data(table, max_len=meta["max_len"], seed=meta["seed"])
+        # the run's own sampled candidates (runs saved before this key: the default, 100)
+        negatives = meta.get("num_negatives", NUM_EVAL_NEGATIVES)
+        data = make_sequence_data(
+            table, max_len=meta["max_len"], seed=meta["seed"], num_negatives=negatives
+        )
     elif data.num_items != meta["model_kwargs"]["num_items"]:
         raise ValueError(
             f"load_sequence_run: {run_dir!r} was trained on "

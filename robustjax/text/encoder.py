@@ -170,12 +170,15 @@ class TextEncoder(nnx.Module):
         """Mean over the real tokens, then L2 normalisation.
 
         ``sum_t m_t x_t / max(sum_t m_t, 1e-9)``, divided by ``max(norm, 1e-12)``: an
-        all-padding row gives the zero vector, not NaN. Returns float32 ``[N, H]``.
+        all-padding row gives the zero vector and a zero gradient, not NaN. Returns float32
+        ``[N, H]``.
         """
         m = mask.astype(states.dtype)[:, :, None]
         mean = jnp.sum(states * m, axis=1) / jnp.maximum(jnp.sum(m, axis=1), POOL_EPS)
-        norm = jnp.linalg.norm(mean, axis=-1, keepdims=True)
-        return mean / jnp.maximum(norm, NORM_EPS)
+        # the clamp inside the square root keeps the gradient of an all-padding row finite
+        # (0, where the norm's own gradient at 0 would be NaN); same value otherwise
+        sq = jnp.sum(mean * mean, axis=-1, keepdims=True)
+        return mean / jnp.sqrt(jnp.maximum(sq, NORM_EPS * NORM_EPS))
 
     def encode_embeds(
         self, word_emb: Float[Array, "N T H"], mask: Shaped[Array, "N T"]

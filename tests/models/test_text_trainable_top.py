@@ -117,11 +117,29 @@ def test_text_defence_reaches_the_top_layers(ckpt):
     assert float(jnp.max(jnp.abs(_leaf(grads, "items/top/layers/0/ff_in/kernel")))) > 0
 
 
+def test_text_sasrec_top_reads_items_through_the_trained_layer(ckpt):
+    from robustjax.models.text_sasrec import TextSASRec, with_text_top
+
+    states, mask = encode_states(ckpt, TEXTS, stop_layer=1, max_len=8)
+    states = np.concatenate([np.zeros_like(states[:1]), states])  # row 0: padding item
+    mask = np.concatenate([np.zeros_like(mask[:1]), mask])
+    model = TextSASRec(I, 5, D, num_blocks=1, dropout=0.0, text_dim=H, text_encoder=ckpt.path,
+                       text_trainable_layers=1, text_tokens=states.shape[1], rngs=nnx.Rngs(0))  # fmt: skip
+    assert model.frozen_params == ("items/top/states", "items/top/mask")
+    graphdef, params = nnx.split(model, nnx.Param)
+    params = with_text_top(graphdef, params, states, mask, encoder_from_checkpoint(ckpt))
+    m = nnx.merge(graphdef, params)
+    feats = m.items.text_features()
+    assert not np.any(feats[0])  # the padding row pools nothing
+    np.testing.assert_allclose(feats[1:], encode_texts(ckpt, TEXTS, max_len=8), atol=2e-6)
+    assert m.item_table().shape == (I + 1, D)
+    with pytest.raises(ValueError, match="with_text_top: states"):
+        with_text_top(graphdef, params, states[1:], mask[1:], encoder_from_checkpoint(ckpt))
+
+
 def test_trainable_layer_errors(ckpt):
     with pytest.raises(ValueError, match="text_trainable_layers=-1: expected an int >= 0"):
         ModelConfig(name="text-mf", text_trainable_layers=-1)
-    with pytest.raises(ValueError, match="built for text-mf only"):
-        ModelConfig(name="text-sasrec", text_trainable_layers=1)
     with pytest.raises(ValueError, match="has only 2 layers"):
         _build(ckpt, 3)
     with pytest.raises(ValueError, match="stop_layer=5"):

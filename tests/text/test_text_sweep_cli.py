@@ -125,3 +125,22 @@ def test_trainable_top_layers_train_resume_and_sweep(tmp_path):
     with open(os.path.join(dest, "sweep.json")) as f:
         targets = json.load(f)["checkpoints"][out]["targets"]
     assert targets and all(t["tower_check"] < 1e-4 for t in targets.values())
+
+
+@pytest.mark.slow
+def test_text_sasrec_trains_its_top_layer_and_resumes(tmp_path):
+    from robustjax.runs import load_sequence_run
+
+    data = _recbole(tmp_path / "toy")
+    ckpt = write_tiny_checkpoint(str(tmp_path / "ckpt"), seed=0)
+    out = str(tmp_path / "run")
+    args = ["train", "--experiment", "text-sasrec", "--tiny", "--data", data, "--out", out]
+    args += ["--set", f"model.text_encoder={ckpt}", "--set", "model.text_max_len=16"]
+    args += ["--set", "model.text_trainable_layers=1", "--set", "eval.sampled_negatives=10"]
+    assert main(args) == 0
+    assert main([*args, "--resume"]) == 0
+    run = load_sequence_run(out)
+    assert run.meta["model_kwargs"]["text_trainable_layers"] == 1
+    top = run.params["items"]["top"]
+    assert not np.any(np.asarray(top["states"][...][0]))  # padding row stays zero
+    assert np.any(np.asarray(top["states"][...][1]))
