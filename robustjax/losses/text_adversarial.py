@@ -127,6 +127,48 @@ def sample_batch_items(
     return items.astype(jnp.int32), (top >= 0).astype(jnp.float32)
 
 
+def _word_attack(kind: str, eps: float, step_size, num_steps: int, budget_kind: str):
+    """FGSM or PGD-``num_steps`` from zero, L2 per token row, on ``{"word": [M, T, H]}``."""
+    if kind not in TEXT_ATTACK_KINDS:
+        raise ValueError(
+            f"text_adversarial_term: kind={kind!r}; expected one of {TEXT_ATTACK_KINDS}."
+        )
+    attack = make_attack(
+        AttackConfig(
+            kind=kind,
+            eps=eps,
+            step_size=step_size,
+            num_steps=1 if kind == "fgsm" else num_steps,
+            norm="l2",
+            scope="row",
+            random_start=False,
+            targets=("word",),
+        ),
+        ("word",),
+    )
+    return relative_budget(attack, norm="l2", scope="row") if budget_kind == "relative" else attack
+
+
+def _slots(items: Array, real: Array, num_items: int) -> Array:
+    """int32 ``[num_items]``: each item's row in the sample ``items``, -1 when not sampled."""
+    rows = jnp.where(real > 0, jnp.arange(items.shape[0], dtype=jnp.int32), -1)
+    return jnp.full((num_items,), -1, jnp.int32).at[items].set(rows)
+
+
+def _text_features_fn(fns: ModelFns, enc, params, mask: Array):
+    """``word embeddings [M, T, H] -> features [M, H]`` through the checkpoint's encoder, or
+    its frozen layers and the model's trainable top layers."""
+    k = fns.text.trainable_layers
+    if not k:
+        return lambda w: enc.encode_embeds(w, mask)
+
+    def run(w):
+        states = enc.hidden(w, mask, stop_layer=len(enc.layers) - k)
+        return fns.text.top_features(params, states, mask)
+
+    return run
+
+
 def text_adversarial_term(
     fns: ModelFns,
     graphdef: Any,
@@ -148,14 +190,16 @@ def text_adversarial_term(
     over covered examples.
 
     Args:
-      fns: a text pair model's functions (``fns.text`` set, ``frozen_params`` naming the
-        feature matrix).
+      fns: a text pair model's functions (``fns.text`` set: its ``features``,
+        ``item_from_text`` and, with trainable top layers, ``top_features``).
       graphdef: the encoder's graph (``TextAdvInputs.graphdef``).
       loss: the score loss (``"bpr"``, ...; :func:`robustjax.losses.emb_loss`).
       eps: radius per token row (absolute, or relative to the word embedding's norm).
       items_per_step: M, distinct items attacked per step (capped at the item count).
       kind: ``"fgsm"`` or ``"pgd"`` (PGD-``num_steps`` from zero, ``step_size`` default
         ``2.5 * eps / num_steps``).
+      num_steps: PGD steps.
+      step_size: PGD step size (None: the default above).
       budget_kind: ``"absolute"`` or ``"relative"``.
     """
     if fns.text is None or fns.text.features is None:
@@ -163,33 +207,14 @@ def text_adversarial_term(
             "text_adversarial_term: the model has no text item tower (ModelFns.text is None); "
             "AdvConfig(method='text') applies to text pair models such as text-mf."
         )
-    if kind not in TEXT_ATTACK_KINDS:
-        raise ValueError(
-            f"text_adversarial_term: kind={kind!r}; expected one of {TEXT_ATTACK_KINDS}."
-        )
+    attack = _word_attack(kind, eps, step_size, num_steps, budget_kind)
     if items_per_step < 1:
         raise ValueError(
             f"text_adversarial_term: items_per_step={items_per_step!r}; expected an int >= 1."
         )
     num_items = fns.table_sizes["item"]
     m_items = min(int(items_per_step), num_items)
-    attack = make_attack(
-        AttackConfig(
-            kind=kind,
-            eps=eps,
-            step_size=step_size,
-            num_steps=1 if kind == "fgsm" else num_steps,
-            norm="l2",
-            scope="row",
-            random_start=False,
-            targets=("word",),
-        ),
-        ("word",),
-    )
-    if budget_kind == "relative":
-        attack = relative_budget(attack, norm="l2", scope="row")
     loss_on_emb = emb_loss(fns, loss)
-    item_from_text = fns.text.item_from_text
     trainable_top = fns.text.trainable_layers > 0
 
     def fn(params, batch, *, key):
@@ -199,15 +224,9 @@ def text_adversarial_term(
                 "text_adversarial_term: batch['inputs'] was built for another encoder graph "
                 "than the term; build both from the same TextAdvInputs."
             )
-        enc = nnx.merge(graphdef, inputs.encoder)
         pos, neg, valid = batch["pos"], batch["neg"], batch["mask"]
         items, real = sample_batch_items(pos, neg, valid, num_items, m_items, key=key)
-        # slot of each item in the sample (-1: not sampled)
-        slot = (
-            jnp.full((num_items,), -1, jnp.int32)
-            .at[items]
-            .set(jnp.where(real > 0, jnp.arange(m_items, dtype=jnp.int32), -1))
-        )
+        slot = _slots(items, real, num_items)
         table = fns.text.features(params)  # [I, H], clean features
         user = fns.embed(params, {"user": batch["user"]})["user"]
 
@@ -215,35 +234,27 @@ def text_adversarial_term(
             def side(ids):
                 s = slot[ids]
                 f = jnp.where((s >= 0)[..., None], f_sample[jnp.maximum(s, 0)], table[ids])
-                return item_from_text(params, f, ids)
+                return fns.text.item_from_text(params, f, ids)
 
             return loss_on_emb(params, {"user": user, "pos": side(pos), "neg": side(neg)})
 
         covered = (slot[pos] >= 0) | jnp.any((slot[neg] >= 0).reshape(neg.shape[0], -1), axis=1)
         weight = valid * covered.astype(valid.dtype)
+        enc = nnx.merge(graphdef, inputs.encoder)
         word = enc.embed_tokens(inputs.ids[items])  # [M, T, H]
-        mask = inputs.mask[items]
+        encode = _text_features_fn(fns, enc, params, inputs.mask[items])
         m = (inputs.editable[items] * real[:, None])[:, :, None].astype(word.dtype)
         x = {"word": word * m}
 
         def run(z: Array) -> Array:  # perturbed word rows (editable only) -> features [M, H]
-            w = word + m * (z - x["word"])
-            if not trainable_top:
-                return enc.encode_embeds(w, mask)
-            # frozen layers of the checkpoint, then the model's (trained) top layers
-            states = enc.hidden(w, mask, stop_layer=len(enc.layers) - fns.text.trainable_layers)
-            return fns.text.top_features(params, states, mask)
+            return encode(word + m * (z - x["word"]))
 
-        def attack_loss(e):  # summed by the attack: only covered real rows count
-            return losses(run(e["word"])) * weight
-
-        delta = attack(attack_loss, x, key=key)
+        delta = attack(lambda e: losses(run(e["word"])) * weight, x, key=key)
         delta = {"word": delta["word"] * m}
         f_adv = run(x["word"] + jax.lax.stop_gradient(delta["word"]))
         if not trainable_top:  # a frozen encoder: f_adv is a constant of the parameters
             f_adv = jax.lax.stop_gradient(f_adv)
-        count = jnp.sum(weight)
-        scale = jnp.sum(valid) / jnp.maximum(count, 1.0)
+        scale = jnp.sum(valid) / jnp.maximum(jnp.sum(weight), 1.0)
         # combine's masked mean multiplies by ``valid`` again: scale by coverage only
         values = losses(f_adv) * covered.astype(valid.dtype) * scale
         return checked(attack, x, delta, values, True)
