@@ -42,7 +42,8 @@ def gaussian_noise(
       emb: ``{name: [B, ...]}`` clean embeddings.
       key: PRNG key.
       eps: radius, Python float or traced scalar.
-      norm, scope: see ``robustjax.attacks.project``.
+      norm: ``"l2"`` or ``"linf"``; see ``robustjax.attacks.project``.
+      scope: ``"row"``, ``"example"`` or ``"batch"``; see ``robustjax.attacks.project``.
       targets: names to perturb.
     """
     del loss_fn

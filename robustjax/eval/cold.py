@@ -72,9 +72,11 @@ def evaluate_cold(
       target_csr: held-out cold items per user, in the full id space.
       exclude_csrs: CSRs (full id space) of items to remove from the candidates; entries
         on warm items are ignored.
-      num_warm_items: first cold id; num_items: I, all items.
+      num_warm_items: first cold id.
+      num_items: I, all items.
       ks: cutoffs; those above ``num_items - num_warm_items`` are skipped.
-      batch_size, auc: as in :func:`evaluate_full`.
+      batch_size: users per step, as in :func:`evaluate_full`.
+      auc: False skips AUC, as in :func:`evaluate_full`.
 
     Returns:
       The metrics of :func:`evaluate_full` (``num_users``: users with cold targets), or

@@ -171,8 +171,10 @@ def metrics_from_ranks(
       slot_row_user: the user (row of the output) of each slot row.
       num_targets: ``|T|`` per user, every target counted (excluded ones too).
       ks: static cutoffs.
-      auc2, auc_ok, num_negatives: AUC inputs (``target_counts``' ``auc2``; slots whose pairs
-        count: real and not excluded; non-excluded non-targets per user). Omit to skip AUC.
+      auc2: AUC input, ``target_counts``' ``auc2``. Omit (with ``auc_ok`` and
+        ``num_negatives``) to skip AUC.
+      auc_ok: AUC input, the slots whose pairs count (real and not excluded).
+      num_negatives: AUC input, the non-excluded non-targets per user.
 
     Returns:
       ``{"recall@K", "ndcg@K", "hr@K", "precision@K", "mrr@K", ["auc"], "valid"}``, float32

@@ -208,8 +208,10 @@ def run_seq_sweep(
     """Evaluates a sequential model under every level of ``cfg`` (and every seed).
 
     Args:
-      graphdef, params: the model (``nnx.split(model, nnx.Param)``); it must expose
-        ``embed``, ``next_hidden``, ``score_items``, ``item_table`` and ``input_scale``.
+      graphdef: the model's graph definition (``nnx.split(model, nnx.Param)``); the model
+        must expose ``embed``, ``next_hidden``, ``score_items``, ``item_table`` and
+        ``input_scale``.
+      params: the model's parameters (the ``nnx.Param`` state of the same split).
       inputs: int32 [U, L] left-padded histories (``SequenceData.test_input``).
       cands: int32 [U, C] candidates, column 0 the held-out target.
       num_items: I (items are ``1..I``).

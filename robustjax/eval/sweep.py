@@ -286,9 +286,11 @@ def run_sweep(
     """Evaluates ``params`` at every level of ``cfg``; returns a JSON-ready dict.
 
     Args:
-      fns, params: the model (needs embedding tables: ``fns.get_tables``).
+      fns: the model's functions (needs embedding tables: ``fns.get_tables``).
+      params: the model's parameters.
       data: training arrays (the ``train`` attack objective and negative sampling).
-      target_csr: held-out items per user (test); exclude_csrs: train (and valid) items.
+      target_csr: held-out items per user (test).
+      exclude_csrs: CSRs of items to remove from the candidates: train (and valid).
       num_items: I.
 
     Returns:

@@ -66,8 +66,10 @@ def build_graph(user, item, num_users: int, num_items: int) -> Graph:
     their propagated embedding is ``e^0 / (K + 1)``.
 
     Args:
-      user, item: int ``[n]`` training pairs (NumPy or JAX arrays).
-      num_users, num_items: table sizes; ids must lie in ``[0, num_*)``.
+      user: int ``[n]`` users of the training pairs (NumPy or JAX array).
+      item: int ``[n]`` items of the training pairs (NumPy or JAX array).
+      num_users: user table size; user ids must lie in ``[0, num_users)``.
+      num_items: item table size; item ids must lie in ``[0, num_items)``.
     """
     user, item = np.asarray(user), np.asarray(item)
     if user.ndim != 1 or user.shape != item.shape:
@@ -131,7 +133,8 @@ def propagate(
     sparse products over the ``E`` edges (item->user and user->item messages), ``O(E D)``.
 
     Args:
-      users0, items0: layer-0 tables.
+      users0: layer-0 user table.
+      items0: layer-0 item table.
       graph: from :func:`build_graph`, with the tables' sizes.
       num_layers: ``K`` (static).
       method: ``"csr"`` (default): row-ordered CSR products (:mod:`robustjax.models._csr`,

@@ -61,7 +61,9 @@ class LightGCN(nnx.Module):
     """LightGCN: trainable layer-0 tables; propagation needs a :class:`Graph` argument.
 
     Args:
-      num_users, num_items, dim: table sizes and embedding size.
+      num_users: user table size.
+      num_items: item table size.
+      dim: embedding size.
       num_layers: propagation layers ``K`` (0 gives MF).
       init: ``"normal"`` (``N(0, 0.1^2)``, the reference implementation) or ``"xavier"``
         (Xavier-normal, like :class:`robustjax.models.MatrixFactorization`).

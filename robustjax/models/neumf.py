@@ -36,7 +36,8 @@ class NeuMF(nnx.Module):
     hidden layers Glorot-uniform, the prediction layer LeCun-uniform, zero biases.
 
     Args:
-      num_users, num_items: table sizes.
+      num_users: user table size.
+      num_items: item table size.
       gmf_dim: GMF embedding size ``Dg``.
       mlp_dim: MLP embedding size ``Dm`` (the MLP input is ``2 Dm``).
       hidden: MLP hidden layer sizes (ReLU after each), e.g. ``(64, 32, 16)``.

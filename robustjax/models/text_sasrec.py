@@ -36,12 +36,17 @@ class TextSASRec(SASRec):
     """SASRec (:class:`robustjax.models.sasrec.SASRec`) with a text item tower.
 
     Args:
-      num_items, max_len, dim, num_blocks, num_heads, dropout: as :class:`SASRec`.
+      num_items: I, as :class:`SASRec`.
+      max_len: L, as :class:`SASRec`.
+      dim: D, as :class:`SASRec`.
+      num_blocks: attention blocks, as :class:`SASRec`.
+      num_heads: attention heads, as :class:`SASRec`.
+      dropout: dropout rate, as :class:`SASRec`.
       text_dim: H, the encoder's feature size.
       id_embedding: add a trainable (zero-initialised) item ID embedding.
-      text_encoder, text_max_len: the encoder checkpoint and token length the features come
-        from (recorded for text attacks; with trainable layers, the encoder's sizes are read
-        from ``text_encoder``).
+      text_encoder: the encoder checkpoint the features come from (recorded for text
+        attacks; with trainable layers, the encoder's sizes are read from it).
+      text_max_len: the token length the features come from (recorded for text attacks).
       text_trainable_layers: k, the encoder's top layers trained with the tower (0: frozen
         features).
       text_tokens: T, tokens per cached state row (with ``text_trainable_layers > 0``).

@@ -272,9 +272,12 @@ def substitute_gradient(
     """Greedy HotFlip substitution of at most ``budget`` tokens (module docstring).
 
     Args:
-      model, enc_state, params, problem: the objective (:class:`TextModel`, the encoder's
-        ``nnx.State``, the recommender's params, :func:`make_problem`).
-      ids, mask: int32 ``[T]`` the target's tokenized text.
+      model: the objective's :class:`TextModel`.
+      enc_state: the encoder's ``nnx.State``.
+      params: the recommender's params.
+      problem: the target problem, from :func:`make_problem`.
+      ids: int32 ``[T]`` the target's token ids.
+      mask: int32 ``[T]`` the target's attention mask.
       budget: k, the largest number of edits (an int >= 0).
       editable: bool ``[T]`` positions that may change (:func:`editable_positions`).
       allowed: bool ``[V]`` words that may be inserted (:func:`allowed_words`).

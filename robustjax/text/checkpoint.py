@@ -363,7 +363,10 @@ def write_tiny_checkpoint(
     Args:
       folder: created if missing; its three files are overwritten.
       seed: numpy seed of the weights.
-      hidden, num_layers, num_heads, intermediate: encoder sizes.
+      hidden: encoder hidden size.
+      num_layers: encoder layers.
+      num_heads: attention heads per layer.
+      intermediate: feed-forward inner size.
       words: whole words added to the vocabulary (lower case), or None for the default.
 
     Returns:

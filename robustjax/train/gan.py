@@ -119,7 +119,8 @@ def make_d_epoch(
     (d_state, metrics)``: one discriminator epoch with negatives drawn from G.
 
     Args:
-      d_fns, g_fns: the discriminator and the generator.
+      d_fns: the discriminator.
+      g_fns: the generator.
       tx: D's optimizer.
       loss: ``"bce"`` (real vs generated) or ``"bpr"`` (pairwise) on D's scores.
       num_negatives: draws from G per training pair.
@@ -194,7 +195,8 @@ def make_g_epoch(
     (g_state, metrics)``: one generator epoch maximising D's expected reward.
 
     Args:
-      g_fns, d_fns: the generator and the discriminator (D is a constant here).
+      g_fns: the generator.
+      d_fns: the discriminator (a constant here).
       tx: G's optimizer.
       estimator: ``"reinforce"`` or ``"gumbel"`` (see the module docstring).
       num_samples: draws ``K`` per training pair.

@@ -150,7 +150,8 @@ def lazy_adam(
 
     Args:
       learning_rate: step size (may be traced).
-      b1, b2: decay of the first and second moments.
+      b1: decay of the first moments.
+      b2: decay of the second moments.
       eps: added to ``sqrt(v_hat)``.
     """
 
