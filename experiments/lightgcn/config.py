@@ -14,27 +14,17 @@ Attacks perturb the layer-0 tables (``--set model.perturb=output`` for the propa
 
 import dataclasses
 
-from robustjax.config import EvalConfig, ExperimentConfig, TrainConfig, tiny_config
-from robustjax.data import DataConfig
-from robustjax.models import ModelConfig
+from robustjax import experiments
+from robustjax.config import ExperimentConfig, tiny_config
 
 
 def get_config(*, tiny: bool = False, **overrides) -> ExperimentConfig:
-    cfg = ExperimentConfig(
+    base = experiments.get_config("bpr-mf")  # its data, training and evaluation settings
+    cfg = dataclasses.replace(
+        base,
         name="lightgcn",
-        data=DataConfig(seed=2024),
-        model=ModelConfig(name="lightgcn", dim=64, num_layers=3),
-        train=TrainConfig(
-            epochs=200,
-            batch_size=2048,
-            optimizer="adam",
-            learning_rate=1e-3,
-            loss="bpr",
-            l2=1e-4,
-            eval_every=10,
-            seed=2024,
-        ),
-        eval=EvalConfig(ks=(10, 20, 50)),
+        model=dataclasses.replace(base.model, name="lightgcn", num_layers=3),
+        train=dataclasses.replace(base.train, epochs=200, l2=1e-4),
     )
     if tiny:
         cfg = tiny_config(cfg, num_layers=2)

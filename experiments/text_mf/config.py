@@ -21,33 +21,23 @@ NDCG@20 close to plain MF's on warm items, and cold NDCG@20 well above MF's.
 
 import dataclasses
 
-from robustjax.config import EvalConfig, ExperimentConfig, TrainConfig, tiny_config
-from robustjax.data import DataConfig
-from robustjax.models import ModelConfig
+from robustjax import experiments
+from robustjax.config import ExperimentConfig, tiny_config
 
 
 def get_config(*, tiny: bool = False, **overrides) -> ExperimentConfig:
-    data = DataConfig(split="cold_items", cold_item_ratio=0.1, seed=2024)
-    cfg = ExperimentConfig(
+    base = experiments.get_config("bpr-mf")  # its training and evaluation settings
+    cfg = dataclasses.replace(
+        base,
         name="text-mf",
-        data=data,
-        model=ModelConfig(
+        data=dataclasses.replace(base.data, split="cold_items", cold_item_ratio=0.1),
+        model=dataclasses.replace(
+            base.model,
             name="text-mf",
-            dim=64,
             text_encoder="all-minilm-l6-v2",
             text_max_len=32,
             text_id_embedding=True,
         ),
-        train=TrainConfig(
-            epochs=100,
-            batch_size=2048,
-            optimizer="adam",
-            learning_rate=1e-3,
-            loss="bpr",
-            eval_every=10,
-            seed=2024,
-        ),
-        eval=EvalConfig(ks=(10, 20, 50)),
     )
     if tiny:
         cfg = tiny_config(cfg)

@@ -18,36 +18,28 @@ texts (synthetic data has none).
 
 import dataclasses
 
-from robustjax.config import EvalConfig, ExperimentConfig, TrainConfig, tiny_config
-from robustjax.models import ModelConfig
+from robustjax import experiments
+from robustjax.config import ExperimentConfig, tiny_config
 
 
 def get_config(*, tiny: bool = False, **overrides) -> ExperimentConfig:
-    cfg = ExperimentConfig(
+    base = experiments.get_config("sasrec-ml1m")  # its blocks, loss and sampled evaluation
+    cfg = dataclasses.replace(
+        base,
         name="text-sasrec",
-        model=ModelConfig(
+        model=dataclasses.replace(
+            base.model,
             name="text-sasrec",
             dim=64,
             max_len=50,
-            num_blocks=2,
-            num_heads=1,
-            dropout=0.2,
             text_encoder="all-minilm-l6-v2",
             text_max_len=32,
             text_id_embedding=True,
         ),
-        train=TrainConfig(
-            epochs=50,
-            batch_size=128,
-            optimizer="adam",
-            learning_rate=1e-3,
-            beta2=0.98,
-            loss="bce",
-            eval_every=5,
-            early_metric="sampled_ndcg@10",
-            seed=0,
+        train=dataclasses.replace(
+            base.train, epochs=50, learning_rate=1e-3, buckets=1, eval_every=5
         ),
-        eval=EvalConfig(ks=(10, 20), sampled_negatives=100, batch_size=512),
+        eval=dataclasses.replace(base.eval, ks=(10, 20)),
     )
     if tiny:
         cfg = tiny_config(cfg)

@@ -18,33 +18,26 @@ Runtime on a 2-core CPU: estimated 4 minutes (6 runs of about 30 s; not yet meas
 """
 
 import dataclasses
-import os
 
+from robustjax import experiments
 from robustjax.studies.tune import TuneConfig
 
 # The selected BPR settings, copied from tune-bpr-mf's best.json (`robustjax study
 # tune-bpr-mf`; valid NDCG@20 0.2874 of 12 points), the settings of bpr-mf-tuned.
 TUNED_BPR: tuple[str, ...] = ("train.l2=1e-2", "train.learning_rate=1e-3")
 
-SHARED = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
+GRID = ("adv.eps=0.1,0.5,1.0", "adv.weight=0.1,1.0")
+TINY_GRID = ("adv.eps=0.1,1.0", "adv.weight=1.0")  # apr-mf's tiny config, 2 points
 
 
 def get_config(*, tiny: bool = False, **overrides) -> TuneConfig:
-    cfg = TuneConfig(
+    # tune-bpr-mf's data set and selection (valid/ndcg@20; tiny: synthetic data, ndcg@10)
+    base = experiments.get_config("tune-bpr-mf", tiny=tiny)
+    cfg = dataclasses.replace(
+        base,
         name="tune-apr-mf",
         base="apr-mf",
-        overrides=TUNED_BPR,
-        grid=("adv.eps=0.1,0.5,1.0", "adv.weight=0.1,1.0"),
-        select="valid/ndcg@20",
-        data_path=os.path.join(SHARED, "data", "ml-100k-split"),
+        overrides=() if tiny else TUNED_BPR,
+        grid=TINY_GRID if tiny else GRID,
     )
-    if tiny:  # apr-mf's tiny config (synthetic data, 2 + 2 epochs, ks 5 and 10), 2 points
-        cfg = dataclasses.replace(
-            cfg,
-            overrides=(),
-            grid=("adv.eps=0.1,1.0", "adv.weight=1.0"),
-            select="valid/ndcg@10",
-            data_path=None,
-            tiny=True,
-        )
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
