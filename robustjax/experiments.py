@@ -9,6 +9,7 @@ The ``experiments/`` folder is not an installed package: it is found beside the
 ``$ROBUSTJAX_EXPERIMENTS`` when that is set.
 """
 
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -69,3 +70,16 @@ def load_module(name: str) -> ModuleType:
 def get_config(name: str, **overrides):
     """The config of experiment ``name`` (``tiny=True`` for smoke tests)."""
     return load_module(name).get_config(**overrides)
+
+
+def adversarial_variant(base, adv, *, name: str, epochs: int):
+    """Config ``base`` (an ``ExperimentConfig``) trained for its own ``train.epochs`` as the
+    clean warm start, then ``epochs`` more with the adversarial term of ``adv`` (the APR
+    protocol), named ``name``. ``adv.warm_epochs`` is set to the warm start's length."""
+    warm = base.train.epochs
+    return dataclasses.replace(
+        base,
+        name=name,
+        train=dataclasses.replace(base.train, epochs=warm + epochs),
+        adv=dataclasses.replace(adv, warm_epochs=warm),
+    )

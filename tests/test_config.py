@@ -1,7 +1,10 @@
+import dataclasses
+
 import pytest
 
 from robustjax.config import ExperimentConfig, apply_overrides, valid_keys
-from robustjax.experiments import get_config, names
+from robustjax.experiments import adversarial_variant, get_config, names
+from robustjax.objectives import AdvConfig
 
 
 def test_overrides_parse_by_type():
@@ -86,3 +89,12 @@ def test_saved_config_without_sparse_updates_resumes_dense():
     del saved["sparse_updates"]
     assert from_dict(TrainConfig, saved).sparse_updates == "off"
     assert from_dict(TrainConfig, dataclasses.asdict(TrainConfig())).sparse_updates == "auto"
+
+
+def test_adversarial_variant_trains_the_base_as_its_warm_start():
+    base = get_config("bpr-mf", tiny=True)
+    cfg = adversarial_variant(base, AdvConfig(method="apr", eps=0.5), name="apr-x", epochs=3)
+    assert cfg.name == "apr-x" and cfg.adv.method == "apr" and cfg.adv.eps == 0.5
+    assert cfg.train.epochs == base.train.epochs + 3
+    assert cfg.adv.warm_epochs == base.train.epochs
+    assert dataclasses.replace(cfg.train, epochs=base.train.epochs) == base.train

@@ -20,11 +20,6 @@ from robustjax.objectives import AdvConfig
 
 def get_config(*, tiny: bool = False, **overrides):
     base = experiments.get_config("bpr-mf", tiny=tiny)
-    epochs = base.train.epochs
-    cfg = dataclasses.replace(
-        base,
-        name="apr-mf",
-        train=dataclasses.replace(base.train, epochs=2 * epochs),
-        adv=AdvConfig(method="apr", eps=0.5, weight=1.0, warm_epochs=epochs, apr_mode="per-lookup"),
-    )
+    adv = AdvConfig(method="apr", eps=0.5, weight=1.0, apr_mode="per-lookup")
+    cfg = experiments.adversarial_variant(base, adv, name="apr-mf", epochs=base.train.epochs)
     return dataclasses.replace(cfg, **overrides) if overrides else cfg

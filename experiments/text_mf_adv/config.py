@@ -29,23 +29,21 @@ from robustjax.objectives import AdvConfig
 ADV_EPOCHS = 20
 
 
+ADV = AdvConfig(
+    method="text",
+    eps=0.25,
+    budget_kind="relative",
+    weight=1.0,
+    text_items_per_step=32,
+    text_attack="fgsm",
+)
+
+
 def get_config(*, tiny: bool = False, **overrides):
     base = experiments.get_config("text-mf", tiny=tiny)
-    warm = base.train.epochs
+    epochs = 1 if tiny else ADV_EPOCHS
+    cfg = experiments.adversarial_variant(base, ADV, name="text-mf-adv", epochs=epochs)
     cfg = dataclasses.replace(
-        base,
-        name="text-mf-adv",
-        train=dataclasses.replace(
-            base.train, epochs=warm + (1 if tiny else ADV_EPOCHS), eval_every=1 if tiny else 5
-        ),
-        adv=AdvConfig(
-            method="text",
-            eps=0.25,
-            budget_kind="relative",
-            weight=1.0,
-            warm_epochs=warm,
-            text_items_per_step=32,
-            text_attack="fgsm",
-        ),
+        cfg, train=dataclasses.replace(cfg.train, eval_every=1 if tiny else 5)
     )
     return dataclasses.replace(cfg, **overrides) if overrides else cfg
