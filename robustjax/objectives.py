@@ -28,7 +28,8 @@ from robustjax.models.base import ModelFns
 @dataclasses.dataclass(frozen=True)
 class FreeAT:
     """ "Free" adversarial training (``robustjax.train.free``): each batch replayed
-    ``replays`` times, one ascent step on the perturbation per replay."""
+    ``replays`` times, one ascent step on the perturbation per replay. The fields are the
+    keyword arguments of ``make_free_train_epoch`` besides ``tx`` and ``sampler``."""
 
     fns: ModelFns
     loss_on_emb: Callable

@@ -63,20 +63,9 @@ def pair_epoch_fn(
     """The compiled epoch of an objective phase: the fused step, or free AT."""
     if phase.free is None:
         return make_train_epoch(phase.objective, tx, num_negatives=num_negatives, sampler=sampler)
-    f = phase.free
-    return make_free_train_epoch(
-        f.fns,
-        f.loss_on_emb,
-        tx,
-        replays=f.replays,
-        eps=f.eps,
-        step_size=f.step_size,
-        names=f.names,
-        norm=f.norm,
-        scope=f.scope,
-        sampler=sampler,
-        l2=f.l2,
-    )
+    # FreeAT's fields are make_free_train_epoch's arguments, by name
+    free = {f.name: getattr(phase.free, f.name) for f in dataclasses.fields(phase.free)}
+    return make_free_train_epoch(tx=tx, sampler=sampler, **free)
 
 
 @dataclasses.dataclass(frozen=True)
