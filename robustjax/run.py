@@ -40,7 +40,7 @@ from robustjax.eval import (
 from robustjax.models import ModelFns, build_model
 from robustjax.models.registry import SEQUENCE_MODELS
 from robustjax.objectives import ObjectivePhase, build_phases
-from robustjax.runs.folder import RunFolder, optimizer_of
+from robustjax.runs.folder import RunFolder, loop_options, optimizer_of
 from robustjax.runs.text import run_text_adv_inputs, text_model_inputs
 from robustjax.sharding import mesh_from_string, shard_params, shard_scores
 from robustjax.train import build_train_arrays, fit, save_pytree
@@ -219,22 +219,13 @@ def run_experiment(
         data=build_train_arrays(  # negatives among warm items only (split='cold_items')
             split.train.user, split.train.item, split.num_users, split.num_warm_items
         ),
-        epochs=t.epochs,
         batch_size=t.batch_size,
-        seed=t.seed,
         validate=lambda p: evaluator(p, "valid"),
         early_metric=t.early_metric,
-        eval_every=t.eval_every,
-        patience=t.patience,
         num_negatives=t.num_negatives,
         sampler=t.sampler,
-        checkpoint_dir=folder.checkpoint_dir,
-        checkpoint_every=t.checkpoint_every,
-        resume=resume,
-        progress=progress,
-        on_epoch=folder.log,
-        strict=t.strict,
         mesh=mesh,
+        **loop_options(t, folder, resume=resume, progress=progress),
     )
     meta = {"best_epoch": result.best_epoch, "num_users": split.num_users,
             "num_items": split.num_items, "model": dataclasses.asdict(cfg.model)}  # fmt: skip

@@ -213,3 +213,21 @@ def optimizer_of(train_cfg) -> optax.GradientTransformation:
         beta2=train_cfg.beta2,
         clip_norm=train_cfg.clip_norm,
     )
+
+
+def loop_options(train_cfg, folder: RunFolder, *, resume: bool, progress: bool) -> dict:
+    """The host loop's keywords (``robustjax.train.fit`` and ``train_loop``) that a
+    ``TrainConfig`` and the run folder decide: length, seed, validation cadence, early
+    stopping, checkpoints, history and the loss-growth guard."""
+    return {
+        "epochs": train_cfg.epochs,
+        "seed": train_cfg.seed,
+        "eval_every": train_cfg.eval_every,
+        "patience": train_cfg.patience,
+        "checkpoint_dir": folder.checkpoint_dir,
+        "checkpoint_every": train_cfg.checkpoint_every,
+        "resume": resume,
+        "progress": progress,
+        "on_epoch": folder.log,
+        "strict": train_cfg.strict,
+    }

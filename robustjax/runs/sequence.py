@@ -29,7 +29,7 @@ from robustjax.eval.sequence import make_sequence_eval_fn
 from robustjax.losses.sequence import SeqAdvConfig
 from robustjax.models.registry import TEXT_MODELS
 from robustjax.models.text_sasrec import sequence_text_features, with_text_features, with_text_top
-from robustjax.runs.folder import RunFolder, optimizer_of
+from robustjax.runs.folder import RunFolder, loop_options, optimizer_of
 from robustjax.runs.sequence_io import (
     SEQUENCE_MODELS,
     load_sequence_run,
@@ -237,20 +237,11 @@ def _train(cfg, graphdef, params, data, folder: RunFolder, evaluate, resume, pro
     return train_loop(
         state=shard_params(init_state(params, tx), mesh),
         phases=_phases(cfg, graphdef, data, tx, batch_size, mesh),
-        epochs=t.epochs,
-        seed=t.seed,
         validate=lambda state: evaluate(state.params, "valid"),
         selectors={"model": Selector(t.early_metric)},
-        eval_every=t.eval_every,
-        patience=t.patience,
-        checkpoint_every=t.checkpoint_every,
         time_budget_s=t.time_budget_s,
-        checkpoint_dir=folder.checkpoint_dir,
-        resume=resume,
-        progress=progress,
         desc=cfg.name,
-        on_epoch=folder.log,
-        strict=t.strict,
+        **loop_options(t, folder, resume=resume, progress=progress),
     )
 
 
