@@ -19,12 +19,13 @@ _RATINGS = {"ml-100k": "u.data", "ml-1m": "ratings.dat"}
 DEFAULT_BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: str) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def download_movielens(
@@ -66,10 +67,10 @@ def download_movielens(
     if (
         os.path.exists(target)
         and os.path.exists(zip_path)
-        and (expected is None or _sha256(zip_path) == expected.lower())
+        and (expected is None or file_sha256(zip_path) == expected.lower())
     ):
         return target
-    if not os.path.exists(zip_path) or (expected and _sha256(zip_path) != expected.lower()):
+    if not os.path.exists(zip_path) or (expected and file_sha256(zip_path) != expected.lower()):
         url = base_url + ("" if base_url.endswith("/") else "/") + f"{name}.zip"
         _fetch_verified(url, cache, zip_path, record, expected)
     _extract(zip_path, cache, target, f"{name}/{_RATINGS[name]}")
@@ -87,7 +88,7 @@ def _fetch_verified(url: str, cache: str, zip_path: str, record: str, expected: 
     except (urllib.error.URLError, OSError) as e:
         os.remove(tmp)
         raise ValueError(f"download_movielens: could not download {url!r}: {e}.") from None
-    got = _sha256(tmp)
+    got = file_sha256(tmp)
     if expected is not None and got != expected.lower():
         os.remove(tmp)
         raise ValueError(

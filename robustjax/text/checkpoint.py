@@ -15,7 +15,6 @@ need no download.
 """
 
 import dataclasses
-import hashlib
 import importlib.util
 import json
 import os
@@ -26,6 +25,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from robustjax.data.download import file_sha256
 
 if TYPE_CHECKING:
     import tokenizers
@@ -165,15 +166,6 @@ def cache_root() -> str:
     return os.environ.get("ROBUSTJAX_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "robustjax"
     )
-
-
-def file_sha256(path: str) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _import(module: str):
