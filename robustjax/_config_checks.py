@@ -29,6 +29,18 @@ def check_name_fields(cfg, fields: Iterable[tuple[str, tuple[str, ...]]]) -> Non
             )
 
 
+def check_choice_fields(cfg, fields: Iterable[tuple[str, Iterable]]) -> None:
+    """For each ``(field, choices)``: raises ValueError unless the field's value is one of
+    ``choices`` (``<Class>.<field>=<value> is unknown; expected one of <choices>.``)."""
+    for name, choices in fields:
+        value = getattr(cfg, name)
+        if value not in choices:
+            raise ValueError(
+                f"{type(cfg).__name__}.{name}={value!r} is unknown; expected one of "
+                f"{tuple(choices)}."
+            )
+
+
 def field_error(cfg, field: str, expected: str) -> ValueError:
     """``ValueError("<Class>.<field> must be <expected>, got <field>=<value>.")`` for
     ``raise field_error(self, "eps", "a finite number >= 0")`` in ``__post_init__``."""

@@ -7,6 +7,7 @@ import types
 import typing
 from typing import Any
 
+from robustjax._config_checks import check_choice_fields
 from robustjax.data import DataConfig
 from robustjax.data.negatives import SAMPLERS
 from robustjax.models.registry import SEQUENCE_MODELS, TEXT_MODELS, ModelConfig
@@ -30,14 +31,6 @@ def _positive(cfg, *names):
         value = getattr(cfg, name)
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{type(cfg).__name__}.{name} must be an integer >= 1, got {value!r}.")
-
-
-def _choice(cfg, name, choices):
-    value = getattr(cfg, name)
-    if value not in choices:
-        raise ValueError(
-            f"{type(cfg).__name__}.{name}={value!r} is unknown; expected one of {tuple(choices)}."
-        )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -114,10 +107,15 @@ class TrainConfig:
         for name in ("l2", "weight_decay", "patience", "clip_norm", "cloze_negatives"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}.")
-        _choice(self, "optimizer", OPTIMIZERS)
-        _choice(self, "loss", LOSSES)
-        _choice(self, "sampler", SAMPLERS)
-        _choice(self, "sparse_updates", SPARSE_UPDATES)
+        check_choice_fields(
+            self,
+            (
+                ("optimizer", OPTIMIZERS),
+                ("loss", LOSSES),
+                ("sampler", SAMPLERS),
+                ("sparse_updates", SPARSE_UPDATES),
+            ),
+        )
         if self.sparse_updates == "on" and (reason := sparse_refusal(self)) is not None:
             raise ValueError(f"TrainConfig.sparse_updates='on' cannot run: {reason}")
         parse_mesh(self.mesh, key="TrainConfig.mesh")

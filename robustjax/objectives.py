@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from robustjax._config_checks import check_choice_fields
 from robustjax.attacks import AttackConfig, make_attack
 from robustjax.attacks.budget import BUDGETS, relative_budget
 from robustjax.losses import Term, clean_term, combine, emb_loss, l2_term
@@ -135,14 +136,7 @@ class AdvConfig:
     text_attack: str = "fgsm"
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(
-                f"AdvConfig.method={self.method!r} is unknown; expected one of {METHODS}."
-            )
-        if self.apr_mode not in APR_MODES:
-            raise ValueError(
-                f"AdvConfig.apr_mode={self.apr_mode!r} is unknown; expected one of {APR_MODES}."
-            )
+        check_choice_fields(self, (("method", METHODS), ("apr_mode", APR_MODES)))
         if not 0.0 <= self.fraction <= 1.0:
             raise ValueError(f"AdvConfig.fraction must lie in [0, 1], got {self.fraction!r}.")
         for name in ("warm_epochs", "weight"):
@@ -160,10 +154,7 @@ class AdvConfig:
             raise TypeError(
                 f"AdvConfig.random_start must be a bool, got random_start={self.random_start!r}."
             )
-        if self.budget_kind not in BUDGETS:
-            raise ValueError(
-                f"AdvConfig.budget_kind={self.budget_kind!r} is unknown; expected one of {BUDGETS}."
-            )
+        check_choice_fields(self, (("budget_kind", BUDGETS),))
         if self.budget_kind == "relative" and (
             self.method not in RELATIVE_METHODS or self.apr_mode != "per-lookup"
         ):

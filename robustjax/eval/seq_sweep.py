@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from robustjax._config_checks import check_choice_fields
 from robustjax.attacks import AttackConfig, apply_sequence_attack, make_attack
 from robustjax.attacks.budget import BUDGETS, relative_budget
 from robustjax.attacks.registry import HISTORY_ATTACKS, embedding_kinds
@@ -64,10 +65,7 @@ class SeqSweepConfig:
     objective: str = "prediction"
 
     def __post_init__(self):
-        if self.budget not in BUDGETS:
-            raise ValueError(
-                f"SeqSweepConfig.budget={self.budget!r} is unknown; expected one of {BUDGETS}."
-            )
+        check_choice_fields(self, (("budget", BUDGETS),))
         check_kind("SeqSweepConfig", self.kind, "sequence")
         check_objective("SeqSweepConfig", self.objective, OBJECTIVES)
         if not self.levels:

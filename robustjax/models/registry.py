@@ -4,6 +4,7 @@ import dataclasses
 
 from flax import nnx
 
+from robustjax._config_checks import check_choice_fields
 from robustjax.models.base import ModelFns
 from robustjax.types import Params
 
@@ -50,10 +51,7 @@ class ModelConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        if self.name not in MODEL_NAMES:
-            raise ValueError(
-                f"ModelConfig.name={self.name!r} is unknown; expected one of {MODEL_NAMES}."
-            )
+        check_choice_fields(self, (("name", MODEL_NAMES),))
         if self.dim < 1:
             raise ValueError(f"ModelConfig.dim must be >= 1, got dim={self.dim!r}.")
         if not self.hidden or any(h < 1 for h in self.hidden):
@@ -69,8 +67,7 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.dropout must lie in [0, 1), got {self.dropout!r}.")
         if self.num_layers < 0:
             raise ValueError(f"ModelConfig.num_layers must be >= 0, got {self.num_layers!r}.")
-        if self.init not in INITS:
-            raise ValueError(f"ModelConfig.init={self.init!r} is unknown; expected one of {INITS}.")
+        check_choice_fields(self, (("init", INITS),))
         if self.text_max_len < 1:
             raise ValueError(
                 f"ModelConfig.text_max_len must be >= 1, got text_max_len={self.text_max_len!r}."

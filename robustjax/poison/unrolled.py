@@ -30,7 +30,7 @@ import numpy as np
 from jaxtyping import Array
 from tqdm.auto import tqdm
 
-from robustjax._config_checks import check_int_fields
+from robustjax._config_checks import check_choice_fields, check_int_fields
 from robustjax.data.csr import user_item_csr
 from robustjax.data.negatives import build_train_arrays
 from robustjax.data.table import InteractionTable
@@ -132,30 +132,15 @@ class UnrolledConfig:
                 raise ValueError(
                     f"UnrolledConfig.{name} must be >= 0, got {getattr(self, name)!r}."
                 )
-        if self.loss not in LOSSES:
-            raise ValueError(
-                f"UnrolledConfig.loss={self.loss!r} is unknown; expected one of {LOSSES}."
-            )
-        if self.objective not in OBJECTIVES:
-            raise ValueError(
-                f"UnrolledConfig.objective={self.objective!r} is unknown; "
-                f"expected one of {OBJECTIVES}."
-            )
+        check_choice_fields(self, (("loss", LOSSES), ("objective", OBJECTIVES)))
         check_int_fields(self, ("warm_epochs",), minimum=0)
-        if self.surrogate not in SURROGATES:
-            raise ValueError(
-                f"UnrolledConfig.surrogate={self.surrogate!r} is unknown; "
-                f"expected one of {SURROGATES}."
-            )
+        check_choice_fields(self, (("surrogate", SURROGATES),))
         if self.surrogates > 1 and self.surrogate != "victim":
             raise ValueError(
                 f"UnrolledConfig.surrogates={self.surrogates} needs "
                 f"surrogate='victim', got surrogate={self.surrogate!r}."
             )
-        if self.init not in INITS:
-            raise ValueError(
-                f"UnrolledConfig.init={self.init!r} is unknown; expected one of {INITS}."
-            )
+        check_choice_fields(self, (("init", INITS),))
 
 
 # ----------------------------------------------------------------------------- evaluators
