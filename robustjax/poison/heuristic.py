@@ -149,16 +149,7 @@ def random_attack(
     """Targets plus ``filler_size`` uniformly random fillers per profile."""
     _, _, num_items = _csr(train, num_items)
     targets = _check(targets, num_fake, filler_size, num_items)
-    rng = np.random.default_rng(seed)
-    fill = sample_fillers(np.ones(num_items), num_fake, filler_size, rng=rng, exclude=targets)
-    return _profiles(
-        targets,
-        np.zeros(0, np.int32),
-        fill,
-        num_items,
-        "random",
-        {"seed": seed, "filler_size": filler_size},
-    )
+    return _sampled_attack("random", np.ones(num_items), targets, num_fake, filler_size, seed=seed)
 
 
 def average_attack(
@@ -167,16 +158,19 @@ def average_attack(
     """Targets plus fillers drawn proportionally to training popularity."""
     pop = item_popularity(train, num_items=num_items)
     targets = _check(targets, num_fake, filler_size, pop.size)
+    weights = pop.astype(np.float64)
+    return _sampled_attack("average", weights, targets, num_fake, filler_size, seed=seed)
+
+
+def _sampled_attack(
+    kind: str, weights, targets, num_fake: int, filler_size: int, *, seed: int
+) -> FakeProfiles:
+    """Profiles of the targets plus ``filler_size`` fillers drawn in proportion to
+    ``weights`` (one per item): the ``kind`` attack (random, average)."""
     rng = np.random.default_rng(seed)
-    fill = sample_fillers(pop.astype(np.float64), num_fake, filler_size, rng=rng, exclude=targets)
-    return _profiles(
-        targets,
-        np.zeros(0, np.int32),
-        fill,
-        pop.size,
-        "average",
-        {"seed": seed, "filler_size": filler_size},
-    )
+    fill = sample_fillers(weights, num_fake, filler_size, rng=rng, exclude=targets)
+    params = {"seed": seed, "filler_size": filler_size}
+    return _profiles(targets, np.zeros(0, np.int32), fill, weights.size, kind, params)
 
 
 def _ranked_attack(
