@@ -191,14 +191,7 @@ def run_experiment(
     split = prepare(cfg.data)
     summary = {**split.summary(), "fingerprint": data_fingerprint(split, source_of(cfg.data))}
     folder.write_json("data.json", summary, default=str)
-    fns, params = build_model(
-        cfg.model,
-        split.num_users,
-        split.num_items,
-        seed=cfg.train.seed,
-        train_pairs=(split.train.user, split.train.item),
-        **text_model_inputs(cfg, split.train.item_tokens),  # text models: item features
-    )
+    fns, params = _build_model(cfg, split, seed=cfg.train.seed)
     if cfg.train.init_from is not None:
         params = load_run_params(cfg.train.init_from, params)
     valid_auc = cfg.eval.auc and (
@@ -245,6 +238,19 @@ def run_experiment(
     write_recommendations(folder.path("recommendations.tsv"), split, top)
     folder.write_metrics(metrics)  # last: its presence means the run finished
     return metrics
+
+
+def _build_model(cfg: ExperimentConfig, split: SplitData, *, seed: int):
+    """``(fns, params)`` of ``cfg.model`` for ``split``: graph models take its training
+    pairs, text models its item texts' features."""
+    return build_model(
+        cfg.model,
+        split.num_users,
+        split.num_items,
+        seed=seed,
+        train_pairs=(split.train.user, split.train.item),
+        **text_model_inputs(cfg, split.train.item_tokens),
+    )
 
 
 def _sampled(cfg: ExperimentConfig, split: SplitData):
@@ -373,13 +379,6 @@ def load_run(
     check_fingerprint(
         run_dir, read_fingerprint(run_dir), fingerprint, against=against, who="load_run"
     )
-    fns, template = build_model(
-        cfg.model,
-        split.num_users,
-        split.num_items,
-        seed=0,
-        train_pairs=(split.train.user, split.train.item),
-        **text_model_inputs(cfg, split.train.item_tokens),
-    )
+    fns, template = _build_model(cfg, split, seed=0)
     params = load_pytree(params_path, template)
     return LoadedRun(run_dir, cfg, split, fns, params, fingerprint)
