@@ -7,7 +7,7 @@ here for other per-user drivers (poisoning target metrics).
 from robustjax.eval._host import batch_capacity, check_csr, coo_batch, pad_rows
 from robustjax.eval.attacked import make_table_attack, table_targets
 from robustjax.eval.cold import column_scores, evaluate_cold, shift_csr
-from robustjax.eval.full import TopK, eval_full_step, evaluate_full, top_items
+from robustjax.eval.full import TopK, coo_mask, eval_full_step, evaluate_full, top_items
 from robustjax.eval.metrics import MetricSums, sum_metrics
 from robustjax.eval.ranking import METRIC_NAMES, metric_keys, rank_metrics, single_target_metrics
 from robustjax.eval.ranks import count_true, metrics_from_ranks, slot_metrics, target_counts
@@ -35,6 +35,7 @@ __all__ = [
     "check_csr",
     "column_scores",
     "coo_batch",
+    "coo_mask",
     "count_true",
     "eval_full_step",
     "eval_sampled_step",

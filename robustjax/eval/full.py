@@ -47,7 +47,9 @@ class TopK(NamedTuple):
     scores: np.ndarray  # float32 [U', N]
 
 
-def _dense(rows, cols, shape) -> Bool[Array, "B I"]:
+def coo_mask(rows: Int[Array, " C"], cols: Int[Array, " C"], shape) -> Bool[Array, "B I"]:
+    """The dense ``[B, I]`` mask of a padded COO batch (:func:`robustjax.eval.coo_batch`):
+    True at ``(rows, cols)``; padding entries (row ``B``, out of bounds) are dropped."""
     return jnp.zeros(shape, jnp.bool_).at[rows, cols].set(True, mode="drop")
 
 
@@ -88,8 +90,8 @@ def eval_full_step(
             f"[B, num_items] = {shape}; check num_items."
         )
     scores = scores.astype(jnp.float32)
-    target = _dense(target_rows, target_cols, shape)
-    exclude = _dense(exclude_rows, exclude_cols, shape)
+    target = coo_mask(target_rows, target_cols, shape)
+    exclude = coo_mask(exclude_rows, exclude_cols, shape)
     per_user = slot_metrics(
         scores,
         exclude,

@@ -37,6 +37,7 @@ from robustjax.attacks.budget import BUDGETS, relative_budget
 from robustjax.data.negatives import TrainArrays, sample_uniform
 from robustjax.eval import _host
 from robustjax.eval.attacked import table_targets
+from robustjax.eval.full import coo_mask
 from robustjax.eval.ranking import metrics_from_top, rank_metrics, top_candidates
 from robustjax.eval.stability import (
     jaccard_at_k,
@@ -193,10 +194,6 @@ def make_level_attack(
 # ------------------------------------------------------------------------ evaluation step
 
 
-def _dense(rows, cols, shape):
-    return jnp.zeros(shape, jnp.bool_).at[rows, cols].set(True, mode="drop")
-
-
 @functools.partial(
     jax.jit,
     static_argnames=("fns", "ks", "stab_k", "auc", "num_groups", "num_items", "level_chunk"),
@@ -225,8 +222,8 @@ def sweep_step(
     """All levels for one user batch (``level_chunk`` at a time). Returns per-level sums ``{name: [L, G+1]}`` (column
     0: all users, 1..G: activity groups) and the user count per group."""
     shape = (users.shape[0], num_items)
-    target = _dense(tr, tc, shape)
-    exclude = _dense(xr, xc, shape)
+    target = coo_mask(tr, tc, shape)
+    exclude = coo_mask(xr, xc, shape)
     clean_scores = fns.score_all(params, users)
     kmax = max(max(ks), stab_k)
     clean_top = top_candidates(clean_scores, exclude, stab_k)[1]

@@ -22,7 +22,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from robustjax.data.csr import user_item_csr
 from robustjax.data.table import SplitData
-from robustjax.eval import batch_capacity, check_csr, coo_batch, pad_rows
+from robustjax.eval import batch_capacity, check_csr, coo_batch, coo_mask, pad_rows
 
 
 def eligible_users(split: SplitData, targets, *, num_real_users: int | None = None) -> np.ndarray:
@@ -54,9 +54,7 @@ def target_rank_step(
     """
     scores = score_all(params, users).astype(jnp.float32)  # [B, I]
     b, num_items = scores.shape
-    excl = (
-        jnp.zeros((b, num_items), jnp.bool_).at[exclude_rows, exclude_cols].set(True, mode="drop")
-    )
+    excl = coo_mask(exclude_rows, exclude_cols, (b, num_items))
     scores = jnp.where(excl, -jnp.inf, scores)
     st = scores[:, targets]  # [B, T]
     above = scores[:, None, :] > st[:, :, None]  # [B, T, I]
