@@ -30,8 +30,7 @@ STUDY=apr; if want "$@"; then
 fi
 STUDY=seq_robustness; if want "$@"; then
     robustjax study seq-robustness --data ../shared/data/ml-100k --seeds 5 --out runs/evidence/study_seq --resume
-    copy seq_robustness runs/evidence/study_seq study.json study.md
-    cp runs/evidence/study_seq/*.png docs/evidence/seq_robustness/ 2>/dev/null || true
+    copy seq_robustness runs/evidence/study_seq study.json study.md curves_pgd.png curves_substitution.png
 fi
 STUDY=natural_noise; if want "$@"; then
     robustjax study natural-noise --data ../shared/data/ml-100k-split --out runs/evidence/noise --seeds 5 --resume
@@ -50,6 +49,11 @@ STUDY=poisoning; if want "$@"; then
     # the poisoning study cannot resume: it needs a fresh --out
     robustjax study poisoning --data ../shared/data/ml-100k-split --out runs/evidence/poison
     copy poisoning runs/evidence/poison results.json results.md results.png
+fi
+STUDY=attack_cost; if want "$@"; then
+    python -m benchmarks.attack_cost
+    mkdir -p docs/evidence/attack_cost
+    cp "$(ls -t benchmarks/results/attack_cost-*.json | head -1)" docs/evidence/attack_cost/attack_cost.json
 fi
 STUDY=text_towers; if want "$@"; then
     robustjax study text-towers --data ../shared/data/ml-100k --seeds 3 --set methods=mf,text-mf,text-mf-adv --out runs/study_text_adv --resume
