@@ -151,10 +151,13 @@ def _seeds(study: dict) -> str:
 def source(name: str, file: str = "study.json", seeds: str | None = None) -> str:
     """The source line under every generated table or figure."""
     study = load(f"{name}/{file}")
-    return (
-        f"*Source:* `{STUDIES[name]}`; {seeds or _seeds(study)}; "
-        f"evidence `docs/evidence/{name}/{file}`."
-    )
+    seeds = seeds or _seeds(study)
+    attack = study.get("attack", {})
+    if name == "apr":  # every model is attacked under attack seeds 0, 1, ... (sampled negatives)
+        seeds += f"; attack seeds 0–{attack['attack_seeds'] - 1}"
+    if name == "text_towers":  # the random baseline's draws (the gradient attack is deterministic)
+        seeds += f"; random-substitution draws 0–{attack['attack_seeds'] - 1}"
+    return f"*Source:* `{STUDIES[name]}`; {seeds}; evidence `docs/evidence/{name}/{file}`."
 
 
 def fmt(entry: dict | float, digits: int = 4, *, signed: bool = False, pct: bool = False):
