@@ -142,6 +142,8 @@ def check_quote(quoted: str, value) -> str | None:
 
 
 def _seeds(study: dict) -> str:
+    if "seeds" not in study:
+        return "none (a timing benchmark)"
     seeds = study["seeds"]
     run = all(b - a == 1 for a, b in itertools.pairwise(seeds))
     listed = f"{seeds[0]}–{seeds[-1]}" if run and len(seeds) > 2 else ", ".join(map(str, seeds))
@@ -325,6 +327,30 @@ def text_towers_paired() -> str:
     return table(["difference", *figs], rows, source("text_towers"))
 
 
+def number_index() -> str:
+    """Every number the guide quotes inline and every generated table or figure, with the
+    study, seeds and JSON key it comes from (the index on docs/reproducibility.md)."""
+    rows = []
+    for path in pages()[:-1]:  # the guide pages; reproducibility.md holds the index itself
+        text, page = _read(path), os.path.basename(path)
+        link = f"[{page.removesuffix('.md')}](guide/{page})"
+        for m in INLINE.finditer(text):
+            name = m[2].split("/")[0]
+            rows.append([link, f"`{m[1]}`", f"`{name}`", _seeds(load(m[2])), f"`{m[3]}`"])
+        for m in BLOCK.finditer(text):
+            files = re.findall(r"evidence `docs/evidence/([^`]+)`", m[2])
+            name = files[0].split("/")[0] if files else "?"
+            seeds = _seeds(load(files[0])) if files else "–"
+            kind = "figure" if IMAGE.search(m[2]) else "table"
+            rows.append([link, f"{kind} `{m[1]}`", f"`{name}`", seeds, "generated from the file"])
+    header = ["page", "quoted", "study", "seeds", "JSON key"]
+    return table(
+        header,
+        rows,
+        "*Source:* the markers of the guide pages (`tests/docs/test_docs_numbers.py`).",
+    )
+
+
 BLOCKS = {
     "apr-methods": apr_methods,
     "apr-paired": apr_paired,
@@ -340,6 +366,7 @@ BLOCKS = {
         "seq_robustness", "curves_pgd.png", "sampled HR@10 against relative eps, mean and 95% band"
     ),
     "attack-cost": attack_cost,
+    "number-index": number_index,
     "text-towers": text_towers,
     "text-towers-paired": text_towers_paired,
     "text-towers-gradient": lambda: figure(
