@@ -182,8 +182,8 @@ def table(header: list[str], rows: list[list[str]], src: str) -> str:
     return "\n".join(lines) + "\n\n" + src + "\n"
 
 
-def figure(name: str, png: str, alt: str, seeds: str | None = None) -> str:
-    return f"![{alt}](../evidence/{name}/{png})\n\n{source(name, seeds=seeds)}\n"
+def figure(name: str, png: str, alt: str, file: str = "study.json") -> str:
+    return f"![{alt}](../evidence/{name}/{png})\n\n{source(name, file)}\n"
 
 
 APR_LABELS = {
@@ -289,6 +289,37 @@ def attack_cost() -> str:
     return table(["variant", "ms / step", "x clean", "passes per step"], rows, src)
 
 
+IRGAN_LABELS = {
+    "bpr-mf": "BPR-MF",
+    "apr-mf": "APR-MF",
+    "irgan-init": "IRGAN start (BPR-pretrained)",
+    "irgan-g": "IRGAN generator G",
+    "irgan-d": "IRGAN discriminator D",
+}
+
+
+def irgan() -> str:
+    s = load("irgan/results.json")
+    rows = []
+    for m, e in s["rows"].items():
+        paired = s["paired"].get(m)
+        rows.append([
+            IRGAN_LABELS.get(m, m),
+            fmt(e["test"]["recall"]),
+            fmt(e["test"]["ndcg"]),
+            fmt(e["valid"]["ndcg"]),
+            fmt(paired["test"]["ndcg"], signed=True) if paired else "(baseline)",
+        ])  # fmt: skip
+    header = [
+        "model",
+        "test Recall@20",
+        "test NDCG@20",
+        "valid NDCG@20",
+        "Δ test NDCG@20 vs BPR-MF",
+    ]
+    return table(header, rows, source("irgan", "results.json"))
+
+
 TEXT_LABELS = {"mf": "MF (IDs)", "text-mf": "text-MF", "text-mf-adv": "text-MF + AT on tokens"}
 
 
@@ -366,6 +397,13 @@ BLOCKS = {
         "seq_robustness", "curves_pgd.png", "sampled HR@10 against relative eps, mean and 95% band"
     ),
     "attack-cost": attack_cost,
+    "irgan": irgan,
+    "irgan-valid": lambda: figure(
+        "irgan",
+        "irgan_valid.png",
+        "validation NDCG@20 of G and D per GAN epoch, mean and 95% band",
+        file="results.json",
+    ),
     "number-index": number_index,
     "text-towers": text_towers,
     "text-towers-paired": text_towers_paired,
@@ -453,8 +491,8 @@ def test_images_are_committed_evidence():
             target = os.path.normpath(os.path.join(os.path.dirname(path), src))
             assert target.startswith(EVIDENCE + os.sep), f"{_rel(path)}: {src} is not evidence"
             assert os.path.isfile(target), f"{_rel(path)}: {src} is missing"
-            study = os.path.join(os.path.dirname(target), "study.json")
-            assert os.path.isfile(study), f"{_rel(path)}: {src} has no study.json beside it"
+            beside = glob.glob(os.path.join(os.path.dirname(target), "*.json"))
+            assert beside, f"{_rel(path)}: {src} has no study JSON beside it"
 
 
 def test_every_command_is_in_the_reproduce_script():
