@@ -289,6 +289,52 @@ def attack_cost() -> str:
     return table(["variant", "ms / step", "x clean", "passes per step"], rows, src)
 
 
+NOISE_MODELS = {"bpr-mf": "BPR-MF", "apr-mf": "APR-MF"}
+
+
+def noise_table(key: str) -> str:
+    """``key`` (test NDCG@20 under one mask) at every noise level, its relative change at
+    level 0.3 and its area, per model and noise kind."""
+    r = load("natural_noise/results.json")
+    levels = r["levels"]
+    j = levels.index(0.3)
+    rows = []
+    for model in r["models"]:
+        for kind in r["kinds"]:
+            e = r["training_time"][kind]["models"][model][key]
+            rows.append([
+                NOISE_MODELS.get(model, model),
+                kind,
+                *[fmt(x["mean"]) for x in e["levels"]],
+                fmt(e["rel_change"][j], 1, signed=True, pct=True),
+                fmt(e["auc"]),
+            ])  # fmt: skip
+    header = ["model", "noise", *[f"level {lv:g}" for lv in levels],
+              f"change at {levels[j]:g}", "AUC"]  # fmt: skip
+    return table(header, rows, source("natural_noise", "results.json"))
+
+
+def noise_paired() -> str:
+    """APR-MF minus BPR-MF on the same seeds and noise, under both masks."""
+    r = load("natural_noise/results.json")
+    j = r["levels"].index(0.3)
+    rows = []
+    for label, key in (("observed", "test/ndcg@20"), ("clean", "clean_mask/test/ndcg@20")):
+        for kind in r["kinds"]:
+            for figs in r["training_time"][kind]["paired"]["vs_baseline"].values():
+                e = figs[key]
+                rows.append([
+                    label,
+                    kind,
+                    fmt(e["levels"][j], signed=True),
+                    fmt(e["rel_change"][j], 1, signed=True, pct=True).replace("%", " points", 1),
+                    fmt(e["auc"], signed=True),
+                ])  # fmt: skip
+    header = ["mask", "noise", f"Δ NDCG@20 at level {r['levels'][j]:g}",
+              f"Δ change at {r['levels'][j]:g}", "Δ AUC"]  # fmt: skip
+    return table(header, rows, source("natural_noise", "results.json"))
+
+
 IRGAN_LABELS = {
     "bpr-mf": "BPR-MF",
     "apr-mf": "APR-MF",
@@ -397,6 +443,9 @@ BLOCKS = {
         "seq_robustness", "curves_pgd.png", "sampled HR@10 against relative eps, mean and 95% band"
     ),
     "attack-cost": attack_cost,
+    "noise-observed": lambda: noise_table("test/ndcg@20"),
+    "noise-clean-mask": lambda: noise_table("clean_mask/test/ndcg@20"),
+    "noise-paired": noise_paired,
     "irgan": irgan,
     "irgan-valid": lambda: figure(
         "irgan",
