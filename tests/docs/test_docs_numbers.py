@@ -10,7 +10,8 @@ forms:
   dot, such as ``drop@0.5/relative``, is matched whole). The value there is a number, a list
   (an interval) or a ``{"mean", "ci95"}`` entry, quoted as its mean alone or as
   ``mean [lo, hi]``. Every quoted number must equal the JSON value rounded to the quoted
-  number of decimals; a ``%`` in the quoted text means the JSON value times 100.
+  number of decimals; a ``%`` (or "points", for a difference of two percentages) in the
+  quoted text means the JSON value times 100.
 - **generated blocks**: ``<!-- begin: NAME -->`` ... ``<!-- end: NAME -->`` hold exactly
   what ``BLOCKS[NAME]()`` writes from the JSON (tables with their source line: command,
   evidence file, seeds and n; figures with the same caption).
@@ -126,7 +127,7 @@ def check_quote(quoted: str, value) -> str | None:
     found = NUMBER.findall(quoted)
     if not found:
         return f"no number in {quoted!r}"
-    scale = 100.0 if "%" in quoted else 1.0
+    scale = 100.0 if "%" in quoted or "points" in quoted else 1.0  # percent (points)
     want = expected_numbers(value, len(found))
     if len(want) != len(found):
         return f"{quoted!r} quotes {len(found)} numbers, the JSON holds {len(want)}: {want}"
@@ -446,6 +447,12 @@ BLOCKS = {
     "noise-observed": lambda: noise_table("test/ndcg@20"),
     "noise-clean-mask": lambda: noise_table("clean_mask/test/ndcg@20"),
     "noise-paired": noise_paired,
+    "noise-swap": lambda: figure(
+        "natural_noise",
+        "ndcg_at_20_swap.png",
+        "test NDCG@20 (observed mask) against the swap noise level, mean and 95% band",
+        file="results.json",
+    ),
     "irgan": irgan,
     "irgan-valid": lambda: figure(
         "irgan",
