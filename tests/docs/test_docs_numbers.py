@@ -348,8 +348,11 @@ IRGAN_LABELS = {
 def irgan() -> str:
     s = load("irgan/results.json")
     rows = []
-    for m, e in s["rows"].items():
-        paired = s["paired"].get(m)
+    order = [m for m in IRGAN_LABELS if m in s["rows"]] + [
+        m for m in s["rows"] if m not in IRGAN_LABELS
+    ]
+    for m in order:
+        e, paired = s["rows"][m], s["paired"].get(m)
         rows.append([
             IRGAN_LABELS.get(m, m),
             fmt(e["test"]["recall"]),
