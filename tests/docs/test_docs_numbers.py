@@ -370,6 +370,49 @@ def irgan() -> str:
     return table(header, rows, source("irgan", "results.json"))
 
 
+def _transfer_source() -> str:
+    r = load("transfer/results.json")
+    return source("transfer", "results.json", seeds=f"{r['n']} repetitions (their seeds: `seeds`)")
+
+
+def transfer_fake() -> str:
+    """Target HR@K gain (after − before) of each surrogate's profiles on each victim."""
+    f = load("transfer/results.json")["fake_profiles"]
+    key = f"target_hr@{f['k']}/delta"
+    cell = {(c["surrogate"], c["victim"]): c for c in f["cells"]}
+    rows = [
+        [row, *[fmt(cell[row, v][key], signed=True) for v in f["victims"]]] for row in f["rows"]
+    ]
+    paired = {(q["surrogate"], q["victim"]): q for q in f["paired"]["cells"]}
+    base = f["paired"]["baseline"]
+    rows += [
+        [f"{row} − {base}", *[fmt(paired[row, v][key], signed=True) for v in f["victims"]]]
+        for row in f["rows"]
+        if (row, f["victims"][0]) in paired
+    ]
+    return table(["surrogate → victim", *f["victims"]], rows, _transfer_source())
+
+
+def transfer_histories() -> str:
+    """HR@10 drop of each crafted history edit on each sequential model."""
+    h = load("transfer/results.json")["histories"]
+    rows = [
+        [
+            f"{r['surrogate']} ({r['attack']})",
+            *[fmt(r["cells"][m]["hr@10/drop"], signed=True) for m in h["models"]],
+        ]
+        for r in h["rows"]
+    ]
+    rows += [
+        [
+            f"{p['surrogate']} − random",
+            *[fmt(p["cells"][m]["hr@10/drop"], signed=True) for m in h["models"]],
+        ]
+        for p in h["paired"]["rows"]
+    ]
+    return table(["edits crafted on → evaluated on", *h["models"]], rows, _transfer_source())
+
+
 TEXT_LABELS = {"mf": "MF (IDs)", "text-mf": "text-MF", "text-mf-adv": "text-MF + AT on tokens"}
 
 
@@ -463,6 +506,8 @@ BLOCKS = {
         "validation NDCG@20 of G and D per GAN epoch, mean and 95% band",
         file="results.json",
     ),
+    "transfer-fake": transfer_fake,
+    "transfer-histories": transfer_histories,
     "number-index": number_index,
     "text-towers": text_towers,
     "text-towers-paired": text_towers_paired,
