@@ -146,6 +146,8 @@ def _seeds(study: dict) -> str:
     if "seeds" not in study:
         return "none (a timing benchmark)"
     seeds = study["seeds"]
+    if not all(isinstance(x, int) for x in seeds):  # transfer: one seed record per repetition
+        return f"{study['n']} repetitions (their seeds: `seeds`)"
     run = all(b - a == 1 for a, b in itertools.pairwise(seeds))
     listed = f"{seeds[0]}–{seeds[-1]}" if run and len(seeds) > 2 else ", ".join(map(str, seeds))
     return f"training seeds {listed} (n = {study['n']})"
@@ -371,8 +373,7 @@ def irgan() -> str:
 
 
 def _transfer_source() -> str:
-    r = load("transfer/results.json")
-    return source("transfer", "results.json", seeds=f"{r['n']} repetitions (their seeds: `seeds`)")
+    return source("transfer", "results.json")
 
 
 def transfer_fake() -> str:
@@ -380,11 +381,13 @@ def transfer_fake() -> str:
     f = load("transfer/results.json")["fake_profiles"]
     key = f"target_hr@{f['k']}/delta"
     cell = {(c["surrogate"], c["victim"]): c for c in f["cells"]}
+    base = f["paired"]["baseline"]
+    label = {row: f"{row} (heuristic reference)" if row == base else row for row in f["rows"]}
     rows = [
-        [row, *[fmt(cell[row, v][key], signed=True) for v in f["victims"]]] for row in f["rows"]
+        [label[row], *[fmt(cell[row, v][key], signed=True) for v in f["victims"]]]
+        for row in f["rows"]
     ]
     paired = {(q["surrogate"], q["victim"]): q for q in f["paired"]["cells"]}
-    base = f["paired"]["baseline"]
     rows += [
         [f"{row} − {base}", *[fmt(paired[row, v][key], signed=True) for v in f["victims"]]]
         for row in f["rows"]
@@ -398,7 +401,9 @@ def transfer_histories() -> str:
     h = load("transfer/results.json")["histories"]
     rows = [
         [
-            f"{r['surrogate']} ({r['attack']})",
+            "random substitution (baseline)"
+            if r["attack"] == "random"
+            else f"{r['surrogate']} ({r['attack']})",
             *[fmt(r["cells"][m]["hr@10/drop"], signed=True) for m in h["models"]],
         ]
         for r in h["rows"]
