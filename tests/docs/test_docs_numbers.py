@@ -150,7 +150,7 @@ def _seeds(study: dict) -> str:
         return f"{study['n']} repetitions (their seeds: `seeds`)"
     run = all(b - a == 1 for a, b in itertools.pairwise(seeds))
     listed = f"{seeds[0]}–{seeds[-1]}" if run and len(seeds) > 2 else ", ".join(map(str, seeds))
-    return f"training seeds {listed} (n = {study['n']})"
+    return f"training seeds {listed} (n = {study.get('n', len(seeds))})"
 
 
 def source(name: str, file: str = "study.json", seeds: str | None = None) -> str:
@@ -160,6 +160,8 @@ def source(name: str, file: str = "study.json", seeds: str | None = None) -> str
     attack = study.get("attack", {})
     if name == "apr":  # every model is attacked under attack seeds 0, 1, ... (sampled negatives)
         seeds += f"; attack seeds 0–{attack['attack_seeds'] - 1}"
+    if name == "poisoning":  # each training seed draws its own fake profiles
+        seeds += f"; {study['attack_draws']} draws of every attack, one per seed"
     if name == "text_towers":  # the random baseline's draws (the gradient attack is deterministic)
         seeds += f"; random-substitution draws 0–{attack['attack_seeds'] - 1}"
     return f"*Source:* `{STUDIES[name]}`; {seeds}; evidence `docs/evidence/{name}/{file}`."
@@ -456,6 +458,66 @@ def text_towers_paired() -> str:
     return table(["difference", *figs], rows, source("text_towers"))
 
 
+POISON_DEFENCES = {
+    "none": "none",
+    "apr": "APR",
+    "detect": "remove flagged users",
+    "downweight": "down-weight flagged users",
+}
+
+
+def poisoning() -> str:
+    """Target HR@50 before and after poisoning, and the clean metric, per attack and
+    defence."""
+    s = load("poisoning/results.json")
+    rows = []
+    for r in s["rows"]:
+        det = fmt(r["detector_auc"], 3) if "detector_auc" in r else "–"
+        rows.append([
+            r["attack"], POISON_DEFENCES[r["defence"]],
+            fmt(r["target_hr@50/before"]), fmt(r["target_hr@50/after"]),
+            fmt(r["paired"]["vs_clean"]["target_hr@50"], signed=True),
+            fmt(r["test_ndcg@20/after"]), det,
+        ])  # fmt: skip
+    header = ["attack", "defence", "target HR@50 clean", "target HR@50 poisoned",
+              "Δ (poisoned − clean)", "test NDCG@20 poisoned", "detector AUC"]  # fmt: skip
+    return table(header, rows, source("poisoning", "results.json"))
+
+
+def poisoning_defences() -> str:
+    """Each defence minus no defence, paired by seed."""
+    s = load("poisoning/results.json")
+    rows = []
+    for r in s["rows"]:
+        if r["defence"] == "none":
+            continue
+        e = r["paired"]["vs_no_defence"]
+        rows.append([
+            r["attack"], POISON_DEFENCES[r["defence"]],
+            fmt(e["target_hr@50/after"], signed=True), fmt(e["target_hr@50/gain"], signed=True),
+            fmt(e["test_ndcg@20/before"], signed=True),
+        ])  # fmt: skip
+    header = ["attack", "defence − none", "Δ target HR@50 poisoned", "Δ gain (poisoned − clean)",
+              "Δ test NDCG@20 clean"]  # fmt: skip
+    return table(header, rows, source("poisoning", "results.json"))
+
+
+def poisoning_lead() -> str:
+    """The unrolled attack minus the best heuristic, paired by seed."""
+    s = load("poisoning/results.json")
+    rows = [
+        [
+            POISON_DEFENCES[e["defence"]],
+            e["best_heuristic"],
+            fmt(e["diff"], signed=True),
+            f"{e['ahead']} of {e['n']}",
+        ]
+        for e in s["lead"]
+    ]
+    header = ["defence", "best heuristic (by mean)", "Δ target HR@50 poisoned", "seeds ahead"]
+    return table(header, rows, source("poisoning", "results.json"))
+
+
 def number_index() -> str:
     """Every number the guide quotes inline and every generated table or figure, with the
     study, seeds and JSON key it comes from (the index on docs/reproducibility.md)."""
@@ -514,6 +576,15 @@ BLOCKS = {
     "transfer-fake": transfer_fake,
     "transfer-histories": transfer_histories,
     "number-index": number_index,
+    "poisoning": poisoning,
+    "poisoning-defences": poisoning_defences,
+    "poisoning-lead": poisoning_lead,
+    "poisoning-plot": lambda: figure(
+        "poisoning",
+        "results.png",
+        "target HR@50 after poisoning per attack and defence, mean and 95% interval",
+        file="results.json",
+    ),
     "text-towers": text_towers,
     "text-towers-paired": text_towers_paired,
     "text-towers-gradient": lambda: figure(
