@@ -23,8 +23,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE_DIR = os.environ.get("ROBUSTJAX_TEST_JAX_CACHE", os.path.join(ROOT, ".jax_cache"))
 
-# Four virtual CPU devices, so that code which shards (STYLE.md section 11) can be tested on
-# CPU. No test exercises sharding yet; one device would be used by every current test.
+# Four virtual CPU devices, so that the sharded code (robustjax.sharding; tests/sharding runs
+# training, evaluation and sweeps on meshes of 4 devices) is tested on CPU. Tests that do not
+# build a mesh use the first device only.
 jax.config.update("jax_num_cpu_devices", 4)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 if CACHE_DIR:
