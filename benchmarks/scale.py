@@ -143,7 +143,7 @@ def cornac_epoch_seconds(user, item, *, epochs, seed):
     return None if out is None else {"epoch_s": out["epoch_s_median"], "version": out["version"]}
 
 
-def eval_seconds(fns, params, split, *, repeats=5, part="test", auc=True):
+def eval_seconds(fns, params, split, *, repeats=20, part="test", auc=True):
     csr = lambda t: user_item_csr(t, split.num_users)
     target = csr(getattr(split, part))
     excl = [csr(split.train)] + ([csr(split.valid)] if part == "test" else [])
