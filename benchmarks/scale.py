@@ -161,12 +161,7 @@ def eval_seconds(fns, params, split, *, repeats=20, part="test", auc=True):
         )
 
     metrics = run()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)), metrics
+    return median_seconds(run, repeats), metrics
 
 
 def eval_step_seconds(fns, params, split, *, auc, repeats=20):
@@ -192,22 +187,22 @@ def eval_step_seconds(fns, params, split, *, auc, repeats=20):
         )  # fmt: skip
 
     jax.block_until_ready(run())
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(run())
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    return median_seconds(run, repeats)
 
 
 def product_seconds(fns, params, num_users, repeats=20):
     users = jnp.arange(num_users, dtype=jnp.int32)
     product = jax.jit(lambda p, u: fns.score_all(p, u))
     jax.block_until_ready(product(params, users))
+    return median_seconds(lambda: product(params, users), repeats)
+
+
+def median_seconds(fn, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` (compiled already), each waited on."""
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        jax.block_until_ready(product(params, users))
+        jax.block_until_ready(fn())
         times.append(time.perf_counter() - t)
     return float(np.median(times))
 
