@@ -10,7 +10,11 @@ import jax
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
+# the shared data sets beside the checkout; ROBUSTJAX_SHARED_DATA points elsewhere (a copy
+# carried to a machine where ../shared does not exist, e.g. the GPU check's)
+SHARED = os.environ.get("ROBUSTJAX_SHARED_DATA") or os.path.normpath(
+    os.path.join(HERE, "..", "..", "shared", "data")
+)
 
 
 def environment() -> dict:
@@ -39,14 +43,15 @@ def timed(fn, *args):
     return out, time.perf_counter() - t
 
 
-def write_record(name: str, record: dict, out: str | None = None) -> str:
-    """Writes one JSON record per run under benchmarks/results/ and prints it."""
+def write_record(name: str, record: dict, out: str | None = None, *, echo: bool = True) -> str:
+    """Writes one JSON record per run under benchmarks/results/ and prints it (``echo``)."""
     path = out or os.path.join(
         HERE, "results", f"{name}-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
     )
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump(record, f, indent=1, sort_keys=True)
-    print(json.dumps(record, indent=1, sort_keys=True))
-    print(f"wrote {path}")
+    if echo:
+        print(json.dumps(record, indent=1, sort_keys=True))
+        print(f"wrote {path}")
     return path

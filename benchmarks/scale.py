@@ -26,6 +26,7 @@ import argparse
 import os
 import resource
 import time
+import traceback
 
 import jax
 import jax.numpy as jnp
@@ -75,6 +76,14 @@ SIZES = {
 def peak_rss_bytes() -> int:
     """The process's peak resident set size so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def device_peak_bytes() -> int | None:
+    """The first device's peak allocated bytes so far (GPU/TPU allocators report it; None
+    on CPU, where ``peak_rss_bytes`` is the measure)."""
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else int(peak)
 
 
 def midsize_table(num_users, num_items, per_user, *, seed=0, dim=16, chunk=512):
@@ -332,7 +341,8 @@ def bench_sweep(fns, params, split, data, num_users):
         num_items=split.num_items, cfg=cfg, progress=False,
     )  # fmt: skip
     return {"seconds": time.perf_counter() - t, "users": num_users, "levels": 16,
-            "peak_rss_bytes": peak_rss_bytes()}  # fmt: skip
+            "peak_rss_bytes": peak_rss_bytes(),
+            "device_peak_bytes": device_peak_bytes()}  # fmt: skip
 
 
 def bench_eval_1m(sizes, *, batch_size=256, targets=8, excluded=32) -> tuple[dict, dict]:
@@ -391,6 +401,7 @@ def bench_eval_1m(sizes, *, batch_size=256, targets=8, excluded=32) -> tuple[dic
         "temp_bytes": None if mem is None else int(mem.temp_size_in_bytes),
         "slice_seconds": wall,
         "process_peak_rss_bytes": peak_rss_bytes(),
+        "device_peak_bytes": device_peak_bytes(),
         "num_users_evaluated": metrics["num_users"],
     }
     flat = {
@@ -410,9 +421,12 @@ def bench_devices() -> dict:
 
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     t = time.perf_counter()
+    # on CPU whatever the machine has: the checks need 4 forced CPU devices (on a GPU
+    # machine jax would otherwise see one GPU and skip them)
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/sharding"],
-        cwd=root, capture_output=True, text=True, timeout=900, check=False,
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/sharding"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     tail = proc.stdout.strip().splitlines()[-1:] or [""]
     return {"passed": proc.returncode == 0, "summary": tail[0], "seconds": time.perf_counter() - t}
@@ -449,19 +463,30 @@ def main(argv=None):
         "midsize": lambda: bench_midsize(args, sizes, optimizers),
         "eval_1m": lambda: bench_eval_1m(sizes),
     }
+    failed = []
     for name, fn in steps.items():
         if name in skip:
             continue
         t = time.perf_counter()
-        out, f = fn()
+        try:
+            out, f = fn()
+        except Exception as exc:  # noqa: BLE001 -- one piece failing keeps the others' figures
+            traceback.print_exc()
+            failed.append(name)
+            out, f = {"error": f"{type(exc).__name__}: {exc}"}, {}
         record[name] = out | {"bench_seconds": time.perf_counter() - t}
         flat.update(f)
         print(f"{name}: {f}", flush=True)
+        if args.json:  # a partial record survives a run cut short by a time limit
+            write_record("scale", record | flat | {"partial": True}, args.json, echo=False)
     if "devices" not in skip:
         record["devices"] = bench_devices()
         flat["devices/sharding_tests_passed"] = record["devices"]["passed"]
     record.update(flat)
+    record["failed"] = failed
     write_record("scale", record, args.json)
+    if failed:
+        raise SystemExit(f"scale: {failed} failed (tracebacks above; the record says which)")
     return record
 
 
