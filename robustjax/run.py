@@ -31,11 +31,13 @@ from robustjax.data import (
     user_item_csr,
 )
 from robustjax.eval import (
+    FullEvalPlan,
     column_scores,
     evaluate_cold,
-    evaluate_full,
+    evaluate_planned,
     evaluate_sampled,
     make_sampled_candidates,
+    plan_full,
 )
 from robustjax.models import ModelFns, build_model
 from robustjax.models.registry import SEQUENCE_MODELS
@@ -107,17 +109,25 @@ class Evaluator:
             auc=self.auc,
         )
 
+    def plan(self, part: str) -> FullEvalPlan:
+        """The packed batches of ``part`` (train, plus valid for test, excluded), built at
+        the first evaluation of ``part`` and reused by every later one."""
+        plans = self.__dict__.setdefault("_plans", {})
+        if part not in plans:
+            exclude = [self.csr("train")] + ([self.csr("valid")] if part == "test" else [])
+            plans[part] = plan_full(
+                target_csr=self.csr(part), exclude_csrs=exclude,
+                num_items=self.split.num_items, batch_size=self.batch_size,
+            )  # fmt: skip
+        return plans[part]
+
     def __call__(self, params, part: str, *, top_n: int = 0):
-        exclude = [self.csr("train")] + ([self.csr("valid")] if part == "test" else [])
         params = shard_params(params, self.mesh)  # a no-op once placed
-        out = evaluate_full(
+        out = evaluate_planned(
             self._score_all,
             params,
-            target_csr=self.csr(part),
-            exclude_csrs=exclude,
-            num_items=self.split.num_items,
+            self.plan(part),
             ks=self.ks,
-            batch_size=self.batch_size,
             return_topk=top_n or None,
             auc=self.auc if part == "test" or self.valid_auc is None else self.valid_auc,
         )

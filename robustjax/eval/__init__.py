@@ -7,7 +7,16 @@ here for other per-user drivers (poisoning target metrics).
 from robustjax.eval._host import batch_capacity, check_csr, coo_batch, pad_rows
 from robustjax.eval.attacked import make_table_attack, table_targets
 from robustjax.eval.cold import column_scores, evaluate_cold, shift_csr
-from robustjax.eval.full import TopK, coo_mask, eval_full_step, evaluate_full, top_items
+from robustjax.eval.full import (
+    FullEvalPlan,
+    TopK,
+    coo_mask,
+    eval_full_step,
+    evaluate_full,
+    evaluate_planned,
+    plan_full,
+    top_items,
+)
 from robustjax.eval.metrics import MetricSums, sum_metrics
 from robustjax.eval.ranking import METRIC_NAMES, metric_keys, rank_metrics, single_target_metrics
 from robustjax.eval.ranks import count_true, metrics_from_ranks, slot_metrics, target_counts
@@ -28,6 +37,7 @@ from robustjax.eval.stability import (
 
 __all__ = [
     "METRIC_NAMES",
+    "FullEvalPlan",
     "MetricSums",
     "SampledCandidates",
     "TopK",
@@ -41,6 +51,7 @@ __all__ = [
     "eval_sampled_step",
     "evaluate_cold",
     "evaluate_full",
+    "evaluate_planned",
     "evaluate_sampled",
     "jaccard_at_k",
     "make_sampled_candidates",
@@ -49,6 +60,7 @@ __all__ = [
     "metric_keys",
     "metrics_from_ranks",
     "pad_rows",
+    "plan_full",
     "prediction_shift",
     "rank_metrics",
     "rbo_at_k",

@@ -20,6 +20,7 @@ memory (``benchmarks/scale.py`` records the compiled step's peak). Lower ``batch
 (``EvalConfig.batch_size``) to bound memory, or switch AUC off (``eval.auc=false``).
 """
 
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -136,6 +137,74 @@ def top_items(
     return best_i, best_s
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class FullEvalPlan:
+    """The host half of a full-ranking evaluation, done once for a fixed protocol (targets,
+    exclusions, users, batch size): the checked CSRs packed into per-batch COO lists and
+    slot rows, placed on the device. Evaluating the same split again (validation every
+    epoch, the checkpoints of a sweep) reuses it and pays only the compiled steps.
+
+    Build with :func:`plan_full`; run with :func:`evaluate_planned`.
+    """
+
+    num_items: int
+    batch_size: int
+    users: np.ndarray  # int64 [U']: the evaluated users (those with a target), in order
+    batches: tuple  # per batch: the array arguments of eval_full_step
+    sizes: tuple[int, ...]  # real users per batch
+
+
+def plan_full(
+    *,
+    target_csr: CSR,
+    exclude_csrs: Sequence[CSR],
+    num_items: int,
+    batch_size: int = 512,
+    users: np.ndarray | None = None,
+) -> FullEvalPlan:
+    """Checks the CSRs and packs every batch of :func:`evaluate_full` (arguments as there).
+
+    One process: the batches are placed on the default device, uncommitted (a jitted step
+    on a mesh still moves them where it needs). Several processes: they stay host arrays,
+    which every process passes alike.
+    """
+    _check_batch_size(batch_size)
+    target, excludes, num_users = _host.check_csrs(
+        "evaluate_full", target_csr, exclude_csrs, num_items
+    )
+    eval_users = _users_with_target(users, target, num_users)
+    bsz = max(min(batch_size, eval_users.size), 1)
+    batches, sizes = _pack_batches(eval_users, target, excludes, bsz, num_items)
+    if jax.process_count() == 1:
+        batches = jax.device_put(batches)
+    return FullEvalPlan(num_items, bsz, eval_users, tuple(batches), tuple(sizes))
+
+
+def evaluate_planned(
+    score_users_fn: Callable[[Any, Int[Array, " B"]], Float[Array, "B I"]],
+    params: Any,
+    plan: FullEvalPlan,
+    *,
+    ks: tuple[int, ...] = (10, 20, 50),
+    return_topk: int | None = None,
+    auc: bool = True,
+) -> dict[str, float] | tuple[dict[str, float], TopK]:
+    """:func:`evaluate_full` on a :func:`plan_full` plan (arguments and results as there)."""
+    ks, topn = _check_full_args(ks, plan.num_items, return_topk)
+    states, tops = [], []
+    for args in plan.batches:
+        sums, top = eval_full_step(
+            params, *args, score_users_fn=score_users_fn, num_items=plan.num_items, ks=ks,
+            topn=topn, auc=auc,
+        )  # fmt: skip
+        states.append(sums)
+        tops.append(top)
+    metrics = _host.finish(states, metric_keys(ks) if auc else metric_keys(ks)[:-1])
+    if not topn:
+        return metrics
+    return metrics, _gather_topk(tops, plan.sizes, plan.users, topn)
+
+
 def evaluate_full(
     score_users_fn: Callable[[Any, Int[Array, " B"]], Float[Array, "B I"]],
     params: Any,
@@ -151,6 +220,9 @@ def evaluate_full(
 ) -> dict[str, float] | tuple[dict[str, float], TopK]:
     """Means of the ranking metrics (definitions: ``rank_metrics``) over all users with at
     least one target item, computed from the targets' ranks.
+
+    Evaluating the same protocol repeatedly: build its :func:`plan_full` once and call
+    :func:`evaluate_planned`, which skips the host packing (this function does both).
 
     Args:
       score_users_fn: pure ``(params, users int32[B]) -> scores [B, num_items]``. Pass the
@@ -170,30 +242,24 @@ def evaluate_full(
       ``{"recall@K", "ndcg@K", "hr@K", "precision@K", "mrr@K", "auc": float,
       "num_users": int}``; with ``return_topk`` a pair ``(metrics, TopK)``.
     """
-    ks, topn = _check_full_args(ks, num_items, batch_size, return_topk)
-    target, excludes, num_users = _host.check_csrs(
-        "evaluate_full", target_csr, exclude_csrs, num_items
-    )
-    eval_users = _users_with_target(users, target, num_users)
+    _check_full_args(ks, num_items, return_topk)  # before the host work
+    plan = plan_full(
+        target_csr=target_csr, exclude_csrs=exclude_csrs, num_items=num_items,
+        batch_size=batch_size, users=users,
+    )  # fmt: skip
+    return evaluate_planned(score_users_fn, params, plan, ks=ks, return_topk=return_topk, auc=auc)
 
-    names = metric_keys(ks) if auc else metric_keys(ks)[:-1]
-    bsz = max(min(batch_size, eval_users.size), 1)
-    states, tops, sizes = _eval_batches(
-        score_users_fn, params, eval_users, target, excludes, bsz, num_items, ks, topn, auc
-    )
-    metrics = _host.finish(states, names)
-    if not topn:
-        return metrics
-    return metrics, _gather_topk(tops, sizes, eval_users, topn)
+
+def _check_batch_size(batch_size: int) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"evaluate_full: batch_size must be an int >= 1, got {batch_size!r}.")
 
 
 def _check_full_args(
-    ks: tuple[int, ...], num_items: int, batch_size: int, return_topk: int | None
+    ks: tuple[int, ...], num_items: int, return_topk: int | None
 ) -> tuple[tuple[int, ...], int]:
     """Validated ``ks`` and the top-N count (0: no top-N) of ``evaluate_full``."""
     ks = _check_ks(ks, num_items)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"evaluate_full: batch_size must be an int >= 1, got {batch_size!r}.")
     topn = int(return_topk or 0)
     if topn < 0 or topn > num_items:
         raise ValueError(
@@ -260,54 +326,35 @@ def _slot_rows(
     return slot_user, slot_items, slot_real
 
 
-def _eval_batches(
-    score_users_fn: Callable,
-    params: Any,
+def _pack_batches(
     eval_users: np.ndarray,
     target: CSR,
     excludes: Sequence[CSR],
     bsz: int,
     num_items: int,
-    ks: tuple[int, ...],
-    topn: int,
-    auc: bool,
     width: int = SLOT_WIDTH,
-) -> tuple[list, list, list]:
-    """Runs ``eval_full_step`` over ``eval_users`` in host batches of at most ``bsz`` users
-    (padded); returns the per-batch metric sums, top-N pairs and user counts."""
+) -> tuple[list, list]:
+    """The array arguments of ``eval_full_step`` for each host batch of at most ``bsz`` of
+    ``eval_users`` (padded to one shape), and the real users per batch."""
     counts = target[0][eval_users + 1] - target[0][eval_users]
     row_cap = _slot_capacity(counts, bsz, width)
     batches = _plan_batches(counts, bsz, width, row_cap)
-    idx = np.arange(eval_users.size)
     t_cap = max(max((int(counts[a:b].sum()) for a, b in batches), default=1), 1)
     x_cap = max(
         (_host.batch_capacity(excludes, eval_users[a:b], bsz) for a, b in batches), default=1
     )
-    states, tops, sizes = [], [], []
+    packed, sizes = [], []
     for a, b in batches:
-        chunk = eval_users[idx[a:b]]
-        tr, tc = _host.coo_batch([target], chunk, t_cap, pad_row=bsz)
-        xr, xc = _host.coo_batch(excludes, chunk, x_cap, pad_row=bsz)
-        slots = _slot_rows(target, chunk, width, row_cap, num_items)
-        sums, top = eval_full_step(
-            params,
+        chunk = eval_users[a:b]
+        packed.append((
             _host.pad_rows(chunk.astype(np.int32), bsz),
             np.arange(bsz) < chunk.size,
-            tr,
-            tc,
-            xr,
-            xc,
-            *slots,
-            score_users_fn=score_users_fn,
-            num_items=num_items,
-            ks=ks,
-            topn=topn,
-            auc=auc,
-        )
-        states.append(sums)
-        tops.append(top)
+            *_host.coo_batch([target], chunk, t_cap, pad_row=bsz),
+            *_host.coo_batch(excludes, chunk, x_cap, pad_row=bsz),
+            *_slot_rows(target, chunk, width, row_cap, num_items),
+        ))  # fmt: skip
         sizes.append(chunk.size)
-    return states, tops, sizes
+    return packed, sizes
 
 
 def _gather_topk(tops: list, sizes: list, eval_users: np.ndarray, topn: int) -> TopK:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from eval_reference import ref_rank_metrics
 
-from robustjax.eval import evaluate_full, metric_keys
+from robustjax.eval import evaluate_full, evaluate_planned, metric_keys, plan_full
 
 KS = (1, 5, 10)
 U, I, D = 50, 40, 6
@@ -66,6 +66,32 @@ def test_batched_matches_reference(batch_size, strict_promotion):
         assert isinstance(out[name], float)
         np.testing.assert_allclose(out[name], expected[name], rtol=1e-5, atol=1e-7, err_msg=name)
     assert len(calls) == 1  # the padded last batch reuses the compiled step
+
+
+def test_plan_reused_across_params_equals_fresh_evaluations():
+    """One plan (the host packing, done once) serves any number of parameter sets: each
+    gives the reference metrics of its own scores, and the top-N lists as evaluate_full."""
+    _, train, valid, test = _case(2)
+    plan = plan_full(
+        target_csr=_csr(test), exclude_csrs=[_csr(train), _csr(valid)], num_items=I,
+        batch_size=16,
+    )  # fmt: skip
+    assert plan.users.tolist() == np.flatnonzero(test.any(axis=1)).tolist()
+    for seed in (3, 4):
+        params = _case(seed)[0]
+        out, top = evaluate_planned(mf_scores, params, plan, ks=KS, return_topk=4)
+        expected, _ = _reference(params, train, valid, test)
+        for name in metric_keys(KS):
+            np.testing.assert_allclose(out[name], expected[name], rtol=1e-5, atol=1e-7)
+        _, fresh = evaluate_full(
+            mf_scores, params, target_csr=_csr(test), exclude_csrs=[_csr(train), _csr(valid)],
+            num_items=I, ks=KS, batch_size=16, return_topk=4,
+        )  # fmt: skip
+        np.testing.assert_array_equal(top.items, fresh.items)
+    no_auc = evaluate_planned(mf_scores, params, plan, ks=KS, auc=False)
+    assert "auc" not in no_auc and no_auc["recall@5"] == out["recall@5"]
+    with pytest.raises(ValueError, match="K=50"):
+        evaluate_planned(mf_scores, params, plan, ks=(50,))
 
 
 def test_topk_and_user_subset():
