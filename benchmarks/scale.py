@@ -12,6 +12,8 @@ Side by side in one run (ratios, not seconds, are what to compare across machine
   Recall@20), full-ranking evaluation, and a 16-level PGD sweep (its process peak memory).
 * ``eval_1m``: 1M users x 1M items x d64 (random factors): peak memory of one compiled
   evaluation batch from XLA's memory analysis, and the wall time of a 10k-user slice.
+* ``lightgcn``: LightGCN's training epoch on the mid-size catalogue with the default
+  propagation for the backend (``--lightgcn-steps`` steps scaled to the epoch).
 * ``devices``: the 4-forced-CPU-device checks of ``tests/sharding`` (results equal to one
   device), if that package is present.
 
@@ -353,6 +355,29 @@ def bench_midsize(args, sizes, optimizers) -> tuple[dict, dict]:
     return out, flat
 
 
+def bench_lightgcn(args, sizes) -> tuple[dict, dict]:
+    """LightGCN (3 layers, dim 64, BPR + L2, Adam) on the mid-size catalogue's training
+    pairs, with the default propagation (``"auto"``: CSR on CPU, the edge list elsewhere):
+    the epoch time, from ``--lightgcn-steps`` steps scaled to the epoch where that is
+    fewer (``benchmarks/lightgcn_epoch.py`` compares the two formulations)."""
+    from types import SimpleNamespace
+
+    from benchmarks.lightgcn_epoch import _Run
+    from robustjax.models.graph import resolve_propagation
+
+    table = midsize_table(sizes["mid_users"], sizes["mid_items"], sizes["mid_per_user"])
+    split = split_random(table, (0.8, 0.1, 0.1), seed=0, name="midsize")
+    opts = SimpleNamespace(dim=64, layers=3, seed=0, batch_size=2048,
+                           auto_steps=args.lightgcn_steps)  # fmt: skip
+    run = _Run("auto", split.train.user, split.train.item, split.num_users, split.num_items,
+               args=opts)  # fmt: skip
+    for _ in range(2):  # a warm-up round, then the timed one
+        run.time_once()
+    out = run.record() | {"propagation": resolve_propagation("auto")}
+    flat = {"lightgcn/epoch_s": out["epoch_s"], "lightgcn/propagation": out["propagation"]}
+    return out, flat
+
+
 def bench_sweep(fns, params, split, data, num_users):
     """A 16-level PGD sweep over the test targets of the first ``num_users`` users."""
     csr = lambda t: user_item_csr(t, split.num_users)
@@ -465,7 +490,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", default=None, help="record path (default benchmarks/results/)")
     p.add_argument("--tiny", action="store_true", help="small sizes: seconds, for tests")
-    p.add_argument("--skip", default="", help="comma list of ml100k,midsize,eval_1m,devices")
+    p.add_argument(
+        "--skip", default="", help="comma list of ml100k,midsize,eval_1m,lightgcn,devices"
+    )
     p.add_argument("--epochs", type=int, default=100, help="midsize quality runs' epochs")
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--epochs-timed", type=int, default=5, help="epochs timed per optimizer")
@@ -473,6 +500,8 @@ def main(argv=None):
                    help="fixed validation Recall@20 for time-to-target (default: 90%% of the "
                    "dense run's final value, recorded)")  # fmt: skip
     p.add_argument("--optimizers", default="adam,lazy_adam")
+    p.add_argument("--lightgcn-steps", type=int, default=40,
+                   help="LightGCN steps timed, scaled to the epoch (0: a whole epoch)")  # fmt: skip
     args = p.parse_args(argv)
     if args.tiny:
         args.epochs, args.eval_every, args.epochs_timed = 4, 2, 2
@@ -491,6 +520,7 @@ def main(argv=None):
         "ml100k": lambda: bench_ml100k(args, optimizers),
         "midsize": lambda: bench_midsize(args, sizes, optimizers),
         "eval_1m": lambda: bench_eval_1m(sizes),
+        "lightgcn": lambda: bench_lightgcn(args, sizes),
     }
     failed = []
     for name, fn in steps.items():
