@@ -26,7 +26,6 @@ Usage: python -m benchmarks.scale --json OUT [--tiny] [--skip midsize,eval_1m]
 
 import argparse
 import os
-import resource
 import time
 import traceback
 
@@ -35,30 +34,29 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._common import SHARED, environment, write_record
-from benchmarks.train_throughput import bench_cornac
+from benchmarks._scale_timing import (
+    _trainer,
+    device_peak_bytes,
+    eval_planned_seconds,
+    eval_seconds,
+    eval_step_seconds,
+    interleaved_epochs,
+    peak_rss_bytes,
+    product_seconds,
+)
 from robustjax.data import DataConfig, prepare, user_item_csr
 from robustjax.data.splits import split_random
 from robustjax.data.table import InteractionTable
 from robustjax.eval import (
-    batch_capacity,
-    check_csr,
-    coo_batch,
     evaluate_full,
-    evaluate_planned,
-    plan_full,
 )
-from robustjax.eval.full import SLOT_WIDTH, _slot_capacity, _slot_rows, eval_full_step
+from robustjax.eval.full import eval_full_step
 from robustjax.eval.sweep import SweepConfig, run_sweep
-from robustjax.losses import Term, clean_term, combine
 from robustjax.models import ModelConfig, build_model
 from robustjax.train import (
     build_train_arrays,
-    epoch_permutation,
     init_state,
-    make_optimizer,
-    make_train_epoch,
 )
-from robustjax.train.sparse_step import row_sparse_optimizer
 
 SIZES = {
     "full": {
@@ -80,19 +78,6 @@ SIZES = {
         "sweep_users": 128,
     },
 }
-
-
-def peak_rss_bytes() -> int:
-    """The process's peak resident set size so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def device_peak_bytes() -> int | None:
-    """The first device's peak allocated bytes so far (GPU/TPU allocators report it; None
-    on CPU, where ``peak_rss_bytes`` is the measure)."""
-    stats = jax.devices()[0].memory_stats() or {}
-    peak = stats.get("peak_bytes_in_use")
-    return None if peak is None else int(peak)
 
 
 def midsize_table(num_users, num_items, per_user, *, seed=0, dim=16, chunk=512):
@@ -120,139 +105,15 @@ def midsize_table(num_users, num_items, per_user, *, seed=0, dim=16, chunk=512):
     )
 
 
-def _trainer(fns, data, optimizer, *, batch_size, seed, lr=1e-3):
-    """``(state, run_epoch(state, e) -> state)`` for BPR with ``optimizer``."""
-    if optimizer.startswith("lazy_"):  # row-sparse: only the rows a batch touches move
-        tx = row_sparse_optimizer(fns, optimizer.removeprefix("lazy_"), lr)
-    else:
-        tx = make_optimizer(optimizer, lr)
-    train_epoch = make_train_epoch(combine(bpr=Term(clean_term(fns))), tx)
-    root = jax.random.key(seed)
-
-    def run_epoch(state, e):
-        perm = epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=e)
-        state, m = train_epoch(state, perm, data, jax.random.fold_in(root, e))
-        return state, m
-
-    return tx, run_epoch
-
-
-def epoch_seconds(fns, params, data, optimizer, *, epochs, batch_size, seed):
-    """Median seconds of a synchronous fused epoch (compile apart)."""
-    tx, run_epoch = _trainer(fns, data, optimizer, batch_size=batch_size, seed=seed)
-    state = init_state(jax.tree.map(jnp.copy, params), tx)
-    t = time.perf_counter()
-    state, m = run_epoch(state, 0)
-    jax.block_until_ready(m)
-    compile_s = time.perf_counter() - t
-    times = []
-    for e in range(1, epochs + 1):
-        t = time.perf_counter()
-        state, m = run_epoch(state, e)
-        jax.block_until_ready(m)
-        times.append(time.perf_counter() - t)
-    return {"epoch_s": float(np.median(times)), "first_epoch_s": compile_s}
-
-
-def cornac_epoch_seconds(user, item, *, epochs, seed):
-    """cornac's BPR (k=64) on the same pairs (``train_throughput.bench_cornac``): seconds
-    per epoch, or None without cornac."""
-    out = bench_cornac(user, item, None, None, epochs=epochs, seed=seed)
-    return None if out is None else {"epoch_s": out["epoch_s_median"], "version": out["version"]}
-
-
-def eval_seconds(fns, params, split, *, repeats=20, part="test", auc=True):
-    csr = lambda t: user_item_csr(t, split.num_users)
-    target = csr(getattr(split, part))
-    excl = [csr(split.train)] + ([csr(split.valid)] if part == "test" else [])
-
-    def run():
-        return evaluate_full(
-            fns.score_all,
-            params,
-            target_csr=target,
-            exclude_csrs=excl,
-            num_items=split.num_items,
-            ks=(10, 20, 50),
-            batch_size=1024,
-            auc=auc,
-        )
-
-    metrics = run()
-    return median_seconds(run, repeats), metrics
-
-
-def eval_planned_seconds(fns, params, split, *, repeats=20, auc=True):
-    """As ``eval_seconds`` on test, with the host packing done once beforehand
-    (``plan_full``): what each repeated evaluation of a fixed split costs."""
-    csr = lambda t: user_item_csr(t, split.num_users)
-    plan = plan_full(
-        target_csr=csr(split.test), exclude_csrs=[csr(split.train), csr(split.valid)],
-        num_items=split.num_items, batch_size=1024,
-    )  # fmt: skip
-
-    def run():
-        return evaluate_planned(fns.score_all, params, plan, ks=(10, 20, 50), auc=auc)
-
-    run()
-    return median_seconds(run, repeats)
-
-
-def eval_step_seconds(fns, params, split, *, auc, repeats=20):
-    """The compiled evaluation step alone (``eval_full_step``: scores, masks, rank and AUC
-    counts, metric sums) on all test users as one batch, host packing done beforehand; the
-    difference to ``eval_seconds`` is the host's share (CSR checks, COO lists, slot rows,
-    the transfer and the float64 sums)."""
-    csr = lambda t: user_item_csr(t, split.num_users)
-    target = check_csr("target", csr(split.test), split.num_items)
-    excl = [check_csr("exclude", csr(t), split.num_items) for t in (split.train, split.valid)]
-    counts = target[0][1:] - target[0][:-1]
-    users = np.flatnonzero(counts > 0)
-    bsz = users.size
-    row_cap = _slot_capacity(counts[users], bsz, SLOT_WIDTH)
-    slots = _slot_rows(target, users, SLOT_WIDTH, row_cap, split.num_items)
-    tr, tc = coo_batch([target], users, int(counts.sum()), pad_row=bsz)
-    xr, xc = coo_batch(excl, users, batch_capacity(excl, users, bsz), pad_row=bsz)
-
-    def run():
-        return eval_full_step(
-            params, users.astype(np.int32), np.ones(bsz, bool), tr, tc, xr, xc, *slots,
-            score_users_fn=fns.score_all, num_items=split.num_items, ks=(10, 20, 50), auc=auc,
-        )  # fmt: skip
-
-    jax.block_until_ready(run())
-    return median_seconds(run, repeats)
-
-
-def product_seconds(fns, params, num_users, repeats=20):
-    users = jnp.arange(num_users, dtype=jnp.int32)
-    product = jax.jit(lambda p, u: fns.score_all(p, u))
-    jax.block_until_ready(product(params, users))
-    return median_seconds(lambda: product(params, users), repeats)
-
-
-def median_seconds(fn, repeats: int) -> float:
-    """Median wall time of ``repeats`` calls of ``fn`` (compiled already), each waited on."""
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
-
 def bench_ml100k(args, optimizers) -> dict:
     split = prepare(DataConfig(path=os.path.join(SHARED, "ml-100k-split")))
     fns, params = build_model(ModelConfig(dim=64), split.num_users, split.num_items, seed=0)
     tr = split.train
     data = build_train_arrays(tr.user, tr.item, split.num_users, split.num_items)
-    out = {}
-    for opt in optimizers:
-        out[opt] = epoch_seconds(
-            fns, params, data, opt, epochs=args.epochs_timed, batch_size=2048, seed=0
-        )
-    cornac = cornac_epoch_seconds(tr.user, tr.item, epochs=args.epochs_timed, seed=0)
-    out["cornac"] = cornac
+    out = interleaved_epochs(
+        fns, params, data, (tr.user, tr.item), optimizers, epochs=args.epochs_timed,
+        rounds=args.rounds,
+    )  # fmt: skip
     bare = product_seconds(fns, params, split.num_users)
     with_auc, _ = eval_seconds(fns, params, split, auc=True)
     without, _ = eval_seconds(fns, params, split, auc=False)
@@ -278,12 +139,21 @@ def bench_ml100k(args, optimizers) -> dict:
     }
     for opt in optimizers[1:]:
         flat[f"ml100k/{opt}_epoch_s"] = out[opt]["epoch_s"]
-    if cornac:
-        flat["ml100k/cornac_epoch_s"] = cornac["epoch_s"]
-        best = min(out[o]["epoch_s"] for o in optimizers)
-        flat["ml100k/epoch_ratio_vs_cornac"] = best / cornac["epoch_s"]
-        flat["ml100k/dense_epoch_ratio_vs_cornac"] = out["adam"]["epoch_s"] / cornac["epoch_s"]
+    flat.update(_cornac_keys("ml100k", out, optimizers))
     return out, flat
+
+
+def _cornac_keys(prefix: str, out: dict, optimizers) -> dict:
+    """The flat cornac figures of ``interleaved_epochs``' record (none without cornac):
+    the best optimizer's and dense Adam's median per-round ratio."""
+    if "cornac" not in out:
+        return {}
+    ratios = out["ratio_vs_cornac"]
+    return {
+        f"{prefix}/cornac_epoch_s": out["cornac"]["epoch_s"],
+        f"{prefix}/epoch_ratio_vs_cornac": min(ratios.values()),
+        f"{prefix}/dense_epoch_ratio_vs_cornac": ratios["adam"],
+    }
 
 
 def _recall_run(fns, params, split, data, optimizer, *, epochs, eval_every):
@@ -319,18 +189,14 @@ def bench_midsize(args, sizes, optimizers) -> tuple[dict, dict]:
     tr = split.train
     data = build_train_arrays(tr.user, tr.item, split.num_users, split.num_items)
     fns, params = build_model(ModelConfig(dim=64), split.num_users, split.num_items, seed=0)
-    out = {"shape": {"users": split.num_users, "items": split.num_items, "train_pairs": len(tr)}}
-    for opt in optimizers:
-        out[opt] = epoch_seconds(
-            fns, params, data, opt, epochs=args.epochs_timed, batch_size=2048, seed=0
-        )
-    cornac = cornac_epoch_seconds(tr.user, tr.item, epochs=args.epochs_timed, seed=0)
-    out["cornac"] = cornac
+    out = interleaved_epochs(
+        fns, params, data, (tr.user, tr.item), optimizers, epochs=args.epochs_timed,
+        rounds=args.rounds,
+    )  # fmt: skip
+    out["shape"] = {"users": split.num_users, "items": split.num_items, "train_pairs": len(tr)}
     flat = {"midsize/epoch_s": min(out[o]["epoch_s"] for o in optimizers)}
     flat["midsize/dense_epoch_s"] = out["adam"]["epoch_s"]
-    if cornac:
-        flat["midsize/cornac_epoch_s"] = cornac["epoch_s"]
-        flat["midsize/epoch_ratio_vs_cornac"] = flat["midsize/epoch_s"] / cornac["epoch_s"]
+    flat.update(_cornac_keys("midsize", out, optimizers))
     # quality per optimizer at equal epochs, and time to a fixed validation Recall@20
     runs, trained = {}, None
     for opt in optimizers:
@@ -495,7 +361,9 @@ def main(argv=None):
     )
     p.add_argument("--epochs", type=int, default=100, help="midsize quality runs' epochs")
     p.add_argument("--eval-every", type=int, default=10)
-    p.add_argument("--epochs-timed", type=int, default=5, help="epochs timed per optimizer")
+    p.add_argument("--epochs-timed", type=int, default=5, help="epochs timed per round")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds of the optimizers and cornac, timed in turn")  # fmt: skip
     p.add_argument("--target-recall", type=float, default=None,
                    help="fixed validation Recall@20 for time-to-target (default: 90%% of the "
                    "dense run's final value, recorded)")  # fmt: skip
@@ -504,7 +372,7 @@ def main(argv=None):
                    help="LightGCN steps timed, scaled to the epoch (0: a whole epoch)")  # fmt: skip
     args = p.parse_args(argv)
     if args.tiny:
-        args.epochs, args.eval_every, args.epochs_timed = 4, 2, 2
+        args.epochs, args.eval_every, args.epochs_timed, args.rounds = 4, 2, 2, 2
     sizes = SIZES["tiny" if args.tiny else "full"]
     skip = {s for s in args.skip.split(",") if s}
     optimizers = [o for o in args.optimizers.split(",") if o]

@@ -1,0 +1,209 @@
+"""Timing pieces of :mod:`benchmarks.scale`: trainers and cornac timed round-robin, the
+evaluation against the bare score product, memory peaks."""
+
+import os
+import resource
+import time
+
+# cornac's OpenMP threads otherwise spin after each fit, taking a core from the next timed
+# JAX epochs of the round-robin (set before OpenMP starts, i.e. before cornac is imported)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from robustjax.data import user_item_csr
+from robustjax.eval import (
+    batch_capacity,
+    check_csr,
+    coo_batch,
+    evaluate_full,
+    evaluate_planned,
+    plan_full,
+)
+from robustjax.eval.full import SLOT_WIDTH, _slot_capacity, _slot_rows, eval_full_step
+from robustjax.losses import Term, clean_term, combine
+from robustjax.train import epoch_permutation, init_state, make_optimizer, make_train_epoch
+from robustjax.train.sparse_step import row_sparse_optimizer
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def device_peak_bytes() -> int | None:
+    """The first device's peak allocated bytes so far (GPU/TPU allocators report it; None
+    on CPU, where ``peak_rss_bytes`` is the measure)."""
+    stats = jax.devices()[0].memory_stats() or {}
+    peak = stats.get("peak_bytes_in_use")
+    return None if peak is None else int(peak)
+
+
+def _trainer(fns, data, optimizer, *, batch_size, seed, lr=1e-3):
+    """``(state, run_epoch(state, e) -> state)`` for BPR with ``optimizer``."""
+    if optimizer.startswith("lazy_"):  # row-sparse: only the rows a batch touches move
+        tx = row_sparse_optimizer(fns, optimizer.removeprefix("lazy_"), lr)
+    else:
+        tx = make_optimizer(optimizer, lr)
+    train_epoch = make_train_epoch(combine(bpr=Term(clean_term(fns))), tx)
+    root = jax.random.key(seed)
+
+    def run_epoch(state, e):
+        perm = epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=e)
+        state, m = train_epoch(state, perm, data, jax.random.fold_in(root, e))
+        return state, m
+
+    return tx, run_epoch
+
+
+class JaxEpochs:
+    """One compiled BPR trainer with ``optimizer``: ``time(n)`` runs ``n`` more epochs and
+    returns their median seconds (the first call's compile is ``compile_s``)."""
+
+    def __init__(self, fns, params, data, optimizer, *, batch_size, seed):
+        tx, self._run_epoch = _trainer(fns, data, optimizer, batch_size=batch_size, seed=seed)
+        self._state = init_state(jax.tree.map(jnp.copy, params), tx)
+        self._epoch = 0
+        self.compile_s = self.time(1)
+
+    def time(self, n: int) -> float:
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            self._state, m = self._run_epoch(self._state, self._epoch)
+            jax.block_until_ready(m)
+            times.append(time.perf_counter() - t)
+            self._epoch += 1
+        return float(np.median(times))
+
+
+class CornacEpochs:
+    """cornac's BPR (k=64, learning rate 0.01) on the same pairs: ``time(n)`` fits ``n``
+    epochs from scratch and returns seconds per epoch."""
+
+    def __init__(self, user, item, *, seed):
+        import cornac
+
+        self._cornac, self._seed = cornac, seed
+        data = [(str(u), str(i), 1.0) for u, i in zip(user, item, strict=True)]
+        self._train = cornac.data.Dataset.from_uir(data, seed=seed)
+        self.version = cornac.__version__
+
+    def time(self, n: int) -> float:
+        model = self._cornac.models.BPR(
+            k=64, max_iter=n, learning_rate=0.01, lambda_reg=0.0, seed=self._seed, verbose=False
+        )
+        t = time.perf_counter()
+        model.fit(self._train)
+        return (time.perf_counter() - t) / n
+
+
+def interleaved_epochs(
+    fns, params, data, pairs, optimizers, *, epochs, rounds, batch_size=2048
+) -> dict:
+    """Epoch seconds of each optimizer and of cornac (where installed) on the training
+    ``pairs = (user, item)`` (``data`` holds them as training arrays), timed round-robin:
+    ``rounds`` rounds of ``epochs`` epochs each, so that a slow spell of a shared machine
+    falls on all of them. Returns ``{name: {"epoch_s": median over rounds, "rounds": [...]},
+    ...}`` and, with cornac, ``ratio_vs_cornac[name]``: the median of the per-round ratios."""
+    timers = {o: JaxEpochs(fns, params, data, o, batch_size=batch_size, seed=0) for o in optimizers}
+    try:
+        timers["cornac"] = CornacEpochs(*pairs, seed=0)
+    except ImportError:
+        pass
+    per_round = {name: [] for name in timers}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            per_round[name].append(timer.time(epochs))
+    out = {name: {"epoch_s": float(np.median(ts)), "rounds": ts} for name, ts in per_round.items()}
+    for o in optimizers:
+        out[o]["first_epoch_s"] = timers[o].compile_s
+    if "cornac" in timers:
+        out["cornac"]["version"] = timers["cornac"].version
+        out["ratio_vs_cornac"] = {
+            o: float(np.median(np.array(per_round[o]) / np.array(per_round["cornac"])))
+            for o in optimizers
+        }
+    return out
+
+
+def eval_seconds(fns, params, split, *, repeats=20, part="test", auc=True):
+    csr = lambda t: user_item_csr(t, split.num_users)
+    target = csr(getattr(split, part))
+    excl = [csr(split.train)] + ([csr(split.valid)] if part == "test" else [])
+
+    def run():
+        return evaluate_full(
+            fns.score_all,
+            params,
+            target_csr=target,
+            exclude_csrs=excl,
+            num_items=split.num_items,
+            ks=(10, 20, 50),
+            batch_size=1024,
+            auc=auc,
+        )
+
+    metrics = run()
+    return median_seconds(run, repeats), metrics
+
+
+def eval_planned_seconds(fns, params, split, *, repeats=20, auc=True):
+    """As ``eval_seconds`` on test, with the host packing done once beforehand
+    (``plan_full``): what each repeated evaluation of a fixed split costs."""
+    csr = lambda t: user_item_csr(t, split.num_users)
+    plan = plan_full(
+        target_csr=csr(split.test), exclude_csrs=[csr(split.train), csr(split.valid)],
+        num_items=split.num_items, batch_size=1024,
+    )  # fmt: skip
+
+    def run():
+        return evaluate_planned(fns.score_all, params, plan, ks=(10, 20, 50), auc=auc)
+
+    run()
+    return median_seconds(run, repeats)
+
+
+def eval_step_seconds(fns, params, split, *, auc, repeats=20):
+    """The compiled evaluation step alone (``eval_full_step``: scores, masks, rank and AUC
+    counts, metric sums) on all test users as one batch, host packing done beforehand; the
+    difference to ``eval_seconds`` is the host's share (CSR checks, COO lists, slot rows,
+    the transfer and the float64 sums)."""
+    csr = lambda t: user_item_csr(t, split.num_users)
+    target = check_csr("target", csr(split.test), split.num_items)
+    excl = [check_csr("exclude", csr(t), split.num_items) for t in (split.train, split.valid)]
+    counts = target[0][1:] - target[0][:-1]
+    users = np.flatnonzero(counts > 0)
+    bsz = users.size
+    row_cap = _slot_capacity(counts[users], bsz, SLOT_WIDTH)
+    slots = _slot_rows(target, users, SLOT_WIDTH, row_cap, split.num_items)
+    tr, tc = coo_batch([target], users, int(counts.sum()), pad_row=bsz)
+    xr, xc = coo_batch(excl, users, batch_capacity(excl, users, bsz), pad_row=bsz)
+
+    def run():
+        return eval_full_step(
+            params, users.astype(np.int32), np.ones(bsz, bool), tr, tc, xr, xc, *slots,
+            score_users_fn=fns.score_all, num_items=split.num_items, ks=(10, 20, 50), auc=auc,
+        )  # fmt: skip
+
+    jax.block_until_ready(run())
+    return median_seconds(run, repeats)
+
+
+def product_seconds(fns, params, num_users, repeats=20):
+    users = jnp.arange(num_users, dtype=jnp.int32)
+    product = jax.jit(lambda p, u: fns.score_all(p, u))
+    jax.block_until_ready(product(params, users))
+    return median_seconds(lambda: product(params, users), repeats)
+
+
+def median_seconds(fn, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` (compiled already), each waited on."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
