@@ -33,6 +33,36 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+class RssWindow:
+    """The peak resident set size over a window of the process's life (Linux: the peak is
+    reset on entry through ``/proc/self/clear_refs``, read from ``VmHWM`` on exit), with
+    the resident size at entry. ``peak_bytes`` is None where that is unavailable."""
+
+    def __enter__(self):
+        self.start_bytes, self.peak_bytes = _status_bytes("VmRSS"), None
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self._reset = True
+        except OSError:
+            self._reset = False
+        return self
+
+    def __exit__(self, *exc):
+        if self._reset:
+            self.peak_bytes = _status_bytes("VmHWM")
+        return False
+
+
+def _status_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            line = next((x for x in f if x.startswith(field + ":")), None)
+    except OSError:
+        return None
+    return None if line is None else int(line.split()[1]) * 1024
+
+
 def device_peak_bytes() -> int | None:
     """The first device's peak allocated bytes so far (GPU/TPU allocators report it; None
     on CPU, where ``peak_rss_bytes`` is the measure)."""

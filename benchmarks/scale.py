@@ -35,6 +35,7 @@ import numpy as np
 
 from benchmarks._common import SHARED, environment, write_record
 from benchmarks._scale_timing import (
+    RssWindow,
     _trainer,
     device_peak_bytes,
     eval_planned_seconds,
@@ -254,12 +255,16 @@ def bench_sweep(fns, params, split, data, num_users):
     sub = (np.concatenate([[0], np.cumsum(counts)]), indices[np.repeat(keep, np.diff(indptr))])
     cfg = SweepConfig(kind="pgd", eps=tuple(np.linspace(0, 1, 16).tolist()), ks=(20,))
     t = time.perf_counter()
-    run_sweep(
-        fns, params, data=data, target_csr=sub, exclude_csrs=[csr(split.train), csr(split.valid)],
-        num_items=split.num_items, cfg=cfg, progress=False,
-    )  # fmt: skip
+    with RssWindow() as rss:  # the sweep's own peak, not the process's so far
+        run_sweep(
+            fns, params, data=data, target_csr=sub,
+            exclude_csrs=[csr(split.train), csr(split.valid)], num_items=split.num_items,
+            cfg=cfg, progress=False,
+        )  # fmt: skip
     return {"seconds": time.perf_counter() - t, "users": num_users, "levels": 16,
-            "peak_rss_bytes": peak_rss_bytes(),
+            "peak_rss_bytes": rss.peak_bytes, "rss_before_bytes": rss.start_bytes,
+            "process_peak_rss_bytes": peak_rss_bytes(),
+            # the allocator's peak over the process so far (no reset exists)
             "device_peak_bytes": device_peak_bytes()}  # fmt: skip
 
 

@@ -32,11 +32,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from robustjax._config_checks import field_error
-from robustjax.attacks import AttackConfig, make_attack
-from robustjax.attacks.budget import BUDGETS, relative_budget
-from robustjax.data.negatives import TrainArrays, sample_uniform
+from robustjax.attacks import AttackConfig
+from robustjax.attacks.budget import BUDGETS
+from robustjax.data.negatives import TrainArrays
 from robustjax.eval import _host
-from robustjax.eval.attacked import table_targets
+from robustjax.eval.attacked import make_level_attack
 from robustjax.eval.full import coo_mask
 from robustjax.eval.ranking import metrics_from_top, rank_metrics, top_candidates
 from robustjax.eval.stability import (
@@ -55,7 +55,6 @@ from robustjax.eval.sweep_engine import (
     per_seed,
     sum_batches,
 )
-from robustjax.losses.pairwise import bpr
 from robustjax.models.base import ModelFns
 
 _USER_LEVEL = ("jaccard", "rbo", "prediction_shift", "mean_score_change")
@@ -129,66 +128,6 @@ class SweepConfig:
             np.arange(len(self.seeds)), np.asarray(self.eps, np.float32), indexing="ij"
         )
         return s.ravel(), e.ravel()
-
-
-# ------------------------------------------------------------------------ attacks per level
-
-
-def make_level_attack(
-    fns: ModelFns,
-    cfg: SweepConfig,
-    data: TrainArrays,
-    heldout: tuple[np.ndarray, np.ndarray] | None,
-):
-    """``perturb(params, keys [L], eps [L]) -> tables with a leading [L] axis`` (one jit)."""
-    tables = table_targets(fns, cfg.targets)
-    attack = make_attack(
-        AttackConfig(
-            kind=cfg.kind,
-            eps=1.0,
-            step_size=cfg.step_size,
-            num_steps=cfg.num_steps,
-            norm=cfg.norm,
-            scope=cfg.scope,
-            targets=tables,
-        ),
-        tuple(fns.table_sizes),
-    )
-    if cfg.budget == "relative":
-        attack = relative_budget(attack, norm=cfg.norm, scope=cfg.scope)
-    if cfg.objective == "train":
-        users, pos = data.user, data.item
-    elif cfg.objective == "oracle":
-        users, pos = (jnp.asarray(heldout[0], jnp.int32), jnp.asarray(heldout[1], jnp.int32))
-    else:
-        targets = np.asarray(cfg.target_items, np.int32)
-        u = np.repeat(np.arange(data.num_users, dtype=np.int32), targets.size)
-        users, pos = jnp.asarray(u), jnp.asarray(np.tile(targets, data.num_users))
-
-    def one(params, key, eps):
-        k_neg, k_attack = jax.random.split(key)
-        neg = sample_uniform(data, users, jax.random.uniform(k_neg, users.shape))
-        batch = {"user": users, "pos": pos, "neg": neg}
-        clean = fns.get_tables(params)
-
-        def loss_fn(t):
-            p = fns.set_tables(params, t)
-            s = fns.embed(p, batch)
-            sp = fns.score(p, s["user"], s["pos"], s.get("pos_bias"))
-            sn = fns.score(p, s["user"], s["neg"], s.get("neg_bias"))
-            # untargeted: raise the ranking loss; targeted: raise the targets over the rest
-            return bpr(sp, sn) if cfg.objective != "targeted" else -bpr(sp, sn)
-
-        step = None if cfg.step_size is not None else 2.5 * eps / cfg.num_steps
-        delta = attack(loss_fn, clean, key=k_attack, eps=eps, step_size=step)
-        return jax.tree.map(jnp.add, clean, delta)
-
-    def all_levels(params, keys, eps):  # level_chunk levels at a time: bounded memory
-        return jax.lax.map(
-            lambda ke: one(params, *ke), (keys, eps), batch_size=min(cfg.level_chunk, eps.size)
-        )
-
-    return jax.jit(all_levels)
 
 
 # ------------------------------------------------------------------------ evaluation step
