@@ -139,6 +139,13 @@ def _add_eval_args(s) -> None:
         default=8,
         help="levels attacked and scored together (user-item sweeps); lower it to bound memory",
     )
+    s.add_argument(
+        "--memory-mb",
+        type=int,
+        default=1024,
+        help="user-item sweeps: bound on each step's score tensor and on the attack's pair "
+        "embeddings, which are then processed in chunks (default 1024)",
+    )
     s.add_argument("--out", required=True, metavar="DIR", help="output folder")
     s.add_argument(
         "--mesh",
@@ -202,6 +209,7 @@ def check_args(args) -> None:
         ("--stability-k", args.stability_k),
         ("--user-batch", args.user_batch),
         ("--level-chunk", args.level_chunk),
+        ("--memory-mb", args.memory_mb),
     )
     for option, value in sizes:
         if value < 1:
@@ -346,6 +354,7 @@ def _items_config(args, context):
         auc=args.auc,
         user_batch=args.user_batch,
         level_chunk=args.level_chunk,
+        memory_mb=args.memory_mb,
     )
 
 

@@ -84,7 +84,9 @@ class SweepConfig:
     user_groups: int = 4  # activity quantile groups (0 disables)
     head_share: float = 0.2  # most popular share of items counted as "head"
     user_batch: int = 256
-    memory_mb: int = 1024  # bound on the per-batch score tensor [level_chunk, B, I]
+    # bound on the per-batch score tensor [level_chunk, B, I] and on the attack's pair
+    # embeddings [level_chunk, pairs, D] (beyond it the pairs go in chunks)
+    memory_mb: int = 1024
     level_chunk: int = 8  # levels attacked and scored together (lax.map batch); bounds memory
 
     def __post_init__(self):

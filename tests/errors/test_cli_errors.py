@@ -109,6 +109,7 @@ def no_loading(monkeypatch):
         ("--ks", "ten", "--ks 'ten': expected comma-separated integers"),
         ("--user-batch", "0", "--user-batch 0"),
         ("--stability-k", "0", "--stability-k 0"),
+        ("--memory-mb", "0", "--memory-mb 0"),
     ],
 )
 def test_sweep_checks_arguments_before_any_work(
