@@ -70,6 +70,27 @@ def test_vmapped_levels_equal_looped_levels(setup):
                 ), (name, seed, eps)
 
 
+def test_a_chunked_attack_equals_the_unchunked_one(setup, monkeypatch):
+    """Where the attack's pairs would pass memory_mb they go in rematerialised chunks
+    (robustjax.eval.attacked.per_example_chunked): the sweep's results do not change."""
+    from robustjax.eval import attacked
+
+    whole = _sweep(setup, kind="pgd", eps=(0.0, 0.3, 0.8), user_batch=16)
+    seen = []
+
+    def small(num_examples, bytes_per_example, budget_bytes):
+        seen.append(num_examples)
+        return 97  # several chunks and a padded last one
+
+    monkeypatch.setattr(attacked, "chunk_examples", small)
+    chunked = _sweep(setup, kind="pgd", eps=(0.0, 0.3, 0.8), user_batch=16)
+    assert seen and seen[0] > 97
+    for name in ("ndcg@20", "recall@10", "jaccard@20", "prediction_shift"):
+        np.testing.assert_allclose(
+            chunked["metrics"][name], whole["metrics"][name], rtol=1e-5, atol=1e-6, err_msg=name
+        )
+
+
 @pytest.mark.slow
 def test_worst_case_attack_is_monotone_on_a_toy_model(setup):
     """The held-out objective directly lowers the test positives' scores: NDCG must not
