@@ -142,7 +142,7 @@ class FullEvalPlan:
     """The host half of a full-ranking evaluation, done once for a fixed protocol (targets,
     exclusions, users, batch size): the checked CSRs packed into per-batch COO lists and
     slot rows, placed on the device. Evaluating the same split again (validation every
-    epoch, the checkpoints of a sweep) reuses it and pays only the compiled steps. It holds
+    epoch, several checkpoints on one split) reuses it and pays only the compiled steps. It holds
     every batch's lists at once: device memory of about 8 bytes per target and excluded
     entry (the split's size), besides the per-batch step.
 
