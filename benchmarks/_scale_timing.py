@@ -13,16 +13,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.train_throughput import CornacEpochs
 from robustjax.data import user_item_csr
 from robustjax.eval import (
-    batch_capacity,
-    check_csr,
-    coo_batch,
     evaluate_full,
     evaluate_planned,
     plan_full,
 )
-from robustjax.eval.full import SLOT_WIDTH, _slot_capacity, _slot_rows, eval_full_step
+from robustjax.eval.full import eval_full_step
 from robustjax.losses import Term, clean_term, combine
 from robustjax.train import epoch_permutation, init_state, make_optimizer, make_train_epoch
 from robustjax.train.sparse_step import row_sparse_optimizer
@@ -71,7 +69,7 @@ def device_peak_bytes() -> int | None:
     return None if peak is None else int(peak)
 
 
-def _trainer(fns, data, optimizer, *, batch_size, seed, lr=1e-3):
+def bpr_trainer(fns, data, optimizer, *, batch_size, seed, lr=1e-3):
     """``(state, run_epoch(state, e) -> state)`` for BPR with ``optimizer``."""
     if optimizer.startswith("lazy_"):  # row-sparse: only the rows a batch touches move
         tx = row_sparse_optimizer(fns, optimizer.removeprefix("lazy_"), lr)
@@ -93,7 +91,7 @@ class JaxEpochs:
     returns their median seconds (the first call's compile is ``compile_s``)."""
 
     def __init__(self, fns, params, data, optimizer, *, batch_size, seed):
-        tx, self._run_epoch = _trainer(fns, data, optimizer, batch_size=batch_size, seed=seed)
+        tx, self._run_epoch = bpr_trainer(fns, data, optimizer, batch_size=batch_size, seed=seed)
         self._state = init_state(jax.tree.map(jnp.copy, params), tx)
         self._epoch = 0
         self.compile_s = self.time(1)
@@ -107,27 +105,6 @@ class JaxEpochs:
             times.append(time.perf_counter() - t)
             self._epoch += 1
         return float(np.median(times))
-
-
-class CornacEpochs:
-    """cornac's BPR (k=64, learning rate 0.01) on the same pairs: ``time(n)`` fits ``n``
-    epochs from scratch and returns seconds per epoch."""
-
-    def __init__(self, user, item, *, seed):
-        import cornac
-
-        self._cornac, self._seed = cornac, seed
-        data = [(str(u), str(i), 1.0) for u, i in zip(user, item, strict=True)]
-        self._train = cornac.data.Dataset.from_uir(data, seed=seed)
-        self.version = cornac.__version__
-
-    def time(self, n: int) -> float:
-        model = self._cornac.models.BPR(
-            k=64, max_iter=n, learning_rate=0.01, lambda_reg=0.0, seed=self._seed, verbose=False
-        )
-        t = time.perf_counter()
-        model.fit(self._train)
-        return (time.perf_counter() - t) / n
 
 
 def interleaved_epochs(
@@ -198,24 +175,21 @@ def eval_planned_seconds(fns, params, split, *, repeats=20, auc=True):
 
 def eval_step_seconds(fns, params, split, *, auc, repeats=20):
     """The compiled evaluation step alone (``eval_full_step``: scores, masks, rank and AUC
-    counts, metric sums) on all test users as one batch, host packing done beforehand; the
-    difference to ``eval_seconds`` is the host's share (CSR checks, COO lists, slot rows,
-    the transfer and the float64 sums)."""
+    counts, metric sums) on all test users as one batch of a plan; the difference to
+    ``eval_seconds`` is the host's share (CSR checks, COO lists, slot rows, the transfer
+    and the float64 sums)."""
     csr = lambda t: user_item_csr(t, split.num_users)
-    target = check_csr("target", csr(split.test), split.num_items)
-    excl = [check_csr("exclude", csr(t), split.num_items) for t in (split.train, split.valid)]
-    counts = target[0][1:] - target[0][:-1]
-    users = np.flatnonzero(counts > 0)
-    bsz = users.size
-    row_cap = _slot_capacity(counts[users], bsz, SLOT_WIDTH)
-    slots = _slot_rows(target, users, SLOT_WIDTH, row_cap, split.num_items)
-    tr, tc = coo_batch([target], users, int(counts.sum()), pad_row=bsz)
-    xr, xc = coo_batch(excl, users, batch_capacity(excl, users, bsz), pad_row=bsz)
+    target = csr(split.test)
+    plan = plan_full(
+        target_csr=target, exclude_csrs=[csr(split.train), csr(split.valid)],
+        num_items=split.num_items, batch_size=max(int(np.count_nonzero(np.diff(target[0]))), 1),
+    )  # fmt: skip
+    (args,) = plan.batches  # every test user in one batch
 
     def run():
         return eval_full_step(
-            params, users.astype(np.int32), np.ones(bsz, bool), tr, tc, xr, xc, *slots,
-            score_users_fn=fns.score_all, num_items=split.num_items, ks=(10, 20, 50), auc=auc,
+            params, *args, score_users_fn=fns.score_all, num_items=split.num_items,
+            ks=(10, 20, 50), auc=auc,
         )  # fmt: skip
 
     jax.block_until_ready(run())

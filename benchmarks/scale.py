@@ -36,7 +36,7 @@ import numpy as np
 from benchmarks._common import SHARED, environment, write_record
 from benchmarks._scale_timing import (
     RssWindow,
-    _trainer,
+    bpr_trainer,
     device_peak_bytes,
     eval_planned_seconds,
     eval_seconds,
@@ -158,7 +158,7 @@ def _cornac_keys(prefix: str, out: dict, optimizers) -> dict:
 def _recall_run(fns, params, split, data, optimizer, *, epochs, eval_every):
     """Trains ``epochs`` epochs with validation Recall@20 every ``eval_every``; returns the
     curve and the final Recall@20."""
-    tx, run_epoch = _trainer(fns, data, optimizer, batch_size=2048, seed=0)
+    tx, run_epoch = bpr_trainer(fns, data, optimizer, batch_size=2048, seed=0)
     state = init_state(jax.tree.map(jnp.copy, params), tx)
     csr = lambda t: user_item_csr(t, split.num_users)
     plan = plan_full(  # validation as a run does it: packed once
