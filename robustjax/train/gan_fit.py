@@ -11,7 +11,7 @@ from jaxtyping import Array
 
 from robustjax.data.negatives import TrainArrays
 from robustjax.train.gan_ops import user_positives
-from robustjax.train.loop import Phase, Selected, Selector, train_loop
+from robustjax.train.loop import LoopResult, Phase, Selected, Selector, train_loop
 from robustjax.train.state import TrainState
 from robustjax.train.step import epoch_permutation
 
@@ -116,6 +116,30 @@ def fit_gan(
     task = GanEpoch(
         g_epoch, d_epoch, data, user_positives(data), batch_size, seed, d_steps, g_steps
     )
+    validate, selectors = _validation(validate_g, validate_d, early_metric)
+    result = train_loop(
+        state=GanState(g_state, d_state),
+        phases=[Phase(0, task, "gan")],
+        epochs=gan_epochs,
+        seed=seed,
+        validate=validate,
+        selectors=selectors,
+        eval_every=eval_every,
+        validate_first=True,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        progress=progress,
+        desc="gan",
+        on_epoch=on_epoch,
+    )
+    return _gan_result(result)
+
+
+def _validation(validate_g: Callable | None, validate_d: Callable | None, early_metric: str):
+    """``(validate, selectors)`` for :func:`~robustjax.train.loop.train_loop`: the given
+    validators' metrics under ``g/`` and ``d/`` and one selector per validated network on
+    ``early_metric`` (both None without validators)."""
     validators = {"g": validate_g, "d": validate_d}
     validators = {k: fn for k, fn in validators.items() if fn is not None}
 
@@ -130,22 +154,12 @@ def fit_gan(
         name: Selector(f"{name}/{early_metric}", lambda s, n=name: getattr(s, n).params)
         for name in validators
     }
-    result = train_loop(
-        state=GanState(g_state, d_state),
-        phases=[Phase(0, task, "gan")],
-        epochs=gan_epochs,
-        seed=seed,
-        validate=validate if validators else None,
-        selectors=selectors or None,
-        eval_every=eval_every,
-        validate_first=True,
-        checkpoint_dir=checkpoint_dir,
-        checkpoint_every=checkpoint_every,
-        resume=resume,
-        progress=progress,
-        desc="gan",
-        on_epoch=on_epoch,
-    )
+    return (validate if validators else None), (selectors or None)
+
+
+def _gan_result(result: LoopResult) -> GanResult:
+    """The :class:`GanResult` of a finished loop: the selected G and D (the final ones where
+    a network was not validated) and the final states' parameters."""
     final = result.state
     picked = {
         name: result.selected.get(name)
