@@ -190,6 +190,21 @@ def _unseen_items(table: InteractionTable, need: np.ndarray, exclude, rng, fn: s
     return users, (ranks + below).astype(np.int32)
 
 
+def _remove_rows(fn: str, table: InteractionTable, name: str, value, seed, *, identity, kept):
+    """The shared body of :func:`drop` and :func:`subsample`.
+
+    Checks ``value`` (a fraction in [0, 1]) and ``seed``; returns ``table`` itself when
+    ``value == identity`` or the table is empty; else draws a uniformly random order of each
+    user's rows and keeps the rows of the mask ``kept(value, rank, counts, rng)``.
+    """
+    value = _check_frac(fn, name, value)
+    rng = _rng(fn, seed)
+    if value == identity or len(table) == 0:
+        return table
+    rank, counts = _random_rank(table, rng)
+    return table.subset(kept(value, rank, counts, rng))
+
+
 # ----------------------------------------------------------------------------- noise kinds
 
 
@@ -208,13 +223,12 @@ def drop(table: InteractionTable, frac: float, *, seed: int) -> InteractionTable
     Returns:
         The kept rows in their original order.
     """
-    frac = _check_frac("drop", "frac", frac)
-    rng = _rng("drop", seed)
-    if frac == 0 or len(table) == 0:
-        return table
-    rank, counts = _random_rank(table, rng)
-    n = np.minimum(_stochastic_round(frac * counts, rng), np.maximum(counts - 1, 0))
-    return table.subset(rank >= n[table.user])
+
+    def kept(frac, rank, counts, rng):
+        n = np.minimum(_stochastic_round(frac * counts, rng), np.maximum(counts - 1, 0))
+        return rank >= n[table.user]
+
+    return _remove_rows("drop", table, "frac", frac, seed, identity=0.0, kept=kept)
 
 
 def subsample(table: InteractionTable, frac_kept: float, *, seed: int) -> InteractionTable:
@@ -232,16 +246,15 @@ def subsample(table: InteractionTable, frac_kept: float, *, seed: int) -> Intera
     Returns:
         The kept rows in their original order.
     """
-    frac_kept = _check_frac("subsample", "frac_kept", frac_kept)
-    rng = _rng("subsample", seed)
-    if frac_kept == 1 or len(table) == 0:
-        return table
-    rank, _ = _random_rank(table, rng)
-    free = np.flatnonzero(rank > 0)
-    n = int(_stochastic_round(np.array((1.0 - frac_kept) * len(table)), rng))
-    keep = np.ones(len(table), dtype=bool)
-    keep[rng.permutation(free)[: min(n, len(free))]] = False
-    return table.subset(keep)
+
+    def kept(frac_kept, rank, counts, rng):
+        free = np.flatnonzero(rank > 0)
+        n = int(_stochastic_round(np.array((1.0 - frac_kept) * len(table)), rng))
+        keep = np.ones(len(table), dtype=bool)
+        keep[rng.permutation(free)[: min(n, len(free))]] = False
+        return keep
+
+    return _remove_rows("subsample", table, "frac_kept", frac_kept, seed, identity=1.0, kept=kept)
 
 
 def add(
