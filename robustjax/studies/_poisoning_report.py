@@ -54,19 +54,20 @@ def _diff(entry: dict | None) -> str:
     return fmt_ci(entry, signed=True) + (" *" if excludes_zero(entry) else "")
 
 
-def markdown_table(results: dict, k: int) -> str:
-    """Two tables: attack x victim x defence (clean, poisoned, paired gain) and each
-    defence against no defence; then the unrolled attack's lead."""
+def _title(results: dict) -> str:
     cfg = results["config"]
-    n = len(results["seeds"])
-    title = (
+    return (
         f"### Poisoning {results['data']['name']}: {results['num_fake']} fake users "
         f"({cfg['fake_fraction']:.1%}), filler size {cfg['filler_size']}, "
         f"{len(results['targets'])} {cfg['target_band']} targets, "
-        f"{results['target_users']} unexposed users, n = {n} training seeds "
-        f"({results['seeds'][0]}–{results['seeds'][-1]}), {results['attack_draws']} draws "
-        "of every attack"
+        f"{results['target_users']} unexposed users, n = {len(results['seeds'])} training "
+        f"seeds ({results['seeds'][0]}–{results['seeds'][-1]}), {results['attack_draws']} "
+        "draws of every attack"
     )
+
+
+def _attack_table(rows: list[dict], k: int) -> list[str]:
+    """Attack x victim x defence: clean, poisoned, the paired gain and the detector."""
     hr, ndcg = f"target_hr@{k}", f"target_ndcg@{k}"
     head = (
         f"| attack | victim | defence | n | target HR@{k} clean | target HR@{k} poisoned | "
@@ -74,8 +75,8 @@ def markdown_table(results: dict, k: int) -> str:
         "Δ test NDCG@20 | Δ test Recall@20 | detector precision | detector recall | "
         "detector AUC |"
     )
-    lines = [title, "", NOT_A_RANKING, "", head, "|---" * 14 + "|"]
-    for r in results["rows"]:
+    lines = [head, "|---" * 14 + "|"]
+    for r in rows:
         pc = r["paired"]["vs_clean"]
         cells = [r["attack"], r["victim"], r["defence"], str(r["n"])]
         cells += [_ci(r[f"{hr}/before"]), _ci(r[f"{hr}/after"]), _diff(pc[hr]), _diff(pc[ndcg])]
@@ -84,43 +85,65 @@ def markdown_table(results: dict, k: int) -> str:
         cells += [_ci(r.get("detector_precision"), 2), _ci(r.get("detector_recall"), 2)]
         cells += [_ci(r.get("detector_auc"), 3)]
         lines.append("| " + " | ".join(cells) + " |")
-    defended = [r for r in results["rows"] if "vs_no_defence" in r["paired"]]
-    if defended:
-        lines += [
-            "",
-            (
-                "Each defence minus no defence, paired by seed (same victim seeds and attack "
-                "draws; Δ gain < 0: the defence reduces the promotion; clean cost: test NDCG@20 "
-                "on the clean data):"
-            ),
-            "",
-            (
-                f"| attack | victim | defence | n | Δ target HR@{k} poisoned | Δ gain in target "
-                f"HR@{k} | Δ test NDCG@20 clean | Δ test NDCG@20 poisoned |"
-            ),
-            "|---" * 8 + "|",
-        ]
-        for r in defended:
-            pn = r["paired"]["vs_no_defence"]
-            cells = [r["attack"], r["victim"], r["defence"], str(r["n"])]
-            cells += [_diff(pn[f"{hr}/after"]), _diff(pn[f"{hr}/gain"])]
-            cells += [_diff(pn["test_ndcg@20/before"]), _diff(pn["test_ndcg@20/after"])]
-            lines.append("| " + " | ".join(cells) + " |")
-    lead = results.get("lead") or []
-    if lead:
-        lines += [
-            "",
-            (
-                f"Unrolled minus the best heuristic (by mean), target HR@{k} after poisoning, "
-                "paired by seed (mean [95% CI]; seeds ahead):"
-            ),
-            "",
-        ]
-        for x in lead:
-            lines.append(
-                f"- {x['victim']}/{x['defence']}: {_diff(x['diff'])} vs "
-                f"{x['best_heuristic']} ({x['ahead']} of {x['n']} seeds ahead, n = {x['n']})"
-            )
+    return lines
+
+
+def _defence_table(rows: list[dict], k: int) -> list[str]:
+    """Each defence minus no defence (the rows that have that comparison); empty without."""
+    defended = [r for r in rows if "vs_no_defence" in r["paired"]]
+    if not defended:
+        return []
+    hr = f"target_hr@{k}"
+    lines = [
+        "",
+        (
+            "Each defence minus no defence, paired by seed (same victim seeds and attack "
+            "draws; Δ gain < 0: the defence reduces the promotion; clean cost: test NDCG@20 "
+            "on the clean data):"
+        ),
+        "",
+        (
+            f"| attack | victim | defence | n | Δ target HR@{k} poisoned | Δ gain in target "
+            f"HR@{k} | Δ test NDCG@20 clean | Δ test NDCG@20 poisoned |"
+        ),
+        "|---" * 8 + "|",
+    ]
+    for r in defended:
+        pn = r["paired"]["vs_no_defence"]
+        cells = [r["attack"], r["victim"], r["defence"], str(r["n"])]
+        cells += [_diff(pn[f"{hr}/after"]), _diff(pn[f"{hr}/gain"])]
+        cells += [_diff(pn["test_ndcg@20/before"]), _diff(pn["test_ndcg@20/after"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _lead_lines(lead: list[dict], k: int) -> list[str]:
+    """The unrolled attack's lead over the best heuristic; empty without one."""
+    if not lead:
+        return []
+    lines = [
+        "",
+        (
+            f"Unrolled minus the best heuristic (by mean), target HR@{k} after poisoning, "
+            "paired by seed (mean [95% CI]; seeds ahead):"
+        ),
+        "",
+    ]
+    for x in lead:
+        lines.append(
+            f"- {x['victim']}/{x['defence']}: {_diff(x['diff'])} vs "
+            f"{x['best_heuristic']} ({x['ahead']} of {x['n']} seeds ahead, n = {x['n']})"
+        )
+    return lines
+
+
+def markdown_table(results: dict, k: int) -> str:
+    """Two tables: attack x victim x defence (clean, poisoned, paired gain) and each
+    defence against no defence; then the unrolled attack's lead."""
+    lines = [_title(results), "", NOT_A_RANKING, ""]
+    lines += _attack_table(results["rows"], k)
+    lines += _defence_table(results["rows"], k)
+    lines += _lead_lines(results.get("lead") or [], k)
     return "\n".join(lines) + "\n"
 
 

@@ -7,11 +7,11 @@ import jax
 from tqdm.auto import tqdm
 
 from robustjax.data import SplitData
-from robustjax.poison.heuristic import heuristic_attack, pick_targets
+from robustjax.poison.heuristic import heuristic_attack
 from robustjax.poison.profiles import inject
 from robustjax.poison.transfer import item_embeddings, surrogate_guided_attack
-from robustjax.poison.unrolled import UnrolledConfig, unrolled_attack
 from robustjax.studies._common import load_split
+from robustjax.studies._fake_profiles import fake_budget, unrolled_profiles
 from robustjax.studies._victims import VictimConfig, measure, train_victim
 
 
@@ -63,23 +63,9 @@ def craft_profiles(
     for i, name in enumerate(cfg.surrogates):
         t0 = time.perf_counter()
         if name == "mf-unrolled":
-            ucfg = UnrolledConfig(
-                dim=cfg.unroll_dim,
-                pretrain_steps=cfg.pretrain_steps,
-                unroll_steps=cfg.unroll_steps,
-                outer_steps=cfg.outer_steps,
-                inner_lr=cfg.surrogate_lr,
-                k=min(cfg.k, clean.num_items - targets.size),
-            )
             key = jax.random.fold_in(jax.random.key(surrogate_seed), i)
-            prof = unrolled_attack(
-                clean.train,
-                targets,
-                num_fake,
-                cfg.filler_size,
-                key=key,
-                config=ucfg,
-                progress=progress,
+            prof = unrolled_profiles(
+                cfg, clean, targets, num_fake, key=key, progress=progress, dim=cfg.unroll_dim
             )
         else:
             fns, params = train(cfg, name, clean, seed=surrogate_seed)
@@ -106,6 +92,47 @@ def craft_profiles(
     return profiles, seconds
 
 
+def _measure_victims(cfg, clean, profiles, targets, *, victim_seed: int, progress: bool):
+    """``{(row, victim): measure(...)}``: every victim trained with ``victim_seed`` on the
+    clean data (row ``None``) and on the data poisoned by each row's profiles."""
+    jobs = [(v, r) for v in cfg.victims for r in [None, *profiles]]
+    measured = {}
+    bar = tqdm(jobs, desc="transfer victims", unit="run", disable=not progress, dynamic_ncols=True)
+    for victim, row in bar:
+        bar.set_postfix_str(f"{row or 'clean'} -> {victim}")
+        split = clean if row is None else inject(clean, profiles[row])
+        fns, params = train(cfg, victim, split, seed=victim_seed)
+        measured[(row, victim)] = measure(fns, params, split, clean, targets, k=cfg.k)
+    bar.close()
+    return measured
+
+
+def _cell(row: str, victim: str, kind: str, before: dict, after: dict, k: int) -> dict:
+    """One matrix cell: the victim's target and test metrics on the clean data (``before``)
+    and on the data poisoned by ``row``'s profiles (``after``), and their differences."""
+    return {
+        "surrogate": row,
+        "victim": victim,
+        "kind": kind,
+        f"target_hr@{k}/before": before[f"target_hr@{k}"],
+        f"target_hr@{k}/after": after[f"target_hr@{k}"],
+        f"target_hr@{k}/delta": after[f"target_hr@{k}"] - before[f"target_hr@{k}"],
+        f"target_ndcg@{k}/delta": after[f"target_ndcg@{k}"] - before[f"target_ndcg@{k}"],
+        "test_ndcg@20/before": before["test_ndcg@20"],
+        "test_ndcg@20/after": after["test_ndcg@20"],
+        "test_ndcg@20/delta": after["test_ndcg@20"] - before["test_ndcg@20"],
+    }
+
+
+def _training_record(cfg, victim_seed: int) -> dict:
+    """How every trained model (victims and trained surrogates) is trained."""
+    models = sorted(set(cfg.victims) | {s for s in cfg.surrogates if s != "mf-unrolled"})
+    fields = ("dim", "epochs", "batch_size", "learning_rate", "eval_every")
+    return {
+        m: {f: getattr(training_config(cfg, m, victim_seed), f) for f in fields} for m in models
+    }
+
+
 def run_fake_profiles(
     cfg,
     out_dir: str,
@@ -121,59 +148,37 @@ def run_fake_profiles(
     stays fixed: ``load_split(cfg)``)."""
     t_start = time.perf_counter()
     clean = load_split(cfg)
-    num_fake = max(1, round(cfg.fake_fraction * clean.num_users))
-    targets = pick_targets(clean.train, cfg.num_targets, cfg.target_band, seed=seed)
+    num_fake, targets = fake_budget(cfg, clean, seed=seed)
     profiles, craft_seconds = craft_profiles(
         cfg, clean, targets, num_fake, out_dir, progress, surrogate_seed=surrogate_seed, seed=seed
     )
+    measured = _measure_victims(
+        cfg, clean, profiles, targets, victim_seed=victim_seed, progress=progress
+    )
     rows = list(profiles)
-    jobs = [(v, r) for v in cfg.victims for r in [None, *rows]]
-    measured = {}
-    bar = tqdm(jobs, desc="transfer victims", unit="run", disable=not progress, dynamic_ncols=True)
-    for victim, row in bar:
-        bar.set_postfix_str(f"{row or 'clean'} -> {victim}")
-        split = clean if row is None else inject(clean, profiles[row])
-        fns, params = train(cfg, victim, split, seed=victim_seed)
-        measured[(row, victim)] = measure(fns, params, split, clean, targets, k=cfg.k)
-    bar.close()
-    k = cfg.k
-    cells = []
-    for row in rows:
-        for victim in cfg.victims:
-            before, after = measured[(None, victim)], measured[(row, victim)]
-            cells.append(
-                {
-                    "surrogate": row,
-                    "victim": victim,
-                    "kind": "heuristic" if row == cfg.reference else "transfer",
-                    f"target_hr@{k}/before": before[f"target_hr@{k}"],
-                    f"target_hr@{k}/after": after[f"target_hr@{k}"],
-                    f"target_hr@{k}/delta": after[f"target_hr@{k}"] - before[f"target_hr@{k}"],
-                    f"target_ndcg@{k}/delta": (
-                        after[f"target_ndcg@{k}"] - before[f"target_ndcg@{k}"]
-                    ),
-                    "test_ndcg@20/before": before["test_ndcg@20"],
-                    "test_ndcg@20/after": after["test_ndcg@20"],
-                    "test_ndcg@20/delta": after["test_ndcg@20"] - before["test_ndcg@20"],
-                }
-            )
+    cells = [
+        _cell(
+            row,
+            victim,
+            "heuristic" if row == cfg.reference else "transfer",
+            measured[(None, victim)],
+            measured[(row, victim)],
+            cfg.k,
+        )
+        for row in rows
+        for victim in cfg.victims
+    ]
     return {
         "data": clean.summary(),
         "num_fake": num_fake,
         "targets": targets.tolist(),
         "target_users": measured[(None, cfg.victims[0])]["target_users"],
-        "k": k,
+        "k": cfg.k,
         "rows": rows,
         "victims": list(cfg.victims),
         "cells": cells,
         "clean": {v: measured[(None, v)] for v in cfg.victims},
-        "training": {
-            m: {
-                f: getattr(training_config(cfg, m, victim_seed), f)
-                for f in ("dim", "epochs", "batch_size", "learning_rate", "eval_every")
-            }
-            for m in sorted(set(cfg.victims) | {s for s in cfg.surrogates if s != "mf-unrolled"})
-        },
+        "training": _training_record(cfg, victim_seed),
         "profile_params": {r: dict(p.params) for r, p in profiles.items()},
         "craft_seconds": craft_seconds,
         "seconds": time.perf_counter() - t_start,

@@ -28,7 +28,6 @@ from tqdm.auto import tqdm
 from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.data import SplitData
 from robustjax.poison import (
-    UnrolledConfig,
     evaluate_detector,
     fit_detector,
     heuristic_attack,
@@ -36,7 +35,6 @@ from robustjax.poison import (
     interaction_weights,
     pick_targets,
     remove_users,
-    unrolled_attack,
 )
 from robustjax.report.intervals import mean_ci, paired_diff
 from robustjax.studies._common import (
@@ -48,6 +46,7 @@ from robustjax.studies._common import (
     write_json,
     write_text,
 )
+from robustjax.studies._fake_profiles import FakeProfileBudget, fake_budget, unrolled_profiles
 from robustjax.studies._poisoning_report import markdown_table, optimisation_lead, plot
 from robustjax.studies._victims import VictimConfig, measure, train_victim
 
@@ -57,19 +56,15 @@ DEFENCES = ("none", "apr", "detect", "downweight")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class PoisonConfig(StudyConfig):
-    """The poisoning study (module docstring). ``--set key=value`` sets any field."""
+class PoisonConfig(StudyConfig, FakeProfileBudget):
+    """The poisoning study (module docstring); the fake-profile budget fields are
+    :class:`FakeProfileBudget`'s. ``--set key=value`` sets any field."""
 
     name: str = "poisoning"
     data_path: str | None = None
     attacks: tuple[str, ...] = ATTACKS
     victims: tuple[str, ...] = ("mf",)
     defences: tuple[str, ...] = DEFENCES
-    fake_fraction: float = 0.01
-    filler_size: int = 30
-    num_targets: int = 5
-    target_band: str = "head"
-    k: int = 50
     # victim (bpr-mf protocol)
     dim: int = 64
     epochs: int = 100
@@ -106,16 +101,10 @@ class PoisonConfig(StudyConfig):
         check_name_fields(
             self, (("attacks", ATTACKS), ("victims", VICTIMS), ("defences", DEFENCES))
         )
-        if not 0.0 < self.fake_fraction < 1.0:
-            raise ValueError(
-                f"PoisonConfig.fake_fraction must lie in (0, 1), got {self.fake_fraction!r}."
-            )
+        self.check_budget()
         check_int_fields(
             self,
             (
-                "filler_size",
-                "num_targets",
-                "k",
                 "dim",
                 "epochs",
                 "batch_size",
@@ -129,11 +118,6 @@ class PoisonConfig(StudyConfig):
                 "surrogates",
             ),
         )
-        if self.target_band not in ("head", "tail", "any"):
-            raise ValueError(
-                f"PoisonConfig.target_band must be 'head', 'tail' or 'any', got "
-                f"{self.target_band!r}."
-            )
         if self.detector_attack not in ATTACKS[:4]:
             raise ValueError(
                 f"PoisonConfig.detector_attack must be a heuristic attack "
@@ -177,12 +161,14 @@ def make_attacks(
     for i, name in enumerate(cfg.attacks):
         t0 = time.perf_counter()
         if name == "unrolled":
-            ucfg = UnrolledConfig(
+            prof = unrolled_profiles(
+                cfg,
+                split,
+                targets,
+                num_fake,
+                key=jax.random.fold_in(jax.random.key(seed), i),
+                progress=progress,
                 dim=cfg.dim,
-                pretrain_steps=cfg.pretrain_steps,
-                unroll_steps=cfg.unroll_steps,
-                outer_steps=cfg.outer_steps,
-                inner_lr=cfg.surrogate_lr,
                 outer_lr=cfg.outer_lr,
                 surrogate=cfg.surrogate,
                 warm_epochs=cfg.warm_epochs,
@@ -190,16 +176,6 @@ def make_attacks(
                 surrogates=cfg.surrogates,
                 batch_size=min(cfg.batch_size, len(split.train)),
                 objective="cw" if cfg.surrogate == "victim" else "hit",
-                k=min(cfg.k, split.num_items - targets.size),
-            )
-            prof = unrolled_attack(
-                split.train,
-                targets,
-                num_fake,
-                cfg.filler_size,
-                key=jax.random.fold_in(jax.random.key(seed), i),
-                config=ucfg,
-                progress=progress,
             )
         else:
             prof = heuristic_attack(
@@ -312,6 +288,32 @@ def _row(measured, detection, cfg, victim, attack, defence, seeds) -> dict:
     return row
 
 
+def _detector_record(cfg: PoisonConfig, detectors, detection, seeds) -> dict | None:
+    """``results["detector"]``: each seed's detector and its evaluation on every scenario;
+    None without a detector."""
+    if detectors[seeds[0]] is None:
+        return None
+    return {
+        "trained_on_attack": cfg.detector_attack,
+        "threshold": {str(s): detectors[s].threshold for s in seeds},
+        "train_report": {str(s): dict(detectors[s].train_report) for s in seeds},
+        "evaluation": {
+            scenario: {str(s): detection[(scenario, s)] for s in seeds}
+            for scenario in ("clean", *cfg.attacks)
+        },
+    }
+
+
+def _flat_metrics(rows: list[dict], k: int) -> dict:
+    """``metrics.json``: the mean target HR@K after poisoning of every row."""
+    return {
+        f"test/target_hr@{k}/{r['attack']}/{r['victim']}/{r['defence']}": r[f"target_hr@{k}/after"][
+            "mean"
+        ]
+        for r in rows
+    }
+
+
 def run_poisoning(
     cfg: PoisonConfig, out_dir: str, *, resume: bool = False, progress: bool = True
 ) -> dict:
@@ -320,8 +322,7 @@ def run_poisoning(
     t_start = time.perf_counter()
     start(cfg, out_dir)
     clean = load_split(cfg)
-    num_fake = max(1, round(cfg.fake_fraction * clean.num_users))
-    targets = pick_targets(clean.train, cfg.num_targets, cfg.target_band, seed=cfg.seed)
+    num_fake, targets = fake_budget(cfg, clean, seed=cfg.seed)
     seeds = [cfg.seed + r for r in range(cfg.seeds)]
     attacks = {
         s: make_attacks(cfg, clean, targets, num_fake, out_dir, progress, seed=s) for s in seeds
@@ -351,28 +352,13 @@ def run_poisoning(
             if "unrolled" in cfg.attacks
             else None
         ),
-        "detector": None
-        if detectors[seeds[0]] is None
-        else {
-            "trained_on_attack": cfg.detector_attack,
-            "threshold": {str(s): detectors[s].threshold for s in seeds},
-            "train_report": {str(s): dict(detectors[s].train_report) for s in seeds},
-            "evaluation": {
-                scenario: {str(s): detection[(scenario, s)] for s in seeds}
-                for scenario in ("clean", *cfg.attacks)
-            },
-        },
+        "detector": _detector_record(cfg, detectors, detection, seeds),
         "rows": rows,
         "total_seconds": time.perf_counter() - t_start,
     }
     write_json(os.path.join(out_dir, "results.json"), results, default=float)
     write_text(os.path.join(out_dir, "results.md"), markdown_table(results, cfg.k))
     try_plot(cfg.name, plot, results, os.path.join(out_dir, "results.png"), cfg.k)
-    flat = {
-        f"test/target_hr@{cfg.k}/{r['attack']}/{r['victim']}/{r['defence']}": r[
-            f"target_hr@{cfg.k}/after"
-        ]["mean"]
-        for r in rows
-    }
+    flat = _flat_metrics(rows, cfg.k)
     write_json(os.path.join(out_dir, "metrics.json"), flat, sort_keys=True)
     return flat

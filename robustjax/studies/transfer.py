@@ -26,6 +26,7 @@ from robustjax.studies._common import (
     write_json,
     write_text,
 )
+from robustjax.studies._fake_profiles import FakeProfileBudget
 from robustjax.studies._transfer_histories import (
     parse_seq_model,
     run_histories,
@@ -46,9 +47,6 @@ SEQ_MODELS = ("sasrec-s0", "sasrec-s1", "bert4rec-s0")
 
 _INT_FIELDS = (
     "seeds",
-    "filler_size",
-    "num_targets",
-    "k",
     "dim",
     "epochs_mf",
     "epochs_neumf",
@@ -70,8 +68,10 @@ _INT_FIELDS = (
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class TransferConfig(StudyConfig):
-    """The transfer study (``experiments/transfer/config.py``). ``--set key=value`` sets any field."""
+class TransferConfig(StudyConfig, FakeProfileBudget):
+    """The transfer study (``experiments/transfer/config.py``); the fake-profile budget fields
+    are :class:`FakeProfileBudget`'s (targets from the tail here). ``--set key=value`` sets
+    any field."""
 
     name: str = "transfer"
     data_path: str | None = None
@@ -80,11 +80,7 @@ class TransferConfig(StudyConfig):
     surrogates: tuple[str, ...] = SURROGATES
     victims: tuple[str, ...] = USER_ITEM_MODELS
     reference: str = "bandwagon"
-    fake_fraction: float = 0.01
-    filler_size: int = 30
-    num_targets: int = 5
     target_band: str = "tail"
-    k: int = 50
     temperature: float = 0.1
     seeds: int = 5  # repetitions; repetition_seeds() gives each one's seeds
     surrogate_seed: int = 0  # repetition i: + i * (|victim_seed - surrogate_seed| + 1)
@@ -126,8 +122,9 @@ class TransferConfig(StudyConfig):
         check_name_fields(self, (("surrogates", SURROGATES), ("victims", USER_ITEM_MODELS)))
         self._check_seq_names()
         self._check_values()
+        self.check_budget()
         check_int_fields(self, _INT_FIELDS)
-        self._check_budget_and_band()
+        self._check_seq_budget()
 
     def _check_seq_names(self):
         """Normalises ``seq_models``/``seq_surrogates`` to tuples of distinct, valid names."""
@@ -158,25 +155,16 @@ class TransferConfig(StudyConfig):
                 "surrogate_seed; use another seed so mf -> mf is a cross-seed "
                 "transfer."
             )
-        if not 0.0 < self.fake_fraction < 1.0:
-            raise ValueError(
-                f"TransferConfig.fake_fraction must lie in (0, 1), got {self.fake_fraction!r}."
-            )
         if not self.seq_lr > 0:
             raise ValueError(f"TransferConfig.seq_lr must be > 0, got {self.seq_lr!r}.")
         if not self.temperature > 0:
             raise ValueError(f"TransferConfig.temperature must be > 0, got {self.temperature!r}.")
 
-    def _check_budget_and_band(self):
+    def _check_seq_budget(self):
         if self.seq_budget >= self.seq_max_len:
             raise ValueError(
                 f"TransferConfig.seq_budget={self.seq_budget} must be below "
                 f"seq_max_len={self.seq_max_len}."
-            )
-        if self.target_band not in ("head", "tail", "any"):
-            raise ValueError(
-                f"TransferConfig.target_band must be 'head', 'tail' or 'any', "
-                f"got {self.target_band!r}."
             )
 
 
