@@ -15,19 +15,14 @@ Checkpoints: ``state.npz`` holds, as one file written atomically (see
 selector so far and the progress (epoch, history, selection); ``best_<name>.npz`` are copies
 for readers. A crash at any point leaves the previous checkpoint or the new one.
 
-Divergence: after every epoch the epoch's loss terms and the state's parameters are
-checked on the host (one reduction per epoch, outside the compiled step). A non-finite
-value raises :class:`TrainingDiverged` naming the epoch, phase and term, before the epoch
-is validated, selected or checkpointed, so a non-finite model is never selected or
-written. Divergence that stays finite is flagged by the growth rule: a term whose absolute
-epoch mean exceeds ``GROWTH_FACTOR`` (1e3) times its value in the first epoch of its phase
-(floored at ``GROWTH_FLOOR``, 1e-2, so that terms starting near zero need to reach 10) gets
-a warning, once per term and phase, in that epoch's record (``warnings``) and in
-:attr:`LoopResult.warnings`; with ``strict=True`` it raises :class:`TrainingDiverged`.
+Divergence: after every epoch the loss terms and parameters are checked on the host
+(:mod:`robustjax.train.divergence`): a non-finite value raises :class:`TrainingDiverged`
+before the epoch is validated, selected or checkpointed; a term that grew by more than
+``GROWTH_FACTOR`` since its phase's first epoch gets a warning in that epoch's record and
+in :attr:`LoopResult.warnings` (with ``strict=True`` it raises).
 """
 
 import dataclasses
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,17 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from robustjax.attacks.budget import BUDGET_TOLERANCE
-from robustjax.losses.combine import CHECK_PREFIX
-from robustjax.train.checkpoint import leaf_name, load_meta, load_pytree, save_pytree
-
-GROWTH_FACTOR = 1e3
-GROWTH_FLOOR = 1e-2
-
-
-class TrainingDiverged(ValueError):
-    """A loss term or parameter became non-finite (or, under ``strict``, grew by more
-    than ``GROWTH_FACTOR``)."""
+from robustjax.train.checkpoint import load_meta, load_pytree, save_pytree
+from robustjax.train.divergence import (
+    GROWTH_FACTOR,
+    GROWTH_FLOOR,
+    TrainingDiverged,
+    check_epoch,
+)
 
 
 class EpochTask(Protocol):
@@ -166,48 +157,37 @@ def train_loop(
     selection = _Selection(selectors, paths, prog, best_params, patience)
     root_key = jax.random.key(seed)
 
-    def phase_at(epoch):
-        return max((p for p in phases if p.start_epoch <= epoch), key=lambda p: p.start_epoch)
+    def log(record):
+        _log(prog, record, on_epoch)
 
     if validate is not None and validate_first and prog.epoch == 0:
         record = {"epoch": 0, "phase": "initial"}
         selection.update(record, validate(state), state, 0, candidate=False)
-        _log(prog, record, on_epoch)
+        log(record)
     first_epoch = prog.epoch
     train_seconds = sum(r.get("seconds", 0.0) for r in prog.history)
     bar = tqdm(range(prog.epoch, epochs), desc=desc, unit="epoch", disable=not progress,
                initial=prog.epoch, total=epochs, dynamic_ncols=True)  # fmt: skip
     plan = None
     for epoch in bar:
-        phase = phase_at(epoch)
+        phase = _phase_at(phases, epoch)
         if epoch == phase.start_epoch and epoch > 0:
             prog.bad_evals = 0
-        plan = phase.task.plan(epoch) if plan is None else plan
-        t0 = time.perf_counter()
-        state, metrics = phase.task(state, plan, jax.random.fold_in(root_key, epoch))
-        # the next epoch's host work overlaps the device's (async dispatch)
-        plan = phase_at(epoch + 1).task.plan(epoch + 1) if epoch + 1 < epochs else None
-        record = {"epoch": epoch + 1, "phase": phase.name}
-        record.update({k: float(v) for k, v in jax.device_get(metrics).items()})
-        record["seconds"] = seconds = time.perf_counter() - t0
-        _check_epoch(prog, record, state, phase.name, epoch, strict, on_epoch)
+        state, record, plan = _run_epoch(phases, epoch, epochs, state, plan, root_key)
+        check_epoch(prog, record, state, phase.name, epoch, strict, log)
         if epoch in (first_epoch, phase.start_epoch):
             prog.compile_epochs.append(epoch + 1)
-        train_seconds += seconds
+        train_seconds += record["seconds"]
         stop = time_budget_s is not None and train_seconds >= time_budget_s
         is_last = epoch + 1 == epochs or stop
         if validate is not None and ((epoch + 1) % eval_every == 0 or is_last):
             candidate = epoch >= phases[-1].start_epoch
             stop |= selection.update(record, validate(state), state, epoch + 1, candidate)
         prog.epoch = epoch + 1
-        _log(prog, record, on_epoch)
+        log(record)
         bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k == "loss" or "valid/" in k})
         if paths and ((epoch + 1) % checkpoint_every == 0 or is_last or stop):
-            save_pytree(
-                paths["state"],
-                {"state": state, "best": selection.best_params},
-                {**dataclasses.asdict(prog), "best_in_state": True},
-            )
+            _save_state(paths["state"], state, selection.best_params, prog)
         if stop:
             break
     bar.close()
@@ -218,6 +198,36 @@ def train_loop(
         prog.epoch,
         _timings(prog, first_epoch),
         list(prog.warnings),
+    )
+
+
+def _phase_at(phases: Sequence[Phase], epoch: int) -> Phase:
+    """The phase that runs epoch ``epoch`` (0-based): the last one started by then."""
+    return max((p for p in phases if p.start_epoch <= epoch), key=lambda p: p.start_epoch)
+
+
+def _run_epoch(phases, epoch: int, epochs: int, state, plan, root_key):
+    """Runs epoch ``epoch`` on ``plan`` (None: made now) with the key
+    ``fold_in(root_key, epoch)``; returns the new state, the epoch's record (its metrics
+    and seconds) and the next epoch's plan (None after the last epoch)."""
+    phase = _phase_at(phases, epoch)
+    plan = phase.task.plan(epoch) if plan is None else plan
+    t0 = time.perf_counter()
+    state, metrics = phase.task(state, plan, jax.random.fold_in(root_key, epoch))
+    # the next epoch's host work overlaps the device's (async dispatch)
+    plan = _phase_at(phases, epoch + 1).task.plan(epoch + 1) if epoch + 1 < epochs else None
+    record = {"epoch": epoch + 1, "phase": phase.name}
+    record.update({k: float(v) for k, v in jax.device_get(metrics).items()})
+    record["seconds"] = time.perf_counter() - t0
+    return state, record, plan
+
+
+def _save_state(path: str, state, best_params: dict, prog: _Progress) -> None:
+    """``state.npz``: the training state, the best parameters so far and the progress."""
+    save_pytree(
+        path,
+        {"state": state, "best": best_params},
+        {**dataclasses.asdict(prog), "best_in_state": True},
     )
 
 
@@ -250,92 +260,6 @@ def _timings(prog: _Progress, first_epoch: int) -> dict:
     if steady:
         out["epoch_seconds_median"] = float(np.median(steady))
     return out
-
-
-def _check_epoch(prog, record: dict, state, phase: str, epoch: int, strict: bool, on_epoch):
-    """Stops on a non-finite loss term or parameter; flags (or, strict, stops on) a term
-    that grew by more than ``GROWTH_FACTOR`` since its phase's first epoch."""
-    terms = {k: v for k, v in record.items() if k not in ("epoch", "phase", "seconds")}
-    bad = {k: v for k, v in terms.items() if not math.isfinite(v)}
-    leaf = None if bad else _non_finite_leaf(state)
-    if bad or leaf is not None:
-        _log(prog, record, on_epoch)
-        what = (
-            "loss term " + ", ".join(f"{k!r} = {v}" for k, v in bad.items())
-            if bad
-            else f"parameter {leaf!r} holds non-finite values (losses: {terms})"
-        )
-        raise TrainingDiverged(
-            f"training diverged in epoch {epoch + 1} (phase {phase!r}): {what}. The run "
-            "stopped; no model of this epoch was selected or written. Lower "
-            "train.learning_rate, or clip gradients (train.clip_norm)."
-        )
-    warnings = []
-    for k, v in terms.items():
-        tag = f"{phase}/{k}"
-        if any(w.startswith(f"[{tag}]") for w in prog.warnings):
-            continue  # once per term (or check) and phase
-        if k.startswith(CHECK_PREFIX):
-            msg = _budget_message(tag, epoch, v)
-        else:
-            start = prog.phase_start.setdefault(tag, abs(v))
-            msg = _growth_message(tag, k, phase, epoch, start, v)
-        if msg is None:
-            continue
-        if strict:
-            _log(prog, record, on_epoch)
-            raise TrainingDiverged(msg + " (strict: the run stopped.)")
-        warnings.append(msg)
-    if warnings:
-        record["warnings"] = warnings
-        prog.warnings.extend(warnings)
-
-
-def _growth_message(tag, key, phase, epoch, start, value) -> str | None:
-    """The warning for a loss term that grew by more than ``GROWTH_FACTOR`` since its
-    phase's first epoch (None while it has not)."""
-    if abs(value) <= GROWTH_FACTOR * max(start, GROWTH_FLOOR):
-        return None
-    return (
-        f"[{tag}] loss term {key!r} grew from {start:.4g} (first epoch of phase "
-        f"{phase!r}) to {value:.4g} in epoch {epoch + 1}, more than "
-        f"{GROWTH_FACTOR:g}x: training is diverging."
-    )
-
-
-def _budget_message(tag, epoch, value) -> str | None:
-    """The warning for an attack whose perturbation left its ball: ``value`` is the
-    epoch's mean of ``check/budget_excess`` (:func:`robustjax.attacks.budget_excess`),
-    above ``BUDGET_TOLERANCE`` only when some step's output was outside (None otherwise)."""
-    if value <= BUDGET_TOLERANCE:
-        return None
-    return (
-        f"[{tag}] the attack's perturbation exceeded its budget in epoch {epoch + 1}: "
-        f"||delta|| was up to {1 + value:.4g}x its radius (mean over the epoch's steps of "
-        "the largest excess). The attack does not project onto its ball; the adversarial "
-        "loss is not measured at the configured eps."
-    )
-
-
-def _non_finite_leaf(state) -> str | None:
-    """The tree path of the first floating leaf of ``state`` holding nan or inf."""
-    pairs = [
-        (p, x)
-        for p, x in jax.tree_util.tree_flatten_with_path(state)[0]
-        if jnp.issubdtype(jnp.result_type(x), jnp.inexact)
-    ]
-    if not pairs:
-        return None
-    finite = jax.device_get(_all_finite([x for _, x in pairs]))
-    for (p, _), ok in zip(pairs, finite):
-        if not ok:
-            return leaf_name(p)
-    return None
-
-
-@jax.jit
-def _all_finite(leaves):
-    return [jnp.all(jnp.isfinite(x)) for x in leaves]
 
 
 def _check_phases(phases, epochs: int, eval_every: int) -> list[Phase]:
@@ -436,3 +360,16 @@ def _restore(paths, state, selectors):
         if name in prog.best and os.path.exists(paths[name])
     }
     return state, prog, best_params
+
+
+__all__ = [  # TrainingDiverged and the growth constants belong to the loop's interface
+    "GROWTH_FACTOR",
+    "GROWTH_FLOOR",
+    "EpochTask",
+    "LoopResult",
+    "Phase",
+    "Selected",
+    "Selector",
+    "TrainingDiverged",
+    "train_loop",
+]
