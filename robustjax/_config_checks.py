@@ -47,3 +47,12 @@ def field_error(cfg, field: str, expected: str) -> ValueError:
     return ValueError(
         f"{type(cfg).__name__}.{field} must be {expected}, got {field}={getattr(cfg, field)!r}."
     )
+
+
+def check_int_at_least(cfg, field: str, minimum: int, expected: str | None = None) -> None:
+    """Raises :func:`field_error` unless the field is an int (not a bool) >= ``minimum``;
+    ``expected`` words the requirement (default ``"an int >= <minimum>"``), e.g.
+    ``check_int_at_least(self, "seed", 0, "an int >= 0 (numpy seeds cannot be negative)")``."""
+    value = getattr(cfg, field)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise field_error(cfg, field, expected or f"an int >= {minimum}")

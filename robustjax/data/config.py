@@ -3,7 +3,7 @@
 import dataclasses
 import os
 
-from robustjax._config_checks import field_error
+from robustjax._config_checks import check_int_at_least, field_error
 from robustjax.data import cold, folder, noise, preprocess, splits
 from robustjax.data.synthetic import synthetic
 from robustjax.data.table import InteractionTable, SplitData
@@ -96,12 +96,8 @@ class DataConfig:
             raise field_error(
                 self, "valid_ratio", "a number in (0, 0.5) (an empty valid part is an error)"
             )
-        if isinstance(self.max_users, bool) or not isinstance(self.max_users, int):
-            raise field_error(self, "max_users", "an int >= 0 (0: every user)")
-        if self.max_users < 0:
-            raise field_error(self, "max_users", "an int >= 0 (0: every user)")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise field_error(self, "seed", "an int >= 0 (numpy seeds cannot be negative)")
+        check_int_at_least(self, "max_users", 0, "an int >= 0 (0: every user)")
+        check_int_at_least(self, "seed", 0, "an int >= 0 (numpy seeds cannot be negative)")
         splits._check_ratios(self.ratios)
         if len(tuple(self.ratios)) != 3:
             raise field_error(self, "ratios", "three numbers")
@@ -124,12 +120,7 @@ class DataConfig:
             or not (0 <= self.train_noise_level < float("inf"))
         ):
             raise field_error(self, "train_noise_level", "a finite number >= 0")
-        if (
-            isinstance(self.train_noise_seed, bool)
-            or not isinstance(self.train_noise_seed, int)
-            or self.train_noise_seed < 0
-        ):
-            raise field_error(self, "train_noise_seed", "an int >= 0")
+        check_int_at_least(self, "train_noise_seed", 0)
 
 
 def _loader_options(cfg: DataConfig, fmt: str) -> dict:
@@ -202,62 +193,15 @@ def prepare(cfg: DataConfig) -> SplitData:
 
 
 def _prepare_clean(cfg: DataConfig) -> SplitData:
-    if cfg.path is None or cfg.format == "synthetic":
-        table = synthetic(
-            num_users=cfg.synthetic_users,
-            num_items=cfg.synthetic_items,
-            interactions_per_user=cfg.synthetic_per_user,
-            seed=cfg.seed,
-        )
-        name = "synthetic"
-        fmt = "synthetic"
-    else:
-        fmt = cfg.format or folder.detect_format(cfg.path)
-        name = os.path.basename(os.path.normpath(cfg.path))
-        loaded = folder.load(cfg.path, format=fmt, **_loader_options(cfg, fmt))
+    name, fmt, loaded = _load(cfg)
     if fmt == "split-folder":
-        if cfg.split not in ("auto", "given"):
-            raise ValueError(
-                f"DataConfig.split={cfg.split!r} but {cfg.path!r} is a split folder; use "
-                f"split='given' (or 'auto')"
-                + (
-                    ", or a plain interaction file for split='cold_items' (it re-splits the "
-                    "rows, which a given split forbids)."
-                    if cfg.split == "cold_items"
-                    else "."
-                )
-            )
-        if cfg.kcore:
-            raise ValueError(
-                f"DataConfig.kcore={cfg.kcore} is not supported for given splits "
-                f"({cfg.path!r}); set kcore=0."
-            )
-        s = loaded
-        s = dataclasses.replace(
-            s, train=_clean(cfg, s.train), valid=_clean(cfg, s.valid), test=_clean(cfg, s.test)
-        )
-        s = splits.check_cold(s, drop_cold=True) if cfg.drop_cold else s
-        splits.check_nonempty(
-            s,
-            f"Check the files of the split folder {cfg.path!r}"
-            + (f" and rating_threshold={cfg.rating_threshold}" if cfg.rating_threshold else "")
-            + (
-                ", and drop_cold=True (it drops test rows of users without training rows)"
-                if cfg.drop_cold
-                else ""
-            )
-            + "; without a valid file, valid is carved from train by DataConfig.valid_ratio.",
-        )
-        splits.warn_evaluation(s)
-        return s
+        return _prepare_given(cfg, loaded)
     if cfg.split == "given":
         raise ValueError(
             f"DataConfig.split='given' needs a split folder (train/valid/test files), got "
             f"path={cfg.path!r}; use split='random', 'loo' or 'temporal'."
         )
-    if fmt != "synthetic":
-        table = loaded
-    table = _clean(cfg, table)
+    table = _clean(cfg, loaded)
     if cfg.kcore:
         table = preprocess.kcore(table, cfg.kcore, cfg.kcore)
     else:
@@ -267,6 +211,64 @@ def _prepare_clean(cfg: DataConfig) -> SplitData:
             f"DataConfig: no interactions left in {name!r} after preprocessing "
             f"(rating_threshold={cfg.rating_threshold}, kcore={cfg.kcore})."
         )
+    return _split(cfg, table, name)
+
+
+def _load(cfg: DataConfig) -> tuple[str, str, InteractionTable | SplitData]:
+    """``(name, format, data)``: the synthetic table, or what ``cfg.path`` holds (a
+    SplitData for split folders, else one table)."""
+    if cfg.path is None or cfg.format == "synthetic":
+        table = synthetic(
+            num_users=cfg.synthetic_users,
+            num_items=cfg.synthetic_items,
+            interactions_per_user=cfg.synthetic_per_user,
+            seed=cfg.seed,
+        )
+        return "synthetic", "synthetic", table
+    fmt = cfg.format or folder.detect_format(cfg.path)
+    name = os.path.basename(os.path.normpath(cfg.path))
+    return name, fmt, folder.load(cfg.path, format=fmt, **_loader_options(cfg, fmt))
+
+
+def _prepare_given(cfg: DataConfig, s: SplitData) -> SplitData:
+    """A split folder's own train/valid/test, each part cleaned (no k-core, no re-split)."""
+    if cfg.split not in ("auto", "given"):
+        raise ValueError(
+            f"DataConfig.split={cfg.split!r} but {cfg.path!r} is a split folder; use "
+            f"split='given' (or 'auto')"
+            + (
+                ", or a plain interaction file for split='cold_items' (it re-splits the "
+                "rows, which a given split forbids)."
+                if cfg.split == "cold_items"
+                else "."
+            )
+        )
+    if cfg.kcore:
+        raise ValueError(
+            f"DataConfig.kcore={cfg.kcore} is not supported for given splits "
+            f"({cfg.path!r}); set kcore=0."
+        )
+    s = dataclasses.replace(
+        s, train=_clean(cfg, s.train), valid=_clean(cfg, s.valid), test=_clean(cfg, s.test)
+    )
+    s = splits.check_cold(s, drop_cold=True) if cfg.drop_cold else s
+    splits.check_nonempty(
+        s,
+        f"Check the files of the split folder {cfg.path!r}"
+        + (f" and rating_threshold={cfg.rating_threshold}" if cfg.rating_threshold else "")
+        + (
+            ", and drop_cold=True (it drops test rows of users without training rows)"
+            if cfg.drop_cold
+            else ""
+        )
+        + "; without a valid file, valid is carved from train by DataConfig.valid_ratio.",
+    )
+    splits.warn_evaluation(s)
+    return s
+
+
+def _split(cfg: DataConfig, table: InteractionTable, name: str) -> SplitData:
+    """``table`` (cleaned, ids dense) split as ``cfg.split`` says."""
     kw = {"drop_cold": cfg.drop_cold, "name": name}
     if cfg.split in ("auto", "random"):
         s = splits.split_random(table, cfg.ratios, seed=cfg.seed, **kw)

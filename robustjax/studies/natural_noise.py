@@ -13,7 +13,7 @@ import json
 import os
 import time
 
-from robustjax._config_checks import field_error
+from robustjax._config_checks import check_int_at_least, field_error
 from robustjax.data import SplitData, apply_noise, prepare
 from robustjax.data.noise import KINDS, check_level
 from robustjax.experiments import get_config as experiment_config
@@ -64,14 +64,8 @@ class NaturalNoiseConfig(StudyConfig):
                         f"valid for kind {kind!r} (fractions in [0, 1], "
                         "'add': any finite value >= 0)",
                     ) from None
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise field_error(self, "seeds", "an int >= 1 (the number of training seeds)")
-        if (
-            isinstance(self.first_seed, bool)
-            or not isinstance(self.first_seed, int)
-            or self.first_seed < 0
-        ):
-            raise field_error(self, "first_seed", "an int >= 0")
+        check_int_at_least(self, "seeds", 1, "an int >= 1 (the number of training seeds)")
+        check_int_at_least(self, "first_seed", 0)
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
             raise field_error(self, "epochs", "None or an int >= 1")
         for m in self.metrics:
