@@ -177,17 +177,22 @@ def _ranked_attack(
     kind: str,
     option: str,
     fraction: float,
-    scores,
+    score_fn,
+    train,
     targets,
     num_fake: int,
     filler_size: int,
-    num_items: int,
     *,
     seed: int,
+    num_items: int | None,
 ) -> FakeProfiles:
     """Profiles of the targets, the ``round(fraction * filler_size)`` non-target items of
-    highest ``scores`` and uniform random fillers for the rest: the ``kind`` attack
-    (bandwagon, segment), whose ``option`` (e.g. ``"popular_fraction"``) is ``fraction``."""
+    highest ``score_fn(indptr, indices, num_items, targets)`` and uniform random fillers for
+    the rest: the ``kind`` attack (bandwagon, segment), whose ``option`` (e.g.
+    ``"popular_fraction"``) is ``fraction``."""
+    indptr, indices, num_items = _csr(train, num_items)
+    targets = _check(targets, num_fake, filler_size, num_items)
+    scores = score_fn(indptr, indices, num_items, targets)
     rng = np.random.default_rng(seed)
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"{kind}_attack: {option} must lie in [0, 1], got {fraction!r}.")
@@ -212,6 +217,22 @@ def _ranked_attack(
     )
 
 
+def _popularity_scores(indptr, indices, num_items: int, targets) -> np.ndarray:
+    """The bandwagon attack's item scores: training popularity."""
+    return item_popularity((indptr, indices), num_items=num_items)
+
+
+def _segment_scores(indptr, indices, num_items: int, targets) -> np.ndarray:
+    """The segment attack's item scores: co-consumption with the targets (by users who
+    interacted with any target), popularity breaking ties."""
+    users = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    fans = np.zeros(indptr.size - 1, bool)
+    fans[users[np.isin(indices, targets)]] = True
+    co = np.bincount(indices[fans[users]], minlength=num_items).astype(np.float64)
+    pop = item_popularity((indptr, indices), num_items=num_items)
+    return co + pop / (pop.max(initial=0) + 1.0)  # co-occurrence first, popularity breaks ties
+
+
 def bandwagon_attack(
     train,
     targets,
@@ -224,18 +245,17 @@ def bandwagon_attack(
 ) -> FakeProfiles:
     """Targets, the ``round(popular_fraction * filler_size)`` most popular items, and
     uniformly random fillers for the rest."""
-    pop = item_popularity(train, num_items=num_items)
-    targets = _check(targets, num_fake, filler_size, pop.size)
     return _ranked_attack(
         "bandwagon",
         "popular_fraction",
         popular_fraction,
-        pop,
+        _popularity_scores,
+        train,
         targets,
         num_fake,
         filler_size,
-        pop.size,
         seed=seed,
+        num_items=num_items,
     )
 
 
@@ -251,24 +271,17 @@ def segment_attack(
 ) -> FakeProfiles:
     """Targets, the ``round(segment_fraction * filler_size)`` items most co-consumed with
     the targets (the targets' segment), and uniformly random fillers for the rest."""
-    indptr, indices, num_items = _csr(train, num_items)
-    targets = _check(targets, num_fake, filler_size, num_items)
-    users = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
-    fans = np.zeros(indptr.size - 1, bool)
-    fans[users[np.isin(indices, targets)]] = True
-    co = np.bincount(indices[fans[users]], minlength=num_items).astype(np.float64)
-    pop = item_popularity((indptr, indices), num_items=num_items)
-    score = co + pop / (pop.max(initial=0) + 1.0)  # co-occurrence first, popularity breaks ties
     return _ranked_attack(
         "segment",
         "segment_fraction",
         segment_fraction,
-        score,
+        _segment_scores,
+        train,
         targets,
         num_fake,
         filler_size,
-        num_items,
         seed=seed,
+        num_items=num_items,
     )
 
 
