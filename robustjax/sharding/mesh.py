@@ -128,13 +128,8 @@ def is_trivial(mesh: Mesh | None) -> bool:
 
 
 def _leaf_names(path) -> list[str]:
-    out = []
-    for k in path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(k, attr):
-                out.append(str(getattr(k, attr)))
-                break
-    return out
+    """Each entry of a tree path as its key, attribute name or index."""
+    return [jax.tree_util.keystr((k,), simple=True) for k in path]
 
 
 def _is_table(path, leaf) -> bool:

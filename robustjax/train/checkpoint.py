@@ -46,16 +46,9 @@ def save_pytree(path: str, tree: Any, meta: dict | None = None) -> None:
 
 
 def leaf_name(key_path) -> str:
-    """``params/users/embedding/value`` for a tree path."""
-    parts = []
-    for k in key_path:
-        for attr in ("key", "name", "idx"):
-            if hasattr(k, attr):
-                parts.append(str(getattr(k, attr)))
-                break
-        else:
-            parts.append(str(k))
-    return "/".join(parts)
+    """``params/users/embedding/value`` for a tree path: each entry's key, attribute name or
+    index (``jax.tree_util.keystr`` in its simple form), joined by ``/``."""
+    return jax.tree_util.keystr(key_path, simple=True, separator="/")
 
 
 def load_pytree(path: str, template: Any) -> Any:
