@@ -149,6 +149,24 @@ class UnrolledConfig:
 Evaluate = Callable[[np.ndarray], tuple[float, jax.Array]]
 
 
+def _objective_grad(objective: Callable, cfg: UnrolledConfig, **settings) -> Callable:
+    """The jitted value and gradient (in the fake rows, its first argument) of the attacker
+    ``objective`` with ``cfg``'s margin (``k``, ``temperature``, ``objective``), ``remat``
+    and the surrogate's ``settings``."""
+    return jax.jit(
+        jax.value_and_grad(
+            functools.partial(
+                objective,
+                k=cfg.k,
+                temperature=cfg.temperature,
+                kind=cfg.objective,
+                remat=cfg.remat,
+                **settings,
+            )
+        )
+    )
+
+
 def _victim_evaluator(
     cfg: UnrolledConfig, x_real, targets, eligible, *, train: InteractionTable, num_fake, keys
 ) -> Evaluate:
@@ -162,31 +180,11 @@ def _victim_evaluator(
     inits = [init_victim(num_users + num_fake, num_items, cfg.dim, key=ks) for ks, _, _ in members]
     fns = inits[0][0]  # equal shapes: one ModelFns serves every member
     tx = inner_optimizer(cfg.inner_lr)
+    hyper = {"fns": fns, "tx": tx, "batch_size": cfg.batch_size}
     pre = jax.jit(
-        functools.partial(
-            train_victim_surrogate,
-            fns=fns,
-            tx=tx,
-            epochs=cfg.warm_epochs,
-            batch_size=cfg.batch_size,
-            remat=False,
-        )
+        functools.partial(train_victim_surrogate, epochs=cfg.warm_epochs, remat=False, **hyper)
     )
-    value_and_grad = jax.jit(
-        jax.value_and_grad(
-            functools.partial(
-                victim_objective,
-                fns=fns,
-                tx=tx,
-                epochs=cfg.unroll_epochs,
-                batch_size=cfg.batch_size,
-                k=cfg.k,
-                temperature=cfg.temperature,
-                kind=cfg.objective,
-                remat=cfg.remat,
-            )
-        )
-    )
+    value_and_grad = _objective_grad(victim_objective, cfg, epochs=cfg.unroll_epochs, **hyper)
     exclude = x_real > 0
 
     def evaluate(items):
@@ -219,19 +217,8 @@ def _dense_evaluator(cfg: UnrolledConfig, x_real, targets, eligible, *, num_fake
             train_surrogate, steps=cfg.pretrain_steps, remat=False, key=k_pre, **hyper
         )
     )
-    value_and_grad = jax.jit(
-        jax.value_and_grad(
-            functools.partial(
-                unrolled_objective,
-                key=k_unroll,
-                steps=cfg.unroll_steps,
-                k=cfg.k,
-                temperature=cfg.temperature,
-                kind=cfg.objective,
-                remat=cfg.remat,
-                **hyper,
-            )
-        )
+    value_and_grad = _objective_grad(
+        unrolled_objective, cfg, key=k_unroll, steps=cfg.unroll_steps, **hyper
     )
 
     def evaluate(items):
