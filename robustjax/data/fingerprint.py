@@ -10,10 +10,12 @@ shown in messages but not compared (a moved file is still the same data).
 """
 
 import hashlib
+import os
 import warnings
 
 import numpy as np
 
+from robustjax._json_files import read_json
 from robustjax.data.table import InteractionTable, SplitData
 
 
@@ -110,17 +112,10 @@ def check_fingerprint(
 
 def read_fingerprint(run_dir: str) -> dict | None:
     """The ``fingerprint`` entry of ``run_dir/data.json`` (None when absent)."""
-    import json
-    import os
-
     path = os.path.join(run_dir, "data.json")
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        try:
-            summary = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e}); the run folder is damaged.") from None
+    summary = read_json(path, lambda e: f"{path}: not valid JSON ({e}); the run folder is damaged.")
     return summary.get("fingerprint") if isinstance(summary, dict) else None
 
 

@@ -21,6 +21,7 @@ import tempfile
 
 import optax
 
+from robustjax._json_files import read_json
 from robustjax.train.checkpoint import load_meta
 from robustjax.train.state import make_optimizer
 
@@ -116,11 +117,7 @@ class RunFolder:
         new = json.loads(cfg.to_json())
         path = self.path("config.json")
         if self.resume and os.path.exists(path):
-            with open(path) as f:
-                try:
-                    old = json.load(f)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"resume: {path} is not valid JSON ({e}).") from None
+            old = read_json(path, lambda e: f"resume: {path} is not valid JSON ({e}).")
             history = old.pop(CHANGES_KEY, [])
             diff = config_diff(old, new)
             refused = [d for d in diff if d[0] not in RESUME_MAY_CHANGE]

@@ -3,11 +3,11 @@ and the recipe of its data, so sweeps and transfer studies rebuild a trained mod
 run folder alone (``checkpoint/params.npz`` with the JSON sidecar ``params.json``)."""
 
 import dataclasses
-import json
 import os
 
 from flax import nnx
 
+from robustjax._json_files import read_json
 from robustjax.data.fingerprint import check_fingerprint, data_fingerprint, read_fingerprint
 from robustjax.data.sequences import NUM_EVAL_NEGATIVES, SequenceData, make_sequence_data
 from robustjax.data.table import InteractionTable
@@ -98,14 +98,13 @@ def is_sequence_run(run_dir: str) -> bool:
     path = os.path.join(run_dir, "checkpoint", "params.json")
     if not os.path.exists(path):
         return False
-    with open(path) as f:
-        try:
-            meta = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(
-                f"checkpoint metadata {path!r} is not valid JSON ({e}); the file is truncated "
-                "or was not written by robustjax. Restore it, or train the run again."
-            ) from None
+    meta = read_json(
+        path,
+        lambda e: (
+            f"checkpoint metadata {path!r} is not valid JSON ({e}); the file is truncated "
+            "or was not written by robustjax. Restore it, or train the run again."
+        ),
+    )
     return isinstance(meta, dict) and "model_kwargs" in meta
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from robustjax._json_files import parse_json
 from robustjax.sharding import gather
 
 _META = "__meta__"
@@ -101,14 +102,14 @@ def load_meta(path: str) -> dict:
 
 
 def _parse_meta(text: str, path: str) -> dict:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(
+    return parse_json(
+        text,
+        lambda e: (
             f"checkpoint metadata {path!r} is not valid JSON ({e}); the file is truncated or "
             "was not written by robustjax. Delete the run folder's checkpoint and train "
             "again without --resume (or restore the file from a backup)."
-        ) from None
+        ),
+    )
 
 
 def _open(path: str):
