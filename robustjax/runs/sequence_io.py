@@ -160,14 +160,3 @@ def load_sequence_run(
         against = f"run {data_from!r}" if data_from is not None else "the data given"
         check_fingerprint(run_dir, stored, fingerprint, against=against, who="load_sequence_run")
     return SequenceRun(run_dir, graphdef, params, data, meta, fingerprint)
-
-
-__all__ = [
-    "SEQUENCE_MODELS",
-    "SequenceRun",
-    "is_sequence_run",
-    "load_sequence_run",
-    "load_table",
-    "register_sequence_model",
-    "save_sequence_run",
-]
