@@ -23,6 +23,19 @@ EPILOG = """examples:
   robustjax bench attack_cost --epochs 5               (run benchmarks/attack_cost.py)
 """
 
+# each command's line in `robustjax --help` and its `robustjax COMMAND --help` text
+TRAIN_HELP = "train a model, evaluate it, write outputs"
+TRAIN_DESCRIPTION = """Train, select on validation, evaluate on test. Writes OUT/metrics.json
+(keys <split>/<metric>@<k>), config.json, history.jsonl, data.json, recommendations.tsv
+(top-N per test user, original ids) and checkpoint/. A study's name (see `robustjax study`)
+runs the study."""
+STUDY_HELP = "run a study: several trainings, one report"
+STUDY_DESCRIPTION = """Run a study (apr, apr-reproduction, irgan, natural-noise, poisoning,
+transfer, tune-*): its config is experiments/NAME/config.py; it writes OUT/results.json,
+results.md, metrics.json and every run's own outputs."""
+BENCH_HELP = "run a benchmark (benchmarks/NAME.py)"
+BENCH_DESCRIPTION = """Run benchmarks/NAME.py with the remaining arguments (the same as
+`python -m benchmarks.NAME ARGS` from the checkout)."""
 
 TINY_USERS = 64  # --tiny --data: the users (the first by id) a smoke run trains on
 
@@ -93,16 +106,8 @@ def _add_run_options(sp, out_default=None) -> None:
     )
 
 
-def _add_train(sub) -> None:
-    t = sub.add_parser(
-        "train",
-        help="train a model, evaluate it, write outputs",
-        description="Train, select on validation, evaluate on test. Writes "
-        "OUT/metrics.json (keys <split>/<metric>@<k>), config.json, "
-        "history.jsonl, data.json, recommendations.tsv (top-N per test user, "
-        "original ids) and checkpoint/. A study's name (see `robustjax study`) runs "
-        "the study.",
-    )
+def _train_options(t) -> None:
+    """The options of ``robustjax train``."""
     _add_common(t)
     _add_run_options(t)
     t.add_argument(
@@ -162,14 +167,8 @@ def _start_devices(args) -> None:
         sharding.initialize_distributed(*flags)
 
 
-def _add_study(sub) -> None:
-    st = sub.add_parser(
-        "study",
-        help="run a study: several trainings, one report",
-        description="Run a study (apr, apr-reproduction, irgan, natural-noise, poisoning, "
-        "transfer, tune-*): its config is experiments/NAME/config.py; it writes "
-        "OUT/results.json, results.md, metrics.json and every run's own outputs.",
-    )
+def _study_options(st) -> None:
+    """The options of ``robustjax study``."""
     st.add_argument("name", metavar="NAME", help="the study, e.g. apr or poisoning")
     st.add_argument(
         "--seeds",
@@ -183,18 +182,8 @@ def _add_study(sub) -> None:
     _add_run_options(st, out_default="runs/NAME")
 
 
-def _add_config(sub) -> None:
-    c = sub.add_parser("config", help="print the resolved config and the valid --set keys")
-    _add_common(c)
-
-
-def _add_bench(sub) -> None:
-    b = sub.add_parser(
-        "bench",
-        help="run a benchmark (benchmarks/NAME.py)",
-        description="Run benchmarks/NAME.py with the remaining arguments "
-        "(the same as `python -m benchmarks.NAME ARGS` from the checkout).",
-    )
+def _bench_options(b) -> None:
+    """The options of ``robustjax bench``: the benchmark and its own arguments."""
     b.add_argument("name", metavar="NAME", help="e.g. attack_cost, eval_sweep, train_throughput")
     b.add_argument("args", nargs=argparse.REMAINDER, help="the benchmark's own arguments")
 
@@ -207,16 +196,26 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    _add_train(sub)
-    _add_study(sub)
-
-    from robustjax.cli import sweep as sweep_cli
-
-    sweep_cli.add_parser(sub)
-    _add_config(sub)
-    sub.add_parser("experiments", help="list the named experiments")
-    _add_bench(sub)
+    for name, (summary, description, add_options) in _commands().items():
+        command = sub.add_parser(name, help=summary, description=description)
+        if add_options is not None:
+            add_options(command)
     return p
+
+
+def _commands() -> dict:
+    """Each command: its line in ``robustjax --help``, the text of ``robustjax COMMAND
+    --help`` (None: none; argparse re-wraps it) and what adds its options (None: none)."""
+    from robustjax.cli import sweep_args
+
+    return {
+        "train": (TRAIN_HELP, TRAIN_DESCRIPTION, _train_options),
+        "study": (STUDY_HELP, STUDY_DESCRIPTION, _study_options),
+        "sweep": (sweep_args.SWEEP_HELP, sweep_args.SWEEP_DESCRIPTION, sweep_args.add_options),
+        "config": ("print the resolved config and the valid --set keys", None, _add_common),
+        "experiments": ("list the named experiments", None, None),
+        "bench": (BENCH_HELP, BENCH_DESCRIPTION, _bench_options),
+    }
 
 
 def resolve_config(args, name: str | None = None):
