@@ -75,6 +75,16 @@ def _check_exclude(exclude, batch: int, where: str) -> Array | None:
     return exclude
 
 
+def _check_random_edit(seq_ids, budget, num_items, exclude, where: str):
+    """The checked ``(seq, budget, num_items, exclude)`` of a random substitution or
+    insertion (``where`` names the attack in errors)."""
+    seq = _check_seq(seq_ids, where)
+    budget = _check_budget(budget, seq.shape[1], where)
+    num_items = _check_int("num_items", num_items, 1, None, where, "pass I, the item count")
+    exclude = _check_exclude(exclude, seq.shape[0], where)
+    return seq, budget, num_items, exclude
+
+
 def _check_method(method: str, where: str) -> None:
     if method not in SUBSTITUTION_METHODS:
         raise ValueError(

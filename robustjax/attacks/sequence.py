@@ -36,6 +36,7 @@ from robustjax.attacks._seq_ops import (
     _check_exclude,
     _check_int,
     _check_method,
+    _check_random_edit,
     _check_seq,
     _check_table,
     _compact,
@@ -62,11 +63,9 @@ def substitute_random(
 ) -> Int[Array, "B L"]:
     """Replaces ``budget`` distinct real positions (all, if fewer) by uniform random items
     from ``1..I`` other than the original item and ``exclude``."""
-    where = "substitute_random"
-    seq = _check_seq(seq_ids, where)
-    budget = _check_budget(budget, seq.shape[1], where)
-    num_items = _check_int("num_items", num_items, 1, None, where, "pass I, the item count")
-    exclude = _check_exclude(exclude, seq.shape[0], where)
+    seq, budget, num_items, exclude = _check_random_edit(
+        seq_ids, budget, num_items, exclude, "substitute_random"
+    )
     if budget == 0:
         return seq
     k_pos, k_item = jax.random.split(key)
@@ -155,14 +154,12 @@ def insert_random(
 
     The order of the original items is kept; full sequences drop their oldest items.
     """
-    where = "insert_random"
-    seq = _check_seq(seq_ids, where)
-    batch, length = seq.shape
-    budget = _check_budget(budget, length, where)
-    num_items = _check_int("num_items", num_items, 1, None, where, "pass I, the item count")
-    exclude = _check_exclude(exclude, batch, where)
+    seq, budget, num_items, exclude = _check_random_edit(
+        seq_ids, budget, num_items, exclude, "insert_random"
+    )
     if budget == 0:
         return seq
+    batch, length = seq.shape
     k_gap, k_item = jax.random.split(key)
     banned = jnp.zeros((batch, 1), jnp.int32) if exclude is None else exclude
     items, free = _sample_allowed(k_item, banned, num_items, budget)  # [B, K], [B]
