@@ -33,7 +33,7 @@ from jaxtyping import Float, Int
 
 from robustjax.models.sasrec import embed_sequence_batch
 from robustjax.models.sequence_encoder import SequenceEncoder
-from robustjax.models.transformer import BlockStyle, check_encoder_args, gelu, make_blocks
+from robustjax.models.transformer import BlockStyle, gelu, make_blocks
 from robustjax.types import Array
 
 _BLOCKS = BlockStyle(ff_mult=4, activation="gelu", norm_first=False, epsilon=1e-12)
@@ -66,10 +66,9 @@ class BERT4Rec(SequenceEncoder):
         dropout: float = 0.1,
         rngs: nnx.Rngs,
     ):
-        check_encoder_args(self.where, num_items, max_len, dim, num_blocks, num_heads, dropout)
+        sizes = (num_items, max_len, dim, num_blocks, num_heads, dropout)
         init = nnx.initializers.truncated_normal(0.02)
-        self.items = nnx.Embed(num_items + 2, dim, embedding_init=init, rngs=rngs)
-        self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
+        self._init_tables(sizes, item_rows=num_items + 2, init=init, rngs=rngs)
         self.ln_emb = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
         self.blocks = make_blocks(
             _BLOCKS, num_blocks, dim, num_heads, kernel_init=init, rngs=rngs, where=self.where
@@ -77,8 +76,6 @@ class BERT4Rec(SequenceEncoder):
         self.head = nnx.Linear(dim, dim, kernel_init=init, rngs=rngs)
         self.ln_head = nnx.LayerNorm(dim, epsilon=1e-12, rngs=rngs)
         self.out_bias = nnx.Param(jnp.zeros((num_items + 2,), jnp.float32))
-        self.num_items, self.max_len, self.dim = num_items, max_len, dim
-        self.dropout = dropout
 
     @property
     def mask_id(self) -> int:

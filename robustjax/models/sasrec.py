@@ -26,7 +26,7 @@ from flax import nnx
 from jaxtyping import Float, Int
 
 from robustjax.models.sequence_encoder import SequenceEncoder
-from robustjax.models.transformer import BlockStyle, check_encoder_args, make_blocks
+from robustjax.models.transformer import BlockStyle, make_blocks
 from robustjax.types import Array
 
 
@@ -71,14 +71,11 @@ class SASRec(SequenceEncoder):
         dropout: float = 0.2,
         rngs: nnx.Rngs,
     ):
-        check_encoder_args(self.where, num_items, max_len, dim, num_blocks, num_heads, dropout)
+        sizes = (num_items, max_len, dim, num_blocks, num_heads, dropout)
         init = nnx.initializers.xavier_normal()
-        self.items = nnx.Embed(num_items + 1, dim, embedding_init=init, rngs=rngs)
-        self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
+        self._init_tables(sizes, item_rows=num_items + 1, init=init, rngs=rngs)
         self.blocks = make_blocks(_BLOCKS, num_blocks, dim, num_heads, rngs=rngs, where=self.where)
         self.ln_out = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
-        self.num_items, self.max_len, self.dim = num_items, max_len, dim
-        self.dropout = dropout
 
     def embed(self, batch: dict) -> dict[str, Float[Array, "B L D"]]:
         """Input and target item embeddings of a batch.

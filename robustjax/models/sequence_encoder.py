@@ -14,16 +14,36 @@ from typing import ClassVar
 from flax import nnx
 from jaxtyping import Float, Int, PRNGKeyArray
 
-from robustjax.models.transformer import encode_sequence
+from robustjax.models.transformer import check_encoder_args, encode_sequence
 from robustjax.types import Array
 
 
 class SequenceEncoder(nnx.Module):
-    """Base of SASRec and BERT4Rec; a subclass creates ``positions`` (an ``nnx.Embed``),
-    ``blocks``, and sets ``dim`` and ``dropout``."""
+    """Base of SASRec and BERT4Rec; a subclass's constructor calls :meth:`_init_tables`
+    (the ``items`` and ``positions`` tables, ``dim`` and ``dropout``), then creates its
+    ``blocks`` and heads."""
 
     where: ClassVar[str]
     causal: ClassVar[bool]
+
+    def _init_tables(
+        self,
+        sizes: tuple[int, int, int, int, int, float],
+        *,
+        item_rows: int,
+        init: nnx.Initializer,
+        rngs: nnx.Rngs,
+    ) -> None:
+        """Validates the constructor's ``sizes = (num_items, max_len, dim, num_blocks,
+        num_heads, dropout)`` (:func:`~robustjax.models.transformer.check_encoder_args`),
+        creates the ``items`` table (``item_rows`` rows) and the ``positions`` table (in
+        that order, drawing from ``rngs``) with ``init``, and records the sizes."""
+        check_encoder_args(self.where, *sizes)
+        num_items, max_len, dim, _, _, dropout = sizes
+        self.items = nnx.Embed(item_rows, dim, embedding_init=init, rngs=rngs)
+        self.positions = nnx.Embed(max_len, dim, embedding_init=init, rngs=rngs)
+        self.num_items, self.max_len, self.dim = num_items, max_len, dim
+        self.dropout = dropout
 
     def input_norm(self) -> Callable[[Array], Array] | None:
         """Applied to ``E[seq] + P`` before the blocks (None: no norm)."""

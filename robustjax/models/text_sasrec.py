@@ -38,10 +38,8 @@ class TextSASRec(SASRec):
     Args:
       num_items: I, as :class:`SASRec`.
       max_len: L, as :class:`SASRec`.
-      dim: D, as :class:`SASRec`.
-      num_blocks: attention blocks, as :class:`SASRec`.
-      num_heads: attention heads, as :class:`SASRec`.
-      dropout: dropout rate, as :class:`SASRec`.
+      sasrec_args, sasrec_kwargs: the rest of :class:`SASRec`'s arguments, with its
+        defaults: ``dim`` (D), ``num_blocks``, ``num_heads``, ``dropout``.
       text_dim: H, the encoder's feature size.
       id_embedding: add a trainable (zero-initialised) item ID embedding.
       text_encoder: the encoder checkpoint the features come from (recorded for text
@@ -59,11 +57,7 @@ class TextSASRec(SASRec):
         self,
         num_items: int,
         max_len: int,
-        dim: int = 50,
-        *,
-        num_blocks: int = 2,
-        num_heads: int = 1,
-        dropout: float = 0.2,
+        *sasrec_args,
         text_dim: int,
         id_embedding: bool = True,
         text_encoder: str = "",
@@ -71,16 +65,9 @@ class TextSASRec(SASRec):
         text_trainable_layers: int = 0,
         text_tokens: int = 0,
         rngs: nnx.Rngs,
+        **sasrec_kwargs,
     ):
-        super().__init__(
-            num_items,
-            max_len,
-            dim,
-            num_blocks=num_blocks,
-            num_heads=num_heads,
-            dropout=dropout,
-            rngs=rngs,
-        )
+        super().__init__(num_items, max_len, *sasrec_args, rngs=rngs, **sasrec_kwargs)
         if text_dim < 1:
             raise ValueError(f"TextSASRec: text_dim must be >= 1, got {text_dim}.")
         top = None
@@ -97,7 +84,7 @@ class TextSASRec(SASRec):
             top = TextTop(shape, None, encoder_cfg, text_trainable_layers, rngs=rngs)
         # replaces SASRec's ID table; every item embedding is read through item_table()
         self.items = TextItemTower(
-            (num_items + 1, text_dim), dim, id_embedding=id_embedding, top=top, rngs=rngs
+            (num_items + 1, text_dim), self.dim, id_embedding=id_embedding, top=top, rngs=rngs
         )
         self.frozen_params = tuple(f"items/{leaf}" for leaf in self.items.frozen_params())
         self.text_encoder, self.text_max_len = text_encoder, text_max_len

@@ -13,6 +13,7 @@ attention mask decides what a query sees: causal and padding for SASRec, padding
 BERT4Rec (:func:`attention_mask`). Dropout takes explicit keys; no hidden RNG state.
 """
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -63,6 +64,38 @@ def attention_mask(seq_ids: Int[Array, "B L"], *, causal: bool) -> Bool[Array, "
         return real
     length = seq_ids.shape[1]
     return jnp.tril(jnp.ones((length, length), bool))[None, :, :] & real
+
+
+def multi_head_attention(
+    q: Float[Array, "B Lq D"],
+    k: Float[Array, "B L D"],
+    v: Float[Array, "B L D"],
+    attn_mask: Bool[Array, "B Lq L"],
+    num_heads: int,
+    drop_weights: Callable[[Array], Array] | None = None,
+) -> Float[Array, "B Lq D"]:
+    """Scaled dot-product attention of projected queries, keys and values, in heads.
+
+    ``D`` splits into ``num_heads`` heads of ``D / num_heads``; keys where ``attn_mask`` is
+    False get logit ``NEG`` (``attn_mask`` may be ``[B, 1, L]``: the same keys for every
+    query); ``drop_weights`` (dropout, or None) is applied to the attention weights. Returns
+    the heads concatenated, before any output projection. Used by
+    :class:`TransformerBlock` and by the BERT text encoder
+    (:class:`robustjax.text.encoder.BertLayer`).
+    """
+    dim = q.shape[-1]
+    size = dim // num_heads
+
+    def heads(t):  # [B, L, D] -> [B, H, L, D/H]
+        return t.reshape(t.shape[0], t.shape[1], num_heads, size).transpose(0, 2, 1, 3)
+
+    logits = jnp.einsum("bhqd,bhkd->bhqk", heads(q), heads(k)) / math.sqrt(size)
+    logits = jnp.where(attn_mask[:, None, :, :], logits, NEG)
+    weights = jax.nn.softmax(logits, axis=-1)
+    if drop_weights is not None:
+        weights = drop_weights(weights)
+    att = jnp.einsum("bhqk,bhkd->bhqd", weights, heads(v)).transpose(0, 2, 1, 3)
+    return att.reshape(q.shape[0], q.shape[1], dim)
 
 
 def check_encoder_args(
@@ -176,23 +209,15 @@ class TransformerBlock(nnx.Module):
         key: PRNGKeyArray | None,
         deterministic: bool,
     ) -> Float[Array, "B L D"]:
-        """Multi-head scaled dot-product attention, output-projected.
+        """Multi-head scaled dot-product attention (:func:`multi_head_attention`),
+        output-projected.
 
         Queries are projected from ``queries``, keys and values from ``inputs``; masked-out
         keys get logit ``NEG``; attention weights are dropped out with ``key``.
         """
-        b, length, dim = inputs.shape
-        h = self.num_heads
-
-        def heads(t):  # [B, L, D] -> [B, H, L, D/H]
-            return t.reshape(b, length, h, dim // h).transpose(0, 2, 1, 3)
-
-        q, k, v = heads(self.q(queries)), heads(self.k(inputs)), heads(self.v(inputs))
-        logits = jnp.einsum("bhqd,bhkd->bhqk", q, k) / math.sqrt(dim // h)
-        logits = jnp.where(attn_mask[:, None, :, :], logits, NEG)
-        weights = self._dropout(jax.nn.softmax(logits, axis=-1), rate, key, deterministic)
-        att = jnp.einsum("bhqk,bhkd->bhqd", weights, v).transpose(0, 2, 1, 3)
-        return self.out(att.reshape(b, length, dim))
+        drop = functools.partial(self._dropout, rate=rate, key=key, deterministic=deterministic)
+        q, k, v = self.q(queries), self.k(inputs), self.v(inputs)
+        return self.out(multi_head_attention(q, k, v, attn_mask, self.num_heads, drop))
 
     def __call__(
         self,

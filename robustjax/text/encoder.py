@@ -15,19 +15,17 @@ states with :meth:`TextEncoder.hidden` (``stop_layer=k``, then ``start_layer=k``
 Shape letters: ``N`` texts, ``T`` tokens, ``H`` hidden size.
 """
 
-import math
 import re
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jaxtyping import Float, Int, Shaped
 
+from robustjax.models.transformer import gelu, multi_head_attention
 from robustjax.text.checkpoint import EncoderConfig, TextCheckpoint
 from robustjax.types import Array
 
-NEG = -1e9  # logit of masked keys: finite, so all-padding rows stay NaN-free
 POOL_EPS = 1e-9  # sentence-transformers' clamp of the token count
 NORM_EPS = 1e-12  # torch.nn.functional.normalize's clamp of the norm
 
@@ -58,19 +56,10 @@ class BertLayer(nnx.Module):
     ) -> Float[Array, "N T H"]:
         """Args: ``x`` float32 ``[N, T, H]`` states; ``mask`` ``[N, T]``, nonzero at real
         tokens (keys where it is 0 get no attention). Returns float32 ``[N, T, H]``."""
-        n, t, h = x.shape
-        heads = self.num_heads
-
-        def split(z):  # [N, T, H] -> [N, heads, T, H / heads]
-            return z.reshape(n, t, heads, h // heads).transpose(0, 2, 1, 3)
-
-        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-        logits = jnp.einsum("nhqd,nhkd->nhqk", q, k) / math.sqrt(h // heads)
-        logits = jnp.where((mask != 0)[:, None, None, :], logits, NEG)
-        weights = jax.nn.softmax(logits, axis=-1)
-        att = jnp.einsum("nhqk,nhkd->nhqd", weights, v).transpose(0, 2, 1, 3).reshape(n, t, h)
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        att = multi_head_attention(q, k, v, (mask != 0)[:, None, :], self.num_heads)
         a = self.ln_attn(x + self.attn_out(att))
-        ff = self.ff_out(jax.nn.gelu(self.ff_in(a), approximate=False))
+        ff = self.ff_out(gelu(self.ff_in(a)))
         return self.ln_ff(a + ff)
 
 
