@@ -127,29 +127,13 @@ def make_level_attack(
     heldout: tuple[np.ndarray, np.ndarray] | None,
 ):
     """``perturb(params, keys [L], eps [L]) -> tables with a leading [L] axis`` (one jit)."""
-    tables = table_targets(fns, cfg.targets)
     attack = make_attack(
-        AttackConfig(
-            kind=cfg.kind,
-            eps=1.0,
-            step_size=cfg.step_size,
-            num_steps=cfg.num_steps,
-            norm=cfg.norm,
-            scope=cfg.scope,
-            targets=tables,
-        ),
-        tuple(fns.table_sizes),
+        cfg.attack_config(1.0, targets=table_targets(fns, cfg.targets)), tuple(fns.table_sizes)
     )
     if cfg.budget == "relative":
         attack = relative_budget(attack, norm=cfg.norm, scope=cfg.scope)
-    if cfg.objective == "train":
-        users, pos = data.user, data.item
-    elif cfg.objective == "oracle":
-        users, pos = (jnp.asarray(heldout[0], jnp.int32), jnp.asarray(heldout[1], jnp.int32))
-    else:
-        targets = np.asarray(cfg.target_items, np.int32)
-        u = np.repeat(np.arange(data.num_users, dtype=np.int32), targets.size)
-        users, pos = jnp.asarray(u), jnp.asarray(np.tile(targets, data.num_users))
+    users, pos = _attack_pairs(cfg, data, heldout)
+    targeted = cfg.objective == "targeted"
 
     def one(params, key, eps):
         k_neg, k_attack = jax.random.split(key)
@@ -163,16 +147,9 @@ def make_level_attack(
             cfg.memory_mb * 2**20,
         )  # fmt: skip
 
-        def pair_losses(p, b):
-            s = fns.embed(p, b)
-            sp = fns.score(p, s["user"], s["pos"], s.get("pos_bias"))
-            sn = fns.score(p, s["user"], s["neg"], s.get("neg_bias"))
-            # untargeted: raise the ranking loss; targeted: raise the targets over the rest
-            return bpr(sp, sn) if cfg.objective != "targeted" else -bpr(sp, sn)
-
         def loss_fn(t):
             p = fns.set_tables(params, t)
-            return per_example_chunked(lambda b: pair_losses(p, b), batch, chunk)
+            return per_example_chunked(lambda b: _pair_losses(fns, p, b, targeted), batch, chunk)
 
         step = None if cfg.step_size is not None else 2.5 * eps / cfg.num_steps
         delta = attack(loss_fn, clean, key=k_attack, eps=eps, step_size=step)
@@ -184,6 +161,30 @@ def make_level_attack(
         )
 
     return jax.jit(all_levels)
+
+
+def _attack_pairs(
+    cfg: "SweepConfig", data: TrainArrays, heldout: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[Array, Array]:
+    """The ``(users, positives)`` pairs the sweep's attack objective is summed over:
+    the training pairs (``train``), the held-out test pairs (``oracle``), or every user
+    with every target item (``targeted``)."""
+    if cfg.objective == "train":
+        return data.user, data.item
+    if cfg.objective == "oracle":
+        return jnp.asarray(heldout[0], jnp.int32), jnp.asarray(heldout[1], jnp.int32)
+    targets = np.asarray(cfg.target_items, np.int32)
+    u = np.repeat(np.arange(data.num_users, dtype=np.int32), targets.size)
+    return jnp.asarray(u), jnp.asarray(np.tile(targets, data.num_users))
+
+
+def _pair_losses(fns: ModelFns, params: Params, batch: dict, targeted: bool) -> Array:
+    """BPR loss per ``(user, pos, neg)`` pair: untargeted attacks raise the ranking loss;
+    targeted ones (negated) raise the target items over the sampled ones."""
+    s = fns.embed(params, batch)
+    sp = fns.score(params, s["user"], s["pos"], s.get("pos_bias"))
+    sn = fns.score(params, s["user"], s["neg"], s.get("neg_bias"))
+    return -bpr(sp, sn) if targeted else bpr(sp, sn)
 
 
 def _pair_bytes(fns: ModelFns, params, batch: dict) -> int:

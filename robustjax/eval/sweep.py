@@ -23,7 +23,6 @@ items (promotion). Attacks perturb the embedding tables named in ``targets``.
 """
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable
 
@@ -37,15 +36,7 @@ from robustjax.attacks.budget import BUDGETS
 from robustjax.data.negatives import TrainArrays
 from robustjax.eval import _host
 from robustjax.eval.attacked import make_level_attack
-from robustjax.eval.full import coo_mask
-from robustjax.eval.ranking import metrics_from_top, rank_metrics, top_candidates
-from robustjax.eval.stability import (
-    jaccard_at_k,
-    prediction_shift,
-    rbo_at_k,
-    rbo_normalized_at_k,
-    target_hit_ratio,
-)
+from robustjax.eval.sweep_batch import sweep_step
 from robustjax.eval.sweep_engine import (
     OBJECTIVES,
     ORACLE_LABEL,
@@ -114,13 +105,19 @@ class SweepConfig:
             raise field_error(self, "user_batch", "positive (and memory_mb >= 1, user_groups >= 0)")
         if self.level_chunk < 1:
             raise field_error(self, "level_chunk", "an int >= 1")
-        AttackConfig(
+        self.attack_config(max(self.eps))
+
+    def attack_config(self, eps: float, **fields) -> AttackConfig:
+        """The sweep's attack as an AttackConfig of radius ``eps`` (``fields``: other
+        AttackConfig fields, e.g. ``targets``)."""
+        return AttackConfig(
             kind=self.kind,
-            eps=max(self.eps),
+            eps=eps,
             step_size=self.step_size,
             num_steps=self.num_steps,
             norm=self.norm,
             scope=self.scope,
+            **fields,
         )
 
     @property
@@ -130,83 +127,6 @@ class SweepConfig:
             np.arange(len(self.seeds)), np.asarray(self.eps, np.float32), indexing="ij"
         )
         return s.ravel(), e.ravel()
-
-
-# ------------------------------------------------------------------------ evaluation step
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=("fns", "ks", "stab_k", "auc", "num_groups", "num_items", "level_chunk"),
-)
-def sweep_step(
-    params,
-    tables,
-    users,
-    user_mask,
-    group,
-    tr,
-    tc,
-    xr,
-    xc,
-    head,
-    target_items,
-    *,
-    fns: ModelFns,
-    ks,
-    stab_k,
-    auc,
-    num_groups,
-    num_items,
-    level_chunk=8,
-):
-    """All levels for one user batch (``level_chunk`` at a time). Returns per-level sums ``{name: [L, G+1]}`` (column
-    0: all users, 1..G: activity groups) and the user count per group."""
-    shape = (users.shape[0], num_items)
-    target = coo_mask(tr, tc, shape)
-    exclude = coo_mask(xr, xc, shape)
-    clean_scores = fns.score_all(params, users)
-    kmax = max(max(ks), stab_k)
-    clean_top = top_candidates(clean_scores, exclude, stab_k)[1]
-    strata = {"": target, "head/": target & head[None, :], "tail/": target & ~head[None, :]}
-    onehot = jnp.concatenate(
-        [
-            user_mask[:, None].astype(jnp.float32),
-            jax.nn.one_hot(group, num_groups) * user_mask[:, None],
-        ],
-        axis=1,
-    )
-
-    def level(t):
-        scores = fns.score_all(fns.set_tables(params, t), users)
-        top_scores, top_items = top_candidates(scores, exclude, kmax)  # one top-k per level
-        out = {}
-        for prefix, tgt in strata.items():
-            m = metrics_from_top(top_items, top_scores, tgt, ks=ks)
-            if auc and not prefix:
-                m["auc"] = rank_metrics(scores, tgt, exclude, ks=ks[:1])["auc"]
-            valid = m.pop("valid")
-            for name, v in m.items():
-                out[prefix + name] = v * valid
-            out[prefix + "valid"] = valid
-        top = top_items[:, :stab_k]
-        out[f"jaccard@{stab_k}"] = jaccard_at_k(clean_top, top)
-        out[f"rbo@{stab_k}"] = rbo_at_k(clean_top, top)  # RBO_ext (Webber et al.)
-        out[f"rbo_norm@{stab_k}"] = rbo_normalized_at_k(clean_top, top)
-        out["prediction_shift"] = prediction_shift(clean_scores, scores, ~exclude)
-        if target_items.shape[0]:
-            # eligible users never interacted with a target (as robustjax.poison.metrics):
-            # for the others an excluded target can never be hit
-            t = jnp.clip(target_items, 0, None)
-            seen = jnp.any(exclude[:, t] & (target_items >= 0)[None, :], axis=1)
-            eligible = (~seen).astype(jnp.float32)
-            out[f"target_hr@{stab_k}"] = target_hit_ratio(top, target_items) * eligible
-            out["target_valid"] = eligible
-        return {k: v @ onehot for k, v in out.items()}  # [G+1] sums
-
-    num_levels = jax.tree.leaves(tables)[0].shape[0]
-    sums = jax.lax.map(level, tables, batch_size=min(level_chunk, num_levels))
-    return sums, jnp.sum(onehot, axis=0)
 
 
 def run_sweep(
