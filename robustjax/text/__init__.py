@@ -5,14 +5,10 @@ packaged all-MiniLM-L6-v2); ``import robustjax.text`` itself does not.
 """
 
 from robustjax.text.cache import encode_states, encode_texts
-from robustjax.text.checkpoint import (
-    DEFAULT_ENCODER,
-    EncoderConfig,
-    TextCheckpoint,
-    load_checkpoint,
-    write_tiny_checkpoint,
-)
+from robustjax.text.checkpoint import DEFAULT_ENCODER, TextCheckpoint, load_checkpoint
 from robustjax.text.encoder import TextEncoder, encoder_from_checkpoint
+from robustjax.text.hf_format import EncoderConfig
+from robustjax.text.tiny_checkpoint import write_tiny_checkpoint
 from robustjax.text.tokens import TokenBatch, detokenize, tokenize
 
 __all__ = [

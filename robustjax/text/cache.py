@@ -14,12 +14,17 @@ from flax import nnx
 
 from robustjax.text.checkpoint import TextCheckpoint, cache_root
 from robustjax.text.encoder import encoder_from_checkpoint
-from robustjax.text.tokens import tokenize
+from robustjax.text.tokens import text_list, tokenize
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _encode_step(graphdef, params, ids, mask):
     return nnx.merge(graphdef, params)(ids, mask)
+
+
+def _check_batch_size(batch_size, where: str) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"{where}: batch_size must be an int >= 1, got {batch_size!r}.")
 
 
 def _batched(ckpt, step, ids, mask, batch_size: int, row_shape, *, progress=False) -> np.ndarray:
@@ -98,11 +103,8 @@ def encode_texts(
     Returns:
       float32 ``[N, H]`` numpy array; rows have L2 norm 1.
     """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"encode_texts: batch_size must be an int >= 1, got {batch_size!r}.")
-    if isinstance(texts, str):
-        raise TypeError("encode_texts: texts must be a sequence of strings, got one str.")
-    texts = list(texts)
+    _check_batch_size(batch_size, "encode_texts")
+    texts = text_list(texts, where="encode_texts")
     tokens = tokenize(ckpt, texts, max_len=max_len)  # validates texts and max_len
     shape = (len(texts), ckpt.config.hidden)
     path = cache_path(ckpt, texts, max_len=max_len, cache_dir=cache_dir)
@@ -156,17 +158,14 @@ def encode_states(
       ``(states float32 [N, T, H], mask float32 [N, T])`` numpy arrays, mask 1 at real
       tokens.
     """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"encode_states: batch_size must be an int >= 1, got {batch_size!r}.")
+    _check_batch_size(batch_size, "encode_states")
     num = ckpt.config.num_layers
     if not isinstance(stop_layer, int) or not 0 <= stop_layer <= num:
         raise ValueError(
             f"encode_states: stop_layer={stop_layer!r}; expected an int in [0, {num}] (the "
             f"checkpoint has {num} layers)."
         )
-    if isinstance(texts, str):
-        raise TypeError("encode_states: texts must be a sequence of strings, got one str.")
-    texts = list(texts)
+    texts = text_list(texts, where="encode_states")
     tokens = tokenize(ckpt, texts, max_len=max_len)
     t = max(int(tokens.mask.sum(axis=1).max(initial=1)), 1)
     ids, mask = tokens.ids[:, :t], tokens.mask[:, :t]

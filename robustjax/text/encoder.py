@@ -23,7 +23,8 @@ from flax import nnx
 from jaxtyping import Float, Int, Shaped
 
 from robustjax.models.transformer import gelu, multi_head_attention
-from robustjax.text.checkpoint import EncoderConfig, TextCheckpoint
+from robustjax.text.checkpoint import TextCheckpoint
+from robustjax.text.hf_format import EncoderConfig
 from robustjax.types import Array
 
 POOL_EPS = 1e-9  # sentence-transformers' clamp of the token count

@@ -21,6 +21,14 @@ class TokenBatch(NamedTuple):
     mask: np.ndarray
 
 
+def text_list(texts: Sequence[str], *, where: str, hint: str = "") -> list[str]:
+    """``texts`` as a list; a bare ``str`` (a sequence of characters, a common slip) raises
+    a TypeError naming ``where``, with ``hint`` appended."""
+    if isinstance(texts, str):
+        raise TypeError(f"{where}: texts must be a sequence of strings, got one str{hint}.")
+    return list(texts)
+
+
 def tokenize(ckpt: TextCheckpoint, texts: Sequence[str], *, max_len: int = 32) -> TokenBatch:
     """Tokenizes ``texts`` as Hugging Face's BERT tokenizers do with ``truncation=True``.
 
@@ -43,9 +51,7 @@ def tokenize(ckpt: TextCheckpoint, texts: Sequence[str], *, max_len: int = 32) -
             f"tokenize: max_len={max_len} must be in [3, {limit}] (room for [CLS], one token "
             f"and [SEP]; at most the checkpoint's max_positions={limit})."
         )
-    if isinstance(texts, str):
-        raise TypeError("tokenize: texts must be a sequence of strings, got one str; use [text].")
-    texts = list(texts)
+    texts = text_list(texts, where="tokenize", hint="; use [text]")
     bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad:
         raise TypeError(
