@@ -9,6 +9,7 @@ With ``data.split='cold_items'`` the metrics also hold ``valid_cold/<metric>@<k>
 ``test_cold/<metric>@<k>``: each user's held-out cold-item rows ranked among the cold items
 only (:mod:`robustjax.eval.cold`). ``valid/`` and ``test/`` are the warm items' rows ranked
 as without cold items (all items are candidates); model selection uses ``valid/`` only.
+Evaluation goes through :class:`robustjax.evaluator.Evaluator` (re-exported here).
 """
 
 import dataclasses
@@ -30,118 +31,16 @@ from robustjax.data import (
     source_of,
     user_item_csr,
 )
-from robustjax.eval import (
-    FullEvalPlan,
-    column_scores,
-    evaluate_cold,
-    evaluate_planned,
-    evaluate_sampled,
-    make_sampled_candidates,
-    plan_full,
-)
+from robustjax.eval import make_sampled_candidates
+from robustjax.evaluator import Evaluator
 from robustjax.models import ModelFns, build_model
 from robustjax.models.registry import SEQUENCE_MODELS
 from robustjax.objectives import ObjectivePhase, build_phases
 from robustjax.runs.folder import RunFolder, loop_options, optimizer_of
 from robustjax.runs.text import run_text_adv_inputs, text_model_inputs
-from robustjax.sharding import mesh_from_string, shard_params, shard_scores
+from robustjax.sharding import mesh_from_string
 from robustjax.train import build_train_arrays, fit, save_pytree
 from robustjax.train.sparse_step import optimizer_for
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluator:
-    """Full-ranking (and optional sampled) evaluation of one split, built once."""
-
-    fns: ModelFns
-    split: SplitData
-    ks: tuple[int, ...]
-    batch_size: int
-    sampled: Any = None  # {"valid": SampledCandidates, "test": ...}
-    auc: bool = True  # full-ranking AUC (EvalConfig.auc)
-    valid_auc: bool | None = None  # AUC on the valid part; None: as ``auc``
-    # robustjax.sharding mesh: tables row-sharded, scores split users x items over it
-    mesh: Any = None
-
-    def __post_init__(self):  # CSRs are built once, not at every validation
-        if max(self.ks) > self.split.num_items:  # before training, not at the first validation
-            raise ValueError(
-                f"eval.ks={tuple(self.ks)!r}: K={max(self.ks)} exceeds the data's "
-                f"{self.split.num_items} items; use cutoffs of at most {self.split.num_items}, "
-                f"e.g. --set eval.ks={min(10, self.split.num_items)} (and a train.early_metric "
-                "with one of them)."
-            )
-        # built once: the scoring function is a static argument of the compiled step
-        object.__setattr__(self, "_score_all", shard_scores(self.fns.score_all, self.mesh))
-        object.__setattr__(
-            self,
-            "_csr",
-            {
-                p: user_item_csr(getattr(self.split, p), self.split.num_users)
-                for p in ("train", "valid", "test")
-            },
-        )
-
-    def csr(self, part: str):
-        return self._csr[part]
-
-    def cold(self, params, part: str) -> dict[str, float]:
-        """Cold-start metrics of ``part`` ("valid" or "test"): the split's ``cold_<part>``
-        rows ranked among the cold items only (``robustjax.eval.cold``); as for warm items,
-        test excludes the user's valid rows. ``{}`` without cold items."""
-        s = self.split
-        if not s.num_cold_items:
-            return {}
-        if "_cold_score" not in self.__dict__:
-            object.__setattr__(
-                self, "_cold_score", column_scores(self._score_all, s.num_warm_items)
-            )
-        csr = lambda p: user_item_csr(getattr(s, f"cold_{p}"), s.num_users)
-        return evaluate_cold(
-            self._cold_score,
-            shard_params(params, self.mesh),
-            target_csr=csr(part),
-            exclude_csrs=[csr("valid")] if part == "test" else [],
-            num_warm_items=s.num_warm_items,
-            num_items=s.num_items,
-            ks=self.ks,
-            batch_size=self.batch_size,
-            auc=self.auc,
-        )
-
-    def plan(self, part: str) -> FullEvalPlan:
-        """The packed batches of ``part`` (train, plus valid for test, excluded), built at
-        the first evaluation of ``part`` and reused by every later one."""
-        plans = self.__dict__.setdefault("_plans", {})
-        if part not in plans:
-            exclude = [self.csr("train")] + ([self.csr("valid")] if part == "test" else [])
-            plans[part] = plan_full(
-                target_csr=self.csr(part), exclude_csrs=exclude,
-                num_items=self.split.num_items, batch_size=self.batch_size,
-            )  # fmt: skip
-        return plans[part]
-
-    def __call__(self, params, part: str, *, top_n: int = 0):
-        params = shard_params(params, self.mesh)  # a no-op once placed
-        out = evaluate_planned(
-            self._score_all,
-            params,
-            self.plan(part),
-            ks=self.ks,
-            return_topk=top_n or None,
-            auc=self.auc if part == "test" or self.valid_auc is None else self.valid_auc,
-        )
-        metrics, top = out if top_n else (out, None)
-        metrics = dict(metrics)
-        if self.sampled is not None:
-            s = evaluate_sampled(
-                self.fns.score_items,
-                params,
-                self.sampled[part],
-                ks=tuple(k for k in self.ks if k <= self.sampled[part].items.shape[1]),
-            )
-            metrics.update({f"sampled_{k}": v for k, v in s.items()})
-        return (metrics, top) if top_n else metrics
 
 
 def default_phases(
@@ -204,21 +103,49 @@ def run_experiment(
     fns, params = _build_model(cfg, split, seed=cfg.train.seed)
     if cfg.train.init_from is not None:
         params = load_run_params(cfg.train.init_from, params)
+    evaluator = _evaluator(cfg, fns, split, mesh)
+    phases = (
+        make_phases(cfg, fns)
+        if make_phases
+        else default_phases(cfg, fns, item_tokens=split.train.item_tokens)
+    )
+    result = _fit(cfg, fns, params, phases, split, evaluator, mesh, folder, resume, progress)
+    meta = {"best_epoch": result.best_epoch, "num_users": split.num_users,
+            "num_items": split.num_items, "model": dataclasses.asdict(cfg.model)}  # fmt: skip
+    save_pytree(os.path.join(folder.checkpoint_dir, "params.npz"), result.params, meta)
+    metrics, top = _final_metrics(cfg, evaluator, result.params)
+    metrics |= {
+        **_timings(result, cfg.train.early_metric),
+        "total_seconds": time.perf_counter() - t0,
+    }
+    if result.warnings:
+        metrics["warnings"] = result.warnings
+    write_recommendations(folder.path("recommendations.tsv"), split, top)
+    folder.write_metrics(metrics)  # last: its presence means the run finished
+    return metrics
+
+
+def _evaluator(cfg: ExperimentConfig, fns: ModelFns, split: SplitData, mesh) -> Evaluator:
+    """The run's evaluator: AUC on validation only on catalogues of at most
+    ``eval.valid_auc_max_items`` items, unless the run selects on AUC."""
     valid_auc = cfg.eval.auc and (
         split.num_items <= cfg.eval.valid_auc_max_items or cfg.train.early_metric == "auc"
     )
-    evaluator = Evaluator(
+    return Evaluator(
         fns, split, cfg.eval.ks, cfg.eval.batch_size, _sampled(cfg, split), cfg.eval.auc,
         valid_auc, mesh,
     )  # fmt: skip
+
+
+def _fit(cfg, fns, params, phases, split, evaluator, mesh, folder, resume, progress):
+    """Trains ``params`` through ``phases`` on the split's training pairs, selecting on
+    validation (:func:`robustjax.train.fit`)."""
     t = cfg.train
-    result = fit(
+    return fit(
         params=params,
         # dense, or row-sparse updates of the tables (train.sparse_updates)
         tx=optimizer_for(t, fns, lambda: optimizer_of(t)),
-        phases=make_phases(cfg, fns)
-        if make_phases
-        else default_phases(cfg, fns, item_tokens=split.train.item_tokens),
+        phases=phases,
         data=build_train_arrays(  # negatives among warm items only (split='cold_items')
             split.train.user, split.train.item, split.num_users, split.num_warm_items
         ),
@@ -230,24 +157,20 @@ def run_experiment(
         mesh=mesh,
         **loop_options(t, folder, resume=resume, progress=progress),
     )
-    meta = {"best_epoch": result.best_epoch, "num_users": split.num_users,
-            "num_items": split.num_items, "model": dataclasses.asdict(cfg.model)}  # fmt: skip
-    save_pytree(os.path.join(folder.checkpoint_dir, "params.npz"), result.params, meta)
-    valid = evaluator(result.params, "valid")
-    test, top = evaluator(result.params, "test", top_n=min(cfg.eval.top_n, split.num_items))
+
+
+def _final_metrics(cfg: ExperimentConfig, evaluator: Evaluator, params):
+    """``(metrics, top)``: the selected model's valid, test and cold-item metrics, and its
+    top-N recommendations per test user."""
+    valid = evaluator(params, "valid")
+    test, top = evaluator(params, "test", top_n=min(cfg.eval.top_n, evaluator.split.num_items))
     metrics = {
         **{f"valid/{k}": v for k, v in valid.items()},
         **{f"test/{k}": v for k, v in test.items()},
-        **{f"valid_cold/{k}": v for k, v in evaluator.cold(result.params, "valid").items()},
-        **{f"test_cold/{k}": v for k, v in evaluator.cold(result.params, "test").items()},
-        **_timings(result, t.early_metric),
-        "total_seconds": time.perf_counter() - t0,
+        **{f"valid_cold/{k}": v for k, v in evaluator.cold(params, "valid").items()},
+        **{f"test_cold/{k}": v for k, v in evaluator.cold(params, "test").items()},
     }
-    if result.warnings:
-        metrics["warnings"] = result.warnings
-    write_recommendations(folder.path("recommendations.tsv"), split, top)
-    folder.write_metrics(metrics)  # last: its presence means the run finished
-    return metrics
+    return metrics, top
 
 
 def _build_model(cfg: ExperimentConfig, split: SplitData, *, seed: int):
@@ -392,3 +315,14 @@ def load_run(
     fns, template = _build_model(cfg, split, seed=0)
     params = load_pytree(params_path, template)
     return LoadedRun(run_dir, cfg, split, fns, params, fingerprint)
+
+
+__all__ = [
+    "Evaluator",
+    "LoadedRun",
+    "default_phases",
+    "load_run",
+    "load_run_params",
+    "run_experiment",
+    "write_recommendations",
+]
