@@ -127,39 +127,54 @@ def build_model(
             )
         )
     if cfg.name == "lightgcn":
-        if train_pairs is None:
-            raise ValueError(
-                "build_model: ModelConfig.name='lightgcn' needs train_pairs="
-                "(user, item), the training interactions its graph is built from."
-            )
-        from robustjax.models.lightgcn import LightGCN, build_graph, lightgcn_fns
-
-        graph = build_graph(*train_pairs, num_users, num_items)
-        return lightgcn_fns(
-            LightGCN(
-                num_users, num_items, cfg.dim, num_layers=cfg.num_layers, init=cfg.init, rngs=rngs
-            ),
-            graph,
-            perturb=cfg.perturb,
-        )
+        return _build_lightgcn(cfg, num_users, num_items, train_pairs, rngs)
     if cfg.name == "text-mf":
-        from robustjax.models.text_tower import TextMF, text_mf_fns
-
-        top, features = None, None
-        if cfg.text_trainable_layers:
-            top = _text_top(cfg, num_items, item_texts, item_states, rngs)
-        else:
-            features = _item_features(cfg, num_items, item_texts, item_features)
-        model = TextMF(
-            num_users, features, cfg.dim, id_embedding=cfg.text_id_embedding, top=top, rngs=rngs
-        )
-        return text_mf_fns(
-            model,
-            encoder=cfg.text_encoder,
-            max_len=cfg.text_max_len,
-            trainable_layers=cfg.text_trainable_layers,
+        return _build_text_mf(
+            cfg, num_users, num_items, rngs, item_texts, item_features, item_states
         )
     raise AssertionError(cfg.name)
+
+
+def _build_lightgcn(cfg: ModelConfig, num_users: int, num_items: int, train_pairs, rngs):
+    """:func:`build_model` of ``"lightgcn"``: the graph of ``train_pairs``, then the model."""
+    if train_pairs is None:
+        raise ValueError(
+            "build_model: ModelConfig.name='lightgcn' needs train_pairs="
+            "(user, item), the training interactions its graph is built from."
+        )
+    from robustjax.models.lightgcn import LightGCN, build_graph, lightgcn_fns
+
+    graph = build_graph(*train_pairs, num_users, num_items)
+    return lightgcn_fns(
+        LightGCN(
+            num_users, num_items, cfg.dim, num_layers=cfg.num_layers, init=cfg.init, rngs=rngs
+        ),
+        graph,
+        perturb=cfg.perturb,
+    )
+
+
+def _build_text_mf(
+    cfg: ModelConfig, num_users: int, num_items: int, rngs, item_texts, item_features, item_states
+):
+    """:func:`build_model` of ``"text-mf"``: a trainable top over the items' token states, or
+    the items' frozen text features, under a :class:`~robustjax.models.text_tower.TextMF`."""
+    from robustjax.models.text_tower import TextMF, text_mf_fns
+
+    top, features = None, None
+    if cfg.text_trainable_layers:
+        top = _text_top(cfg, num_items, item_texts, item_states, rngs)
+    else:
+        features = _item_features(cfg, num_items, item_texts, item_features)
+    model = TextMF(
+        num_users, features, cfg.dim, id_embedding=cfg.text_id_embedding, top=top, rngs=rngs
+    )
+    return text_mf_fns(
+        model,
+        encoder=cfg.text_encoder,
+        max_len=cfg.text_max_len,
+        trainable_layers=cfg.text_trainable_layers,
+    )
 
 
 def _check_texts(item_texts, num_items: int, missing: str) -> None:

@@ -40,9 +40,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jaxtyping import Float, Int, Shaped
+from jaxtyping import Float, Int
 
 from robustjax.models.base import Bound, ModelFns, split_model, user_item_layout
+from robustjax.models.text_top import TextTop, load_top_layers, store_top_layers
 from robustjax.types import Array, Batch, Emb
 
 FEATURES_LEAF = "features"  # the frozen leaf's name inside a TextItemTower
@@ -82,72 +83,6 @@ class TextSpec:
     features: Callable | None = None
     encoder_state: Callable | None = None
     top_features: Callable | None = None
-
-
-class TextTop(nnx.Module):
-    """The top ``k`` encoder layers, trainable, over cached states of the frozen layers.
-
-    ``features(rows) = pool(layer_k(...layer_1(states[rows])))`` with the encoder's mean
-    pooling and L2 normalisation (:meth:`robustjax.text.TextEncoder.pool`).
-
-    Args:
-      states: float32 ``[R, T, H]`` token states entering the top layers (from
-        :func:`robustjax.text.encode_states`), or their shape (zeros, to be filled).
-      mask: float32 ``[R, T]`` 1 at real tokens (None with a shape: zeros).
-      encoder_cfg: the encoder's sizes (:class:`robustjax.text.EncoderConfig`).
-      num_layers: k >= 1.
-      rngs: NNX random streams; :func:`load_top_layers` copies the checkpoint's weights.
-    """
-
-    def __init__(self, states, mask, encoder_cfg, num_layers: int, *, rngs: nnx.Rngs):
-        from robustjax.text.encoder import BertLayer
-
-        if isinstance(states, tuple):
-            states, mask = np.zeros(states, np.float32), np.zeros(states[:2], np.float32)
-        if np.ndim(states) != 3 or np.shape(mask) != np.shape(states)[:2]:
-            raise ValueError(
-                f"TextTop: states must be float [R, T, H] and mask [R, T], got shapes "
-                f"{np.shape(states)} and {np.shape(mask)}."
-            )
-        if np.shape(states)[2] != encoder_cfg.hidden:
-            raise ValueError(
-                f"TextTop: states have H={np.shape(states)[2]}; the encoder's hidden size is "
-                f"{encoder_cfg.hidden}."
-            )
-        if not 1 <= num_layers <= encoder_cfg.num_layers:
-            raise ValueError(
-                f"TextTop: num_layers={num_layers!r}; expected 1..{encoder_cfg.num_layers} "
-                "(the encoder's layers)."
-            )
-        self.states = nnx.Param(jnp.asarray(states, jnp.float32))
-        self.mask = nnx.Param(jnp.asarray(mask, jnp.float32))
-        self.layers = nnx.List([BertLayer(encoder_cfg, rngs=rngs) for _ in range(num_layers)])
-
-    def features(self, rows: Int[Array, "*N"] | None = None) -> Float[Array, "*N H"]:
-        """Features of item rows ``rows`` (None: all), float32 ``[*N, H]``."""
-        x = jax.lax.stop_gradient(self.states[...])
-        m = jax.lax.stop_gradient(self.mask[...])
-        if rows is not None:
-            x, m = x[rows.reshape(-1)], m[rows.reshape(-1)]
-        f = self.run(x, m)
-        return f if rows is None else f.reshape(*rows.shape, f.shape[-1])
-
-    def run(self, states: Float[Array, "N T H"], mask: Shaped[Array, "N T"]) -> Float[Array, "N H"]:
-        """The top layers and pooling on given states entering them (e.g. of perturbed
-        word embeddings through the frozen layers below)."""
-        from robustjax.text.encoder import TextEncoder
-
-        for layer in self.layers:
-            states = layer(states, mask)
-        return TextEncoder.pool(states, mask)
-
-
-def load_top_layers(top: TextTop, encoder) -> None:
-    """Copies the last ``len(top.layers)`` layers of ``encoder`` (a
-    :class:`~robustjax.text.TextEncoder`) into ``top`` (in place)."""
-    first = len(encoder.layers) - len(top.layers)
-    for j, layer in enumerate(top.layers):
-        nnx.update(layer, nnx.state(encoder.layers[first + j], nnx.Param))
 
 
 class TextItemTower(nnx.Module):
@@ -368,9 +303,7 @@ def _encoder_state(graphdef, p, enc_graphdef, enc_state):
     if top is None:
         return enc_state
     enc = nnx.merge(enc_graphdef, enc_state)
-    first = len(enc.layers) - len(top.layers)
-    for j, layer in enumerate(top.layers):
-        nnx.update(enc.layers[first + j], nnx.state(layer, nnx.Param))
+    store_top_layers(top, enc)
     return nnx.split(enc)[1]
 
 
