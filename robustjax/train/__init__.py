@@ -28,6 +28,7 @@ from robustjax.train.step import (
     epoch_permutation,
     make_batch,
     make_train_epoch,
+    scan_epoch,
 )
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "sample_negatives",
     "sample_uniform",
     "save_pytree",
+    "scan_epoch",
     "train_loop",
     "user_positives",
 ]

@@ -21,7 +21,7 @@ from robustjax.losses.combine import masked_mean
 from robustjax.losses.reg import l2_embeddings
 from robustjax.models.base import ModelFns
 from robustjax.train.state import TrainState
-from robustjax.train.step import apply_gradients, make_batch
+from robustjax.train.step import apply_gradients, make_batch, scan_epoch
 
 
 def _check_free_args(fns: ModelFns, *, replays: int, eps: float, names) -> None:
@@ -91,14 +91,6 @@ def make_free_train_epoch(
 
     @functools.partial(jax.jit, donate_argnums=0)
     def train_epoch(state: TrainState, perm, data: TrainArrays, key):
-        k_uniform, k_steps = jax.random.split(key)
-        u01 = jax.random.uniform(k_uniform, perm.shape)
-        keys = jax.random.split(k_steps, perm.shape[0])
-        state, metrics = jax.lax.scan(
-            lambda s, xs: one_batch(data, s, *xs), state, (perm, u01, keys)
-        )
-        w = jnp.sum((perm < data.num_interactions).astype(jnp.float32), axis=1)
-        w = w / jnp.maximum(jnp.sum(w), 1.0)
-        return state, jax.tree.map(lambda m: jnp.sum(m * w), metrics)
+        return scan_epoch(functools.partial(one_batch, data), state, perm, data, key)
 
     return train_epoch

@@ -23,6 +23,7 @@ in :attr:`LoopResult.warnings` (with ``strict=True`` it raises).
 """
 
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -103,6 +104,14 @@ class _Progress:
     phase_start: dict = dataclasses.field(default_factory=dict)  # "phase/term" -> |value|
     warnings: list = dataclasses.field(default_factory=list)
 
+    def begin_epoch(self, epoch: int, phase: Phase, first_epoch: int) -> None:
+        """Epoch ``epoch`` (0-based) of ``phase`` starts: a new phase restarts patience;
+        the epochs that compile (this process's first, each phase's first) are noted."""
+        if epoch == phase.start_epoch and epoch > 0:
+            self.bad_evals = 0
+        if epoch in (first_epoch, phase.start_epoch):
+            self.compile_epochs.append(epoch + 1)
+
 
 def train_loop(
     *,
@@ -150,16 +159,10 @@ def train_loop(
     phases = _check_phases(phases, epochs, eval_every)
     selectors = dict(selectors or {"model": Selector("ndcg@20")})
     paths = _checkpoint_paths(checkpoint_dir, selectors)
-    state = jax.tree.map(jnp.copy, state)  # epoch tasks donate their state
-    prog, best_params = _Progress(), {}
-    if resume:
-        state, prog, best_params = _restore(paths, state, selectors)
+    state, prog, best_params = _initial(state, paths, selectors, resume)
     selection = _Selection(selectors, paths, prog, best_params, patience)
     root_key = jax.random.key(seed)
-
-    def log(record):
-        _log(prog, record, on_epoch)
-
+    log = functools.partial(_log, prog, on_epoch=on_epoch)
     if validate is not None and validate_first and prog.epoch == 0:
         record = {"epoch": 0, "phase": "initial"}
         selection.update(record, validate(state), state, 0, candidate=False)
@@ -171,12 +174,9 @@ def train_loop(
     plan = None
     for epoch in bar:
         phase = _phase_at(phases, epoch)
-        if epoch == phase.start_epoch and epoch > 0:
-            prog.bad_evals = 0
+        prog.begin_epoch(epoch, phase, first_epoch)
         state, record, plan = _run_epoch(phases, epoch, epochs, state, plan, root_key)
         check_epoch(prog, record, state, phase.name, epoch, strict, log)
-        if epoch in (first_epoch, phase.start_epoch):
-            prog.compile_epochs.append(epoch + 1)
         train_seconds += record["seconds"]
         stop = time_budget_s is not None and train_seconds >= time_budget_s
         is_last = epoch + 1 == epochs or stop
@@ -191,14 +191,16 @@ def train_loop(
         if stop:
             break
     bar.close()
-    return LoopResult(
-        state,
-        selection.result(state),
-        prog.history,
-        prog.epoch,
-        _timings(prog, first_epoch),
-        list(prog.warnings),
-    )
+    return _loop_result(state, selection, prog, first_epoch)
+
+
+def _initial(state, paths: dict[str, str], selectors, resume: bool):
+    """``(state, progress, best parameters)`` to start from: a copy of ``state`` (epoch
+    tasks donate their state) with fresh progress, or the checkpoint's with ``resume``."""
+    state = jax.tree.map(jnp.copy, state)
+    if resume:
+        return _restore(paths, state, selectors)
+    return state, _Progress(), {}
 
 
 def _phase_at(phases: Sequence[Phase], epoch: int) -> Phase:
@@ -228,6 +230,17 @@ def _save_state(path: str, state, best_params: dict, prog: _Progress) -> None:
         path,
         {"state": state, "best": best_params},
         {**dataclasses.asdict(prog), "best_in_state": True},
+    )
+
+
+def _loop_result(state, selection: "_Selection", prog: _Progress, first_epoch: int) -> LoopResult:
+    return LoopResult(
+        state,
+        selection.result(state),
+        prog.history,
+        prog.epoch,
+        _timings(prog, first_epoch),
+        list(prog.warnings),
     )
 
 

@@ -18,7 +18,7 @@ from robustjax.data.negatives import TrainArrays
 from robustjax.objectives import ObjectivePhase
 from robustjax.sharding import is_trivial, replicate, shard_batch, shard_params
 from robustjax.train.free import make_free_train_epoch
-from robustjax.train.loop import Phase, Selector, train_loop
+from robustjax.train.loop import LoopResult, Phase, Selector, train_loop
 from robustjax.train.state import init_state
 from robustjax.train.step import epoch_permutation, make_train_epoch
 from robustjax.types import Params
@@ -82,6 +82,21 @@ class FitResult:
     @property
     def compile_seconds(self) -> float:  # the older name of first_epoch_seconds
         return self.timings["first_epoch_seconds"]
+
+    @classmethod
+    def from_loop(cls, result: LoopResult, selector: str = "model") -> "FitResult":
+        """The result of a :func:`train_loop` run whose model ``selector`` picked ``params``."""
+        best = result.selected[selector]
+        return cls(
+            params=best.params,
+            final_params=result.state.params,
+            history=result.history,
+            best_epoch=best.epoch,
+            best_metric=best.metric,
+            epochs_run=result.epochs_run,
+            timings=result.timings,
+            warnings=result.warnings,
+        )
 
 
 def fit(
@@ -147,14 +162,4 @@ def fit(
         on_epoch=on_epoch,
         strict=strict,
     )
-    best = result.selected["model"]
-    return FitResult(
-        params=best.params,
-        final_params=result.state.params,
-        history=result.history,
-        best_epoch=best.epoch,
-        best_metric=best.metric,
-        epochs_run=result.epochs_run,
-        timings=result.timings,
-        warnings=result.warnings,
-    )
+    return FitResult.from_loop(result)

@@ -120,20 +120,28 @@ def make_train_epoch(
     def train_epoch(
         state: TrainState, perm: jax.Array, data: TrainArrays, key: jax.Array, inputs=None
     ):
-        steps, batch_size = perm.shape
-        shape = (steps, batch_size) if num_negatives == 1 else (steps, batch_size, num_negatives)
-        k_uniform, k_steps = jax.random.split(key)
-        u01 = jax.random.uniform(k_uniform, shape)
-        step_keys = jax.random.split(k_steps, steps)
+        def step(state, rows, u01, key):
+            return one_step(data, state, rows, u01, key, inputs)
 
-        def body(state, xs):
-            rows, u, k = xs
-            return one_step(data, state, rows, u, k, inputs)
-
-        state, metrics = jax.lax.scan(body, state, (perm, u01, step_keys))
-        # weight each step by its valid rows (the last batch may be partial)
-        w = jnp.sum((perm < data.num_interactions).astype(jnp.float32), axis=1)
-        w = w / jnp.maximum(jnp.sum(w), 1.0)
-        return state, jax.tree.map(lambda m: jnp.sum(m * w), metrics)
+        return scan_epoch(step, state, perm, data, key, num_negatives=num_negatives)
 
     return train_epoch
+
+
+def scan_epoch(
+    step: Callable, state, perm: jax.Array, data: TrainArrays, key: jax.Array, *, num_negatives=1
+):
+    """Runs ``step(state, rows, u01, key) -> (state, metrics)`` over the batches (rows) of
+    ``perm`` [S, B] in one ``lax.scan``; returns the final state and the epoch means of the
+    metrics, each step weighted by its valid rows (the last batch may be partial).
+
+    From the epoch ``key``: ``u01``, uniform draws for the negatives ([S, B], or
+    [S, B, N] with ``num_negatives`` N > 1), and one key per step."""
+    shape = perm.shape if num_negatives == 1 else (*perm.shape, num_negatives)
+    k_uniform, k_steps = jax.random.split(key)
+    u01 = jax.random.uniform(k_uniform, shape)
+    step_keys = jax.random.split(k_steps, perm.shape[0])
+    state, metrics = jax.lax.scan(lambda s, xs: step(s, *xs), state, (perm, u01, step_keys))
+    w = jnp.sum((perm < data.num_interactions).astype(jnp.float32), axis=1)
+    w = w / jnp.maximum(jnp.sum(w), 1.0)
+    return state, jax.tree.map(lambda m: jnp.sum(m * w), metrics)
