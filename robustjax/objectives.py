@@ -9,20 +9,11 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from robustjax._adversarial_terms import adversarial_terms
 from robustjax._config_checks import check_choice_fields
 from robustjax.attacks import AttackConfig, make_attack
 from robustjax.attacks.budget import BUDGETS, relative_budget
 from robustjax.losses import Term, clean_term, combine, emb_loss, l2_term
-from robustjax.losses.adversarial import (
-    adversarial_term,
-    apr_pair_term,
-    apr_published_term,
-    injected_term,
-    summed,
-    trades_term,
-    vat_term,
-)
-from robustjax.losses.gram import span_adversarial_term
 from robustjax.models.base import ModelFns
 
 
@@ -213,7 +204,18 @@ def build_phases(
         )
     if adv.method == "text":
         phase = _text_phase(fns, adv, clean, text_inputs, loss=loss)
-        return phases + [phase] if adv.warm_epochs else [phase]
+    else:
+        attack = _pair_attack(fns, adv)
+        if adv.method == "free":
+            phase = _free_phase(fns, loss_on_emb, adv, l2)
+        else:
+            terms = adversarial_terms(fns, loss, l2, adv, attack, clean)
+            phase = ObjectivePhase(adv.warm_epochs, combine(**terms), adv.method)
+    return phases + [phase] if adv.warm_epochs else [phase]
+
+
+def _pair_attack(fns: ModelFns, adv: AdvConfig):
+    """The configured attack on the pair model's embeddings (relative budget included)."""
     attack_cfg = adv.attack_config()
     unknown = [t for t in adv.targets if t not in fns.embedding_names]
     if unknown:
@@ -224,24 +226,23 @@ def build_phases(
     attack = make_attack(attack_cfg, fns.embedding_names)
     if adv.budget_kind == "relative":  # ||delta|| <= eps * ||row|| per scope unit
         attack = relative_budget(attack, norm=adv.norm, scope=adv.scope)
-    name = adv.method
-    if adv.method == "free":
-        free = FreeAT(
-            fns,
-            loss_on_emb,
-            replays=adv.replays,
-            eps=adv.eps,
-            step_size=adv.step_size,
-            names=adv.targets,
-            norm=adv.norm,
-            scope=adv.scope,
-            l2=l2,
-        )
-        phase = ObjectivePhase(adv.warm_epochs, None, "free", free=free)
-        return phases + [phase] if adv.warm_epochs else [dataclasses.replace(phase, start_epoch=0)]
-    terms = _adversarial_terms(fns, loss, l2, adv, attack, clean)
-    phase = ObjectivePhase(adv.warm_epochs, combine(**terms), name)
-    return phases + [phase] if adv.warm_epochs else [phase]
+    return attack
+
+
+def _free_phase(fns: ModelFns, loss_on_emb, adv: AdvConfig, l2: float) -> ObjectivePhase:
+    """The phase of ``method="free"``: no objective, the trainer runs free AT's epoch."""
+    free = FreeAT(
+        fns,
+        loss_on_emb,
+        replays=adv.replays,
+        eps=adv.eps,
+        step_size=adv.step_size,
+        names=adv.targets,
+        norm=adv.norm,
+        scope=adv.scope,
+        l2=l2,
+    )
+    return ObjectivePhase(adv.warm_epochs, None, "free", free=free)
 
 
 def _text_phase(fns: ModelFns, adv: AdvConfig, clean: dict, inputs, *, loss: str):
@@ -274,121 +275,3 @@ def _text_phase(fns: ModelFns, adv: AdvConfig, clean: dict, inputs, *, loss: str
     )
     terms = {**clean, "text": Term(term, adv.weight)}
     return ObjectivePhase(adv.warm_epochs, combine(**terms), "text", inputs=inputs)
-
-
-def _injected_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, attack) -> dict:
-    """``adv.fraction < 1``: adversarial sample injection by replacement
-    (:func:`robustjax.losses.adversarial.injected_term`), one term in place of the clean
-    and the adversarial ones; ``adv.weight`` weighs the replaced examples."""
-    if adv.method not in ("apr", "pgd", "fast") or adv.apr_mode != "per-lookup":
-        raise ValueError(
-            f"AdvConfig.fraction={adv.fraction} (adversarial sample injection) applies to "
-            f"apr (per-lookup), pgd and fast; got method={adv.method!r}, "
-            f"apr_mode={adv.apr_mode!r}."
-        )
-    term = injected_term(
-        fns,
-        emb_loss(fns, loss),
-        attack,
-        fraction=adv.fraction,
-        weight=adv.weight,
-        check_budget=True,  # every attack's output is checked against its ball
-    )
-    terms = {f"{adv.method}_injected": Term(term)}
-    if l2:
-        terms["l2"] = Term(l2_term(fns), l2)
-    return terms
-
-
-def _adversarial_terms(fns: ModelFns, loss: str, l2: float, adv: AdvConfig, attack, clean):
-    """The named terms of the adversarial phase (``clean`` holds the clean loss and L2).
-
-    Three exact implementations of APR are chosen here, in this order: the span path of
-    dot-product models (:mod:`robustjax.losses.gram`, ``adv.span``; it also takes PGD-AT
-    with ``random_start=False``, never a random start), APR as published
-    (``adv.apr_mode``), and the pair term that reuses the FGSM gradient for the clean
-    loss; everything else is the generic ``adversarial_term`` of the configured attack.
-    """
-    name = adv.method
-    loss_on_emb = emb_loss(fns, loss)
-    if adv.fraction < 1.0:
-        return _injected_terms(fns, loss, l2, adv, attack)
-    if (
-        adv.span
-        and adv.budget_kind == "absolute"
-        and fns.bilinear
-        and adv.method in ("apr", "pgd")
-        and not adv.attack_config().random_start  # the span path needs a zero start
-        and adv.norm == "l2"
-        and adv.apr_mode == "per-lookup"
-        and set(adv.targets) <= {"user", "pos", "neg"}
-    ):
-        # exact, in the span of each example: see robustjax.losses.gram
-        terms = {
-            f"{name}_span": Term(
-                span_adversarial_term(
-                    fns,
-                    loss,
-                    adv.attack_config(),
-                    clean_name=loss,
-                    adv_name=name,
-                ),
-                {loss: 1.0, name: adv.weight},
-            )
-        }
-    elif adv.method == "apr" and adv.apr_mode == "published":
-        terms = {
-            loss: Term(summed(clean_term(fns, loss))),
-            "apr": Term(
-                summed(apr_published_term(fns, loss_on_emb, eps=adv.eps, names=adv.targets)),
-                adv.weight,
-            ),
-        }
-    elif (
-        adv.method == "apr"
-        and adv.norm == "l2"
-        and adv.scope == "row"
-        and adv.budget_kind == "absolute"
-    ):
-        # the same objective as the generic branch below, with the FGSM gradient reused as
-        # the clean term's backward pass (2 forward/backward passes instead of 3)
-        terms = {
-            "apr_pair": Term(
-                apr_pair_term(
-                    fns, loss_on_emb, eps=adv.eps, clean_name=loss, adv_name=name, names=adv.targets
-                ),
-                {loss: 1.0, name: adv.weight},
-            )
-        }
-        if l2:
-            terms["l2"] = Term(l2_term(fns), l2)
-    elif adv.method in ("apr", "pgd", "fast"):
-        terms = {
-            **clean,
-            name: Term(adversarial_term(fns, loss_on_emb, attack, check_budget=True), adv.weight),
-        }
-    elif adv.method == "trades":
-        terms = {**clean, name: Term(trades_term(fns, attack, check_budget=True), adv.weight)}
-    elif adv.method == "vat":
-        terms = {
-            **clean,
-            name: Term(
-                vat_term(
-                    fns,
-                    eps=adv.eps,
-                    names=adv.targets,
-                    xi=adv.xi,
-                    power_iterations=adv.power_iterations,
-                    norm=adv.norm,
-                    scope=adv.scope,
-                ),
-                adv.weight,
-            ),
-        }
-    else:
-        raise AssertionError(adv.method)
-    if l2 and "l2" not in terms:
-        terms["l2"] = Term(l2_term(fns), l2)
-    if l2 and "l2" not in terms:
-        terms["l2"] = Term(l2_term(fns), l2)
-    return terms
