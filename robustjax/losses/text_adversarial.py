@@ -169,6 +169,41 @@ def _text_features_fn(fns: ModelFns, enc, params, mask: Array):
     return run
 
 
+def _losses_at_features(fns: ModelFns, loss_on_emb, params, batch, slot: Array):
+    """``losses(f_sample [M, H]) -> [B]``: the batch's per-example losses with the sampled
+    items (``slot >= 0``) at the features ``f_sample``, the others at their clean ones."""
+    table = fns.text.features(params)  # [I, H], clean features
+    user = fns.embed(params, {"user": batch["user"]})["user"]
+
+    def losses(f_sample: Array) -> Array:
+        def side(ids):
+            s = slot[ids]
+            f = jnp.where((s >= 0)[..., None], f_sample[jnp.maximum(s, 0)], table[ids])
+            return fns.text.item_from_text(params, f, ids)
+
+        pos, neg = side(batch["pos"]), side(batch["neg"])
+        return loss_on_emb(params, {"user": user, "pos": pos, "neg": neg})
+
+    return losses
+
+
+def _sampled_words(fns: ModelFns, graphdef, inputs: TextAdvInputs, params, items, real):
+    """``(x, m, run)`` of the sampled items' texts: ``x = {"word": [M, T, H]}``, their word
+    embeddings at the editable tokens (0 elsewhere and in left-over slots, ``real == 0``);
+    ``m``, that mask ``[M, T, 1]``; ``run(z) -> features [M, H]``, the editable rows set
+    to ``z``."""
+    enc = nnx.merge(graphdef, inputs.encoder)
+    word = enc.embed_tokens(inputs.ids[items])  # [M, T, H]
+    encode = _text_features_fn(fns, enc, params, inputs.mask[items])
+    m = (inputs.editable[items] * real[:, None])[:, :, None].astype(word.dtype)
+    x = {"word": word * m}
+
+    def run(z: Array) -> Array:
+        return encode(word + m * (z - x["word"]))
+
+    return x, m, run
+
+
 def text_adversarial_term(
     fns: ModelFns,
     graphdef: Any,
@@ -227,28 +262,10 @@ def text_adversarial_term(
         pos, neg, valid = batch["pos"], batch["neg"], batch["mask"]
         items, real = sample_batch_items(pos, neg, valid, num_items, m_items, key=key)
         slot = _slots(items, real, num_items)
-        table = fns.text.features(params)  # [I, H], clean features
-        user = fns.embed(params, {"user": batch["user"]})["user"]
-
-        def losses(f_sample: Array) -> Array:  # [M, H] -> per-example losses [B]
-            def side(ids):
-                s = slot[ids]
-                f = jnp.where((s >= 0)[..., None], f_sample[jnp.maximum(s, 0)], table[ids])
-                return fns.text.item_from_text(params, f, ids)
-
-            return loss_on_emb(params, {"user": user, "pos": side(pos), "neg": side(neg)})
-
+        losses = _losses_at_features(fns, loss_on_emb, params, batch, slot)
         covered = (slot[pos] >= 0) | jnp.any((slot[neg] >= 0).reshape(neg.shape[0], -1), axis=1)
         weight = valid * covered.astype(valid.dtype)
-        enc = nnx.merge(graphdef, inputs.encoder)
-        word = enc.embed_tokens(inputs.ids[items])  # [M, T, H]
-        encode = _text_features_fn(fns, enc, params, inputs.mask[items])
-        m = (inputs.editable[items] * real[:, None])[:, :, None].astype(word.dtype)
-        x = {"word": word * m}
-
-        def run(z: Array) -> Array:  # perturbed word rows (editable only) -> features [M, H]
-            return encode(word + m * (z - x["word"]))
-
+        x, m, run = _sampled_words(fns, graphdef, inputs, params, items, real)
         delta = attack(lambda e: losses(run(e["word"])) * weight, x, key=key)
         delta = {"word": delta["word"] * m}
         f_adv = run(x["word"] + jax.lax.stop_gradient(delta["word"]))
