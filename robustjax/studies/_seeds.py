@@ -1,10 +1,12 @@
-"""What the method-comparison studies over seeds share (``apr``, ``seq-robustness``).
+"""What the method-comparison studies over seeds share (``apr``, ``seq-robustness``,
+``text-towers``).
 
 A study names methods, trains each on ``seeds`` training seeds at equal epochs, attacks
 every trained model, and reports every figure as ``mean_ci`` over the seeds plus each
 method's per-seed difference from a baseline method (``paired_diff``).
 """
 
+import dataclasses
 import itertools
 import json
 import os
@@ -14,7 +16,29 @@ from tqdm.auto import tqdm
 
 from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.report.intervals import mean_ci, paired_diff
-from robustjax.studies._common import start_study, train_or_load, try_plot, write_json, write_text
+from robustjax.studies._common import (
+    StudyConfig,
+    start_study,
+    train_or_load,
+    try_plot,
+    write_json,
+    write_text,
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ComparisonConfig(StudyConfig):
+    """The fields of a method comparison over seeds that ``run_comparison`` reads: the
+    study's ``name``, its data (``data_path``, None: the synthetic set), the ``methods``
+    compared, ``seeds`` training seeds ``first_seed``, ``first_seed + 1``, ... and every
+    method's total ``epochs``. A study's config subclasses it with its defaults."""
+
+    name: str
+    data_path: str | None = None
+    methods: tuple[str, ...]
+    seeds: int = 5
+    first_seed: int = 2024
+    epochs: int
 
 
 def check_comparison(
@@ -96,6 +120,18 @@ def cached_attacks(run_dir: str, spec: dict) -> tuple[str, dict | None]:
         if saved.get("spec") == spec:
             return path, saved
     return path, None
+
+
+def comparison_study(cfg, runs: dict, seeds: list[int], figures: dict, extra, *, baseline, attack):
+    """``study.json`` of a comparison with a warm-up (``warm_epochs``): ``study_header``,
+    the ``attack`` description, and ``per_method``'s ``methods`` and ``paired``."""
+    methods, paired = per_method(cfg.methods, runs, seeds, figures, baseline, extra)
+    return {
+        **study_header(cfg, seeds, baseline),
+        "attack": attack,
+        "methods": methods,
+        "paired": paired,
+    }
 
 
 def study_header(cfg, seeds: list[int], baseline: str) -> dict:

@@ -23,15 +23,15 @@ from robustjax.experiments import get_config
 from robustjax.objectives import AdvConfig
 from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci
 from robustjax.report.summary import curve_summary
-from robustjax.studies._common import StudyConfig, write_json
+from robustjax.studies._common import write_json
 from robustjax.studies._seeds import (
+    ComparisonConfig,
     band,
     cached_attacks,
     check_comparison,
-    per_method,
+    comparison_study,
     plot_curves,
     run_comparison,
-    study_header,
 )
 
 # name -> (experiment, adversarial term replacing the experiment's own; None: keep it)
@@ -49,15 +49,12 @@ BUDGET_KINDS = ("relative", "absolute")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class AprStudyConfig(StudyConfig):
-    """Methods, seeds, equal training budget and the attack. ``--set key=value`` sets any
-    field; ``--seeds N`` sets ``seeds``."""
+class AprStudyConfig(ComparisonConfig):
+    """Methods, seeds, equal training budget and the attack (``data_path``: a data file or
+    split folder). ``--set key=value`` sets any field; ``--seeds N`` sets ``seeds``."""
 
     name: str = "apr"
-    data_path: str | None = None  # a data file or split folder; None: the synthetic set
     methods: tuple[str, ...] = tuple(METHODS)
-    seeds: int = 5  # training seeds first_seed, first_seed + 1, ...
-    first_seed: int = 2024
     epochs: int = 200  # every method's total epochs
     warm_epochs: int = 100  # adversarial methods: clean BPR epochs before the adversarial term
     attack: str = "pgd"
@@ -205,19 +202,14 @@ def summarise_study(cfg: AprStudyConfig, runs: dict, seeds: list[int]) -> dict:
             "curves": {b: _band(rows, b) for b in BUDGET_KINDS},
         }  # fmt: skip
 
-    methods, paired = per_method(cfg.methods, runs, seeds, figures, BASELINE, extra)
-    return {
-        **study_header(cfg, seeds, BASELINE),
-        "attack": {
-            **_attack_spec(cfg),
-            "objective": "train (label-free)",
-            "norm": "l2",
-            "scope": "row",
-            "targets": ["user", "item"],
-        },
-        "methods": methods,
-        "paired": paired,
+    attack = {
+        **_attack_spec(cfg),
+        "objective": "train (label-free)",
+        "norm": "l2",
+        "scope": "row",
+        "targets": ["user", "item"],
     }
+    return comparison_study(cfg, runs, seeds, figures, extra, baseline=BASELINE, attack=attack)
 
 
 def _mid(cfg: AprStudyConfig) -> float:
@@ -240,11 +232,8 @@ def _band(rows: list, budget: str) -> dict:
 
 def study_markdown(study: dict) -> str:
     """``study.md``: the methods table, the paired table and how to read them."""
-    n, base = study["n"], study["baseline"]
-    k = next(f for f in next(iter(study["methods"].values())) if f.startswith("clean/ndcg"))
-    recall = k.replace("ndcg", "recall")
-    drop = next(f for f in next(iter(study["methods"].values())) if f.startswith("drop@"))
-    eps_mid = drop[5:].split("/")[0]
+    n = study["n"]
+    k, recall, drop, eps_mid = _figure_names(study)
     a = study["attack"]
     lines = [
         f"# APR study: {study['data']}, n = {n} training seeds ({', '.join(map(str, study['seeds']))})",
@@ -259,40 +248,11 @@ def study_markdown(study: dict) -> str:
             f"(eps 0..{a['absolute_eps'][-1]}). Cells: mean [95% CI] over the n seeds."
         ),
         "",
-        (
-            f"| method | n | test {k[6:]} | test {recall[6:]} | AUC relative "
-            f"| change at relative eps {eps_mid} | AUC absolute "
-            "| user row norm | item row norm | train s |"
-        ),
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for m, e in study["methods"].items():
-        norms = [
-            fmt_ci(e["norms"][t]["mean"], 2) if t in e["norms"] else "–" for t in ("user", "item")
-        ]
-        lines.append(
-            f"| {m} | {e[k]['n']} | {fmt_ci(e[k])} | {fmt_ci(e[recall])} "
-            f"| {fmt_ci(e['auc/relative'])} | {_pct(e[drop])} | {fmt_ci(e['auc/absolute'])} "
-            f"| {norms[0]} | {norms[1]} | {e['train_seconds']['mean']:.0f} |"
-        )
-    lines += [
+        *_methods_table(study["methods"], k, recall, drop, eps_mid),
         "",
-        f"## Paired differences against {base} (same seeds; * = 95% CI excludes 0)",
+        f"## Paired differences against {study['baseline']} (same seeds; * = 95% CI excludes 0)",
         "",
-        (
-            f"| method | n | Δ test {k[6:]} | Δ AUC relative | Δ change at relative eps "
-            f"{eps_mid} (points) | Δ AUC absolute |"
-        ),
-        "|---|---|---|---|---|---|",
-    ]
-    for m, e in study["paired"].items():
-        cells = [
-            (_pct(e[f], signed=True) if f == drop else fmt_ci(e[f], signed=True))
-            + (" *" if excludes_zero(e[f]) else "")
-            for f in (k, "auc/relative", drop, "auc/absolute")
-        ]
-        lines.append(f"| {m} | {e[k]['n']} | " + " | ".join(cells) + " |")
-    lines += [
+        *_paired_table(study["paired"], k, drop, eps_mid),
         "",
         (
             "A difference whose interval includes 0 is not a ranking. The absolute budget "
@@ -301,6 +261,53 @@ def study_markdown(study: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _figure_names(study: dict) -> tuple[str, str, str, str]:
+    """The clean NDCG and recall figures, the relative-drop figure and its eps."""
+    first = next(iter(study["methods"].values()))
+    k = next(f for f in first if f.startswith("clean/ndcg"))
+    drop = next(f for f in first if f.startswith("drop@"))
+    return k, k.replace("ndcg", "recall"), drop, drop[5:].split("/")[0]
+
+
+def _methods_table(methods: dict, k: str, recall: str, drop: str, eps_mid: str) -> list[str]:
+    lines = [
+        (
+            f"| method | n | test {k[6:]} | test {recall[6:]} | AUC relative "
+            f"| change at relative eps {eps_mid} | AUC absolute "
+            "| user row norm | item row norm | train s |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m, e in methods.items():
+        norms = [
+            fmt_ci(e["norms"][t]["mean"], 2) if t in e["norms"] else "–" for t in ("user", "item")
+        ]
+        lines.append(
+            f"| {m} | {e[k]['n']} | {fmt_ci(e[k])} | {fmt_ci(e[recall])} "
+            f"| {fmt_ci(e['auc/relative'])} | {_pct(e[drop])} | {fmt_ci(e['auc/absolute'])} "
+            f"| {norms[0]} | {norms[1]} | {e['train_seconds']['mean']:.0f} |"
+        )
+    return lines
+
+
+def _paired_table(paired: dict, k: str, drop: str, eps_mid: str) -> list[str]:
+    lines = [
+        (
+            f"| method | n | Δ test {k[6:]} | Δ AUC relative | Δ change at relative eps "
+            f"{eps_mid} (points) | Δ AUC absolute |"
+        ),
+        "|---|---|---|---|---|---|",
+    ]
+    for m, e in paired.items():
+        cells = [
+            (_pct(e[f], signed=True) if f == drop else fmt_ci(e[f], signed=True))
+            + (" *" if excludes_zero(e[f]) else "")
+            for f in (k, "auc/relative", drop, "auc/absolute")
+        ]
+        lines.append(f"| {m} | {e[k]['n']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _pct(entry: dict, *, signed: bool = False) -> str:

@@ -21,15 +21,15 @@ from robustjax.experiments import get_config
 from robustjax.objectives import AdvConfig
 from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci
 from robustjax.report.summary import curve_summary
-from robustjax.studies._common import StudyConfig, write_json
+from robustjax.studies._common import write_json
 from robustjax.studies._seeds import (
+    ComparisonConfig,
     band,
     cached_attacks,
     check_comparison,
-    per_method,
+    comparison_study,
     plot_curves,
     run_comparison,
-    study_header,
 )
 
 # name -> (experiment, adversarial term; None: clean training)
@@ -44,14 +44,13 @@ ATTACKS = {"substitution": "substitute_gradient", "pgd": "pgd"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class SeqRobustnessConfig(StudyConfig):
-    """Methods, seeds, equal training budget and the attacks. ``--set key=value`` sets
-    any field; ``--seeds N`` sets ``seeds``."""
+class SeqRobustnessConfig(ComparisonConfig):
+    """Methods, seeds, equal training budget and the attacks (``data_path``: an
+    interaction file with timestamps). ``--set key=value`` sets any field; ``--seeds N``
+    sets ``seeds``."""
 
     name: str = "seq-robustness"
-    data_path: str | None = None  # an interaction file with timestamps; None: synthetic
     methods: tuple[str, ...] = ("sasrec", "sasrec-apr")
-    seeds: int = 5
     first_seed: int = 0
     epochs: int = 100  # every method's total epochs
     warm_epochs: int = 50  # adversarial methods: clean epochs before the adversarial term
@@ -178,17 +177,12 @@ def summarise(cfg: SeqRobustnessConfig, runs: dict, seeds: list[int]) -> dict:
             "curves": {a: _band(rows, a) for a in ATTACKS},
         }
 
-    methods, paired = per_method(cfg.methods, runs, seeds, figures, BASELINE, extra)
-    return {
-        **study_header(cfg, seeds, BASELINE),
-        "attack": {
-            **_attack_spec(cfg),
-            "objective": "prediction: the model's own clean top item (label-free)",
-            "pgd_budget": "relative",
-        },
-        "methods": methods,
-        "paired": paired,
+    attack = {
+        **_attack_spec(cfg),
+        "objective": "prediction: the model's own clean top item (label-free)",
+        "pgd_budget": "relative",
     }
+    return comparison_study(cfg, runs, seeds, figures, extra, baseline=BASELINE, attack=attack)
 
 
 def _band(rows: list, attack: str) -> dict:

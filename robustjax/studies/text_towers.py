@@ -28,8 +28,8 @@ import os
 from robustjax._config_checks import check_int_fields, check_name_fields
 from robustjax.experiments import get_config
 from robustjax.report.intervals import excludes_zero, fmt_ci, mean_ci, paired_diff
-from robustjax.studies._common import StudyConfig, write_json
-from robustjax.studies._seeds import band, run_comparison
+from robustjax.studies._common import write_json
+from robustjax.studies._seeds import ComparisonConfig, band, cached_attacks, run_comparison
 
 # name -> (experiment, model name override or None)
 METHODS = {
@@ -43,15 +43,13 @@ ATTACKS = ("text_substitute_gradient", "text_substitute_random")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class TextTowersConfig(StudyConfig):
-    """Methods, seeds, equal epochs and the text attacks. ``--set key=value`` sets any
-    field; ``--seeds N`` sets ``seeds``."""
+class TextTowersConfig(ComparisonConfig):
+    """Methods, seeds, equal epochs and the text attacks (``data_path``: a RecBole folder
+    with item texts, ``<name>.item``). ``--set key=value`` sets any field; ``--seeds N``
+    sets ``seeds``."""
 
     name: str = "text-towers"
-    data_path: str | None = None  # a RecBole folder with item texts (``<name>.item``)
     methods: tuple[str, ...] = ("mf", "text-mf")
-    seeds: int = 5
-    first_seed: int = 2024
     epochs: int = 100
     budgets: tuple[int, ...] = (0, 1, 2, 4, 8)  # tokens rewritten per target text
     num_targets: int = 20  # target items drawn once (seed 0) for every run
@@ -120,13 +118,10 @@ def _attack(cfg: TextTowersConfig, run_dir: str, cache: dict) -> dict:
     with open(os.path.join(run_dir, "config.json")) as f:
         if json.load(f)["model"]["name"] != "text-mf":
             return {}
-    path = os.path.join(run_dir, "attacks.json")
     spec = _attack_spec(cfg)
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        if saved.get("spec") == spec:
-            return saved
+    path, saved = cached_attacks(run_dir, spec)
+    if saved is not None:
+        return saved
     from robustjax.eval.text_sweep import TextSweepConfig, default_targets, run_text_sweep
     from robustjax.run import load_run
 
