@@ -146,7 +146,7 @@ def _atomic_write(path: str, write) -> None:
     """``write(f)`` into a temporary file beside ``path``, fsync, rename over ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=_temporary_prefix(path))
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -157,11 +157,28 @@ def _atomic_write(path: str, write) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    _remove_stale_temporaries(path)
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _temporary_prefix(path: str) -> str:
+    return f".tmp-{os.path.basename(path)}."
+
+
+def _remove_stale_temporaries(path: str) -> None:
+    """Removes the temporary files of ``path`` that a killed process left behind (a SIGKILL
+    skips the cleanup above); a run writes each of its files from one process."""
+    folder, prefix = os.path.dirname(os.path.abspath(path)), _temporary_prefix(path)
+    for f in os.listdir(folder):
+        if f.startswith(prefix):
+            try:
+                os.remove(os.path.join(folder, f))
+            except FileNotFoundError:
+                pass
 
 
 def _meta_path(path: str) -> str:

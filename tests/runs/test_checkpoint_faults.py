@@ -104,3 +104,19 @@ def test_crash_at_every_checkpoint_step_resumes_bit_exactly(tmp_path, monkeypatc
     total, full = _steps(tmp_path, monkeypatch)
     for k in range(1, total + 1):
         _crash_and_resume(tmp_path, monkeypatch, full, k)
+
+
+def test_a_write_removes_the_temporary_file_a_killed_write_left(tmp_path):
+    # a SIGKILL between the temporary file's creation and its rename leaves it behind; the
+    # next write of the same file removes it, and leaves other files' temporaries alone
+    path = str(tmp_path / "params.npz")
+    stale = tmp_path / ".tmp-params.npz.abc123"
+    other = tmp_path / ".tmp-best_params.npz.abc123"
+    stale.write_bytes(b"PK truncated")
+    other.write_bytes(b"PK truncated")
+    checkpoint.save_pytree(path, {"w": np.arange(3, dtype=np.float32)}, meta={"epoch": 1})
+    assert not stale.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")) == [other.name]
+    np.testing.assert_array_equal(
+        checkpoint.load_pytree(path, {"w": np.zeros(3, np.float32)})["w"], np.arange(3.0)
+    )
