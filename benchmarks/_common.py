@@ -1,5 +1,6 @@
-"""Shared helpers for benchmark scripts: timing and JSON records."""
+"""Shared helpers for benchmark scripts: options, timing and JSON records."""
 
+import argparse
 import datetime
 import json
 import os
@@ -36,11 +37,51 @@ def environment() -> dict:
     }
 
 
+def training_parser(
+    doc: str, *, epochs: int, epochs_help: str | None = None
+) -> argparse.ArgumentParser:
+    """The argument parser of a BPR-MF training benchmark, described by the first line of
+    ``doc``, with the options they share: ``--data`` (default ml-100k-split), ``--epochs``
+    (default ``epochs``), ``--batch-size`` 2048, ``--dim`` 64 and ``--seed`` 2024."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p.add_argument("--data", default=os.path.join(SHARED, "ml-100k-split"))
+    p.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
+    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--seed", type=int, default=2024)
+    return p
+
+
+def mf_shapes(num_users: int, num_items: int, num_train: int, *, dim: int, batch_size: int) -> dict:
+    """The ``shapes`` entry of a BPR-MF training benchmark's record."""
+    return {
+        "num_users": num_users,
+        "num_items": num_items,
+        "num_train": num_train,
+        "dim": dim,
+        "batch_size": batch_size,
+        "steps_per_epoch": -(-num_train // batch_size),
+    }
+
+
 def timed(fn, *args):
     """Runs ``fn(*args)``, blocks on the result, returns ``(result, seconds)``."""
     t = time.perf_counter()
     out = jax.block_until_ready(fn(*args))
     return out, time.perf_counter() - t
+
+
+def median_seconds(fn, *args, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn(*args)`` (compiled already), each
+    waited on."""
+    return float(np.median([timed(fn, *args)[1] for _ in range(repeats)]))
+
+
+def first_and_median_seconds(fn, *args, repeats: int) -> tuple[float, float]:
+    """Seconds of a first call of ``fn(*args)`` (compilation included) and the median of
+    ``repeats`` more calls, each waited on."""
+    _, first = timed(fn, *args)
+    return first, median_seconds(fn, *args, repeats=repeats)
 
 
 def write_record(name: str, record: dict, out: str | None = None, *, echo: bool = True) -> str:

@@ -13,13 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks._common import first_and_median_seconds, median_seconds
+from benchmarks.eval_sweep import full_eval
 from benchmarks.train_throughput import CornacEpochs
 from robustjax.data import user_item_csr
-from robustjax.eval import (
-    evaluate_full,
-    evaluate_planned,
-    plan_full,
-)
+from robustjax.eval import evaluate_planned, plan_full
 from robustjax.eval.full import eval_full_step
 from robustjax.losses import Term, clean_term, combine
 from robustjax.train import epoch_permutation, init_state, make_optimizer, make_train_epoch
@@ -137,24 +135,10 @@ def interleaved_epochs(
 
 
 def eval_seconds(fns, params, split, *, repeats=20, part="test", auc=True):
-    csr = lambda t: user_item_csr(t, split.num_users)
-    target = csr(getattr(split, part))
-    excl = [csr(split.train)] + ([csr(split.valid)] if part == "test" else [])
-
-    def run():
-        return evaluate_full(
-            fns.score_all,
-            params,
-            target_csr=target,
-            exclude_csrs=excl,
-            num_items=split.num_items,
-            ks=(10, 20, 50),
-            batch_size=1024,
-            auc=auc,
-        )
-
+    """``(median seconds, metrics)`` of ``full_eval`` after a warm-up call (its metrics)."""
+    run = full_eval(fns, params, split, part=part, auc=auc)
     metrics = run()
-    return median_seconds(run, repeats), metrics
+    return median_seconds(run, repeats=repeats), metrics
 
 
 def eval_planned_seconds(fns, params, split, *, repeats=20, auc=True):
@@ -169,8 +153,7 @@ def eval_planned_seconds(fns, params, split, *, repeats=20, auc=True):
     def run():
         return evaluate_planned(fns.score_all, params, plan, ks=(10, 20, 50), auc=auc)
 
-    run()
-    return median_seconds(run, repeats)
+    return first_and_median_seconds(run, repeats=repeats)[1]
 
 
 def eval_step_seconds(fns, params, split, *, auc, repeats=20):
@@ -192,22 +175,10 @@ def eval_step_seconds(fns, params, split, *, auc, repeats=20):
             ks=(10, 20, 50), auc=auc,
         )  # fmt: skip
 
-    jax.block_until_ready(run())
-    return median_seconds(run, repeats)
+    return first_and_median_seconds(run, repeats=repeats)[1]
 
 
 def product_seconds(fns, params, num_users, repeats=20):
     users = jnp.arange(num_users, dtype=jnp.int32)
     product = jax.jit(lambda p, u: fns.score_all(p, u))
-    jax.block_until_ready(product(params, users))
-    return median_seconds(lambda: product(params, users), repeats)
-
-
-def median_seconds(fn, repeats: int) -> float:
-    """Median wall time of ``repeats`` calls of ``fn`` (compiled already), each waited on."""
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    return first_and_median_seconds(product, params, users, repeats=repeats)[1]

@@ -9,15 +9,13 @@ Usage: python -m benchmarks.attack_cost [--epochs 15] [--data PATH]
 or: robustjax bench attack_cost [the same arguments]
 """
 
-import argparse
-import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks._common import SHARED, environment, write_record
+from benchmarks._common import environment, mf_shapes, training_parser, write_record
 from robustjax.data import DataConfig, prepare
 from robustjax.models import ModelConfig, build_model
 from robustjax.objectives import AdvConfig, build_phases
@@ -62,16 +60,15 @@ def variants():
     return out
 
 
-def time_variant(fns, params, data, adv, *, epochs, batch_size, seed):
+def time_variant(fns, params, data, adv, perms, *, seed):
+    """Compile seconds (the first epoch, ``perms[0]``), median epoch seconds and ms per step
+    of ``adv``'s fused epoch over the epochs of ``perms`` (one permutation per epoch)."""
+    epochs = len(perms) - 1
     tx = make_optimizer("adam", 1e-3)
     phase = build_phases(fns, loss="bpr", l2=0.0, adv=adv, epochs=epochs + 1)[-1]
     epoch_fn = pair_epoch_fn(phase, tx)
     state = init_state(jax.tree.map(jnp.copy, params), tx)
     root = jax.random.key(seed)
-    perms = [
-        epoch_permutation(data.num_interactions, batch_size, seed=seed, epoch=e)
-        for e in range(epochs + 1)
-    ]
     t = time.perf_counter()
     state, m = epoch_fn(state, perms[0], data, root)
     jax.block_until_ready(m)
@@ -90,41 +87,23 @@ def time_variant(fns, params, data, adv, *, epochs, batch_size, seed):
     }
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=os.path.join(SHARED, "ml-100k-split"))
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--batch-size", type=int, default=2048)
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--seed", type=int, default=2024)
-    p.add_argument(
-        "--rounds",
-        type=int,
-        default=2,
-        help="interleaved rounds over all variants (the median is kept)",
-    )
-    p.add_argument("--out", default=None)
-    args = p.parse_args(argv)
-    split = prepare(DataConfig(path=args.data))
-    fns, params = build_model(
-        ModelConfig(dim=args.dim), split.num_users, split.num_items, seed=args.seed
-    )
-    data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
+def _interleaved(fns, params, data, args) -> dict:
+    """``args.rounds`` timings of every variant (the same permutations for all), the
+    variants interleaved so machine noise hits every one alike."""
+    perms = [
+        epoch_permutation(data.num_interactions, args.batch_size, seed=args.seed, epoch=e)
+        for e in range(args.epochs + 1)
+    ]
     runs = {name: [] for name in variants()}
-    for _ in range(args.rounds):  # interleave so machine noise hits every variant alike
+    for _ in range(args.rounds):
         for name, adv in variants().items():
-            runs[name].append(
-                time_variant(
-                    fns,
-                    params,
-                    data,
-                    adv,
-                    epochs=args.epochs,
-                    batch_size=args.batch_size,
-                    seed=args.seed,
-                )
-            )
+            runs[name].append(time_variant(fns, params, data, adv, perms, seed=args.seed))
             print(f"{name}: {runs[name][-1]['step_ms']:.3f} ms/step", flush=True)
+    return runs
+
+
+def _summarise(runs: dict) -> dict:
+    """Per variant: the median over rounds, the ratio to the clean step, the cost model."""
     result = {}
     for name, rs in runs.items():
         result[name] = {
@@ -138,17 +117,32 @@ def main(argv=None):
         if name.startswith("pgd-"):
             key = "pgd-K-generic" if name.endswith("-generic") else "pgd-K"
         r["cost_model"] = COST_MODEL[key]
+    return result
+
+
+def main(argv=None):
+    p = training_parser(__doc__, epochs=15)
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="interleaved rounds over all variants (the median is kept)",
+    )
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    split = prepare(DataConfig(path=args.data))
+    fns, params = build_model(
+        ModelConfig(dim=args.dim), split.num_users, split.num_items, seed=args.seed
+    )
+    data = build_train_arrays(split.train.user, split.train.item, split.num_users, split.num_items)
+    result = _summarise(_interleaved(fns, params, data, args))
+    num_train = int(split.train.user.size)
     record = {
         "benchmark": "attack_cost",
         **environment(),
-        "shapes": {
-            "num_users": split.num_users,
-            "num_items": split.num_items,
-            "num_train": int(split.train.user.size),
-            "dim": args.dim,
-            "batch_size": args.batch_size,
-            "steps_per_epoch": -(-int(split.train.user.size) // args.batch_size),
-        },
+        "shapes": mf_shapes(
+            split.num_users, split.num_items, num_train, dim=args.dim, batch_size=args.batch_size
+        ),
         "epochs_timed": args.epochs,
         "rounds": args.rounds,
         "variants": result,

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from benchmarks._common import SHARED, environment, write_record
+from benchmarks._common import SHARED, environment, timed, write_record
 from robustjax.data import DataConfig, prepare
 from robustjax.models.lightgcn import LightGCN, build_graph, lightgcn_fns
 from robustjax.objectives import AdvConfig, build_phases
@@ -59,12 +59,6 @@ def midsize_pairs(num_users: int, num_items: int, num_pairs: int, *, seed: int):
         raise ValueError(f"midsize_pairs: only {keys.size} distinct pairs of {num_pairs}.")
     keys = rng.permutation(keys)[:num_pairs]
     return (keys // num_items).astype(np.int32), (keys % num_items).astype(np.int32)
-
-
-def _seconds(fn, *args):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - t
 
 
 def _compiled(fn, *args):
@@ -118,8 +112,8 @@ class _Run:
         self.calls = 0
 
     def time_once(self):
-        self.times["propagate_s"].append(_seconds(self.propagate, self.params))
-        self.times["grad_s"].append(_seconds(self.grad, self.params))
+        self.times["propagate_s"].append(timed(self.propagate, self.params)[1])
+        self.times["grad_s"].append(timed(self.grad, self.params)[1])
         self.calls += 1
         t = time.perf_counter()
         self.state, m = self.epoch(

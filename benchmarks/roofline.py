@@ -15,13 +15,12 @@ Usage: python -m benchmarks.roofline --json OUT [--tiny]
 """
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks._common import environment, write_record
+from benchmarks._common import environment, first_and_median_seconds, write_record
 
 # (dense fp32-via-TF32 / bf16 tensor flop/s, HBM bytes/s): vendor specifications, SXM parts
 SPECS = {
@@ -31,13 +30,8 @@ SPECS = {
 
 
 def _time(fn, *args, repeats=10):
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    """Median seconds of ``repeats`` calls of ``fn(*args)`` after a warm-up call."""
+    return first_and_median_seconds(fn, *args, repeats=repeats)[1]
 
 
 def _cost(fn, *args) -> tuple[float, float]:

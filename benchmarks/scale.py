@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._common import SHARED, environment, write_record
+from benchmarks._scale_eval_1m import bench_eval_1m
 from benchmarks._scale_timing import (
     RssWindow,
     bpr_trainer,
@@ -48,8 +49,7 @@ from benchmarks._scale_timing import (
 from robustjax.data import DataConfig, prepare, user_item_csr
 from robustjax.data.splits import split_random
 from robustjax.data.table import InteractionTable
-from robustjax.eval import evaluate_full, evaluate_planned, plan_full
-from robustjax.eval.full import eval_full_step
+from robustjax.eval import evaluate_planned, plan_full
 from robustjax.eval.sweep import SweepConfig, run_sweep
 from robustjax.models import ModelConfig, build_model
 from robustjax.train import (
@@ -269,73 +269,6 @@ def bench_sweep(fns, params, split, data, num_users):
             "device_peak_bytes": device_peak_bytes()}  # fmt: skip
 
 
-def bench_eval_1m(sizes, *, batch_size=256, targets=8, excluded=32) -> tuple[dict, dict]:
-    """Memory and wall time of full-ranking evaluation at ``big_users x big_items``."""
-    nu, ni, n_slice = sizes["big_users"], sizes["big_items"], sizes["big_slice"]
-    key_u, key_i = jax.random.split(jax.random.key(0))
-    params = {
-        "user": jax.random.normal(key_u, (nu, 64), jnp.float32) * 0.1,
-        "item": jax.random.normal(key_i, (ni, 64), jnp.float32) * 0.1,
-    }
-
-    def score(p, users):
-        return p["user"][users] @ p["item"].T
-
-    rng = np.random.default_rng(0)
-
-    def csr(per_user):
-        indptr = np.arange(nu + 1, dtype=np.int64) * per_user
-        return indptr, rng.integers(0, ni, nu * per_user).astype(np.int32)
-
-    target, exclude = csr(targets), csr(excluded)
-    users = np.arange(n_slice)
-    # compiled-step memory from XLA (one batch, the shapes evaluate_full uses)
-    width = 8
-    rows = batch_size * -(-targets // width)
-    shapes = (
-        jax.ShapeDtypeStruct((batch_size,), jnp.int32),
-        jax.ShapeDtypeStruct((batch_size,), jnp.bool_),
-        jax.ShapeDtypeStruct((batch_size * targets,), jnp.int32),
-        jax.ShapeDtypeStruct((batch_size * targets,), jnp.int32),
-        jax.ShapeDtypeStruct((batch_size * excluded,), jnp.int32),
-        jax.ShapeDtypeStruct((batch_size * excluded,), jnp.int32),
-        jax.ShapeDtypeStruct((rows,), jnp.int32),
-        jax.ShapeDtypeStruct((rows, width), jnp.int32),
-        jax.ShapeDtypeStruct((rows, width), jnp.bool_),
-    )
-    compiled = eval_full_step.lower(
-        params, *shapes, score_users_fn=score, num_items=ni, ks=(10, 20, 50), auc=True
-    ).compile()
-    mem = compiled.memory_analysis()
-    peak = None
-    if mem is not None:
-        peak = int(mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes)
-    t = time.perf_counter()
-    metrics = evaluate_full(
-        score, params, target_csr=target, exclude_csrs=[exclude], num_items=ni,
-        ks=(10, 20, 50), batch_size=batch_size, users=users, auc=True,
-    )  # fmt: skip
-    wall = time.perf_counter() - t
-    out = {
-        "users": nu,
-        "items": ni,
-        "slice_users": n_slice,
-        "batch_size": batch_size,
-        "peak_bytes": peak,
-        "temp_bytes": None if mem is None else int(mem.temp_size_in_bytes),
-        "slice_seconds": wall,
-        "process_peak_rss_bytes": peak_rss_bytes(),
-        "device_peak_bytes": device_peak_bytes(),
-        "num_users_evaluated": metrics["num_users"],
-    }
-    flat = {
-        "eval_1m/peak_bytes": peak,
-        "eval_1m/slice_s": wall,
-        "eval_1m/process_peak_rss_bytes": out["process_peak_rss_bytes"],
-    }
-    return out, flat
-
-
 def bench_devices() -> dict:
     """1 vs 4 forced CPU devices, correctness only: runs ``tests/sharding`` (training,
     evaluation and sweeps on a mesh equal to one device; 2 processes equal one) in a
@@ -358,7 +291,7 @@ def bench_devices() -> dict:
     return {"passed": proc.returncode == 0, "summary": tail[0], "seconds": time.perf_counter() - t}
 
 
-def main(argv=None):
+def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", default=None, help="record path (default benchmarks/results/)")
     p.add_argument("--tiny", action="store_true", help="small sizes: seconds, for tests")
@@ -379,27 +312,25 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.tiny:
         args.epochs, args.eval_every, args.epochs_timed, args.rounds = 4, 2, 2, 2
-    sizes = SIZES["tiny" if args.tiny else "full"]
-    skip = {s for s in args.skip.split(",") if s}
-    optimizers = [o for o in args.optimizers.split(",") if o]
+    return args
+
+
+def _available(optimizers: list[str]) -> list[str]:
+    """The ``optimizers`` this robustjax has (``lazy_X``: row-sparse X), the others skipped."""
     from robustjax.train import OPTIMIZERS
 
     missing = [o for o in optimizers if o.removeprefix("lazy_") not in OPTIMIZERS]
     if missing:
         print(f"scale: optimizers {missing} are not available here; skipped", flush=True)
-        optimizers = [o for o in optimizers if o not in missing]
-    record = {"benchmark": "scale", **environment(), "tiny": args.tiny, "sizes": sizes}
-    flat = {}
-    steps = {
-        "ml100k": lambda: bench_ml100k(args, optimizers),
-        "midsize": lambda: bench_midsize(args, sizes, optimizers),
-        "eval_1m": lambda: bench_eval_1m(sizes),
-        "lightgcn": lambda: bench_lightgcn(args, sizes),
-    }
+    return [o for o in optimizers if o not in missing]
+
+
+def _run_pieces(pieces: dict, record: dict, flat: dict, json_path) -> list[str]:
+    """Runs every piece (``name -> () -> (out, flat)``) into ``record[name]`` and ``flat``,
+    one failing keeping the others' figures; returns the failed names. With ``json_path``,
+    a partial record is written after each piece (it survives a run cut short)."""
     failed = []
-    for name, fn in steps.items():
-        if name in skip:
-            continue
+    for name, fn in pieces.items():
         t = time.perf_counter()
         try:
             out, f = fn()
@@ -410,8 +341,26 @@ def main(argv=None):
         record[name] = out | {"bench_seconds": time.perf_counter() - t}
         flat.update(f)
         print(f"{name}: {f}", flush=True)
-        if args.json:  # a partial record survives a run cut short by a time limit
-            write_record("scale", record | flat | {"partial": True}, args.json, echo=False)
+        if json_path:
+            write_record("scale", record | flat | {"partial": True}, json_path, echo=False)
+    return failed
+
+
+def main(argv=None):
+    args = _parse(argv)
+    sizes = SIZES["tiny" if args.tiny else "full"]
+    skip = {s for s in args.skip.split(",") if s}
+    optimizers = _available([o for o in args.optimizers.split(",") if o])
+    record = {"benchmark": "scale", **environment(), "tiny": args.tiny, "sizes": sizes}
+    flat = {}
+    pieces = {
+        "ml100k": lambda: bench_ml100k(args, optimizers),
+        "midsize": lambda: bench_midsize(args, sizes, optimizers),
+        "eval_1m": lambda: bench_eval_1m(sizes),
+        "lightgcn": lambda: bench_lightgcn(args, sizes),
+    }
+    pieces = {name: fn for name, fn in pieces.items() if name not in skip}
+    failed = _run_pieces(pieces, record, flat, args.json)
     if "devices" not in skip:
         record["devices"] = bench_devices()
         flat["devices/sharding_tests_passed"] = record["devices"]["passed"]

@@ -12,19 +12,15 @@ plus the first epoch of each (compilation included), and checks that the vmapped
 reproduce the looped ones. Times are medians over ``--epochs`` epochs; the record is
 written to ``benchmarks/results/``.
 
-Usage: python -m benchmarks.seed_vmap [--data PATH] [--seeds 5] [--epochs 5]
+Usage: python -m benchmarks.seed_vmap [--data PATH] [--seeds 5] [--epochs 5] [--seed 2024]
 or: robustjax bench seed_vmap [the same arguments]
 """
-
-import argparse
-import os
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks._common import SHARED, environment, write_record
+from benchmarks._common import environment, timed, training_parser, write_record
 from robustjax.data import DataConfig, prepare
 from robustjax.models import ModelConfig, build_model
 from robustjax.objectives import AdvConfig, build_phases
@@ -43,24 +39,18 @@ def _objective(fns, method):
     return phases[-1].objective
 
 
-def _timed(fn, e):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(e))
-    return time.perf_counter() - t
-
-
-def bench(method, split, data, *, seeds, epochs, batch_size):
-    """Epoch times of the looped and the vmapped seeds, measured alternately epoch by
-    epoch (so a busy machine slows both alike), and their largest parameter difference."""
-    seeds = list(range(2024, 2024 + seeds))
-    models = [
-        build_model(ModelConfig(dim=64), split.num_users, split.num_items, seed=s)[1] for s in seeds
-    ]
-    fns = build_model(ModelConfig(dim=64), split.num_users, split.num_items, seed=0)[0]
+def bench(method, split, data, args):
+    """Epoch times of the looped and the vmapped seeds (``args.seeds`` of them from
+    ``args.seed`` on), measured alternately epoch by epoch over ``args.epochs`` epochs (so
+    a busy machine slows both alike), and their largest parameter difference."""
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    model = ModelConfig(dim=args.dim)
+    models = [build_model(model, split.num_users, split.num_items, seed=s)[1] for s in seeds]
+    fns = build_model(model, split.num_users, split.num_items, seed=0)[0]
     tx = make_optimizer("adam", 1e-3)
     epoch_fn = make_train_epoch(_objective(fns, method), tx)
     n = data.num_interactions
-    perms = lambda e: [epoch_permutation(n, batch_size, seed=s, epoch=e) for s in seeds]
+    perms = lambda e: [epoch_permutation(n, args.batch_size, seed=s, epoch=e) for s in seeds]
     keys = lambda e: [jax.random.fold_in(jax.random.key(s), e) for s in seeds]
     fresh = lambda: [init_state(jax.tree.map(jnp.copy, p), tx) for p in models]
     states, stacked = fresh(), jax.tree.map(lambda *x: jnp.stack(x), *fresh())
@@ -77,11 +67,11 @@ def bench(method, split, data, *, seeds, epochs, batch_size):
         stacked, _ = vmapped(stacked, jnp.stack(perms(e)), data, jnp.stack(keys(e)))
         return stacked
 
-    first = {"loop": _timed(loop, 0), "vmap": _timed(batched, 0)}  # compile + one epoch
+    first = {"loop": timed(loop, 0)[1], "vmap": timed(batched, 0)[1]}  # compile + one epoch
     times = {"loop": [], "vmap": []}
-    for e in range(1, epochs + 1):
-        times["loop"].append(_timed(loop, e))
-        times["vmap"].append(_timed(batched, e))
+    for e in range(1, args.epochs + 1):
+        times["loop"].append(timed(loop, e)[1])
+        times["vmap"].append(timed(batched, e)[1])
     loop_s, vmap_s = (float(np.median(times[k])) for k in ("loop", "vmap"))
     diff = max(
         float(
@@ -102,11 +92,8 @@ def bench(method, split, data, *, seeds, epochs, batch_size):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=os.path.join(SHARED, "ml-100k-split"))
+    p = training_parser(__doc__, epochs=5)  # --seed: the first of the --seeds seeds
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--methods", default="none,apr")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
@@ -115,9 +102,7 @@ def main(argv=None):
     record = {"benchmark": "seed_vmap", "env": environment(), "data": args.data,
               "seeds": args.seeds, "epochs": args.epochs, "methods": {}}  # fmt: skip
     for method in args.methods.split(","):
-        record["methods"][method] = bench(
-            method, split, data, seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size
-        )
+        record["methods"][method] = bench(method, split, data, args)
     write_record("seed_vmap", record, args.out)
 
 

@@ -16,14 +16,11 @@ Compile time is reported apart; epoch times are medians. Usage:
 python -m benchmarks.sparse_optimizer [--epochs 10] [--json OUT]
 """
 
-import argparse
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks._common import SHARED, environment, timed, write_record
+from benchmarks._common import environment, mf_shapes, timed, training_parser, write_record
 from benchmarks.train_throughput import bench_cornac
 from robustjax.data import DataConfig, prepare
 from robustjax.losses import Term, clean_term, combine
@@ -76,16 +73,10 @@ def compare(user, item, num_users, num_items, *, epochs, batch_size, dim, seed) 
         times = out[k].pop("times")
         out[k]["epoch_s_median"] = float(np.median(times))
         out[k]["epoch_s_min"] = float(np.min(times))
-    steps = -(-int(user.size) // batch_size)
+    shapes = mf_shapes(num_users, num_items, int(user.size), dim=dim, batch_size=batch_size)
+    steps = shapes["steps_per_epoch"]
     return {
-        "shapes": {
-            "num_users": num_users,
-            "num_items": num_items,
-            "num_train": int(user.size),
-            "dim": dim,
-            "batch_size": batch_size,
-            "steps_per_epoch": steps,
-        },
+        "shapes": shapes,
         **out,
         "lazy_over_dense": out["lazy"]["epoch_s_median"] / out["dense"]["epoch_s_median"],
         "dense_step_ms": 1e3 * out["dense"]["epoch_s_median"] / steps,
@@ -112,12 +103,7 @@ def crossover(*, epochs, batch_size, dim, seed, sizes) -> dict:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=os.path.join(SHARED, "ml-100k-split"))
-    p.add_argument("--epochs", type=int, default=10, help="timed epochs per optimizer and size")
-    p.add_argument("--batch-size", type=int, default=2048)
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--seed", type=int, default=2024)
+    p = training_parser(__doc__, epochs=10, epochs_help="timed epochs per optimizer and size")
     p.add_argument(
         "--crossover-rows",
         default="2625,10000,20000,30000,40000,60000",

@@ -96,31 +96,10 @@ def _time_method(name, attack, setups, budget):
     }
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", default="runs/text_mf", help="a trained text-mf run folder")
-    p.add_argument("--tiny", action="store_true", help="tiny checkpoint and run (seconds)")
-    p.add_argument("--budget", type=int, default=8, help="k, tokens edited per target")
-    p.add_argument("--targets", type=int, default=6, help="targets (the first one warms up)")
-    p.add_argument("--rescore", default="64,16", help="C of the re-scoring variants (C,C,..)")
-    p.add_argument("--out", default=None, help="JSON record path")
-    args = p.parse_args(argv)
-
-    from robustjax.eval.text_sweep import TextRun, TextSweepConfig, default_targets, target_setup
-    from robustjax.run import load_run
-    from robustjax.text.attacks import substitute_gradient, substitute_random, text_objective
-
-    tmp = tempfile.TemporaryDirectory() if args.tiny else None
-    run_dir = _tiny_run(tmp.name) if args.tiny else args.run
-    loaded = load_run(run_dir)
-    cfg = TextSweepConfig(
-        kind="text_substitute_gradient", levels=(0, args.budget), k=10 if args.tiny else 20
-    )
-    run = TextRun(loaded, cfg)
-    targets = default_targets(run.split.num_items, count=args.targets)
-    t = time.perf_counter()
-    setups = [target_setup(run, i, cfg) for i in targets]
-    setup_s = (time.perf_counter() - t) / len(setups)
+def _time_methods(run, loaded, setups, args) -> list[dict]:
+    """Greedy gradient substitution at each ``--rescore`` C and first-order only (C = 0),
+    then random substitution, each timed over the targets' ``setups``."""
+    from robustjax.text.attacks import substitute_gradient, substitute_random
 
     def gradient(c):
         return lambda s: substitute_gradient(
@@ -140,31 +119,69 @@ def main(argv=None) -> int:
     ]
     methods.append(_time_method("gradient_first_order", gradient(0), setups, args.budget))
     methods.append(_time_method("random", random, setups, args.budget))
-    # one encoder forward pass of one text, and of the C candidates, for scale
-    s = setups[0]
-    ids, mask = jnp.asarray(s["ids"][None]), jnp.asarray(s["mask"][None])
-    fwd = lambda i, m: text_objective(run.model, run.enc_state, loaded.params, s["problem"], i, m)
+    return methods
+
+
+def _forward_seconds(run, loaded, setup, *, reps: int = 20) -> float:
+    """Mean seconds of one encoder forward pass of the ``setup``'s text (after a warm-up)."""
+    from robustjax.text.attacks import text_objective
+
+    ids, mask = jnp.asarray(setup["ids"][None]), jnp.asarray(setup["mask"][None])
+    problem = setup["problem"]
+    fwd = lambda i, m: text_objective(run.model, run.enc_state, loaded.params, problem, i, m)
     jax.block_until_ready(fwd(ids, mask))
-    reps = 20
     t = time.perf_counter()
     for _ in range(reps):
         jax.block_until_ready(fwd(ids, mask))
-    one_pass = (time.perf_counter() - t) / reps
+    return (time.perf_counter() - t) / reps
+
+
+def _shapes(run, setup) -> dict:
     enc = run.ckpt.config
+    return {
+        "tokens_T": int(setup["ids"].shape[0]),
+        "vocab_V": int(enc.vocab_size),
+        "hidden_H": int(enc.hidden),
+        "num_layers": int(enc.num_layers),
+        "items": int(run.split.num_items),
+        "users": int(run.split.num_users),
+        "allowed_words": int(run.allowed.sum()),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", default="runs/text_mf", help="a trained text-mf run folder")
+    p.add_argument("--tiny", action="store_true", help="tiny checkpoint and run (seconds)")
+    p.add_argument("--budget", type=int, default=8, help="k, tokens edited per target")
+    p.add_argument("--targets", type=int, default=6, help="targets (the first one warms up)")
+    p.add_argument("--rescore", default="64,16", help="C of the re-scoring variants (C,C,..)")
+    p.add_argument("--out", default=None, help="JSON record path")
+    args = p.parse_args(argv)
+
+    from robustjax.eval.text_sweep import TextRun, TextSweepConfig, default_targets, target_setup
+    from robustjax.run import load_run
+
+    tmp = tempfile.TemporaryDirectory() if args.tiny else None
+    run_dir = _tiny_run(tmp.name) if args.tiny else args.run
+    loaded = load_run(run_dir)
+    cfg = TextSweepConfig(
+        kind="text_substitute_gradient", levels=(0, args.budget), k=10 if args.tiny else 20
+    )
+    run = TextRun(loaded, cfg)
+    targets = default_targets(run.split.num_items, count=args.targets)
+    t = time.perf_counter()
+    setups = [target_setup(run, i, cfg) for i in targets]
+    setup_s = (time.perf_counter() - t) / len(setups)
+    methods = _time_methods(run, loaded, setups, args)
+    # one encoder forward pass of one text, for scale
+    one_pass = _forward_seconds(run, loaded, setups[0])
     record = {
         "benchmark": "text_attack_cost",
         **environment(),
         "run": "tiny" if args.tiny else run_dir,
         "encoder": loaded.config.model.text_encoder if not args.tiny else "tiny checkpoint",
-        "shapes": {
-            "tokens_T": int(s["ids"].shape[0]),
-            "vocab_V": int(enc.vocab_size),
-            "hidden_H": int(enc.hidden),
-            "num_layers": int(enc.num_layers),
-            "items": int(run.split.num_items),
-            "users": int(run.split.num_users),
-            "allowed_words": int(run.allowed.sum()),
-        },
+        "shapes": _shapes(run, setups[0]),
         "targets": [str(run.split.train.item_tokens[i]) for i in targets],
         "target_setup_s_mean (thresholds, tokens)": setup_s,
         "one_text_forward_s": one_pass,

@@ -12,7 +12,6 @@ Usage: python -m benchmarks.train_throughput [--data PATH] [--epochs 30]
 or: robustjax bench train_throughput [the same arguments]
 """
 
-import argparse
 import os
 import time
 
@@ -21,7 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from benchmarks._common import SHARED, environment, write_record
+from benchmarks._common import (
+    environment,
+    first_and_median_seconds,
+    mf_shapes,
+    training_parser,
+    write_record,
+)
 from robustjax.data import DataConfig, prepare
 from robustjax.losses import Term, clean_term, combine
 from robustjax.models import ModelConfig, build_model
@@ -141,14 +146,8 @@ def bench_floor(params, data, *, epochs, batch_size, seed):
 
         return jax.lax.scan(body, init_state(t, tx), u)[0]
 
-    def med(fn, *a):
-        jax.block_until_ready(fn(*a))
-        times = []
-        for _ in range(epochs):
-            t = time.perf_counter()
-            jax.block_until_ready(fn(*a))
-            times.append(time.perf_counter() - t)
-        return float(np.median(times))
+    def med(fn, *a):  # after a warm-up call that compiles
+        return first_and_median_seconds(fn, *a, repeats=epochs)[1]
 
     out = {
         "gathers_s": med(gathers, tables, u, i, j),
@@ -242,12 +241,7 @@ def bench_cornac(user, item, num_users, num_items, *, epochs, seed):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=os.path.join(SHARED, "ml-100k-split"))
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=2048)
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--seed", type=int, default=2024)
+    p = training_parser(__doc__, epochs=30)
     p.add_argument("--skip-per-step", action="store_true")
     p.add_argument(
         "--ablation",
@@ -267,47 +261,30 @@ def main(argv=None):
         ModelConfig(dim=args.dim), split.num_users, split.num_items, seed=args.seed
     )
     data = build_train_arrays(u, i, split.num_users, split.num_items)
-    fused = bench_fused(
-        fns, params, data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed
+    kw = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
+    fused = bench_fused(fns, params, data, **kw)
+    shapes = mf_shapes(
+        split.num_users, split.num_items, int(u.size), dim=args.dim, batch_size=args.batch_size
     )
     record = {
         "benchmark": "train_throughput",
         **environment(),
         "data": os.path.basename(os.path.normpath(args.data)),
-        "shapes": {
-            "num_users": split.num_users,
-            "num_items": split.num_items,
-            "num_train": int(u.size),
-            "dim": args.dim,
-            "batch_size": args.batch_size,
-            "steps_per_epoch": -(-int(u.size) // args.batch_size),
-        },
+        "shapes": shapes,
         "epochs_timed": args.epochs,
         "fused": fused,
         "epoch_s_median": fused["epoch_s_median"],
         "compile_s": fused["compile_s"],
     }
     if not args.skip_per_step:
-        per_step = bench_per_step(
-            fns,
-            params,
-            u,
-            i,
-            split.num_items,
-            epochs=max(5, args.epochs // 3),
-            batch_size=args.batch_size,
-            seed=args.seed,
-        )
+        per_step_kw = {**kw, "epochs": max(5, args.epochs // 3)}
+        per_step = bench_per_step(fns, params, u, i, split.num_items, **per_step_kw)
         record["per_step"] = per_step
         record["speedup_vs_per_step"] = per_step["epoch_s_median"] / fused["epoch_s_median"]
     if args.ablation:
-        record["ablation"] = bench_ablation(
-            fns, params, data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed
-        )
+        record["ablation"] = bench_ablation(fns, params, data, **kw)
     if args.floor:
-        record["floor"] = bench_floor(
-            params, data, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed
-        )
+        record["floor"] = bench_floor(params, data, **kw)
     cornac = bench_cornac(
         u, i, split.num_users, split.num_items, epochs=args.epochs, seed=args.seed
     )
