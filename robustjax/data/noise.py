@@ -238,13 +238,8 @@ def subsample(table: InteractionTable, frac_kept: float, *, seed: int) -> Intera
     uniformly among all rows except one random protected row per user, so every user keeps
     at least one row; the removed count is clipped to ``len(table) - active users``.
 
-    Args:
-        table: training interactions.
-        frac_kept: fraction in [0, 1]; 1 returns ``table`` itself.
-        seed: numpy Generator seed.
-
-    Returns:
-        The kept rows in their original order.
+    Arguments and result as for :func:`drop`, with ``frac_kept`` in [0, 1] the fraction of
+    rows kept: 1 (not 0) returns ``table`` itself.
     """
 
     def kept(frac_kept, rank, counts, rng):
