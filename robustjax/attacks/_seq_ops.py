@@ -85,6 +85,16 @@ def _check_random_edit(seq_ids, budget, num_items, exclude, where: str):
     return seq, budget, num_items, exclude
 
 
+def _check_gradient_edit(seq_ids, table, budget, exclude, where: str):
+    """The checked ``(seq, table, budget, exclude)`` of a gradient substitution or
+    insertion (``where`` names the attack in errors); ``table``'s gradient is stopped."""
+    seq = _check_seq(seq_ids, where)
+    table = _check_table(table, where)
+    budget = _check_budget(budget, seq.shape[1], where)
+    exclude = _check_exclude(exclude, seq.shape[0], where)
+    return seq, table, budget, exclude
+
+
 def _check_method(method: str, where: str) -> None:
     if method not in SUBSTITUTION_METHODS:
         raise ValueError(

@@ -33,7 +33,7 @@ from robustjax.attacks._seq_ops import (
     LossFn,
     _banned_items,
     _check_budget,
-    _check_exclude,
+    _check_gradient_edit,
     _check_int,
     _check_method,
     _check_random_edit,
@@ -115,10 +115,7 @@ def substitute_gradient(
       ``[B, L]`` ids; at most ``budget`` positions differ from ``seq_ids``.
     """
     where = "substitute_gradient"
-    seq = _check_seq(seq_ids, where)
-    table = _check_table(table, where)
-    budget = _check_budget(budget, seq.shape[1], where)
-    exclude = _check_exclude(exclude, seq.shape[0], where)
+    seq, table, budget, exclude = _check_gradient_edit(seq_ids, table, budget, exclude, where)
     _check_method(method, where)
     if budget == 0:
         return seq
@@ -196,10 +193,7 @@ def insert_gradient(
     item ``argmax_j (table_j - table_h) . g`` over ``1..I`` minus ``exclude``.
     """
     where = "insert_gradient"
-    seq = _check_seq(seq_ids, where)
-    table = _check_table(table, where)
-    budget = _check_budget(budget, seq.shape[1], where)
-    exclude = _check_exclude(exclude, seq.shape[0], where)
+    seq, table, budget, exclude = _check_gradient_edit(seq_ids, table, budget, exclude, where)
     if budget == 0:
         return seq
     ban = _banned_items(exclude, seq.shape[0], table.shape[0] - 1)
