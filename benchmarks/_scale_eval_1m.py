@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks._scale_timing import device_peak_bytes, peak_rss_bytes
-from robustjax.eval import evaluate_full
-from robustjax.eval.full import eval_full_step
+from robustjax.eval import evaluate_full, full_batch_spec
+from robustjax.eval.full import SLOT_WIDTH, eval_full_step
 
 KS = (10, 20, 50)
 
@@ -30,21 +30,14 @@ def _random_factors(num_users: int, num_items: int) -> dict:
 def _step_memory(params, num_items: int, *, batch_size, targets, excluded):
     """XLA's memory analysis of one compiled evaluation batch (the shapes ``evaluate_full``
     uses; None where the backend gives none)."""
-    width = 8
-    rows = batch_size * -(-targets // width)
-    shapes = (
-        jax.ShapeDtypeStruct((batch_size,), jnp.int32),
-        jax.ShapeDtypeStruct((batch_size,), jnp.bool_),
-        jax.ShapeDtypeStruct((batch_size * targets,), jnp.int32),
-        jax.ShapeDtypeStruct((batch_size * targets,), jnp.int32),
-        jax.ShapeDtypeStruct((batch_size * excluded,), jnp.int32),
-        jax.ShapeDtypeStruct((batch_size * excluded,), jnp.int32),
-        jax.ShapeDtypeStruct((rows,), jnp.int32),
-        jax.ShapeDtypeStruct((rows, width), jnp.int32),
-        jax.ShapeDtypeStruct((rows, width), jnp.bool_),
+    batch = full_batch_spec(
+        batch_size,
+        target_entries=batch_size * targets,
+        exclude_entries=batch_size * excluded,
+        slot_rows=batch_size * -(-targets // SLOT_WIDTH),
     )
     compiled = eval_full_step.lower(
-        params, *shapes, score_users_fn=_score, num_items=num_items, ks=KS, auc=True
+        params, batch, score_users_fn=_score, num_items=num_items, ks=KS, auc=True
     ).compile()
     return compiled.memory_analysis()
 

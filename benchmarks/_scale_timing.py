@@ -167,11 +167,11 @@ def eval_step_seconds(fns, params, split, *, auc, repeats=20):
         target_csr=target, exclude_csrs=[csr(split.train), csr(split.valid)],
         num_items=split.num_items, batch_size=max(int(np.count_nonzero(np.diff(target[0]))), 1),
     )  # fmt: skip
-    (args,) = plan.batches  # every test user in one batch
+    (batch,) = plan.batches  # every test user in one batch
 
     def run():
         return eval_full_step(
-            params, *args, score_users_fn=fns.score_all, num_items=split.num_items,
+            params, batch, score_users_fn=fns.score_all, num_items=split.num_items,
             ks=(10, 20, 50), auc=auc,
         )  # fmt: skip
 

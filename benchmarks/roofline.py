@@ -56,6 +56,7 @@ def measured_peaks(n: int) -> dict:
 
 def kernels(tiny: bool) -> dict:
     """``name -> (fn, args, loop trips)`` of the hot kernels at benchmark sizes."""
+    from robustjax.eval import TargetSlots
     from robustjax.eval.ranks import slot_metrics
 
     users, items, dim = (512, 2048, 64) if tiny else (8192, 1 << 20, 64)
@@ -69,15 +70,16 @@ def kernels(tiny: bool) -> dict:
     rng = np.random.default_rng(0)
     exclude = jnp.asarray(rng.random((b, items)) < 0.01)
     target = jnp.asarray(rng.random((b, items)) < 0.001)
-    slot_user = jnp.asarray(np.repeat(np.arange(b), 2), jnp.int32)
-    slot_items = jnp.asarray(rng.integers(0, items, (rows, width)), jnp.int32)
-    slot_real = jnp.ones((rows, width), bool)
+    slots = TargetSlots(
+        jnp.asarray(np.repeat(np.arange(b), 2), jnp.int32),
+        jnp.asarray(rng.integers(0, items, (rows, width)), jnp.int32),
+        jnp.ones((rows, width), bool),
+    )
 
-    def eval_batch(a, bt, ex, tg, su, si, sr):
-        return slot_metrics(a[:b] @ bt.T, ex, tg, su, si, sr, ks=(10, 20, 50), auc=True)
+    def eval_batch(a, bt, ex, tg, sl):
+        return slot_metrics(a[:b] @ bt.T, ex, tg, sl, ks=(10, 20, 50), auc=True)
 
-    out["eval_rank_counts"] = (eval_batch, (u, v, exclude, target, slot_user, slot_items,
-                                            slot_real), 1)  # fmt: skip
+    out["eval_rank_counts"] = (eval_batch, (u, v, exclude, target, slots), 1)
     out.update(_train_kernels(tiny))
     return out
 

@@ -1,11 +1,20 @@
 """Evaluation: per-user ranking metrics, mergeable metric sums, full and sampled protocols.
 
-The host-side batching helpers of the drivers (CSR checks, padded COO batches) are public
-here for other per-user drivers (poisoning target metrics).
+The host-side batching helpers of the drivers (CSR checks, padded COO batches, the
+:class:`UserBatch` of a step) are public here for other per-user drivers (poisoning target
+metrics).
 """
 
 from robustjax.eval._host import batch_capacity, check_csr, coo_batch, pad_rows
 from robustjax.eval.attacked import make_table_attack, table_targets
+from robustjax.eval.batches import (
+    CooList,
+    FullBatch,
+    TargetSlots,
+    UserBatch,
+    full_batch_spec,
+    user_batch,
+)
 from robustjax.eval.cold import column_scores, evaluate_cold, shift_csr
 from robustjax.eval.full import (
     FullEvalPlan,
@@ -37,10 +46,14 @@ from robustjax.eval.stability import (
 
 __all__ = [
     "METRIC_NAMES",
+    "CooList",
+    "FullBatch",
     "FullEvalPlan",
     "MetricSums",
     "SampledCandidates",
+    "TargetSlots",
     "TopK",
+    "UserBatch",
     "batch_capacity",
     "check_csr",
     "column_scores",
@@ -53,6 +66,7 @@ __all__ = [
     "evaluate_full",
     "evaluate_planned",
     "evaluate_sampled",
+    "full_batch_spec",
     "jaccard_at_k",
     "make_sampled_candidates",
     "make_table_attack",
@@ -73,4 +87,5 @@ __all__ = [
     "target_counts",
     "target_hit_ratio",
     "top_items",
+    "user_batch",
 ]

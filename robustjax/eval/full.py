@@ -6,7 +6,8 @@ is asked for (``return_topk``). AUC comes from the same counts and costs about a
 
 Users are processed in batches of at most ``B``. Per batch, the host sends user ids, the
 target/exclude entries as padded COO lists and the targets packed into slot rows of ``W``
-items (a user with many targets spans several rows of the same batch). One jitted step
+items (a user with many targets spans several rows of the same batch), together a
+:class:`~robustjax.eval.batches.FullBatch`. One jitted step
 scores the users, scatters the lists into dense ``[B, I]`` masks, counts ranks over item
 chunks and reduces per-user metrics to a ``MetricSums``. All batches share one shape, so
 the step compiles once per call signature.
@@ -31,13 +32,20 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from robustjax.eval import _host
+from robustjax.eval.batches import (
+    SLOT_WIDTH,
+    CooList,
+    FullBatch,
+    TargetSlots,
+    coo_mask,
+    user_batch,
+)
 from robustjax.eval.metrics import MetricSums, sum_metrics
 from robustjax.eval.ranking import _check_ks, metric_keys
 from robustjax.eval.ranks import slot_metrics
 from robustjax.sharding import gather
 
 CSR = tuple[np.ndarray, np.ndarray]  # (indptr int64 [U+1], indices int32 [nnz])
-SLOT_WIDTH = 8  # targets per slot row (see robustjax.eval.ranks)
 
 
 class TopK(NamedTuple):
@@ -48,27 +56,13 @@ class TopK(NamedTuple):
     scores: np.ndarray  # float32 [U', N]
 
 
-def coo_mask(rows: Int[Array, " C"], cols: Int[Array, " C"], shape) -> Bool[Array, "B I"]:
-    """The dense ``[B, I]`` mask of a padded COO batch (:func:`robustjax.eval.coo_batch`):
-    True at ``(rows, cols)``; padding entries (row ``B``, out of bounds) are dropped."""
-    return jnp.zeros(shape, jnp.bool_).at[rows, cols].set(True, mode="drop")
-
-
 @functools.partial(
     jax.jit,
     static_argnames=("score_users_fn", "num_items", "ks", "topn", "auc", "item_chunk"),
 )
 def eval_full_step(
     params: Any,
-    users: Int[Array, " B"],
-    user_mask: Bool[Array, " B"],
-    target_rows: Int[Array, " C"],
-    target_cols: Int[Array, " C"],
-    exclude_rows: Int[Array, " X"],
-    exclude_cols: Int[Array, " X"],
-    slot_user: Int[Array, " R"],
-    slot_items: Int[Array, "R W"],
-    slot_real: Bool[Array, "R W"],
+    batch: FullBatch,
     *,
     score_users_fn: Callable,
     num_items: int,
@@ -83,6 +77,7 @@ def eval_full_step(
     COO entries with row ``B`` are padding and are dropped. Returns ``(sums, top)`` where
     ``top`` is ``(items, scores)`` of the top ``topn`` non-excluded items, or None.
     """
+    users = batch.users.ids
     scores = score_users_fn(params, users)
     shape = (users.shape[0], num_items)
     if scores.shape != shape:
@@ -91,20 +86,12 @@ def eval_full_step(
             f"[B, num_items] = {shape}; check num_items."
         )
     scores = scores.astype(jnp.float32)
-    target = coo_mask(target_rows, target_cols, shape)
-    exclude = coo_mask(exclude_rows, exclude_cols, shape)
+    target = batch.target.mask(shape)
+    exclude = batch.users.exclude.mask(shape)
     per_user = slot_metrics(
-        scores,
-        exclude,
-        target,
-        slot_user,
-        slot_items,
-        slot_real,
-        ks=ks,
-        auc=auc,
-        item_chunk=item_chunk,
+        scores, exclude, target, batch.slots, ks=ks, auc=auc, item_chunk=item_chunk
     )
-    sums = sum_metrics(per_user, where=user_mask)
+    sums = sum_metrics(per_user, where=batch.users.mask)
     if not topn:
         return sums, None
     return sums, top_items(scores, exclude, topn, item_chunk=max(item_chunk, 4 * topn))
@@ -152,7 +139,7 @@ class FullEvalPlan:
     num_items: int
     batch_size: int
     users: np.ndarray  # int64 [U']: the evaluated users (those with a target), in order
-    batches: tuple  # per batch: the array arguments of eval_full_step
+    batches: tuple[FullBatch, ...]  # per batch: the arrays of eval_full_step
     sizes: tuple[int, ...]  # real users per batch
 
 
@@ -194,9 +181,9 @@ def evaluate_planned(
     """:func:`evaluate_full` on a :func:`plan_full` plan (arguments and results as there)."""
     ks, topn = _check_full_args(ks, plan.num_items, return_topk)
     states, tops = [], []
-    for args in plan.batches:
+    for batch in plan.batches:
         sums, top = eval_full_step(
-            params, *args, score_users_fn=score_users_fn, num_items=plan.num_items, ks=ks,
+            params, batch, score_users_fn=score_users_fn, num_items=plan.num_items, ks=ks,
             topn=topn, auc=auc,
         )  # fmt: skip
         states.append(sums)
@@ -307,9 +294,9 @@ def _plan_batches(counts: np.ndarray, bsz: int, width: int, row_cap: int) -> lis
 
 def _slot_rows(
     target: CSR, chunk: np.ndarray, width: int, row_cap: int, num_items: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The batch's targets packed ``width`` per row: ``(slot_user [R], slot_items [R, W],
-    slot_real [R, W])``; duplicate entries of a user count once, as in the dense mask."""
+) -> TargetSlots:
+    """The batch's targets packed ``width`` per row (``row_cap`` rows of host arrays);
+    duplicate entries of a user count once, as in the dense mask."""
     rows, cols = _host.gather_rows(target, chunk)
     keys = np.unique(rows.astype(np.int64) * num_items + cols)
     rows, cols = (keys // num_items).astype(np.int32), (keys % num_items).astype(np.int32)
@@ -325,7 +312,7 @@ def _slot_rows(
     slot_real = np.zeros((row_cap, width), bool)
     slot_items[slot_row, rank_in_user % width] = cols
     slot_real[slot_row, rank_in_user % width] = True
-    return slot_user, slot_items, slot_real
+    return TargetSlots(slot_user, slot_items, slot_real)
 
 
 def _pack_batches(
@@ -335,8 +322,8 @@ def _pack_batches(
     bsz: int,
     num_items: int,
     width: int = SLOT_WIDTH,
-) -> tuple[list, list]:
-    """The array arguments of ``eval_full_step`` for each host batch of at most ``bsz`` of
+) -> tuple[list[FullBatch], list[int]]:
+    """The arrays of ``eval_full_step`` for each host batch of at most ``bsz`` of
     ``eval_users`` (padded to one shape), and the real users per batch."""
     counts = target[0][eval_users + 1] - target[0][eval_users]
     row_cap = _slot_capacity(counts, bsz, width)
@@ -348,13 +335,13 @@ def _pack_batches(
     packed, sizes = [], []
     for a, b in batches:
         chunk = eval_users[a:b]
-        packed.append((
-            _host.pad_rows(chunk.astype(np.int32), bsz),
-            np.arange(bsz) < chunk.size,
-            *_host.coo_batch([target], chunk, t_cap, pad_row=bsz),
-            *_host.coo_batch(excludes, chunk, x_cap, pad_row=bsz),
-            *_slot_rows(target, chunk, width, row_cap, num_items),
-        ))  # fmt: skip
+        packed.append(
+            FullBatch(
+                user_batch(chunk, excludes, x_cap, bsz),
+                CooList(*_host.coo_batch([target], chunk, t_cap, pad_row=bsz)),
+                _slot_rows(target, chunk, width, row_cap, num_items),
+            )
+        )
         sizes.append(chunk.size)
     return packed, sizes
 
@@ -372,3 +359,16 @@ def _gather_topk(tops: list, sizes: list, eval_users: np.ndarray, topn: int) -> 
     items = np.concatenate([t[0][:m] for t, m in zip(tops, sizes, strict=True)])
     scores = np.concatenate([t[1][:m] for t, m in zip(tops, sizes, strict=True)])
     return TopK(eval_users.astype(np.int32), items, scores)
+
+
+__all__ = [  # SLOT_WIDTH and coo_mask live in robustjax.eval.batches, importable here too
+    "SLOT_WIDTH",
+    "FullEvalPlan",
+    "TopK",
+    "coo_mask",
+    "eval_full_step",
+    "evaluate_full",
+    "evaluate_planned",
+    "plan_full",
+    "top_items",
+]

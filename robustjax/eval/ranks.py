@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from robustjax.eval.batches import TargetSlots
 from robustjax.eval.ranking import METRIC_NAMES, _order_keys
 
 _LANES = 4  # bytes per uint32 word
@@ -100,8 +101,9 @@ def target_counts(
       scores: scores of the batch's users (NaN is treated as -inf).
       exclude: items removed from each user's candidates.
       target: each user's targets as a mask (defines AUC's negatives).
-      slot_user: the user row (into ``scores``) of each slot row.
-      slot_items: target item ids of each slot row; padding slots hold any valid id.
+      slot_user: the user row (into ``scores``) of each slot row (``TargetSlots.user``).
+      slot_items: target item ids of each slot row (``TargetSlots.items``); padding slots
+        hold any valid id (every slot is ranked: which are real is the caller's concern).
       auc: static; also count the negatives below each target.
       item_chunk: static; items compared per chunk (bounds the ``[R, W, chunk]`` masks).
       num_negatives: each user's non-excluded non-targets, if the caller has counted them
@@ -231,9 +233,7 @@ def slot_metrics(
     scores: Float[Array, "U I"],
     exclude: Bool[Array, "U I"],
     target: Bool[Array, "U I"],
-    slot_user: Int[Array, " R"],
-    slot_items: Int[Array, "R W"],
-    slot_real: Bool[Array, "R W"],
+    slots: TargetSlots,
     *,
     ks: tuple[int, ...],
     auc: bool = True,
@@ -243,17 +243,17 @@ def slot_metrics(
     docstring): :func:`target_counts` then :func:`metrics_from_ranks`."""
     num_neg = count_true(~(exclude | target)) if auc else None
     rank, auc2, tscore = target_counts(
-        scores, exclude, target, slot_user, slot_items, auc=auc, item_chunk=item_chunk,
+        scores, exclude, target, slots.user, slots.items, auc=auc, item_chunk=item_chunk,
         num_negatives=num_neg,
     )  # fmt: skip
-    excluded = jnp.take_along_axis(exclude[slot_user], slot_items, axis=1)
-    auc_ok = slot_real & ~excluded
+    excluded = jnp.take_along_axis(exclude[slots.user], slots.items, axis=1)
+    auc_ok = slots.real & ~excluded
     hit_ok = auc_ok & (tscore > -jnp.inf)
     num_targets = count_true(target)
     return metrics_from_ranks(
         rank,
         hit_ok,
-        slot_user,
+        slots.user,
         num_targets,
         ks=ks,
         auc2=auc2,

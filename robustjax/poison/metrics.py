@@ -18,11 +18,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, Float, Int
 
 from robustjax.data.csr import user_item_csr
 from robustjax.data.table import SplitData
-from robustjax.eval import batch_capacity, check_csr, coo_batch, coo_mask, pad_rows
+from robustjax.eval import UserBatch, batch_capacity, check_csr, user_batch
 
 
 def eligible_users(split: SplitData, targets, *, num_real_users: int | None = None) -> np.ndarray:
@@ -39,10 +39,7 @@ def eligible_users(split: SplitData, targets, *, num_real_users: int | None = No
 @functools.partial(jax.jit, static_argnames=("score_all", "k"))
 def target_rank_step(
     params: Any,
-    users: Int[Array, " B"],
-    user_mask: Bool[Array, " B"],
-    exclude_rows: Int[Array, " X"],
-    exclude_cols: Int[Array, " X"],
+    batch: UserBatch,
     targets: Int[Array, " T"],
     *,
     score_all: Callable,
@@ -52,9 +49,9 @@ def target_rank_step(
 
     COO exclusion entries with row ``B`` are padding and are dropped.
     """
-    scores = score_all(params, users).astype(jnp.float32)  # [B, I]
-    b, num_items = scores.shape
-    excl = coo_mask(exclude_rows, exclude_cols, (b, num_items))
+    scores = score_all(params, batch.ids).astype(jnp.float32)  # [B, I]
+    num_items = scores.shape[1]
+    excl = batch.exclude.mask(scores.shape)
     scores = jnp.where(excl, -jnp.inf, scores)
     st = scores[:, targets]  # [B, T]
     above = scores[:, None, :] > st[:, :, None]  # [B, T, I]
@@ -62,9 +59,9 @@ def target_rank_step(
         jnp.arange(num_items)[None, None, :] < targets[None, :, None]
     )
     rank = jnp.sum(above | tie, axis=-1)  # [B, T]
-    hit = (rank < k) & user_mask[:, None]
+    hit = (rank < k) & batch.mask[:, None]
     ndcg = jnp.where(hit, 1.0 / jnp.log2(rank.astype(jnp.float32) + 2.0), 0.0)
-    pairs = jnp.sum(user_mask.astype(jnp.float32)) * targets.shape[0]
+    pairs = jnp.sum(batch.mask.astype(jnp.float32)) * targets.shape[0]
     return jnp.sum(hit.astype(jnp.float32)), jnp.sum(ndcg), pairs
 
 
@@ -97,20 +94,8 @@ def _rank_sums(
     cap = batch_capacity([excl], users, bsz)
     sums = []
     for start in range(0, users.size, bsz):
-        chunk = users[start : start + bsz]
-        xr, xc = coo_batch([excl], chunk, cap, pad_row=bsz)
-        sums.append(
-            target_rank_step(
-                params,
-                pad_rows(chunk.astype(np.int32), bsz),
-                np.arange(bsz) < chunk.size,
-                xr,
-                xc,
-                targets,
-                score_all=score_all,
-                k=k,
-            )
-        )
+        batch = user_batch(users[start : start + bsz], [excl], cap, bsz)
+        sums.append(target_rank_step(params, batch, targets, score_all=score_all, k=k))
     return np.asarray(jax.device_get(sums), np.float64).sum(axis=0)
 
 

@@ -143,22 +143,20 @@ def test_eval_step_memory_per_entry_is_as_documented():
     import jax
     import jax.numpy as jnp
 
+    from robustjax.eval import full_batch_spec
     from robustjax.eval.full import eval_full_step
 
     b, ni, targets, excluded = 64, 20_000, 8, 32
-    i32, spec = jnp.int32, jax.ShapeDtypeStruct
+    spec = jax.ShapeDtypeStruct
     params = {"user": spec((100, 16), jnp.float32), "item": spec((ni, 16), jnp.float32)}
-    shapes = (
-        *(spec((b,), i32), spec((b,), jnp.bool_)),
-        *(spec((b * targets,), i32), spec((b * targets,), i32)),
-        *(spec((b * excluded,), i32), spec((b * excluded,), i32)),
-        *(spec((b,), i32), spec((b, 8), i32), spec((b, 8), jnp.bool_)),  # one slot row each
+    batch = full_batch_spec(  # one slot row per user
+        b, target_entries=b * targets, exclude_entries=b * excluded, slot_rows=b
     )
 
     def per_entry(auc):
         step = eval_full_step.lower(
             params,
-            *shapes,
+            batch,
             score_users_fn=lambda p, users: p["user"][users] @ p["item"].T,
             num_items=ni,
             ks=(10, 20, 50),
