@@ -25,6 +25,7 @@ from robustjax.train.pairs import FitResult, PairEpoch, fit, pair_epoch_fn
 from robustjax.train.state import OPTIMIZERS, TrainState, init_state, make_optimizer
 from robustjax.train.step import (
     apply_gradients,
+    epoch_means,
     epoch_permutation,
     make_batch,
     make_train_epoch,
@@ -49,6 +50,7 @@ __all__ = [
     "apply_gradients",
     "build_train_arrays",
     "draw_for_generator",
+    "epoch_means",
     "epoch_permutation",
     "fit",
     "fit_gan",

@@ -55,7 +55,7 @@ from robustjax.train.gan_ops import (
     sample_categorical,
 )
 from robustjax.train.state import TrainState
-from robustjax.train.step import apply_gradients
+from robustjax.train.step import apply_gradients, epoch_means
 
 # ----------------------------------------------------------------------------- epochs
 
@@ -75,9 +75,7 @@ def _scan_epoch(one_step, data: TrainArrays, perm: Array, carry, key: Array):
     returns the valid-row-weighted epoch means of the metrics."""
     step_keys = jax.random.split(key, perm.shape[0])
     carry, metrics = jax.lax.scan(lambda c, xs: one_step(c, *xs), carry, (perm, step_keys))
-    w = jnp.sum((perm < data.num_interactions).astype(jnp.float32), axis=1)
-    w = w / jnp.maximum(jnp.sum(w), 1.0)
-    return carry, jax.tree.map(lambda m: jnp.sum(m * w), metrics)
+    return carry, epoch_means(metrics, perm, data.num_interactions)
 
 
 def _jit_epoch(one_step):

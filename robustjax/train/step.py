@@ -142,6 +142,12 @@ def scan_epoch(
     u01 = jax.random.uniform(k_uniform, shape)
     step_keys = jax.random.split(k_steps, perm.shape[0])
     state, metrics = jax.lax.scan(lambda s, xs: step(s, *xs), state, (perm, u01, step_keys))
-    w = jnp.sum((perm < data.num_interactions).astype(jnp.float32), axis=1)
+    return state, epoch_means(metrics, perm, data.num_interactions)
+
+
+def epoch_means(metrics, perm: jax.Array, num_interactions: int):
+    """The epoch means of per-step ``metrics`` ([S] leaves) over the batches of ``perm``
+    [S, B], each step weighted by its valid rows (ids below ``num_interactions``)."""
+    w = jnp.sum((perm < num_interactions).astype(jnp.float32), axis=1)
     w = w / jnp.maximum(jnp.sum(w), 1.0)
-    return state, jax.tree.map(lambda m: jnp.sum(m * w), metrics)
+    return jax.tree.map(lambda m: jnp.sum(m * w), metrics)
