@@ -38,8 +38,9 @@ class TextSASRec(SASRec):
     Args:
       num_items: I, as :class:`SASRec`.
       max_len: L, as :class:`SASRec`.
-      sasrec_args, sasrec_kwargs: the rest of :class:`SASRec`'s arguments, with its
-        defaults: ``dim`` (D), ``num_blocks``, ``num_heads``, ``dropout``.
+      *sasrec_args: :class:`SASRec`'s further positional argument, ``dim`` (D).
+      **sasrec_kwargs: :class:`SASRec`'s keyword arguments, with its defaults: ``dim``,
+        ``num_blocks``, ``num_heads``, ``dropout``.
       text_dim: H, the encoder's feature size.
       id_embedding: add a trainable (zero-initialised) item ID embedding.
       text_encoder: the encoder checkpoint the features come from (recorded for text
