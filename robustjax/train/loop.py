@@ -175,7 +175,7 @@ def train_loop(
     for epoch in bar:
         phase = _phase_at(phases, epoch)
         prog.begin_epoch(epoch, phase, first_epoch)
-        state, record, plan = _run_epoch(phases, epoch, epochs, state, plan, root_key)
+        state, record, plan = _run_epoch(phases, phase, epoch, epochs, state, plan, root_key)
         check_epoch(prog, record, state, phase.name, epoch, strict, log)
         train_seconds += record["seconds"]
         stop = time_budget_s is not None and train_seconds >= time_budget_s
@@ -208,11 +208,10 @@ def _phase_at(phases: Sequence[Phase], epoch: int) -> Phase:
     return max((p for p in phases if p.start_epoch <= epoch), key=lambda p: p.start_epoch)
 
 
-def _run_epoch(phases, epoch: int, epochs: int, state, plan, root_key):
-    """Runs epoch ``epoch`` on ``plan`` (None: made now) with the key
+def _run_epoch(phases, phase: Phase, epoch: int, epochs: int, state, plan, root_key):
+    """Runs epoch ``epoch`` of ``phase`` on ``plan`` (None: made now) with the key
     ``fold_in(root_key, epoch)``; returns the new state, the epoch's record (its metrics
     and seconds) and the next epoch's plan (None after the last epoch)."""
-    phase = _phase_at(phases, epoch)
     plan = phase.task.plan(epoch) if plan is None else plan
     t0 = time.perf_counter()
     state, metrics = phase.task(state, plan, jax.random.fold_in(root_key, epoch))
